@@ -1,0 +1,358 @@
+//! The device's state behind the console: settings, clock, users, the external
+//! certificate store, notification addresses and the job queue, plus the fan-out of
+//! `EVENT` lines to every open console.
+//!
+//! Jobs run one at a time on a worker thread, each with a snapshot of the settings
+//! and stores taken when it was triggered.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use base64::Engine;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::console::{describe_refusals, quote};
+use crate::jobs::{self, JobInput, JobResult};
+use crate::settings::{self, Settings};
+
+/// What a console command asks the device to send.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    Scan {
+        to: Vec<String>,
+        size_kb: u32,
+        user: Option<String>,
+    },
+    Alert(&'static str),
+    Counter,
+}
+
+/// A registered device user (for `device_user` credentials and the scan From).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+    pub address: String,
+}
+
+/// Options fixed when the device starts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The host name sent in EHLO/HELO.
+    pub hostname: String,
+    /// Device time runs this many times faster for timeouts and waits (1 on hardware).
+    pub time_scale: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            hostname: "mfp-sim".into(),
+            time_scale: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+#[derive(Debug)]
+struct Job {
+    state: JobState,
+    input: Option<JobInput>,
+    result: Option<JobResult>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    settings: Settings,
+    users: Vec<User>,
+    certs: Vec<Vec<u8>>,
+    notify: Vec<String>,
+    /// Device clock minus system clock.
+    clock_offset: time::Duration,
+    jobs: BTreeMap<u64, Job>,
+    next_job: u64,
+}
+
+/// The device. Shared by the consoles and the job worker.
+pub struct Device {
+    state: Mutex<State>,
+    subscribers: Mutex<Vec<(u64, mpsc::Sender<String>)>>,
+    next_subscriber: std::sync::atomic::AtomicU64,
+    queue: Mutex<mpsc::Sender<u64>>,
+    opts: Options,
+}
+
+impl Device {
+    /// Starts a device with factory settings and its job worker.
+    pub fn start(opts: Options) -> std::io::Result<Arc<Device>> {
+        let (tx, rx) = mpsc::channel::<u64>();
+        let dev = Arc::new(Device {
+            state: Mutex::new(State {
+                next_job: 1,
+                ..State::default()
+            }),
+            subscribers: Mutex::new(Vec::new()),
+            next_subscriber: std::sync::atomic::AtomicU64::new(1),
+            queue: Mutex::new(tx),
+            opts,
+        });
+        let worker = Arc::clone(&dev);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("jobs".into())
+            .spawn(move || {
+                while let Ok(id) = rx.recv() {
+                    worker.run_job(&rt, id);
+                }
+            })?;
+        Ok(dev)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not take the console down with it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The options the device started with.
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// A copy of the current settings.
+    pub fn settings(&self) -> Settings {
+        self.lock().settings.clone()
+    }
+
+    /// Applies `pairs` all or nothing; the error is ready for an `ERR config` line.
+    pub fn apply(&self, pairs: &[(&str, &str)]) -> Result<(), String> {
+        self.lock()
+            .settings
+            .apply(pairs)
+            .map_err(|r| describe_refusals(&r))
+    }
+
+    /// Factory defaults and empty stores; job numbers keep counting up.
+    pub fn reset(&self) {
+        let mut s = self.lock();
+        s.settings = Settings::default();
+        s.users.clear();
+        s.certs.clear();
+        s.notify.clear();
+        s.clock_offset = time::Duration::ZERO;
+    }
+
+    /// The device clock now.
+    pub fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.lock().clock_offset
+    }
+
+    pub fn clock_rfc3339(&self) -> String {
+        self.now().format(&Rfc3339).unwrap_or_else(|_| "invalid".into())
+    }
+
+    pub fn set_clock(&self, t: &str) -> Result<(), String> {
+        let when = OffsetDateTime::parse(t, &Rfc3339)
+            .map_err(|e| format!("{t:?} is not an RFC 3339 time ({e})"))?;
+        self.lock().clock_offset = when - OffsetDateTime::now_utc();
+        Ok(())
+    }
+
+    pub fn add_user(&self, name: &str, password: &str, address: &str) -> Result<(), String> {
+        settings::validate("smtp.auth.user", name).map_err(|r| format!("NAME {}", r.rule))?;
+        if name.is_empty() {
+            return Err("NAME must not be empty".into());
+        }
+        settings::validate("smtp.auth.password", password)
+            .map_err(|r| format!("PASSWORD {}", r.rule))?;
+        if !address.is_empty() {
+            settings::check_email(address, 320).map_err(|why| format!("ADDRESS must be {why}"))?;
+        }
+        let mut s = self.lock();
+        if s.users.iter().any(|u| u.name == name) {
+            return Err(format!("a user {} exists already", quote(name)));
+        }
+        s.users.push(User {
+            name: name.into(),
+            password: password.into(),
+            address: address.into(),
+        });
+        Ok(())
+    }
+
+    pub fn add_notify(&self, address: &str) -> Result<(), String> {
+        settings::check_email(address, 320).map_err(|why| format!("ADDRESS must be {why}"))?;
+        let mut s = self.lock();
+        if !s.notify.iter().any(|a| a == address) {
+            s.notify.push(address.into());
+        }
+        Ok(())
+    }
+
+    /// Imports one PEM certificate into the external store.
+    pub fn import_cert(&self, pem: &str) -> Result<(), String> {
+        let mut body = String::new();
+        let mut inside = false;
+        let mut seen_end = false;
+        for line in pem.lines().map(str::trim) {
+            match line {
+                "-----BEGIN CERTIFICATE-----" if !inside && !seen_end => inside = true,
+                "-----END CERTIFICATE-----" if inside => {
+                    inside = false;
+                    seen_end = true;
+                }
+                "" => {}
+                l if inside => body.push_str(l),
+                l => return Err(format!("unexpected line {:?} outside the PEM block", crate::smtp_client::printable(l))),
+            }
+        }
+        if !seen_end {
+            return Err("no -----BEGIN CERTIFICATE----- block".into());
+        }
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .map_err(|e| format!("the PEM body is not base64: {e}"))?;
+        // A certificate is a DER SEQUENCE; the full parse comes with the checks.
+        if der.first() != Some(&0x30) || der.len() < 64 {
+            return Err("the PEM body is not a DER certificate".into());
+        }
+        self.lock().certs.push(der);
+        Ok(())
+    }
+
+    /// Queues a job, or refuses it at once (`disabled` scan, unknown user).
+    pub fn submit(&self, trigger: Trigger) -> Result<u64, (&'static str, String)> {
+        let mut s = self.lock();
+        if let Trigger::Scan { user: Some(name), .. } = &trigger {
+            if !s.users.iter().any(|u| &u.name == name) {
+                return Err(("config", format!("scan send: no device user {}", quote(name))));
+            }
+        }
+        if matches!(trigger, Trigger::Scan { .. }) {
+            jobs::scan_gate(&s.settings)?;
+        }
+        let id = s.next_job;
+        s.next_job += 1;
+        let input = JobInput {
+            id,
+            trigger,
+            settings: s.settings.clone(),
+            users: s.users.clone(),
+            notify: s.notify.clone(),
+            certs: s.certs.clone(),
+            clock_offset: s.clock_offset,
+        };
+        s.jobs.insert(
+            id,
+            Job {
+                state: JobState::Queued,
+                input: Some(input),
+                result: None,
+            },
+        );
+        drop(s);
+        let sent = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(id);
+        if sent.is_err() {
+            return Err(("config", "the job worker has stopped".into()));
+        }
+        Ok(id)
+    }
+
+    fn run_job(&self, rt: &tokio::runtime::Runtime, id: u64) {
+        let input = {
+            let mut s = self.lock();
+            let Some(job) = s.jobs.get_mut(&id) else { return };
+            job.state = JobState::Running;
+            job.input.take()
+        };
+        let Some(input) = input else { return };
+        let result = rt.block_on(jobs::run(input, &self.opts));
+        let event = match &result.error {
+            None => format!("EVENT JOB {id} done"),
+            Some((class, detail)) => format!("EVENT JOB {id} failed {class} {detail}"),
+        };
+        {
+            let mut s = self.lock();
+            if let Some(job) = s.jobs.get_mut(&id) {
+                job.state = if result.error.is_none() {
+                    JobState::Done
+                } else {
+                    JobState::Failed
+                };
+                job.result = Some(result);
+            }
+        }
+        self.broadcast(&event);
+    }
+
+    /// The `job n` answer lines (status line not included).
+    pub fn job_report(&self, id: u64) -> Option<Vec<String>> {
+        let s = self.lock();
+        let job = s.jobs.get(&id)?;
+        let state = match job.state {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        };
+        let mut first = format!("JOB {id} {state}");
+        let mut lines = Vec::new();
+        if let Some(r) = &job.result {
+            if let Some((class, detail)) = &r.error {
+                first.push_str(&format!(" {class} {detail}"));
+            }
+            for rc in &r.recipients {
+                if rc.accepted {
+                    lines.push(format!("RCPT {} accepted", rc.address));
+                } else {
+                    lines.push(format!("RCPT {} rejected {}", rc.address, rc.reply));
+                }
+            }
+        }
+        lines.insert(0, first);
+        Some(lines)
+    }
+
+    /// Registers a console for `EVENT` lines; answers its handle for unsubscribe.
+    pub fn subscribe(&self, tx: mpsc::Sender<String>) -> u64 {
+        let id = self
+            .next_subscriber
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, tx));
+        id
+    }
+
+    /// Stops sending `EVENT` lines to a console that has gone.
+    pub fn unsubscribe(&self, id: u64) {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(i, _)| *i != id);
+    }
+
+    fn broadcast(&self, line: &str) {
+        let mut line = line.to_string();
+        line.push_str("\r\n");
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(_, tx)| tx.send(line.clone()).is_ok());
+    }
+}

@@ -1,0 +1,210 @@
+//! What one job does (SPEC §2, §3): decide whether the mail may be sent, who it is
+//! from and to, build it, and hand it to the SMTP session.
+
+use std::time::Duration;
+
+use time::format_description::well_known::Rfc2822;
+use time::OffsetDateTime;
+
+use crate::device::{Options, Trigger, User};
+use crate::mime::{self, Attachment, Mail};
+use crate::net;
+use crate::settings::Settings;
+use crate::smtp_client::{Envelope, Outcome, RcptResult};
+
+/// Everything a job needs, copied when it was triggered.
+#[derive(Debug, Clone)]
+pub struct JobInput {
+    pub id: u64,
+    pub trigger: Trigger,
+    pub settings: Settings,
+    pub users: Vec<User>,
+    pub notify: Vec<String>,
+    pub certs: Vec<Vec<u8>>,
+    pub clock_offset: time::Duration,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Default)]
+pub struct JobResult {
+    /// `None` when delivered; else the error class of SPEC §5 and the detail.
+    pub error: Option<(&'static str, String)>,
+    pub recipients: Vec<RcptResult>,
+}
+
+type Refusal = (&'static str, String);
+
+fn refuse<T>(class: &'static str, detail: impl Into<String>) -> Result<T, Refusal> {
+    Err((class, detail.into()))
+}
+
+/// The switches for scans (SPEC §2): a scan with them off is refused at once.
+pub fn scan_gate(s: &Settings) -> Result<(), Refusal> {
+    if !s.flag("email.enabled") {
+        return refuse("disabled", "e-mail sending is off (email.enabled=off)");
+    }
+    if !s.flag("email.scan") {
+        return refuse("disabled", "scan to e-mail is off (email.scan=off)");
+    }
+    Ok(())
+}
+
+/// Features of SPEC that this build does not carry yet; a job that needs one fails
+/// with `config` and says which, rather than pretending.
+fn unsupported(s: &Settings) -> Result<(), Refusal> {
+    let checks = [
+        ("smtp.tls", s.text("smtp.tls") != "none"),
+        ("smtp.auth.enabled", s.flag("smtp.auth.enabled")),
+        ("pop_before_smtp.enabled", s.flag("pop_before_smtp.enabled")),
+        ("load.mode", s.text("load.mode") != "none"),
+    ];
+    for (key, on) in checks {
+        if on {
+            return refuse(
+                "config",
+                format!("{key}={} is not supported by this build of mfp-sim", s.text(key)),
+            );
+        }
+    }
+    Ok(())
+}
+
+struct Plan {
+    envelope: Envelope,
+    port: u16,
+    timeout: Duration,
+}
+
+fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
+    let s = &input.settings;
+    let (kind_switch, what) = match &input.trigger {
+        Trigger::Scan { .. } => ("email.scan", "scan to e-mail"),
+        Trigger::Alert(_) => ("email.notify", "alert notification"),
+        Trigger::Counter => ("email.counter", "total counter notification"),
+    };
+    if !s.flag("email.enabled") {
+        return refuse("disabled", "e-mail sending is off (email.enabled=off)");
+    }
+    if !s.flag(kind_switch) {
+        return refuse("disabled", format!("{what} is off ({kind_switch}=off)"));
+    }
+    let user: Option<&User> = match &input.trigger {
+        Trigger::Scan { user: Some(name), .. } => input.users.iter().find(|u| &u.name == name),
+        _ => None,
+    };
+    let recipients = match &input.trigger {
+        Trigger::Scan { to, .. } => to.clone(),
+        _ => {
+            if input.notify.is_empty() {
+                return refuse("config", "no notification address is registered");
+            }
+            input.notify.clone()
+        }
+    };
+    let server = s.text("smtp.server");
+    if server.is_empty() {
+        return refuse("config", "smtp.server is empty");
+    }
+    unsupported(s)?;
+    let header_from = match user {
+        Some(u) if !u.address.is_empty() => u.address.clone(),
+        _ => s.text("device.address").to_string(),
+    };
+    if header_from.is_empty() {
+        return refuse("config", "no From address: device.address is empty");
+    }
+    let mut mail_from = match s.text("envelope_from.mode") {
+        "specified" => s.text("envelope_from.address").to_string(),
+        _ => s.text("admin.address").to_string(),
+    };
+    if s.flag("smtp.auth.enabled") && s.text("smtp.auth.source") == "device_user" {
+        if let Some(u) = user.filter(|u| !u.address.is_empty()) {
+            mail_from = u.address.clone();
+        }
+    }
+    if mail_from.is_empty() {
+        let key = if s.text("envelope_from.mode") == "specified" {
+            "envelope_from.address"
+        } else {
+            "admin.address"
+        };
+        return refuse("config", format!("no envelope sender: {key} is empty"));
+    }
+    let now = OffsetDateTime::now_utc() + input.clock_offset;
+    let mail = compose(input, now, header_from, recipients.clone(), &opts.hostname);
+    let message = mime::encode(&mail, input.id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let timeout_s = s.number("smtp.timeout") as f64 / opts.time_scale.max(1e-6);
+    Ok(Plan {
+        envelope: Envelope {
+            ehlo_host: opts.hostname.clone(),
+            mail_from,
+            recipients,
+            message,
+        },
+        port: s.number("smtp.port") as u16,
+        timeout: Duration::from_secs_f64(timeout_s),
+    })
+}
+
+fn compose(input: &JobInput, now: OffsetDateTime, from: String, to: Vec<String>, host: &str) -> Mail {
+    let date = now.format(&Rfc2822).unwrap_or_default();
+    let message_id = format!("<{}.{}@{}>", now.unix_timestamp(), input.id, host);
+    let (subject, text, attachment) = match &input.trigger {
+        Trigger::Scan { size_kb, .. } => (
+            format!("Scanned document (job {})", input.id),
+            format!(
+                "A document was scanned on {host} and is attached.\n\nPages: 1\nSize: {size_kb} KB\n"
+            ),
+            Some(Attachment {
+                filename: format!("scan{:05}.bin", input.id),
+                content_type: "application/octet-stream".into(),
+                bytes: mime::scan_bytes(*size_kb),
+            }),
+        ),
+        Trigger::Alert(kind) => (
+            format!("[{host}] Alert: {kind}"),
+            format!(
+                "The device {host} reports: {kind}\n.\nThis line follows a line holding a single dot.\n"
+            ),
+            None,
+        ),
+        Trigger::Counter => (
+            format!("[{host}] Total counter"),
+            format!(
+                "Total counter report for {host}\n\n.total: 12345\n..color: 2345\n...mono: 10000\n"
+            ),
+            None,
+        ),
+    };
+    Mail {
+        from,
+        to,
+        subject,
+        date,
+        message_id,
+        text,
+        attachment,
+    }
+}
+
+/// Runs one job to its end.
+pub async fn run(input: JobInput, opts: &Options) -> JobResult {
+    let plan = match plan(&input, opts) {
+        Ok(p) => p,
+        Err(e) => {
+            return JobResult {
+                error: Some(e),
+                recipients: Vec::new(),
+            }
+        }
+    };
+    let server = input.settings.text("smtp.server").to_string();
+    let r = net::deliver(&server, plan.port, plan.timeout, plan.envelope).await;
+    JobResult {
+        error: match r.outcome {
+            Outcome::Delivered => None,
+            Outcome::Failed { class, detail } => Some((class, detail)),
+        },
+        recipients: r.recipients,
+    }
+}

@@ -1,0 +1,63 @@
+//! mfp-sim: a simulated multifunction printer's e-mail (SMTP) sending function with
+//! its serial console, following the behaviour contract in SPEC.md.
+//!
+//! The modules follow one concept each: `settings` (schema and validation),
+//! `console` (the line protocol, no I/O), `device` (state and job queue), `jobs`
+//! (what a job sends), `mime` (building mails), `smtp_client` (the SMTP state
+//! machine, no I/O), `net` (its tokio layer), `transport` (pty, stdio, TCP).
+
+pub mod console;
+pub mod device;
+pub mod jobs;
+pub mod mime;
+pub mod net;
+pub mod settings;
+pub mod smtp_client;
+pub mod transport;
+
+use clap::Args;
+
+/// The command line of the simulated device (also `hil sim`).
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Where the console is served: `pty` (prints `console: /dev/pts/N` first),
+    /// `stdio`, or `tcp:ADDR:PORT` (raw TCP, as ser2net serves a port).
+    #[arg(long, default_value = "pty")]
+    pub console: String,
+    /// Device time runs this many times faster for timeouts and waits.
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// The host name the device sends in EHLO.
+    #[arg(long, default_value = "mfp-sim")]
+    pub hostname: String,
+}
+
+/// Runs the device until its console ends.
+pub fn run(args: SimArgs) -> Result<(), String> {
+    if !(args.time_scale.is_finite() && args.time_scale >= 1.0 && args.time_scale <= 10_000.0) {
+        return Err(format!(
+            "--time-scale {}: must be a number from 1 to 10000",
+            args.time_scale
+        ));
+    }
+    settings::check_host(&args.hostname)
+        .map_err(|e| format!("--hostname {:?}: {e}", args.hostname))?;
+    let dev = device::Device::start(device::Options {
+        hostname: args.hostname.clone(),
+        time_scale: args.time_scale,
+    })
+    .map_err(|e| format!("cannot start the device: {e}"))?;
+    let r = match args.console.as_str() {
+        "pty" => transport::serve_pty(dev),
+        "stdio" => transport::serve_stdio(dev),
+        other => match other.strip_prefix("tcp:") {
+            Some(addr) => transport::serve_tcp(addr, dev),
+            None => {
+                return Err(format!(
+                    "--console {other:?}: must be pty, stdio or tcp:ADDR:PORT"
+                ))
+            }
+        },
+    };
+    r.map_err(|e| format!("console ({}): {e}", args.console))
+}

@@ -1,0 +1,440 @@
+//! The device's SMTP client as a state machine without sockets (SPEC §3 steps 3 and
+//! 8–10): replies go in, the next bytes to send (or the end) come out. `net.rs` moves
+//! the bytes and enforces the timeout.
+
+use std::fmt;
+
+/// A complete server reply: its code and the text of each line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    /// The reply as one line for a job result: `code text text…`.
+    pub fn summary(&self) -> String {
+        let text = printable(&self.lines.join(" "));
+        if text.is_empty() {
+            self.code.to_string()
+        } else {
+            format!("{} {}", self.code, text)
+        }
+    }
+    fn class(&self) -> u16 {
+        self.code / 100
+    }
+}
+
+/// Makes server text safe for one console line: control characters become `?`, and
+/// it is cut at 300 characters.
+pub fn printable(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(300)
+        .collect();
+    if s.chars().count() > 300 {
+        out.push('…');
+    }
+    out.trim().to_string()
+}
+
+/// Longest reply line the device accepts (RFC 5321 allows 512; servers send more).
+pub const MAX_REPLY_LINE: usize = 4096;
+/// Most lines one reply may have.
+pub const MAX_REPLY_LINES: usize = 256;
+
+/// A reply that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadReply(pub String);
+
+impl fmt::Display for BadReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Assembles replies from bytes: `250-a`, `250-b`, `250 c` is one reply.
+#[derive(Debug, Default)]
+pub struct ReplyReader {
+    buf: Vec<u8>,
+    code: Option<u16>,
+    lines: Vec<String>,
+}
+
+impl ReplyReader {
+    /// Adds bytes; answers the replies that are complete.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Reply>, BadReply> {
+        self.buf.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+            let raw: Vec<u8> = self.buf.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&raw);
+            let line = line.trim_end_matches(['\r', '\n']);
+            if let Some(r) = self.line(line)? {
+                out.push(r);
+            }
+        }
+        if self.buf.len() > MAX_REPLY_LINE {
+            return Err(BadReply(format!(
+                "reply line longer than {MAX_REPLY_LINE} bytes"
+            )));
+        }
+        Ok(out)
+    }
+
+    fn line(&mut self, line: &str) -> Result<Option<Reply>, BadReply> {
+        let b = line.as_bytes();
+        let ok_code = b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) && (b'2'..=b'5').contains(&b[0]);
+        if !ok_code || (b.len() > 3 && b[3] != b' ' && b[3] != b'-') {
+            return Err(BadReply(format!(
+                "malformed reply line {:?}",
+                printable(line)
+            )));
+        }
+        let code: u16 = line[..3].parse().map_err(|_| BadReply("bad code".into()))?;
+        if let Some(c) = self.code {
+            if c != code {
+                return Err(BadReply(format!(
+                    "reply code changed from {c} to {code} within one reply"
+                )));
+            }
+        }
+        self.code = Some(code);
+        self.lines.push(line.get(4..).unwrap_or("").to_string());
+        if self.lines.len() > MAX_REPLY_LINES {
+            return Err(BadReply(format!("reply of more than {MAX_REPLY_LINES} lines")));
+        }
+        let last = b.len() == 3 || b[3] == b' ';
+        if last {
+            self.code = None;
+            return Ok(Some(Reply {
+                code,
+                lines: std::mem::take(&mut self.lines),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Whether bytes of an unfinished reply are waiting.
+    pub fn is_mid_reply(&self) -> bool {
+        !self.buf.is_empty() || self.code.is_some()
+    }
+}
+
+/// What one SMTP transaction is to carry.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub ehlo_host: String,
+    pub mail_from: String,
+    pub recipients: Vec<String>,
+    /// The message bytes (CRLF, not yet dot-stuffed).
+    pub message: Vec<u8>,
+}
+
+/// The server's verdict on one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcptResult {
+    pub address: String,
+    pub accepted: bool,
+    pub reply: String,
+}
+
+/// How the transaction ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Failed with an error class of SPEC §5 and its detail.
+    Failed { class: &'static str, detail: String },
+}
+
+/// The step the client is waiting on; names appear in error details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Greeting,
+    Ehlo,
+    Helo,
+    Mail,
+    Rcpt(usize),
+    Data,
+    EndOfData,
+    Quit,
+    Closed,
+}
+
+impl Step {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Greeting => "greeting",
+            Step::Ehlo => "EHLO",
+            Step::Helo => "HELO",
+            Step::Mail => "MAIL FROM",
+            Step::Rcpt(_) => "RCPT TO",
+            Step::Data => "DATA",
+            Step::EndOfData => "end of data",
+            Step::Quit => "QUIT",
+            Step::Closed => "end",
+        }
+    }
+}
+
+/// What the IO layer does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send these bytes, then wait for a reply.
+    Send(Vec<u8>),
+    /// Send these bytes (possibly none), close, and finish with the outcome.
+    Finish(Vec<u8>, Outcome),
+}
+
+/// The client: create with [`Client::new`], then feed each reply to [`Client::on_reply`].
+#[derive(Debug)]
+pub struct Client {
+    env: Envelope,
+    step: Step,
+    extensions: Vec<String>,
+    rcpts: Vec<RcptResult>,
+    failure: Option<Outcome>,
+}
+
+impl Client {
+    pub fn new(env: Envelope) -> Self {
+        Client {
+            env,
+            step: Step::Greeting,
+            extensions: Vec::new(),
+            rcpts: Vec::new(),
+            failure: None,
+        }
+    }
+
+    /// The step whose reply is awaited.
+    pub fn step(&self) -> Step {
+        self.step
+    }
+
+    /// Per-recipient results so far.
+    pub fn recipients(&self) -> &[RcptResult] {
+        &self.rcpts
+    }
+
+    /// The extensions of the last EHLO reply (empty after HELO).
+    pub fn extensions(&self) -> &[String] {
+        &self.extensions
+    }
+
+    fn has_size(&self) -> bool {
+        self.extensions.iter().any(|e| {
+            let mut w = e.split_whitespace();
+            w.next().is_some_and(|k| k.eq_ignore_ascii_case("SIZE"))
+        })
+    }
+
+    fn fail(&mut self, class: &'static str, detail: String, send_quit: bool) -> Action {
+        self.step = Step::Closed;
+        let bytes = if send_quit { b"QUIT\r\n".to_vec() } else { Vec::new() };
+        Action::Finish(bytes, Outcome::Failed { class, detail })
+    }
+
+    fn rejected(&mut self, reply: &Reply) -> Action {
+        let detail = format!("{} {}", self.step.name(), reply.summary());
+        // 421 means the server is closing: no QUIT.
+        let quit = reply.code != 421;
+        self.fail("rejected", detail, quit)
+    }
+
+    fn mail_from(&self) -> Vec<u8> {
+        let mut cmd = format!("MAIL FROM:<{}>", self.env.mail_from);
+        if self.has_size() {
+            cmd.push_str(&format!(" SIZE={}", self.env.message.len()));
+        }
+        cmd.push_str("\r\n");
+        cmd.into_bytes()
+    }
+
+    fn rcpt(&self, i: usize) -> Vec<u8> {
+        format!("RCPT TO:<{}>\r\n", self.env.recipients[i]).into_bytes()
+    }
+
+    /// Advances on one reply.
+    pub fn on_reply(&mut self, reply: Reply) -> Action {
+        match self.step {
+            Step::Greeting => {
+                if reply.class() != 2 {
+                    return self.rejected(&reply);
+                }
+                self.step = Step::Ehlo;
+                Action::Send(format!("EHLO {}\r\n", self.env.ehlo_host).into_bytes())
+            }
+            Step::Ehlo => {
+                if (500..=504).contains(&reply.code) {
+                    self.step = Step::Helo;
+                    return Action::Send(format!("HELO {}\r\n", self.env.ehlo_host).into_bytes());
+                }
+                if reply.class() != 2 {
+                    return self.rejected(&reply);
+                }
+                self.extensions = reply.lines.iter().skip(1).cloned().collect();
+                self.step = Step::Mail;
+                Action::Send(self.mail_from())
+            }
+            Step::Helo => {
+                if reply.class() != 2 {
+                    return self.rejected(&reply);
+                }
+                self.extensions.clear();
+                self.step = Step::Mail;
+                Action::Send(self.mail_from())
+            }
+            Step::Mail => {
+                if reply.class() != 2 {
+                    return self.rejected(&reply);
+                }
+                if self.env.recipients.is_empty() {
+                    return self.fail("config", "no recipients".into(), true);
+                }
+                self.step = Step::Rcpt(0);
+                Action::Send(self.rcpt(0))
+            }
+            Step::Rcpt(i) => {
+                let accepted = reply.class() == 2;
+                if reply.code == 421 {
+                    return self.rejected(&reply);
+                }
+                self.rcpts.push(RcptResult {
+                    address: self.env.recipients[i].clone(),
+                    accepted,
+                    reply: reply.summary(),
+                });
+                if i + 1 < self.env.recipients.len() {
+                    self.step = Step::Rcpt(i + 1);
+                    return Action::Send(self.rcpt(i + 1));
+                }
+                if !self.rcpts.iter().any(|r| r.accepted) {
+                    let first = self.rcpts.first().map(|r| r.reply.clone()).unwrap_or_default();
+                    return self.fail(
+                        "rejected",
+                        format!("RCPT TO: every recipient refused ({first})"),
+                        true,
+                    );
+                }
+                self.step = Step::Data;
+                Action::Send(b"DATA\r\n".to_vec())
+            }
+            Step::Data => {
+                if reply.class() != 3 {
+                    return self.rejected(&reply);
+                }
+                self.step = Step::EndOfData;
+                Action::Send(crate::mime::dot_stuff(&self.env.message))
+            }
+            Step::EndOfData => {
+                if reply.class() != 2 {
+                    return self.rejected(&reply);
+                }
+                self.step = Step::Quit;
+                Action::Send(b"QUIT\r\n".to_vec())
+            }
+            Step::Quit => {
+                self.step = Step::Closed;
+                if reply.class() != 2 {
+                    let detail = format!("QUIT {}", reply.summary());
+                    self.failure = Some(Outcome::Failed {
+                        class: "rejected",
+                        detail: detail.clone(),
+                    });
+                    return Action::Finish(Vec::new(), Outcome::Failed { class: "rejected", detail });
+                }
+                Action::Finish(Vec::new(), Outcome::Delivered)
+            }
+            Step::Closed => Action::Finish(
+                Vec::new(),
+                self.failure.clone().unwrap_or(Outcome::Delivered),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(code: u16, text: &str) -> Reply {
+        Reply {
+            code,
+            lines: vec![text.into()],
+        }
+    }
+
+    fn env(rcpts: &[&str]) -> Envelope {
+        Envelope {
+            ehlo_host: "mfp".into(),
+            mail_from: "admin@example.com".into(),
+            recipients: rcpts.iter().map(|s| s.to_string()).collect(),
+            message: b"Subject: x\r\n\r\n.dot\r\n".to_vec(),
+        }
+    }
+
+    #[test]
+    fn reader_joins_multiline_and_splits_pipelined() {
+        let mut r = ReplyReader::default();
+        assert!(r.push(b"250-mx hello\r\n250-SIZE 1000\r").unwrap().is_empty());
+        let got = r.push(b"\n250 8BITMIME\r\n220 x\r\n").unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].lines, vec!["mx hello", "SIZE 1000", "8BITMIME"]);
+        assert_eq!(got[1].code, 220);
+        assert!(ReplyReader::default().push(b"hello\r\n").is_err());
+        assert!(ReplyReader::default().push(b"250-a\r\n251 b\r\n").is_err());
+    }
+
+    #[test]
+    fn happy_path_with_size_and_one_refused_recipient() {
+        let mut c = Client::new(env(&["a@x", "b@x"]));
+        assert_eq!(c.on_reply(reply(220, "hi")), Action::Send(b"EHLO mfp\r\n".to_vec()));
+        let ehlo = Reply {
+            code: 250,
+            lines: vec!["mx".into(), "SIZE 0".into()],
+        };
+        assert_eq!(
+            c.on_reply(ehlo),
+            Action::Send(b"MAIL FROM:<admin@example.com> SIZE=20\r\n".to_vec())
+        );
+        assert_eq!(c.on_reply(reply(250, "ok")), Action::Send(b"RCPT TO:<a@x>\r\n".to_vec()));
+        assert_eq!(c.on_reply(reply(550, "no")), Action::Send(b"RCPT TO:<b@x>\r\n".to_vec()));
+        assert_eq!(c.on_reply(reply(250, "ok")), Action::Send(b"DATA\r\n".to_vec()));
+        assert_eq!(
+            c.on_reply(reply(354, "go")),
+            Action::Send(b"Subject: x\r\n\r\n..dot\r\n.\r\n".to_vec())
+        );
+        assert_eq!(c.on_reply(reply(250, "queued")), Action::Send(b"QUIT\r\n".to_vec()));
+        assert_eq!(
+            c.on_reply(reply(221, "bye")),
+            Action::Finish(vec![], Outcome::Delivered)
+        );
+        assert!(!c.recipients()[0].accepted);
+        assert!(c.recipients()[1].accepted);
+    }
+
+    #[test]
+    fn helo_fallback_once_then_no_size() {
+        let mut c = Client::new(env(&["a@x"]));
+        c.on_reply(reply(220, "hi"));
+        assert_eq!(c.on_reply(reply(502, "no")), Action::Send(b"HELO mfp\r\n".to_vec()));
+        assert_eq!(
+            c.on_reply(reply(250, "ok")),
+            Action::Send(b"MAIL FROM:<admin@example.com>\r\n".to_vec())
+        );
+        let mut c = Client::new(env(&["a@x"]));
+        c.on_reply(reply(220, "hi"));
+        c.on_reply(reply(500, "no"));
+        match c.on_reply(reply(501, "no")) {
+            Action::Finish(q, Outcome::Failed { class, detail }) => {
+                assert_eq!(q, b"QUIT\r\n");
+                assert_eq!(class, "rejected");
+                assert!(detail.starts_with("HELO 501"));
+            }
+            a => panic!("{a:?}"),
+        }
+    }
+}
