@@ -1,0 +1,16 @@
+//! hil: the hardware-in-the-loop harness for the e-mail (SMTP) sending function of a
+//! multifunction printer. See `docs/architecture.md` for the map.
+//!
+//! - `smtp`, `smtp_server`: the fake SMTP server (session without I/O, tokio layer).
+//! - `device`: endpoints, profiles, the console driver, the embedded simulator.
+//! - `model`, `oracle`: the harness's own reading of SPEC; what a correct device does.
+//! - `cases`, `runner`, `verdict`: the cases, running them, judging them.
+
+pub mod cases;
+pub mod device;
+pub mod model;
+pub mod oracle;
+pub mod runner;
+pub mod smtp;
+pub mod smtp_server;
+pub mod verdict;

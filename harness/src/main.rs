@@ -1,1 +1,145 @@
-fn main(){}
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use hil::device::Endpoint;
+use hil::runner::{describe_failure, DeviceChoice, RunOptions, Runner};
+
+/// Hardware-in-the-loop harness for the e-mail (SMTP) function of a multifunction printer.
+#[derive(Parser)]
+#[command(name = "hil", version)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the cases against a device and print a verdict for each.
+    Run(RunArgs),
+    /// Run the embedded simulated device (what `hil run --device sim` starts).
+    Sim(mfp_sim::SimArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// `sim` (the embedded simulated device on a pty), `serial:/dev/ttyX[,BAUD]`, or
+    /// `tcp:HOST:PORT` (a raw TCP console such as ser2net).
+    #[arg(long, default_value = "sim")]
+    device: String,
+    /// The device profile (console dialect); default: the built-in reference dialect.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// The address the fake servers listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// The fake SMTP server's port (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    smtp_port: u16,
+    /// The SMTP server address the device is given (default: the --bind address).
+    #[arg(long)]
+    server_address: Option<String>,
+    /// Run only the cases whose id contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Device time scale for the embedded simulated device (timeouts run faster).
+    #[arg(long, default_value_t = 20.0)]
+    time_scale: f64,
+    /// Print every case's transcript, not only the failures'.
+    #[arg(long, short)]
+    verbose: bool,
+    /// List the cases and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+fn run(a: RunArgs) -> Result<bool, String> {
+    let device = if a.device == "sim" {
+        DeviceChoice::Sim {
+            time_scale: a.time_scale,
+        }
+    } else {
+        DeviceChoice::Endpoint(Endpoint::parse(&a.device)?)
+    };
+    let cases: Vec<_> = hil::cases::first_set()
+        .into_iter()
+        .filter(|c| a.filter.as_deref().is_none_or(|f| c.id.contains(f)))
+        .collect();
+    if a.list {
+        for c in &cases {
+            println!("{}", c.id);
+        }
+        return Ok(true);
+    }
+    if cases.is_empty() {
+        return Err(format!(
+            "no case matches --filter {:?}",
+            a.filter.unwrap_or_default()
+        ));
+    }
+    let mut runner = Runner::start(RunOptions {
+        device,
+        profile: a.profile,
+        bind: a.bind,
+        smtp_port: a.smtp_port,
+        server_address: a.server_address,
+        filter: a.filter,
+        verbose: a.verbose,
+    })?;
+    println!(
+        "hil: {} cases, device {}, fake SMTP server on {}",
+        cases.len(),
+        a.device,
+        runner.smtp_addr()
+    );
+    let (mut passed, mut failed) = (0usize, 0usize);
+    let width = cases.len().to_string().len();
+    let started = std::time::Instant::now();
+    for (i, case) in cases.iter().enumerate() {
+        let r = runner.run_case(case);
+        let verdict = if r.passed { "pass" } else { "FAIL" };
+        println!(
+            "[{:>width$}/{}] {verdict} {} ({} ms)",
+            i + 1,
+            cases.len(),
+            r.id,
+            r.millis
+        );
+        if !r.passed || a.verbose {
+            print!("{}", describe_failure(&r));
+        }
+        let _ = std::io::stdout().flush();
+        if r.passed {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    runner.shutdown();
+    println!("hil: ran in {:.1}s", started.elapsed().as_secs_f64());
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().cmd {
+        Cmd::Run(a) => match run(a) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("hil: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Sim(args) => match mfp_sim::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hil sim: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -158,7 +158,9 @@ impl Device {
     }
 
     pub fn clock_rfc3339(&self) -> String {
-        self.now().format(&Rfc3339).unwrap_or_else(|_| "invalid".into())
+        self.now()
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| "invalid".into())
     }
 
     pub fn set_clock(&self, t: &str) -> Result<(), String> {
@@ -213,7 +215,12 @@ impl Device {
                 }
                 "" => {}
                 l if inside => body.push_str(l),
-                l => return Err(format!("unexpected line {:?} outside the PEM block", crate::smtp_client::printable(l))),
+                l => {
+                    return Err(format!(
+                        "unexpected line {:?} outside the PEM block",
+                        crate::smtp_client::printable(l)
+                    ))
+                }
             }
         }
         if !seen_end {
@@ -233,9 +240,15 @@ impl Device {
     /// Queues a job, or refuses it at once (`disabled` scan, unknown user).
     pub fn submit(&self, trigger: Trigger) -> Result<u64, (&'static str, String)> {
         let mut s = self.lock();
-        if let Trigger::Scan { user: Some(name), .. } = &trigger {
+        if let Trigger::Scan {
+            user: Some(name), ..
+        } = &trigger
+        {
             if !s.users.iter().any(|u| &u.name == name) {
-                return Err(("config", format!("scan send: no device user {}", quote(name))));
+                return Err((
+                    "config",
+                    format!("scan send: no device user {}", quote(name)),
+                ));
             }
         }
         if matches!(trigger, Trigger::Scan { .. }) {
@@ -275,7 +288,9 @@ impl Device {
     fn run_job(&self, rt: &tokio::runtime::Runtime, id: u64) {
         let input = {
             let mut s = self.lock();
-            let Some(job) = s.jobs.get_mut(&id) else { return };
+            let Some(job) = s.jobs.get_mut(&id) else {
+                return;
+            };
             job.state = JobState::Running;
             job.input.take()
         };

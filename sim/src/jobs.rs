@@ -62,7 +62,10 @@ fn unsupported(s: &Settings) -> Result<(), Refusal> {
         if on {
             return refuse(
                 "config",
-                format!("{key}={} is not supported by this build of mfp-sim", s.text(key)),
+                format!(
+                    "{key}={} is not supported by this build of mfp-sim",
+                    s.text(key)
+                ),
             );
         }
     }
@@ -89,7 +92,9 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
         return refuse("disabled", format!("{what} is off ({kind_switch}=off)"));
     }
     let user: Option<&User> = match &input.trigger {
-        Trigger::Scan { user: Some(name), .. } => input.users.iter().find(|u| &u.name == name),
+        Trigger::Scan {
+            user: Some(name), ..
+        } => input.users.iter().find(|u| &u.name == name),
         _ => None,
     };
     let recipients = match &input.trigger {
@@ -146,7 +151,13 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
     })
 }
 
-fn compose(input: &JobInput, now: OffsetDateTime, from: String, to: Vec<String>, host: &str) -> Mail {
+fn compose(
+    input: &JobInput,
+    now: OffsetDateTime,
+    from: String,
+    to: Vec<String>,
+    host: &str,
+) -> Mail {
     let date = now.format(&Rfc2822).unwrap_or_default();
     let message_id = format!("<{}.{}@{}>", now.unix_timestamp(), input.id, host);
     let (subject, text, attachment) = match &input.trigger {

@@ -10,7 +10,9 @@ use base64::Engine;
 
 /// The scan attachment's bytes for `size_kb` KB.
 pub fn scan_bytes(size_kb: u32) -> Vec<u8> {
-    (0..size_kb as usize * 1024).map(|i| (i % 251) as u8).collect()
+    (0..size_kb as usize * 1024)
+        .map(|i| (i % 251) as u8)
+        .collect()
 }
 
 /// What a mail says, before encoding.

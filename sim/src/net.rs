@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::smtp_client::{Action, Client, Envelope, Outcome, RcptResult, ReplyReader};
+use crate::smtp_client::{Action, Client, Envelope, Outcome, RcptResult, ReplyReader, Step};
 
 /// The result of one SMTP session.
 #[derive(Debug, Clone)]
@@ -29,7 +29,9 @@ pub async fn resolve(server: &str, port: u16) -> Result<Vec<SocketAddr>, String>
             .map_err(|_| format!("{server:?} is not an IPv6 address"))?;
         let scope = match zone.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => interface_index(zone).ok_or_else(|| format!("no network interface {zone:?}"))?,
+            Err(_) => {
+                interface_index(zone).ok_or_else(|| format!("no network interface {zone:?}"))?
+            }
         };
         return Ok(vec![SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope))]);
     }
@@ -57,12 +59,10 @@ fn interface_index(name: &str) -> Option<u32> {
 }
 
 /// Connects to the first address that answers within `timeout`.
-pub async fn connect(
-    server: &str,
-    port: u16,
-    timeout: Duration,
-) -> Result<TcpStream, Outcome> {
-    let addrs = resolve(server, port).await.map_err(|e| failed("connect", e))?;
+pub async fn connect(server: &str, port: u16, timeout: Duration) -> Result<TcpStream, Outcome> {
+    let addrs = resolve(server, port)
+        .await
+        .map_err(|e| failed("connect", e))?;
     let mut last = String::new();
     for addr in addrs {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
@@ -84,12 +84,7 @@ fn secs(d: Duration) -> String {
 }
 
 /// Runs one SMTP session over plain TCP.
-pub async fn deliver(
-    server: &str,
-    port: u16,
-    timeout: Duration,
-    env: Envelope,
-) -> SessionResult {
+pub async fn deliver(server: &str, port: u16, timeout: Duration, env: Envelope) -> SessionResult {
     let mut client = Client::new(env);
     let outcome = match connect(server, port, timeout).await {
         Ok(stream) => run(stream, &mut client, timeout).await,
@@ -112,8 +107,15 @@ where
         let reply = match pending.pop_front() {
             Some(r) => r,
             None => {
+                let at_quit = client.step() == Step::Quit;
                 let step = client.step().name();
-                let n = match tokio::time::timeout(timeout, stream.read(&mut buf)).await {
+                let read = tokio::time::timeout(timeout, stream.read(&mut buf)).await;
+                // The message was accepted before QUIT: silence or a hang-up at QUIT
+                // does not undo the delivery (only an explicit refusal does).
+                if at_quit && matches!(read, Err(_) | Ok(Ok(0)) | Ok(Err(_))) {
+                    return Outcome::Delivered;
+                }
+                let n = match read {
                     Err(_) => {
                         return failed(
                             "timeout",
@@ -141,7 +143,10 @@ where
                 let step = client.step().name();
                 match tokio::time::timeout(timeout, stream.write_all(&bytes)).await {
                     Err(_) => {
-                        return failed("timeout", format!("sending {step}: stalled for {}", secs(timeout)))
+                        return failed(
+                            "timeout",
+                            format!("sending {step}: stalled for {}", secs(timeout)),
+                        )
                     }
                     Ok(Err(e)) => return failed("connect", format!("sending {step}: {e}")),
                     Ok(Ok(())) => {}

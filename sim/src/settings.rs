@@ -19,20 +19,26 @@ pub const MECHANISM_ORDER: &[&str] = &[
 ];
 
 /// Mechanisms this simulated firmware implements; the others are refused when set.
-pub const IMPLEMENTED_MECHANISMS: &[&str] = &["digest-md5", "cram-md5", "login", "plain", "xoauth2"];
+pub const IMPLEMENTED_MECHANISMS: &[&str] =
+    &["digest-md5", "cram-md5", "login", "plain", "xoauth2"];
 
 /// The type and rule of one key.
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
     Bool,
     /// A decimal integer within `min..=max`.
-    Int { min: u64, max: u64 },
+    Int {
+        min: u64,
+        max: u64,
+    },
     /// One of a fixed list of words.
     Choice(&'static [&'static str]),
     /// A host name, an IPv4 address or an IPv6 address with optional `%zone`; or empty.
     Host,
     /// An e-mail address of at most `max` half-width characters; or empty.
-    Email { max: usize },
+    Email {
+        max: usize,
+    },
     /// Free text of at most `max` characters; `half_width` allows printable ASCII only;
     /// `forbid` lists characters that are refused.
     Text {
@@ -91,7 +97,11 @@ pub const SCHEMA: &[KeyDef] = &[
     def("email.notify", Kind::Bool, "on"),
     def("email.counter", Kind::Bool, "on"),
     def("smtp.server", Kind::Host, ""),
-    def("smtp.tls", Kind::Choice(&["none", "smtps", "starttls"]), "none"),
+    def(
+        "smtp.tls",
+        Kind::Choice(&["none", "smtps", "starttls"]),
+        "none",
+    ),
     def("smtp.port", PORT, "25"),
     def("smtp.ssl_port", PORT, "465"),
     def("smtp.verify.expiry", Kind::Bool, "on"),
@@ -143,11 +153,25 @@ pub const SCHEMA: &[KeyDef] = &[
         ]),
         "none",
     ),
-    def("load.split_size", Kind::Int { min: 100, max: 15000 }, "1024"),
-    def("load.max_size", Kind::Choice(&["unlimited", "limited"]), "unlimited"),
+    def(
+        "load.split_size",
+        Kind::Int {
+            min: 100,
+            max: 15000,
+        },
+        "1024",
+    ),
+    def(
+        "load.max_size",
+        Kind::Choice(&["unlimited", "limited"]),
+        "unlimited",
+    ),
     def(
         "load.server_capacity",
-        Kind::Int { min: 1, max: 102400 },
+        Kind::Int {
+            min: 1,
+            max: 102400,
+        },
         "10240",
     ),
     def("pop.server", Kind::Host, ""),
@@ -224,7 +248,9 @@ pub fn validate(key: &str, value: &str) -> Result<String, Refusal> {
             if value.is_empty() {
                 return Ok(String::new());
             }
-            check_email(value, max).map(|_| value.to_string()).map_err(r)
+            check_email(value, max)
+                .map(|_| value.to_string())
+                .map_err(r)
         }
         Kind::Text {
             max,
@@ -299,14 +325,23 @@ pub fn check_host(value: &str) -> Result<(), String> {
             return Err(format!("{RULE}; {addr:?} is not an IPv6 address"));
         }
         if let Some(z) = zone {
-            if z.is_empty() || !z.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(format!("{RULE}; the zone {z:?} is not an interface name or index"));
+            if z.is_empty()
+                || !z
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(format!(
+                    "{RULE}; the zone {z:?} is not an interface name or index"
+                ));
             }
         }
         return Ok(());
     }
     let labels: Vec<&str> = value.split('.').collect();
-    if labels.iter().all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit())) {
+    if labels
+        .iter()
+        .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+    {
         return value
             .parse::<Ipv4Addr>()
             .map(|_| ())
@@ -345,7 +380,9 @@ fn check_hostname(value: &str) -> Result<(), String> {
 pub fn check_email(value: &str, max: usize) -> Result<(), String> {
     let n = value.chars().count();
     if n > max {
-        return Err(format!("an e-mail address of at most {max} characters (got {n})"));
+        return Err(format!(
+            "an e-mail address of at most {max} characters (got {n})"
+        ));
     }
     if let Some(c) = value.chars().find(|c| !('!'..='~').contains(c)) {
         return Err(format!(
@@ -358,7 +395,8 @@ pub fn check_email(value: &str, max: usize) -> Result<(), String> {
     if local.is_empty() || local.len() > 64 {
         return Err("an e-mail address whose local part has 1 to 64 characters".into());
     }
-    if local.contains('@') || local.contains(['<', '>', '(', ')', ',', ';', ':', '\\', '"', '[', ']'])
+    if local.contains('@')
+        || local.contains(['<', '>', '(', ')', ',', ';', ':', '\\', '"', '[', ']'])
     {
         return Err("an e-mail address whose local part has no special characters".into());
     }
@@ -373,10 +411,13 @@ pub fn check_email(value: &str, max: usize) -> Result<(), String> {
         return if ok {
             Ok(())
         } else {
-            Err(format!("an e-mail address whose domain literal {domain} is an IP address"))
+            Err(format!(
+                "an e-mail address whose domain literal {domain} is an IP address"
+            ))
         };
     }
-    check_hostname(domain).map_err(|why| format!("an e-mail address whose domain is a host name: {why}"))
+    check_hostname(domain)
+        .map_err(|why| format!("an e-mail address whose domain is a host name: {why}"))
 }
 
 /// The stored settings, always valid; changed only through [`Settings::set`] and
@@ -389,7 +430,10 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            values: SCHEMA.iter().map(|d| (d.key, d.default.to_string())).collect(),
+            values: SCHEMA
+                .iter()
+                .map(|d| (d.key, d.default.to_string()))
+                .collect(),
         }
     }
 }
@@ -477,7 +521,12 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_canonical() {
         for d in SCHEMA {
-            assert_eq!(validate(d.key, d.default).as_deref(), Ok(d.default), "{}", d.key);
+            assert_eq!(
+                validate(d.key, d.default).as_deref(),
+                Ok(d.default),
+                "{}",
+                d.key
+            );
         }
     }
 
@@ -485,32 +534,61 @@ mod tests {
     fn apply_is_all_or_nothing() {
         let mut s = Settings::default();
         let err = s
-            .apply(&[("smtp.port", "2525"), ("smtp.timeout", "29"), ("email.scan", "maybe")])
+            .apply(&[
+                ("smtp.port", "2525"),
+                ("smtp.timeout", "29"),
+                ("email.scan", "maybe"),
+            ])
             .unwrap_err();
         assert_eq!(err.len(), 2);
         assert_eq!(err[0].key, "smtp.timeout");
         assert_eq!(err[1].key, "email.scan");
         assert_eq!(s.get("smtp.port"), Some("25"));
-        s.apply(&[("smtp.port", "2525"), ("smtp.timeout", "30")]).unwrap();
+        s.apply(&[("smtp.port", "2525"), ("smtp.timeout", "30")])
+            .unwrap();
         assert_eq!(s.get("smtp.port"), Some("2525"));
         assert_eq!(s.get("smtp.timeout"), Some("30"));
     }
 
     #[test]
     fn host_forms() {
-        for ok in ["host.example.com", "192.168.1.1", "fe80::220:6bff:fe10:2f16", "fe80::1%eth0", "::1", "localhost", "a-b.c"] {
+        for ok in [
+            "host.example.com",
+            "192.168.1.1",
+            "fe80::220:6bff:fe10:2f16",
+            "fe80::1%eth0",
+            "::1",
+            "localhost",
+            "a-b.c",
+        ] {
             assert!(check_host(ok).is_ok(), "{ok}");
         }
-        for bad in ["smtp://host", "host:25", "a b", "a..b", "-a.b", "999.1.1.1", "fe80::1%", "1.2.3", "héllo"] {
+        for bad in [
+            "smtp://host",
+            "host:25",
+            "a b",
+            "a..b",
+            "-a.b",
+            "999.1.1.1",
+            "fe80::1%",
+            "1.2.3",
+            "héllo",
+        ] {
             assert!(check_host(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn mechanisms_are_canonical_and_refused_when_unimplemented() {
-        assert_eq!(validate("smtp.auth.methods", "plain,cram-md5").unwrap(), "cram-md5,plain");
+        assert_eq!(
+            validate("smtp.auth.methods", "plain,cram-md5").unwrap(),
+            "cram-md5,plain"
+        );
         assert_eq!(validate("smtp.auth.methods", "none").unwrap(), "none");
-        assert!(validate("smtp.auth.methods", "gss-spnego").unwrap_err().rule.contains("Kerberos"));
+        assert!(validate("smtp.auth.methods", "gss-spnego")
+            .unwrap_err()
+            .rule
+            .contains("Kerberos"));
         assert!(validate("smtp.auth.methods", "plain,plain").is_err());
         assert!(validate("smtp.auth.methods", "plain, login").is_err());
         assert!(validate("smtp.auth.methods", "").is_err());

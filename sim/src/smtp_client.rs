@@ -86,7 +86,8 @@ impl ReplyReader {
 
     fn line(&mut self, line: &str) -> Result<Option<Reply>, BadReply> {
         let b = line.as_bytes();
-        let ok_code = b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) && (b'2'..=b'5').contains(&b[0]);
+        let ok_code =
+            b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) && (b'2'..=b'5').contains(&b[0]);
         if !ok_code || (b.len() > 3 && b[3] != b' ' && b[3] != b'-') {
             return Err(BadReply(format!(
                 "malformed reply line {:?}",
@@ -104,7 +105,9 @@ impl ReplyReader {
         self.code = Some(code);
         self.lines.push(line.get(4..).unwrap_or("").to_string());
         if self.lines.len() > MAX_REPLY_LINES {
-            return Err(BadReply(format!("reply of more than {MAX_REPLY_LINES} lines")));
+            return Err(BadReply(format!(
+                "reply of more than {MAX_REPLY_LINES} lines"
+            )));
         }
         let last = b.len() == 3 || b[3] == b' ';
         if last {
@@ -146,7 +149,10 @@ pub struct RcptResult {
 pub enum Outcome {
     Delivered,
     /// Failed with an error class of SPEC §5 and its detail.
-    Failed { class: &'static str, detail: String },
+    Failed {
+        class: &'static str,
+        detail: String,
+    },
 }
 
 /// The step the client is waiting on; names appear in error details.
@@ -233,7 +239,11 @@ impl Client {
 
     fn fail(&mut self, class: &'static str, detail: String, send_quit: bool) -> Action {
         self.step = Step::Closed;
-        let bytes = if send_quit { b"QUIT\r\n".to_vec() } else { Vec::new() };
+        let bytes = if send_quit {
+            b"QUIT\r\n".to_vec()
+        } else {
+            Vec::new()
+        };
         Action::Finish(bytes, Outcome::Failed { class, detail })
     }
 
@@ -312,7 +322,11 @@ impl Client {
                     return Action::Send(self.rcpt(i + 1));
                 }
                 if !self.rcpts.iter().any(|r| r.accepted) {
-                    let first = self.rcpts.first().map(|r| r.reply.clone()).unwrap_or_default();
+                    let first = self
+                        .rcpts
+                        .first()
+                        .map(|r| r.reply.clone())
+                        .unwrap_or_default();
                     return self.fail(
                         "rejected",
                         format!("RCPT TO: every recipient refused ({first})"),
@@ -344,7 +358,13 @@ impl Client {
                         class: "rejected",
                         detail: detail.clone(),
                     });
-                    return Action::Finish(Vec::new(), Outcome::Failed { class: "rejected", detail });
+                    return Action::Finish(
+                        Vec::new(),
+                        Outcome::Failed {
+                            class: "rejected",
+                            detail,
+                        },
+                    );
                 }
                 Action::Finish(Vec::new(), Outcome::Delivered)
             }
@@ -379,7 +399,10 @@ mod tests {
     #[test]
     fn reader_joins_multiline_and_splits_pipelined() {
         let mut r = ReplyReader::default();
-        assert!(r.push(b"250-mx hello\r\n250-SIZE 1000\r").unwrap().is_empty());
+        assert!(r
+            .push(b"250-mx hello\r\n250-SIZE 1000\r")
+            .unwrap()
+            .is_empty());
         let got = r.push(b"\n250 8BITMIME\r\n220 x\r\n").unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].lines, vec!["mx hello", "SIZE 1000", "8BITMIME"]);
@@ -391,7 +414,10 @@ mod tests {
     #[test]
     fn happy_path_with_size_and_one_refused_recipient() {
         let mut c = Client::new(env(&["a@x", "b@x"]));
-        assert_eq!(c.on_reply(reply(220, "hi")), Action::Send(b"EHLO mfp\r\n".to_vec()));
+        assert_eq!(
+            c.on_reply(reply(220, "hi")),
+            Action::Send(b"EHLO mfp\r\n".to_vec())
+        );
         let ehlo = Reply {
             code: 250,
             lines: vec!["mx".into(), "SIZE 0".into()],
@@ -400,14 +426,26 @@ mod tests {
             c.on_reply(ehlo),
             Action::Send(b"MAIL FROM:<admin@example.com> SIZE=20\r\n".to_vec())
         );
-        assert_eq!(c.on_reply(reply(250, "ok")), Action::Send(b"RCPT TO:<a@x>\r\n".to_vec()));
-        assert_eq!(c.on_reply(reply(550, "no")), Action::Send(b"RCPT TO:<b@x>\r\n".to_vec()));
-        assert_eq!(c.on_reply(reply(250, "ok")), Action::Send(b"DATA\r\n".to_vec()));
+        assert_eq!(
+            c.on_reply(reply(250, "ok")),
+            Action::Send(b"RCPT TO:<a@x>\r\n".to_vec())
+        );
+        assert_eq!(
+            c.on_reply(reply(550, "no")),
+            Action::Send(b"RCPT TO:<b@x>\r\n".to_vec())
+        );
+        assert_eq!(
+            c.on_reply(reply(250, "ok")),
+            Action::Send(b"DATA\r\n".to_vec())
+        );
         assert_eq!(
             c.on_reply(reply(354, "go")),
             Action::Send(b"Subject: x\r\n\r\n..dot\r\n.\r\n".to_vec())
         );
-        assert_eq!(c.on_reply(reply(250, "queued")), Action::Send(b"QUIT\r\n".to_vec()));
+        assert_eq!(
+            c.on_reply(reply(250, "queued")),
+            Action::Send(b"QUIT\r\n".to_vec())
+        );
         assert_eq!(
             c.on_reply(reply(221, "bye")),
             Action::Finish(vec![], Outcome::Delivered)
@@ -420,7 +458,10 @@ mod tests {
     fn helo_fallback_once_then_no_size() {
         let mut c = Client::new(env(&["a@x"]));
         c.on_reply(reply(220, "hi"));
-        assert_eq!(c.on_reply(reply(502, "no")), Action::Send(b"HELO mfp\r\n".to_vec()));
+        assert_eq!(
+            c.on_reply(reply(502, "no")),
+            Action::Send(b"HELO mfp\r\n".to_vec())
+        );
         assert_eq!(
             c.on_reply(reply(250, "ok")),
             Action::Send(b"MAIL FROM:<admin@example.com>\r\n".to_vec())

@@ -27,7 +27,11 @@ where
         .name("console-out".into())
         .spawn(move || {
             for chunk in rx {
-                if writer.write_all(chunk.as_bytes()).and_then(|_| writer.flush()).is_err() {
+                if writer
+                    .write_all(chunk.as_bytes())
+                    .and_then(|_| writer.flush())
+                    .is_err()
+                {
                     break;
                 }
             }

@@ -1,0 +1,321 @@
+//! The first set of cases `hil run` checks (SPEC §2, §3 steps 1–3 and 8–10): the four
+//! switches × the three mail kinds, both envelope-from modes, device and admin
+//! addresses, refused recipients, a 4xx and a 5xx reply at each SMTP step, servers
+//! that never answer or hang up, and nothing listening.
+
+use crate::model::{Case, Target, TriggerSpec, UserSpec};
+use crate::smtp::{Fault, RecipientRule, ServerConfig, Step, StepFault};
+
+pub const ADMIN: &str = "admin@hil.test";
+pub const DEVICE: &str = "mfp@hil.test";
+pub const NOTIFY: &str = "ops@hil.test";
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A case with the common settings: admin and device addresses, one notification
+/// address, one user with and one without an address.
+fn base(id: String, trigger: TriggerSpec) -> Case {
+    Case {
+        id,
+        settings: pairs(&[("admin.address", ADMIN), ("device.address", DEVICE)]),
+        users: vec![
+            UserSpec {
+                name: "taro".into(),
+                password: "taro-pass-1".into(),
+                address: "taro@hil.test".into(),
+            },
+            UserSpec {
+                name: "guest".into(),
+                password: "guest-pass-1".into(),
+                address: String::new(),
+            },
+        ],
+        notify: vec![NOTIFY.into()],
+        trigger,
+        server: ServerConfig::default(),
+        target: Target::FakeServer,
+    }
+}
+
+fn scan_to(to: &[&str], size_kb: u32, user: Option<&str>) -> TriggerSpec {
+    TriggerSpec::Scan {
+        to: to.iter().map(|s| s.to_string()).collect(),
+        size_kb,
+        user: user.map(str::to_string),
+    }
+}
+
+fn scan() -> TriggerSpec {
+    scan_to(&["alice@hil.test"], 4, None)
+}
+
+fn kinds() -> Vec<TriggerSpec> {
+    vec![
+        scan(),
+        TriggerSpec::Alert("paper_jam".into()),
+        TriggerSpec::Counter,
+    ]
+}
+
+fn reply(step: Step, code: u16, text: &str) -> StepFault {
+    StepFault {
+        step,
+        nth: None,
+        fault: Fault::Reply {
+            code,
+            text: text.into(),
+        },
+    }
+}
+
+fn with_fault(mut c: Case, f: StepFault) -> Case {
+    c.server.faults.push(f);
+    c
+}
+
+/// Every case of the first set, in a stable order.
+pub fn first_set() -> Vec<Case> {
+    let mut v = Vec::new();
+    // The four switches × the three mail kinds.
+    for bits in 0..16u8 {
+        let on = |b: u8| if bits & (1 << b) != 0 { "off" } else { "on" };
+        let sw = [
+            ("email.enabled", on(3)),
+            ("email.scan", on(2)),
+            ("email.notify", on(1)),
+            ("email.counter", on(0)),
+        ];
+        let label: Vec<String> = sw
+            .iter()
+            .map(|(k, v)| format!("{}={v}", k.trim_start_matches("email.")))
+            .collect();
+        for t in kinds() {
+            let mut c = base(format!("switches/{}/{}", label.join(","), t.kind()), t);
+            c.settings.extend(pairs(&sw));
+            v.push(c);
+        }
+    }
+    // Envelope-from modes and the addresses they need.
+    for t in kinds() {
+        let k = t.kind();
+        let mut c = base(format!("envelope/admin/{k}"), t.clone());
+        c.settings.extend(pairs(&[("envelope_from.mode", "admin")]));
+        v.push(c);
+        let mut c = base(format!("envelope/specified/{k}"), t.clone());
+        c.settings.extend(pairs(&[
+            ("envelope_from.mode", "specified"),
+            ("envelope_from.address", "bounces@hil.test"),
+        ]));
+        v.push(c);
+        let mut c = base(format!("envelope/specified-empty/{k}"), t.clone());
+        c.settings
+            .extend(pairs(&[("envelope_from.mode", "specified")]));
+        v.push(c);
+        let mut c = base(format!("envelope/admin-empty/{k}"), t.clone());
+        c.settings.extend(pairs(&[("admin.address", "")]));
+        v.push(c);
+        let mut c = base(format!("from/device-address-empty/{k}"), t);
+        c.settings.extend(pairs(&[("device.address", "")]));
+        v.push(c);
+    }
+    // The header From of a scan: the job user's address, else the device address.
+    v.push(base(
+        "from/scan-user-with-address".into(),
+        scan_to(&["alice@hil.test"], 2, Some("taro")),
+    ));
+    v.push(base(
+        "from/scan-user-without-address".into(),
+        scan_to(&["alice@hil.test"], 2, Some("guest")),
+    ));
+    let mut c = base(
+        "from/scan-user-address-device-empty".into(),
+        scan_to(&["alice@hil.test"], 2, Some("taro")),
+    );
+    c.settings.extend(pairs(&[("device.address", "")]));
+    v.push(c);
+    // Recipients refused.
+    let refuse = |addrs: &[&str]| -> Vec<RecipientRule> {
+        addrs
+            .iter()
+            .map(|a| RecipientRule {
+                address: a.to_string(),
+                code: 550,
+                text: "5.1.1 <".to_string() + a + ">: Recipient address rejected: User unknown",
+            })
+            .collect()
+    };
+    let three = ["a@hil.test", "b@hil.test", "c@hil.test"];
+    let mut c = base(
+        "recipients/one-of-three-refused".into(),
+        scan_to(&three, 1, None),
+    );
+    c.server.refuse_recipients = refuse(&["b@hil.test"]);
+    v.push(c);
+    let mut c = base(
+        "recipients/two-of-three-refused".into(),
+        scan_to(&three, 1, None),
+    );
+    c.server.refuse_recipients = refuse(&["a@hil.test", "c@hil.test"]);
+    v.push(c);
+    let mut c = base("recipients/all-refused".into(), scan_to(&three, 1, None));
+    c.server.refuse_recipients = refuse(&three);
+    v.push(c);
+    let mut c = base(
+        "recipients/one-notify-address-refused".into(),
+        TriggerSpec::Alert("toner_out".into()),
+    );
+    c.notify = vec![NOTIFY.into(), "gone@hil.test".into()];
+    c.server.refuse_recipients = refuse(&["gone@hil.test"]);
+    v.push(c);
+    let mut c = base(
+        "recipients/second-rcpt-450-once".into(),
+        scan_to(&three, 1, None),
+    );
+    c.server.faults.push(StepFault {
+        step: Step::Rcpt,
+        nth: Some(2),
+        fault: Fault::Reply {
+            code: 450,
+            text: "4.2.0 Mailbox busy".into(),
+        },
+    });
+    v.push(c);
+    let mut c = base("recipients/none-registered".into(), TriggerSpec::Counter);
+    c.notify.clear();
+    v.push(c);
+    // A 4xx and a 5xx at each step.
+    let steps: &[(Step, u16, &str, u16, &str)] = &[
+        (
+            Step::Greeting,
+            421,
+            "4.3.2 Service not available",
+            554,
+            "5.3.2 No SMTP service here",
+        ),
+        (
+            Step::Ehlo,
+            421,
+            "4.3.2 Shutting down",
+            550,
+            "5.7.1 Access denied",
+        ),
+        (
+            Step::Mail,
+            451,
+            "4.3.0 Temporary failure",
+            553,
+            "5.1.8 Sender address rejected",
+        ),
+        (
+            Step::Rcpt,
+            450,
+            "4.2.1 Try again later",
+            550,
+            "5.7.1 Relaying denied",
+        ),
+        (
+            Step::Data,
+            451,
+            "4.3.0 Try again",
+            554,
+            "5.5.1 No valid recipients",
+        ),
+        (
+            Step::EndOfData,
+            452,
+            "4.3.1 Insufficient system storage",
+            552,
+            "5.3.4 Message size exceeds fixed limit",
+        ),
+        (
+            Step::Quit,
+            421,
+            "4.4.2 Timeout",
+            500,
+            "5.5.1 Command unrecognized",
+        ),
+    ];
+    for (step, c4, t4, c5, t5) in steps {
+        for (code, text) in [(c4, t4), (c5, t5)] {
+            let c = base(format!("steps/{}-{code}", step.name()), scan());
+            v.push(with_fault(c, reply(*step, *code, text)));
+        }
+    }
+    // EHLO refused as unknown: HELO once, then no extensions.
+    for code in [500u16, 502] {
+        let c = base(format!("steps/ehlo-{code}-helo-fallback"), scan());
+        v.push(with_fault(
+            c,
+            reply(Step::Ehlo, code, "5.5.2 Command unrecognized"),
+        ));
+    }
+    let c = with_fault(
+        base("steps/ehlo-502-helo-501".into(), scan()),
+        reply(Step::Ehlo, 502, "5.5.1 no"),
+    );
+    v.push(with_fault(c, reply(Step::Helo, 501, "5.5.4 Syntax error")));
+    // SIZE offered or not.
+    let mut c = base("extensions/size-0".into(), scan());
+    c.server.extensions = vec!["SIZE 0".into(), "8BITMIME".into()];
+    v.push(c);
+    let mut c = base("extensions/none".into(), scan());
+    c.server.extensions = vec![];
+    v.push(c);
+    // Attachment sizes.
+    for kb in [0u32, 1, 300] {
+        v.push(base(
+            format!("scan/size-{kb}kb"),
+            scan_to(&["alice@hil.test"], kb, None),
+        ));
+    }
+    // Servers that never answer, hang up, or are not there.
+    let short = pairs(&[("smtp.timeout", "30")]);
+    for step in [Step::Greeting, Step::Ehlo, Step::EndOfData, Step::Quit] {
+        let mut c = base(format!("timeout/hang-at-{}", step.name()), scan());
+        c.settings.extend(short.clone());
+        v.push(with_fault(
+            c,
+            StepFault {
+                step,
+                nth: None,
+                fault: Fault::Hang,
+            },
+        ));
+    }
+    for step in [Step::Greeting, Step::Mail, Step::Quit] {
+        let c = base(format!("drop/at-{}", step.name()), scan());
+        v.push(with_fault(
+            c,
+            StepFault {
+                step,
+                nth: None,
+                fault: Fault::Drop,
+            },
+        ));
+    }
+    let mut c = base("connect/nothing-listening".into(), scan());
+    c.target = Target::ClosedPort;
+    v.push(c);
+    let mut c = base("config/empty-server".into(), scan());
+    c.settings.extend(pairs(&[("smtp.server", "")]));
+    v.push(c);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_unique() {
+        let cases = super::first_set();
+        let mut ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+        ids.sort();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n);
+        assert!(n > 90, "{n}");
+    }
+}

@@ -1,0 +1,526 @@
+//! The console driver: opens a device's console (serial port or TCP), sends the
+//! profile's command templates, reads answers up to the status line, and keeps
+//! `EVENT` lines aside for whoever waits on them. Everything said both ways goes into
+//! a log with credentials replaced by `***`.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::profile::Profile;
+use super::Endpoint;
+
+/// A console problem that is the harness's or the link's, not the device's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverError {
+    /// The port or connection could not be opened or was lost.
+    Link(String),
+    /// No status line within the profile's timeout.
+    Timeout(String),
+    /// An answer did not match what the profile says it looks like.
+    Unexpected(String),
+}
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DriverError::Link(s) => write!(f, "console link: {s}"),
+            DriverError::Timeout(s) => write!(f, "console timeout: {s}"),
+            DriverError::Unexpected(s) => write!(f, "unexpected console answer: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+/// The status line of an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Status {
+    Ok,
+    Err { class: String, detail: String },
+}
+
+/// One command's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub data: Vec<String>,
+    pub status: Status,
+}
+
+/// What the device said to a trigger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum TriggerAnswer {
+    Job(u64),
+    Refused { class: String, detail: String },
+}
+
+/// How a job ended, from its event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum JobEnd {
+    Done,
+    Failed { class: String, detail: String },
+}
+
+/// A recipient line of a job report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecipientVerdict {
+    pub address: String,
+    pub accepted: bool,
+    pub detail: String,
+}
+
+/// The answer to `job n`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobReport {
+    pub state: String,
+    pub class: Option<String>,
+    pub detail: Option<String>,
+    pub recipients: Vec<RecipientVerdict>,
+}
+
+/// Who spoke a console log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ConsoleDir {
+    /// Sent by the harness.
+    H,
+    /// Sent by the device.
+    D,
+}
+
+/// One line of the console log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsoleLine {
+    pub t_ms: u64,
+    pub dir: ConsoleDir,
+    pub text: String,
+}
+
+enum ReadMsg {
+    Line(String),
+    Closed(String),
+}
+
+/// Longest line read from a device; longer ones are cut.
+const MAX_DEVICE_LINE: usize = 64 * 1024;
+
+/// A driver for one device console.
+pub struct Console {
+    profile: Arc<Profile>,
+    writer: Box<dyn Write + Send>,
+    rx: mpsc::Receiver<ReadMsg>,
+    events: VecDeque<String>,
+    log: Vec<ConsoleLine>,
+    secrets: Vec<String>,
+    epoch: Instant,
+    name: String,
+    closed: Option<String>,
+}
+
+fn reader_thread(mut r: Box<dyn Read + Send>, tx: mpsc::Sender<ReadMsg>) {
+    let mut buf = vec![0u8; 4096];
+    let mut line: Vec<u8> = Vec::new();
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => {
+                let _ = tx.send(ReadMsg::Closed("end of stream".into()));
+                return;
+            }
+            Ok(n) => {
+                for &b in &buf[..n] {
+                    if b == b'\n' {
+                        let text = String::from_utf8_lossy(&line)
+                            .trim_end_matches('\r')
+                            .to_string();
+                        line.clear();
+                        if tx.send(ReadMsg::Line(text)).is_err() {
+                            return;
+                        }
+                    } else if line.len() < MAX_DEVICE_LINE {
+                        line.push(b);
+                    }
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                        | io::ErrorKind::WouldBlock
+                ) => {}
+            Err(e) => {
+                let _ = tx.send(ReadMsg::Closed(e.to_string()));
+                return;
+            }
+        }
+    }
+}
+
+impl Console {
+    /// Opens the console at `endpoint` and drains what the device had queued.
+    pub fn open(endpoint: &Endpoint, profile: Arc<Profile>) -> Result<Console, DriverError> {
+        let name = endpoint.describe();
+        let (reader, writer): (Box<dyn Read + Send>, Box<dyn Write + Send>) = match endpoint {
+            Endpoint::Serial { path, baud } => {
+                let port = serialport::new(path, *baud)
+                    .timeout(Duration::from_millis(200))
+                    .open_native()
+                    .map_err(|e| DriverError::Link(format!("cannot open {name}: {e}")))?;
+                let w = port
+                    .try_clone_native()
+                    .map_err(|e| DriverError::Link(format!("cannot use {name}: {e}")))?;
+                (Box::new(port), Box::new(w))
+            }
+            Endpoint::Tcp { addr } => {
+                let s = TcpStream::connect(addr)
+                    .map_err(|e| DriverError::Link(format!("cannot connect to {name}: {e}")))?;
+                let _ = s.set_nodelay(true);
+                let w = s
+                    .try_clone()
+                    .map_err(|e| DriverError::Link(format!("cannot use {name}: {e}")))?;
+                (Box::new(s), Box::new(w))
+            }
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("console-in".into())
+            .spawn(move || reader_thread(reader, tx))
+            .map_err(|e| DriverError::Link(format!("cannot start a reader for {name}: {e}")))?;
+        let mut c = Console {
+            profile,
+            writer,
+            rx,
+            events: VecDeque::new(),
+            log: Vec::new(),
+            secrets: Vec::new(),
+            epoch: Instant::now(),
+            name,
+            closed: None,
+        };
+        // Whatever the device said before we came (old events, a prompt) is not ours.
+        while let Ok(ReadMsg::Line(l)) = c.rx.recv_timeout(Duration::from_millis(50)) {
+            c.record(ConsoleDir::D, &l);
+        }
+        Ok(c)
+    }
+
+    /// The profile this console speaks.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Takes the console log recorded so far.
+    pub fn take_log(&mut self) -> Vec<ConsoleLine> {
+        std::mem::take(&mut self.log)
+    }
+
+    /// Registers a value to be shown as `***` wherever it appears in the log.
+    pub fn add_secret(&mut self, s: &str) {
+        if !s.is_empty() && !self.secrets.iter().any(|x| x == s) {
+            self.secrets.push(s.to_string());
+            // Longest first, so a secret containing another is replaced whole.
+            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+
+    fn redact(&self, line: &str) -> String {
+        let mut out = line.to_string();
+        for s in &self.secrets {
+            out = out.replace(s.as_str(), "***");
+        }
+        out
+    }
+
+    fn record(&mut self, dir: ConsoleDir, text: &str) {
+        let text = self.redact(text);
+        self.log.push(ConsoleLine {
+            t_ms: self.epoch.elapsed().as_millis() as u64,
+            dir,
+            text,
+        });
+    }
+
+    fn next_line(&mut self, deadline: Instant, waiting_for: &str) -> Result<String, DriverError> {
+        if let Some(why) = &self.closed {
+            return Err(DriverError::Link(format!(
+                "{} is closed ({why})",
+                self.name
+            )));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.rx.recv_timeout(left) {
+            Ok(ReadMsg::Line(l)) => {
+                self.record(ConsoleDir::D, &l);
+                Ok(l)
+            }
+            Ok(ReadMsg::Closed(why)) => {
+                self.closed = Some(why.clone());
+                Err(DriverError::Link(format!(
+                    "{} closed while waiting for {waiting_for}: {why}",
+                    self.name
+                )))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(DriverError::Timeout(format!(
+                "{} gave no answer to {waiting_for}",
+                self.name
+            ))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(DriverError::Link(format!("{} reader stopped", self.name)))
+            }
+        }
+    }
+
+    /// Sends one line and reads the answer up to its status line. `shown` is what
+    /// the log records instead of `line` (credentials masked).
+    pub fn command(&mut self, line: &str, shown: &str) -> Result<Answer, DriverError> {
+        let mut bytes = line.as_bytes().to_vec();
+        bytes.extend_from_slice(self.profile.line_ending.as_bytes());
+        self.record(ConsoleDir::H, shown);
+        self.writer
+            .write_all(&bytes)
+            .and_then(|_| self.writer.flush())
+            .map_err(|e| DriverError::Link(format!("writing to {}: {e}", self.name)))?;
+        let deadline = Instant::now() + Duration::from_millis(self.profile.timeouts.command_ms);
+        let what = format!("{shown:?}");
+        let mut data = Vec::new();
+        loop {
+            let l = self.next_line(deadline, &what)?;
+            if self.profile.event.is_match(&l) {
+                self.events.push_back(l);
+                continue;
+            }
+            if self.profile.ok.is_match(&l) {
+                return Ok(Answer {
+                    data,
+                    status: Status::Ok,
+                });
+            }
+            if let Some(c) = self.profile.error.captures(&l) {
+                return Ok(Answer {
+                    data,
+                    status: Status::Err {
+                        class: c
+                            .name("class")
+                            .map(|m| m.as_str().to_string())
+                            .unwrap_or_default(),
+                        detail: c
+                            .name("detail")
+                            .map(|m| m.as_str().to_string())
+                            .unwrap_or_default(),
+                    },
+                });
+            }
+            data.push(l);
+        }
+    }
+
+    /// Sends the profile's template for `op`. Parameters named in `secret` are
+    /// masked in the log; those named in `raw` are sent without quoting.
+    pub fn op(
+        &mut self,
+        op: &str,
+        params: &[(&str, &str)],
+        secret: &[&str],
+        raw: &[&str],
+    ) -> Result<Answer, DriverError> {
+        let line = self
+            .profile
+            .render(op, params, raw)
+            .map_err(|e| DriverError::Unexpected(e.0))?;
+        let masked: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| {
+                if secret.contains(k) && !v.is_empty() {
+                    (*k, "***")
+                } else {
+                    (*k, *v)
+                }
+            })
+            .collect();
+        for (k, v) in params {
+            if secret.contains(k) {
+                self.add_secret(v);
+            }
+        }
+        let shown = self
+            .profile
+            .render(op, &masked, raw)
+            .map_err(|e| DriverError::Unexpected(e.0))?;
+        self.command(&line, &shown)
+    }
+
+    /// `op`, requiring `OK`; a refusal becomes an error naming the command.
+    pub fn op_ok(
+        &mut self,
+        op: &str,
+        params: &[(&str, &str)],
+        secret: &[&str],
+    ) -> Result<Answer, DriverError> {
+        let a = self.op(op, params, secret, &[])?;
+        match &a.status {
+            Status::Ok => Ok(a),
+            Status::Err { class, detail } => Err(DriverError::Unexpected(format!(
+                "{op} was refused: {class} {detail}"
+            ))),
+        }
+    }
+
+    /// Reads one setting.
+    pub fn get(&mut self, key: &str) -> Result<String, DriverError> {
+        let dk = self.profile.device_key(key).to_string();
+        let a = self.op_ok("get", &[("key", &dk)], &[])?;
+        for l in &a.data {
+            if let Some(c) = self.profile.value.captures(l) {
+                if c.name("key").map(|m| m.as_str()) == Some(dk.as_str()) {
+                    let v = c.name("value").map(|m| m.as_str()).unwrap_or("");
+                    return Ok(self.profile.unquote(v));
+                }
+            }
+        }
+        Err(DriverError::Unexpected(format!(
+            "get {dk}: no value line in {:?}",
+            a.data
+        )))
+    }
+
+    /// Applies settings all at once (SPEC keys; the profile maps them).
+    pub fn apply(
+        &mut self,
+        pairs: &[(String, String)],
+        secret_keys: &[&str],
+    ) -> Result<Answer, DriverError> {
+        let mut parts = Vec::new();
+        for (k, v) in pairs {
+            if secret_keys.contains(&k.as_str()) {
+                self.add_secret(v);
+            }
+            parts.push(format!(
+                "{}={}",
+                self.profile.device_key(k),
+                self.profile.quote(v)
+            ));
+        }
+        let joined = parts.join(" ");
+        self.op("apply", &[("pairs", &joined)], &[], &["pairs"])
+    }
+
+    /// Starts a job with the operation `op` and its parameters.
+    pub fn trigger(
+        &mut self,
+        op: &str,
+        params: &[(&str, &str)],
+    ) -> Result<TriggerAnswer, DriverError> {
+        let a = self.op(op, params, &[], &[])?;
+        match a.status {
+            Status::Err { class, detail } => Ok(TriggerAnswer::Refused { class, detail }),
+            Status::Ok => {
+                for l in &a.data {
+                    if let Some(id) = self
+                        .profile
+                        .job_started
+                        .captures(l)
+                        .and_then(|c| c.name("id"))
+                        .and_then(|m| m.as_str().parse().ok())
+                    {
+                        return Ok(TriggerAnswer::Job(id));
+                    }
+                }
+                Err(DriverError::Unexpected(format!(
+                    "{op}: no job number in {:?}",
+                    a.data
+                )))
+            }
+        }
+    }
+
+    fn match_end(&self, line: &str, id: u64) -> Option<JobEnd> {
+        let p = &self.profile;
+        if let Some(c) = p.job_done.captures(line) {
+            if c.name("id").map(|m| m.as_str()) == Some(id.to_string().as_str()) {
+                return Some(JobEnd::Done);
+            }
+        }
+        if let Some(c) = p.job_failed.captures(line) {
+            if c.name("id").map(|m| m.as_str()) == Some(id.to_string().as_str()) {
+                return Some(JobEnd::Failed {
+                    class: c
+                        .name("class")
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_default(),
+                    detail: c
+                        .name("detail")
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        None
+    }
+
+    /// Waits for the event that ends job `id`, for at most `limit`.
+    pub fn wait_job(&mut self, id: u64, limit: Duration) -> Result<JobEnd, DriverError> {
+        if let Some(pos) = self
+            .events
+            .iter()
+            .position(|e| self.match_end(e, id).is_some())
+        {
+            let e = self.events.remove(pos).unwrap_or_default();
+            if let Some(end) = self.match_end(&e, id) {
+                return Ok(end);
+            }
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            let l = self.next_line(deadline, &format!("the end of job {id}"))?;
+            if let Some(end) = self.match_end(&l, id) {
+                return Ok(end);
+            }
+            if self.profile.event.is_match(&l) {
+                self.events.push_back(l);
+            }
+        }
+    }
+
+    /// Reads the device's report of job `id`.
+    pub fn job_report(&mut self, id: u64) -> Result<JobReport, DriverError> {
+        let ids = id.to_string();
+        let a = self.op_ok("job", &[("id", &ids)], &[])?;
+        let p = Arc::clone(&self.profile);
+        let mut report: Option<JobReport> = None;
+        let mut recipients = Vec::new();
+        for l in &a.data {
+            if let Some(c) = p.job_state.captures(l) {
+                report = Some(JobReport {
+                    state: c
+                        .name("state")
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_default(),
+                    class: c.name("class").map(|m| m.as_str().to_string()),
+                    detail: c.name("detail").map(|m| m.as_str().to_string()),
+                    recipients: Vec::new(),
+                });
+            } else if let Some(c) = p.recipient.captures(l) {
+                recipients.push(RecipientVerdict {
+                    address: c
+                        .name("address")
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_default(),
+                    accepted: c.name("verdict").map(|m| m.as_str()) == Some("accepted"),
+                    detail: c
+                        .name("detail")
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        let mut r = report.ok_or_else(|| {
+            DriverError::Unexpected(format!("job {id}: no job state line in {:?}", a.data))
+        })?;
+        r.recipients = recipients;
+        Ok(r)
+    }
+}

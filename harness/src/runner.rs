@@ -1,0 +1,352 @@
+//! The runner: for each case, set the fake server to the case's scenario, bring the
+//! device to a known state over its console (reset, then only the case's settings),
+//! trigger the job, wait for its end, collect what the server saw, ask the oracle,
+//! compare, and keep everything the case saw.
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::device::embedded::EmbeddedSim;
+use crate::device::{Console, DriverError, Endpoint, Profile, TriggerAnswer};
+use crate::model::{Case, SettingView, Target, TriggerSpec, SECRET_KEYS};
+use crate::oracle::{self, Expected};
+use crate::smtp::ServerConfig;
+use crate::smtp_server::SmtpServer;
+use crate::verdict::{self, Observed};
+
+/// The reference dialect's profile, built in so `hil run` works from any directory.
+pub const SIM_PROFILE: &str = include_str!("../../fixtures/devices/sim.toml");
+
+/// Which device to drive.
+#[derive(Debug, Clone)]
+pub enum DeviceChoice {
+    /// The simulated device embedded in this binary, started on a pty.
+    Sim { time_scale: f64 },
+    /// An already-running device.
+    Endpoint(Endpoint),
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub device: DeviceChoice,
+    /// A profile file; `None` is the built-in reference dialect.
+    pub profile: Option<PathBuf>,
+    /// Where the fake servers listen.
+    pub bind: IpAddr,
+    /// The SMTP server port (0: any free port).
+    pub smtp_port: u16,
+    /// The server address given to the device (default: the bind address).
+    pub server_address: Option<String>,
+    pub filter: Option<String>,
+    pub verbose: bool,
+}
+
+/// The record of one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub id: String,
+    pub passed: bool,
+    pub mismatches: Vec<String>,
+    pub harness_error: Option<String>,
+    pub expected: Expected,
+    pub observed: Option<Observed>,
+    pub console: Vec<crate::device::console::ConsoleLine>,
+    pub millis: u64,
+}
+
+/// A device, a fake server and the means to run cases against them.
+pub struct Runner {
+    rt: tokio::runtime::Runtime,
+    server: SmtpServer,
+    server_address: String,
+    closed_port: u16,
+    profile: Arc<Profile>,
+    opts: RunOptions,
+    sim: Option<EmbeddedSim>,
+    console: Option<Console>,
+}
+
+fn free_closed_port(ip: IpAddr) -> std::io::Result<u16> {
+    // Bind a port, note it, and let it go: nothing listens there afterwards.
+    let l = TcpListener::bind(SocketAddr::new(ip, 0))?;
+    Ok(l.local_addr()?.port())
+}
+
+impl Runner {
+    /// Starts the fake server and reaches the device.
+    pub fn start(opts: RunOptions) -> Result<Runner, String> {
+        let profile = match &opts.profile {
+            Some(p) => Profile::load(p).map_err(|e| e.to_string())?,
+            None => Profile::parse("built-in sim.toml", SIM_PROFILE).map_err(|e| e.to_string())?,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        let bind = SocketAddr::new(opts.bind, opts.smtp_port);
+        let server = rt
+            .block_on(SmtpServer::start(bind, ServerConfig::default()))
+            .map_err(|e| e.to_string())?;
+        let server_address = match (&opts.server_address, opts.bind.is_unspecified()) {
+            (Some(a), _) => a.clone(),
+            (None, false) => opts.bind.to_string(),
+            (None, true) => {
+                return Err(format!(
+                    "--bind {} listens on every address: say which one the device should use with --server-address",
+                    opts.bind
+                ))
+            }
+        };
+        let closed_port = free_closed_port(opts.bind)
+            .map_err(|e| format!("cannot find a closed port on {}: {e}", opts.bind))?;
+        let mut r = Runner {
+            rt,
+            server,
+            server_address,
+            closed_port,
+            profile: Arc::new(profile),
+            opts,
+            sim: None,
+            console: None,
+        };
+        r.connect()?;
+        Ok(r)
+    }
+
+    /// The fake SMTP server's address.
+    pub fn smtp_addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    fn connect(&mut self) -> Result<(), String> {
+        self.console = None;
+        let endpoint = match &self.opts.device {
+            DeviceChoice::Sim { time_scale } => {
+                self.sim = None;
+                let exe = std::env::current_exe()
+                    .map_err(|e| format!("cannot find the hil executable: {e}"))?;
+                let sim = EmbeddedSim::spawn(
+                    &exe,
+                    &["--time-scale".into(), time_scale.to_string()],
+                    Duration::from_millis(self.profile.timeouts.startup_ms),
+                )?;
+                let ep = Endpoint::Serial {
+                    path: sim.console_path.clone(),
+                    baud: 115_200,
+                };
+                self.sim = Some(sim);
+                ep
+            }
+            DeviceChoice::Endpoint(ep) => ep.clone(),
+        };
+        let console =
+            Console::open(&endpoint, Arc::clone(&self.profile)).map_err(|e| e.to_string())?;
+        self.console = Some(console);
+        Ok(())
+    }
+
+    fn job_limit(&self) -> Duration {
+        let scale = match self.opts.device {
+            DeviceChoice::Sim { time_scale } => time_scale,
+            DeviceChoice::Endpoint(_) => 1.0,
+        };
+        Duration::from_millis((self.profile.timeouts.job_ms as f64 / scale) as u64 + 5_000)
+    }
+
+    /// The settings the runner applies for `case`: the server address and port,
+    /// then the case's own.
+    pub fn settings_for(&self, case: &Case) -> Vec<(String, String)> {
+        let port = match case.target {
+            Target::FakeServer => self.server.addr().port(),
+            Target::ClosedPort => self.closed_port,
+        };
+        let mut pairs = vec![
+            ("smtp.server".to_string(), self.server_address.clone()),
+            ("smtp.port".to_string(), port.to_string()),
+        ];
+        for (k, v) in &case.settings {
+            match pairs.iter_mut().find(|(pk, _)| pk == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => pairs.push((k.clone(), v.clone())),
+            }
+        }
+        pairs
+    }
+
+    /// Runs one case and records all it saw.
+    pub fn run_case(&mut self, case: &Case) -> CaseResult {
+        let started = Instant::now();
+        let pairs = self.settings_for(case);
+        let expected = oracle::expect(case, &SettingView::from_pairs(&pairs));
+        if self.console.is_none() {
+            if let Err(e) = self.connect() {
+                return self.harness_failure(
+                    case,
+                    expected,
+                    format!("cannot reach the device: {e}"),
+                    started,
+                );
+            }
+        }
+        self.server.set_config(case.server.clone());
+        let _ = self.server.take();
+        let observed = self.drive(case, &pairs);
+        let mut log = self
+            .console
+            .as_mut()
+            .map(|c| c.take_log())
+            .unwrap_or_default();
+        match observed {
+            Ok(observed) => {
+                let mismatches = verdict::compare(&expected, &observed);
+                CaseResult {
+                    id: case.id.clone(),
+                    passed: mismatches.is_empty(),
+                    mismatches,
+                    harness_error: None,
+                    expected,
+                    observed: Some(observed),
+                    console: std::mem::take(&mut log),
+                    millis: started.elapsed().as_millis() as u64,
+                }
+            }
+            Err(e) => {
+                // The link may be gone: reconnect (restart the sim) before the next case.
+                if matches!(e, DriverError::Link(_) | DriverError::Timeout(_)) {
+                    self.console = None;
+                }
+                let mut r = self.harness_failure(case, expected, e.to_string(), started);
+                r.console = log;
+                r
+            }
+        }
+    }
+
+    fn harness_failure(
+        &mut self,
+        case: &Case,
+        expected: Expected,
+        why: String,
+        started: Instant,
+    ) -> CaseResult {
+        let sim_died = self.sim.as_mut().is_some_and(|s| !s.is_alive());
+        let why = if sim_died {
+            format!("{why} (the simulated device exited)")
+        } else {
+            why
+        };
+        CaseResult {
+            id: case.id.clone(),
+            passed: false,
+            mismatches: Vec::new(),
+            harness_error: Some(why),
+            expected,
+            observed: None,
+            console: Vec::new(),
+            millis: started.elapsed().as_millis() as u64,
+        }
+    }
+
+    fn drive(&mut self, case: &Case, pairs: &[(String, String)]) -> Result<Observed, DriverError> {
+        let limit = self.job_limit();
+        let Some(con) = self.console.as_mut() else {
+            return Err(DriverError::Link("no console".into()));
+        };
+        let _ = con.take_log();
+        con.op_ok("reset", &[], &[])?;
+        let a = con.apply(pairs, SECRET_KEYS)?;
+        if let crate::device::Status::Err { class, detail } = a.status {
+            return Err(DriverError::Unexpected(format!(
+                "the device refused the case's settings: {class} {detail}"
+            )));
+        }
+        for u in &case.users {
+            con.op_ok(
+                "user_add",
+                &[
+                    ("name", &u.name),
+                    ("password", &u.password),
+                    ("address", &u.address),
+                ],
+                &["password"],
+            )?;
+        }
+        for n in &case.notify {
+            con.op_ok("notify_add", &[("address", n)], &[])?;
+        }
+        let trigger = match &case.trigger {
+            TriggerSpec::Scan { to, size_kb, user } => {
+                let to = to.join(",");
+                let kb = size_kb.to_string();
+                match user {
+                    Some(u) => con.trigger(
+                        "scan_as_user",
+                        &[("to", &to), ("size_kb", &kb), ("user", u)],
+                    )?,
+                    None => con.trigger("scan", &[("to", &to), ("size_kb", &kb)])?,
+                }
+            }
+            TriggerSpec::Alert(kind) => {
+                let k = con.profile().alert_kind(kind).to_string();
+                con.trigger("alert", &[("kind", &k)])?
+            }
+            TriggerSpec::Counter => con.trigger("counter", &[])?,
+        };
+        let (end, report) = match trigger {
+            TriggerAnswer::Job(id) => {
+                let end = con.wait_job(id, limit)?;
+                (Some(end), Some(con.job_report(id)?))
+            }
+            TriggerAnswer::Refused { .. } => (None, None),
+        };
+        self.server.wait_idle(Duration::from_secs(3));
+        Ok(Observed {
+            trigger,
+            end,
+            report,
+            server: self.server.take(),
+        })
+    }
+
+    /// Shuts the runtime down (the embedded sim is killed on drop).
+    pub fn shutdown(self) {
+        self.rt.shutdown_timeout(Duration::from_millis(200));
+    }
+}
+
+/// Prints the story of a failed case: what differed, then everything seen.
+pub fn describe_failure(r: &CaseResult) -> String {
+    let mut s = String::new();
+    if let Some(e) = &r.harness_error {
+        s.push_str(&format!("    harness error: {e}\n"));
+    }
+    for m in &r.mismatches {
+        s.push_str(&format!("    - {m}\n"));
+    }
+    s.push_str(&format!("    expected: {:?}\n", r.expected));
+    if let Some(o) = &r.observed {
+        s.push_str(&format!(
+            "    device: trigger {:?}, end {:?}\n",
+            o.trigger, o.end
+        ));
+        for c in &o.server.connections {
+            s.push_str(&format!("    server connection {} ({}):\n", c.id, c.peer));
+            for e in &c.transcript {
+                s.push_str(&format!("      {:>6}ms {:?}: {}\n", e.t_ms, e.dir, e.text));
+            }
+        }
+    }
+    if !r.console.is_empty() {
+        s.push_str("    console:\n");
+        for l in &r.console {
+            s.push_str(&format!("      {:>6}ms {:?}: {}\n", l.t_ms, l.dir, l.text));
+        }
+    }
+    s
+}
