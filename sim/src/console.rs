@@ -36,12 +36,14 @@ impl LineBuffer {
         let mut out = Vec::new();
         for &b in bytes {
             if b == b'\n' {
-                if self.dropped > 0 {
-                    out.push(Line::TooLong(self.dropped + self.buf.len()));
+                let had_cr = self.buf.last() == Some(&b'\r');
+                if had_cr {
+                    self.buf.pop();
+                }
+                let len = self.dropped + self.buf.len();
+                if len > MAX_LINE {
+                    out.push(Line::TooLong(len));
                 } else {
-                    if self.buf.last() == Some(&b'\r') {
-                        self.buf.pop();
-                    }
                     match String::from_utf8(std::mem::take(&mut self.buf)) {
                         Ok(s) => out.push(Line::Text(s)),
                         Err(_) => out.push(Line::NotUtf8),
@@ -50,9 +52,10 @@ impl LineBuffer {
                 self.buf.clear();
                 self.dropped = 0;
             } else if self.buf.len() > MAX_LINE {
-                // Keep one byte of slack for a CR before the LF.
-                self.dropped += self.buf.len() + 1;
+                // Keep MAX_LINE bytes and one for a CR; count the rest, keep none.
+                self.dropped += self.buf.len();
                 self.buf.clear();
+                self.buf.push(b);
             } else {
                 self.buf.push(b);
             }

@@ -267,7 +267,10 @@ pub fn validate(key: &str, value: &str) -> Result<String, Refusal> {
                         "half-width (printable ASCII) characters only, found {c:?}"
                     )));
                 }
-            } else if let Some(c) = value.chars().find(|c| c.is_control()) {
+            } else if let Some(c) = value
+                .chars()
+                .find(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+            {
                 return Err(r(format!("control character {c:?} not allowed")));
             }
             if let Some(c) = value.chars().find(|c| forbid.contains(*c)) {
@@ -283,10 +286,9 @@ fn canonical_mechanisms(value: &str) -> Result<String, String> {
     if value == "none" {
         return Ok("none".into());
     }
-    let all: Vec<&str> = MECHANISM_ORDER
-        .iter()
-        .copied()
-        .chain(std::iter::once("xoauth2"))
+    // xoauth2 comes first of all when enabled (SPEC §3.7).
+    let all: Vec<&str> = std::iter::once("xoauth2")
+        .chain(MECHANISM_ORDER.iter().copied())
         .collect();
     let mut chosen: Vec<&str> = Vec::new();
     for name in value.split(',') {
@@ -505,7 +507,7 @@ impl Settings {
         self.raw(key)
     }
 
-    /// The enabled AUTH mechanisms, in preference order.
+    /// The enabled AUTH mechanisms, in preference order (xoauth2 first when enabled).
     pub fn mechanisms(&self) -> Vec<&str> {
         match self.raw("smtp.auth.methods") {
             "none" => Vec::new(),
