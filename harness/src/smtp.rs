@@ -151,6 +151,67 @@ pub struct Received {
     pub bare_lf: usize,
     /// Lines longer than 998 octets (CRLF excluded).
     pub long_lines: usize,
+    /// The message as MIME, parsed when it arrived (`None`: it does not parse).
+    pub mime: Option<MimeSummary>,
+}
+
+/// The parsed view of a received message kept with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MimeSummary {
+    pub from: Vec<String>,
+    pub to: Vec<String>,
+    pub subject: Option<String>,
+    pub message_id: Option<String>,
+    pub date: Option<String>,
+    /// Every leaf part: content type, file name, decoded size.
+    pub parts: Vec<PartSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartSummary {
+    pub content_type: String,
+    pub filename: Option<String>,
+    pub size: usize,
+}
+
+impl MimeSummary {
+    /// Parses message bytes with mail-parser.
+    pub fn parse(data: &[u8]) -> Option<MimeSummary> {
+        use mail_parser::{MessageParser, MimeHeaders, PartType};
+        let msg = MessageParser::default().parse(data)?;
+        let addrs = |a: Option<&mail_parser::Address<'_>>| -> Vec<String> {
+            a.map(|a| {
+                a.iter()
+                    .filter_map(|x| x.address().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        let parts = msg
+            .parts
+            .iter()
+            .filter(|p| !matches!(p.body, PartType::Multipart(_)))
+            .map(|p| PartSummary {
+                content_type: p
+                    .content_type()
+                    .map(|c| match c.subtype() {
+                        Some(sub) => format!("{}/{}", c.ctype(), sub),
+                        None => c.ctype().to_string(),
+                    })
+                    .unwrap_or_else(|| "text/plain".into()),
+                filename: p.attachment_name().map(str::to_string),
+                size: p.contents().len(),
+            })
+            .collect();
+        Some(MimeSummary {
+            from: addrs(msg.from()),
+            to: addrs(msg.to()),
+            subject: msg.subject().map(str::to_string),
+            message_id: msg.message_id().map(str::to_string),
+            date: msg.date().map(|d| d.to_rfc3339()),
+            parts,
+        })
+    }
 }
 
 /// What the IO layer must do.
@@ -494,6 +555,7 @@ impl Session {
             .filter(|l| l.strip_suffix(b"\r").unwrap_or(l).len() > 998)
             .count();
         self.queued += 1;
+        let mime = MimeSummary::parse(&data);
         let msg = Received {
             connection: self.connection,
             helo: self.helo.clone(),
@@ -504,6 +566,7 @@ impl Session {
             data,
             bare_lf,
             long_lines,
+            mime,
         };
         out.push(Output::Message(Box::new(msg)));
         let text = format!("2.0.0 Ok: queued as {}.{}", self.connection, self.queued);
@@ -546,6 +609,9 @@ mod tests {
         assert_eq!(msg.data, b"Subject: x\r\n\r\n.hi\r\n");
         assert_eq!(msg.size_param, Some(20));
         assert_eq!(msg.recipients, vec!["c@d"]);
+        let mime = msg.mime.expect("parsed");
+        assert_eq!(mime.subject.as_deref(), Some("x"));
+        assert_eq!(mime.parts.len(), 1);
         assert_eq!(out.last(), Some(&Output::Close));
     }
 

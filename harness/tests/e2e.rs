@@ -304,3 +304,49 @@ fn hil_run_passes_a_subset_end_to_end() {
     assert!(last.ends_with(" passed, 0 failed"), "{last}");
     assert!(!last.starts_with("0 passed"), "{last}");
 }
+
+fn run_hil(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hil"))
+        .args(args)
+        .output()
+        .expect("run hil");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "hil {args:?}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.ends_with(" passed, 0 failed") && !last.starts_with("0 "),
+        "{last}"
+    );
+    stdout
+}
+
+#[test]
+fn hil_run_drives_an_already_running_device_over_tcp_and_serial() {
+    let (_tcp_sim, what) = start_sim("tcp:127.0.0.1:0");
+    let device = what.clone();
+    run_hil(&["run", "--device", &device, "--filter", "recipients/"]);
+    let (_pty_sim, path) = start_sim("pty");
+    let device = format!("serial:{path},115200");
+    let out = run_hil(&["run", "--device", &device, "--filter", "envelope/"]);
+    assert!(out.contains(&format!("device {device}")), "{out}");
+}
+
+#[test]
+fn hil_run_names_a_bad_device_and_a_missing_port() {
+    for (device, says) in [
+        ("usb:3", "a device is sim, serial:"),
+        ("serial:/dev/does-not-exist", "/dev/does-not-exist"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hil"))
+            .args(["run", "--device", device])
+            .output()
+            .expect("run hil");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{device}: {stderr}");
+        assert!(stderr.contains(says), "{device}: {stderr}");
+    }
+}
