@@ -190,6 +190,14 @@ fn scan_alert_and_counter_arrive_intact_over_a_pty() {
     assert!(atts[0]
         .attachment_name()
         .is_some_and(|n| n.ends_with(".bin")));
+    // The server kept its own parsed view of the message.
+    let mime = m.mime.as_ref().expect("parsed MIME recorded");
+    assert_eq!(mime.from, vec!["taro@hil.test"]);
+    assert_eq!(mime.parts.len(), 2);
+    assert!(mime
+        .parts
+        .iter()
+        .any(|p| p.filename.is_some() && p.size == 57 * 1024));
 
     // An alert: to every notification address, From the device address. Its text has
     // a line holding one dot, which must survive dot-stuffing.
