@@ -255,6 +255,11 @@ impl Console {
         match self.rx.recv_timeout(left) {
             Ok(ReadMsg::Line(l)) => {
                 self.record(ConsoleDir::D, &l);
+                let l = self.profile.strip_prompt(&l).to_string();
+                if l.is_empty() {
+                    // A bare prompt or an empty line says nothing.
+                    return self.next_line(deadline, waiting_for);
+                }
                 Ok(l)
             }
             Ok(ReadMsg::Closed(why)) => {

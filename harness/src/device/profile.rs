@@ -15,6 +15,8 @@ struct RawProfile {
     #[serde(default)]
     description: String,
     line_ending: String,
+    #[serde(default)]
+    prompt: String,
     quoting: Quoting,
     timeouts: Timeouts,
     status: RawStatus,
@@ -74,6 +76,9 @@ pub struct Profile {
     pub name: String,
     pub description: String,
     pub line_ending: String,
+    /// A prompt the device prints before reading a command (no newline after it);
+    /// stripped from the start of the lines read. Empty: no prompt.
+    pub prompt: String,
     pub quoting: Quoting,
     pub timeouts: Timeouts,
     pub ok: Regex,
@@ -183,6 +188,7 @@ impl Profile {
             name: raw.name,
             description: raw.description,
             line_ending: raw.line_ending,
+            prompt: raw.prompt,
             quoting: raw.quoting,
             timeouts: raw.timeouts,
             ok: pattern(file, "status.ok", &raw.status.ok, &[])?,
@@ -218,6 +224,17 @@ impl Profile {
             alert_kinds: raw.alert_kinds,
             keys: raw.keys,
         })
+    }
+
+    /// A device line without the prompts in front of it.
+    pub fn strip_prompt<'a>(&self, mut line: &'a str) -> &'a str {
+        if self.prompt.is_empty() {
+            return line;
+        }
+        while let Some(rest) = line.strip_prefix(self.prompt.as_str()) {
+            line = rest;
+        }
+        line
     }
 
     /// Quotes one value the way the dialect wants.
@@ -347,6 +364,10 @@ mod tests {
         );
         let e = Profile::parse("x.toml", &broken).unwrap_err();
         assert!(e.0.contains("status.error"), "{e}");
+        let with_prompt = sim_profile().replace("prompt = \"\"", "prompt = \"mfp> \"");
+        let p = Profile::parse("x.toml", &with_prompt).expect("a prompt is allowed");
+        assert_eq!(p.strip_prompt("mfp> mfp> OK"), "OK");
+        assert_eq!(p.strip_prompt("OK"), "OK");
         let e = Profile::parse("x.toml", "name = 3").unwrap_err();
         assert!(e.0.starts_with("x.toml:"), "{e}");
     }
