@@ -152,6 +152,7 @@ fn ok(mut data: Vec<String>) -> Answer {
 #[derive(Debug, Default)]
 pub struct Session {
     pem: Option<String>,
+    started: Vec<u64>,
 }
 
 const HELP: &[&str] = &[
@@ -343,9 +344,18 @@ impl Session {
         }
     }
 
+    /// Jobs created by the last lines handled; the transport starts them with
+    /// [`Device::run_submitted`] after writing the answer.
+    pub fn take_started(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.started)
+    }
+
     fn trigger(&mut self, dev: &Device, t: Trigger) -> Answer {
         match dev.submit(t) {
-            Ok(id) => ok(vec![format!("JOB {id}")]),
+            Ok(id) => {
+                self.started.push(id);
+                ok(vec![format!("JOB {id}")])
+            }
             Err((class, detail)) => err(class, detail),
         }
     }

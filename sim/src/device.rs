@@ -237,7 +237,8 @@ impl Device {
         Ok(())
     }
 
-    /// Queues a job, or refuses it at once (`disabled` scan, unknown user).
+    /// Records a job, or refuses it at once (`disabled` scan, unknown user); the job
+    /// runs after [`Device::run_submitted`].
     pub fn submit(&self, trigger: Trigger) -> Result<u64, (&'static str, String)> {
         let mut s = self.lock();
         if let Trigger::Scan {
@@ -273,16 +274,28 @@ impl Device {
                 result: None,
             },
         );
-        drop(s);
+        Ok(id)
+    }
+
+    /// Lets a submitted job run. The console calls this once the `JOB n` answer is
+    /// on its way, so that the job's `EVENT` can never come before it.
+    pub fn run_submitted(&self, id: u64) {
         let sent = self
             .queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .send(id);
         if sent.is_err() {
-            return Err(("config", "the job worker has stopped".into()));
+            let mut s = self.lock();
+            if let Some(job) = s.jobs.get_mut(&id) {
+                job.state = JobState::Failed;
+                job.input = None;
+                job.result = Some(JobResult {
+                    error: Some(("config", "the job worker has stopped".into())),
+                    recipients: Vec::new(),
+                });
+            }
         }
-        Ok(id)
     }
 
     fn run_job(&self, rt: &tokio::runtime::Runtime, id: u64) {

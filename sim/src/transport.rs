@@ -55,6 +55,9 @@ where
                     break;
                 }
             }
+            for id in session.take_started() {
+                dev.run_submitted(id);
+            }
         }
     };
     dev.unsubscribe(sub);
