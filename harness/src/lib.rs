@@ -8,6 +8,7 @@
 
 pub mod cases;
 pub mod device;
+pub mod faults;
 pub mod model;
 pub mod oracle;
 pub mod runner;

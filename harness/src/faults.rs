@@ -1,0 +1,200 @@
+//! Scripted faults shared by the fake SMTP and POP3 servers: what to do instead of
+//! (or on top of) the normal answer at a step, and when. Deterministic: a fault fires
+//! on the nth occurrence of its step, on every occurrence, or with a probability drawn
+//! from a generator seeded by the scenario, so a run repeats exactly.
+
+use serde::{Deserialize, Serialize};
+
+/// What happens at a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "action", deny_unknown_fields)]
+pub enum Action {
+    /// Answer with this SMTP code and text; a text with `\n` gives a multi-line reply.
+    Reply { code: u16, text: String },
+    /// Send these lines as they are (POP3 answers such as `-ERR denied`); each gets CRLF.
+    Line { text: String },
+    /// Wait this long (device time, divided by the time scale), then answer normally.
+    Delay { ms: u64 },
+    /// Answer normally, but send every byte from now on at this rate.
+    Throttle { bytes_per_sec: u32 },
+    /// Close the connection without answering.
+    Drop,
+    /// Never answer; keep the connection open until the client closes it.
+    Hang,
+    /// Answer with bytes that are not the protocol (binary junk and a newline).
+    Garbage,
+    /// Send the first half of the normal answer, without its end of line, then hang.
+    HalfLine,
+    /// At the TLS handshake: close the connection in the middle of it.
+    AbortTls,
+}
+
+/// When a fault fires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    /// Fire only on this occurrence of the step (1-based), counted per connection.
+    #[serde(default)]
+    pub nth: Option<u32>,
+    /// Fire with this probability (0 to 1) instead, drawn from the scenario's seed.
+    #[serde(default)]
+    pub probability: Option<f64>,
+}
+
+/// A fault: at `step`, `action`, when `when` says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fault<S> {
+    pub step: S,
+    #[serde(flatten)]
+    pub when: When,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// A small deterministic generator (SplitMix64) for probabilistic faults.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Counts occurrences of steps on one connection and picks the fault that fires.
+#[derive(Debug, Clone)]
+pub struct Script<S> {
+    faults: Vec<Fault<S>>,
+    counts: Vec<(S, u32)>,
+    rng: Rng,
+}
+
+impl<S: Copy + PartialEq> Script<S> {
+    /// A script for one connection; `seed` should differ per connection (scenario
+    /// seed mixed with the connection number) so runs repeat but connections differ.
+    pub fn new(faults: Vec<Fault<S>>, seed: u64) -> Script<S> {
+        Script {
+            faults,
+            counts: Vec::new(),
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// Counts one occurrence of `step`; answers the action of the first fault that
+    /// fires on it, if any.
+    pub fn at(&mut self, step: S) -> Option<Action> {
+        let n = match self.counts.iter_mut().find(|(s, _)| *s == step) {
+            Some((_, c)) => {
+                *c += 1;
+                *c
+            }
+            None => {
+                self.counts.push((step, 1));
+                1
+            }
+        };
+        for f in &self.faults {
+            if f.step != step {
+                continue;
+            }
+            if let Some(k) = f.when.nth {
+                if k != n {
+                    continue;
+                }
+            }
+            if let Some(p) = f.when.probability {
+                if self.rng.next_f64() >= p {
+                    continue;
+                }
+            }
+            return Some(f.action.clone());
+        }
+        None
+    }
+}
+
+/// Checks a fault list: probabilities within 0..=1, nth at least 1, codes 200..=599.
+pub fn validate<S: std::fmt::Debug>(faults: &[Fault<S>]) -> Result<(), String> {
+    for (i, f) in faults.iter().enumerate() {
+        let at = format!("fault {} (step {:?})", i + 1, f.step);
+        if let Some(p) = f.when.probability {
+            if !(0.0..=1.0).contains(&p) || p.is_nan() {
+                return Err(format!("{at}: probability {p} is not between 0 and 1"));
+            }
+        }
+        if f.when.nth == Some(0) {
+            return Err(format!("{at}: nth counts from 1"));
+        }
+        match &f.action {
+            Action::Reply { code, .. } if !(200..=599).contains(code) => {
+                return Err(format!("{at}: reply code {code} is not between 200 and 599"))
+            }
+            Action::Throttle { bytes_per_sec: 0 } => {
+                return Err(format!("{at}: throttle needs bytes_per_sec of at least 1"))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum St {
+        A,
+        B,
+    }
+
+    fn fault(step: St, nth: Option<u32>, probability: Option<f64>) -> Fault<St> {
+        Fault {
+            step,
+            when: When { nth, probability },
+            action: Action::Drop,
+        }
+    }
+
+    #[test]
+    fn nth_and_every() {
+        let mut s = Script::new(vec![fault(St::A, Some(2), None), fault(St::B, None, None)], 1);
+        assert_eq!(s.at(St::A), None);
+        assert_eq!(s.at(St::A), Some(Action::Drop));
+        assert_eq!(s.at(St::A), None);
+        assert_eq!(s.at(St::B), Some(Action::Drop));
+        assert_eq!(s.at(St::B), Some(Action::Drop));
+    }
+
+    #[test]
+    fn probability_is_repeatable_and_roughly_right() {
+        let run = |seed| {
+            let mut s = Script::new(vec![fault(St::A, None, Some(0.25))], seed);
+            (0..4000).filter(|_| s.at(St::A).is_some()).count()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+        let n = run(7);
+        assert!((800..1200).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn validation_names_the_fault() {
+        let e = validate(&[fault(St::A, None, Some(1.5))]).unwrap_err();
+        assert!(e.contains("fault 1") && e.contains("1.5"), "{e}");
+        assert!(validate(&[fault(St::A, Some(0), None)]).is_err());
+    }
+}
