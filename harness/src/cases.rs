@@ -3,8 +3,9 @@
 //! addresses, refused recipients, a 4xx and a 5xx reply at each SMTP step, servers
 //! that never answer or hang up, and nothing listening.
 
+use crate::faults::{Action, Fault, When};
 use crate::model::{Case, Target, TriggerSpec, UserSpec};
-use crate::smtp::{Fault, RecipientRule, ServerConfig, Step, StepFault};
+use crate::smtp::{RecipientRule, SmtpConfig, Step};
 
 pub const ADMIN: &str = "admin@hil.test";
 pub const DEVICE: &str = "mfp@hil.test";
@@ -36,7 +37,7 @@ fn base(id: String, trigger: TriggerSpec) -> Case {
         ],
         notify: vec![NOTIFY.into()],
         trigger,
-        server: ServerConfig::default(),
+        server: SmtpConfig::default(),
         target: Target::FakeServer,
     }
 }
@@ -61,18 +62,29 @@ fn kinds() -> Vec<TriggerSpec> {
     ]
 }
 
-fn reply(step: Step, code: u16, text: &str) -> StepFault {
-    StepFault {
+fn fault(step: Step, nth: Option<u32>, action: Action) -> Fault<Step> {
+    Fault {
         step,
-        nth: None,
-        fault: Fault::Reply {
-            code,
-            text: text.into(),
+        when: When {
+            nth,
+            probability: None,
         },
+        action,
     }
 }
 
-fn with_fault(mut c: Case, f: StepFault) -> Case {
+fn reply(step: Step, code: u16, text: &str) -> Fault<Step> {
+    fault(
+        step,
+        None,
+        Action::Reply {
+            code,
+            text: text.into(),
+        },
+    )
+}
+
+fn with_fault(mut c: Case, f: Fault<Step>) -> Case {
     c.server.faults.push(f);
     c
 }
@@ -153,36 +165,36 @@ pub fn first_set() -> Vec<Case> {
         "recipients/one-of-three-refused".into(),
         scan_to(&three, 1, None),
     );
-    c.server.refuse_recipients = refuse(&["b@hil.test"]);
+    c.server.policy.recipients = refuse(&["b@hil.test"]);
     v.push(c);
     let mut c = base(
         "recipients/two-of-three-refused".into(),
         scan_to(&three, 1, None),
     );
-    c.server.refuse_recipients = refuse(&["a@hil.test", "c@hil.test"]);
+    c.server.policy.recipients = refuse(&["a@hil.test", "c@hil.test"]);
     v.push(c);
     let mut c = base("recipients/all-refused".into(), scan_to(&three, 1, None));
-    c.server.refuse_recipients = refuse(&three);
+    c.server.policy.recipients = refuse(&three);
     v.push(c);
     let mut c = base(
         "recipients/one-notify-address-refused".into(),
         TriggerSpec::Alert("toner_out".into()),
     );
     c.notify = vec![NOTIFY.into(), "gone@hil.test".into()];
-    c.server.refuse_recipients = refuse(&["gone@hil.test"]);
+    c.server.policy.recipients = refuse(&["gone@hil.test"]);
     v.push(c);
     let mut c = base(
         "recipients/second-rcpt-450-once".into(),
         scan_to(&three, 1, None),
     );
-    c.server.faults.push(StepFault {
-        step: Step::Rcpt,
-        nth: Some(2),
-        fault: Fault::Reply {
+    c.server.faults.push(fault(
+        Step::Rcpt,
+        Some(2),
+        Action::Reply {
             code: 450,
             text: "4.2.0 Mailbox busy".into(),
         },
-    });
+    ));
     v.push(c);
     let mut c = base("recipients/none-registered".into(), TriggerSpec::Counter);
     c.notify.clear();
@@ -277,25 +289,11 @@ pub fn first_set() -> Vec<Case> {
     for step in [Step::Greeting, Step::Ehlo, Step::EndOfData, Step::Quit] {
         let mut c = base(format!("timeout/hang-at-{}", step.name()), scan());
         c.settings.extend(short.clone());
-        v.push(with_fault(
-            c,
-            StepFault {
-                step,
-                nth: None,
-                fault: Fault::Hang,
-            },
-        ));
+        v.push(with_fault(c, fault(step, None, Action::Hang)));
     }
     for step in [Step::Greeting, Step::Mail, Step::Quit] {
         let c = base(format!("drop/at-{}", step.name()), scan());
-        v.push(with_fault(
-            c,
-            StepFault {
-                step,
-                nth: None,
-                fault: Fault::Drop,
-            },
-        ));
+        v.push(with_fault(c, fault(step, None, Action::Drop)));
     }
     let mut c = base("connect/nothing-listening".into(), scan());
     c.target = Target::ClosedPort;

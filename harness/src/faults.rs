@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What happens at a step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "action", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", tag = "action")]
 pub enum Action {
     /// Answer with this SMTP code and text; a text with `\n` gives a multi-line reply.
     Reply { code: u16, text: String },
@@ -31,7 +31,6 @@ pub enum Action {
 
 /// When a fault fires.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct When {
     /// Fire only on this occurrence of the step (1-based), counted per connection.
     #[serde(default)]
@@ -41,14 +40,108 @@ pub struct When {
     pub probability: Option<f64>,
 }
 
-/// A fault: at `step`, `action`, when `when` says.
+/// A fault: at `step`, `action`, when `when` says. In a scenario file it is one flat
+/// table: `step`, optional `nth` or `probability`, `action` and the action's fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawFault<S>")]
+#[serde(bound(deserialize = "S: Deserialize<'de>"))]
 pub struct Fault<S> {
     pub step: S,
     #[serde(flatten)]
     pub when: When,
     #[serde(flatten)]
     pub action: Action,
+}
+
+/// The flat form of a fault in a file, checked field by field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFault<S> {
+    step: S,
+    #[serde(default)]
+    nth: Option<u32>,
+    #[serde(default)]
+    probability: Option<f64>,
+    action: String,
+    #[serde(default)]
+    code: Option<u16>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    ms: Option<u64>,
+    #[serde(default)]
+    bytes_per_sec: Option<u32>,
+}
+
+impl<S> TryFrom<RawFault<S>> for Fault<S> {
+    type Error = String;
+
+    fn try_from(r: RawFault<S>) -> Result<Self, String> {
+        let a = r.action.as_str();
+        let unused = |names: &[(&str, bool)]| -> Result<(), String> {
+            for (n, present) in names {
+                if *present {
+                    return Err(format!("action {a:?} takes no field {n:?}"));
+                }
+            }
+            Ok(())
+        };
+        let need_text = |t: Option<String>| t.ok_or_else(|| format!("action {a:?} needs text"));
+        let action = match a {
+            "reply" => {
+                unused(&[("ms", r.ms.is_some()), ("bytes_per_sec", r.bytes_per_sec.is_some())])?;
+                Action::Reply {
+                    code: r.code.ok_or("action \"reply\" needs code")?,
+                    text: need_text(r.text)?,
+                }
+            }
+            "line" => {
+                unused(&[("code", r.code.is_some()), ("ms", r.ms.is_some()), ("bytes_per_sec", r.bytes_per_sec.is_some())])?;
+                Action::Line { text: need_text(r.text)? }
+            }
+            "delay" => {
+                unused(&[("code", r.code.is_some()), ("text", r.text.is_some()), ("bytes_per_sec", r.bytes_per_sec.is_some())])?;
+                Action::Delay { ms: r.ms.ok_or("action \"delay\" needs ms")? }
+            }
+            "throttle" => {
+                unused(&[("code", r.code.is_some()), ("text", r.text.is_some()), ("ms", r.ms.is_some())])?;
+                Action::Throttle {
+                    bytes_per_sec: r.bytes_per_sec.ok_or("action \"throttle\" needs bytes_per_sec")?,
+                }
+            }
+            "drop" | "hang" | "garbage" | "half_line" | "abort_tls" => {
+                unused(&[
+                    ("code", r.code.is_some()),
+                    ("text", r.text.is_some()),
+                    ("ms", r.ms.is_some()),
+                    ("bytes_per_sec", r.bytes_per_sec.is_some()),
+                ])?;
+                match a {
+                    "drop" => Action::Drop,
+                    "hang" => Action::Hang,
+                    "garbage" => Action::Garbage,
+                    "half_line" => Action::HalfLine,
+                    _ => Action::AbortTls,
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unknown action {other:?}; one of reply, line, delay, throttle, drop, hang, garbage, half_line, abort_tls"
+                ))
+            }
+        };
+        if r.nth.is_some() && r.probability.is_some() {
+            return Err("a fault takes nth or probability, not both".into());
+        }
+        Ok(Fault {
+            step: r.step,
+            when: When {
+                nth: r.nth,
+                probability: r.probability,
+            },
+            action,
+        })
+    }
 }
 
 /// A small deterministic generator (SplitMix64) for probabilistic faults.
@@ -140,7 +233,9 @@ pub fn validate<S: std::fmt::Debug>(faults: &[Fault<S>]) -> Result<(), String> {
         }
         match &f.action {
             Action::Reply { code, .. } if !(200..=599).contains(code) => {
-                return Err(format!("{at}: reply code {code} is not between 200 and 599"))
+                return Err(format!(
+                    "{at}: reply code {code} is not between 200 and 599"
+                ))
             }
             Action::Throttle { bytes_per_sec: 0 } => {
                 return Err(format!("{at}: throttle needs bytes_per_sec of at least 1"))
@@ -171,7 +266,10 @@ mod tests {
 
     #[test]
     fn nth_and_every() {
-        let mut s = Script::new(vec![fault(St::A, Some(2), None), fault(St::B, None, None)], 1);
+        let mut s = Script::new(
+            vec![fault(St::A, Some(2), None), fault(St::B, None, None)],
+            1,
+        );
         assert_eq!(s.at(St::A), None);
         assert_eq!(s.at(St::A), Some(Action::Drop));
         assert_eq!(s.at(St::A), None);
@@ -189,6 +287,30 @@ mod tests {
         assert_ne!(run(7), run(8));
         let n = run(7);
         assert!((800..1200).contains(&n), "{n}");
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct File {
+        faults: Vec<Fault<String>>,
+    }
+
+    #[test]
+    fn faults_read_from_toml_with_clear_errors() {
+        let f: File = toml::from_str(
+            "[[faults]]\nstep = \"rcpt\"\nnth = 2\naction = \"reply\"\ncode = 450\ntext = \"4.2.0 busy\"\n\n[[faults]]\nstep = \"data\"\naction = \"hang\"\n",
+        )
+        .expect("valid faults");
+        assert_eq!(f.faults[0].when.nth, Some(2));
+        assert_eq!(f.faults[1].action, Action::Hang);
+        for (bad, says) in [
+            ("step = \"x\"\naction = \"reply\"\ncode = 450", "needs text"),
+            ("step = \"x\"\naction = \"hang\"\nms = 3", "takes no field"),
+            ("step = \"x\"\naction = \"explode\"", "unknown action"),
+            ("step = \"x\"\naction = \"drop\"\ncolour = 1", "colour"),
+        ] {
+            let e = toml::from_str::<File>(&format!("[[faults]]\n{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::smtp::ServerConfig;
+use crate::smtp::SmtpConfig;
 
 /// Factory defaults of the keys the oracle reads (SPEC §1).
 pub const DEFAULTS: &[(&str, &str)] = &[
@@ -81,7 +81,7 @@ pub struct Case {
     pub users: Vec<UserSpec>,
     pub notify: Vec<String>,
     pub trigger: TriggerSpec,
-    pub server: ServerConfig,
+    pub server: SmtpConfig,
     pub target: Target,
 }
 

@@ -6,8 +6,9 @@
 
 use serde::Serialize;
 
+use crate::faults::Action;
 use crate::model::{Case, SettingView, Target, TriggerSpec};
-use crate::smtp::{Fault, ServerConfig, Step};
+use crate::smtp::{SmtpConfig, Step};
 
 /// A delivery a correct device makes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,13 +56,28 @@ fn fail(class: &'static str, connects: bool) -> Expected {
     }
 }
 
-/// What a fault does to a device waiting for a reply: `None` when the step goes on.
-fn fault_effect(f: &Fault, ok_class: u16) -> Option<&'static str> {
+/// What a fault does to a device waiting for a reply whose success class is
+/// `ok_class`, with `timeout_ms` of patience: `None` when the step goes on.
+fn fault_effect(f: &Action, ok_class: u16, timeout_ms: u64) -> Option<&'static str> {
+    let code_effect = |code: u16| {
+        if code / 100 == ok_class && code != 421 {
+            None
+        } else {
+            Some("rejected")
+        }
+    };
     match f {
-        Fault::Hang => Some("timeout"),
-        Fault::Drop => Some("connect"),
-        Fault::Reply { code, .. } if code / 100 == ok_class && *code != 421 => None,
-        Fault::Reply { .. } => Some("rejected"),
+        Action::Hang | Action::HalfLine => Some("timeout"),
+        Action::Drop | Action::AbortTls => Some("connect"),
+        Action::Delay { ms } if *ms >= timeout_ms => Some("timeout"),
+        Action::Delay { .. } | Action::Throttle { .. } => None,
+        Action::Garbage => Some("rejected"),
+        Action::Reply { code, .. } => code_effect(*code),
+        // A raw line is a reply if it starts with a code; anything else is not SMTP.
+        Action::Line { text } => match text.get(..3).and_then(|c| c.parse::<u16>().ok()) {
+            Some(code) => code_effect(code),
+            None => Some("rejected"),
+        },
     }
 }
 
@@ -121,34 +137,44 @@ pub fn expect(case: &Case, settings: &SettingView) -> Expected {
     if case.target == Target::ClosedPort {
         return fail("connect", true);
     }
-    walk(&case.server, mail_from, header_from, to, &case.trigger)
+    let timeout_ms = s.get("smtp.timeout").parse::<u64>().unwrap_or(60) * 1000;
+    walk(
+        &case.server,
+        timeout_ms,
+        mail_from,
+        header_from,
+        to,
+        &case.trigger,
+    )
 }
 
 /// Walks the SMTP conversation against the server scenario (SPEC §3 steps 3, 8–10).
 fn walk(
-    cfg: &ServerConfig,
+    cfg: &SmtpConfig,
+    timeout_ms: u64,
     mail_from: String,
     header_from: String,
     to: Vec<String>,
     trigger: &TriggerSpec,
 ) -> Expected {
     let at = |step: Step, n: u32| cfg.fault_at(step, n);
-    if let Some(class) = at(Step::Greeting, 1).and_then(|f| fault_effect(f, 2)) {
+    if let Some(class) = at(Step::Greeting, 1).and_then(|f| fault_effect(f, 2, timeout_ms)) {
         return fail(class, true);
     }
     let mut greeted_with = "EHLO";
     let mut extensions: &[String] = &cfg.extensions;
     if let Some(f) = at(Step::Ehlo, 1) {
         match f {
-            Fault::Reply { code, .. } if (500..=504).contains(code) => {
+            Action::Reply { code, .. } if (500..=504).contains(code) => {
                 greeted_with = "HELO";
                 extensions = &[];
-                if let Some(class) = at(Step::Helo, 1).and_then(|f| fault_effect(f, 2)) {
+                if let Some(class) = at(Step::Helo, 1).and_then(|f| fault_effect(f, 2, timeout_ms))
+                {
                     return fail(class, true);
                 }
             }
             f => {
-                if let Some(class) = fault_effect(f, 2) {
+                if let Some(class) = fault_effect(f, 2, timeout_ms) {
                     return fail(class, true);
                 }
             }
@@ -159,23 +185,25 @@ fn walk(
             .next()
             .is_some_and(|k| k.eq_ignore_ascii_case("SIZE"))
     });
-    if let Some(class) = at(Step::Mail, 1).and_then(|f| fault_effect(f, 2)) {
+    if let Some(class) = at(Step::Mail, 1).and_then(|f| fault_effect(f, 2, timeout_ms)) {
         return fail(class, true);
     }
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
     for (i, r) in to.iter().enumerate() {
         match at(Step::Rcpt, i as u32 + 1) {
-            Some(Fault::Hang) => return fail("timeout", true),
-            Some(Fault::Drop) => return fail("connect", true),
-            Some(Fault::Reply { code: 421, .. }) => return fail("rejected", true),
-            Some(Fault::Reply { code, .. }) if code / 100 != 2 => {
+            Some(Action::Reply { code, .. }) if code / 100 != 2 && *code != 421 => {
                 refused.push(r.clone());
                 continue;
             }
-            _ => {}
+            Some(f) => {
+                if let Some(class) = fault_effect(f, 2, timeout_ms) {
+                    return fail(class, true);
+                }
+            }
+            None => {}
         }
-        match cfg.refusal_for(r) {
+        match cfg.rule_for(r) {
             Some(rule) if rule.code == 421 => return fail("rejected", true),
             Some(rule) if rule.code / 100 != 2 => refused.push(r.clone()),
             _ => accepted.push(r.clone()),
@@ -184,15 +212,15 @@ fn walk(
     if accepted.is_empty() {
         return fail("rejected", true);
     }
-    if let Some(class) = at(Step::Data, 1).and_then(|f| fault_effect(f, 3)) {
+    if let Some(class) = at(Step::Data, 1).and_then(|f| fault_effect(f, 3, timeout_ms)) {
         return fail(class, true);
     }
-    if let Some(class) = at(Step::EndOfData, 1).and_then(|f| fault_effect(f, 2)) {
+    if let Some(class) = at(Step::EndOfData, 1).and_then(|f| fault_effect(f, 2, timeout_ms)) {
         return fail(class, true);
     }
     // The message is with the server now. An explicit refusal of QUIT fails the job
     // (SPEC §3.10: any step); silence or a hang-up at QUIT does not undo delivery.
-    if let Some(Fault::Reply { code, .. }) = at(Step::Quit, 1) {
+    if let Some(Action::Reply { code, .. }) = at(Step::Quit, 1) {
         if code / 100 != 2 {
             return Expected::Failed {
                 class: "rejected",
@@ -219,8 +247,8 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::{Fault, When};
     use crate::model::UserSpec;
-    use crate::smtp::StepFault;
 
     fn case(trigger: TriggerSpec, settings: &[(&str, &str)]) -> (Case, SettingView) {
         let mut pairs = vec![
@@ -239,7 +267,7 @@ mod tests {
             }],
             notify: vec!["ops@hil.test".into()],
             trigger,
-            server: ServerConfig::default(),
+            server: SmtpConfig::default(),
             target: Target::FakeServer,
         };
         (c, SettingView::from_pairs(&pairs))
@@ -289,10 +317,13 @@ mod tests {
     #[test]
     fn helo_fallback_drops_size() {
         let (mut c, s) = case(scan(None), &[]);
-        c.server.faults.push(StepFault {
+        c.server.faults.push(Fault {
             step: Step::Ehlo,
-            nth: None,
-            fault: Fault::Reply {
+            when: When {
+                nth: None,
+                probability: None,
+            },
+            action: Action::Reply {
                 code: 502,
                 text: "no".into(),
             },

@@ -14,7 +14,7 @@ use crate::device::embedded::EmbeddedSim;
 use crate::device::{Console, DriverError, Endpoint, Profile, TriggerAnswer};
 use crate::model::{Case, SettingView, Target, TriggerSpec, SECRET_KEYS};
 use crate::oracle::{self, Expected};
-use crate::smtp::ServerConfig;
+use crate::smtp::SmtpConfig;
 use crate::smtp_server::SmtpServer;
 use crate::verdict::{self, Observed};
 
@@ -91,7 +91,7 @@ impl Runner {
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
         let bind = SocketAddr::new(opts.bind, opts.smtp_port);
         let server = rt
-            .block_on(SmtpServer::start(bind, ServerConfig::default()))
+            .block_on(SmtpServer::start(bind, SmtpConfig::default()))
             .map_err(|e| e.to_string())?;
         let server_address = match (&opts.server_address, opts.bind.is_unspecified()) {
             (Some(a), _) => a.clone(),

@@ -1,23 +1,33 @@
-//! The fake SMTP server's session, without sockets: bytes from the client go in,
-//! bytes to send, "close" and "hang" come out. Commands are parsed with smtp-proto;
-//! replies, the EHLO extension list and per-step faults come from [`ServerConfig`].
+//! The fake SMTP server's session, without sockets: bytes from the client go in;
+//! bytes to send and instructions for the IO layer (close, hang, delay, throttle,
+//! start TLS) come out. Commands are parsed with smtp-proto; replies, the EHLO
+//! extensions, AUTH, policies and per-step faults come from [`SmtpConfig`].
 //! The tokio layer is `smtp_server.rs`.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use smtp_proto::request::receiver::DataReceiver;
 use smtp_proto::{Error as ProtoError, Request};
+
+use crate::faults::{Action, Fault, Script};
+use crate::sasl::{self, Account, Mechanism};
 
 /// A point in the SMTP conversation where a fault can be scripted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
+    /// The TCP connection was accepted (before TLS for implicit TLS, before the greeting).
+    Connect,
+    /// The TLS handshake (implicit TLS at connect, or after STARTTLS).
+    TlsHandshake,
     Greeting,
     Ehlo,
     Helo,
+    Starttls,
+    Auth,
     Mail,
     Rcpt,
     Data,
@@ -28,9 +38,13 @@ pub enum Step {
 impl Step {
     pub fn name(&self) -> &'static str {
         match self {
+            Step::Connect => "connect",
+            Step::TlsHandshake => "tls_handshake",
             Step::Greeting => "greeting",
             Step::Ehlo => "ehlo",
             Step::Helo => "helo",
+            Step::Starttls => "starttls",
+            Step::Auth => "auth",
             Step::Mail => "mail",
             Step::Rcpt => "rcpt",
             Step::Data => "data",
@@ -40,77 +54,178 @@ impl Step {
     }
 }
 
-/// What the server does instead of its normal answer at a step.
+/// A recipient rule: addresses matching `address` (exact, or `*@domain`) get this reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "action")]
-pub enum Fault {
-    /// Answer with this code and text (a multi-line text gives a multi-line reply).
-    Reply { code: u16, text: String },
-    /// Never answer; keep the connection open until the client closes it.
-    Hang,
-    /// Close the connection without answering.
-    Drop,
-}
-
-/// A fault at a step, on every occurrence or only on the `nth` (1-based).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepFault {
-    pub step: Step,
-    #[serde(default)]
-    pub nth: Option<u32>,
-    #[serde(flatten)]
-    pub fault: Fault,
-}
-
-/// A recipient the server refuses, with the reply it gives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RecipientRule {
     pub address: String,
     pub code: u16,
     pub text: String,
 }
 
-/// How the fake server behaves: a scenario's SMTP part.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerConfig {
-    /// The name in the greeting and the EHLO reply.
-    pub hostname: String,
-    /// EHLO extension lines, e.g. `SIZE 10485760`, `8BITMIME`, `PIPELINING`.
-    pub extensions: Vec<String>,
-    pub faults: Vec<StepFault>,
-    pub refuse_recipients: Vec<RecipientRule>,
+impl RecipientRule {
+    pub fn matches(&self, addr: &str) -> bool {
+        match self.address.strip_prefix("*@") {
+            Some(domain) => addr
+                .rsplit_once('@')
+                .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain)),
+            None => self.address.eq_ignore_ascii_case(addr),
+        }
+    }
 }
 
-impl Default for ServerConfig {
+/// Server policies (SPEC-independent: what real servers enforce).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// MAIL before a successful AUTH gets `530 5.7.0 Authentication required`.
+    pub require_auth: bool,
+    /// Largest message accepted, in bytes: a bigger `SIZE=` or DATA gets 552.
+    pub max_size: Option<u64>,
+    /// A message with a bare LF gets `550 5.6.11`.
+    pub refuse_bare_lf: bool,
+    /// Recipients refused (first matching rule wins).
+    pub recipients: Vec<RecipientRule>,
+    /// POP before SMTP: RCPT is refused (554 5.7.1) unless the client's address logged
+    /// in to the POP3 server within this many seconds (device time).
+    pub pop_before_smtp_window_s: Option<u64>,
+}
+
+/// How a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListenerKind {
+    /// Plain, no STARTTLS/STLS offered.
+    Plain,
+    /// Plain, offering STARTTLS (SMTP) or STLS (POP3).
+    Starttls,
+    /// Implicit TLS (SMTPS, POP3S): TLS from the first byte.
+    Tls,
+}
+
+impl ListenerKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ListenerKind::Plain => "plain",
+            ListenerKind::Starttls => "starttls",
+            ListenerKind::Tls => "tls",
+        }
+    }
+}
+
+/// A listener of a scenario's server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSpec {
+    pub kind: ListenerKind,
+    /// The port (0: any free port).
+    #[serde(default)]
+    pub port: u16,
+    /// The certificate shown by `starttls` and `tls` listeners: a zoo name
+    /// (`"valid"`) or `{ cert = "a.crt", key = "a.key" }`.
+    #[serde(default)]
+    pub cert: Option<crate::tls::CertSpec>,
+    /// Which device setting should point at it: `port` or `ssl_port` (SMTP), the
+    /// default by kind (`tls` → `ssl_port`, others → `port`).
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+impl ListenerSpec {
+    /// A plain listener on any free port.
+    pub fn plain() -> ListenerSpec {
+        ListenerSpec {
+            kind: ListenerKind::Plain,
+            port: 0,
+            cert: None,
+            role: None,
+        }
+    }
+
+    /// The device setting this listener serves: `port` or `ssl_port`.
+    pub fn role(&self) -> &str {
+        match (&self.role, self.kind) {
+            (Some(r), _) => r,
+            (None, ListenerKind::Tls) => "ssl_port",
+            (None, _) => "port",
+        }
+    }
+}
+
+/// How the fake SMTP server behaves: a scenario's SMTP part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Where it listens (scenario files; the runner's server has its own).
+    pub listeners: Vec<ListenerSpec>,
+    /// The name in the greeting and the EHLO reply.
+    pub hostname: String,
+    /// The greeting text after `220 `; default `HOSTNAME ESMTP hil fake server`.
+    pub greeting: Option<String>,
+    /// EHLO extension lines other than STARTTLS and AUTH, e.g. `SIZE 10485760`.
+    pub extensions: Vec<String>,
+    /// AUTH mechanisms advertised in EHLO (empty: no AUTH line).
+    pub auth: Vec<Mechanism>,
+    /// Mechanisms accepted; default: the advertised ones.
+    pub auth_accept: Option<Vec<Mechanism>>,
+    /// Whether AUTH is offered before TLS on a STARTTLS listener (default true).
+    pub auth_before_tls: bool,
+    /// Realms offered in the DIGEST-MD5 challenge.
+    pub realms: Vec<String>,
+    pub accounts: Vec<Account>,
+    pub policy: Policy,
+    pub faults: Vec<Fault<Step>>,
+    /// Seed for probabilistic faults and challenges.
+    pub seed: u64,
+    /// A connection idle this long (device seconds) is closed.
+    pub idle_timeout_s: u64,
+}
+
+impl Default for SmtpConfig {
     fn default() -> Self {
-        ServerConfig {
+        SmtpConfig {
+            listeners: vec![ListenerSpec::plain()],
             hostname: "mx.hil.test".into(),
+            greeting: None,
             extensions: vec![
                 "SIZE 10485760".into(),
                 "8BITMIME".into(),
                 "PIPELINING".into(),
             ],
+            auth: Vec::new(),
+            auth_accept: None,
+            auth_before_tls: true,
+            realms: Vec::new(),
+            accounts: Vec::new(),
+            policy: Policy::default(),
             faults: Vec::new(),
-            refuse_recipients: Vec::new(),
+            seed: 0,
+            idle_timeout_s: 600,
         }
     }
 }
 
-impl ServerConfig {
-    /// The fault for the `n`th (1-based) occurrence of `step`, if one is scripted.
-    pub fn fault_at(&self, step: Step, n: u32) -> Option<&Fault> {
+impl SmtpConfig {
+    /// The deterministic fault for the `n`th (1-based) occurrence of `step`: the first
+    /// scripted fault without a probability that fires there.
+    pub fn fault_at(&self, step: Step, n: u32) -> Option<&Action> {
         self.faults
             .iter()
-            .find(|f| f.step == step && f.nth.is_none_or(|k| k == n))
-            .map(|f| &f.fault)
+            .filter(|f| f.when.probability.is_none())
+            .find(|f| f.step == step && f.when.nth.is_none_or(|k| k == n))
+            .map(|f| &f.action)
     }
 
-    /// The rule refusing `address`, if any.
-    pub fn refusal_for(&self, address: &str) -> Option<&RecipientRule> {
-        self.refuse_recipients
-            .iter()
-            .find(|r| r.address.eq_ignore_ascii_case(address))
+    /// The first rule matching `address`, if any.
+    pub fn rule_for(&self, address: &str) -> Option<&RecipientRule> {
+        self.policy.recipients.iter().find(|r| r.matches(address))
+    }
+
+    fn accepts(&self, m: Mechanism) -> bool {
+        match &self.auth_accept {
+            Some(list) => list.contains(&m),
+            None => self.auth.contains(&m),
+        }
     }
 }
 
@@ -121,7 +236,7 @@ pub enum Dir {
     C,
     /// From the server (the harness).
     S,
-    /// A note of the harness's own (connection opened, closed, hang).
+    /// A note of the harness's own (connection opened, closed, TLS, faults).
     Note,
 }
 
@@ -131,28 +246,6 @@ pub struct Entry {
     pub t_ms: u64,
     pub dir: Dir,
     pub text: String,
-}
-
-/// A message the server accepted, as received.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Received {
-    pub connection: u64,
-    pub helo: String,
-    /// The verb the client greeted with: EHLO or HELO.
-    pub greeted_with: String,
-    pub mail_from: String,
-    /// The `SIZE=` parameter of MAIL FROM, if given.
-    pub size_param: Option<usize>,
-    pub recipients: Vec<String>,
-    /// The message bytes after un-dot-stuffing, final CRLF included.
-    #[serde(skip)]
-    pub data: Vec<u8>,
-    /// LF bytes not preceded by CR in the DATA stream.
-    pub bare_lf: usize,
-    /// Lines longer than 998 octets (CRLF excluded).
-    pub long_lines: usize,
-    /// The message as MIME, parsed when it arrived (`None`: it does not parse).
-    pub mime: Option<MimeSummary>,
 }
 
 /// The parsed view of a received message kept with it.
@@ -214,6 +307,41 @@ impl MimeSummary {
     }
 }
 
+/// A message the server accepted, as received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Received {
+    pub connection: u64,
+    pub helo: String,
+    /// The verb the client greeted with: EHLO or HELO.
+    pub greeted_with: String,
+    /// Whether the transaction ran inside TLS.
+    pub tls: bool,
+    /// The user authenticated on the connection, if any.
+    pub auth_user: Option<String>,
+    pub mail_from: String,
+    /// The `SIZE=` parameter of MAIL FROM, if given.
+    pub size_param: Option<usize>,
+    pub recipients: Vec<String>,
+    /// The message bytes after un-dot-stuffing, final CRLF included.
+    #[serde(skip)]
+    pub data: Vec<u8>,
+    /// LF bytes not preceded by CR in the DATA stream.
+    pub bare_lf: usize,
+    /// Lines longer than 998 octets (CRLF excluded).
+    pub long_lines: usize,
+    /// The message as MIME, parsed when it arrived (`None`: it does not parse).
+    pub mime: Option<MimeSummary>,
+}
+
+/// The outcome of an AUTH exchange, for the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuthRecord {
+    pub mechanism: String,
+    pub user: Option<String>,
+    pub ok: bool,
+    pub detail: String,
+}
+
 /// What the IO layer must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -221,37 +349,66 @@ pub enum Output {
     Close,
     /// Stop answering; keep reading and discarding until the client leaves.
     Hang,
+    /// Wait this many milliseconds (device time) before what follows.
+    Delay(u64),
+    /// From now on, send at most this many bytes per second.
+    Throttle(u32),
+    /// Run the TLS handshake now (the 220 for STARTTLS is already sent); then call
+    /// [`Session::tls_started`].
+    StartTls,
     Message(Box<Received>),
+    Auth(AuthRecord),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Command,
     Data,
+    Auth,
     Hung,
     Closed,
 }
 
 /// Longest command line accepted (RFC 5321 says 512; we are lenient).
 pub const MAX_COMMAND_LINE: usize = 4096;
+/// Most message bytes kept without a `max_size` policy; beyond it DATA is discarded
+/// and answered 552, so a client cannot grow the server's memory without bound.
+pub const MAX_KEPT_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// What the IO layer tells the session about the connection.
+#[derive(Clone)]
+pub struct SessionEnv {
+    pub connection: u64,
+    pub peer: IpAddr,
+    /// The listener offers STARTTLS (and the connection is not yet in TLS).
+    pub starttls: bool,
+    /// The connection is already in TLS (implicit TLS).
+    pub tls: bool,
+    /// Answers whether `peer` logged in to the POP3 server within `window_s` seconds.
+    pub pop_login_within: Arc<dyn Fn(IpAddr, u64) -> bool + Send + Sync>,
+}
 
 /// One SMTP connection's session.
 pub struct Session {
-    cfg: Arc<ServerConfig>,
-    connection: u64,
+    cfg: Arc<SmtpConfig>,
+    env: SessionEnv,
+    script: Script<Step>,
     mode: Mode,
     line: Vec<u8>,
     line_overflow: bool,
     data: DataReceiver,
     data_buf: Vec<u8>,
-    counts: HashMap<Step, u32>,
+    data_dropped: usize,
     greeted_with: Option<String>,
     helo: String,
     mail_from: Option<(String, Option<usize>)>,
     rcpts: Vec<String>,
+    auth: Option<sasl::Exchange>,
+    auth_user: Option<String>,
     transcript: Vec<Entry>,
     now_ms: u64,
     queued: u64,
+    half_line: bool,
 }
 
 fn reply(code: u16, text: &str) -> Vec<u8> {
@@ -264,42 +421,57 @@ fn reply(code: u16, text: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Shows a client line in a transcript with credentials removed.
+/// Shows a client command line in a transcript with credentials removed.
 pub fn redact_command(line: &str) -> String {
     let mut words = line.split_whitespace();
     match words.next() {
         Some(v) if v.eq_ignore_ascii_case("AUTH") => match words.next() {
-            Some(mech) => format!("AUTH {mech} [redacted]"),
+            Some(mech) if words.next().is_some() => format!("AUTH {mech} [redacted]"),
+            Some(mech) => format!("AUTH {mech}"),
             None => "AUTH".into(),
         },
         _ => line.to_string(),
     }
 }
 
+/// Bytes that are no protocol at all, for the `garbage` action.
+pub const GARBAGE: &[u8] = b"\x00\xff\xfe\x1b[2J\x89PNG\r\x1a garbage \x7f\x80\xc3\x28\r\n";
+
 impl Session {
-    pub fn new(cfg: Arc<ServerConfig>, connection: u64) -> Self {
+    pub fn new(cfg: Arc<SmtpConfig>, env: SessionEnv) -> Self {
+        let seed = cfg.seed ^ env.connection.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         Session {
+            script: Script::new(cfg.faults.clone(), seed),
             cfg,
-            connection,
+            env,
             mode: Mode::Command,
             line: Vec::new(),
             line_overflow: false,
             data: DataReceiver::new(),
             data_buf: Vec::new(),
-            counts: HashMap::new(),
+            data_dropped: 0,
             greeted_with: None,
             helo: String::new(),
             mail_from: None,
             rcpts: Vec::new(),
+            auth: None,
+            auth_user: None,
             transcript: Vec::new(),
             now_ms: 0,
             queued: 0,
+            half_line: false,
         }
     }
 
     /// Transcript lines recorded since the last call.
     pub fn take_transcript(&mut self) -> Vec<Entry> {
         std::mem::take(&mut self.transcript)
+    }
+
+    /// Notes something of the IO layer's in the transcript.
+    pub fn note(&mut self, now_ms: u64, text: impl Into<String>) {
+        self.now_ms = now_ms;
+        self.log(Dir::Note, text);
     }
 
     fn log(&mut self, dir: Dir, text: impl Into<String>) {
@@ -310,45 +482,105 @@ impl Session {
         });
     }
 
-    fn send(&mut self, out: &mut Vec<Output>, code: u16, text: &str) {
-        let bytes = reply(code, text);
+    fn send_bytes(&mut self, out: &mut Vec<Output>, bytes: Vec<u8>) {
+        if self.half_line {
+            self.half_line = false;
+            let half = bytes[..bytes.len() / 2].to_vec();
+            self.log(
+                Dir::S,
+                format!("{} [half line]", String::from_utf8_lossy(&half)),
+            );
+            self.log(Dir::Note, "hang after half a line (scripted)");
+            out.push(Output::Send(half));
+            out.push(Output::Hang);
+            self.mode = Mode::Hung;
+            return;
+        }
         for l in String::from_utf8_lossy(&bytes).lines() {
             self.log(Dir::S, l.to_string());
         }
         out.push(Output::Send(bytes));
     }
 
-    /// Applies a scripted fault for this step if there is one; answers whether it did.
+    fn send(&mut self, out: &mut Vec<Output>, code: u16, text: &str) {
+        self.send_bytes(out, reply(code, text));
+    }
+
+    /// The fault, if any, at `step` (counts one occurrence). Exposed for the IO layer's
+    /// steps (connect, TLS handshake).
+    pub fn fault_for(&mut self, step: Step) -> Option<Action> {
+        let a = self.script.at(step);
+        if let Some(a) = &a {
+            let what = match a {
+                Action::Reply { code, .. } => format!("reply {code}"),
+                Action::Line { .. } => "raw line".into(),
+                Action::Delay { ms } => format!("delay {ms} ms"),
+                Action::Throttle { bytes_per_sec } => format!("throttle {bytes_per_sec} B/s"),
+                Action::Drop => "drop".into(),
+                Action::Hang => "hang".into(),
+                Action::Garbage => "garbage".into(),
+                Action::HalfLine => "half line".into(),
+                Action::AbortTls => "abort TLS".into(),
+            };
+            self.log(
+                Dir::Note,
+                format!("fault at {}: {what} (scripted)", step.name()),
+            );
+        }
+        a
+    }
+
+    /// Applies a scripted fault at `step`; answers whether it replaced the normal answer.
     fn fault(&mut self, step: Step, out: &mut Vec<Output>) -> bool {
-        let n = {
-            let c = self.counts.entry(step).or_insert(0);
-            *c += 1;
-            *c
-        };
-        let Some(fault) = self.cfg.fault_at(step, n).cloned() else {
+        let Some(action) = self.fault_for(step) else {
             return false;
         };
-        match fault {
-            Fault::Reply { code, text } => {
+        match action {
+            Action::Reply { code, text } => {
                 self.send(out, code, &text);
                 if code == 421 {
                     self.mode = Mode::Closed;
-                    self.log(Dir::Note, "closing after 421");
                     out.push(Output::Close);
                 }
+                true
             }
-            Fault::Hang => {
-                self.mode = Mode::Hung;
-                self.log(Dir::Note, format!("hang at {} (scripted)", step.name()));
-                out.push(Output::Hang);
+            Action::Line { text } => {
+                let mut bytes = Vec::new();
+                for l in text.split('\n') {
+                    bytes.extend_from_slice(l.trim_end_matches('\r').as_bytes());
+                    bytes.extend_from_slice(b"\r\n");
+                }
+                self.send_bytes(out, bytes);
+                true
             }
-            Fault::Drop => {
+            Action::Delay { ms } => {
+                out.push(Output::Delay(ms));
+                false
+            }
+            Action::Throttle { bytes_per_sec } => {
+                out.push(Output::Throttle(bytes_per_sec));
+                false
+            }
+            Action::Drop | Action::AbortTls => {
                 self.mode = Mode::Closed;
-                self.log(Dir::Note, format!("drop at {} (scripted)", step.name()));
                 out.push(Output::Close);
+                true
+            }
+            Action::Hang => {
+                self.mode = Mode::Hung;
+                out.push(Output::Hang);
+                true
+            }
+            Action::Garbage => {
+                self.log(Dir::S, "<garbage bytes>");
+                out.push(Output::Send(GARBAGE.to_vec()));
+                true
+            }
+            Action::HalfLine => {
+                self.half_line = true;
+                false
             }
         }
-        true
     }
 
     /// The opening of the connection: the greeting, unless a fault replaces it.
@@ -356,10 +588,30 @@ impl Session {
         self.now_ms = now_ms;
         let mut out = Vec::new();
         if !self.fault(Step::Greeting, &mut out) {
-            let text = format!("{} ESMTP hil fake server", self.cfg.hostname);
+            let text = self
+                .cfg
+                .greeting
+                .clone()
+                .unwrap_or_else(|| format!("{} ESMTP hil fake server", self.cfg.hostname));
             self.send(&mut out, 220, &text);
         }
         out
+    }
+
+    /// The TLS handshake after STARTTLS finished: the session starts over (RFC 3207).
+    pub fn tls_started(&mut self) {
+        self.env.tls = true;
+        self.env.starttls = false;
+        self.greeted_with = None;
+        self.helo.clear();
+        self.reset_transaction();
+        self.auth_user = None;
+        self.mode = Mode::Command;
+    }
+
+    /// Whether the session is in TLS.
+    pub fn in_tls(&self) -> bool {
+        self.env.tls
     }
 
     /// Feeds bytes from the client.
@@ -374,11 +626,21 @@ impl Session {
                     let mut it = rest.iter();
                     let done = self.data.ingest(&mut it, &mut self.data_buf);
                     rest = it.as_slice();
+                    let cap = self
+                        .cfg
+                        .policy
+                        .max_size
+                        .map_or(MAX_KEPT_MESSAGE, |m| (m as usize).saturating_add(1))
+                        .min(MAX_KEPT_MESSAGE);
+                    if self.data_buf.len() > cap {
+                        self.data_dropped += self.data_buf.len();
+                        self.data_buf.clear();
+                    }
                     if done {
                         self.end_of_data(&mut out);
                     }
                 }
-                Mode::Command => {
+                Mode::Command | Mode::Auth => {
                     let Some(pos) = rest.iter().position(|b| *b == b'\n') else {
                         self.push_partial(rest);
                         break;
@@ -393,11 +655,23 @@ impl Session {
                             Dir::C,
                             format!("<line longer than {MAX_COMMAND_LINE} bytes>"),
                         );
+                        if self.mode == Mode::Auth {
+                            self.auth = None;
+                            self.mode = Mode::Command;
+                        }
                         self.send(&mut out, 500, "5.5.2 Line too long");
                         continue;
                     }
                     let line = std::mem::take(&mut self.line);
-                    self.command(&line, &mut out);
+                    if self.mode == Mode::Auth {
+                        self.auth_line(&line, &mut out);
+                    } else {
+                        self.command(&line, &mut out);
+                    }
+                    // STARTTLS: what follows the command belongs to the TLS layer.
+                    if out.last() == Some(&Output::StartTls) {
+                        break;
+                    }
                 }
             }
         }
@@ -411,10 +685,26 @@ impl Session {
         if self.line.len() + bytes.len() > MAX_COMMAND_LINE + 2 {
             self.line_overflow = true;
             self.line.clear();
-            // Keep a newline at the end so the overflow is noticed by the caller.
             return;
         }
         self.line.extend_from_slice(bytes);
+    }
+
+    fn ehlo_text(&self, host: &str) -> String {
+        let mut text = format!("{} Hello {}", self.cfg.hostname, host);
+        for e in &self.cfg.extensions {
+            text.push('\n');
+            text.push_str(e);
+        }
+        if self.env.starttls && !self.env.tls {
+            text.push_str("\nSTARTTLS");
+        }
+        let auth_now = self.env.tls || self.cfg.auth_before_tls;
+        if !self.cfg.auth.is_empty() && auth_now {
+            let names: Vec<&str> = self.cfg.auth.iter().map(|m| m.name()).collect();
+            text.push_str(&format!("\nAUTH {}", names.join(" ")));
+        }
+        text
     }
 
     fn command(&mut self, raw: &[u8], out: &mut Vec<Output>) {
@@ -422,6 +712,11 @@ impl Session {
             .trim_end_matches(['\r', '\n'])
             .to_string();
         self.log(Dir::C, redact_command(&shown));
+        // AUTH is read here: smtp-proto knows only the mechanism names it hashes.
+        let verb = shown.split_whitespace().next().unwrap_or("");
+        if verb.eq_ignore_ascii_case("AUTH") {
+            return self.auth_start(&shown, out);
+        }
         let parsed = Request::parse(&mut raw.iter()).map(Request::into_owned);
         match parsed {
             Ok(Request::Ehlo { host }) => {
@@ -430,12 +725,8 @@ impl Session {
                 }
                 self.reset_transaction();
                 self.greeted_with = Some("EHLO".into());
-                self.helo = host.clone();
-                let mut text = format!("{} Hello {}", self.cfg.hostname, host);
-                for e in &self.cfg.extensions {
-                    text.push('\n');
-                    text.push_str(e);
-                }
+                let text = self.ehlo_text(&host);
+                self.helo = host;
                 self.send(out, 250, &text);
             }
             Ok(Request::Helo { host }) => {
@@ -448,6 +739,16 @@ impl Session {
                 let text = self.cfg.hostname.clone();
                 self.send(out, 250, &text);
             }
+            Ok(Request::StartTls) => {
+                if !self.env.starttls || self.env.tls {
+                    return self.send(out, 502, "5.5.1 STARTTLS not available");
+                }
+                if self.fault(Step::Starttls, out) {
+                    return;
+                }
+                self.send(out, 220, "2.0.0 Ready to start TLS");
+                out.push(Output::StartTls);
+            }
             Ok(Request::Mail { from }) => {
                 if self.greeted_with.is_none() {
                     return self.send(out, 503, "5.5.1 Error: send HELO/EHLO first");
@@ -457,6 +758,17 @@ impl Session {
                 }
                 if self.fault(Step::Mail, out) {
                     return;
+                }
+                if self.cfg.policy.require_auth && self.auth_user.is_none() {
+                    return self.send(out, 530, "5.7.0 Authentication required");
+                }
+                if let Some(max) = self.cfg.policy.max_size {
+                    if from.size as u64 > max {
+                        let text = format!(
+                            "5.3.4 Message size exceeds fixed maximum message size ({max})"
+                        );
+                        return self.send(out, 552, &text);
+                    }
                 }
                 let size = (from.size > 0).then_some(from.size);
                 self.mail_from = Some((from.address, size));
@@ -469,8 +781,18 @@ impl Session {
                 if self.fault(Step::Rcpt, out) {
                     return;
                 }
-                if let Some(rule) = self.cfg.refusal_for(&to.address).cloned() {
-                    return self.send(out, rule.code, &rule.text);
+                if let Some(window) = self.cfg.policy.pop_before_smtp_window_s {
+                    if self.auth_user.is_none()
+                        && !(self.env.pop_login_within)(self.env.peer, window)
+                    {
+                        let text = format!("5.7.1 <{}>: Relay access denied", to.address);
+                        return self.send(out, 554, &text);
+                    }
+                }
+                if let Some(rule) = self.cfg.rule_for(&to.address).cloned() {
+                    if rule.code / 100 != 2 {
+                        return self.send(out, rule.code, &rule.text);
+                    }
                 }
                 self.rcpts.push(to.address);
                 self.send(out, 250, "2.1.5 Ok");
@@ -485,6 +807,7 @@ impl Session {
                 self.mode = Mode::Data;
                 self.data = DataReceiver::new();
                 self.data_buf.clear();
+                self.data_dropped = 0;
                 self.send(out, 354, "End data with <CR><LF>.<CR><LF>");
             }
             Ok(Request::Quit) => {
@@ -500,8 +823,6 @@ impl Session {
                 self.send(out, 250, "2.0.0 Ok");
             }
             Ok(Request::Noop { .. }) => self.send(out, 250, "2.0.0 Ok"),
-            Ok(Request::StartTls) => self.send(out, 454, "4.7.0 TLS not available"),
-            Ok(Request::Auth { .. }) => self.send(out, 502, "5.5.1 AUTH not available"),
             Ok(other) => {
                 let msg = format!("5.5.1 {} not implemented", other.name());
                 self.send(out, 502, &msg)
@@ -520,12 +841,144 @@ impl Session {
                         format!("5.5.4 Invalid parameter {param}")
                     }
                     ProtoError::UnsupportedParameter { param } => {
-                        format!("5.5.4 Unsupported parameter {}", Cow::from(param))
+                        format!("5.5.4 Unsupported parameter {param}")
                     }
                     _ => "5.5.2 Syntax error".into(),
                 };
                 let code = if text.starts_with("5.5.4") { 501 } else { 500 };
                 self.send(out, code, &text);
+            }
+        }
+    }
+
+    fn decode(arg: &str) -> Option<Vec<u8>> {
+        if arg == "=" {
+            return Some(Vec::new());
+        }
+        base64::engine::general_purpose::STANDARD
+            .decode(arg.trim())
+            .ok()
+    }
+
+    fn auth_start(&mut self, line: &str, out: &mut Vec<Output>) {
+        let mut words = line.split_whitespace().skip(1);
+        let name = words.next().unwrap_or("");
+        let initial_word = words.next();
+        if words.next().is_some() {
+            return self.send(out, 501, "5.5.4 Syntax: AUTH mechanism [initial-response]");
+        }
+        if self.auth_user.is_some() {
+            return self.send(out, 503, "5.5.1 Already authenticated");
+        }
+        if self.mail_from.is_some() {
+            return self.send(
+                out,
+                503,
+                "5.5.1 AUTH not permitted during a mail transaction",
+            );
+        }
+        if self.fault(Step::Auth, out) {
+            return;
+        }
+        let Some(mech) = Mechanism::from_name(name) else {
+            return self.send(out, 504, "5.5.4 Unrecognized authentication type");
+        };
+        if !self.env.tls && !self.cfg.auth_before_tls {
+            return self.send(
+                out,
+                538,
+                "5.7.11 Encryption required for requested authentication mechanism",
+            );
+        }
+        if !self.cfg.accepts(mech) {
+            return self.send(out, 504, "5.5.4 Unrecognized authentication type");
+        }
+        let initial_bytes = match initial_word {
+            None => None,
+            Some(w) => match Self::decode(w) {
+                Some(b) => Some(b),
+                None => return self.send(out, 501, "5.5.2 Cannot decode the initial response"),
+            },
+        };
+        let ctx = sasl::Context {
+            accounts: &self.cfg.accounts,
+            hostname: &self.cfg.hostname,
+            realms: &self.cfg.realms,
+            seed: self.cfg.seed ^ self.env.connection,
+        };
+        let (exchange, step) = sasl::Exchange::start(mech, initial_bytes.as_deref(), &ctx);
+        self.auth = Some(exchange);
+        self.auth_step(step, out);
+    }
+
+    fn auth_line(&mut self, raw: &[u8], out: &mut Vec<Output>) {
+        let text = String::from_utf8_lossy(raw)
+            .trim_end_matches(['\r', '\n'])
+            .to_string();
+        if text == "*" {
+            self.log(Dir::C, "*");
+            self.mode = Mode::Command;
+            self.finish_auth(false, "cancelled by the client".into(), out);
+            return self.send(out, 501, "5.0.0 Authentication cancelled");
+        }
+        self.log(Dir::C, "[redacted]");
+        let Some(bytes) = Self::decode(&text) else {
+            self.mode = Mode::Command;
+            self.finish_auth(false, "the response is not base64".into(), out);
+            return self.send(out, 501, "5.5.2 Cannot decode the response");
+        };
+        let ctx = sasl::Context {
+            accounts: &self.cfg.accounts,
+            hostname: &self.cfg.hostname,
+            realms: &self.cfg.realms,
+            seed: self.cfg.seed ^ self.env.connection,
+        };
+        let step = match self.auth.as_mut() {
+            Some(x) => x.step(&bytes, &ctx),
+            None => sasl::Step::Failure {
+                reason: "no exchange under way".into(),
+            },
+        };
+        self.auth_step(step, out);
+    }
+
+    fn finish_auth(&mut self, ok: bool, detail: String, out: &mut Vec<Output>) {
+        let Some(x) = self.auth.take() else { return };
+        let rec = AuthRecord {
+            mechanism: x.mechanism().name().to_string(),
+            user: x.claimed_user().map(str::to_string),
+            ok,
+            detail,
+        };
+        self.log(
+            Dir::Note,
+            format!(
+                "AUTH {} user={} {}",
+                rec.mechanism,
+                rec.user.as_deref().unwrap_or("?"),
+                if ok { "succeeded" } else { "failed" }
+            ),
+        );
+        out.push(Output::Auth(rec));
+    }
+
+    fn auth_step(&mut self, step: sasl::Step, out: &mut Vec<Output>) {
+        match step {
+            sasl::Step::Challenge(bytes) => {
+                self.mode = Mode::Auth;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+                self.send(out, 334, &b64);
+            }
+            sasl::Step::Success { user } => {
+                self.mode = Mode::Command;
+                self.finish_auth(true, "authenticated".into(), out);
+                self.auth_user = Some(user);
+                self.send(out, 235, "2.7.0 Authentication successful");
+            }
+            sasl::Step::Failure { reason } => {
+                self.mode = Mode::Command;
+                self.finish_auth(false, reason, out);
+                self.send(out, 535, "5.7.8 Authentication credentials invalid");
             }
         }
     }
@@ -538,18 +991,33 @@ impl Session {
     fn end_of_data(&mut self, out: &mut Vec<Output>) {
         self.mode = Mode::Command;
         let data = std::mem::take(&mut self.data_buf);
-        self.log(Dir::C, format!("<message: {} bytes>", data.len()));
+        let total = data.len() + self.data_dropped;
+        self.log(Dir::C, format!("<message: {total} bytes>"));
         self.log(Dir::C, ".");
         if self.fault(Step::EndOfData, out) {
             self.reset_transaction();
             return;
         }
-        let (mail_from, size_param) = self.mail_from.take().unwrap_or_default();
+        if self.data_dropped > 0 || self.cfg.policy.max_size.is_some_and(|m| total as u64 > m) {
+            self.reset_transaction();
+            let max = self.cfg.policy.max_size.unwrap_or(MAX_KEPT_MESSAGE as u64);
+            let text = format!("5.3.4 Message size exceeds fixed maximum message size ({max})");
+            return self.send(out, 552, &text);
+        }
         let bare_lf = data
             .iter()
             .enumerate()
             .filter(|(i, b)| **b == b'\n' && (*i == 0 || data[i - 1] != b'\r'))
             .count();
+        if bare_lf > 0 && self.cfg.policy.refuse_bare_lf {
+            self.reset_transaction();
+            return self.send(
+                out,
+                550,
+                "5.6.11 SMTPSEND.BareLinefeedsAreIllegal; message contains bare linefeeds",
+            );
+        }
+        let (mail_from, size_param) = self.mail_from.take().unwrap_or_default();
         let long_lines = data
             .split(|b| *b == b'\n')
             .filter(|l| l.strip_suffix(b"\r").unwrap_or(l).len() > 998)
@@ -557,9 +1025,11 @@ impl Session {
         self.queued += 1;
         let mime = MimeSummary::parse(&data);
         let msg = Received {
-            connection: self.connection,
+            connection: self.env.connection,
             helo: self.helo.clone(),
             greeted_with: self.greeted_with.clone().unwrap_or_default(),
+            tls: self.env.tls,
+            auth_user: self.auth_user.clone(),
             mail_from,
             size_param,
             recipients: std::mem::take(&mut self.rcpts),
@@ -569,7 +1039,10 @@ impl Session {
             mime,
         };
         out.push(Output::Message(Box::new(msg)));
-        let text = format!("2.0.0 Ok: queued as {}.{}", self.connection, self.queued);
+        let text = format!(
+            "2.0.0 Ok: queued as {}.{}",
+            self.env.connection, self.queued
+        );
         self.send(out, 250, &text);
     }
 }
@@ -577,6 +1050,21 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::When;
+
+    fn env() -> SessionEnv {
+        SessionEnv {
+            connection: 1,
+            peer: IpAddr::from([127, 0, 0, 1]),
+            starttls: false,
+            tls: false,
+            pop_login_within: Arc::new(|_, _| false),
+        }
+    }
+
+    fn session(cfg: SmtpConfig) -> Session {
+        Session::new(Arc::new(cfg), env())
+    }
 
     fn sent(out: &[Output]) -> String {
         out.iter()
@@ -587,9 +1075,20 @@ mod tests {
             .collect()
     }
 
+    fn fault(step: Step, nth: Option<u32>, action: Action) -> Fault<Step> {
+        Fault {
+            step,
+            when: When {
+                nth,
+                probability: None,
+            },
+            action,
+        }
+    }
+
     #[test]
     fn a_whole_transaction_in_one_pipelined_chunk() {
-        let mut s = Session::new(Arc::new(ServerConfig::default()), 1);
+        let mut s = session(SmtpConfig::default());
         assert!(sent(&s.start(0)).starts_with("220 mx.hil.test"));
         let out = s.feed(
             1,
@@ -617,42 +1116,46 @@ mod tests {
 
     #[test]
     fn faults_on_nth_occurrence_and_refused_recipients() {
-        let cfg = ServerConfig {
-            faults: vec![StepFault {
-                step: Step::Rcpt,
-                nth: Some(2),
-                fault: Fault::Reply {
+        let cfg = SmtpConfig {
+            faults: vec![fault(
+                Step::Rcpt,
+                Some(2),
+                Action::Reply {
                     code: 450,
                     text: "4.2.0 busy\nsecond line".into(),
                 },
-            }],
-            refuse_recipients: vec![RecipientRule {
-                address: "x@d".into(),
-                code: 550,
-                text: "5.1.1 no such user".into(),
-            }],
-            ..ServerConfig::default()
+            )],
+            policy: Policy {
+                recipients: vec![RecipientRule {
+                    address: "*@d".into(),
+                    code: 550,
+                    text: "5.1.1 no such user".into(),
+                }],
+                ..Policy::default()
+            },
+            ..SmtpConfig::default()
         };
-        let mut s = Session::new(Arc::new(cfg), 1);
+        let mut s = session(cfg);
         s.start(0);
         s.feed(0, b"HELO dev\r\nMAIL FROM:<a@b>\r\n");
         assert!(sent(&s.feed(0, b"RCPT TO:<x@d>\r\n")).starts_with("550 5.1.1"));
         assert_eq!(
-            sent(&s.feed(0, b"RCPT TO:<y@d>\r\n")),
+            sent(&s.feed(0, b"RCPT TO:<y@e>\r\n")),
             "450-4.2.0 busy\r\n450 second line\r\n"
         );
-        assert!(sent(&s.feed(0, b"RCPT TO:<z@d>\r\n")).starts_with("250"));
+        assert!(sent(&s.feed(0, b"RCPT TO:<z@e>\r\n")).starts_with("250"));
     }
 
     #[test]
     fn garbage_and_long_lines_get_errors_and_the_session_goes_on() {
-        let mut s = Session::new(Arc::new(ServerConfig::default()), 1);
+        let mut s = session(SmtpConfig::default());
         s.start(0);
         assert!(sent(&s.feed(0, b"\x00\xff\xfe garbage\r\n")).starts_with("500"));
         let long = vec![b'A'; 10_000];
         assert!(sent(&s.feed(0, &long)).is_empty());
         assert!(sent(&s.feed(0, b"\r\n")).starts_with("500 5.5.2 Line too long"));
         assert!(sent(&s.feed(0, b"NOOP\r\n")).starts_with("250"));
+        assert!(sent(&s.feed(0, b"RCPT TO:<a@b>\r\n")).starts_with("503"));
         assert!(s.take_transcript().iter().all(|e| e.text.len() < 200));
     }
 
@@ -662,6 +1165,101 @@ mod tests {
             redact_command("AUTH PLAIN AGFAYg=="),
             "AUTH PLAIN [redacted]"
         );
+        assert_eq!(redact_command("AUTH LOGIN"), "AUTH LOGIN");
         assert_eq!(redact_command("MAIL FROM:<a@b>"), "MAIL FROM:<a@b>");
+    }
+
+    #[test]
+    fn auth_plain_then_required_auth_passes() {
+        let cfg = SmtpConfig {
+            auth: vec![Mechanism::Plain, Mechanism::Login],
+            accounts: vec![Account {
+                user: "u".into(),
+                password: "p4ss".into(),
+                realm: None,
+                token: None,
+            }],
+            policy: Policy {
+                require_auth: true,
+                ..Policy::default()
+            },
+            ..SmtpConfig::default()
+        };
+        let mut s = session(cfg);
+        s.start(0);
+        let ehlo = sent(&s.feed(0, b"EHLO d\r\n"));
+        assert!(ehlo.contains("250 AUTH PLAIN LOGIN\r\n"), "{ehlo}");
+        assert!(sent(&s.feed(0, b"MAIL FROM:<a@b>\r\n")).starts_with("530"));
+        // "\0u\0wrong"
+        let bad = base64::engine::general_purpose::STANDARD.encode(b"\0u\0wrong");
+        assert!(sent(&s.feed(0, format!("AUTH PLAIN {bad}\r\n").as_bytes())).starts_with("535"));
+        let good = base64::engine::general_purpose::STANDARD.encode(b"\0u\0p4ss");
+        let out = s.feed(0, format!("AUTH PLAIN {good}\r\n").as_bytes());
+        assert!(sent(&out).starts_with("235"));
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Auth(r) if r.ok && r.mechanism == "PLAIN")));
+        assert!(sent(&s.feed(0, b"MAIL FROM:<a@b>\r\n")).starts_with("250"));
+        let t = s.take_transcript();
+        assert!(t
+            .iter()
+            .all(|e| !e.text.contains(&good) && !e.text.contains("p4ss")));
+    }
+
+    #[test]
+    fn starttls_is_offered_only_before_tls() {
+        let mut e = env();
+        e.starttls = true;
+        let mut s = Session::new(Arc::new(SmtpConfig::default()), e);
+        s.start(0);
+        assert!(sent(&s.feed(0, b"EHLO d\r\n")).contains("250 STARTTLS\r\n"));
+        let out = s.feed(0, b"STARTTLS\r\nEHLO smuggled\r\n");
+        assert_eq!(
+            out.last(),
+            Some(&Output::StartTls),
+            "nothing after STARTTLS is read in plaintext"
+        );
+        s.tls_started();
+        let ehlo = sent(&s.feed(0, b"EHLO d\r\n"));
+        assert!(!ehlo.contains("STARTTLS"), "{ehlo}");
+        assert!(sent(&s.feed(0, b"STARTTLS\r\n")).starts_with("502"));
+    }
+
+    #[test]
+    fn policies_size_and_bare_lf() {
+        let cfg = SmtpConfig {
+            policy: Policy {
+                max_size: Some(50),
+                refuse_bare_lf: true,
+                ..Policy::default()
+            },
+            ..SmtpConfig::default()
+        };
+        let mut s = session(cfg);
+        s.start(0);
+        s.feed(0, b"EHLO d\r\n");
+        assert!(sent(&s.feed(0, b"MAIL FROM:<a@b> SIZE=51\r\n")).starts_with("552"));
+        s.feed(0, b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n");
+        let big = format!("{}\r\n.\r\n", "x".repeat(100));
+        assert!(sent(&s.feed(0, big.as_bytes())).starts_with("552"));
+        s.feed(0, b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n");
+        assert!(sent(&s.feed(0, b"a\nb\r\n.\r\n")).starts_with("550 5.6.11"));
+    }
+
+    #[test]
+    fn half_line_then_hang() {
+        let cfg = SmtpConfig {
+            faults: vec![fault(Step::Ehlo, None, Action::HalfLine)],
+            ..SmtpConfig::default()
+        };
+        let mut s = session(cfg);
+        s.start(0);
+        let out = s.feed(0, b"EHLO d\r\nNOOP\r\n");
+        let text = sent(&out);
+        assert!(
+            !text.ends_with("\r\n") && text.starts_with("250-"),
+            "{text:?}"
+        );
+        assert_eq!(out.last(), Some(&Output::Hang));
     }
 }

@@ -1,107 +1,227 @@
-//! The fake SMTP server's tokio layer: accept connections, run a [`Session`] per
-//! connection, and record every connection's transcript and every message into
-//! shared [`Observations`] as they happen, so a hung or dropped session is still seen.
+//! The fake SMTP server's tokio layer: listeners (plain, STARTTLS, implicit TLS),
+//! a [`Session`] per connection, the IO side of faults (delay, throttle, hang, TLS
+//! aborts), idle timeouts, and the live record of every connection and message in
+//! [`Observations`], so a hung or dropped session is still seen.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::UnboundedSender;
 
-use crate::smtp::{Dir, Entry, Output, Received, ServerConfig, Session};
+use crate::faults::Action;
+use crate::pop_window::PopLogins;
+pub use crate::smtp::ListenerKind;
+use crate::smtp::{
+    AuthRecord, Dir, Entry, Output, Received, Session, SessionEnv, SmtpConfig, Step, GARBAGE,
+};
+use crate::tls::{Identity, TlsFacts};
+
+/// A listener to open.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub kind: ListenerKind,
+    pub bind: SocketAddr,
+    /// Required for `starttls` and `tls`.
+    pub identity: Option<Identity>,
+}
 
 /// One connection as the server saw it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Connection {
     pub id: u64,
     pub peer: String,
+    pub listener: String,
     pub transcript: Vec<Entry>,
+    pub tls: Option<TlsFacts>,
+    pub auth: Vec<AuthRecord>,
     pub ended: bool,
 }
 
 /// Everything seen since the last [`SmtpServer::take`].
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Observations {
     pub connections: Vec<Connection>,
     pub messages: Vec<Received>,
 }
 
+/// Most transcript lines kept per connection; most messages kept between takes.
+pub const MAX_TRANSCRIPT: usize = 20_000;
+pub const MAX_MESSAGES: usize = 10_000;
+
+/// Options of the server's IO layer.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Device time runs this many times faster: delays, throttles, idle timeouts.
+    pub time_scale: f64,
+    /// The POP3 logins, for the POP-before-SMTP policy.
+    pub pop_logins: Arc<PopLogins>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            time_scale: 1.0,
+            pop_logins: Arc::new(PopLogins::new(1.0)),
+        }
+    }
+}
+
+/// Where finished connections (with their messages) are sent.
+pub type FinishedTx = UnboundedSender<(Connection, Vec<Received>)>;
+
 struct Shared {
-    config: RwLock<Arc<ServerConfig>>,
+    config: RwLock<Arc<SmtpConfig>>,
     obs: Mutex<Observations>,
     next_id: Mutex<u64>,
     epoch: Instant,
+    opts: ServerOptions,
+    finished: Mutex<Option<FinishedTx>>,
 }
 
 impl Shared {
     fn obs(&self) -> MutexGuard<'_, Observations> {
         self.obs.lock().unwrap_or_else(|p| p.into_inner())
     }
+    fn with_conn(&self, id: u64, f: impl FnOnce(&mut Connection)) {
+        let mut o = self.obs();
+        if let Some(c) = o.connections.iter_mut().find(|c| c.id == id) {
+            f(c);
+        }
+    }
     fn record(&self, id: u64, entries: Vec<Entry>) {
         if entries.is_empty() {
             return;
         }
-        let mut o = self.obs();
-        if let Some(c) = o.connections.iter_mut().find(|c| c.id == id) {
-            c.transcript.extend(entries);
-        }
+        self.with_conn(id, |c| {
+            let room = MAX_TRANSCRIPT.saturating_sub(c.transcript.len());
+            if entries.len() > room && room > 0 {
+                c.transcript.extend(entries.into_iter().take(room - 1));
+                c.transcript.push(Entry {
+                    t_ms: 0,
+                    dir: Dir::Note,
+                    text: format!("transcript cut at {MAX_TRANSCRIPT} lines"),
+                });
+            } else if room > 0 {
+                c.transcript.extend(entries);
+            }
+        });
     }
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
+    fn scaled(&self, device_ms: u64) -> Duration {
+        Duration::from_secs_f64(device_ms as f64 / 1000.0 / self.opts.time_scale.max(1e-6))
+    }
 }
 
-/// A running fake SMTP server.
+/// A running fake SMTP server with one or more listeners.
 #[derive(Clone)]
 pub struct SmtpServer {
-    addr: SocketAddr,
     shared: Arc<Shared>,
+    listeners: Vec<(ListenerKind, SocketAddr)>,
 }
 
 impl SmtpServer {
-    /// Binds `bind` (port 0 for any free port) and serves until the runtime ends.
-    pub async fn start(bind: SocketAddr, config: ServerConfig) -> std::io::Result<SmtpServer> {
-        let listener = TcpListener::bind(bind).await.map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("fake SMTP server cannot listen on {bind}: {e}"),
-            )
-        })?;
-        let addr = listener.local_addr()?;
+    /// One plain listener on `bind` (port 0 for any free port).
+    pub async fn start(bind: SocketAddr, config: SmtpConfig) -> std::io::Result<SmtpServer> {
+        Self::start_with(
+            vec![Listen {
+                kind: ListenerKind::Plain,
+                bind,
+                identity: None,
+            }],
+            config,
+            ServerOptions::default(),
+        )
+        .await
+    }
+
+    /// Opens every listener; serves until the runtime ends.
+    pub async fn start_with(
+        listens: Vec<Listen>,
+        config: SmtpConfig,
+        opts: ServerOptions,
+    ) -> std::io::Result<SmtpServer> {
         let shared = Arc::new(Shared {
             config: RwLock::new(Arc::new(config)),
             obs: Mutex::new(Observations::default()),
             next_id: Mutex::new(1),
             epoch: Instant::now(),
+            opts,
+            finished: Mutex::new(None),
         });
-        let s = Arc::clone(&shared);
-        tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, peer)) => {
-                        let s = Arc::clone(&s);
-                        tokio::spawn(async move { serve(stream, peer, s).await });
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                }
+        let mut listeners = Vec::new();
+        for l in listens {
+            if l.kind != ListenerKind::Plain && l.identity.is_none() {
+                return Err(std::io::Error::other(format!(
+                    "the {} listener on {} needs a certificate",
+                    l.kind.name(),
+                    l.bind
+                )));
             }
-        });
-        Ok(SmtpServer { addr, shared })
+            let listener = TcpListener::bind(l.bind).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("fake SMTP server cannot listen on {}: {e}", l.bind),
+                )
+            })?;
+            let addr = listener.local_addr()?;
+            listeners.push((l.kind, addr));
+            let s = Arc::clone(&shared);
+            tokio::spawn(async move {
+                loop {
+                    match listener.accept().await {
+                        Ok((stream, peer)) => {
+                            let s = Arc::clone(&s);
+                            let l = l.clone();
+                            tokio::spawn(async move { serve(stream, peer, l, s).await });
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                }
+            });
+        }
+        Ok(SmtpServer { shared, listeners })
     }
 
-    /// The address it listens on.
+    /// The first listener's address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.listeners[0].1
+    }
+
+    /// Every listener: kind and address.
+    pub fn listeners(&self) -> &[(ListenerKind, SocketAddr)] {
+        &self.listeners
+    }
+
+    /// The address of the first listener of `kind`.
+    pub fn addr_of(&self, kind: ListenerKind) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, a)| *a)
     }
 
     /// Replaces the behaviour for connections opened from now on.
-    pub fn set_config(&self, config: ServerConfig) {
+    pub fn set_config(&self, config: SmtpConfig) {
         *self
             .shared
             .config
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+    }
+
+    /// Sends each finished connection (with its messages) to `tx` as it ends.
+    pub fn on_finished(&self, tx: FinishedTx) {
+        *self
+            .shared
+            .finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(tx);
     }
 
     /// Takes what was observed so far, leaving the record empty.
@@ -130,7 +250,124 @@ impl SmtpServer {
     }
 }
 
-async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// A connection before or after TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            Stream::Tls(s) => s.read(buf).await,
+        }
+    }
+    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(b).await,
+            Stream::Tls(s) => {
+                s.write_all(b).await?;
+                s.flush().await
+            }
+        }
+    }
+    async fn shutdown(&mut self) {
+        let _ = match self {
+            Stream::Plain(s) => s.shutdown().await,
+            Stream::Tls(s) => s.shutdown().await,
+        };
+    }
+}
+
+/// Reads and discards until the client leaves or goes idle.
+async fn drain<S: AsyncRead + Unpin>(s: &mut S, idle: Duration) -> &'static str {
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(idle, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return "closed by client",
+            Ok(Ok(_)) => {}
+            Err(_) => return "closed after the idle timeout",
+        }
+    }
+}
+
+async fn write_throttled<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    bytes: &[u8],
+    bps: u32,
+    scale: f64,
+) -> std::io::Result<()> {
+    let rate = (bps as f64 * scale.max(1e-6)).max(1.0);
+    let chunk = ((rate / 10.0) as usize).max(1);
+    for c in bytes.chunks(chunk) {
+        s.write_all(c).await?;
+        s.flush().await?;
+        tokio::time::sleep(Duration::from_secs_f64(c.len() as f64 / rate)).await;
+    }
+    Ok(())
+}
+
+struct Conn {
+    id: u64,
+    shared: Arc<Shared>,
+    throttle: Option<u32>,
+    messages: Vec<Received>,
+}
+
+impl Conn {
+    async fn send(&mut self, stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
+        match (self.throttle, stream) {
+            (None, s) => s.write_all(bytes).await,
+            (Some(bps), Stream::Plain(s)) => {
+                write_throttled(s, bytes, bps, self.shared.opts.time_scale).await
+            }
+            (Some(bps), Stream::Tls(s)) => {
+                write_throttled(s.as_mut(), bytes, bps, self.shared.opts.time_scale).await
+            }
+        }
+    }
+}
+
+/// Runs the TLS handshake with its scripted fault; answers the TLS stream or why not.
+async fn handshake(
+    tcp: TcpStream,
+    identity: &Identity,
+    session: &mut Session,
+    conn: &Conn,
+    idle: Duration,
+) -> Result<Stream, String> {
+    let mut tcp = tcp;
+    match session.fault_for(Step::TlsHandshake) {
+        Some(Action::Delay { ms }) => tokio::time::sleep(conn.shared.scaled(ms)).await,
+        Some(Action::AbortTls) => {
+            // Let the ClientHello arrive, then hang up in the middle of the handshake.
+            let mut buf = [0u8; 1024];
+            let _ = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf)).await;
+            return Err("TLS handshake aborted (scripted)".into());
+        }
+        Some(Action::Hang) => {
+            return Err(format!(
+                "TLS handshake hung (scripted); {}",
+                drain(&mut tcp, idle).await
+            ))
+        }
+        Some(Action::Garbage) => {
+            let _ = tcp.write_all(GARBAGE).await;
+            return Err("answered the ClientHello with garbage (scripted)".into());
+        }
+        Some(_) => return Err("TLS handshake dropped (scripted)".into()),
+        None => {}
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&identity.config));
+    match tokio::time::timeout(idle, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+        Err(_) => Err("TLS handshake timed out".into()),
+    }
+}
+
+async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Listen, shared: Arc<Shared>) {
     let id = {
         let mut n = shared.next_id.lock().unwrap_or_else(|p| p.into_inner());
         let id = *n;
@@ -138,56 +375,160 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         id
     };
     let config = Arc::clone(&shared.config.read().unwrap_or_else(|p| p.into_inner()));
+    let idle = shared.scaled(config.idle_timeout_s.saturating_mul(1000));
     shared.obs().connections.push(Connection {
         id,
         peer: peer.to_string(),
-        transcript: vec![Entry {
-            t_ms: shared.now_ms(),
-            dir: Dir::Note,
-            text: format!("connection from {peer}"),
-        }],
+        listener: listen.kind.name().to_string(),
+        transcript: Vec::new(),
+        tls: None,
+        auth: Vec::new(),
         ended: false,
     });
-    let _ = stream.set_nodelay(true);
-    let mut session = Session::new(config, id);
+    let _ = tcp.set_nodelay(true);
+    let pop = Arc::clone(&shared.opts.pop_logins);
+    let env = SessionEnv {
+        connection: id,
+        peer: peer.ip(),
+        starttls: listen.kind == ListenerKind::Starttls,
+        tls: listen.kind == ListenerKind::Tls,
+        pop_login_within: Arc::new(move |ip, w| pop.within(ip, w)),
+    };
+    let mut session = Session::new(Arc::clone(&config), env);
+    session.note(
+        shared.now_ms(),
+        format!(
+            "connection from {peer} on the {} listener {}",
+            listen.kind.name(),
+            listen.bind
+        ),
+    );
+    let mut conn = Conn {
+        id,
+        shared: Arc::clone(&shared),
+        throttle: None,
+        messages: Vec::new(),
+    };
+    let end_note = run(tcp, &listen, &mut session, &mut conn, idle).await;
+    session.note(shared.now_ms(), end_note);
+    shared.record(id, session.take_transcript());
+    let mut finished = None;
+    shared.with_conn(id, |c| {
+        c.ended = true;
+        finished = Some(c.clone());
+    });
+    let tx = shared
+        .finished
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let (Some(tx), Some(c)) = (tx, finished) {
+        let _ = tx.send((c, conn.messages));
+    }
+}
+
+async fn run(
+    tcp: TcpStream,
+    listen: &Listen,
+    session: &mut Session,
+    conn: &mut Conn,
+    idle: Duration,
+) -> String {
+    let shared = Arc::clone(&conn.shared);
+    let mut tcp = tcp;
+    match session.fault_for(Step::Connect) {
+        Some(Action::Delay { ms }) => tokio::time::sleep(shared.scaled(ms)).await,
+        Some(Action::Throttle { bytes_per_sec }) => conn.throttle = Some(bytes_per_sec),
+        Some(Action::Hang) => return drain(&mut tcp, idle).await.to_string(),
+        Some(Action::Garbage) => {
+            let _ = tcp.write_all(GARBAGE).await;
+            return "closed after garbage (scripted)".into();
+        }
+        Some(_) => return "dropped at connect (scripted)".into(),
+        None => {}
+    }
+    let mut stream = if listen.kind == ListenerKind::Tls {
+        let Some(identity) = &listen.identity else {
+            return "no certificate for TLS".into();
+        };
+        match handshake(tcp, identity, session, conn, idle).await {
+            Ok(s) => {
+                record_tls(&s, identity, session, conn);
+                s
+            }
+            Err(e) => return e,
+        }
+    } else {
+        Stream::Plain(tcp)
+    };
     let mut outputs = session.start(shared.now_ms());
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; 8 * 1024];
     let mut hung = false;
-    let end_note = 'conn: loop {
-        shared.record(id, session.take_transcript());
-        for o in outputs.drain(..) {
+    loop {
+        shared.record(conn.id, session.take_transcript());
+        let mut start_tls = false;
+        for o in std::mem::take(&mut outputs) {
             match o {
                 Output::Send(bytes) => {
-                    if let Err(e) = stream.write_all(&bytes).await {
-                        break 'conn format!("write failed: {e}");
+                    if let Err(e) = conn.send(&mut stream, &bytes).await {
+                        return format!("write failed: {e}");
                     }
                 }
                 Output::Close => {
-                    let _ = stream.shutdown().await;
-                    break 'conn "closed by server".to_string();
+                    stream.shutdown().await;
+                    return "closed by server".into();
                 }
                 Output::Hang => hung = true,
-                Output::Message(m) => shared.obs().messages.push(*m),
+                Output::Delay(ms) => tokio::time::sleep(shared.scaled(ms)).await,
+                Output::Throttle(bps) => conn.throttle = Some(bps),
+                Output::StartTls => start_tls = true,
+                Output::Message(m) => {
+                    conn.messages.push((*m).clone());
+                    let mut o = shared.obs();
+                    if o.messages.len() < MAX_MESSAGES {
+                        o.messages.push(*m);
+                    }
+                }
+                Output::Auth(rec) => shared.with_conn(conn.id, |c| c.auth.push(rec)),
             }
         }
-        let n = match stream.read(&mut buf).await {
-            Ok(0) => break 'conn "closed by client".to_string(),
-            Ok(n) => n,
-            Err(e) => break 'conn format!("read failed: {e}"),
+        if start_tls {
+            let Stream::Plain(tcp) = stream else {
+                return "STARTTLS inside TLS".into();
+            };
+            let Some(identity) = &listen.identity else {
+                return "no certificate for STARTTLS".into();
+            };
+            match handshake(tcp, identity, session, conn, idle).await {
+                Ok(s) => {
+                    stream = s;
+                    record_tls(&stream, identity, session, conn);
+                    session.tls_started();
+                }
+                Err(e) => return e,
+            }
+            shared.record(conn.id, session.take_transcript());
+        }
+        let n = match tokio::time::timeout(idle, stream.read(&mut buf)).await {
+            Err(_) => {
+                stream.shutdown().await;
+                return "closed after the idle timeout".into();
+            }
+            Ok(Ok(0)) => return "closed by client".into(),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return format!("read failed: {e}"),
         };
         if hung {
             continue;
         }
         outputs = session.feed(shared.now_ms(), &buf[..n]);
-    };
-    shared.record(id, session.take_transcript());
-    let mut o = shared.obs();
-    if let Some(c) = o.connections.iter_mut().find(|c| c.id == id) {
-        c.transcript.push(Entry {
-            t_ms: shared.now_ms(),
-            dir: Dir::Note,
-            text: end_note,
-        });
-        c.ended = true;
+    }
+}
+
+fn record_tls(stream: &Stream, identity: &Identity, session: &mut Session, conn: &Conn) {
+    if let Stream::Tls(t) = stream {
+        let facts = TlsFacts::of(t.get_ref().1, &identity.label);
+        session.note(conn.shared.now_ms(), facts.describe());
+        conn.shared.with_conn(conn.id, |c| c.tls = Some(facts));
     }
 }

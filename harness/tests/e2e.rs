@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hil::device::{Console, Endpoint, JobEnd, Profile, TriggerAnswer};
 use hil::runner::SIM_PROFILE;
-use hil::smtp::ServerConfig;
+use hil::smtp::SmtpConfig;
 use hil::smtp_server::{Observations, SmtpServer};
 use hil::verdict::expected_scan_bytes;
 use mail_parser::{MessageParser, MimeHeaders};
@@ -51,7 +51,7 @@ struct Bench {
     con: Console,
 }
 
-fn bench(console: &str, config: ServerConfig) -> Bench {
+fn bench(console: &str, config: SmtpConfig) -> Bench {
     let (sim, what) = start_sim(console);
     let endpoint = match what.strip_prefix("tcp:") {
         Some(addr) => Endpoint::Tcp { addr: addr.into() },
@@ -121,7 +121,7 @@ fn no_bare_lf(data: &[u8]) {
 
 #[test]
 fn scan_alert_and_counter_arrive_intact_over_a_pty() {
-    let mut b = bench("pty", ServerConfig::default());
+    let mut b = bench("pty", SmtpConfig::default());
     b.con
         .op_ok(
             "user_add",
@@ -249,13 +249,16 @@ fn scan_alert_and_counter_arrive_intact_over_a_pty() {
 
 #[test]
 fn specified_envelope_sender_and_a_refused_recipient_over_tcp_console() {
-    let config = ServerConfig {
-        refuse_recipients: vec![hil::smtp::RecipientRule {
-            address: "gone@hil.test".into(),
-            code: 550,
-            text: "5.1.1 User unknown".into(),
-        }],
-        ..ServerConfig::default()
+    let config = SmtpConfig {
+        policy: hil::smtp::Policy {
+            recipients: vec![hil::smtp::RecipientRule {
+                address: "gone@hil.test".into(),
+                code: 550,
+                text: "5.1.1 User unknown".into(),
+            }],
+            ..Default::default()
+        },
+        ..SmtpConfig::default()
     };
     let mut b = bench("tcp:127.0.0.1:0", config);
     let pairs = vec![

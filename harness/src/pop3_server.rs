@@ -1,0 +1,360 @@
+//! The fake POP3 server's tokio layer: listeners (plain, STLS, POP3S), a
+//! [`Pop3Session`] per connection, the IO side of faults, idle timeouts, and the
+//! record of connections and logins (the POP-before-SMTP window).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::pop3::{Pop3Config, Pop3Output, Pop3Session};
+use crate::pop_window::PopLogins;
+use crate::smtp::{Entry, ListenerKind};
+use crate::tls::{Identity, TlsFacts};
+
+/// A listener to open.
+#[derive(Debug, Clone)]
+pub struct Pop3Listen {
+    pub kind: ListenerKind,
+    pub bind: SocketAddr,
+    pub identity: Option<Identity>,
+}
+
+/// One POP3 connection as the server saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pop3Connection {
+    pub id: u64,
+    pub peer: String,
+    pub listener: String,
+    pub transcript: Vec<Entry>,
+    pub tls: Option<TlsFacts>,
+    pub logins: Vec<String>,
+    pub ended: bool,
+}
+
+struct Shared {
+    config: Arc<Pop3Config>,
+    conns: Mutex<Vec<Pop3Connection>>,
+    next_id: Mutex<u64>,
+    epoch: Instant,
+    time_scale: f64,
+    logins: Arc<PopLogins>,
+    finished: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Pop3Connection>>>,
+}
+
+impl Shared {
+    fn conns(&self) -> MutexGuard<'_, Vec<Pop3Connection>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn with_conn(&self, id: u64, f: impl FnOnce(&mut Pop3Connection)) {
+        if let Some(c) = self.conns().iter_mut().find(|c| c.id == id) {
+            f(c);
+        }
+    }
+    fn record(&self, id: u64, entries: Vec<Entry>) {
+        if !entries.is_empty() {
+            self.with_conn(id, |c| {
+                let room = crate::smtp_server::MAX_TRANSCRIPT.saturating_sub(c.transcript.len());
+                c.transcript.extend(entries.into_iter().take(room));
+            });
+        }
+    }
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+    fn scaled(&self, device_ms: u64) -> Duration {
+        Duration::from_secs_f64(device_ms as f64 / 1000.0 / self.time_scale.max(1e-6))
+    }
+}
+
+/// A running fake POP3 server.
+#[derive(Clone)]
+pub struct Pop3Server {
+    shared: Arc<Shared>,
+    listeners: Vec<(ListenerKind, SocketAddr)>,
+}
+
+impl Pop3Server {
+    /// Opens every listener; serves until the runtime ends.
+    pub async fn start(
+        listens: Vec<Pop3Listen>,
+        config: Pop3Config,
+        time_scale: f64,
+        logins: Arc<PopLogins>,
+    ) -> std::io::Result<Pop3Server> {
+        let shared = Arc::new(Shared {
+            config: Arc::new(config),
+            conns: Mutex::new(Vec::new()),
+            next_id: Mutex::new(1),
+            epoch: Instant::now(),
+            time_scale,
+            logins,
+            finished: Mutex::new(None),
+        });
+        let mut listeners = Vec::new();
+        for l in listens {
+            if l.kind != ListenerKind::Plain && l.identity.is_none() {
+                return Err(std::io::Error::other(format!(
+                    "the POP3 {} listener on {} needs a certificate",
+                    l.kind.name(),
+                    l.bind
+                )));
+            }
+            let listener = TcpListener::bind(l.bind).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("fake POP3 server cannot listen on {}: {e}", l.bind),
+                )
+            })?;
+            listeners.push((l.kind, listener.local_addr()?));
+            let s = Arc::clone(&shared);
+            tokio::spawn(async move {
+                loop {
+                    match listener.accept().await {
+                        Ok((stream, peer)) => {
+                            let s = Arc::clone(&s);
+                            let l = l.clone();
+                            tokio::spawn(async move { serve(stream, peer, l, s).await });
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                }
+            });
+        }
+        Ok(Pop3Server { shared, listeners })
+    }
+
+    pub fn listeners(&self) -> &[(ListenerKind, SocketAddr)] {
+        &self.listeners
+    }
+
+    /// Sends each finished connection to `tx` as it ends.
+    pub fn on_finished(&self, tx: tokio::sync::mpsc::UnboundedSender<Pop3Connection>) {
+        *self
+            .shared
+            .finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(tx);
+    }
+
+    /// Takes the connections recorded so far.
+    pub fn take(&self) -> Vec<Pop3Connection> {
+        std::mem::take(&mut *self.shared.conns())
+    }
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            Stream::Tls(s) => s.read(buf).await,
+        }
+    }
+    async fn write_all(
+        &mut self,
+        b: &[u8],
+        throttle: Option<u32>,
+        scale: f64,
+    ) -> std::io::Result<()> {
+        let Some(bps) = throttle else {
+            return match self {
+                Stream::Plain(s) => s.write_all(b).await,
+                Stream::Tls(s) => {
+                    s.write_all(b).await?;
+                    s.flush().await
+                }
+            };
+        };
+        let rate = (bps as f64 * scale.max(1e-6)).max(1.0);
+        let chunk = ((rate / 10.0) as usize).max(1);
+        for c in b.chunks(chunk) {
+            match self {
+                Stream::Plain(s) => s.write_all(c).await?,
+                Stream::Tls(s) => {
+                    s.write_all(c).await?;
+                    s.flush().await?
+                }
+            }
+            tokio::time::sleep(Duration::from_secs_f64(c.len() as f64 / rate)).await;
+        }
+        Ok(())
+    }
+    async fn shutdown(&mut self) {
+        let _ = match self {
+            Stream::Plain(s) => s.shutdown().await,
+            Stream::Tls(s) => s.shutdown().await,
+        };
+    }
+}
+
+async fn drain<S: AsyncRead + Unpin>(s: &mut S, idle: Duration) -> String {
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(idle, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return "closed by client".into(),
+            Ok(Ok(_)) => {}
+            Err(_) => return "closed after the idle timeout".into(),
+        }
+    }
+}
+
+async fn tls_accept(tcp: TcpStream, identity: &Identity, idle: Duration) -> Result<Stream, String> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&identity.config));
+    match tokio::time::timeout(idle, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+        Err(_) => Err("TLS handshake timed out".into()),
+    }
+}
+
+fn tls_note(
+    stream: &Stream,
+    identity: &Identity,
+    shared: &Shared,
+    id: u64,
+    session: &mut Pop3Session,
+) {
+    if let Stream::Tls(t) = stream {
+        let facts = TlsFacts::of(t.get_ref().1, &identity.label);
+        session.note(shared.now_ms(), facts.describe());
+        shared.with_conn(id, |c| c.tls = Some(facts));
+    }
+}
+
+async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Pop3Listen, shared: Arc<Shared>) {
+    let id = {
+        let mut n = shared.next_id.lock().unwrap_or_else(|p| p.into_inner());
+        let id = *n;
+        *n += 1;
+        id
+    };
+    shared.conns().push(Pop3Connection {
+        id,
+        peer: peer.to_string(),
+        listener: listen.kind.name().to_string(),
+        transcript: Vec::new(),
+        tls: None,
+        logins: Vec::new(),
+        ended: false,
+    });
+    let idle = shared.scaled(shared.config.idle_timeout_s.saturating_mul(1000));
+    let config = if listen.kind == ListenerKind::Starttls {
+        Arc::new(Pop3Config {
+            stls: true,
+            ..(*shared.config).clone()
+        })
+    } else {
+        Arc::clone(&shared.config)
+    };
+    let mut session = Pop3Session::new(config, id);
+    session.note(
+        shared.now_ms(),
+        format!(
+            "connection from {peer} on the {} listener {}",
+            listen.kind.name(),
+            listen.bind
+        ),
+    );
+    let end = run(tcp, peer, &listen, &mut session, &shared, id, idle).await;
+    session.note(shared.now_ms(), end);
+    shared.record(id, session.take_transcript());
+    let mut done = None;
+    shared.with_conn(id, |c| {
+        c.ended = true;
+        done = Some(c.clone());
+    });
+    let tx = shared
+        .finished
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let (Some(tx), Some(c)) = (tx, done) {
+        let _ = tx.send(c);
+    }
+}
+
+async fn run(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    listen: &Pop3Listen,
+    session: &mut Pop3Session,
+    shared: &Arc<Shared>,
+    id: u64,
+    idle: Duration,
+) -> String {
+    let mut stream = match (&listen.identity, listen.kind) {
+        (Some(identity), ListenerKind::Tls) => match tls_accept(tcp, identity, idle).await {
+            Ok(s) => {
+                tls_note(&s, identity, shared, id, session);
+                s
+            }
+            Err(e) => return e,
+        },
+        _ => Stream::Plain(tcp),
+    };
+    let mut outputs = session.start(shared.now_ms());
+    let mut throttle = None;
+    let mut hung = false;
+    let mut buf = vec![0u8; 8 * 1024];
+    loop {
+        shared.record(id, session.take_transcript());
+        let mut start_tls = false;
+        for o in std::mem::take(&mut outputs) {
+            match o {
+                Pop3Output::Send(b) => {
+                    if let Err(e) = stream.write_all(&b, throttle, shared.time_scale).await {
+                        return format!("write failed: {e}");
+                    }
+                }
+                Pop3Output::Close => {
+                    stream.shutdown().await;
+                    return "closed by server".into();
+                }
+                Pop3Output::Hang => hung = true,
+                Pop3Output::Delay(ms) => tokio::time::sleep(shared.scaled(ms)).await,
+                Pop3Output::Throttle(bps) => throttle = Some(bps),
+                Pop3Output::StartTls => start_tls = true,
+                Pop3Output::Login { user, method } => {
+                    shared.logins.record(peer.ip(), &user, method);
+                    shared.with_conn(id, |c| c.logins.push(format!("{user} ({method})")));
+                }
+            }
+        }
+        if start_tls {
+            let (Stream::Plain(tcp), Some(identity)) = (stream, &listen.identity) else {
+                return "STLS without a certificate, or inside TLS".into();
+            };
+            stream = match tls_accept(tcp, identity, idle).await {
+                Ok(s) => s,
+                Err(e) => return e,
+            };
+            tls_note(&stream, identity, shared, id, session);
+            session.tls_started();
+            shared.record(id, session.take_transcript());
+        }
+        if hung {
+            return match &mut stream {
+                Stream::Plain(s) => drain(s, idle).await,
+                Stream::Tls(s) => drain(s.as_mut(), idle).await,
+            };
+        }
+        let n = match tokio::time::timeout(idle, stream.read(&mut buf)).await {
+            Err(_) => {
+                stream.shutdown().await;
+                return "closed after the idle timeout".into();
+            }
+            Ok(Ok(0)) => return "closed by client".into(),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return format!("read failed: {e}"),
+        };
+        outputs = session.feed(shared.now_ms(), &buf[..n]);
+    }
+}

@@ -1,0 +1,134 @@
+//! Server-side TLS for the fake servers: load a certificate chain and key (by zoo name
+//! from the certificates folder, or by PEM paths), build a rustls server config, and
+//! describe a finished handshake for the transcript.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
+
+/// Which certificate a TLS listener presents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CertSpec {
+    /// A name from the certificate zoo: `CERTS/NAME.crt` (the chain, leaf first) and
+    /// `CERTS/NAME.key` (its private key), both PEM.
+    Zoo(String),
+    /// Explicit PEM files.
+    Files { cert: PathBuf, key: PathBuf },
+}
+
+impl CertSpec {
+    /// A short name for transcripts.
+    pub fn label(&self) -> String {
+        match self {
+            CertSpec::Zoo(n) => n.clone(),
+            CertSpec::Files { cert, .. } => cert.display().to_string(),
+        }
+    }
+
+    /// The certificate and key paths, relative names resolved against `certs_dir`
+    /// (zoo names) or `base` (explicit files, relative to the scenario file).
+    pub fn paths(&self, certs_dir: &Path, base: &Path) -> (PathBuf, PathBuf) {
+        match self {
+            CertSpec::Zoo(n) => (
+                certs_dir.join(format!("{n}.crt")),
+                certs_dir.join(format!("{n}.key")),
+            ),
+            CertSpec::Files { cert, key } => (base.join(cert), base.join(key)),
+        }
+    }
+}
+
+/// A loaded certificate chain and key, ready to serve.
+#[derive(Clone)]
+pub struct Identity {
+    pub label: String,
+    pub config: Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Identity({})", self.label)
+    }
+}
+
+/// The crypto provider of every TLS config in the harness.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Loads PEM files into a server identity; errors name the file and the problem.
+pub fn load(label: &str, cert: &Path, key: &Path) -> Result<Identity, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("certificate {}: cannot read: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("certificate {}: not PEM: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "certificate {}: no CERTIFICATE block",
+            cert.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("key {}: cannot read a private key: {e}", key.display()))?;
+    from_der(label, chain, key)
+}
+
+/// Builds a server identity from DER.
+pub fn from_der(
+    label: &str,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Identity, String> {
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("certificate {label}: rejected by TLS: {e}"))?;
+    Ok(Identity {
+        label: label.to_string(),
+        config: Arc::new(config),
+    })
+}
+
+/// What a finished handshake agreed on, for the transcript and the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsFacts {
+    pub version: String,
+    pub cipher: String,
+    /// The server name the client asked for (many printers send none).
+    pub sni: Option<String>,
+    /// The certificate shown (zoo name or file).
+    pub certificate: String,
+}
+
+impl TlsFacts {
+    pub fn of(conn: &rustls::ServerConnection, certificate: &str) -> TlsFacts {
+        TlsFacts {
+            version: conn
+                .protocol_version()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_else(|| "?".into()),
+            cipher: conn
+                .negotiated_cipher_suite()
+                .map(|c| format!("{:?}", c.suite()))
+                .unwrap_or_else(|| "?".into()),
+            sni: conn.server_name().map(str::to_string),
+            certificate: certificate.to_string(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "TLS established: {} {}, certificate {}, SNI {}",
+            self.version,
+            self.cipher,
+            self.certificate,
+            self.sni.as_deref().unwrap_or("none")
+        )
+    }
+}
