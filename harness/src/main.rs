@@ -45,9 +45,11 @@ struct RunArgs {
     /// Run only the cases whose id contains this text.
     #[arg(long)]
     filter: Option<String>,
-    /// Device time scale for the embedded simulated device (timeouts run faster).
-    #[arg(long, default_value_t = 20.0)]
-    time_scale: f64,
+    /// How much faster than wall time the device's time runs: the embedded simulated
+    /// device is started with it (default 20); for a running device give the scale
+    /// it was started with (default 1, as for hardware).
+    #[arg(long)]
+    time_scale: Option<f64>,
     /// Print every case's transcript, not only the failures'.
     #[arg(long, short)]
     verbose: bool,
@@ -59,7 +61,7 @@ struct RunArgs {
 fn run(a: RunArgs) -> Result<bool, String> {
     let device = if a.device == "sim" {
         DeviceChoice::Sim {
-            time_scale: a.time_scale,
+            time_scale: a.time_scale.unwrap_or(20.0),
         }
     } else {
         DeviceChoice::Endpoint(Endpoint::parse(&a.device)?)
@@ -88,6 +90,7 @@ fn run(a: RunArgs) -> Result<bool, String> {
         server_address: a.server_address,
         filter: a.filter,
         verbose: a.verbose,
+        device_time_scale: a.time_scale.unwrap_or(1.0),
     })?;
     println!(
         "hil: {} cases, device {}, fake SMTP server on {}",

@@ -40,10 +40,14 @@ pub enum Expected {
     },
     /// The job fails with `class`; `connects` says whether a connection is made,
     /// `stored` whether the server got the message before the failure.
+    /// `detail` is text the device's error detail must contain (the server's code);
+    /// `wait_ms` how long (device ms) the device waits before failing (a timeout).
     Failed {
         class: &'static str,
         connects: bool,
         stored: bool,
+        detail: Option<String>,
+        wait_ms: Option<u64>,
     },
     Delivered(Delivery),
 }
@@ -53,30 +57,64 @@ fn fail(class: &'static str, connects: bool) -> Expected {
         class,
         connects,
         stored: false,
+        detail: None,
+        wait_ms: None,
+    }
+}
+
+/// How a scripted fault fails the job.
+struct Failure {
+    class: &'static str,
+    /// The reply code the device must report.
+    code: Option<u16>,
+    /// The device gives up after its timeout.
+    waits: bool,
+}
+
+impl Failure {
+    fn expected(self, timeout_ms: u64) -> Expected {
+        Expected::Failed {
+            class: self.class,
+            connects: true,
+            stored: false,
+            detail: self.code.map(|c| c.to_string()),
+            wait_ms: self.waits.then_some(timeout_ms),
+        }
     }
 }
 
 /// What a fault does to a device waiting for a reply whose success class is
 /// `ok_class`, with `timeout_ms` of patience: `None` when the step goes on.
-fn fault_effect(f: &Action, ok_class: u16, timeout_ms: u64) -> Option<&'static str> {
-    let code_effect = |code: u16| {
+fn fault_effect(f: &Action, ok_class: u16, timeout_ms: u64) -> Option<Failure> {
+    let by_code = |code: u16| {
         if code / 100 == ok_class && code != 421 {
             None
         } else {
-            Some("rejected")
+            Some(Failure {
+                class: "rejected",
+                code: Some(code),
+                waits: false,
+            })
         }
     };
+    let plain = |class, waits| {
+        Some(Failure {
+            class,
+            code: None,
+            waits,
+        })
+    };
     match f {
-        Action::Hang | Action::HalfLine => Some("timeout"),
-        Action::Drop | Action::AbortTls => Some("connect"),
-        Action::Delay { ms } if *ms >= timeout_ms => Some("timeout"),
+        Action::Hang | Action::HalfLine => plain("timeout", true),
+        Action::Drop | Action::AbortTls => plain("connect", false),
+        Action::Delay { ms } if *ms >= timeout_ms => plain("timeout", true),
         Action::Delay { .. } | Action::Throttle { .. } => None,
-        Action::Garbage => Some("rejected"),
-        Action::Reply { code, .. } => code_effect(*code),
+        Action::Garbage => plain("rejected", false),
+        Action::Reply { code, .. } => by_code(*code),
         // A raw line is a reply if it starts with a code; anything else is not SMTP.
         Action::Line { text } => match text.get(..3).and_then(|c| c.parse::<u16>().ok()) {
-            Some(code) => code_effect(code),
-            None => Some("rejected"),
+            Some(code) => by_code(code),
+            None => plain("rejected", false),
         },
     }
 }
@@ -158,8 +196,8 @@ fn walk(
     trigger: &TriggerSpec,
 ) -> Expected {
     let at = |step: Step, n: u32| cfg.fault_at(step, n);
-    if let Some(class) = at(Step::Greeting, 1).and_then(|f| fault_effect(f, 2, timeout_ms)) {
-        return fail(class, true);
+    if let Some(x) = at(Step::Greeting, 1).and_then(|f| fault_effect(f, 2, timeout_ms)) {
+        return x.expected(timeout_ms);
     }
     let mut greeted_with = "EHLO";
     let mut extensions: &[String] = &cfg.extensions;
@@ -168,14 +206,13 @@ fn walk(
             Action::Reply { code, .. } if (500..=504).contains(code) => {
                 greeted_with = "HELO";
                 extensions = &[];
-                if let Some(class) = at(Step::Helo, 1).and_then(|f| fault_effect(f, 2, timeout_ms))
-                {
-                    return fail(class, true);
+                if let Some(x) = at(Step::Helo, 1).and_then(|f| fault_effect(f, 2, timeout_ms)) {
+                    return x.expected(timeout_ms);
                 }
             }
             f => {
-                if let Some(class) = fault_effect(f, 2, timeout_ms) {
-                    return fail(class, true);
+                if let Some(x) = fault_effect(f, 2, timeout_ms) {
+                    return x.expected(timeout_ms);
                 }
             }
         }
@@ -185,38 +222,55 @@ fn walk(
             .next()
             .is_some_and(|k| k.eq_ignore_ascii_case("SIZE"))
     });
-    if let Some(class) = at(Step::Mail, 1).and_then(|f| fault_effect(f, 2, timeout_ms)) {
-        return fail(class, true);
+    if let Some(x) = at(Step::Mail, 1).and_then(|f| fault_effect(f, 2, timeout_ms)) {
+        return x.expected(timeout_ms);
     }
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
+    let mut first_refusal = None;
     for (i, r) in to.iter().enumerate() {
         match at(Step::Rcpt, i as u32 + 1) {
             Some(Action::Reply { code, .. }) if code / 100 != 2 && *code != 421 => {
                 refused.push(r.clone());
+                first_refusal.get_or_insert(*code);
                 continue;
             }
             Some(f) => {
-                if let Some(class) = fault_effect(f, 2, timeout_ms) {
-                    return fail(class, true);
+                if let Some(x) = fault_effect(f, 2, timeout_ms) {
+                    return x.expected(timeout_ms);
                 }
             }
             None => {}
         }
         match cfg.rule_for(r) {
-            Some(rule) if rule.code == 421 => return fail("rejected", true),
-            Some(rule) if rule.code / 100 != 2 => refused.push(r.clone()),
+            Some(rule) if rule.code / 100 != 2 || rule.code == 421 => {
+                let x = Failure {
+                    class: "rejected",
+                    code: Some(rule.code),
+                    waits: false,
+                };
+                if rule.code == 421 {
+                    return x.expected(timeout_ms);
+                }
+                refused.push(r.clone());
+                first_refusal.get_or_insert(rule.code);
+            }
             _ => accepted.push(r.clone()),
         }
     }
     if accepted.is_empty() {
-        return fail("rejected", true);
+        let x = Failure {
+            class: "rejected",
+            code: first_refusal,
+            waits: false,
+        };
+        return x.expected(timeout_ms);
     }
-    if let Some(class) = at(Step::Data, 1).and_then(|f| fault_effect(f, 3, timeout_ms)) {
-        return fail(class, true);
+    if let Some(x) = at(Step::Data, 1).and_then(|f| fault_effect(f, 3, timeout_ms)) {
+        return x.expected(timeout_ms);
     }
-    if let Some(class) = at(Step::EndOfData, 1).and_then(|f| fault_effect(f, 2, timeout_ms)) {
-        return fail(class, true);
+    if let Some(x) = at(Step::EndOfData, 1).and_then(|f| fault_effect(f, 2, timeout_ms)) {
+        return x.expected(timeout_ms);
     }
     // The message is with the server now. An explicit refusal of QUIT fails the job
     // (SPEC §3.10: any step); silence or a hang-up at QUIT does not undo delivery.
@@ -226,6 +280,8 @@ fn walk(
                 class: "rejected",
                 connects: true,
                 stored: true,
+                detail: Some(code.to_string()),
+                wait_ms: None,
             };
         }
     }

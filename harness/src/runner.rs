@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub server_address: Option<String>,
     pub filter: Option<String>,
     pub verbose: bool,
+    /// The time scale of an already-running device (1 for hardware).
+    pub device_time_scale: f64,
 }
 
 /// The record of one case.
@@ -151,11 +153,16 @@ impl Runner {
         Ok(())
     }
 
-    fn job_limit(&self) -> Duration {
-        let scale = match self.opts.device {
+    /// How much faster than wall time the device's time runs.
+    pub fn time_scale(&self) -> f64 {
+        match self.opts.device {
             DeviceChoice::Sim { time_scale } => time_scale,
-            DeviceChoice::Endpoint(_) => 1.0,
-        };
+            DeviceChoice::Endpoint(_) => self.opts.device_time_scale,
+        }
+    }
+
+    fn job_limit(&self) -> Duration {
+        let scale = self.time_scale();
         Duration::from_millis((self.profile.timeouts.job_ms as f64 / scale) as u64 + 5_000)
     }
 
@@ -204,7 +211,11 @@ impl Runner {
             .unwrap_or_default();
         match observed {
             Ok(observed) => {
-                let mismatches = verdict::compare(&expected, &observed);
+                let judging = verdict::Judging {
+                    time_scale: self.time_scale(),
+                    synthetic_scan: self.profile.synthetic_scan,
+                };
+                let mismatches = verdict::compare(&expected, &observed, &judging);
                 CaseResult {
                     id: case.id.clone(),
                     passed: mismatches.is_empty(),
@@ -280,6 +291,7 @@ impl Runner {
         for n in &case.notify {
             con.op_ok("notify_add", &[("address", n)], &[])?;
         }
+        let t0 = Instant::now();
         let trigger = match &case.trigger {
             TriggerSpec::Scan { to, size_kb, user } => {
                 let to = to.join(",");
@@ -298,12 +310,13 @@ impl Runner {
             }
             TriggerSpec::Counter => con.trigger("counter", &[])?,
         };
-        let (end, report) = match trigger {
+        let (end, report, elapsed) = match trigger {
             TriggerAnswer::Job(id) => {
                 let end = con.wait_job(id, limit)?;
-                (Some(end), Some(con.job_report(id)?))
+                let elapsed = t0.elapsed();
+                (Some(end), Some(con.job_report(id)?), elapsed)
             }
-            TriggerAnswer::Refused { .. } => (None, None),
+            TriggerAnswer::Refused { .. } => (None, None, t0.elapsed()),
         };
         self.server.wait_idle(Duration::from_secs(3));
         Ok(Observed {
@@ -311,6 +324,7 @@ impl Runner {
             end,
             report,
             server: self.server.take(),
+            elapsed_ms: elapsed.as_millis() as u64,
         })
     }
 

@@ -16,6 +16,18 @@ pub struct Observed {
     pub end: Option<JobEnd>,
     pub report: Option<JobReport>,
     pub server: Observations,
+    /// Wall time from the trigger to the job's end event.
+    pub elapsed_ms: u64,
+}
+
+/// What the comparison needs to know about the device and the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Judging {
+    /// The device's time runs this many times faster than wall time (1 on hardware).
+    pub time_scale: f64,
+    /// The device's scan attachment follows the simulator's rule (byte `i` is
+    /// `i mod 251`), so it can be checked byte for byte.
+    pub synthetic_scan: bool,
 }
 
 /// The scan attachment a device sends for `size_kb` KB: byte `i` is `i mod 251`
@@ -27,7 +39,7 @@ pub fn expected_scan_bytes(size_kb: u32) -> Vec<u8> {
 }
 
 /// Lists every way `obs` differs from `exp`.
-pub fn compare(exp: &Expected, obs: &Observed) -> Vec<String> {
+pub fn compare(exp: &Expected, obs: &Observed, judging: &Judging) -> Vec<String> {
     let mut bad = Vec::new();
     let conns = obs.server.connections.len();
     match exp {
@@ -46,12 +58,38 @@ pub fn compare(exp: &Expected, obs: &Observed) -> Vec<String> {
             class,
             connects,
             stored,
+            detail,
+            wait_ms,
         } => {
             match (&obs.trigger, &obs.end) {
-                (TriggerAnswer::Job(_), Some(JobEnd::Failed { class: c, .. })) if c == class => {}
+                (
+                    TriggerAnswer::Job(_),
+                    Some(JobEnd::Failed {
+                        class: c,
+                        detail: d,
+                    }),
+                ) if c == class => {
+                    if let Some(want) = detail {
+                        if !d.contains(want.as_str()) {
+                            bad.push(format!(
+                                "the error detail {d:?} does not carry the server's {want}"
+                            ));
+                        }
+                    }
+                }
                 (t, e) => bad.push(format!(
                     "expected the job to fail with {class}, got trigger {t:?} and end {e:?}"
                 )),
+            }
+            if let Some(w) = wait_ms {
+                // The device must wait its whole timeout, and not much longer.
+                let want = *w as f64 / judging.time_scale.max(1e-6);
+                let got = obs.elapsed_ms as f64;
+                if got < want * 0.95 - 20.0 || got > want * 1.5 + 3000.0 {
+                    bad.push(format!(
+                        "the device gave up after {got:.0} ms; its timeout is {want:.0} ms"
+                    ));
+                }
             }
             if !connects && conns != 0 {
                 bad.push(format!("expected no connection, saw {conns}"));
@@ -69,12 +107,12 @@ pub fn compare(exp: &Expected, obs: &Observed) -> Vec<String> {
                 bad.push(format!("expected no message at the server, it holds {n}"));
             }
         }
-        Expected::Delivered(d) => delivered(d, obs, &mut bad),
+        Expected::Delivered(d) => delivered(d, obs, judging, &mut bad),
     }
     bad
 }
 
-fn delivered(d: &Delivery, obs: &Observed, bad: &mut Vec<String>) {
+fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Vec<String>) {
     match (&obs.trigger, &obs.end) {
         (TriggerAnswer::Job(_), Some(JobEnd::Done)) => {}
         (t, e) => bad.push(format!(
@@ -95,7 +133,7 @@ fn delivered(d: &Delivery, obs: &Observed, bad: &mut Vec<String>) {
         return;
     };
     envelope(d, m, bad);
-    content(d, m, bad);
+    content(d, m, judging, bad);
     if let Some(r) = &obs.report {
         for addr in &d.refused {
             if !r
@@ -159,7 +197,7 @@ fn envelope(d: &Delivery, m: &Received, bad: &mut Vec<String>) {
     }
 }
 
-fn content(d: &Delivery, m: &Received, bad: &mut Vec<String>) {
+fn content(d: &Delivery, m: &Received, judging: &Judging, bad: &mut Vec<String>) {
     let Some(msg) = MessageParser::default().parse(&m.data) else {
         bad.push("the message does not parse as MIME".into());
         return;
@@ -178,20 +216,21 @@ fn content(d: &Delivery, m: &Received, bad: &mut Vec<String>) {
     if to != d.to.iter().map(String::as_str).collect::<Vec<_>>() {
         bad.push(format!("header To {to:?}, expected {:?}", d.to));
     }
-    for (name, present) in [
-        ("Date", msg.date().is_some()),
-        ("Message-ID", msg.message_id().is_some()),
-        ("Subject", msg.subject().is_some_and(|s| !s.is_empty())),
-    ] {
-        if !present {
-            bad.push(format!("no {name} header"));
-        }
+    // RFC 5322 requires Date (and From, checked above).
+    if msg.date().is_none() {
+        bad.push("no Date header".into());
     }
     let attachments: Vec<_> = msg.attachments().collect();
     match d.attachment_kb {
         Some(kb) => {
             let want = expected_scan_bytes(kb);
             match attachments.as_slice() {
+                [a] if !judging.synthetic_scan => {
+                    // A real scan's content is unknown: it must be there.
+                    if a.contents().is_empty() && kb > 0 {
+                        bad.push("the scan attachment is empty".into());
+                    }
+                }
                 [a] => {
                     if a.contents() != want.as_slice() {
                         let got = a.contents();
@@ -217,5 +256,61 @@ fn content(d: &Delivery, m: &Received, bad: &mut Vec<String>) {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed_after(detail: &str, elapsed_ms: u64) -> Observed {
+        Observed {
+            trigger: TriggerAnswer::Job(1),
+            end: Some(JobEnd::Failed {
+                class: "rejected".into(),
+                detail: detail.into(),
+            }),
+            report: None,
+            server: Observations::default(),
+            elapsed_ms,
+        }
+    }
+
+    const JUDGING: Judging = Judging {
+        time_scale: 10.0,
+        synthetic_scan: true,
+    };
+
+    fn expected(detail: Option<&str>, wait_ms: Option<u64>) -> Expected {
+        Expected::Failed {
+            class: "rejected",
+            connects: false,
+            stored: false,
+            detail: detail.map(str::to_string),
+            wait_ms,
+        }
+    }
+
+    #[test]
+    fn the_servers_code_must_be_in_the_detail() {
+        let exp = expected(Some("451"), None);
+        assert!(compare(
+            &exp,
+            &failed_after("MAIL FROM 451 4.3.0 try later", 5),
+            &JUDGING
+        )
+        .is_empty());
+        let bad = compare(&exp, &failed_after("MAIL FROM refused", 5), &JUDGING);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(bad[0].contains("451"));
+    }
+
+    #[test]
+    fn a_timeout_must_take_the_timeout() {
+        // 30 s of device time at scale 10 is 3 s of wall time.
+        let exp = expected(None, Some(30_000));
+        assert!(compare(&exp, &failed_after("x", 3_050), &JUDGING).is_empty());
+        assert_eq!(compare(&exp, &failed_after("x", 1_000), &JUDGING).len(), 1);
+        assert_eq!(compare(&exp, &failed_after("x", 30_000), &JUDGING).len(), 1);
     }
 }

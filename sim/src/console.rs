@@ -195,7 +195,27 @@ impl Session {
                 format!("line contains the control character {c:?}; ignored"),
             );
         }
-        if let Some(pem) = self.pem.as_mut() {
+        if let Some(starting) = self.pem.as_ref().map(String::is_empty) {
+            let line = text.trim();
+            let expected = if starting {
+                line == "-----BEGIN CERTIFICATE-----"
+            } else {
+                line == "-----END CERTIFICATE-----"
+                    || line.is_empty()
+                    || line
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+            };
+            if !expected {
+                self.pem = None;
+                let what = if starting {
+                    "the line after `cert import` must be -----BEGIN CERTIFICATE-----"
+                } else {
+                    "a PEM line must be base64 or -----END CERTIFICATE-----"
+                };
+                return err("config", format!("cert import: {what}; import abandoned"));
+            }
+            let pem = self.pem.get_or_insert_with(String::new);
             pem.push_str(&text);
             pem.push('\n');
             if pem.len() > MAX_PEM {
@@ -387,7 +407,15 @@ fn truncate(s: &str, n: usize) -> String {
 pub fn describe_refusals(refusals: &[settings::Refusal]) -> String {
     let parts: Vec<String> = refusals
         .iter()
-        .map(|r| format!("{}: {} refused: {}", r.key, quote(&r.value), r.rule))
+        .map(|r| {
+            let secret = settings::lookup(&r.key).is_some_and(|d| d.secret);
+            let shown = if secret {
+                format!("*** ({} characters)", r.value.chars().count())
+            } else {
+                quote(&r.value)
+            };
+            format!("{}: {shown} refused: {}", r.key, r.rule)
+        })
         .collect();
     format!("{}; nothing changed", parts.join("; "))
 }

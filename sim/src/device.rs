@@ -17,6 +17,27 @@ use crate::console::{describe_refusals, quote};
 use crate::jobs::{self, JobInput, JobResult};
 use crate::settings::{self, Settings};
 
+/// The device clock's range: a year outside it is refused by `clock set`.
+pub const CLOCK_MIN_YEAR: i32 = 1970;
+pub const CLOCK_MAX_YEAR: i32 = 9000;
+/// Capacities of the device's stores; a full store refuses more.
+pub const MAX_USERS: usize = 64;
+pub const MAX_NOTIFY: usize = 64;
+pub const MAX_CERTS: usize = 32;
+/// Job records kept (the oldest finished ones are forgotten).
+pub const MAX_JOBS: usize = 1000;
+
+/// The device clock: the system clock plus the offset `clock set` chose, saturating
+/// at the ends of the representable range.
+pub fn device_now(offset: time::Duration) -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.checked_add(offset).unwrap_or(if offset.is_negative() {
+        OffsetDateTime::UNIX_EPOCH
+    } else {
+        now
+    })
+}
+
 /// What a console command asks the device to send.
 #[derive(Debug, Clone)]
 pub enum Trigger {
@@ -74,7 +95,7 @@ struct Job {
 struct State {
     settings: Settings,
     users: Vec<User>,
-    certs: Vec<Vec<u8>>,
+    certs: Arc<Vec<Vec<u8>>>,
     notify: Vec<String>,
     /// Device clock minus system clock.
     clock_offset: time::Duration,
@@ -147,14 +168,14 @@ impl Device {
         let mut s = self.lock();
         s.settings = Settings::default();
         s.users.clear();
-        s.certs.clear();
+        s.certs = Arc::default();
         s.notify.clear();
         s.clock_offset = time::Duration::ZERO;
     }
 
     /// The device clock now.
     pub fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + self.lock().clock_offset
+        device_now(self.lock().clock_offset)
     }
 
     pub fn clock_rfc3339(&self) -> String {
@@ -166,6 +187,11 @@ impl Device {
     pub fn set_clock(&self, t: &str) -> Result<(), String> {
         let when = OffsetDateTime::parse(t, &Rfc3339)
             .map_err(|e| format!("{t:?} is not an RFC 3339 time ({e})"))?;
+        if !(CLOCK_MIN_YEAR..=CLOCK_MAX_YEAR).contains(&when.year()) {
+            return Err(format!(
+                "{t:?}: the device clock runs from year {CLOCK_MIN_YEAR} to {CLOCK_MAX_YEAR}"
+            ));
+        }
         self.lock().clock_offset = when - OffsetDateTime::now_utc();
         Ok(())
     }
@@ -181,6 +207,9 @@ impl Device {
             settings::check_email(address, 320).map_err(|why| format!("ADDRESS must be {why}"))?;
         }
         let mut s = self.lock();
+        if s.users.len() >= MAX_USERS {
+            return Err(format!("the user list is full ({MAX_USERS} users)"));
+        }
         if s.users.iter().any(|u| u.name == name) {
             return Err(format!("a user {} exists already", quote(name)));
         }
@@ -195,6 +224,11 @@ impl Device {
     pub fn add_notify(&self, address: &str) -> Result<(), String> {
         settings::check_email(address, 320).map_err(|why| format!("ADDRESS must be {why}"))?;
         let mut s = self.lock();
+        if s.notify.len() >= MAX_NOTIFY && !s.notify.iter().any(|a| a == address) {
+            return Err(format!(
+                "the notification list is full ({MAX_NOTIFY} addresses)"
+            ));
+        }
         if !s.notify.iter().any(|a| a == address) {
             s.notify.push(address.into());
         }
@@ -233,7 +267,13 @@ impl Device {
         if der.first() != Some(&0x30) || der.len() < 64 {
             return Err("the PEM body is not a DER certificate".into());
         }
-        self.lock().certs.push(der);
+        let mut s = self.lock();
+        if s.certs.len() >= MAX_CERTS {
+            return Err(format!(
+                "the external certificate store is full ({MAX_CERTS} certificates)"
+            ));
+        }
+        Arc::make_mut(&mut s.certs).push(der);
         Ok(())
     }
 
@@ -257,13 +297,27 @@ impl Device {
         }
         let id = s.next_job;
         s.next_job += 1;
+        // Keep the newest jobs' records; forget the oldest finished ones.
+        while s.jobs.len() >= MAX_JOBS {
+            let oldest_done = s
+                .jobs
+                .iter()
+                .find(|(_, j)| matches!(j.state, JobState::Done | JobState::Failed))
+                .map(|(k, _)| *k);
+            match oldest_done {
+                Some(k) => {
+                    s.jobs.remove(&k);
+                }
+                None => return Err(("config", format!("the job queue is full ({MAX_JOBS} jobs)"))),
+            }
+        }
         let input = JobInput {
             id,
             trigger,
             settings: s.settings.clone(),
             users: s.users.clone(),
             notify: s.notify.clone(),
-            certs: s.certs.clone(),
+            certs: Arc::clone(&s.certs),
             clock_offset: s.clock_offset,
         };
         s.jobs.insert(

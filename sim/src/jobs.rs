@@ -20,7 +20,7 @@ pub struct JobInput {
     pub settings: Settings,
     pub users: Vec<User>,
     pub notify: Vec<String>,
-    pub certs: Vec<Vec<u8>>,
+    pub certs: std::sync::Arc<Vec<Vec<u8>>>,
     pub clock_offset: time::Duration,
 }
 
@@ -135,7 +135,7 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
         };
         return refuse("config", format!("no envelope sender: {key} is empty"));
     }
-    let now = OffsetDateTime::now_utc() + input.clock_offset;
+    let now = crate::device::device_now(input.clock_offset);
     let mail = compose(input, now, header_from, recipients.clone(), &opts.hostname);
     let message = mime::encode(&mail, input.id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let timeout_s = s.number("smtp.timeout") as f64 / opts.time_scale.max(1e-6);

@@ -103,13 +103,15 @@ where
     let mut reader = ReplyReader::default();
     let mut pending = std::collections::VecDeque::new();
     let mut buf = vec![0u8; 16 * 1024];
+    // The timeout bounds each wait for a whole reply, however it trickles in.
+    let mut deadline = tokio::time::Instant::now() + timeout;
     loop {
         let reply = match pending.pop_front() {
             Some(r) => r,
             None => {
                 let at_quit = client.step() == Step::Quit;
                 let step = client.step().name();
-                let read = tokio::time::timeout(timeout, stream.read(&mut buf)).await;
+                let read = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await;
                 // The message was accepted before QUIT: silence or a hang-up at QUIT
                 // does not undo the delivery (only an explicit refusal does).
                 if at_quit && matches!(read, Err(_) | Ok(Ok(0)) | Ok(Err(_))) {
@@ -141,16 +143,23 @@ where
         match client.on_reply(reply) {
             Action::Send(bytes) => {
                 let step = client.step().name();
-                match tokio::time::timeout(timeout, stream.write_all(&bytes)).await {
-                    Err(_) => {
-                        return failed(
-                            "timeout",
-                            format!("sending {step}: stalled for {}", secs(timeout)),
-                        )
+                // A large message may take long to send; only a stall is a timeout.
+                for chunk in bytes.chunks(64 * 1024) {
+                    match tokio::time::timeout(timeout, stream.write_all(chunk)).await {
+                        Err(_) => {
+                            return failed(
+                                "timeout",
+                                format!(
+                                    "sending {step}: the server took nothing for {}",
+                                    secs(timeout)
+                                ),
+                            )
+                        }
+                        Ok(Err(e)) => return failed("connect", format!("sending {step}: {e}")),
+                        Ok(Ok(())) => {}
                     }
-                    Ok(Err(e)) => return failed("connect", format!("sending {step}: {e}")),
-                    Ok(Ok(())) => {}
                 }
+                deadline = tokio::time::Instant::now() + timeout;
             }
             Action::Finish(bytes, outcome) => {
                 if !bytes.is_empty() {

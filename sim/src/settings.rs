@@ -261,17 +261,26 @@ pub fn validate(key: &str, value: &str) -> Result<String, Refusal> {
             if n > max {
                 return Err(r(format!("at most {max} characters (got {n})")));
             }
+            // A secret's characters are never named in a refusal.
+            let found = |c: char| {
+                if d.secret {
+                    String::new()
+                } else {
+                    format!(", found {c:?}")
+                }
+            };
             if half_width {
                 if let Some(c) = value.chars().find(|c| !(' '..='~').contains(c)) {
                     return Err(r(format!(
-                        "half-width (printable ASCII) characters only, found {c:?}"
+                        "half-width (printable ASCII) characters only{}",
+                        found(c)
                     )));
                 }
             } else if let Some(c) = value
                 .chars()
                 .find(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
             {
-                return Err(r(format!("control character {c:?} not allowed")));
+                return Err(r(format!("control characters are not allowed{}", found(c))));
             }
             if let Some(c) = value.chars().find(|c| forbid.contains(*c)) {
                 return Err(r(format!("the character {c:?} is not allowed")));

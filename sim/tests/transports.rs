@@ -115,3 +115,64 @@ fn tcp_console_serves_several_connections_and_events_reach_all() {
     let seen = read_until(&mut r1, "OK");
     assert!(seen[0].starts_with("JOB 1 failed connect "), "{seen:?}");
 }
+
+/// Runs lines through a stdio console and answers its output lines.
+fn stdio(lines: &str) -> Vec<String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mfp-sim"))
+        .args(["--console", "stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start mfp-sim");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(lines.as_bytes()).expect("write");
+    drop(stdin);
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    assert!(child.wait().expect("wait").success());
+    out.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn the_clock_refuses_times_it_cannot_keep_and_keeps_serving() {
+    let out = stdio("clock set 9999-12-31T23:59:59Z\r\nclock set 1900-01-01T00:00:00Z\r\nclock set 2031-05-06T07:08:09Z\r\nclock get\r\n");
+    assert!(
+        out[0].starts_with("ERR config clock: ") && out[0].contains("9000"),
+        "{}",
+        out[0]
+    );
+    assert!(out[1].starts_with("ERR config clock: "), "{}", out[1]);
+    assert_eq!(out[2], "OK");
+    assert!(out[3].starts_with("clock=2031-05-06T07:0"), "{}", out[3]);
+}
+
+#[test]
+fn a_stray_cert_import_does_not_swallow_the_next_commands() {
+    let out = stdio("cert import\r\nget smtp.port\r\nget smtp.port\r\ncert import\r\n-----BEGIN CERTIFICATE-----\r\nnot base64!\r\nget smtp.port\r\n");
+    assert!(
+        out[0].starts_with("ERR config cert import: the line after"),
+        "{}",
+        out[0]
+    );
+    assert_eq!(&out[1..3], &["smtp.port=25", "OK"]);
+    assert!(
+        out[3].starts_with("ERR config cert import: a PEM line"),
+        "{}",
+        out[3]
+    );
+    assert_eq!(&out[4..6], &["smtp.port=25", "OK"]);
+}
+
+#[test]
+fn a_refused_password_is_not_echoed() {
+    let out = stdio("set smtp.auth.password \"hunter2\\\"x\"\r\nset pop.password ユユ\r\n");
+    for l in &out {
+        assert!(l.starts_with("ERR config ") && l.contains("*** ("), "{l}");
+        assert!(!l.contains("hunter2") && !l.contains('ユ'), "{l}");
+    }
+}

@@ -105,6 +105,9 @@ enum ReadMsg {
     Closed(String),
 }
 
+/// Most unclaimed `EVENT` lines kept; the oldest go first.
+const MAX_EVENTS: usize = 10_000;
+
 /// Longest line read from a device; longer ones are cut.
 const MAX_DEVICE_LINE: usize = 64 * 1024;
 
@@ -218,13 +221,23 @@ impl Console {
         std::mem::take(&mut self.log)
     }
 
+    fn push_event(&mut self, l: String) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(l);
+    }
+
     /// Registers a value to be shown as `***` wherever it appears in the log.
     pub fn add_secret(&mut self, s: &str) {
-        if !s.is_empty() && !self.secrets.iter().any(|x| x == s) {
-            self.secrets.push(s.to_string());
-            // Longest first, so a secret containing another is replaced whole.
-            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        // The value as sent (quoted, escaped) and as it is.
+        for form in [self.profile.quote(s), s.to_string()] {
+            if !form.is_empty() && !self.secrets.contains(&form) {
+                self.secrets.push(form);
+            }
         }
+        // Longest first, so a secret containing another is replaced whole.
+        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
     fn redact(&self, line: &str) -> String {
@@ -255,12 +268,7 @@ impl Console {
         match self.rx.recv_timeout(left) {
             Ok(ReadMsg::Line(l)) => {
                 self.record(ConsoleDir::D, &l);
-                let l = self.profile.strip_prompt(&l).to_string();
-                if l.is_empty() {
-                    // A bare prompt or an empty line says nothing.
-                    return self.next_line(deadline, waiting_for);
-                }
-                Ok(l)
+                Ok(self.profile.strip_prompt(&l).to_string())
             }
             Ok(ReadMsg::Closed(why)) => {
                 self.closed = Some(why.clone());
@@ -294,8 +302,12 @@ impl Console {
         let mut data = Vec::new();
         loop {
             let l = self.next_line(deadline, &what)?;
+            if l.is_empty() {
+                // A bare prompt or an empty line says nothing.
+                continue;
+            }
             if self.profile.event.is_match(&l) {
-                self.events.push_back(l);
+                self.push_event(l);
                 continue;
             }
             if self.profile.ok.is_match(&l) {
@@ -399,18 +411,28 @@ impl Console {
         secret_keys: &[&str],
     ) -> Result<Answer, DriverError> {
         let mut parts = Vec::new();
+        let mut shown = Vec::new();
         for (k, v) in pairs {
-            if secret_keys.contains(&k.as_str()) {
+            let dk = self.profile.device_key(k).to_string();
+            let pair = self.profile.render_pair(&dk, v);
+            if secret_keys.contains(&k.as_str()) && !v.is_empty() {
                 self.add_secret(v);
+                shown.push(self.profile.render_pair(&dk, "***"));
+            } else {
+                shown.push(pair.clone());
             }
-            parts.push(format!(
-                "{}={}",
-                self.profile.device_key(k),
-                self.profile.quote(v)
-            ));
+            parts.push(pair);
         }
-        let joined = parts.join(" ");
-        self.op("apply", &[("pairs", &joined)], &[], &["pairs"])
+        let sep = self.profile.apply_separator.clone();
+        let line = self
+            .profile
+            .render("apply", &[("pairs", &parts.join(&sep))], &["pairs"])
+            .map_err(|e| DriverError::Unexpected(e.0))?;
+        let shown = self
+            .profile
+            .render("apply", &[("pairs", &shown.join(&sep))], &["pairs"])
+            .map_err(|e| DriverError::Unexpected(e.0))?;
+        self.command(&line, &shown)
     }
 
     /// Starts a job with the operation `op` and its parameters.
@@ -485,7 +507,7 @@ impl Console {
                 return Ok(end);
             }
             if self.profile.event.is_match(&l) {
-                self.events.push_back(l);
+                self.push_event(l);
             }
         }
     }

@@ -24,9 +24,30 @@ struct RawProfile {
     answers: RawAnswers,
     events: RawEvents,
     #[serde(default)]
+    synthetic_scan: bool,
+    #[serde(default)]
+    apply: RawApply,
+    #[serde(default)]
     alert_kinds: BTreeMap<String, String>,
     #[serde(default)]
     keys: BTreeMap<String, String>,
+}
+
+/// How `apply` writes one setting and joins them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApply {
+    pair: String,
+    separator: String,
+}
+
+impl Default for RawApply {
+    fn default() -> Self {
+        RawApply {
+            pair: "{key}={value}".into(),
+            separator: " ".into(),
+        }
+    }
 }
 
 /// How values are quoted on the command line.
@@ -81,6 +102,12 @@ pub struct Profile {
     pub prompt: String,
     pub quoting: Quoting,
     pub timeouts: Timeouts,
+    /// The scan attachment follows the simulator's rule (byte i = i mod 251) and is
+    /// checked byte for byte; a real device's scan is only checked to be there.
+    pub synthetic_scan: bool,
+    /// `apply`: the template of one pair (`{key}`, `{value}`) and what joins pairs.
+    pub apply_pair: String,
+    pub apply_separator: String,
     pub ok: Regex,
     pub error: Regex,
     pub event: Regex,
@@ -191,6 +218,9 @@ impl Profile {
             prompt: raw.prompt,
             quoting: raw.quoting,
             timeouts: raw.timeouts,
+            synthetic_scan: raw.synthetic_scan,
+            apply_pair: raw.apply.pair,
+            apply_separator: raw.apply.separator,
             ok: pattern(file, "status.ok", &raw.status.ok, &[])?,
             error: pattern(file, "status.error", &raw.status.error, &["class"])?,
             event: pattern(file, "status.event", &raw.status.event, &[])?,
@@ -311,17 +341,57 @@ impl Profile {
                 self.name
             )));
         };
-        let mut line = t.clone();
-        for (k, v) in params {
-            let v = if raw.contains(k) {
-                v.to_string()
-            } else {
-                self.quote(v)
-            };
-            line = line.replace(&format!("{{{k}}}"), &v);
-        }
-        Ok(line)
+        Ok(fill(t, |name| {
+            params.iter().find(|(k, _)| *k == name).map(|(k, v)| {
+                if raw.contains(k) {
+                    v.to_string()
+                } else {
+                    self.quote(v)
+                }
+            })
+        }))
     }
+
+    /// One `apply` pair for a device key and a value (quoted).
+    pub fn render_pair(&self, key: &str, value: &str) -> String {
+        let quoted = self.quote(value);
+        fill(&self.apply_pair, |name| match name {
+            "key" => Some(key.to_string()),
+            "value" => Some(quoted.clone()),
+            _ => None,
+        })
+    }
+}
+
+/// Replaces each `{name}` in `template` once, left to right, with what `value` gives;
+/// unknown names stay as they are. Values are never scanned again.
+fn fill(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) => {
+                let name = &after[..close];
+                match value(name) {
+                    Some(v) => out.push_str(&v),
+                    None => {
+                        out.push('{');
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                }
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push_str(&rest[open..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -349,6 +419,20 @@ mod tests {
             "set smtp.auth.user \"a \\\"b\\\"\""
         );
         assert_eq!(p.unquote("\"a \\\"b\\\"\""), "a \"b\"");
+        // A value holding a placeholder is not substituted again.
+        assert_eq!(
+            p.render(
+                "scan_as_user",
+                &[("to", "{user}"), ("size_kb", "1"), ("user", "u")],
+                &[]
+            )
+            .unwrap(),
+            "scan send {user} 1 u"
+        );
+        assert_eq!(
+            p.render_pair("smtp.auth.user", "a b"),
+            "smtp.auth.user=\"a b\""
+        );
         assert!(p.error.is_match("ERR config x: y"));
         assert!(p.job_failed.is_match("EVENT JOB 3 failed timeout no reply"));
     }
