@@ -18,6 +18,7 @@ pub mod runner;
 pub mod sasl;
 pub mod scenario;
 pub mod serve;
+pub mod serve_cmd;
 pub mod smtp;
 pub mod smtp_server;
 pub mod tls;

@@ -20,8 +20,29 @@ struct Cli {
 enum Cmd {
     /// Run the cases against a device and print a verdict for each.
     Run(RunArgs),
+    /// Run a scenario's fake SMTP and POP3 servers standalone.
+    Serve(ServeArgs),
     /// Run the embedded simulated device (what `hil run --device sim` starts).
     Sim(mfp_sim::SimArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The scenario file (see scenarios/README.md).
+    #[arg(long)]
+    scenario: PathBuf,
+    /// The address the servers listen on (loopback unless you name another).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Where zoo certificates named by the scenario are (NAME.crt, NAME.key).
+    #[arg(long, default_value = "certs")]
+    certs: PathBuf,
+    /// Where finished connections are written, one JSON object per line.
+    #[arg(long, default_value = "transcripts.jsonl")]
+    transcripts: PathBuf,
+    /// Scripted delays and timeouts run this many times faster.
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
 }
 
 #[derive(clap::Args)]
@@ -134,6 +155,19 @@ fn main() -> ExitCode {
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {
                 eprintln!("hil: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Serve(a) => match hil::serve_cmd::run(hil::serve_cmd::ServeOptions {
+            scenario: a.scenario,
+            bind: a.bind,
+            certs: a.certs,
+            transcripts: a.transcripts,
+            time_scale: a.time_scale,
+        }) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hil serve: {e}");
                 ExitCode::from(2)
             }
         },

@@ -109,7 +109,9 @@ impl Pop3Server {
                     format!("fake POP3 server cannot listen on {}: {e}", l.bind),
                 )
             })?;
-            listeners.push((l.kind, listener.local_addr()?));
+            let addr = listener.local_addr()?;
+            listeners.push((l.kind, addr));
+            let l = Pop3Listen { bind: addr, ..l };
             let s = Arc::clone(&shared);
             tokio::spawn(async move {
                 loop {

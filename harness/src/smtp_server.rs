@@ -171,6 +171,7 @@ impl SmtpServer {
             })?;
             let addr = listener.local_addr()?;
             listeners.push((l.kind, addr));
+            let l = Listen { bind: addr, ..l };
             let s = Arc::clone(&shared);
             tokio::spawn(async move {
                 loop {
