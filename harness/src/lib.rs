@@ -11,6 +11,7 @@ pub mod device;
 pub mod faults;
 pub mod model;
 pub mod oracle;
+pub mod partial;
 pub mod pop3;
 pub mod pop3_server;
 pub mod pop_window;

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::faults::Action;
+use crate::partial::{Assembler, Reassembled};
 use crate::pop_window::PopLogins;
 pub use crate::smtp::ListenerKind;
 use crate::smtp::{
@@ -46,6 +47,8 @@ pub struct Connection {
 pub struct Observations {
     pub connections: Vec<Connection>,
     pub messages: Vec<Received>,
+    /// Messages rebuilt from `message/partial` fragments (RFC 2046 §5.2.2).
+    pub reassembled: Vec<Reassembled>,
 }
 
 /// Most transcript lines kept per connection; most messages kept between takes.
@@ -76,6 +79,7 @@ pub type FinishedTx = UnboundedSender<(Connection, Vec<Received>)>;
 struct Shared {
     config: RwLock<Arc<SmtpConfig>>,
     obs: Mutex<Observations>,
+    assembler: Mutex<Assembler>,
     next_id: Mutex<u64>,
     epoch: Instant,
     opts: ServerOptions,
@@ -149,6 +153,7 @@ impl SmtpServer {
         let shared = Arc::new(Shared {
             config: RwLock::new(Arc::new(config)),
             obs: Mutex::new(Observations::default()),
+            assembler: Mutex::new(Assembler::default()),
             next_id: Mutex::new(1),
             epoch: Instant::now(),
             opts,
@@ -484,10 +489,27 @@ async fn run(
                 Output::Throttle(bps) => conn.throttle = Some(bps),
                 Output::StartTls => start_tls = true,
                 Output::Message(m) => {
+                    let whole = shared
+                        .assembler
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .add(conn.id, &m.data);
+                    if let Some(r) = &whole {
+                        session.note(
+                            shared.now_ms(),
+                            format!(
+                                "message/partial {} reassembled from {} fragments",
+                                r.id, r.total
+                            ),
+                        );
+                    }
                     conn.messages.push((*m).clone());
                     let mut o = shared.obs();
                     if o.messages.len() < MAX_MESSAGES {
                         o.messages.push(*m);
+                    }
+                    if let Some(r) = whole {
+                        o.reassembled.push(r);
                     }
                 }
                 Output::Auth(rec) => shared.with_conn(conn.id, |c| c.auth.push(rec)),

@@ -1,0 +1,168 @@
+//! What the fake SMTP server records, over real sockets and real TLS: the TLS
+//! version, cipher and certificate; the AUTH mechanism with credentials redacted;
+//! `message/partial` fragments sent in separate transactions, reassembled.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use hil::scenario::Scenario;
+use hil::serve;
+
+fn certs(dir: &Path) {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "valid.hil.test");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("cert");
+    std::fs::write(dir.join("valid.crt"), cert.pem()).expect("crt");
+    std::fs::write(dir.join("valid.key"), key.serialize_pem()).expect("key");
+}
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+fn tls_connect(addr: std::net::SocketAddr) -> BufReader<Tls> {
+    let config =
+        hil::tls::danger::client_config_accepting_any(&[&rustls::version::TLS12]).expect("config");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let conn = rustls::ClientConnection::new(config, name).expect("client");
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    BufReader::new(rustls::StreamOwned::new(conn, tcp))
+}
+
+fn reply<R: BufRead>(r: &mut R) -> String {
+    let mut all = String::new();
+    loop {
+        let mut l = String::new();
+        assert!(
+            r.read_line(&mut l).expect("reply") > 0,
+            "closed after {all:?}"
+        );
+        all.push_str(&l);
+        if l.len() < 4 || l.as_bytes()[3] != b'-' {
+            return all;
+        }
+    }
+}
+
+fn say<W: Write + BufRead>(c: &mut W, line: &str) -> String {
+    c.write_all(line.as_bytes()).expect("write");
+    c.flush().expect("flush");
+    reply(c)
+}
+
+struct Io(BufReader<Tls>);
+
+impl Write for Io {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.get_mut().write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.get_mut().flush()
+    }
+}
+
+impl std::io::Read for Io {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        std::io::Read::read(&mut self.0, b)
+    }
+}
+
+impl BufRead for Io {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.0.fill_buf()
+    }
+    fn consume(&mut self, n: usize) {
+        self.0.consume(n)
+    }
+}
+
+const SCENARIO: &str = r#"
+[smtp]
+auth = ["plain"]
+accounts = [{ user = "printer", password = "s3cret-Pass" }]
+[[smtp.listeners]]
+kind = "tls"
+cert = "valid"
+[[check]]
+steps = [{ expect = "220" }]
+"#;
+
+#[test]
+fn tls_facts_auth_and_reassembled_fragments_are_recorded() {
+    let dir = std::env::temp_dir().join(format!("hil-server-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    certs(&dir);
+    let scenario = Scenario::parse(Path::new("server.toml"), SCENARIO).expect("scenario");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let run = rt
+        .block_on(serve::start(
+            &scenario,
+            "127.0.0.1".parse().expect("ip"),
+            &dir,
+            1.0,
+        ))
+        .expect("servers");
+    let Some(server) = run.smtp.clone() else {
+        panic!("no SMTP server")
+    };
+    let addr = run.smtp_endpoints()[0].1;
+    let fragments = [
+        "From: mfp@hil.test\r\nTo: a@hil.test\r\nSubject: [1/2] Scan\r\nMIME-Version: 1.0\r\nContent-Type: message/partial; id=\"f1@mfp\"; number=1; total=2\r\n\r\nSubject: Scan\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nfirst half\r\n",
+        "From: mfp@hil.test\r\nTo: a@hil.test\r\nSubject: [2/2] Scan\r\nMIME-Version: 1.0\r\nContent-Type: message/partial; id=\"f1@mfp\"; number=2; total=2\r\n\r\nsecond half\r\n",
+    ];
+    for (i, f) in fragments.iter().enumerate() {
+        let mut c = Io(tls_connect(addr));
+        assert!(reply(&mut c).starts_with("220"));
+        assert!(say(&mut c, "EHLO probe\r\n").starts_with("250"));
+        assert!(say(&mut c, "AUTH PLAIN AHByaW50ZXIAczNjcmV0LVBhc3M=\r\n").starts_with("235"));
+        assert!(say(&mut c, "MAIL FROM:<mfp@hil.test>\r\n").starts_with("250"));
+        assert!(say(&mut c, "RCPT TO:<a@hil.test>\r\n").starts_with("250"));
+        assert!(say(&mut c, "DATA\r\n").starts_with("354"));
+        assert!(
+            say(&mut c, &format!("{f}.\r\n")).starts_with("250"),
+            "fragment {i}"
+        );
+        assert!(say(&mut c, "QUIT\r\n").starts_with("221"));
+    }
+    assert!(server.wait_idle(Duration::from_secs(5)));
+    let obs = server.take();
+    assert_eq!(obs.connections.len(), 2);
+    for c in &obs.connections {
+        let tls = c.tls.as_ref().expect("TLS facts");
+        assert_eq!(tls.version, "TLSv1_2");
+        assert!(tls.cipher.contains("TLS_ECDHE"), "{}", tls.cipher);
+        assert_eq!(tls.certificate, "valid");
+        assert!(c
+            .transcript
+            .iter()
+            .any(|e| e.text.starts_with("TLS established: TLSv1_2")));
+        assert_eq!(c.auth.len(), 1);
+        assert_eq!(c.auth[0].mechanism, "PLAIN");
+        assert!(c.auth[0].ok);
+        let all: String = c.transcript.iter().map(|e| e.text.as_str()).collect();
+        assert!(all.contains("AUTH PLAIN [redacted]"));
+        assert!(
+            !all.contains("AHByaW50") && !all.contains("s3cret"),
+            "credentials in {all}"
+        );
+    }
+    assert_eq!(obs.messages.len(), 2);
+    let [whole] = obs.reassembled.as_slice() else {
+        panic!("{} reassembled", obs.reassembled.len())
+    };
+    assert_eq!(whole.id, "f1@mfp");
+    assert_eq!(
+        String::from_utf8_lossy(&whole.data),
+        "From: mfp@hil.test\r\nTo: a@hil.test\r\nSubject: Scan\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nfirst half\r\nsecond half\r\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
