@@ -7,6 +7,7 @@
 //! - `cases`, `runner`, `verdict`: the cases, running them, judging them.
 
 pub mod cases;
+pub mod certs;
 pub mod device;
 pub mod faults;
 pub mod model;

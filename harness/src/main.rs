@@ -22,8 +22,30 @@ enum Cmd {
     Run(RunArgs),
     /// Run a scenario's fake SMTP and POP3 servers standalone.
     Serve(ServeArgs),
+    /// Generate the certificate zoo (CAs, server certificates, CRLs, manifest).
+    Certs(CertsArgs),
     /// Run the embedded simulated device (what `hil run --device sim` starts).
     Sim(mfp_sim::SimArgs),
+}
+
+#[derive(clap::Args)]
+struct CertsArgs {
+    /// Where to write the zoo.
+    #[arg(long, default_value = "certs")]
+    out: PathBuf,
+    /// Key algorithm: rsa2048, ecdsa-p256 or ed25519.
+    #[arg(long, default_value = "rsa2048")]
+    key: String,
+    /// The same seed gives byte-identical files.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Host names and addresses the server certificates are for (repeat; the first is
+    /// the main one). Default: localhost, 127.0.0.1, ::1.
+    #[arg(long)]
+    host: Vec<String>,
+    /// Base URL of the OCSP responder and CRL server the certificates point at.
+    #[arg(long, default_value = "http://127.0.0.1:8099")]
+    responder: String,
 }
 
 #[derive(clap::Args)]
@@ -148,6 +170,30 @@ fn run(a: RunArgs) -> Result<bool, String> {
     Ok(failed == 0)
 }
 
+fn certs(a: CertsArgs) -> Result<(), String> {
+    let key = hil::certs::keys::KeyKind::parse(&a.key)?;
+    let mut o = hil::certs::zoo::ZooOptions {
+        key,
+        seed: a.seed,
+        responder: a.responder.trim_end_matches('/').to_string(),
+        ..Default::default()
+    };
+    if !a.host.is_empty() {
+        o.hosts = a.host;
+    }
+    let m = hil::certs::zoo::generate(&a.out, &o)?;
+    println!(
+        "hil certs: {} server certificates and {} CAs ({}, seed {}) in {}; trust anchor {}",
+        m.cert.len(),
+        m.ca.len(),
+        m.key,
+        m.seed,
+        a.out.display(),
+        m.trust_anchor
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Run(a) => match run(a) {
@@ -168,6 +214,13 @@ fn main() -> ExitCode {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hil serve: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Certs(a) => match certs(a) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hil certs: {e}");
                 ExitCode::from(2)
             }
         },

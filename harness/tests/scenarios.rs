@@ -17,22 +17,6 @@ fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
 }
 
-/// Writes a self-signed certificate for every zoo name the scenarios use.
-fn make_certs(dir: &Path, names: &[String]) {
-    for n in names {
-        let mut params =
-            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .expect("params");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, format!("{n}.hil.test"));
-        let key = rcgen::KeyPair::generate().expect("key");
-        let cert = params.self_signed(&key).expect("cert");
-        std::fs::write(dir.join(format!("{n}.crt")), cert.pem()).expect("write crt");
-        std::fs::write(dir.join(format!("{n}.key")), key.serialize_pem()).expect("write key");
-    }
-}
-
 enum Conn {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
@@ -364,11 +348,14 @@ fn send(p: &mut Probe, step: &CheckStep) -> std::io::Result<()> {
 fn every_scenario_does_what_its_checks_say() {
     let scenarios = Scenario::load_dir(&scenarios_dir()).expect("the scenario library loads");
     assert!(scenarios.len() >= 25, "only {} scenarios", scenarios.len());
-    let certs = tempdir();
-    let mut names: Vec<String> = scenarios.iter().flat_map(serve::cert_names).collect();
-    names.sort();
-    names.dedup();
-    make_certs(&certs, &names);
+    // The committed certificate zoo (certs/) serves the scenarios' certificates.
+    let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs");
+    for name in scenarios.iter().flat_map(serve::cert_names) {
+        assert!(
+            certs.join(format!("{name}.crt")).exists(),
+            "no certs/{name}.crt"
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -403,10 +390,4 @@ fn every_scenario_does_what_its_checks_say() {
         failures.len(),
         failures.join("\n")
     );
-}
-
-fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("hil-scenarios-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
 }

@@ -1,0 +1,671 @@
+//! Generating the certificate zoo: a root CA, an intermediate CA, a second
+//! ("untrusted") root, an expired intermediate, and one server certificate per check
+//! of SPEC §3.5, each with a manifest entry saying what a device with only one
+//! verification flag on must do with it. Dates, serials, keys and signatures all come
+//! from the seed, so the same seed writes byte-identical files.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
+    CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod,
+    KeyUsagePurpose, RevocationReason, RevokedCertParams, SanType, SerialNumber,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
+
+use super::keys::{pem, KeyKind, ZooKey};
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct ZooOptions {
+    pub key: KeyKind,
+    pub seed: u64,
+    /// Names and addresses the server certificates are for; the first is the main one.
+    pub hosts: Vec<String>,
+    /// Base URL of the OCSP responder and CRL server (`/ocsp`, `/crl/NAME.crl`).
+    pub responder: String,
+}
+
+impl Default for ZooOptions {
+    fn default() -> Self {
+        ZooOptions {
+            key: KeyKind::Rsa2048,
+            seed: 1,
+            hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            responder: "http://127.0.0.1:8099".into(),
+        }
+    }
+}
+
+/// A device's verdict with one verification flag on: `accept` or the error class.
+pub type Verdict = String;
+
+/// The five flags' verdicts (SPEC §3.5), for a device whose external store holds
+/// `root.crt`, whose clock is in 2026, and whose `smtp.server` is `server_address`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Expect {
+    pub expiry: Verdict,
+    pub cn: Verdict,
+    pub key_usage: Verdict,
+    pub chain: Verdict,
+    pub revocation: Verdict,
+}
+
+/// One server certificate in the manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertEntry {
+    pub name: String,
+    pub description: String,
+    /// The chain as served, leaf first (PEM), and its key.
+    pub file: String,
+    pub key: String,
+    pub issuer: String,
+    /// Hexadecimal serial number.
+    pub serial: String,
+    pub subject_cn: Option<String>,
+    pub san: Vec<String>,
+    pub not_before: String,
+    pub not_after: String,
+    pub key_usage: Vec<String>,
+    pub extended_key_usage: Vec<String>,
+    pub ocsp_url: Option<String>,
+    pub crl_url: Option<String>,
+    /// What the OCSP responder answers for it: good, revoked, unknown (or none).
+    pub ocsp_status: String,
+    /// Whether its issuer's CRL lists it.
+    pub crl_listed: bool,
+    /// The `smtp.server` value the `cn` verdict assumes.
+    pub server_address: String,
+    pub expect: Expect,
+}
+
+/// A CA in the manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaEntry {
+    pub file: String,
+    pub key: String,
+    pub crl: String,
+    pub stale_crl: String,
+    pub trusted: bool,
+    pub not_after: String,
+}
+
+/// The manifest written as `manifest.toml`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub seed: u64,
+    pub key: String,
+    pub responder: String,
+    pub hosts: Vec<String>,
+    /// The root a device imports into its external certificate store.
+    pub trust_anchor: String,
+    pub ca: BTreeMap<String, CaEntry>,
+    pub cert: Vec<CertEntry>,
+}
+
+fn at(y: i32, m: Month, d: u8) -> OffsetDateTime {
+    let date = Date::from_calendar_date(y, m, d).unwrap_or(Date::MIN);
+    PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_utc()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn serial(seed: u64, name: &str) -> SerialNumber {
+    let mut h = Sha256::new();
+    h.update(b"hil zoo serial");
+    h.update(seed.to_be_bytes());
+    h.update(name.as_bytes());
+    let mut b: Vec<u8> = h.finalize()[..16].to_vec();
+    b[0] &= 0x7f;
+    b[0] |= 0x10;
+    SerialNumber::from_slice(&b)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// DER: a tag, a length, the content.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else if n < 0x100 {
+        out.extend_from_slice(&[0x81, n as u8]);
+    } else {
+        out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// The Authority Information Access extension with one OCSP URL (RFC 5280 §4.2.2.1).
+fn aia_ocsp(url: &str) -> CustomExtension {
+    const ID_AD_OCSP: [u8; 8] = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+    let mut desc = tlv(0x06, &ID_AD_OCSP);
+    desc.extend(tlv(0x86, url.as_bytes()));
+    let content = tlv(0x30, &tlv(0x30, &desc));
+    CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], content)
+}
+
+fn name(cn: Option<&str>, org: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    if let Some(cn) = cn {
+        dn.push(DnType::CommonName, cn);
+    }
+    dn.push(DnType::OrganizationName, org);
+    dn
+}
+
+fn san_of(host: &str) -> Result<SanType, String> {
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Ok(SanType::IpAddress(ip)),
+        Err(_) => host
+            .try_into()
+            .map(SanType::DnsName)
+            .map_err(|e| format!("--host {host:?}: {e}")),
+    }
+}
+
+fn san_label(s: &SanType) -> String {
+    match s {
+        SanType::DnsName(n) => format!("DNS:{}", n.as_str()),
+        SanType::IpAddress(ip) => format!("IP:{ip}"),
+        other => format!("{other:?}"),
+    }
+}
+
+struct Ca {
+    params: CertificateParams,
+    key: ZooKey,
+    der: Vec<u8>,
+    revoked: Vec<SerialNumber>,
+}
+
+fn ca_params(
+    cn: &str,
+    s: SerialNumber,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    path_len: Option<u8>,
+) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = name(Some(cn), "hil test zoo");
+    p.serial_number = Some(s);
+    p.not_before = from;
+    p.not_after = to;
+    p.is_ca = IsCa::Ca(match path_len {
+        Some(n) => BasicConstraints::Constrained(n),
+        None => BasicConstraints::Unconstrained,
+    });
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    p
+}
+
+/// How one server certificate differs from `valid`.
+struct Spec {
+    name: &'static str,
+    description: &'static str,
+    issuer: &'static str,
+    cn: Option<String>,
+    san: Vec<SanType>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    ku: Vec<KeyUsagePurpose>,
+    eku: Vec<ExtendedKeyUsagePurpose>,
+    ocsp: bool,
+    crl: bool,
+    ocsp_status: &'static str,
+    crl_listed: bool,
+    /// Served without its intermediate.
+    bare: bool,
+    self_signed: bool,
+    server_address: String,
+    expect: [&'static str; 5],
+}
+
+const ACCEPT: &str = "accept";
+
+/// Generates the zoo into `dir` and answers its manifest.
+pub fn generate(dir: &Path, o: &ZooOptions) -> Result<Manifest, String> {
+    if o.hosts.is_empty() {
+        return Err("at least one --host".into());
+    }
+    let sans: Vec<SanType> = o
+        .hosts
+        .iter()
+        .map(|h| san_of(h))
+        .collect::<Result<_, _>>()?;
+    let main = o.hosts[0].clone();
+    let first_ip = |v6: bool| -> String {
+        o.hosts
+            .iter()
+            .find(|h| h.parse::<IpAddr>().is_ok_and(|ip| ip.is_ipv6() == v6))
+            .cloned()
+            .unwrap_or_else(|| if v6 { "::1".into() } else { "127.0.0.1".into() })
+    };
+    let (v4, v6) = (first_ip(false), first_ip(true));
+    let dns_main = o
+        .hosts
+        .iter()
+        .find(|h| h.parse::<IpAddr>().is_err())
+        .cloned()
+        .unwrap_or_else(|| "localhost".into());
+    let ca_from = at(2024, Month::January, 1);
+    let ca_to = at(2049, Month::December, 31);
+    let leaf_from = at(2025, Month::January, 1);
+    let leaf_to = at(2045, Month::January, 1);
+    let old_from = at(2020, Month::January, 1);
+    let old_to = at(2021, Month::January, 1);
+
+    let mk_ca =
+        |label: &str, cn: &str, issuer: Option<&Ca>, from, to, path_len| -> Result<Ca, String> {
+            let key = ZooKey::generate(o.key, o.seed, label)?;
+            let mut params = ca_params(cn, serial(o.seed, label), from, to, path_len);
+            params.use_authority_key_identifier_extension = issuer.is_some();
+            let cert = match issuer {
+                None => params.self_signed(&key),
+                Some(i) => params.signed_by(&key, &Issuer::from_params(&i.params, &i.key)),
+            }
+            .map_err(|e| format!("{label}: {e}"))?;
+            Ok(Ca {
+                der: cert.der().to_vec(),
+                params,
+                key,
+                revoked: Vec::new(),
+            })
+        };
+    let root = mk_ca("root", "hil test root CA", None, ca_from, ca_to, None)?;
+    let mut cas: BTreeMap<&str, Ca> = BTreeMap::new();
+    let inter = mk_ca(
+        "intermediate",
+        "hil test intermediate CA",
+        Some(&root),
+        ca_from,
+        ca_to,
+        Some(0),
+    )?;
+    let expired_inter = mk_ca(
+        "expired-intermediate-ca",
+        "hil test expired intermediate CA",
+        Some(&root),
+        old_from,
+        old_to,
+        Some(0),
+    )?;
+    let other = mk_ca(
+        "untrusted-root",
+        "hil untrusted root CA",
+        None,
+        ca_from,
+        ca_to,
+        None,
+    )?;
+    cas.insert("root", root);
+    cas.insert("intermediate", inter);
+    cas.insert("expired-intermediate-ca", expired_inter);
+    cas.insert("untrusted-root", other);
+
+    let server_ku = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    let server_eku = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let base = |name: &'static str, description: &'static str| Spec {
+        name,
+        description,
+        issuer: "intermediate",
+        cn: Some(main.clone()),
+        san: sans.clone(),
+        from: leaf_from,
+        to: leaf_to,
+        ku: server_ku.clone(),
+        eku: server_eku.clone(),
+        ocsp: true,
+        crl: true,
+        ocsp_status: "good",
+        crl_listed: false,
+        bare: false,
+        self_signed: false,
+        server_address: main.clone(),
+        expect: [ACCEPT; 5],
+    };
+    let a = ACCEPT;
+    let specs = vec![
+        base("valid", "Valid for every host, chained to the root, good in OCSP and CRL."),
+        Spec {
+            from: old_from,
+            to: old_to,
+            expect: ["cert_expired", a, a, a, a],
+            ..base("expired", "Expired in 2021.")
+        },
+        Spec {
+            from: at(2090, Month::January, 1),
+            to: at(2091, Month::January, 1),
+            expect: ["cert_expired", a, a, a, a],
+            ..base("not_yet_valid", "Valid only from 2090.")
+        },
+        Spec {
+            cn: Some("wrong.hil.invalid".into()),
+            san: vec![SanType::DnsName("wrong.hil.invalid".try_into().map_err(|e| format!("{e}"))?)],
+            expect: [a, "cert_name", a, a, a],
+            ..base("wrong_cn", "Names another host (CN and SAN wrong.hil.invalid).")
+        },
+        Spec {
+            cn: Some(dns_main.clone()),
+            san: vec![],
+            server_address: dns_main.clone(),
+            ..base("cn_only", "The host in the subject CN only, no SAN (matches by CN; a SAN-only checker refuses).")
+        },
+        Spec {
+            cn: None,
+            san: vec![san_of(&dns_main)?],
+            server_address: dns_main.clone(),
+            ..base("san_only", "No CN; the host in a SAN only (refused by the CN-only variant).")
+        },
+        Spec {
+            cn: Some(v4.clone()),
+            san: vec![san_of(&v4)?],
+            server_address: v4.clone(),
+            ..base("ip_v4", "For the IPv4 address only (SAN IP).")
+        },
+        Spec {
+            cn: Some(v6.clone()),
+            san: vec![san_of(&v6)?],
+            server_address: v6.clone(),
+            ..base("ip_v6", "For the IPv6 address only (SAN IP).")
+        },
+        Spec {
+            cn: Some("*.hil.test".into()),
+            san: vec![SanType::DnsName("*.hil.test".try_into().map_err(|e| format!("{e}"))?)],
+            server_address: "mx.hil.test".into(),
+            ..base("wildcard", "*.hil.test: matches mx.hil.test, not a.b.hil.test nor hil.test.")
+        },
+        Spec {
+            ku: vec![KeyUsagePurpose::KeyCertSign],
+            expect: [a, a, "cert_key_usage", a, a],
+            ..base("bad_key_usage", "KeyUsage keyCertSign only.")
+        },
+        Spec {
+            eku: vec![ExtendedKeyUsagePurpose::ClientAuth],
+            expect: [a, a, "cert_key_usage", a, a],
+            ..base("bad_eku", "ExtendedKeyUsage clientAuth only.")
+        },
+        Spec {
+            issuer: "untrusted-root",
+            expect: [a, a, a, "cert_chain", a],
+            ..base("untrusted", "Issued by another root, not in the device's store.")
+        },
+        Spec {
+            self_signed: true,
+            ocsp: false,
+            crl: false,
+            ocsp_status: "none",
+            expect: [a, a, a, "cert_chain", "cert_revocation_unknown"],
+            ..base("self_signed", "Self-signed, no revocation information.")
+        },
+        Spec {
+            bare: true,
+            expect: [a, a, a, "cert_chain", "cert_revocation_unknown"],
+            ..base(
+                "missing_intermediate",
+                "Served without its intermediate: no chain to the root, and no issuer to check OCSP or the CRL signature with.",
+            )
+        },
+        Spec {
+            ocsp_status: "revoked",
+            expect: [a, a, a, a, "cert_revoked"],
+            ..base("revoked_ocsp", "Revoked according to OCSP (its CRL does not list it).")
+        },
+        Spec {
+            ocsp: false,
+            ocsp_status: "none",
+            crl_listed: true,
+            expect: [a, a, a, a, "cert_revoked"],
+            ..base("revoked_crl", "No OCSP URL; listed in its issuer's CRL.")
+        },
+        Spec {
+            ocsp_status: "unknown",
+            ..base("ocsp_unknown", "OCSP answers unknown; the CRL does not list it (accepted after the CRL).")
+        },
+        Spec {
+            ocsp: false,
+            crl: false,
+            ocsp_status: "none",
+            expect: [a, a, a, a, "cert_revocation_unknown"],
+            ..base("no_revocation_info", "Neither an OCSP URL nor a CRL distribution point (hard fail).")
+        },
+        Spec {
+            issuer: "expired-intermediate-ca",
+            ..base(
+                "expired_intermediate",
+                "Issued by an intermediate that expired in 2021 (the leaf itself is valid; SPEC's expiry flag checks the server certificate only).",
+            )
+        },
+    ];
+
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let write = |file: &str, data: &[u8]| -> Result<(), String> {
+        std::fs::write(dir.join(file), data)
+            .map_err(|e| format!("{}: {e}", dir.join(file).display()))
+    };
+    let leaf_key = ZooKey::generate(o.key, o.seed, "server")?;
+    let mut entries = Vec::new();
+    for s in &specs {
+        let sn = serial(o.seed, s.name);
+        let mut p = CertificateParams::default();
+        p.distinguished_name = name(s.cn.as_deref(), "hil test server");
+        p.subject_alt_names = s.san.clone();
+        p.serial_number = Some(sn.clone());
+        p.not_before = s.from;
+        p.not_after = s.to;
+        p.key_usages = s.ku.clone();
+        p.extended_key_usages = s.eku.clone();
+        p.key_identifier_method = KeyIdMethod::Sha256;
+        p.use_authority_key_identifier_extension = !s.self_signed;
+        let issuer_name = if s.self_signed { s.name } else { s.issuer };
+        let ocsp_url = s.ocsp.then(|| format!("{}/ocsp", o.responder));
+        let crl_url = s
+            .crl
+            .then(|| format!("{}/crl/{}.crl", o.responder, s.issuer));
+        if let Some(u) = &ocsp_url {
+            p.custom_extensions.push(aia_ocsp(u));
+        }
+        if let Some(u) = &crl_url {
+            p.crl_distribution_points = vec![CrlDistributionPoint {
+                uris: vec![u.clone()],
+            }];
+        }
+        let (cert, chain) = if s.self_signed {
+            (
+                p.self_signed(&leaf_key)
+                    .map_err(|e| format!("{}: {e}", s.name))?,
+                Vec::new(),
+            )
+        } else {
+            let ca = cas
+                .get(s.issuer)
+                .ok_or_else(|| format!("{}: no CA {}", s.name, s.issuer))?;
+            let cert = p
+                .signed_by(&leaf_key, &Issuer::from_params(&ca.params, &ca.key))
+                .map_err(|e| format!("{}: {e}", s.name))?;
+            let chain = if s.bare || s.issuer == "untrusted-root" {
+                Vec::new()
+            } else {
+                vec![ca.der.clone()]
+            };
+            (cert, chain)
+        };
+        if s.crl_listed {
+            if let Some(ca) = cas.get_mut(s.issuer) {
+                ca.revoked.push(sn.clone());
+            }
+        }
+        let mut chain_pem = pem("CERTIFICATE", cert.der());
+        for c in &chain {
+            chain_pem.push_str(&pem("CERTIFICATE", c));
+        }
+        write(&format!("{}.crt", s.name), chain_pem.as_bytes())?;
+        write(&format!("{}.key", s.name), leaf_key.pkcs8_pem().as_bytes())?;
+        let [expiry, cn, key_usage, chain_v, revocation] = s.expect;
+        entries.push(CertEntry {
+            name: s.name.to_string(),
+            description: s.description.to_string(),
+            file: format!("{}.crt", s.name),
+            key: format!("{}.key", s.name),
+            issuer: issuer_name.to_string(),
+            serial: hex(sn.as_ref()),
+            subject_cn: s.cn.clone(),
+            san: s.san.iter().map(san_label).collect(),
+            not_before: rfc3339(s.from),
+            not_after: rfc3339(s.to),
+            key_usage: s.ku.iter().map(|k| format!("{k:?}")).collect(),
+            extended_key_usage: s.eku.iter().map(|k| format!("{k:?}")).collect(),
+            ocsp_url,
+            crl_url,
+            ocsp_status: s.ocsp_status.to_string(),
+            crl_listed: s.crl_listed,
+            server_address: s.server_address.clone(),
+            expect: Expect {
+                expiry: expiry.into(),
+                cn: cn.into(),
+                key_usage: key_usage.into(),
+                chain: chain_v.into(),
+                revocation: revocation.into(),
+            },
+        });
+    }
+    let mut ca_entries = BTreeMap::new();
+    for (label, ca) in &cas {
+        write(
+            &format!("{label}.crt"),
+            pem("CERTIFICATE", &ca.der).as_bytes(),
+        )?;
+        write(&format!("{label}.key"), ca.key.pkcs8_pem().as_bytes())?;
+        let issuer = Issuer::from_params(&ca.params, &ca.key);
+        for (suffix, this, next) in [
+            ("", at(2026, Month::January, 1), at(2046, Month::January, 1)),
+            (
+                "-stale",
+                at(2020, Month::January, 1),
+                at(2020, Month::February, 1),
+            ),
+        ] {
+            let crl = CertificateRevocationListParams {
+                this_update: this,
+                next_update: next,
+                crl_number: SerialNumber::from(if suffix.is_empty() { 2u64 } else { 1 }),
+                issuing_distribution_point: None,
+                revoked_certs: ca
+                    .revoked
+                    .iter()
+                    .map(|sn| RevokedCertParams {
+                        serial_number: sn.clone(),
+                        revocation_time: at(2025, Month::June, 1),
+                        reason_code: Some(RevocationReason::KeyCompromise),
+                        invalidity_date: None,
+                    })
+                    .collect(),
+                key_identifier_method: KeyIdMethod::Sha256,
+            }
+            .signed_by(&issuer)
+            .map_err(|e| format!("CRL of {label}: {e}"))?;
+            write(&format!("{label}{suffix}.crl"), crl.der())?;
+        }
+        ca_entries.insert(
+            label.to_string(),
+            CaEntry {
+                file: format!("{label}.crt"),
+                key: format!("{label}.key"),
+                crl: format!("{label}.crl"),
+                stale_crl: format!("{label}-stale.crl"),
+                trusted: *label == "root",
+                not_after: rfc3339(ca.params.not_after),
+            },
+        );
+    }
+    let manifest = Manifest {
+        seed: o.seed,
+        key: o.key.name().to_string(),
+        responder: o.responder.clone(),
+        hosts: o.hosts.clone(),
+        trust_anchor: "root.crt".into(),
+        ca: ca_entries,
+        cert: entries,
+    };
+    let text = toml::to_string(&manifest).map_err(|e| format!("manifest: {e}"))?;
+    write(
+        "manifest.toml",
+        format!(
+            "# The certificate zoo, generated by `hil certs`; see certs/README.md.\n\
+             # expect.* is what a device with only that verification flag on does (SPEC §3.5):\n\
+             # \"accept\" or the error class it fails with.\n{text}"
+        )
+        .as_bytes(),
+    )?;
+    Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                (
+                    p.file_name().unwrap().to_string_lossy().to_string(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn same_seed_same_bytes_other_seed_other_bytes() {
+        let base = std::env::temp_dir().join(format!("hil-zoo-{}", std::process::id()));
+        let o = ZooOptions {
+            key: KeyKind::Ed25519,
+            ..ZooOptions::default()
+        };
+        generate(&base.join("a"), &o).unwrap();
+        generate(&base.join("b"), &o).unwrap();
+        generate(
+            &base.join("c"),
+            &ZooOptions {
+                seed: 2,
+                ..o.clone()
+            },
+        )
+        .unwrap();
+        let (a, b, c) = (
+            files(&base.join("a")),
+            files(&base.join("b")),
+            files(&base.join("c")),
+        );
+        assert!(a.len() > 40, "{} files", a.len());
+        assert_eq!(a, b, "the same seed must give byte-identical files");
+        let differing = a.iter().filter(|(n, v)| c.get(*n) != Some(v)).count();
+        assert_eq!(
+            differing,
+            a.len(),
+            "every file must differ under another seed"
+        );
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
