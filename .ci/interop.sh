@@ -56,7 +56,7 @@ curl -sS --url "pop3://$PP/" --user printer:s3cret-Pass | grep -q '^1 '
 curl -sSk --url "pop3s://$PT/1" --user printer:s3cret-Pass | grep -q 'Hello from the harness'
 sleep 0.5
 kill -TERM "$pid"; wait "$pid" || true
-grep -q 'stopped; 8 connections' serve.out || { cat serve.out; exit 1; }
+grep -q 'stopped; 8 records' serve.out || { cat serve.out; exit 1; }
 python3 - t.jsonl <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

@@ -148,20 +148,48 @@ pub struct Reassembled {
 pub struct Assembler {
     pending: BTreeMap<String, BTreeMap<u32, (u64, Vec<u8>)>>,
     totals: BTreeMap<String, u32>,
+    /// Set ids, oldest first.
+    order: Vec<String>,
+    bytes: usize,
 }
 
-/// Most fragment sets kept waiting for their missing parts.
+/// Most fragment sets kept waiting for their missing parts, most fragments in one
+/// set, and most bytes kept waiting in all: past them the oldest sets are dropped.
 const MAX_PENDING: usize = 1000;
+const MAX_FRAGMENTS: u32 = 10_000;
+const MAX_PENDING_BYTES: usize = 256 * 1024 * 1024;
 
 impl Assembler {
+    fn forget(&mut self, id: &str) {
+        if let Some(set) = self.pending.remove(id) {
+            self.bytes = self
+                .bytes
+                .saturating_sub(set.values().map(|(_, d)| d.len()).sum());
+        }
+        self.totals.remove(id);
+        self.order.retain(|x| x != id);
+    }
+
     /// Adds a received message; not a fragment → `None`.
     pub fn add(&mut self, connection: u64, data: &[u8]) -> Option<Reassembled> {
         let info = fragment_info(data)?;
-        if !self.pending.contains_key(&info.id) && self.pending.len() >= MAX_PENDING {
-            let oldest = self.pending.keys().next().cloned()?;
-            self.pending.remove(&oldest);
-            self.totals.remove(&oldest);
+        if info.number > MAX_FRAGMENTS || info.total.is_some_and(|t| t > MAX_FRAGMENTS) {
+            return None;
         }
+        if !self.pending.contains_key(&info.id) {
+            self.order.push(info.id.clone());
+        }
+        while (self.pending.len() >= MAX_PENDING || self.bytes + data.len() > MAX_PENDING_BYTES)
+            && !self.order.is_empty()
+        {
+            let oldest = self.order.remove(0);
+            if oldest == info.id {
+                self.order.push(oldest);
+                break;
+            }
+            self.forget(&oldest);
+        }
+        self.bytes += data.len();
         if let Some(t) = info.total {
             self.totals.insert(info.id.clone(), t);
         }
@@ -173,6 +201,10 @@ impl Assembler {
         }
         let set = self.pending.remove(&info.id)?;
         self.totals.remove(&info.id);
+        self.order.retain(|x| x != &info.id);
+        self.bytes = self
+            .bytes
+            .saturating_sub(set.values().map(|(_, d)| d.len()).sum());
         let parts: Vec<&[u8]> = set.values().map(|(_, d)| d.as_slice()).collect();
         let data = reassemble(&parts)?;
         Some(Reassembled {

@@ -24,6 +24,10 @@ use crate::smtp::{Dir, Entry, ListenerSpec};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pop3Step {
+    /// The TCP connection was accepted (before TLS and the greeting).
+    Connect,
+    /// The TLS handshake (POP3S at connect, or after STLS).
+    TlsHandshake,
     Greeting,
     Capa,
     User,
@@ -41,6 +45,8 @@ pub enum Pop3Step {
 impl Pop3Step {
     pub fn name(&self) -> &'static str {
         match self {
+            Pop3Step::Connect => "connect",
+            Pop3Step::TlsHandshake => "tls_handshake",
             Pop3Step::Greeting => "greeting",
             Pop3Step::Capa => "capa",
             Pop3Step::User => "user",
@@ -57,12 +63,23 @@ impl Pop3Step {
     }
 }
 
-/// An account the server accepts (USER/PASS or APOP).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An account the server accepts (USER/PASS or APOP). Its password is never
+/// serialized nor shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PopAccount {
     pub user: String,
+    #[serde(skip_serializing)]
     pub password: String,
+}
+
+impl std::fmt::Debug for PopAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PopAccount")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 /// A message in the mailbox.
@@ -189,6 +206,15 @@ pub fn redact_command(line: &str) -> String {
             verb.to_string()
         } else {
             format!("{verb} ***")
+        };
+    }
+    if verb.eq_ignore_ascii_case("AUTH") {
+        return match rest.split_whitespace().next() {
+            Some(mech) if rest.split_whitespace().nth(1).is_some() => {
+                format!("{verb} {mech} [redacted]")
+            }
+            Some(mech) => format!("{verb} {mech}"),
+            None => verb.to_string(),
         };
     }
     if verb.eq_ignore_ascii_case("APOP") {
@@ -357,6 +383,19 @@ impl Pop3Session {
     pub fn note(&mut self, now_ms: u64, text: impl Into<String>) {
         self.now_ms = now_ms;
         self.log(Dir::Note, text);
+    }
+
+    /// The scripted fault, if any, at a step the IO layer handles (connect, TLS
+    /// handshake); counts one occurrence and notes it.
+    pub fn fault_for(&mut self, step: Pop3Step) -> Option<Action> {
+        let a = self.script.at(step);
+        if let Some(a) = &a {
+            self.log(
+                Dir::Note,
+                format!("fault at {}: {a:?} (scripted)", step.name()),
+            );
+        }
+        a
     }
 
     pub fn take_transcript(&mut self) -> Vec<Entry> {

@@ -10,7 +10,8 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::pop3::{Pop3Config, Pop3Output, Pop3Session};
+use crate::faults::Action;
+use crate::pop3::{Pop3Config, Pop3Output, Pop3Session, Pop3Step};
 use crate::pop_window::PopLogins;
 use crate::smtp::{Entry, ListenerKind};
 use crate::tls::{Identity, TlsFacts};
@@ -208,7 +209,32 @@ async fn drain<S: AsyncRead + Unpin>(s: &mut S, idle: Duration) -> String {
     }
 }
 
-async fn tls_accept(tcp: TcpStream, identity: &Identity, idle: Duration) -> Result<Stream, String> {
+async fn tls_accept(
+    tcp: TcpStream,
+    identity: &Identity,
+    session: &mut Pop3Session,
+    shared: &Shared,
+    idle: Duration,
+) -> Result<Stream, String> {
+    let mut tcp = tcp;
+    match session.fault_for(Pop3Step::TlsHandshake) {
+        Some(Action::Delay { ms }) => tokio::time::sleep(shared.scaled(ms)).await,
+        Some(Action::AbortTls) => {
+            let mut buf = [0u8; 1024];
+            let _ = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf)).await;
+            return Err("TLS handshake aborted (scripted)".into());
+        }
+        Some(Action::Hang) => {
+            let why = drain(&mut tcp, idle).await;
+            return Err(format!("TLS handshake hung (scripted); {why}"));
+        }
+        Some(Action::Garbage) => {
+            let _ = tcp.write_all(crate::smtp::GARBAGE).await;
+            return Err("answered the ClientHello with garbage (scripted)".into());
+        }
+        Some(_) => return Err("TLS handshake dropped (scripted)".into()),
+        None => {}
+    }
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&identity.config));
     match tokio::time::timeout(idle, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
@@ -279,6 +305,8 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Pop3Listen, shared: Arc
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     if let (Some(tx), Some(c)) = (tx, done) {
+        // Streamed out: the record keeps nothing of it.
+        shared.conns().retain(|x| x.id != id);
         let _ = tx.send(c);
     }
 }
@@ -292,18 +320,37 @@ async fn run(
     id: u64,
     idle: Duration,
 ) -> String {
+    let mut tcp = tcp;
+    let mut throttle = None;
+    match session.fault_for(Pop3Step::Connect) {
+        Some(Action::Delay { ms }) => tokio::time::sleep(shared.scaled(ms)).await,
+        Some(Action::Throttle { bytes_per_sec }) => throttle = Some(bytes_per_sec),
+        Some(Action::Hang) => return drain(&mut tcp, idle).await,
+        Some(Action::Garbage) => {
+            let _ = tcp.write_all(crate::smtp::GARBAGE).await;
+            return "closed after garbage (scripted)".into();
+        }
+        Some(Action::Reply { text, .. } | Action::Line { text }) => {
+            let line = format!("{text}\r\n");
+            let _ = tokio::time::timeout(idle, tcp.write_all(line.as_bytes())).await;
+            return "answered a line at connect and closed (scripted)".into();
+        }
+        Some(_) => return "dropped at connect (scripted)".into(),
+        None => {}
+    }
     let mut stream = match (&listen.identity, listen.kind) {
-        (Some(identity), ListenerKind::Tls) => match tls_accept(tcp, identity, idle).await {
-            Ok(s) => {
-                tls_note(&s, identity, shared, id, session);
-                s
+        (Some(identity), ListenerKind::Tls) => {
+            match tls_accept(tcp, identity, session, shared, idle).await {
+                Ok(s) => {
+                    tls_note(&s, identity, shared, id, session);
+                    s
+                }
+                Err(e) => return e,
             }
-            Err(e) => return e,
-        },
+        }
         _ => Stream::Plain(tcp),
     };
     let mut outputs = session.start(shared.now_ms());
-    let mut throttle = None;
     let mut hung = false;
     let mut buf = vec![0u8; 8 * 1024];
     loop {
@@ -312,12 +359,17 @@ async fn run(
         for o in std::mem::take(&mut outputs) {
             match o {
                 Pop3Output::Send(b) => {
-                    if let Err(e) = stream.write_all(&b, throttle, shared.time_scale).await {
-                        return format!("write failed: {e}");
+                    let write = stream.write_all(&b, throttle, shared.time_scale);
+                    match tokio::time::timeout(idle, write).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return format!("write failed: {e}"),
+                        Err(_) => {
+                            return "closed: the client read nothing for the idle timeout".into()
+                        }
                     }
                 }
                 Pop3Output::Close => {
-                    stream.shutdown().await;
+                    let _ = tokio::time::timeout(idle, stream.shutdown()).await;
                     return "closed by server".into();
                 }
                 Pop3Output::Hang => hung = true,
@@ -334,7 +386,7 @@ async fn run(
             let (Stream::Plain(tcp), Some(identity)) = (stream, &listen.identity) else {
                 return "STLS without a certificate, or inside TLS".into();
             };
-            stream = match tls_accept(tcp, identity, idle).await {
+            stream = match tls_accept(tcp, identity, session, shared, idle).await {
                 Ok(s) => s,
                 Err(e) => return e,
             };
@@ -350,7 +402,7 @@ async fn run(
         }
         let n = match tokio::time::timeout(idle, stream.read(&mut buf)).await {
             Err(_) => {
-                stream.shutdown().await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
                 return "closed after the idle timeout".into();
             }
             Ok(Ok(0)) => return "closed by client".into(),

@@ -24,17 +24,31 @@ pub const MAX_INPUT: usize = 16 * 1024;
 pub const XOAUTH2_ERROR: &str =
     r#"{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}"#;
 
-/// An account the fake server accepts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An account the fake server accepts. Its password and token are never serialized
+/// nor shown by `Debug`, so they cannot reach a report or a log.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Account {
     pub user: String,
+    #[serde(skip_serializing)]
     pub password: String,
     /// DIGEST-MD5 only: if set, the realm the client uses must be this one.
     #[serde(default)]
     pub realm: Option<String>,
     /// XOAUTH2 bearer token.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub token: Option<String>,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("realm", &self.realm)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// A SASL mechanism the fake server can offer.

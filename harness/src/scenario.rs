@@ -115,6 +115,80 @@ fn check_listeners(listeners: &[ListenerSpec], what: &str, smtp: bool) -> Result
     Ok(())
 }
 
+/// A TOML error without the source line it quotes (which may hold a password):
+/// the message and where.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {col}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
+}
+
+/// Refuses a fault whose action means nothing at its step.
+fn check_fault_steps<S: Serialize + std::fmt::Debug>(
+    faults: &[crate::faults::Fault<S>],
+    what: &str,
+) -> Result<(), String> {
+    use crate::faults::Action;
+    for (i, f) in faults.iter().enumerate() {
+        let step = serde_json::to_value(&f.step)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let action = match &f.action {
+            Action::Reply { .. } => "reply",
+            Action::Line { .. } => "line",
+            Action::Delay { .. } => "delay",
+            Action::Throttle { .. } => "throttle",
+            Action::Drop => "drop",
+            Action::Hang => "hang",
+            Action::Garbage => "garbage",
+            Action::HalfLine => "half_line",
+            Action::AbortTls => "abort_tls",
+        };
+        let allowed: &[&str] = match step.as_str() {
+            "connect" => &[
+                "reply", "line", "delay", "throttle", "drop", "hang", "garbage",
+            ],
+            "tls_handshake" => &["delay", "drop", "hang", "garbage", "abort_tls"],
+            "stls" => &[
+                "reply",
+                "line",
+                "delay",
+                "throttle",
+                "drop",
+                "hang",
+                "garbage",
+                "half_line",
+                "abort_tls",
+            ],
+            _ => &[
+                "reply",
+                "line",
+                "delay",
+                "throttle",
+                "drop",
+                "hang",
+                "garbage",
+                "half_line",
+            ],
+        };
+        if !allowed.contains(&action) {
+            return Err(format!(
+                "[{what}] fault {} at step {step}: action {action} cannot happen there; allowed: {}",
+                i + 1,
+                allowed.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Scenario {
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, String> {
@@ -126,7 +200,8 @@ impl Scenario {
     /// Parses and checks scenario text; `path` names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Scenario, String> {
         let file = path.display();
-        let mut s: Scenario = toml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+        let mut s: Scenario =
+            toml::from_str(text).map_err(|e| format!("{file}: {}", toml_error(text, &e)))?;
         s.path = path.to_path_buf();
         if s.name.is_empty() {
             s.name = path
@@ -154,6 +229,29 @@ impl Scenario {
             if smtp.idle_timeout_s == 0 {
                 return Err(format!("{file}: [smtp] idle_timeout_s must be at least 1"));
             }
+            if smtp.policy.max_size == Some(0) {
+                return Err(format!(
+                    "{file}: [smtp.policy] max_size must be at least 1 (leave it out for no limit)"
+                ));
+            }
+            for e in &smtp.extensions {
+                let word = e
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_uppercase();
+                if matches!(word.as_str(), "CHUNKING" | "BINARYMIME") {
+                    return Err(format!(
+                        "{file}: [smtp] extensions: {word} needs BDAT, which this server does not implement"
+                    ));
+                }
+                if matches!(word.as_str(), "STARTTLS" | "AUTH") {
+                    return Err(format!(
+                        "{file}: [smtp] extensions: {word} comes from the listener kind and `auth`, not from extensions"
+                    ));
+                }
+            }
+            check_fault_steps(&smtp.faults, "smtp").map_err(|e| format!("{file}: {e}"))?;
         }
         if let Some(pop) = s.pop3.as_mut() {
             check_listeners(&pop.listeners, "pop3", false).map_err(|e| format!("{file}: {e}"))?;
@@ -161,6 +259,10 @@ impl Scenario {
             if pop.seed == 0 {
                 pop.seed = s.seed;
             }
+            if pop.idle_timeout_s == 0 {
+                return Err(format!("{file}: [pop3] idle_timeout_s must be at least 1"));
+            }
+            check_fault_steps(&pop.faults, "pop3").map_err(|e| format!("{file}: {e}"))?;
         }
         for (i, c) in s.check.iter().enumerate() {
             let at = format!("{file}: check[{i}] {:?}", c.name);
@@ -247,6 +349,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_file_and_the_problem() {
+        let e =
+            parse("[smtp]\naccounts = [{ user = \"u\", password = \"hunter2\", colour = 1 }]\n")
+                .unwrap_err();
+        assert!(!e.contains("hunter2"), "the error shows the password: {e}");
         for (text, says) in [
             ("", "needs [smtp], [pop3]"),
             ("[smtp]\nhostnme = \"x\"\n", "hostnme"),
@@ -256,6 +362,11 @@ mod tests {
             ("[smtp]\n[[smtp.faults]]\nstep = \"nowhere\"\naction = \"drop\"\n", "nowhere"),
             ("[smtp]\n[[check]]\nsteps = [{ expect = \"maybe\" }]\n", "not a reply prefix"),
             ("[smtp]\n[[check]]\nserver = \"pop3\"\nsteps = [{ expect = \"+OK\" }]\n", "no Pop3 server"),
+            ("[smtp]\n[[smtp.faults]]\nstep = \"connect\"\naction = \"half_line\"\n", "cannot happen there"),
+            ("[smtp]\nextensions = [\"CHUNKING\"]\n", "BDAT"),
+            ("[smtp]\npolicy = { max_size = 0 }\n", "max_size"),
+            ("[pop3]\nidle_timeout_s = 0\n", "idle_timeout_s"),
+            ("[smtp]\naccounts = [{ user = \"u\", password = 12345 }]\n", "line 2"),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.starts_with("t.toml"), "{text}: {e}");

@@ -73,26 +73,56 @@ pub fn run(o: ServeOptions) -> Result<usize, String> {
         }
         drop(tx);
         let mut written = 0usize;
+        let mut write = |v: &serde_json::Value| -> Result<(), String> {
+            let line = serde_json::to_string(v).map_err(|e| e.to_string())?;
+            writeln!(out, "{line}")
+                .and_then(|_| out.flush())
+                .map_err(|e| format!("{}: cannot write: {e}", o.transcripts.display()))?;
+            written += 1;
+            Ok(())
+        };
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
+                _ = &mut ctrl_c => break,
                 _ = term.recv() => break,
                 v = rx.recv() => match v {
-                    Some(v) => {
-                        let line = serde_json::to_string(&v).map_err(|e| e.to_string())?;
-                        writeln!(out, "{line}").and_then(|_| out.flush()).map_err(|e| {
-                            format!("{}: cannot write: {e}", o.transcripts.display())
-                        })?;
-                        written += 1;
-                    }
+                    Some(v) => write(&v)?,
                     None => break,
                 },
             }
         }
+        // Whatever finished meanwhile, then what is still open (a hung session is
+        // often exactly what the QA engineer came to see).
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        while let Ok(v) = rx.try_recv() {
+            write(&v)?;
+        }
+        if let Some(s) = &running.smtp {
+            let obs = s.take();
+            for c in obs.connections {
+                let msgs: Vec<_> = obs
+                    .messages
+                    .iter()
+                    .filter(|m| m.connection == c.id)
+                    .cloned()
+                    .collect();
+                write(&json!({ "server": "smtp", "connection": c, "messages": msgs }))?;
+            }
+            for r in obs.reassembled {
+                write(&json!({ "server": "smtp", "reassembled": r }))?;
+            }
+        }
+        if let Some(p) = &running.pop3 {
+            for c in p.take() {
+                write(&json!({ "server": "pop3", "connection": c }))?;
+            }
+        }
         println!(
-            "hil serve: stopped; {written} connections written to {}",
+            "hil serve: stopped; {written} records written to {}",
             o.transcripts.display()
         );
         Ok(written)

@@ -27,7 +27,10 @@ pub enum Step {
     Ehlo,
     Helo,
     Starttls,
+    /// The AUTH command (before any credentials are exchanged).
     Auth,
+    /// The end of an AUTH exchange: the 235 or 535 after the credentials.
+    AuthResult,
     Mail,
     Rcpt,
     Data,
@@ -45,6 +48,7 @@ impl Step {
             Step::Helo => "helo",
             Step::Starttls => "starttls",
             Step::Auth => "auth",
+            Step::AuthResult => "auth_result",
             Step::Mail => "mail",
             Step::Rcpt => "rcpt",
             Step::Data => "data",
@@ -369,6 +373,8 @@ enum Mode {
     Closed,
 }
 
+/// Most recipients of one transaction (RFC 5321 asks for at least 100).
+pub const MAX_RECIPIENTS: usize = 1000;
 /// Longest command line accepted (RFC 5321 says 512; we are lenient).
 pub const MAX_COMMAND_LINE: usize = 4096;
 /// Most message bytes kept without a `max_size` policy; beyond it DATA is discarded
@@ -409,6 +415,8 @@ pub struct Session {
     now_ms: u64,
     queued: u64,
     half_line: bool,
+    /// A scripted success reply that replaces the text of the step's normal answer.
+    reply_override: Option<(u16, String)>,
 }
 
 fn reply(code: u16, text: &str) -> Vec<u8> {
@@ -423,6 +431,20 @@ fn reply(code: u16, text: &str) -> Vec<u8> {
 
 /// Shows a client command line in a transcript with credentials removed.
 pub fn redact_command(line: &str) -> String {
+    // A lone base64 word that is no command is most likely a credential a client
+    // sent after its AUTH was refused.
+    let t = line.trim();
+    let verbs = [
+        "EHLO", "HELO", "MAIL", "RCPT", "DATA", "QUIT", "RSET", "NOOP", "VRFY", "EXPN", "HELP",
+        "AUTH", "BDAT", "STARTTLS", "ETRN", "TURN",
+    ];
+    let base64ish = t.len() >= 4
+        && !t.contains(' ')
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+    if base64ish && !verbs.iter().any(|v| v.eq_ignore_ascii_case(t)) {
+        return "[redacted: a line that is no command]".into();
+    }
     let mut words = line.split_whitespace();
     match words.next() {
         Some(v) if v.eq_ignore_ascii_case("AUTH") => match words.next() {
@@ -460,6 +482,7 @@ impl Session {
             now_ms: 0,
             queued: 0,
             half_line: false,
+            reply_override: None,
         }
     }
 
@@ -503,7 +526,10 @@ impl Session {
     }
 
     fn send(&mut self, out: &mut Vec<Output>, code: u16, text: &str) {
-        self.send_bytes(out, reply(code, text));
+        match self.reply_override.take() {
+            Some((c, t)) => self.send_bytes(out, reply(c, &t)),
+            None => self.send_bytes(out, reply(code, text)),
+        }
     }
 
     /// The fault, if any, at `step` (counts one occurrence). Exposed for the IO layer's
@@ -536,6 +562,12 @@ impl Session {
             return false;
         };
         match action {
+            // A scripted success (2xx/3xx) replaces the reply's text and the step
+            // goes on as normal; anything else replaces the step.
+            Action::Reply { code, text } if matches!(code / 100, 2 | 3) && code != 421 => {
+                self.reply_override = Some((code, text));
+                false
+            }
             Action::Reply { code, text } => {
                 self.send(out, code, &text);
                 if code == 421 {
@@ -794,10 +826,16 @@ impl Session {
                         return self.send(out, rule.code, &rule.text);
                     }
                 }
+                if self.rcpts.len() >= MAX_RECIPIENTS {
+                    return self.send(out, 452, "4.5.3 Error: too many recipients");
+                }
                 self.rcpts.push(to.address);
                 self.send(out, 250, "2.1.5 Ok");
             }
             Ok(Request::Data) => {
+                if self.mail_from.is_none() {
+                    return self.send(out, 503, "5.5.1 Error: need MAIL command");
+                }
                 if self.rcpts.is_empty() {
                     return self.send(out, 554, "5.5.1 Error: no valid recipients");
                 }
@@ -815,6 +853,9 @@ impl Session {
                     return;
                 }
                 self.send(out, 221, "2.0.0 Bye");
+                if self.mode == Mode::Hung {
+                    return;
+                }
                 self.mode = Mode::Closed;
                 out.push(Output::Close);
             }
@@ -866,6 +907,9 @@ impl Session {
         let initial_word = words.next();
         if words.next().is_some() {
             return self.send(out, 501, "5.5.4 Syntax: AUTH mechanism [initial-response]");
+        }
+        if self.greeted_with.is_none() {
+            return self.send(out, 503, "5.5.1 Error: send EHLO first");
         }
         if self.auth_user.is_some() {
             return self.send(out, 503, "5.5.1 Already authenticated");
@@ -971,14 +1015,22 @@ impl Session {
             }
             sasl::Step::Success { user } => {
                 self.mode = Mode::Command;
+                if self.fault(Step::AuthResult, out) {
+                    // The server refuses whatever the credentials were.
+                    self.finish_auth(false, "refused by a scripted reply".into(), out);
+                    return;
+                }
                 self.finish_auth(true, "authenticated".into(), out);
                 self.auth_user = Some(user);
                 self.send(out, 235, "2.7.0 Authentication successful");
             }
             sasl::Step::Failure { reason } => {
                 self.mode = Mode::Command;
+                let scripted = self.fault(Step::AuthResult, out);
                 self.finish_auth(false, reason, out);
-                self.send(out, 535, "5.7.8 Authentication credentials invalid");
+                if !scripted {
+                    self.send(out, 535, "5.7.8 Authentication credentials invalid");
+                }
             }
         }
     }
@@ -1261,5 +1313,69 @@ mod tests {
             "{text:?}"
         );
         assert_eq!(out.last(), Some(&Output::Hang));
+    }
+
+    #[test]
+    fn auth_result_faults_come_after_the_credentials_and_leftovers_are_redacted() {
+        let cfg = SmtpConfig {
+            auth: vec![Mechanism::Login],
+            accounts: vec![Account {
+                user: "u".into(),
+                password: "p4ss".into(),
+                realm: None,
+                token: None,
+            }],
+            faults: vec![fault(
+                Step::AuthResult,
+                None,
+                Action::Reply {
+                    code: 535,
+                    text: "5.7.139 disabled".into(),
+                },
+            )],
+            ..SmtpConfig::default()
+        };
+        let mut s = session(cfg);
+        s.start(0);
+        assert!(
+            sent(&s.feed(0, b"AUTH LOGIN\r\n")).starts_with("503"),
+            "AUTH before EHLO"
+        );
+        s.feed(0, b"EHLO d\r\n");
+        assert!(sent(&s.feed(0, b"AUTH LOGIN\r\n")).starts_with("334"));
+        assert!(sent(&s.feed(0, b"dQ==\r\n")).starts_with("334"));
+        let out = s.feed(0, b"cDRzcw==\r\n");
+        assert!(sent(&out).starts_with("535 5.7.139"));
+        assert!(out.iter().any(|o| matches!(o, Output::Auth(r) if !r.ok)));
+        // A client that goes on sending base64 after the refusal.
+        assert!(sent(&s.feed(0, b"cDRzcw==\r\n")).starts_with("500"));
+        let t = s.take_transcript();
+        assert!(t.iter().all(|e| !e.text.contains("cDRzcw")), "{t:?}");
+    }
+
+    #[test]
+    fn a_scripted_success_reply_changes_the_text_and_the_step_goes_on() {
+        let cfg = SmtpConfig {
+            faults: vec![fault(
+                Step::Ehlo,
+                None,
+                Action::Reply {
+                    code: 250,
+                    text: "custom.hil.test at your service".into(),
+                },
+            )],
+            ..SmtpConfig::default()
+        };
+        let mut s = session(cfg);
+        s.start(0);
+        assert_eq!(
+            sent(&s.feed(0, b"EHLO d\r\n")),
+            "250 custom.hil.test at your service\r\n"
+        );
+        assert!(
+            sent(&s.feed(0, b"MAIL FROM:<a@b>\r\n")).starts_with("250"),
+            "EHLO counted"
+        );
+        assert!(sent(&s.feed(0, b"DATA\r\n")).starts_with("554"));
     }
 }

@@ -40,6 +40,8 @@ pub struct Connection {
     pub tls: Option<TlsFacts>,
     pub auth: Vec<AuthRecord>,
     pub ended: bool,
+    #[serde(skip)]
+    transcript_bytes: usize,
 }
 
 /// Everything seen since the last [`SmtpServer::take`].
@@ -54,6 +56,8 @@ pub struct Observations {
 /// Most transcript lines kept per connection; most messages kept between takes.
 pub const MAX_TRANSCRIPT: usize = 20_000;
 pub const MAX_MESSAGES: usize = 10_000;
+/// Most transcript text kept per connection (lines are cut at 4 KiB each).
+pub const MAX_TRANSCRIPT_BYTES: usize = 1024 * 1024;
 
 /// Options of the server's IO layer.
 #[derive(Debug, Clone)]
@@ -101,6 +105,10 @@ impl Shared {
             return;
         }
         self.with_conn(id, |c| {
+            if c.transcript_bytes > MAX_TRANSCRIPT_BYTES {
+                return;
+            }
+            c.transcript_bytes += entries.iter().map(|e| e.text.len()).sum::<usize>();
             let room = MAX_TRANSCRIPT.saturating_sub(c.transcript.len());
             if entries.len() > room && room > 0 {
                 c.transcript.extend(entries.into_iter().take(room - 1));
@@ -316,6 +324,8 @@ async fn write_throttled<S: AsyncWrite + Unpin>(
 
 struct Conn {
     id: u64,
+    /// Finished connections are streamed out (`on_finished`), so keep the messages.
+    streaming: bool,
     shared: Arc<Shared>,
     throttle: Option<u32>,
     messages: Vec<Received>,
@@ -390,6 +400,7 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Listen, shared: Arc<Sha
         tls: None,
         auth: Vec::new(),
         ended: false,
+        transcript_bytes: 0,
     });
     let _ = tcp.set_nodelay(true);
     let pop = Arc::clone(&shared.opts.pop_logins);
@@ -409,8 +420,14 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Listen, shared: Arc<Sha
             listen.bind
         ),
     );
+    let streaming = shared
+        .finished
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_some();
     let mut conn = Conn {
         id,
+        streaming,
         shared: Arc::clone(&shared),
         throttle: None,
         messages: Vec::new(),
@@ -429,6 +446,11 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Listen, shared: Arc<Sha
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     if let (Some(tx), Some(c)) = (tx, finished) {
+        // Streamed out: the record keeps nothing of it (hil serve runs for days).
+        let mut o = shared.obs();
+        o.connections.retain(|x| x.id != id);
+        o.messages.retain(|m| m.connection != id);
+        drop(o);
         let _ = tx.send((c, conn.messages));
     }
 }
@@ -449,6 +471,17 @@ async fn run(
         Some(Action::Garbage) => {
             let _ = tcp.write_all(GARBAGE).await;
             return "closed after garbage (scripted)".into();
+        }
+        Some(Action::Reply { code, text }) => {
+            // A refusal before anything else ("554 no service here"), then close.
+            let line = format!("{code} {}\r\n", text.replace('\n', " "));
+            let _ = tokio::time::timeout(idle, tcp.write_all(line.as_bytes())).await;
+            return format!("answered {code} at connect and closed (scripted)");
+        }
+        Some(Action::Line { text }) => {
+            let line = format!("{text}\r\n");
+            let _ = tokio::time::timeout(idle, tcp.write_all(line.as_bytes())).await;
+            return "answered a line at connect and closed (scripted)".into();
         }
         Some(_) => return "dropped at connect (scripted)".into(),
         None => {}
@@ -476,12 +509,16 @@ async fn run(
         for o in std::mem::take(&mut outputs) {
             match o {
                 Output::Send(bytes) => {
-                    if let Err(e) = conn.send(&mut stream, &bytes).await {
-                        return format!("write failed: {e}");
+                    match tokio::time::timeout(idle, conn.send(&mut stream, &bytes)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return format!("write failed: {e}"),
+                        Err(_) => {
+                            return "closed: the client read nothing for the idle timeout".into()
+                        }
                     }
                 }
                 Output::Close => {
-                    stream.shutdown().await;
+                    let _ = tokio::time::timeout(idle, stream.shutdown()).await;
                     return "closed by server".into();
                 }
                 Output::Hang => hung = true,
@@ -503,7 +540,9 @@ async fn run(
                             ),
                         );
                     }
-                    conn.messages.push((*m).clone());
+                    if conn.streaming {
+                        conn.messages.push((*m).clone());
+                    }
                     let mut o = shared.obs();
                     if o.messages.len() < MAX_MESSAGES {
                         o.messages.push(*m);
@@ -534,7 +573,7 @@ async fn run(
         }
         let n = match tokio::time::timeout(idle, stream.read(&mut buf)).await {
             Err(_) => {
-                stream.shutdown().await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
                 return "closed after the idle timeout".into();
             }
             Ok(Ok(0)) => return "closed by client".into(),
