@@ -24,6 +24,8 @@ enum Cmd {
     Serve(ServeArgs),
     /// Generate the certificate zoo (CAs, server certificates, CRLs, manifest).
     Certs(CertsArgs),
+    /// Serve a zoo's OCSP responder and CRL server (with an optional fault).
+    Responder(ResponderArgs),
     /// Run the embedded simulated device (what `hil run --device sim` starts).
     Sim(mfp_sim::SimArgs),
 }
@@ -46,6 +48,22 @@ struct CertsArgs {
     /// Base URL of the OCSP responder and CRL server the certificates point at.
     #[arg(long, default_value = "http://127.0.0.1:8099")]
     responder: String,
+}
+
+#[derive(clap::Args)]
+struct ResponderArgs {
+    /// The zoo folder (with manifest.toml).
+    #[arg(long, default_value = "certs")]
+    certs: PathBuf,
+    /// Where to listen (default: the host and port of the manifest's responder URL).
+    #[arg(long)]
+    bind: Option<std::net::SocketAddr>,
+    /// none, down, slow, http500, malformed, stale_crl or wrong_signer.
+    #[arg(long, default_value = "none")]
+    fault: String,
+    /// Scripted delays (the `slow` fault) run this many times faster.
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
 }
 
 #[derive(clap::Args)]
@@ -194,6 +212,56 @@ fn certs(a: CertsArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn responder(a: ResponderArgs) -> Result<(), String> {
+    use hil::certs::responder::{Responder, RevocationFault};
+    let fault = RevocationFault::parse(&a.fault)?;
+    let zoo = hil::certs::load(&a.certs)?;
+    let bind = match a.bind {
+        Some(b) => b,
+        None => {
+            let url = &zoo.manifest.responder;
+            let hostport = url
+                .strip_prefix("http://")
+                .map(|r| r.split('/').next().unwrap_or(r))
+                .ok_or_else(|| {
+                    format!("the manifest's responder {url:?} is not an http:// URL; give --bind")
+                })?;
+            hostport.parse().map_err(|_| {
+                format!("the manifest's responder {url:?} has no IP:PORT; give --bind")
+            })?
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    rt.block_on(async move {
+        let r = Responder::start(bind, zoo, a.time_scale).await?;
+        r.set_fault(fault).await?;
+        println!(
+            "hil responder: OCSP http://{0}/ocsp, CRLs http://{0}/crl/CA.crl, fault {1}",
+            r.addr(),
+            a.fault
+        );
+        println!("ready");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        for q in r.requests() {
+            println!(
+                "{} {} {} -> {} {}",
+                q.peer, q.method, q.path, q.status, q.what
+            );
+        }
+        Ok(())
+    })
+}
+
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Run(a) => match run(a) {
@@ -221,6 +289,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hil certs: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Responder(a) => match responder(a) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hil responder: {e}");
                 ExitCode::from(2)
             }
         },

@@ -81,6 +81,10 @@ pub struct CertEntry {
     /// The `smtp.server` value the `cn` verdict assumes.
     pub server_address: String,
     pub expect: Expect,
+    /// What `openssl verify -x509_strict -purpose sslserver -verify_hostname (or
+    /// -verify_ip) SERVER_ADDRESS -crl_check` says with `root.crt` as the only anchor,
+    /// the chain as served, and the issuer's served CRL: `OK`, or the text of the error.
+    pub openssl_verify: String,
 }
 
 /// A CA in the manifest.
@@ -235,12 +239,41 @@ struct Spec {
     self_signed: bool,
     server_address: String,
     expect: [&'static str; 5],
+    openssl: &'static str,
 }
 
 const ACCEPT: &str = "accept";
 
 /// Generates the zoo into `dir` and answers its manifest.
+/// A CA of the zoo, kept whole for the OCSP responder and CRL server.
+pub struct ZooCa {
+    pub label: String,
+    pub params: CertificateParams,
+    pub key: ZooKey,
+    pub der: Vec<u8>,
+    pub revoked: Vec<SerialNumber>,
+}
+
+/// A generated zoo: its files (name → bytes), its manifest and its CAs.
+pub struct Zoo {
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub manifest: Manifest,
+    pub cas: Vec<ZooCa>,
+}
+
+/// Generates the zoo into `dir` and answers its manifest.
 pub fn generate(dir: &Path, o: &ZooOptions) -> Result<Manifest, String> {
+    let zoo = build(o)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (file, data) in &zoo.files {
+        std::fs::write(dir.join(file), data)
+            .map_err(|e| format!("{}: {e}", dir.join(file).display()))?;
+    }
+    Ok(zoo.manifest)
+}
+
+/// Builds the zoo in memory.
+pub fn build(o: &ZooOptions) -> Result<Zoo, String> {
     if o.hosts.is_empty() {
         return Err("at least one --host".into());
     }
@@ -342,6 +375,7 @@ pub fn generate(dir: &Path, o: &ZooOptions) -> Result<Manifest, String> {
         self_signed: false,
         server_address: main.clone(),
         expect: [ACCEPT; 5],
+        openssl: "OK",
     };
     let a = ACCEPT;
     let specs = vec![
@@ -350,18 +384,21 @@ pub fn generate(dir: &Path, o: &ZooOptions) -> Result<Manifest, String> {
             from: old_from,
             to: old_to,
             expect: ["cert_expired", a, a, a, a],
+            openssl: "certificate has expired",
             ..base("expired", "Expired in 2021.")
         },
         Spec {
             from: at(2090, Month::January, 1),
             to: at(2091, Month::January, 1),
             expect: ["cert_expired", a, a, a, a],
+            openssl: "certificate is not yet valid",
             ..base("not_yet_valid", "Valid only from 2090.")
         },
         Spec {
             cn: Some("wrong.hil.invalid".into()),
             san: vec![SanType::DnsName("wrong.hil.invalid".try_into().map_err(|e| format!("{e}"))?)],
             expect: [a, "cert_name", a, a, a],
+            openssl: "hostname mismatch",
             ..base("wrong_cn", "Names another host (CN and SAN wrong.hil.invalid).")
         },
         Spec {
@@ -397,16 +434,19 @@ pub fn generate(dir: &Path, o: &ZooOptions) -> Result<Manifest, String> {
         Spec {
             ku: vec![KeyUsagePurpose::KeyCertSign],
             expect: [a, a, "cert_key_usage", a, a],
+            openssl: "unsuitable certificate purpose",
             ..base("bad_key_usage", "KeyUsage keyCertSign only.")
         },
         Spec {
             eku: vec![ExtendedKeyUsagePurpose::ClientAuth],
             expect: [a, a, "cert_key_usage", a, a],
+            openssl: "unsuitable certificate purpose",
             ..base("bad_eku", "ExtendedKeyUsage clientAuth only.")
         },
         Spec {
             issuer: "untrusted-root",
             expect: [a, a, a, "cert_chain", a],
+            openssl: "unable to get local issuer certificate",
             ..base("untrusted", "Issued by another root, not in the device's store.")
         },
         Spec {
@@ -415,11 +455,13 @@ pub fn generate(dir: &Path, o: &ZooOptions) -> Result<Manifest, String> {
             crl: false,
             ocsp_status: "none",
             expect: [a, a, a, "cert_chain", "cert_revocation_unknown"],
+            openssl: "self-signed certificate",
             ..base("self_signed", "Self-signed, no revocation information.")
         },
         Spec {
             bare: true,
             expect: [a, a, a, "cert_chain", "cert_revocation_unknown"],
+            openssl: "unable to get local issuer certificate",
             ..base(
                 "missing_intermediate",
                 "Served without its intermediate: no chain to the root, and no issuer to check OCSP or the CRL signature with.",
@@ -435,6 +477,7 @@ pub fn generate(dir: &Path, o: &ZooOptions) -> Result<Manifest, String> {
             ocsp_status: "none",
             crl_listed: true,
             expect: [a, a, a, a, "cert_revoked"],
+            openssl: "certificate revoked",
             ..base("revoked_crl", "No OCSP URL; listed in its issuer's CRL.")
         },
         Spec {
@@ -446,10 +489,12 @@ pub fn generate(dir: &Path, o: &ZooOptions) -> Result<Manifest, String> {
             crl: false,
             ocsp_status: "none",
             expect: [a, a, a, a, "cert_revocation_unknown"],
+            openssl: "unable to get certificate CRL",
             ..base("no_revocation_info", "Neither an OCSP URL nor a CRL distribution point (hard fail).")
         },
         Spec {
             issuer: "expired-intermediate-ca",
+            openssl: "certificate has expired",
             ..base(
                 "expired_intermediate",
                 "Issued by an intermediate that expired in 2021 (the leaf itself is valid; SPEC's expiry flag checks the server certificate only).",
@@ -457,10 +502,10 @@ pub fn generate(dir: &Path, o: &ZooOptions) -> Result<Manifest, String> {
         },
     ];
 
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let write = |file: &str, data: &[u8]| -> Result<(), String> {
-        std::fs::write(dir.join(file), data)
-            .map_err(|e| format!("{}: {e}", dir.join(file).display()))
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut write = |file: &str, data: &[u8]| -> Result<(), String> {
+        files.insert(file.to_string(), data.to_vec());
+        Ok(())
     };
     let leaf_key = ZooKey::generate(o.key, o.seed, "server")?;
     let mut entries = Vec::new();
@@ -539,6 +584,7 @@ pub fn generate(dir: &Path, o: &ZooOptions) -> Result<Manifest, String> {
             ocsp_status: s.ocsp_status.to_string(),
             crl_listed: s.crl_listed,
             server_address: s.server_address.clone(),
+            openssl_verify: s.openssl.to_string(),
             expect: Expect {
                 expiry: expiry.into(),
                 cn: cn.into(),
@@ -607,6 +653,16 @@ pub fn generate(dir: &Path, o: &ZooOptions) -> Result<Manifest, String> {
         cert: entries,
     };
     let text = toml::to_string(&manifest).map_err(|e| format!("manifest: {e}"))?;
+    let cas = cas
+        .into_iter()
+        .map(|(label, ca)| ZooCa {
+            label: label.to_string(),
+            params: ca.params,
+            key: ca.key,
+            der: ca.der,
+            revoked: ca.revoked,
+        })
+        .collect();
     write(
         "manifest.toml",
         format!(
@@ -616,7 +672,11 @@ pub fn generate(dir: &Path, o: &ZooOptions) -> Result<Manifest, String> {
         )
         .as_bytes(),
     )?;
-    Ok(manifest)
+    Ok(Zoo {
+        files,
+        manifest,
+        cas,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The certificate zoo against third-party tools: every certificate in certs/ through
+# `openssl verify` (-x509_strict, -purpose sslserver, host name or IP, -crl_check with
+# the CRL the responder serves) and `openssl ocsp` against the running responder, each
+# verdict compared with certs/manifest.toml; then each responder fault with curl and
+# openssl. Usage: .ci/certs-check.sh path/to/hil
+set -euo pipefail
+hil=$(realpath "$1")
+certs=$(realpath certs)
+work=$(mktemp -d)
+pid=
+stop() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; pid=; true; }
+trap 'stop; rm -rf "$work"' EXIT
+cd "$work"
+base=$(python3 -c 'import tomllib;print(tomllib.load(open("'"$certs"'/manifest.toml","rb"))["responder"])')
+hostport=${base#http://}
+start() {
+  "$hil" responder --certs "$certs" --bind "$hostport" "$@" > responder.out 2>&1 &
+  pid=$!
+  for _ in $(seq 50); do grep -q '^ready' responder.out && return; sleep 0.1; done
+  cat responder.out; exit 1
+}
+
+start
+python3 - "$certs" "$base" <<'PY'
+import ipaddress, os, subprocess, sys, tomllib
+certs, base = sys.argv[1], sys.argv[2]
+m = tomllib.load(open(os.path.join(certs, "manifest.toml"), "rb"))
+def run(*args):
+    p = subprocess.run(args, capture_output=True, text=True)
+    return p.returncode, p.stdout + p.stderr
+bad = []
+for c in m["cert"]:
+    name = c["name"]
+    pems = open(os.path.join(certs, c["file"])).read().split("-----END CERTIFICATE-----")
+    pems = [p.strip() + "\n-----END CERTIFICATE-----\n" for p in pems if "BEGIN" in p]
+    open(f"{name}.leaf.pem", "w").write(pems[0])
+    open(f"{name}.chain.pem", "w").write("".join(pems[1:]))
+    args = ["openssl", "verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", os.path.join(certs, "root.crt")]
+    if len(pems) > 1:
+        args += ["-untrusted", f"{name}.chain.pem"]
+    addr = c["server_address"]
+    try:
+        ipaddress.ip_address(addr)
+        args += ["-verify_ip", addr]
+    except ValueError:
+        args += ["-verify_hostname", addr]
+    args += ["-crl_check"]
+    if c.get("crl_url"):
+        der = f"{name}.crl.der"
+        rc, out = run("curl", "-sSf", "-o", der, c["crl_url"])
+        if rc != 0:
+            bad.append(f"{name}: fetching {c['crl_url']}: {out}"); continue
+        run("openssl", "crl", "-inform", "DER", "-in", der, "-out", f"{name}.crl.pem")
+        args += ["-CRLfile", f"{name}.crl.pem"]
+    rc, out = run(*args, f"{name}.leaf.pem")
+    want = c["openssl_verify"]
+    got_ok = rc == 0 and "OK" in out
+    if want == "OK" and not got_ok or want != "OK" and (got_ok or want not in out):
+        bad.append(f"{name}: openssl verify expected {want!r}, got: {out.strip()}")
+    if c.get("ocsp_url") and c["ocsp_status"] != "none":
+        issuer = m["ca"][c["issuer"]]["file"]
+        rc, out = run("openssl", "ocsp", "-issuer", os.path.join(certs, issuer), "-cert", f"{name}.leaf.pem",
+                      "-url", c["ocsp_url"], "-VAfile", os.path.join(certs, issuer), "-no_nonce")
+        if "Response verify OK" not in out or f"{name}.leaf.pem: {c['ocsp_status']}" not in out:
+            bad.append(f"{name}: openssl ocsp expected {c['ocsp_status']}, got: {out.strip()}")
+    print(f"  {name}: verify {'OK' if got_ok else want}, ocsp {c['ocsp_status']}")
+if bad:
+    print("\n".join(bad)); sys.exit(1)
+print(f"certs: {len(m['cert'])} certificates agree with the manifest (openssl verify, openssl ocsp)")
+PY
+stop
+
+leaf=valid.leaf.pem
+inter="$certs/intermediate.crt"
+ocsp() { openssl ocsp -issuer "$inter" -cert "$leaf" -url "$base/ocsp" -VAfile "$inter" -no_nonce "$@" 2>&1 || true; }
+
+# down: connection refused
+start --fault down
+if curl -sS -o /dev/null "$base/crl/intermediate.crl" 2> curl.err; then echo "down: answered"; exit 1; fi
+grep -qi 'refused\|connect' curl.err
+stop
+# slow: past a client's patience (--time-scale 100: 400 s device time = 4 s)
+start --fault slow --time-scale 100
+set +e; curl -sS -o /dev/null --max-time 1 "$base/crl/intermediate.crl" 2>/dev/null; rc=$?; set -e
+[ "$rc" = 28 ] || { echo "slow: curl exit $rc, expected a timeout (28)"; exit 1; }
+stop
+# http500
+start --fault http500
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$base/crl/intermediate.crl")" = 500 ]
+ocsp | grep -qi 'error\|500' || { echo "http500: openssl ocsp did not fail"; exit 1; }
+stop
+# malformed
+start --fault malformed
+curl -sSf -o bad.crl "$base/crl/intermediate.crl"
+if openssl crl -inform DER -in bad.crl -noout 2>/dev/null; then echo "malformed: a valid CRL"; exit 1; fi
+ocsp | grep -qi 'error' || { echo "malformed: openssl ocsp accepted it"; exit 1; }
+stop
+# stale_crl: nextUpdate passed
+start --fault stale_crl
+curl -sSf -o stale.der "$base/crl/intermediate.crl"
+openssl crl -inform DER -in stale.der -out stale.pem
+set +e
+out=$(openssl verify -crl_check -CAfile "$certs/root.crt" -untrusted "$inter" -CRLfile stale.pem "$leaf" 2>&1)
+set -e
+echo "$out" | grep -q 'CRL has expired' || { echo "stale_crl: $out"; exit 1; }
+stop
+# wrong_signer: neither the OCSP response nor the CRL verifies with the issuer
+start --fault wrong_signer
+ocsp | grep -q 'Response Verify Failure' || { echo "wrong_signer: OCSP verified"; exit 1; }
+curl -sSf -o forged.der "$base/crl/intermediate.crl"
+out=$(openssl crl -inform DER -in forged.der -CAfile "$inter" -noout 2>&1 || true)
+echo "$out" | grep -qi 'verify fail\|failure' || { echo "wrong_signer: CRL $out"; exit 1; }
+stop
+echo "responder faults: down, slow, http500, malformed, stale_crl, wrong_signer behave as scripted (curl, openssl)"
