@@ -361,3 +361,94 @@ fn hil_run_names_a_bad_device_and_a_missing_port() {
         assert!(stderr.contains(says), "{device}: {stderr}");
     }
 }
+
+#[test]
+fn a_60_s_timeout_at_time_scale_100_is_reported_as_a_timeout() {
+    use hil::faults::{Action, Fault, When};
+    let config = SmtpConfig {
+        faults: vec![Fault {
+            step: hil::smtp::Step::Greeting,
+            when: When {
+                nth: None,
+                probability: None,
+            },
+            action: Action::Hang,
+        }],
+        ..SmtpConfig::default()
+    };
+    let (sim, what) = {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
+            .args(["sim", "--console", "pty", "--time-scale", "100"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start hil sim");
+        let out = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(out)
+            .read_line(&mut line)
+            .expect("first line");
+        (
+            Sim(child),
+            line.trim().trim_start_matches("console: ").to_string(),
+        )
+    };
+    let profile = Arc::new(Profile::parse("sim.toml", SIM_PROFILE).expect("profile"));
+    let mut con = Console::open(
+        &Endpoint::Serial {
+            path: what,
+            baud: 115_200,
+        },
+        profile,
+    )
+    .expect("console");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt
+        .block_on(SmtpServer::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            config,
+        ))
+        .expect("server");
+    let port = server.addr().port().to_string();
+    let pairs: Vec<(String, String)> = [
+        ("smtp.server", "127.0.0.1"),
+        ("smtp.port", port.as_str()),
+        ("smtp.timeout", "60"),
+        ("admin.address", "admin@hil.test"),
+        ("device.address", "mfp@hil.test"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    con.apply(&pairs, &[]).expect("apply");
+    let started = std::time::Instant::now();
+    let TriggerAnswer::Job(id) = con
+        .trigger("scan", &[("to", "a@hil.test"), ("size_kb", "1")])
+        .expect("trigger")
+    else {
+        panic!("refused")
+    };
+    let end = con.wait_job(id, Duration::from_secs(30)).expect("job end");
+    let wall = started.elapsed();
+    println!(
+        "a 60 s device timeout at time scale 100 took {:.3} s of wall time",
+        wall.as_secs_f64()
+    );
+    match end {
+        JobEnd::Failed { class, detail } => {
+            assert_eq!(class, "timeout", "{detail}");
+            assert!(detail.contains("greeting"), "{detail}");
+        }
+        JobEnd::Done => panic!("delivered through a server that never answers"),
+    }
+    assert!(
+        wall >= Duration::from_millis(570),
+        "gave up after {wall:?}, before 60 s / 100"
+    );
+    assert!(wall < Duration::from_secs(5), "took {wall:?}");
+    drop(sim);
+}
