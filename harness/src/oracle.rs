@@ -128,6 +128,12 @@ pub fn expect(case: &Case, settings: &SettingView) -> Expected {
         TriggerSpec::Alert(_) => ("email.notify", false),
         TriggerSpec::Counter => ("email.counter", false),
     };
+    // A scan as a user the device does not know cannot start (docs/oracle.md).
+    if let TriggerSpec::Scan { user: Some(u), .. } = &case.trigger {
+        if !case.users.iter().any(|x| &x.name == u) {
+            return Expected::Refused { class: "config" };
+        }
+    }
     if !s.on("email.enabled") || !s.on(switch) {
         return if is_scan {
             Expected::Refused { class: "disabled" }
