@@ -149,7 +149,10 @@ pub fn first_set() -> Vec<Case> {
     );
     c.settings.extend(pairs(&[("device.address", "")]));
     v.push(c);
-    v.push(base("from/scan-unknown-user".into(), scan_to(&["alice@hil.test"], 2, Some("nobody"))));
+    v.push(base(
+        "from/scan-unknown-user".into(),
+        scan_to(&["alice@hil.test"], 2, Some("nobody")),
+    ));
     // Recipients refused.
     let refuse = |addrs: &[&str]| -> Vec<RecipientRule> {
         addrs

@@ -65,6 +65,8 @@ pub struct Options {
     pub hostname: String,
     /// Device time runs this many times faster for timeouts and waits (1 on hardware).
     pub time_scale: f64,
+    /// Names resolved without the resolver (`--resolve`).
+    pub resolve: Vec<(String, std::net::IpAddr)>,
 }
 
 impl Default for Options {
@@ -72,6 +74,7 @@ impl Default for Options {
         Options {
             hostname: "mfp-sim".into(),
             time_scale: 1.0,
+            resolve: Vec::new(),
         }
     }
 }

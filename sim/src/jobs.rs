@@ -10,7 +10,8 @@ use crate::device::{Options, Trigger, User};
 use crate::mime::{self, Attachment, Mail};
 use crate::net;
 use crate::settings::Settings;
-use crate::smtp_client::{Envelope, Outcome, RcptResult};
+use crate::smtp_client::{Envelope, Outcome, RcptResult, TlsMode};
+use crate::verify::Checks;
 
 /// Everything a job needs, copied when it was triggered.
 #[derive(Debug, Clone)]
@@ -52,8 +53,13 @@ pub fn scan_gate(s: &Settings) -> Result<(), Refusal> {
 /// Features of SPEC that this build does not carry yet; a job that needs one fails
 /// with `config` and says which, rather than pretending.
 fn unsupported(s: &Settings) -> Result<(), Refusal> {
+    let tls = s.text("smtp.tls") != "none";
     let checks = [
-        ("smtp.tls", s.text("smtp.tls") != "none"),
+        ("smtp.verify.chain", tls && s.flag("smtp.verify.chain")),
+        (
+            "smtp.verify.revocation",
+            tls && s.flag("smtp.verify.revocation"),
+        ),
         ("smtp.auth.enabled", s.flag("smtp.auth.enabled")),
         ("pop_before_smtp.enabled", s.flag("pop_before_smtp.enabled")),
         ("load.mode", s.text("load.mode") != "none"),
@@ -76,6 +82,7 @@ struct Plan {
     envelope: Envelope,
     port: u16,
     timeout: Duration,
+    tls: net::TlsSetup,
 }
 
 fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
@@ -139,14 +146,35 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
     let mail = compose(input, now, header_from, recipients.clone(), &opts.hostname);
     let message = mime::encode(&mail, input.id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let timeout_s = s.number("smtp.timeout") as f64 / opts.time_scale.max(1e-6);
+    let mode = match s.text("smtp.tls") {
+        "smtps" => TlsMode::Smtps,
+        "starttls" => TlsMode::Starttls,
+        _ => TlsMode::None,
+    };
+    let port_key = if mode == TlsMode::Smtps {
+        "smtp.ssl_port"
+    } else {
+        "smtp.port"
+    };
     Ok(Plan {
+        tls: net::TlsSetup {
+            checks: Checks {
+                expiry: s.flag("smtp.verify.expiry"),
+                cn: s.flag("smtp.verify.cn"),
+                key_usage: s.flag("smtp.verify.key_usage"),
+                chain: s.flag("smtp.verify.chain"),
+                revocation: s.flag("smtp.verify.revocation"),
+            },
+            now_unix: now.unix_timestamp(),
+        },
         envelope: Envelope {
+            tls: mode,
             ehlo_host: opts.hostname.clone(),
             mail_from,
             recipients,
             message,
         },
-        port: s.number("smtp.port") as u16,
+        port: s.number(port_key) as u16,
         timeout: Duration::from_secs_f64(timeout_s),
     })
 }
@@ -210,7 +238,15 @@ pub async fn run(input: JobInput, opts: &Options) -> JobResult {
         }
     };
     let server = input.settings.text("smtp.server").to_string();
-    let r = net::deliver(&server, plan.port, plan.timeout, plan.envelope).await;
+    let r = net::deliver(
+        &server,
+        plan.port,
+        plan.timeout,
+        plan.envelope,
+        plan.tls,
+        &opts.resolve,
+    )
+    .await;
     JobResult {
         error: match r.outcome {
             Outcome::Delivered => None,

@@ -14,6 +14,7 @@ pub mod net;
 pub mod settings;
 pub mod smtp_client;
 pub mod transport;
+pub mod verify;
 
 use clap::Args;
 
@@ -30,6 +31,10 @@ pub struct SimArgs {
     /// The host name the device sends in EHLO.
     #[arg(long, default_value = "mfp-sim")]
     pub hostname: String,
+    /// Resolve NAME to ADDR instead of asking the resolver (repeat), like curl's
+    /// --resolve: for test names such as mx.hil.test.
+    #[arg(long, value_name = "NAME=ADDR")]
+    pub resolve: Vec<String>,
 }
 
 /// Runs the device until its console ends.
@@ -42,9 +47,20 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     }
     settings::check_host(&args.hostname)
         .map_err(|e| format!("--hostname {:?}: {e}", args.hostname))?;
+    let mut resolve = Vec::new();
+    for r in &args.resolve {
+        let (name, addr) = r
+            .split_once('=')
+            .ok_or_else(|| format!("--resolve {r:?}: expected NAME=ADDR"))?;
+        let ip = addr
+            .parse()
+            .map_err(|_| format!("--resolve {r:?}: {addr:?} is not an IP address"))?;
+        resolve.push((name.to_ascii_lowercase(), ip));
+    }
     let dev = device::Device::start(device::Options {
         hostname: args.hostname.clone(),
         time_scale: args.time_scale,
+        resolve,
     })
     .map_err(|e| format!("cannot start the device: {e}"))?;
     let r = match args.console.as_str() {

@@ -8,7 +8,95 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::smtp_client::{Action, Client, Envelope, Outcome, RcptResult, ReplyReader, Step};
+use crate::smtp_client::{
+    Action, Client, Envelope, Outcome, RcptResult, ReplyReader, Step, TlsMode,
+};
+use crate::verify::{Checks, DeviceVerifier};
+
+/// What the TLS layer needs: the checks that are on and the device clock.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsSetup {
+    pub checks: Checks,
+    pub now_unix: i64,
+}
+
+/// A connection before or after TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            Stream::Tls(s) => s.read(buf).await,
+        }
+    }
+    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(b).await,
+            Stream::Tls(s) => {
+                s.write_all(b).await?;
+                s.flush().await
+            }
+        }
+    }
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.shutdown().await,
+            Stream::Tls(s) => s.shutdown().await,
+        }
+    }
+}
+
+/// Runs the TLS handshake on `tcp`, the checks of `setup` applied to the certificate.
+async fn handshake(
+    tcp: TcpStream,
+    server: &str,
+    setup: &TlsSetup,
+    timeout: Duration,
+) -> Result<Stream, Outcome> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = std::sync::Arc::new(DeviceVerifier::new(
+        setup.checks,
+        server,
+        setup.now_unix,
+        std::sync::Arc::clone(&provider),
+    ));
+    let failure = std::sync::Arc::clone(&verifier.failure);
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| failed("tls_handshake", format!("TLS setup: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    // Printers send the server name when it is a host name; an IP literal gets none.
+    let name = match server.split('%').next().unwrap_or(server).parse::<IpAddr>() {
+        Ok(ip) => rustls::pki_types::ServerName::IpAddress(ip.into()),
+        Err(_) => rustls::pki_types::ServerName::try_from(server.to_string()).map_err(|e| {
+            failed(
+                "tls_handshake",
+                format!("{server:?} as a TLS server name: {e}"),
+            )
+        })?,
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
+        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+        Ok(Err(e)) => {
+            let checked = failure.lock().unwrap_or_else(|p| p.into_inner()).take();
+            Err(match checked {
+                Some(f) => failed(f.class, f.detail),
+                None => failed("tls_handshake", format!("TLS handshake failed: {e}")),
+            })
+        }
+        Err(_) => Err(failed(
+            "timeout",
+            format!("no TLS handshake within {}", secs(timeout)),
+        )),
+    }
+}
 
 /// The result of one SMTP session.
 #[derive(Debug, Clone)]
@@ -22,7 +110,14 @@ fn failed(class: &'static str, detail: String) -> Outcome {
 }
 
 /// Resolves `smtp.server` (host name, IPv4, or IPv6 with optional `%zone`).
-pub async fn resolve(server: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+pub async fn resolve(
+    server: &str,
+    port: u16,
+    fixed: &[(String, IpAddr)],
+) -> Result<Vec<SocketAddr>, String> {
+    if let Some((_, ip)) = fixed.iter().find(|(n, _)| n.eq_ignore_ascii_case(server)) {
+        return Ok(vec![SocketAddr::new(*ip, port)]);
+    }
     if let Some((addr, zone)) = server.split_once('%') {
         let ip: Ipv6Addr = addr
             .parse()
@@ -59,8 +154,13 @@ fn interface_index(name: &str) -> Option<u32> {
 }
 
 /// Connects to the first address that answers within `timeout`.
-pub async fn connect(server: &str, port: u16, timeout: Duration) -> Result<TcpStream, Outcome> {
-    let addrs = resolve(server, port)
+pub async fn connect(
+    server: &str,
+    port: u16,
+    timeout: Duration,
+    fixed: &[(String, IpAddr)],
+) -> Result<TcpStream, Outcome> {
+    let addrs = resolve(server, port, fixed)
         .await
         .map_err(|e| failed("connect", e))?;
     let mut last = String::new();
@@ -84,10 +184,22 @@ fn secs(d: Duration) -> String {
 }
 
 /// Runs one SMTP session over plain TCP.
-pub async fn deliver(server: &str, port: u16, timeout: Duration, env: Envelope) -> SessionResult {
+pub async fn deliver(
+    server: &str,
+    port: u16,
+    timeout: Duration,
+    env: Envelope,
+    tls: TlsSetup,
+    fixed: &[(String, IpAddr)],
+) -> SessionResult {
+    let mode = env.tls;
     let mut client = Client::new(env);
-    let outcome = match connect(server, port, timeout).await {
-        Ok(stream) => run(stream, &mut client, timeout).await,
+    let outcome = match connect(server, port, timeout, fixed).await {
+        Ok(tcp) if mode == TlsMode::Smtps => match handshake(tcp, server, &tls, timeout).await {
+            Ok(stream) => run(stream, &mut client, timeout, server, &tls).await,
+            Err(o) => o,
+        },
+        Ok(tcp) => run(Stream::Plain(tcp), &mut client, timeout, server, &tls).await,
         Err(o) => o,
     };
     SessionResult {
@@ -96,10 +208,13 @@ pub async fn deliver(server: &str, port: u16, timeout: Duration, env: Envelope) 
     }
 }
 
-async fn run<S>(mut stream: S, client: &mut Client, timeout: Duration) -> Outcome
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
+async fn run(
+    mut stream: Stream,
+    client: &mut Client,
+    timeout: Duration,
+    server: &str,
+    tls: &TlsSetup,
+) -> Outcome {
     let mut reader = ReplyReader::default();
     let mut pending = std::collections::VecDeque::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -140,7 +255,26 @@ where
                 continue;
             }
         };
-        match client.on_reply(reply) {
+        let mut action = client.on_reply(reply);
+        if action == Action::StartTls {
+            let Stream::Plain(tcp) = stream else {
+                return failed("tls_handshake", "STARTTLS inside TLS".into());
+            };
+            if !pending.is_empty() || reader.is_mid_reply() {
+                // Bytes after the 220 in plaintext would be read as if protected.
+                return failed(
+                    "tls_handshake",
+                    "the server sent data after its 220 to STARTTLS".into(),
+                );
+            }
+            stream = match handshake(tcp, server, tls, timeout).await {
+                Ok(s) => s,
+                Err(o) => return o,
+            };
+            action = client.tls_established();
+        }
+        match action {
+            Action::StartTls => return failed("tls_handshake", "STARTTLS twice".into()),
             Action::Send(bytes) => {
                 let step = client.step().name();
                 // A large message may take long to send; only a stall is a timeout.

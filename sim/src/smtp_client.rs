@@ -126,9 +126,20 @@ impl ReplyReader {
     }
 }
 
+/// How the session is protected (`smtp.tls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    None,
+    /// TLS from the first byte; the IO layer does it before the greeting.
+    Smtps,
+    /// STARTTLS after the first EHLO (SPEC §3.4).
+    Starttls,
+}
+
 /// What one SMTP transaction is to carry.
 #[derive(Debug, Clone)]
 pub struct Envelope {
+    pub tls: TlsMode,
     pub ehlo_host: String,
     pub mail_from: String,
     pub recipients: Vec<String>,
@@ -161,6 +172,11 @@ pub enum Step {
     Greeting,
     Ehlo,
     Helo,
+    Starttls,
+    /// Waiting for the TLS handshake after STARTTLS.
+    Handshake,
+    /// The EHLO sent inside TLS.
+    Ehlo2,
     Mail,
     Rcpt(usize),
     Data,
@@ -173,8 +189,10 @@ impl Step {
     pub fn name(&self) -> &'static str {
         match self {
             Step::Greeting => "greeting",
-            Step::Ehlo => "EHLO",
+            Step::Ehlo | Step::Ehlo2 => "EHLO",
             Step::Helo => "HELO",
+            Step::Starttls => "STARTTLS",
+            Step::Handshake => "TLS handshake",
             Step::Mail => "MAIL FROM",
             Step::Rcpt(_) => "RCPT TO",
             Step::Data => "DATA",
@@ -190,6 +208,8 @@ impl Step {
 pub enum Action {
     /// Send these bytes, then wait for a reply.
     Send(Vec<u8>),
+    /// Run the TLS handshake now, then call [`Client::tls_established`].
+    StartTls,
     /// Send these bytes (possibly none), close, and finish with the outcome.
     Finish(Vec<u8>, Outcome),
 }
@@ -231,10 +251,7 @@ impl Client {
     }
 
     fn has_size(&self) -> bool {
-        self.extensions.iter().any(|e| {
-            let mut w = e.split_whitespace();
-            w.next().is_some_and(|k| k.eq_ignore_ascii_case("SIZE"))
-        })
+        self.offers("SIZE")
     }
 
     fn fail(&mut self, class: &'static str, detail: String, send_quit: bool) -> Action {
@@ -267,6 +284,36 @@ impl Client {
         format!("RCPT TO:<{}>\r\n", self.env.recipients[i]).into_bytes()
     }
 
+    fn offers(&self, ext: &str) -> bool {
+        self.extensions.iter().any(|e| {
+            e.split_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case(ext))
+        })
+    }
+
+    fn starttls(&mut self) -> Action {
+        if !self.offers("STARTTLS") {
+            self.step = Step::Closed;
+            return Action::Finish(
+                Vec::new(),
+                Outcome::Failed {
+                    class: "starttls_unavailable",
+                    detail: "the server does not offer STARTTLS".into(),
+                },
+            );
+        }
+        self.step = Step::Starttls;
+        Action::Send(b"STARTTLS\r\n".to_vec())
+    }
+
+    /// The TLS handshake after STARTTLS is done: EHLO again (SPEC §3.4).
+    pub fn tls_established(&mut self) -> Action {
+        self.extensions.clear();
+        self.step = Step::Ehlo2;
+        Action::Send(format!("EHLO {}\r\n", self.env.ehlo_host).into_bytes())
+    }
+
     /// Advances on one reply.
     pub fn on_reply(&mut self, reply: Reply) -> Action {
         match self.step {
@@ -277,15 +324,19 @@ impl Client {
                 self.step = Step::Ehlo;
                 Action::Send(format!("EHLO {}\r\n", self.env.ehlo_host).into_bytes())
             }
-            Step::Ehlo => {
-                if (500..=504).contains(&reply.code) {
+            Step::Ehlo | Step::Ehlo2 => {
+                if self.step == Step::Ehlo && (500..=504).contains(&reply.code) {
                     self.step = Step::Helo;
                     return Action::Send(format!("HELO {}\r\n", self.env.ehlo_host).into_bytes());
                 }
                 if reply.class() != 2 {
                     return self.rejected(&reply);
                 }
+                // Only the extensions of the last EHLO count (SPEC §3.4).
                 self.extensions = reply.lines.iter().skip(1).cloned().collect();
+                if self.step == Step::Ehlo && self.env.tls == TlsMode::Starttls {
+                    return self.starttls();
+                }
                 self.step = Step::Mail;
                 Action::Send(self.mail_from())
             }
@@ -294,9 +345,28 @@ impl Client {
                     return self.rejected(&reply);
                 }
                 self.extensions.clear();
+                if self.env.tls == TlsMode::Starttls {
+                    return self.starttls();
+                }
                 self.step = Step::Mail;
                 Action::Send(self.mail_from())
             }
+            Step::Starttls => {
+                if reply.code != 220 {
+                    // Nothing else is sent (SPEC §3.4).
+                    self.step = Step::Closed;
+                    return Action::Finish(
+                        Vec::new(),
+                        Outcome::Failed {
+                            class: "starttls_unavailable",
+                            detail: format!("STARTTLS answered {}", reply.summary()),
+                        },
+                    );
+                }
+                self.step = Step::Handshake;
+                Action::StartTls
+            }
+            Step::Handshake => Action::StartTls,
             Step::Mail => {
                 if reply.class() != 2 {
                     return self.rejected(&reply);
@@ -389,6 +459,7 @@ mod tests {
 
     fn env(rcpts: &[&str]) -> Envelope {
         Envelope {
+            tls: TlsMode::None,
             ehlo_host: "mfp".into(),
             mail_from: "admin@example.com".into(),
             recipients: rcpts.iter().map(|s| s.to_string()).collect(),

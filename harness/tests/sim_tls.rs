@@ -1,0 +1,251 @@
+//! The simulated device over TLS, against the fake SMTP server and the certificate
+//! zoo, over real sockets: each TLS mode × each listener kind, and each implemented
+//! verification flag (expiry, cn, key_usage) × each zoo certificate, the verdict
+//! taken from `certs/manifest.toml`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hil::device::{Console, Endpoint, JobEnd, Profile, TriggerAnswer};
+use hil::faults::{Action, Fault, When};
+use hil::runner::SIM_PROFILE;
+use hil::smtp::{ListenerKind, SmtpConfig, Step};
+use hil::smtp_server::{Listen, Observations, ServerOptions, SmtpServer};
+use rstest::rstest;
+
+struct Sim(Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn certs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs")
+}
+
+/// Runs one scan on a fresh simulated device against one fake server listener.
+fn run(
+    kind: ListenerKind,
+    cert: &str,
+    bind_ip: &str,
+    settings: &[(&str, &str)],
+    config: SmtpConfig,
+) -> (JobEnd, Observations) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
+        .args([
+            "sim",
+            "--console",
+            "tcp:127.0.0.1:0",
+            "--time-scale",
+            "20",
+            "--resolve",
+            "mx.hil.test=127.0.0.1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start hil sim");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    let sim = Sim(child);
+    let addr = line.trim().trim_start_matches("console: tcp:").to_string();
+    let profile = Arc::new(Profile::parse("sim.toml", SIM_PROFILE).expect("profile"));
+    let mut con = Console::open(&Endpoint::Tcp { addr }, profile).expect("console");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _guard = rt.enter();
+    let identity = (kind != ListenerKind::Plain).then(|| {
+        hil::tls::load(
+            cert,
+            &certs().join(format!("{cert}.crt")),
+            &certs().join(format!("{cert}.key")),
+        )
+        .expect("zoo cert")
+    });
+    let bind: SocketAddr = format!("{bind_ip}:0").parse().expect("bind");
+    let server = rt
+        .block_on(SmtpServer::start_with(
+            vec![Listen {
+                kind,
+                bind,
+                identity,
+            }],
+            config,
+            ServerOptions::default(),
+        ))
+        .expect("server");
+    let port = server.addr().port().to_string();
+    // The server runs on a thread of its own while the console is driven here.
+    let driver = std::thread::spawn(move || rt.block_on(std::future::pending::<()>()));
+    let mut pairs: Vec<(String, String)> = vec![
+        ("smtp.port".into(), port.clone()),
+        ("smtp.ssl_port".into(), port),
+        ("smtp.timeout".into(), "30".into()),
+        ("admin.address".into(), "admin@hil.test".into()),
+        ("device.address".into(), "mfp@hil.test".into()),
+        ("smtp.verify.expiry".into(), "off".into()),
+    ];
+    pairs.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let a = con.apply(&pairs, &[]).expect("apply");
+    assert_eq!(a.status, hil::device::Status::Ok, "{pairs:?}");
+    let TriggerAnswer::Job(id) = con
+        .trigger("scan", &[("to", "a@hil.test"), ("size_kb", "3")])
+        .expect("trigger")
+    else {
+        panic!("refused")
+    };
+    let end = con.wait_job(id, Duration::from_secs(20)).expect("job end");
+    assert!(server.wait_idle(Duration::from_secs(5)));
+    drop(sim);
+    drop(driver);
+    (end, server.take())
+}
+
+fn class(end: &JobEnd) -> &str {
+    match end {
+        JobEnd::Done => "accept",
+        JobEnd::Failed { class, .. } => class,
+    }
+}
+
+#[rstest]
+#[case::smtps_to_tls("smtps", ListenerKind::Tls, "accept")]
+#[case::smtps_to_plain("smtps", ListenerKind::Plain, "tls_handshake")]
+#[case::smtps_to_starttls("smtps", ListenerKind::Starttls, "tls_handshake")]
+#[case::starttls_to_starttls("starttls", ListenerKind::Starttls, "accept")]
+#[case::starttls_to_plain("starttls", ListenerKind::Plain, "starttls_unavailable")]
+#[case::starttls_to_tls("starttls", ListenerKind::Tls, "timeout")]
+#[case::none_to_starttls("none", ListenerKind::Starttls, "accept")]
+#[case::none_to_tls("none", ListenerKind::Tls, "timeout")]
+fn tls_mode_by_listener_kind(#[case] mode: &str, #[case] kind: ListenerKind, #[case] want: &str) {
+    let (end, obs) = run(
+        kind,
+        "valid",
+        "127.0.0.1",
+        &[("smtp.server", "127.0.0.1"), ("smtp.tls", mode)],
+        SmtpConfig::default(),
+    );
+    assert_eq!(class(&end), want, "{end:?}\n{obs:#?}");
+    if want == "accept" {
+        let [m] = obs.messages.as_slice() else {
+            panic!("{obs:#?}")
+        };
+        // Encrypted unless the device was told `none`, even with every check off.
+        assert_eq!(m.tls, mode != "none");
+        assert_eq!(obs.connections[0].tls.is_some(), mode != "none");
+    }
+    if mode == "starttls" && want == "accept" {
+        let t: Vec<&str> = obs.connections[0]
+            .transcript
+            .iter()
+            .map(|e| e.text.as_str())
+            .collect();
+        let ehlos = t.iter().filter(|l| l.starts_with("EHLO")).count();
+        assert_eq!(ehlos, 2, "EHLO again after STARTTLS: {t:?}");
+    }
+    if want == "starttls_unavailable" {
+        // Nothing after the EHLO: no MAIL, no QUIT.
+        let t: Vec<&str> = obs.connections[0]
+            .transcript
+            .iter()
+            .map(|e| e.text.as_str())
+            .collect();
+        assert!(
+            !t.iter()
+                .any(|l| l.starts_with("MAIL") || l.starts_with("QUIT")),
+            "{t:?}"
+        );
+    }
+}
+
+#[test]
+fn starttls_answered_454_fails_and_sends_nothing_more() {
+    let config = SmtpConfig {
+        faults: vec![Fault {
+            step: Step::Starttls,
+            when: When {
+                nth: None,
+                probability: None,
+            },
+            action: Action::Reply {
+                code: 454,
+                text: "4.7.0 TLS not available".into(),
+            },
+        }],
+        ..SmtpConfig::default()
+    };
+    let (end, obs) = run(
+        ListenerKind::Starttls,
+        "valid",
+        "127.0.0.1",
+        &[("smtp.server", "127.0.0.1"), ("smtp.tls", "starttls")],
+        config,
+    );
+    match &end {
+        JobEnd::Failed { class, detail } => {
+            assert_eq!(class, "starttls_unavailable");
+            assert!(detail.contains("454"), "{detail}");
+        }
+        JobEnd::Done => panic!("delivered in plaintext after a refused STARTTLS"),
+    }
+    let t: Vec<&str> = obs.connections[0]
+        .transcript
+        .iter()
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(
+        t.iter()
+            .filter(|l| l.starts_with("MAIL") || l.starts_with("QUIT"))
+            .count(),
+        0,
+        "{t:?}"
+    );
+}
+
+/// Each zoo certificate with one flag on, as `manifest.toml` says.
+#[rstest]
+fn one_flag_against_every_zoo_certificate(#[values("expiry", "cn", "key_usage")] flag: &str) {
+    let text = std::fs::read_to_string(certs().join("manifest.toml")).expect("manifest");
+    let manifest: toml::Value = toml::from_str(&text).expect("manifest parses");
+    let entries = manifest["cert"].as_array().expect("certs");
+    let mut bad = Vec::new();
+    for c in entries {
+        let name = c["name"].as_str().unwrap_or_default();
+        let want = c["expect"][flag].as_str().unwrap_or_default();
+        let address = c["server_address"].as_str().unwrap_or_default();
+        let bind = if address == "::1" {
+            "[::1]"
+        } else {
+            "127.0.0.1"
+        };
+        let key = format!("smtp.verify.{flag}");
+        let (end, _) = run(
+            ListenerKind::Tls,
+            name,
+            bind,
+            &[
+                ("smtp.server", address),
+                ("smtp.tls", "smtps"),
+                (key.as_str(), "on"),
+            ],
+            SmtpConfig::default(),
+        );
+        if class(&end) != want {
+            bad.push(format!(
+                "{name}: {flag} expected {want}, the device said {end:?}"
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
