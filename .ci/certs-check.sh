@@ -69,6 +69,63 @@ if bad:
     print("\n".join(bad)); sys.exit(1)
 print(f"certs: {len(m['cert'])} certificates agree with the manifest (openssl verify, openssl ocsp)")
 PY
+
+# Each per-flag verdict of the manifest, derived again with openssl alone (SPEC §3.5):
+# expiry from the dates, cn with -checkhost/-checkip, key_usage with -purpose, chain
+# with a time-blind openssl verify against the root, revocation by SPEC's steps (OCSP
+# if the device can form the request, then the CRL, else a hard fail).
+python3 - "$certs" <<'PY'
+import datetime, ipaddress, os, subprocess, sys, tomllib
+certs = sys.argv[1]
+m = tomllib.load(open(os.path.join(certs, "manifest.toml"), "rb"))
+def run(*args):
+    p = subprocess.run(args, capture_output=True, text=True)
+    return p.returncode, p.stdout + p.stderr
+now = datetime.datetime.now(datetime.timezone.utc)
+root = os.path.join(certs, "root.crt")
+bad = []
+for c in m["cert"]:
+    name = c["name"]
+    leaf, chain = f"{name}.leaf.pem", f"{name}.chain.pem"
+    served = os.path.getsize(chain) > 0
+    got = {}
+    _, out = run("openssl", "x509", "-noout", "-startdate", "-enddate", "-in", leaf)
+    dates = dict(l.split("=", 1) for l in out.strip().splitlines())
+    parse = lambda t: datetime.datetime.strptime(t, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=datetime.timezone.utc)
+    got["expiry"] = "accept" if parse(dates["notBefore"]) <= now <= parse(dates["notAfter"]) else "cert_expired"
+    addr = c["server_address"]
+    try:
+        ipaddress.ip_address(addr); flag = "-checkip"
+    except ValueError:
+        flag = "-checkhost"
+    _, out = run("openssl", "x509", "-noout", flag, addr, "-in", leaf)
+    got["cn"] = "accept" if "does match" in out else "cert_name"
+    _, out = run("openssl", "x509", "-noout", "-purpose", "-in", leaf)
+    got["key_usage"] = "accept" if "SSL server : Yes" in out else "cert_key_usage"
+    args = ["openssl", "verify", "-no_check_time", "-CAfile", root] + (["-untrusted", chain] if served else []) + [leaf]
+    rc, out = run(*args)
+    got["chain"] = "accept" if rc == 0 else "cert_chain"
+    issuer_crt = os.path.join(certs, m["ca"][c["issuer"]]["file"]) if c["issuer"] in m["ca"] else None
+    issuer_known = served or c["issuer"] == "root"
+    verdict = None
+    if c.get("ocsp_url") and issuer_known and issuer_crt:
+        _, out = run("openssl", "ocsp", "-issuer", issuer_crt, "-cert", leaf, "-url", c["ocsp_url"], "-VAfile", issuer_crt, "-no_nonce")
+        if f"{leaf}: good" in out: verdict = "accept"
+        elif f"{leaf}: revoked" in out: verdict = "cert_revoked"
+    if verdict is None and c.get("crl_url"):
+        der = f"{name}.rev.crl"
+        rc, _ = run("curl", "-sSf", "-o", der, c["crl_url"])
+        if rc == 0:
+            _, text = run("openssl", "crl", "-inform", "DER", "-in", der, "-noout", "-text")
+            verdict = "cert_revoked" if c["serial"].upper() in text.replace(":", "").upper() else "accept"
+    got["revocation"] = verdict or "cert_revocation_unknown"
+    for flag, want in c["expect"].items():
+        if got[flag] != want:
+            bad.append(f"{name}: {flag}: manifest says {want}, openssl says {got[flag]}")
+if bad:
+    print("\n".join(bad)); sys.exit(1)
+print(f"certs: every per-flag verdict of {len(m['cert'])} certificates agrees with openssl")
+PY
 stop
 
 leaf=valid.leaf.pem

@@ -214,11 +214,6 @@ fn answers_and_faults_over_http() {
     let r = OcspResponse::from_der(&body).expect("response");
     let basic = BasicOcspResponse::from_der(r.response_bytes.expect("bytes").response.as_bytes())
         .expect("basic");
-    let responder_name = format!("{:?}", basic.tbs_response_data.responder_id);
-    assert!(
-        responder_name.contains("untrusted") || !responder_name.contains("intermediate"),
-        "{responder_name}"
-    );
     let inter_cert = x509_cert::Certificate::from_der(&inter).expect("issuer");
     let signer_cert = basic
         .certs

@@ -109,7 +109,12 @@ impl ZooKey {
                 rand_core::RngCore::fill_bytes(&mut rng, &mut bytes);
                 let key = ed25519_dalek::SigningKey::from_bytes(&bytes);
                 let public_der = key.verifying_key().to_bytes().to_vec();
-                let pkcs8 = key.to_pkcs8_der().map_err(|e| err(&e))?.as_bytes().to_vec();
+                // PKCS#8 v1 (no public key inside): OpenSSL 3.0 reads only that form.
+                let v1 = ed25519_dalek::pkcs8::KeypairBytes {
+                    secret_key: key.to_bytes(),
+                    public_key: None,
+                };
+                let pkcs8 = v1.to_pkcs8_der().map_err(|e| err(&e))?.as_bytes().to_vec();
                 Ok(ZooKey {
                     inner: Inner::Ed25519(key),
                     public_der,

@@ -55,7 +55,9 @@ const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.84
 const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// How long a response stays fresh: nextUpdate = thisUpdate + this.
-const VALIDITY: time::Duration = time::Duration::days(1);
+/// How long a response stays fresh: twenty years, so a device whose clock was set
+/// anywhere in the zoo's validity (2025–2045) accepts it.
+pub const VALIDITY: time::Duration = time::Duration::days(7305);
 
 /// A signature made by a [`ZooKey`], as the OCSP builders want it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +116,7 @@ fn status_only(status: OcspResponseStatus) -> Vec<u8> {
 ///
 /// The response is signed directly by the issuer of the first entry we know the issuer of
 /// (responderID byName = its subject, and its certificate in `certs`); thisUpdate = `now`,
-/// nextUpdate = `now` + 1 day, producedAt = `now`; the request's nonce extension, if any,
+/// nextUpdate = `now` + [`VALIDITY`], producedAt = `now`; the request's nonce extension, if any,
 /// is echoed byte for byte. `signer` overrides who signs (the "wrong signer" fault): that
 /// issuer's key, name and certificate, while still answering about the real certificates.
 ///
@@ -551,10 +553,7 @@ mod tests {
                     (w, got) => panic!("{kind:?}: wanted {w:?}, got {got:?}"),
                 }
                 assert_eq!(single.this_update, gtime(now).unwrap());
-                assert_eq!(
-                    single.next_update,
-                    Some(gtime(now + time::Duration::days(1)).unwrap())
-                );
+                assert_eq!(single.next_update, Some(gtime(now + VALIDITY).unwrap()));
                 assert_eq!(data.produced_at, gtime(now).unwrap());
                 assert_eq!(b.nonce().unwrap().0.as_bytes(), &nonce[..], "{kind:?}");
                 let ca = Certificate::from_der(&p.ca_der).unwrap();

@@ -1,7 +1,7 @@
 //! The zoo's live revocation services over HTTP: an OCSP responder (`POST /ocsp`, and
 //! `GET /ocsp/BASE64` per RFC 6960 appendix A) and a CRL server (`GET /crl/CA.crl`),
 //! with scripted faults: down (connection refused), slow, HTTP 500, a malformed body, a
-//! stale CRL, a wrong signer. Every request is recorded.
+//! stale CRL, a wrong signer. Every request is recorded, refused ones included.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use super::keys::{KeyKind, ZooKey};
 use super::ocsp::{self, CertState, OcspIssuer};
 use super::zoo::Zoo;
 
@@ -76,8 +77,9 @@ struct Shared {
     fault: Mutex<RevocationFault>,
     log: Mutex<Vec<RequestRecord>>,
     time_scale: f64,
-    /// The wrong-signer CRLs, per CA label.
+    /// The wrong-signer CRLs, per CA label, and the key that signs wrongly.
     forged_crls: Vec<(String, Vec<u8>)>,
+    rogue: Rogue,
 }
 
 impl Shared {
@@ -107,18 +109,38 @@ fn at(y: i32, m: Month, d: u8) -> OffsetDateTime {
     time::PrimitiveDateTime::new(date, time::Time::MIDNIGHT).assume_utc()
 }
 
-/// CRLs of each CA signed with the untrusted root's key (for `wrong_signer`).
-fn forge_crls(zoo: &Zoo) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let Some(forger) = zoo.cas.iter().find(|c| c.label == "untrusted-root") else {
-        return Ok(Vec::new());
-    };
+/// A CA that is in no zoo file and issues nothing: the `wrong_signer` fault signs with it.
+struct Rogue {
+    key: ZooKey,
+    der: Vec<u8>,
+}
+
+fn rogue(zoo: &Zoo) -> Result<Rogue, String> {
+    let kind = KeyKind::parse(&zoo.manifest.key)?;
+    let key = ZooKey::generate(kind, zoo.manifest.seed, "rogue responder")?;
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "hil rogue responder");
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.not_before = at(2024, Month::January, 1);
+    p.not_after = at(2049, Month::December, 31);
+    p.serial_number = Some(SerialNumber::from(7u64));
+    let cert = p.self_signed(&key).map_err(|e| format!("rogue CA: {e}"))?;
+    Ok(Rogue {
+        key,
+        der: cert.der().to_vec(),
+    })
+}
+
+/// CRLs of each CA signed with the rogue key (for `wrong_signer`).
+fn forge_crls(zoo: &Zoo, forger: &Rogue) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut out = Vec::new();
-    for ca in zoo.cas.iter().filter(|c| c.label != "untrusted-root") {
+    for ca in &zoo.cas {
         let issuer = Issuer::from_params(&ca.params, &forger.key);
         let crl = CertificateRevocationListParams {
             this_update: at(2026, Month::January, 1),
             next_update: at(2046, Month::January, 1),
-            crl_number: SerialNumber::from(3u64),
+            crl_number: SerialNumber::from(2u64),
             issuing_distribution_point: None,
             revoked_certs: ca
                 .revoked
@@ -142,7 +164,8 @@ fn forge_crls(zoo: &Zoo) -> Result<Vec<(String, Vec<u8>)>, String> {
 impl Responder {
     /// Serves `zoo` on `bind`.
     pub async fn start(bind: SocketAddr, zoo: Zoo, time_scale: f64) -> Result<Responder, String> {
-        let forged_crls = forge_crls(&zoo)?;
+        let rogue = rogue(&zoo)?;
+        let forged_crls = forge_crls(&zoo, &rogue)?;
         let listener = TcpListener::bind(bind)
             .await
             .map_err(|e| format!("the revocation responder cannot listen on {bind}: {e}"))?;
@@ -153,6 +176,7 @@ impl Responder {
             log: Mutex::new(Vec::new()),
             time_scale: time_scale.max(1e-6),
             forged_crls,
+            rogue,
         });
         let task = tokio::spawn(accept(listener, Arc::clone(&shared)));
         Ok(Responder {
@@ -231,8 +255,15 @@ async fn read_request(s: &mut TcpStream) -> Result<(String, String, Vec<u8>), St
     let mut first = lines.next().unwrap_or("").split_whitespace();
     let method = first.next().unwrap_or("").to_string();
     let path = first.next().unwrap_or("").to_string();
-    let length = lines
-        .filter_map(|l| l.split_once(':'))
+    let headers: Vec<(&str, &str)> = lines.filter_map(|l| l.split_once(':')).collect();
+    if headers
+        .iter()
+        .any(|(k, _)| k.trim().eq_ignore_ascii_case("transfer-encoding"))
+    {
+        return Err("411: send the body with Content-Length, not chunked".into());
+    }
+    let length = headers
+        .iter()
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.trim().parse::<usize>().ok())
         .unwrap_or(0);
@@ -276,10 +307,22 @@ fn state_of(zoo: &Zoo, issuer: usize, serial: &[u8]) -> CertState {
 
 async fn serve(mut s: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let fault = shared.fault();
-    let (method, path, body) = match read_request(&mut s).await {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = respond(&mut s, 400, "text/plain", e.as_bytes()).await;
+    // The whole request within 30 s, however slowly it trickles in.
+    let read = tokio::time::timeout(Duration::from_secs(30), read_request(&mut s)).await;
+    let (method, path, body) = match read {
+        Ok(Ok(r)) => r,
+        other => {
+            let why = match other {
+                Ok(Err(e)) => e,
+                _ => "the request took longer than 30 s".to_string(),
+            };
+            let status = if why.starts_with("411") { 411 } else { 400 };
+            record(&shared, peer, "?", "?", status, &why);
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                respond(&mut s, status, "text/plain", why.as_bytes()),
+            )
+            .await;
             return;
         }
     };
@@ -290,20 +333,26 @@ async fn serve(mut s: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         .await;
     }
     let (status, ctype, payload, what) = answer(&shared, fault, &method, &path, &body);
-    {
-        let mut log = shared.log();
-        if log.len() >= MAX_LOG {
-            log.remove(0);
-        }
-        log.push(RequestRecord {
-            peer: peer.to_string(),
-            method,
-            path,
-            status,
-            what,
-        });
+    record(&shared, peer, &method, &path, status, &what);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(30),
+        respond(&mut s, status, ctype, &payload),
+    )
+    .await;
+}
+
+fn record(shared: &Shared, peer: SocketAddr, method: &str, path: &str, status: u16, what: &str) {
+    let mut log = shared.log();
+    if log.len() >= MAX_LOG {
+        log.remove(0);
     }
-    let _ = respond(&mut s, status, ctype, &payload).await;
+    log.push(RequestRecord {
+        peer: peer.to_string(),
+        method: method.to_string(),
+        path: path.to_string(),
+        status,
+        what: what.to_string(),
+    });
 }
 
 fn answer(
@@ -351,21 +400,18 @@ fn answer(
                 key: &c.key,
             })
             .collect();
-        let forger = zoo
-            .cas
-            .iter()
-            .find(|c| c.label == "untrusted-root")
-            .map(|c| OcspIssuer {
-                cert_der: &c.der,
-                key: &c.key,
-            });
+        let forger = Some(OcspIssuer {
+            cert_der: &shared.rogue.der,
+            key: &shared.rogue.key,
+        });
         let signer = if fault == RevocationFault::WrongSigner {
             forger.as_ref()
         } else {
             None
         };
         let state = |i: usize, serial: &[u8]| state_of(zoo, i, serial);
-        let resp = ocsp::respond(&req, &issuers, &state, signer, OffsetDateTime::now_utc());
+        // Fixed times, like the CRLs': answers do not depend on anyone's clock.
+        let resp = ocsp::respond(&req, &issuers, &state, signer, at(2025, Month::January, 1));
         return (
             200,
             OCSP,
@@ -440,6 +486,7 @@ async fn respond(s: &mut TcpStream, status: u16, ctype: &str, body: &[u8]) -> st
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        411 => "Length Required",
         _ => "Internal Server Error",
     };
     let head = format!(
