@@ -237,8 +237,7 @@ fn responder(a: ResponderArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     rt.block_on(async move {
-        let r = Responder::start(bind, zoo, a.time_scale).await?;
-        r.set_fault(fault).await?;
+        let r = Responder::start_with(bind, zoo, a.time_scale, fault).await?;
         println!(
             "hil responder: OCSP http://{0}/ocsp, CRLs http://{0}/crl/CA.crl, fault {1}",
             r.addr(),

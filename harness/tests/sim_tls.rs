@@ -1,7 +1,7 @@
 //! The simulated device over TLS, against the fake SMTP server and the certificate
-//! zoo, over real sockets: each TLS mode × each listener kind, and each implemented
-//! verification flag (expiry, cn, key_usage) × each zoo certificate, the verdict
-//! taken from `certs/manifest.toml`.
+//! zoo, over real sockets: each TLS mode × each listener kind, and each verification
+//! flag × each zoo certificate, the verdict taken from `certs/manifest.toml` (the
+//! zoo's OCSP responder and CRL server running where the certificates point).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -28,6 +28,40 @@ impl Drop for Sim {
 
 fn certs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs")
+}
+
+/// The zoo's OCSP responder and CRL server, on the address its certificates name
+/// (127.0.0.1:8099), for the whole test binary.
+fn responder() {
+    static STARTED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let r = STARTED.get_or_init(|| {
+        let zoo = hil::certs::load(&certs())?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return drop(tx.send(Err(e.to_string()))),
+            };
+            rt.block_on(async move {
+                let addr = "127.0.0.1:8099".parse().expect("addr");
+                match hil::certs::responder::Responder::start(addr, zoo, 1.0).await {
+                    Ok(r) => {
+                        let _ = tx.send(Ok(()));
+                        std::future::pending::<()>().await;
+                        drop(r);
+                    }
+                    Err(e) => drop(tx.send(Err(e))),
+                }
+            })
+        });
+        rx.recv().map_err(|e| e.to_string())?
+    });
+    if let Err(e) = r {
+        panic!("the zoo's responder cannot start (is 127.0.0.1:8099 taken?): {e}");
+    }
 }
 
 /// Runs one scan on a fresh simulated device against one fake server listener.
@@ -97,6 +131,9 @@ fn run(
         ("smtp.verify.expiry".into(), "off".into()),
     ];
     pairs.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let root = std::fs::read_to_string(certs().join("root.crt")).expect("root.crt");
+    let imported = con.import_cert(&root).expect("cert import");
+    assert_eq!(imported.status, hil::device::Status::Ok, "cert import");
     let a = con.apply(&pairs, &[]).expect("apply");
     assert_eq!(a.status, hil::device::Status::Ok, "{pairs:?}");
     let TriggerAnswer::Job(id) = con
@@ -215,7 +252,10 @@ fn starttls_answered_454_fails_and_sends_nothing_more() {
 
 /// Each zoo certificate with one flag on, as `manifest.toml` says.
 #[rstest]
-fn one_flag_against_every_zoo_certificate(#[values("expiry", "cn", "key_usage")] flag: &str) {
+fn one_flag_against_every_zoo_certificate(
+    #[values("expiry", "cn", "key_usage", "chain", "revocation")] flag: &str,
+) {
+    responder();
     let text = std::fs::read_to_string(certs().join("manifest.toml")).expect("manifest");
     let manifest: toml::Value = toml::from_str(&text).expect("manifest parses");
     let entries = manifest["cert"].as_array().expect("certs");

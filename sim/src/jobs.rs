@@ -53,13 +53,7 @@ pub fn scan_gate(s: &Settings) -> Result<(), Refusal> {
 /// Features of SPEC that this build does not carry yet; a job that needs one fails
 /// with `config` and says which, rather than pretending.
 fn unsupported(s: &Settings) -> Result<(), Refusal> {
-    let tls = s.text("smtp.tls") != "none";
     let checks = [
-        ("smtp.verify.chain", tls && s.flag("smtp.verify.chain")),
-        (
-            "smtp.verify.revocation",
-            tls && s.flag("smtp.verify.revocation"),
-        ),
         ("smtp.auth.enabled", s.flag("smtp.auth.enabled")),
         ("pop_before_smtp.enabled", s.flag("pop_before_smtp.enabled")),
         ("load.mode", s.text("load.mode") != "none"),
@@ -166,6 +160,8 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
                 revocation: s.flag("smtp.verify.revocation"),
             },
             now_unix: now.unix_timestamp(),
+            store: std::sync::Arc::clone(&input.certs),
+            soft_fail_revocation: false,
         },
         envelope: Envelope {
             tls: mode,

@@ -8,9 +8,14 @@
 
 pub mod console;
 pub mod device;
+pub mod http;
 pub mod jobs;
 pub mod mime;
 pub mod net;
+pub mod partial;
+pub mod pop_client;
+pub mod revocation;
+pub mod sasl_client;
 pub mod settings;
 pub mod smtp_client;
 pub mod transport;

@@ -51,10 +51,13 @@ pub fn encode(mail: &Mail, boundary_seed: u64) -> Vec<u8> {
     m.push_str(&format!("Date: {}\r\n", mail.date));
     m.push_str(&format!("From: {}\r\n", mail.from));
     m.push_str(&format!("To: {}\r\n", mail.to.join(",\r\n ")));
+    // Headers a `message/partial` reassembly takes from the outer message come first,
+    // those it takes from the inner one after (RFC 2046 §5.2.2.1), so a split message
+    // reassembles to exactly these bytes.
+    m.push_str("X-Mailer: mfp-sim\r\n");
     m.push_str(&format!("Subject: {}\r\n", mail.subject));
     m.push_str(&format!("Message-ID: {}\r\n", mail.message_id));
     m.push_str("MIME-Version: 1.0\r\n");
-    m.push_str("X-Mailer: mfp-sim\r\n");
     let text = crlf_lines(&mail.text);
     match &mail.attachment {
         None => {

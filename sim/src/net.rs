@@ -13,11 +13,14 @@ use crate::smtp_client::{
 };
 use crate::verify::{Checks, DeviceVerifier};
 
-/// What the TLS layer needs: the checks that are on and the device clock.
-#[derive(Debug, Clone, Copy)]
+/// What the TLS layer needs: the checks that are on, the device clock, the external
+/// certificate store, and whether revocation fails soft (a firmware variant).
+#[derive(Debug, Clone)]
 pub struct TlsSetup {
     pub checks: Checks,
     pub now_unix: i64,
+    pub store: std::sync::Arc<Vec<Vec<u8>>>,
+    pub soft_fail_revocation: bool,
 }
 
 /// A connection before or after TLS.
@@ -56,15 +59,18 @@ async fn handshake(
     server: &str,
     setup: &TlsSetup,
     timeout: Duration,
+    fixed: &[(String, IpAddr)],
 ) -> Result<Stream, Outcome> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let verifier = std::sync::Arc::new(DeviceVerifier::new(
         setup.checks,
         server,
         setup.now_unix,
+        std::sync::Arc::clone(&setup.store),
         std::sync::Arc::clone(&provider),
     ));
     let failure = std::sync::Arc::clone(&verifier.failure);
+    let seen = std::sync::Arc::clone(&verifier.seen);
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| failed("tls_handshake", format!("TLS setup: {e}")))?
@@ -83,7 +89,21 @@ async fn handshake(
     };
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
     match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
-        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+        Ok(Ok(tls)) => {
+            if setup.checks.revocation {
+                let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                crate::revocation::check(
+                    &seen,
+                    setup.now_unix,
+                    timeout,
+                    setup.soft_fail_revocation,
+                    fixed,
+                )
+                .await
+                .map_err(|f| failed(f.class, f.detail))?;
+            }
+            Ok(Stream::Tls(Box::new(tls)))
+        }
         Ok(Err(e)) => {
             let checked = failure.lock().unwrap_or_else(|p| p.into_inner()).take();
             Err(match checked {
@@ -195,11 +215,23 @@ pub async fn deliver(
     let mode = env.tls;
     let mut client = Client::new(env);
     let outcome = match connect(server, port, timeout, fixed).await {
-        Ok(tcp) if mode == TlsMode::Smtps => match handshake(tcp, server, &tls, timeout).await {
-            Ok(stream) => run(stream, &mut client, timeout, server, &tls).await,
-            Err(o) => o,
-        },
-        Ok(tcp) => run(Stream::Plain(tcp), &mut client, timeout, server, &tls).await,
+        Ok(tcp) if mode == TlsMode::Smtps => {
+            match handshake(tcp, server, &tls, timeout, fixed).await {
+                Ok(stream) => run(stream, &mut client, timeout, server, &tls, fixed).await,
+                Err(o) => o,
+            }
+        }
+        Ok(tcp) => {
+            run(
+                Stream::Plain(tcp),
+                &mut client,
+                timeout,
+                server,
+                &tls,
+                fixed,
+            )
+            .await
+        }
         Err(o) => o,
     };
     SessionResult {
@@ -214,6 +246,7 @@ async fn run(
     timeout: Duration,
     server: &str,
     tls: &TlsSetup,
+    fixed: &[(String, IpAddr)],
 ) -> Outcome {
     let mut reader = ReplyReader::default();
     let mut pending = std::collections::VecDeque::new();
@@ -267,7 +300,7 @@ async fn run(
                     "the server sent data after its 220 to STARTTLS".into(),
                 );
             }
-            stream = match handshake(tcp, server, tls, timeout).await {
+            stream = match handshake(tcp, server, tls, timeout, fixed).await {
                 Ok(s) => s,
                 Err(o) => return o,
             };

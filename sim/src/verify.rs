@@ -135,6 +135,83 @@ pub fn check_leaf(
     Ok(())
 }
 
+/// The certificate among `candidates` that issued `cert`: its subject is `cert`'s
+/// issuer and its key verifies `cert`'s signature.
+pub fn find_issuer<'a>(cert: &X509Certificate<'_>, candidates: &'a [Vec<u8>]) -> Option<&'a [u8]> {
+    candidates.iter().map(Vec::as_slice).find(|der| {
+        X509Certificate::from_der(der).is_ok_and(|(_, c)| {
+            c.subject().as_raw() == cert.issuer().as_raw()
+                && cert.verify_signature(Some(c.public_key())).is_ok()
+        })
+    })
+}
+
+fn is_ca(c: &X509Certificate<'_>) -> bool {
+    matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca)
+}
+
+/// SPEC §3.5 chain: the presented chain leads to a certificate in the device's external
+/// store, each link signed by the next and each CA a CA. Validity dates are the expiry
+/// check's business, not this one's.
+pub fn check_chain(presented: &[Vec<u8>], store: &[Vec<u8>]) -> Result<(), CertFailure> {
+    let leaf = presented
+        .first()
+        .ok_or_else(|| failure("cert_chain", "no certificate presented"))?;
+    if store.iter().any(|s| s == leaf) {
+        return Ok(());
+    }
+    let intermediates = presented.get(1..).unwrap_or(&[]);
+    let mut current = leaf.clone();
+    for _ in 0..8 {
+        let (_, cert) = X509Certificate::from_der(&current).map_err(|e| {
+            failure(
+                "cert_chain",
+                format!("a certificate of the chain does not parse: {e}"),
+            )
+        })?;
+        if let Some(anchor) = find_issuer(&cert, store) {
+            let ok = X509Certificate::from_der(anchor).is_ok_and(|(_, a)| is_ca(&a));
+            return if ok {
+                Ok(())
+            } else {
+                Err(failure(
+                    "cert_chain",
+                    "the certificate in the store that signed the chain is not a CA",
+                ))
+            };
+        }
+        let Some(next) = find_issuer(&cert, intermediates) else {
+            return Err(failure(
+                "cert_chain",
+                format!(
+                    "no path from the server certificate to the external certificate store (stuck at {})",
+                    cert.issuer()
+                ),
+            ));
+        };
+        let ca_ok = X509Certificate::from_der(next).is_ok_and(|(_, n)| is_ca(&n));
+        if !ca_ok {
+            return Err(failure(
+                "cert_chain",
+                "a certificate that signs the chain is not a CA",
+            ));
+        }
+        current = next.to_vec();
+    }
+    Err(failure(
+        "cert_chain",
+        "the chain is longer than 8 certificates",
+    ))
+}
+
+/// What the handshake saw, for the revocation check that runs after it.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub leaf: Vec<u8>,
+    /// The leaf's issuer, if the device has it (presented or in the store).
+    pub issuer: Option<Vec<u8>>,
+}
+
 /// The verifier the device's TLS client uses.
 #[derive(Debug)]
 pub struct DeviceVerifier {
@@ -143,8 +220,12 @@ pub struct DeviceVerifier {
     pub server: String,
     /// The device clock at the handshake, seconds since 1970.
     pub now_unix: i64,
+    /// The external certificate store (DER).
+    pub store: Arc<Vec<Vec<u8>>>,
     /// Where the failed check is left for the job to report.
     pub failure: Arc<Mutex<Option<CertFailure>>>,
+    /// What the handshake presented.
+    pub seen: Arc<Mutex<Seen>>,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
@@ -153,13 +234,16 @@ impl DeviceVerifier {
         checks: Checks,
         server: &str,
         now_unix: i64,
+        store: Arc<Vec<Vec<u8>>>,
         provider: Arc<rustls::crypto::CryptoProvider>,
     ) -> Self {
         DeviceVerifier {
             checks,
             server: server.to_string(),
             now_unix,
+            store,
             failure: Arc::new(Mutex::new(None)),
+            seen: Arc::new(Mutex::new(Seen::default())),
             provider,
         }
     }
@@ -174,7 +258,29 @@ impl ServerCertVerifier for DeviceVerifier {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match check_leaf(end_entity, &self.checks, &self.server, self.now_unix) {
+        let presented: Vec<Vec<u8>> = std::iter::once(end_entity.to_vec())
+            .chain(_intermediates.iter().map(|c| c.to_vec()))
+            .collect();
+        let issuer = X509Certificate::from_der(end_entity)
+            .ok()
+            .and_then(|(_, leaf)| {
+                let mut candidates = presented.get(1..).unwrap_or(&[]).to_vec();
+                candidates.extend(self.store.iter().cloned());
+                find_issuer(&leaf, &candidates).map(<[u8]>::to_vec)
+            });
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Seen {
+            leaf: end_entity.to_vec(),
+            issuer,
+        };
+        let result =
+            check_leaf(end_entity, &self.checks, &self.server, self.now_unix).and_then(|()| {
+                if self.checks.chain {
+                    check_chain(&presented, &self.store)
+                } else {
+                    Ok(())
+                }
+            });
+        match result {
             Ok(()) => Ok(ServerCertVerified::assertion()),
             Err(f) => {
                 let msg = f.detail.clone();

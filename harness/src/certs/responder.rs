@@ -164,20 +164,41 @@ fn forge_crls(zoo: &Zoo, forger: &Rogue) -> Result<Vec<(String, Vec<u8>)>, Strin
 impl Responder {
     /// Serves `zoo` on `bind`.
     pub async fn start(bind: SocketAddr, zoo: Zoo, time_scale: f64) -> Result<Responder, String> {
+        Self::start_with(bind, zoo, time_scale, RevocationFault::None).await
+    }
+
+    /// Serves `zoo` on `bind` with `fault` from the start (`down`: nothing listens, and
+    /// `bind` must name a port).
+    pub async fn start_with(
+        bind: SocketAddr,
+        zoo: Zoo,
+        time_scale: f64,
+        fault: RevocationFault,
+    ) -> Result<Responder, String> {
         let rogue = rogue(&zoo)?;
         let forged_crls = forge_crls(&zoo, &rogue)?;
-        let listener = TcpListener::bind(bind)
-            .await
-            .map_err(|e| format!("the revocation responder cannot listen on {bind}: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let shared = Arc::new(Shared {
             zoo,
-            fault: Mutex::new(RevocationFault::None),
+            fault: Mutex::new(fault),
             log: Mutex::new(Vec::new()),
             time_scale: time_scale.max(1e-6),
             forged_crls,
             rogue,
         });
+        if fault == RevocationFault::Down {
+            if bind.port() == 0 {
+                return Err("a responder that starts down needs a port to come up on later".into());
+            }
+            return Ok(Responder {
+                shared,
+                addr: bind,
+                task: Mutex::new(None),
+            });
+        }
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|e| format!("the revocation responder cannot listen on {bind}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let task = tokio::spawn(accept(listener, Arc::clone(&shared)));
         Ok(Responder {
             shared,

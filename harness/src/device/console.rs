@@ -386,6 +386,17 @@ impl Console {
         }
     }
 
+    /// Imports a CA certificate (PEM) into the device's external store.
+    pub fn import_cert(&mut self, pem: &str) -> Result<Answer, DriverError> {
+        let pem = pem.trim_end().replace("\r\n", "\n");
+        let line = self
+            .profile
+            .render("cert_import", &[("pem", &pem)], &["pem"])
+            .map_err(|e| DriverError::Unexpected(e.0))?
+            .replace('\n', &self.profile.line_ending);
+        self.command(&line, "cert import <PEM>")
+    }
+
     /// Reads one setting.
     pub fn get(&mut self, key: &str) -> Result<String, DriverError> {
         let dk = self.profile.device_key(key).to_string();

@@ -129,6 +129,7 @@ pub const OPERATIONS: &[(&str, &[&str])] = &[
     ("set", &["key", "value"]),
     ("apply", &["pairs"]),
     ("clock_set", &["time"]),
+    ("cert_import", &["pem"]),
     ("user_add", &["name", "password", "address"]),
     ("notify_add", &["address"]),
     ("scan", &["to", "size_kb"]),
