@@ -9,8 +9,10 @@ use time::OffsetDateTime;
 use crate::device::{Options, Trigger, User};
 use crate::mime::{self, Attachment, Mail};
 use crate::net;
+use crate::pop_client::{PopAuth, PopPlan};
+use crate::sasl_client::Credentials;
 use crate::settings::Settings;
-use crate::smtp_client::{Envelope, Outcome, RcptResult, TlsMode};
+use crate::smtp_client::{AuthPlan, Envelope, Outcome, RcptResult, TlsMode};
 use crate::verify::Checks;
 
 /// Everything a job needs, copied when it was triggered.
@@ -53,11 +55,7 @@ pub fn scan_gate(s: &Settings) -> Result<(), Refusal> {
 /// Features of SPEC that this build does not carry yet; a job that needs one fails
 /// with `config` and says which, rather than pretending.
 fn unsupported(s: &Settings) -> Result<(), Refusal> {
-    let checks = [
-        ("smtp.auth.enabled", s.flag("smtp.auth.enabled")),
-        ("pop_before_smtp.enabled", s.flag("pop_before_smtp.enabled")),
-        ("load.mode", s.text("load.mode") != "none"),
-    ];
+    let checks = [("load.mode", s.text("load.mode") != "none")];
     for (key, on) in checks {
         if on {
             return refuse(
@@ -73,6 +71,7 @@ fn unsupported(s: &Settings) -> Result<(), Refusal> {
 }
 
 struct Plan {
+    pop: Option<(net::PopTarget, Duration)>,
     envelope: Envelope,
     port: u16,
     timeout: Duration,
@@ -150,7 +149,41 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
     } else {
         "smtp.port"
     };
+    let pop = s.flag("pop_before_smtp.enabled").then(|| {
+        let implicit_tls = s.text("pop.tls") == "pop3s";
+        let port_key = if implicit_tls {
+            "pop.ssl_port"
+        } else {
+            "pop.port"
+        };
+        let wait = s.number("pop_before_smtp.wait") as f64 / opts.time_scale.max(1e-6);
+        (
+            net::PopTarget {
+                server: s.text("pop.server").to_string(),
+                port: s.number(port_key) as u16,
+                implicit_tls,
+                plan: PopPlan {
+                    user: s.text("pop.user").to_string(),
+                    password: s.text("pop.password").to_string(),
+                    auth: if s.flag("pop.apop") {
+                        PopAuth::Apop
+                    } else {
+                        PopAuth::UserPass
+                    },
+                    stls: s.text("pop.tls") == "stls",
+                },
+            },
+            Duration::from_secs_f64(wait),
+        )
+    });
+    if pop.as_ref().is_some_and(|(t, _)| t.server.is_empty()) {
+        return refuse(
+            "config",
+            "pop_before_smtp.enabled is on but pop.server is empty",
+        );
+    }
     Ok(Plan {
+        pop,
         tls: net::TlsSetup {
             checks: Checks {
                 expiry: s.flag("smtp.verify.expiry"),
@@ -158,13 +191,16 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
                 key_usage: s.flag("smtp.verify.key_usage"),
                 chain: s.flag("smtp.verify.chain"),
                 revocation: s.flag("smtp.verify.revocation"),
+                cn_only: opts.variants.cn_only,
             },
             now_unix: now.unix_timestamp(),
             store: std::sync::Arc::clone(&input.certs),
-            soft_fail_revocation: false,
+            soft_fail_revocation: opts.variants.soft_fail_revocation,
         },
         envelope: Envelope {
             tls: mode,
+            plaintext_fallback: opts.variants.plaintext_after_starttls_failure,
+            auth: auth_plan(input, user, opts),
             ehlo_host: opts.hostname.clone(),
             mail_from,
             recipients,
@@ -172,6 +208,37 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
         },
         port: s.number(port_key) as u16,
         timeout: Duration::from_secs_f64(timeout_s),
+    })
+}
+
+/// What AUTH needs (SPEC §3.7), when it is on.
+fn auth_plan(input: &JobInput, user: Option<&User>, opts: &Options) -> Option<AuthPlan> {
+    let s = &input.settings;
+    if !s.flag("smtp.auth.enabled") {
+        return None;
+    }
+    let configured = Credentials {
+        user: s.text("smtp.auth.user").to_string(),
+        password: s.text("smtp.auth.password").to_string(),
+        realm: s.text("smtp.auth.realm").to_string(),
+        token: s.text("smtp.auth.token").to_string(),
+    };
+    // device_user: the job user's login; notifications have no user and use the
+    // configured credentials.
+    let creds = match (s.text("smtp.auth.source"), user) {
+        ("device_user", Some(u)) => Credentials {
+            user: u.name.clone(),
+            password: u.password.clone(),
+            ..configured
+        },
+        _ => configured,
+    };
+    Some(AuthPlan {
+        enabled: s.mechanisms().into_iter().map(str::to_string).collect(),
+        creds,
+        service_host: s.text("smtp.server").to_string(),
+        cnonce_seed: input.id,
+        send_without_auth: opts.variants.send_without_auth,
     })
 }
 
@@ -234,6 +301,18 @@ pub async fn run(input: JobInput, opts: &Options) -> JobResult {
         }
     };
     let server = input.settings.text("smtp.server").to_string();
+    // SPEC §3.6: POP before SMTP first; a POP failure makes no SMTP connection.
+    if let Some((target, wait)) = plan.pop {
+        if let Err(Outcome::Failed { class, detail }) =
+            net::pop_before_smtp(target, plan.timeout, &opts.resolve).await
+        {
+            return JobResult {
+                error: Some((class, detail)),
+                recipients: Vec::new(),
+            };
+        }
+        tokio::time::sleep(wait).await;
+    }
     let r = net::deliver(
         &server,
         plan.port,

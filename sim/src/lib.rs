@@ -40,6 +40,10 @@ pub struct SimArgs {
     /// --resolve: for test names such as mx.hil.test.
     #[arg(long, value_name = "NAME=ADDR")]
     pub resolve: Vec<String>,
+    /// Follow a known firmware variant of SPEC (repeat): plaintext-after-starttls-failure,
+    /// send-without-auth, cn-only, soft-fail-revocation.
+    #[arg(long, value_name = "VARIANT")]
+    pub variant: Vec<String>,
 }
 
 /// Runs the device until its console ends.
@@ -62,7 +66,12 @@ pub fn run(args: SimArgs) -> Result<(), String> {
             .map_err(|_| format!("--resolve {r:?}: {addr:?} is not an IP address"))?;
         resolve.push((name.to_ascii_lowercase(), ip));
     }
+    let mut variants = device::Variants::default();
+    for v in &args.variant {
+        variants.set(v)?;
+    }
     let dev = device::Device::start(device::Options {
+        variants,
         hostname: args.hostname.clone(),
         time_scale: args.time_scale,
         resolve,

@@ -339,3 +339,110 @@ async fn run(
         }
     }
 }
+
+/// How to reach the POP3 server for POP before SMTP (SPEC §3.6).
+#[derive(Debug, Clone)]
+pub struct PopTarget {
+    pub server: String,
+    pub port: u16,
+    /// POP3S: TLS from the first byte.
+    pub implicit_tls: bool,
+    pub plan: crate::pop_client::PopPlan,
+}
+
+/// Logs in to the POP3 server and quits; every wait bounded by `timeout`. POP3 over
+/// TLS accepts any certificate (SPEC §3.5 applies its checks to SMTP); the session is
+/// still encrypted.
+pub async fn pop_before_smtp(
+    target: PopTarget,
+    timeout: Duration,
+    fixed: &[(String, IpAddr)],
+) -> Result<(), Outcome> {
+    use crate::pop_client::{PopAction, PopClient};
+    let tcp = connect(&target.server, target.port, timeout, fixed).await?;
+    let open = TlsSetup {
+        checks: Checks::default(),
+        now_unix: 0,
+        store: std::sync::Arc::new(Vec::new()),
+        soft_fail_revocation: false,
+    };
+    let mut stream = if target.implicit_tls {
+        handshake(tcp, &target.server, &open, timeout, fixed).await?
+    } else {
+        Stream::Plain(tcp)
+    };
+    let mut client = PopClient::new(target.plan);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        // One status line.
+        let line = loop {
+            if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                let raw: Vec<u8> = buf.drain(..=pos).collect();
+                break String::from_utf8_lossy(&raw)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string();
+            }
+            if buf.len() > 4096 {
+                return Err(failed(
+                    "pop_auth",
+                    "a POP3 reply line longer than 4096 bytes".into(),
+                ));
+            }
+            match tokio::time::timeout(timeout, stream.read(&mut chunk)).await {
+                Err(_) => {
+                    return Err(failed(
+                        "timeout",
+                        format!("POP3: no reply within {}", secs(timeout)),
+                    ))
+                }
+                Ok(Ok(0)) => {
+                    return Err(failed(
+                        "connect",
+                        "the POP3 server closed the connection".into(),
+                    ))
+                }
+                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                Ok(Err(e)) => return Err(failed("connect", format!("POP3: {e}"))),
+            }
+        };
+        let mut action = client.on_line(&line);
+        loop {
+            match action {
+                PopAction::Send(bytes) => {
+                    match tokio::time::timeout(timeout, stream.write_all(&bytes)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Err(failed("connect", format!("POP3: {e}"))),
+                        Err(_) => {
+                            return Err(failed("timeout", "POP3: the server took nothing".into()))
+                        }
+                    }
+                    break;
+                }
+                PopAction::StartTls => {
+                    let Stream::Plain(tcp) = stream else {
+                        return Err(failed("tls_handshake", "STLS inside TLS".into()));
+                    };
+                    if !buf.is_empty() {
+                        return Err(failed(
+                            "tls_handshake",
+                            "the POP3 server sent data after +OK to STLS".into(),
+                        ));
+                    }
+                    stream = handshake(tcp, &target.server, &open, timeout, fixed).await?;
+                    action = client.tls_established();
+                }
+                PopAction::Done => {
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(200), stream.shutdown()).await;
+                    return Ok(());
+                }
+                PopAction::Fail { class, detail } => {
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(200), stream.shutdown()).await;
+                    return Err(failed(class, format!("POP before SMTP: {detail}")));
+                }
+            }
+        }
+    }
+}

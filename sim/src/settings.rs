@@ -122,6 +122,16 @@ pub const SCHEMA: &[KeyDef] = &[
     ),
     def("smtp.auth.user", USER, ""),
     secret("smtp.auth.password", PASSWORD),
+    KeyDef {
+        key: "smtp.auth.token",
+        kind: Kind::Text {
+            max: 2048,
+            half_width: true,
+            forbid: "\"",
+        },
+        default: "",
+        secret: true,
+    },
     def(
         "smtp.auth.realm",
         Kind::Text {

@@ -136,10 +136,27 @@ pub enum TlsMode {
     Starttls,
 }
 
+/// How the device authenticates (SPEC §3.7), when `smtp.auth.enabled` is on.
+#[derive(Debug, Clone)]
+pub struct AuthPlan {
+    /// `smtp.auth.methods`, as setting words.
+    pub enabled: Vec<String>,
+    pub creds: crate::sasl_client::Credentials,
+    /// The server name for DIGEST-MD5's digest-uri.
+    pub service_host: String,
+    pub cnonce_seed: u64,
+    /// Firmware variant: with no mechanism in common, send without AUTH (a finding).
+    pub send_without_auth: bool,
+}
+
 /// What one SMTP transaction is to carry.
 #[derive(Debug, Clone)]
 pub struct Envelope {
     pub tls: TlsMode,
+    /// Firmware variant: go on in plaintext when STARTTLS fails (a finding).
+    pub plaintext_fallback: bool,
+    /// `None`: the device never authenticates.
+    pub auth: Option<AuthPlan>,
     pub ehlo_host: String,
     pub mail_from: String,
     pub recipients: Vec<String>,
@@ -177,6 +194,7 @@ pub enum Step {
     Handshake,
     /// The EHLO sent inside TLS.
     Ehlo2,
+    Auth,
     Mail,
     Rcpt(usize),
     Data,
@@ -192,6 +210,7 @@ impl Step {
             Step::Ehlo | Step::Ehlo2 => "EHLO",
             Step::Helo => "HELO",
             Step::Starttls => "STARTTLS",
+            Step::Auth => "AUTH",
             Step::Handshake => "TLS handshake",
             Step::Mail => "MAIL FROM",
             Step::Rcpt(_) => "RCPT TO",
@@ -218,6 +237,9 @@ pub enum Action {
 #[derive(Debug)]
 pub struct Client {
     env: Envelope,
+    sasl: Option<crate::sasl_client::SaslClient>,
+    /// The mechanism used, once AUTH succeeded.
+    authenticated: Option<&'static str>,
     step: Step,
     extensions: Vec<String>,
     rcpts: Vec<RcptResult>,
@@ -228,6 +250,8 @@ impl Client {
     pub fn new(env: Envelope) -> Self {
         Client {
             env,
+            sasl: None,
+            authenticated: None,
             step: Step::Greeting,
             extensions: Vec::new(),
             rcpts: Vec::new(),
@@ -264,7 +288,71 @@ impl Client {
         Action::Finish(bytes, Outcome::Failed { class, detail })
     }
 
+    fn mech_name(&self) -> &'static str {
+        self.sasl.as_ref().map(|x| x.mech().name()).unwrap_or("?")
+    }
+
+    /// The mechanism AUTH succeeded with, if any.
+    pub fn authenticated(&self) -> Option<&'static str> {
+        self.authenticated
+    }
+
+    /// After the last EHLO/HELO: AUTH when it is on (SPEC §3.7), then MAIL FROM.
+    fn after_greeting(&mut self) -> Action {
+        use base64::Engine;
+        let Some(plan) = self.env.auth.clone() else {
+            self.step = Step::Mail;
+            return Action::Send(self.mail_from());
+        };
+        let offered = crate::sasl_client::offered_mechanisms(&self.extensions);
+        let enabled: Vec<&str> = plan.enabled.iter().map(String::as_str).collect();
+        let Some(mech) = crate::sasl_client::choose(&enabled, &offered) else {
+            if plan.send_without_auth {
+                self.step = Step::Mail;
+                return Action::Send(self.mail_from());
+            }
+            let detail = format!(
+                "no mechanism in common: the device has {}, the server offers {}",
+                if enabled.is_empty() {
+                    "none".to_string()
+                } else {
+                    enabled.join(",")
+                },
+                if offered.is_empty() {
+                    "none".to_string()
+                } else {
+                    offered.join(",")
+                }
+            );
+            return self.fail("auth_no_mechanism", detail, true);
+        };
+        let mut sasl = crate::sasl_client::SaslClient::new(
+            mech,
+            plan.creds,
+            &plan.service_host,
+            plan.cnonce_seed,
+        );
+        let mut line = format!("AUTH {}", mech.name());
+        if let Some(initial) = sasl.initial_response() {
+            line.push(' ');
+            if initial.is_empty() {
+                line.push('=');
+            } else {
+                line.push_str(&base64::engine::general_purpose::STANDARD.encode(initial));
+            }
+        }
+        line.push_str("\r\n");
+        self.sasl = Some(sasl);
+        self.step = Step::Auth;
+        Action::Send(line.into_bytes())
+    }
+
     fn rejected(&mut self, reply: &Reply) -> Action {
+        // With AUTH off, a server that demands it says 530 (SPEC §3.7).
+        if reply.code == 530 && self.env.auth.is_none() {
+            let detail = format!("{} {}", self.step.name(), reply.summary());
+            return self.fail("auth_required", detail, true);
+        }
         let detail = format!("{} {}", self.step.name(), reply.summary());
         // 421 means the server is closing: no QUIT.
         let quit = reply.code != 421;
@@ -293,6 +381,9 @@ impl Client {
     }
 
     fn starttls(&mut self) -> Action {
+        if !self.offers("STARTTLS") && self.env.plaintext_fallback {
+            return self.after_greeting();
+        }
         if !self.offers("STARTTLS") {
             self.step = Step::Closed;
             return Action::Finish(
@@ -337,8 +428,7 @@ impl Client {
                 if self.step == Step::Ehlo && self.env.tls == TlsMode::Starttls {
                     return self.starttls();
                 }
-                self.step = Step::Mail;
-                Action::Send(self.mail_from())
+                self.after_greeting()
             }
             Step::Helo => {
                 if reply.class() != 2 {
@@ -348,10 +438,58 @@ impl Client {
                 if self.env.tls == TlsMode::Starttls {
                     return self.starttls();
                 }
-                self.step = Step::Mail;
-                Action::Send(self.mail_from())
+                self.after_greeting()
+            }
+            Step::Auth => {
+                if reply.code == 334 {
+                    use base64::Engine;
+                    let text = reply.lines.first().map(String::as_str).unwrap_or("").trim();
+                    let challenge = match base64::engine::general_purpose::STANDARD.decode(text) {
+                        Ok(c) => c,
+                        Err(_) => {
+                            return self.fail(
+                                "auth_failed",
+                                "the server's AUTH challenge is not base64".into(),
+                                true,
+                            )
+                        }
+                    };
+                    let step = match self.sasl.as_mut() {
+                        Some(x) => x.step(&challenge),
+                        None => crate::sasl_client::SaslStep::Fail("no exchange under way".into()),
+                    };
+                    return match step {
+                        crate::sasl_client::SaslStep::Send(bytes) => {
+                            let mut line = base64::engine::general_purpose::STANDARD.encode(bytes);
+                            line.push_str("\r\n");
+                            Action::Send(line.into_bytes())
+                        }
+                        crate::sasl_client::SaslStep::Done => Action::Send(b"\r\n".to_vec()),
+                        crate::sasl_client::SaslStep::Fail(why) => {
+                            // Cancel the exchange (RFC 4954 §4), then give up.
+                            self.step = Step::Closed;
+                            Action::Finish(
+                                b"*\r\nQUIT\r\n".to_vec(),
+                                Outcome::Failed {
+                                    class: "auth_failed",
+                                    detail: format!("AUTH {}: {why}", self.mech_name()),
+                                },
+                            )
+                        }
+                    };
+                }
+                if reply.class() == 2 {
+                    self.authenticated = Some(self.mech_name());
+                    self.step = Step::Mail;
+                    return Action::Send(self.mail_from());
+                }
+                let detail = format!("AUTH {} {}", self.mech_name(), reply.summary());
+                self.fail("auth_failed", detail, reply.code != 421)
             }
             Step::Starttls => {
+                if reply.code != 220 && self.env.plaintext_fallback {
+                    return self.after_greeting();
+                }
                 if reply.code != 220 {
                     // Nothing else is sent (SPEC §3.4).
                     self.step = Step::Closed;
@@ -460,6 +598,8 @@ mod tests {
     fn env(rcpts: &[&str]) -> Envelope {
         Envelope {
             tls: TlsMode::None,
+            plaintext_fallback: false,
+            auth: None,
             ehlo_host: "mfp".into(),
             mail_from: "admin@example.com".into(),
             recipients: rcpts.iter().map(|s| s.to_string()).collect(),

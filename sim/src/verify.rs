@@ -19,6 +19,8 @@ pub struct Checks {
     pub key_usage: bool,
     pub chain: bool,
     pub revocation: bool,
+    /// Firmware variant: the name check looks at the CN only.
+    pub cn_only: bool,
 }
 
 /// A failed check: the error class of SPEC §5 and what failed.
@@ -99,7 +101,7 @@ pub fn check_leaf(
             Some(ip) => cn.parse::<IpAddr>().is_ok_and(|c| c == ip),
             None => name_matches(cn, host),
         });
-        if let Ok(Some(san)) = cert.subject_alternative_name() {
+        if let (false, Ok(Some(san))) = (checks.cn_only, cert.subject_alternative_name()) {
             ok |= san.value.general_names.iter().any(|g| match (g, ip) {
                 (GeneralName::DNSName(n), None) => name_matches(n, host),
                 (GeneralName::IPAddress(b), Some(IpAddr::V4(v4))) => *b == v4.octets().as_slice(),

@@ -614,6 +614,17 @@ fn sentinel(key: &str) -> String {
 #[case("pop.password", rep("p", 65), Refuse)]
 #[case("pop.password", "a\"b", Refuse)]
 #[case("pop.password", "ユ", Refuse)]
+// --- XOAUTH2 bearer token: at most 4096 half-width characters, no `"` ---
+#[case("smtp.auth.token", "", Accept(""))]
+#[case(
+    "smtp.auth.token",
+    "ya29.a0AfH6SMB-token",
+    Accept("ya29.a0AfH6SMB-token")
+)]
+#[case("smtp.auth.token", rep("t", 2048), Accept(rep("t", 2048)))]
+#[case("smtp.auth.token", rep("t", 2049), Refuse)]
+#[case("smtp.auth.token", "a\"b", Refuse)]
+#[case("smtp.auth.token", "ユ", Refuse)]
 // --- Digest-MD5 realm: at most 253 half-width characters ---
 #[case("smtp.auth.realm", "", Accept(""))]
 #[case("smtp.auth.realm", "EXAMPLE.COM", Accept("EXAMPLE.COM"))]
