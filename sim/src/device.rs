@@ -69,6 +69,10 @@ pub struct Options {
     pub resolve: Vec<(String, std::net::IpAddr)>,
     /// Known firmware variants this device follows (SPEC: *variant*).
     pub variants: Variants,
+    /// The download service of the URL load-reduction modes (SPEC §4).
+    pub downloads: Option<std::sync::Arc<crate::files::FileStore>>,
+    /// How long a scan stays downloadable, in device seconds.
+    pub url_ttl_s: u64,
 }
 
 /// The firmware variants of SPEC the simulated device can follow.
@@ -117,6 +121,8 @@ impl Default for Options {
             time_scale: 1.0,
             resolve: Vec::new(),
             variants: Variants::default(),
+            downloads: None,
+            url_ttl_s: 7 * 24 * 3600,
         }
     }
 }

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use crate::device::{Options, Trigger, User};
 use crate::mime::{self, Attachment, Mail};
 use crate::net;
+use crate::partial;
 use crate::pop_client::{PopAuth, PopPlan};
 use crate::sasl_client::Credentials;
 use crate::settings::Settings;
@@ -52,26 +53,10 @@ pub fn scan_gate(s: &Settings) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Features of SPEC that this build does not carry yet; a job that needs one fails
-/// with `config` and says which, rather than pretending.
-fn unsupported(s: &Settings) -> Result<(), Refusal> {
-    let checks = [("load.mode", s.text("load.mode") != "none")];
-    for (key, on) in checks {
-        if on {
-            return refuse(
-                "config",
-                format!(
-                    "{key}={} is not supported by this build of mfp-sim",
-                    s.text(key)
-                ),
-            );
-        }
-    }
-    Ok(())
-}
-
 struct Plan {
     pop: Option<(net::PopTarget, Duration)>,
+    /// The message, or its `message/partial` fragments, each its own transaction.
+    messages: Vec<Vec<u8>>,
     envelope: Envelope,
     port: u16,
     timeout: Duration,
@@ -110,7 +95,6 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
     if server.is_empty() {
         return refuse("config", "smtp.server is empty");
     }
-    unsupported(s)?;
     let header_from = match user {
         Some(u) if !u.address.is_empty() => u.address.clone(),
         _ => s.text("device.address").to_string(),
@@ -136,8 +120,82 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
         return refuse("config", format!("no envelope sender: {key} is empty"));
     }
     let now = crate::device::device_now(input.clock_offset);
-    let mail = compose(input, now, header_from, recipients.clone(), &opts.hostname);
-    let message = mime::encode(&mail, input.id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let boundary = input.id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut mail = compose(
+        input,
+        now,
+        header_from.clone(),
+        recipients.clone(),
+        &opts.hostname,
+    );
+    let mut message = mime::encode(&mail, boundary);
+    // SPEC §4: server load reduction, on the size of the whole encoded message.
+    let over = s.text("load.max_size") == "limited"
+        && message.len() as u64 > s.number("load.server_capacity") * 1024;
+    let by_url = match s.text("load.mode") {
+        "abort_over_limit" if over => {
+            return refuse(
+                "size_over_limit",
+                format!(
+                    "the message is {} KB, over load.server_capacity={} KB",
+                    message.len().div_ceil(1024),
+                    s.number("load.server_capacity")
+                ),
+            )
+        }
+        "url_over_limit" => over,
+        "url_always" => true,
+        _ => false,
+    };
+    if by_url {
+        if let Some(a) = mail.attachment.take() {
+            let Some(store) = &opts.downloads else {
+                return refuse(
+                    "config",
+                    "load.mode needs the download service, which is off",
+                );
+            };
+            let ttl = Duration::from_secs_f64(opts.url_ttl_s as f64 / opts.time_scale.max(1e-6));
+            let until = now + time::Duration::seconds(opts.url_ttl_s as i64);
+            let token = format!("{:016x}", boundary ^ now.unix_timestamp() as u64);
+            let url = store.put(&token, &a.filename, a.bytes, ttl);
+            mail.text.push_str(&format!(
+                "\nThe scanned document is not attached. Download it until {}:\n{url}\n",
+                until.format(&Rfc2822).unwrap_or_default()
+            ));
+            message = mime::encode(&mail, boundary);
+        }
+    }
+    let split_at =
+        (s.text("load.mode") == "split").then(|| s.number("load.split_size") as usize * 1024);
+    let messages = match split_at {
+        Some(limit) if message.len() > limit => {
+            let id = format!("{}.{}@{}", input.id, now.unix_timestamp(), opts.hostname);
+            let mid = |n: u32| {
+                format!(
+                    "<{}.{}.part{n}@{}>",
+                    now.unix_timestamp(),
+                    input.id,
+                    opts.hostname
+                )
+            };
+            let to_header = recipients.join(", ");
+            match partial::split(
+                &message,
+                limit,
+                &id,
+                &header_from,
+                &to_header,
+                &mail.subject,
+                &now.format(&Rfc2822).unwrap_or_default(),
+                &mid,
+            ) {
+                Ok(frags) => frags.into_iter().map(|f| f.bytes).collect(),
+                Err(e) => return refuse("config", format!("load.mode=split: {e}")),
+            }
+        }
+        _ => vec![message],
+    };
     let timeout_s = s.number("smtp.timeout") as f64 / opts.time_scale.max(1e-6);
     let mode = match s.text("smtp.tls") {
         "smtps" => TlsMode::Smtps,
@@ -204,8 +262,9 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
             ehlo_host: opts.hostname.clone(),
             mail_from,
             recipients,
-            message,
+            message: Vec::new(),
         },
+        messages,
         port: s.number(port_key) as u16,
         timeout: Duration::from_secs_f64(timeout_s),
     })
@@ -313,20 +372,39 @@ pub async fn run(input: JobInput, opts: &Options) -> JobResult {
         }
         tokio::time::sleep(wait).await;
     }
-    let r = net::deliver(
-        &server,
-        plan.port,
-        plan.timeout,
-        plan.envelope,
-        plan.tls,
-        &opts.resolve,
-    )
-    .await;
+    let total = plan.messages.len();
+    let mut recipients = Vec::new();
+    for (i, message) in plan.messages.into_iter().enumerate() {
+        let envelope = Envelope {
+            message,
+            ..plan.envelope.clone()
+        };
+        let r = net::deliver(
+            &server,
+            plan.port,
+            plan.timeout,
+            envelope,
+            plan.tls.clone(),
+            &opts.resolve,
+        )
+        .await;
+        if i == 0 {
+            recipients = r.recipients;
+        }
+        if let Outcome::Failed { class, detail } = r.outcome {
+            let detail = if total > 1 {
+                format!("fragment {} of {total}: {detail}", i + 1)
+            } else {
+                detail
+            };
+            return JobResult {
+                error: Some((class, detail)),
+                recipients,
+            };
+        }
+    }
     JobResult {
-        error: match r.outcome {
-            Outcome::Delivered => None,
-            Outcome::Failed { class, detail } => Some((class, detail)),
-        },
-        recipients: r.recipients,
+        error: None,
+        recipients,
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod console;
 pub mod device;
+pub mod files;
 pub mod http;
 pub mod jobs;
 pub mod mime;
@@ -44,6 +45,12 @@ pub struct SimArgs {
     /// send-without-auth, cn-only, soft-fail-revocation.
     #[arg(long, value_name = "VARIANT")]
     pub variant: Vec<String>,
+    /// Where the device serves scans it mails as download URLs (SPEC §4 url modes).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub downloads: String,
+    /// How long a scan stays downloadable, in device seconds (default 7 days).
+    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    pub url_ttl: u64,
 }
 
 /// Runs the device until its console ends.
@@ -70,8 +77,12 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     for v in &args.variant {
         variants.set(v)?;
     }
+    let downloads =
+        files::FileStore::start(&args.downloads).map_err(|e| format!("--downloads: {e}"))?;
     let dev = device::Device::start(device::Options {
         variants,
+        downloads: Some(downloads),
+        url_ttl_s: args.url_ttl,
         hostname: args.hostname.clone(),
         time_scale: args.time_scale,
         resolve,
