@@ -12,7 +12,7 @@ use hil::runner::SIM_PROFILE;
 use hil::smtp::SmtpConfig;
 use hil::smtp_server::{Observations, SmtpServer};
 use hil::verdict::expected_scan_bytes;
-use mail_parser::{MessageParser, MimeHeaders};
+use mail_parser::MessageParser;
 use rstest::rstest;
 
 struct Kill(std::process::Child);
