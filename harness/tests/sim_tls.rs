@@ -72,16 +72,32 @@ fn run(
     settings: &[(&str, &str)],
     config: SmtpConfig,
 ) -> (JobEnd, Observations) {
+    run_variant(kind, cert, bind_ip, settings, config, &[])
+}
+
+/// `run`, the device following the firmware variants named.
+fn run_variant(
+    kind: ListenerKind,
+    cert: &str,
+    bind_ip: &str,
+    settings: &[(&str, &str)],
+    config: SmtpConfig,
+    variants: &[&str],
+) -> (JobEnd, Observations) {
+    let mut args = vec![
+        "sim",
+        "--console",
+        "tcp:127.0.0.1:0",
+        "--time-scale",
+        "20",
+        "--resolve",
+        "mx.hil.test=127.0.0.1",
+    ];
+    for v in variants {
+        args.extend(["--variant", v]);
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args([
-            "sim",
-            "--console",
-            "tcp:127.0.0.1:0",
-            "--time-scale",
-            "20",
-            "--resolve",
-            "mx.hil.test=127.0.0.1",
-        ])
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -288,4 +304,79 @@ fn one_flag_against_every_zoo_certificate(
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// The firmware variants of SPEC, each shown to change the outcome it is about.
+#[rstest]
+#[case::plaintext_after_starttls_failure(
+    "plaintext-after-starttls-failure",
+    ListenerKind::Plain,
+    "valid",
+    &[("smtp.tls", "starttls")],
+    "starttls_unavailable"
+)]
+#[case::cn_only_refuses_san_only(
+    "cn-only",
+    ListenerKind::Tls,
+    "san_only",
+    &[("smtp.tls", "smtps"), ("smtp.verify.cn", "on")],
+    "accept"
+)]
+#[case::soft_fail_revocation(
+    "soft-fail-revocation",
+    ListenerKind::Tls,
+    "no_revocation_info",
+    &[("smtp.tls", "smtps"), ("smtp.verify.revocation", "on")],
+    "cert_revocation_unknown"
+)]
+fn variants_change_the_outcome(
+    #[case] variant: &str,
+    #[case] kind: ListenerKind,
+    #[case] cert: &str,
+    #[case] settings: &[(&str, &str)],
+    #[case] reference: &str,
+) {
+    let mut all = vec![("smtp.server", "localhost")];
+    all.extend_from_slice(settings);
+    let (end, _) = run(kind, cert, "127.0.0.1", &all, SmtpConfig::default());
+    assert_eq!(class(&end), reference, "the reference device: {end:?}");
+    let (end, obs) = run_variant(
+        kind,
+        cert,
+        "127.0.0.1",
+        &all,
+        SmtpConfig::default(),
+        &[variant],
+    );
+    let flipped = match reference {
+        "accept" => class(&end) != "accept",
+        _ => class(&end) == "accept",
+    };
+    assert!(flipped, "{variant}: {end:?}");
+    if variant == "plaintext-after-starttls-failure" {
+        let [m] = obs.messages.as_slice() else {
+            panic!("{obs:#?}")
+        };
+        assert!(!m.tls, "delivered in plaintext: the finding");
+    }
+    if variant == "cn-only" {
+        assert_eq!(class(&end), "cert_name");
+    }
+}
+
+#[test]
+fn an_ipv6_server_address_with_a_zone() {
+    let (end, obs) = run(
+        ListenerKind::Plain,
+        "valid",
+        "[::1]",
+        &[("smtp.server", "::1%lo")],
+        SmtpConfig::default(),
+    );
+    assert_eq!(end, JobEnd::Done);
+    assert!(
+        obs.connections[0].peer.starts_with("[::1]"),
+        "{}",
+        obs.connections[0].peer
+    );
 }
