@@ -43,20 +43,19 @@ if need_install; then
   step "install postfix, dovecot-core, dovecot-pop3d"
   export DEBIAN_FRONTEND=noninteractive
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  made_policy=
   if [ ! -e /usr/sbin/policy-rc.d ]; then
-    # Keep the packages' services (port 25, 110 …) from starting during the install.
+    # Keep the packages' services (ports 25, 110 …) from starting during the install.
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
     chmod 755 /usr/sbin/policy-rc.d
-    made_policy=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
-  pkgs=(postfix dovecot-core dovecot-pop3d openssl python3 ca-certificates)
+  pkgs=(postfix dovecot-core dovecot-pop3d openssl python3)
   if ! apt-cache show "${pkgs[@]}" >/dev/null 2>&1 \
      || ! apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
   fi
-  [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
+  if trap -p EXIT | grep -q policy-rc.d; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
 fi
 
 # ---------------------------------------------------------------- stop a previous run
@@ -175,7 +174,7 @@ ssl = yes
 ssl_cert = <$W/tls/cert.pem
 ssl_key = <$W/tls/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login cram-md5 digest-md5
+auth_mechanisms = plain login cram-md5 digest-md5 apop
 auth_realms = $REALM
 auth_default_realm = $REALM
 auth_verbose = yes
@@ -350,9 +349,9 @@ def check_message(path, size_kb):
         fail(f"{path}: attachment differs: {len(got)} bytes, want {len(want)}; first difference at {first}")
     return msg
 
-def pf_time(line):
-    # maillog_file lines: "Mon DD HH:MM:SS host program[pid]: text"
-    return datetime.strptime(f"{datetime.now().year} {line[:15]}", "%Y %b %d %H:%M:%S")
+def pf_time(line, year):
+    # maillog_file lines: "Mon DD HH:MM:SS host program[pid]: text", no year
+    return datetime.strptime(f"{year} {line[:15]}", "%Y %b %d %H:%M:%S")
 
 def check_postfix(msg, service, mech):
     """Finds the delivery of msg in Postfix's log: the smtpd of service that received it
@@ -381,11 +380,15 @@ def check_postfix(msg, service, mech):
         fail(f"{mid} authenticated with {method}, want {mech}: {l}")
     if not user.startswith(RCPT):
         fail(f"{mid}: sasl_username={user}: {l}")
-    tls = [x for x in lines if f"/smtpd[{pid}]: " in x and "TLS connection established from" in x]
+    # smtpd processes serve several connections: this one's lines are the last
+    # "connect from" of that pid before the client= line, and what follows it.
+    at = lines.index(l)
+    start = max(i for i in range(at) if f"/smtpd[{pid}]: connect from" in lines[i])
+    tls = [x for x in lines[start:at] if f"/smtpd[{pid}]: " in x
+           and "TLS connection established from" in x]
     if not tls:
-        fail(f"{mid}: no TLS connection line for smtpd[{pid}]")
-    connect = next(x for x in lines if f"/smtpd[{pid}]: connect from" in x)
-    return qid, method, tls[-1].split("established from ", 1)[1], connect
+        fail(f"{mid}: no TLS connection line for smtpd[{pid}] before {l}")
+    return qid, method, tls[-1].split("established from ", 1)[1], lines[start]
 
 def received_header_ok(msg, mid):
     rcv = " ".join(str(h) for h in msg.get_all("Received", []))
@@ -428,6 +431,9 @@ CASES = [
     ("POP before SMTP with POP3S", {"smtp.tls": "smtps", "smtp.auth.methods": "cram-md5",
                                     "pop_before_smtp.enabled": "on", "pop.tls": "pop3s"}, 19,
      ("hil-smtps", "CRAM-MD5")),
+    ("POP before SMTP with APOP", {"smtp.tls": "starttls", "smtp.auth.methods": "login",
+                                   "pop_before_smtp.enabled": "on", "pop.apop": "on"}, 20,
+     ("hil-starttls", "LOGIN")),
     ("wrong password", {"smtp.tls": "starttls", "smtp.auth.methods": "plain",
                         "smtp.auth.password": "not-" + PASS}, 5, "auth_failed"),
 ]
@@ -480,18 +486,20 @@ try:
                 fail(f"{name}: {len(logins)} new POP3 logins in Dovecot's log, want 1")
             login = logins[0]
             want_tls = {"none": None, "stls": "TLS", "pop3s": "TLS"}[settings["pop.tls"]]
-            if not re.search(rf"user=<{RCPT}(@{re.escape(REALM)})?>", login) or (want_tls and ", TLS" not in login) \
+            want_method = "APOP" if settings["pop.apop"] == "on" else "PLAIN"
+            if not re.search(rf"user=<{RCPT}(@{re.escape(REALM)})?>, method={want_method},",
+                             login) or (want_tls and ", TLS" not in login) \
                or (not want_tls and ", TLS" in login):
                 fail(f"{name}: unexpected POP3 login line: {login}")
             t_pop = datetime.strptime(login[:19], "%Y-%m-%d %H:%M:%S")
-            t_smtp = pf_time(connect)
+            t_smtp = pf_time(connect, t_pop.year)
             if not t_pop < t_smtp:
                 fail(f"{name}: POP3 login at {t_pop} is not before the SMTP connection at "
                      f"{t_smtp}:\n  {login}\n  {connect}")
             extra = f", POP3 login at {t_pop:%H:%M:%S} before SMTP at {t_smtp:%H:%M:%S}"
         done.append(name)
         print(f"  {name}: {size_kb} KB delivered intact, queue id {qid}, {want[0]}, "
-              f"sasl_method={method}, TLS {tls.split(': ', 1)[-1]}{extra} "
+              f"sasl_method={method}, {' '.join(tls.split(': ', 1)[-1].split()[:4])}{extra} "
               f"({time.monotonic() - t0:.1f}s)")
 finally:
     sim.close()

@@ -133,9 +133,13 @@ impl Runner {
                 self.sim = None;
                 let exe = std::env::current_exe()
                     .map_err(|e| format!("cannot find the hil executable: {e}"))?;
+                let mut args = vec!["--time-scale".to_string(), time_scale.to_string()];
+                for v in &self.profile.variants {
+                    args.extend(["--variant".to_string(), v.clone()]);
+                }
                 let sim = EmbeddedSim::spawn(
                     &exe,
-                    &["--time-scale".into(), time_scale.to_string()],
+                    &args,
                     Duration::from_millis(self.profile.timeouts.startup_ms),
                 )?;
                 let ep = Endpoint::Serial {

@@ -26,6 +26,8 @@ struct RawProfile {
     #[serde(default)]
     synthetic_scan: bool,
     #[serde(default)]
+    variants: Vec<String>,
+    #[serde(default)]
     apply: RawApply,
     #[serde(default)]
     alert_kinds: BTreeMap<String, String>,
@@ -105,6 +107,9 @@ pub struct Profile {
     /// The scan attachment follows the simulator's rule (byte i = i mod 251) and is
     /// checked byte for byte; a real device's scan is only checked to be there.
     pub synthetic_scan: bool,
+    /// The firmware variants of SPEC this device follows (the embedded simulated device
+    /// is started with them).
+    pub variants: Vec<String>,
     /// `apply`: the template of one pair (`{key}`, `{value}`) and what joins pairs.
     pub apply_pair: String,
     pub apply_separator: String,
@@ -137,6 +142,14 @@ pub const OPERATIONS: &[(&str, &[&str])] = &[
     ("alert", &["kind"]),
     ("counter", &[]),
     ("job", &["id"]),
+];
+
+/// The firmware variants of SPEC a profile can name.
+pub const VARIANTS: &[&str] = &[
+    "plaintext-after-starttls-failure",
+    "send-without-auth",
+    "cn-only",
+    "soft-fail-revocation",
 ];
 
 /// A profile that cannot be used: where and why.
@@ -207,10 +220,30 @@ impl Profile {
                 "{file}: line_ending must be \"\\r\\n\", \"\\n\" or \"\\r\""
             )));
         }
-        if raw.timeouts.command_ms == 0 || raw.timeouts.job_ms == 0 {
-            return Err(ProfileError(format!(
-                "{file}: [timeouts] must be more than 0 ms"
-            )));
+        const DAY_MS: u64 = 86_400_000;
+        for (name, v) in [
+            ("command_ms", raw.timeouts.command_ms),
+            ("job_ms", raw.timeouts.job_ms),
+            ("startup_ms", raw.timeouts.startup_ms),
+        ] {
+            if v == 0 || v > DAY_MS {
+                return Err(ProfileError(format!(
+                    "{file}: [timeouts] {name} = {v} must be from 1 to {DAY_MS} ms"
+                )));
+            }
+        }
+        for p in ["{key}", "{value}"] {
+            if !raw.apply.pair.contains(p) {
+                return Err(ProfileError(format!("{file}: [apply] pair must use {p}")));
+            }
+        }
+        for v in &raw.variants {
+            if !VARIANTS.contains(&v.as_str()) {
+                return Err(ProfileError(format!(
+                    "{file}: variants: {v:?} is not a variant; known: {}",
+                    VARIANTS.join(", ")
+                )));
+            }
         }
         Ok(Profile {
             name: raw.name,
@@ -220,6 +253,7 @@ impl Profile {
             quoting: raw.quoting,
             timeouts: raw.timeouts,
             synthetic_scan: raw.synthetic_scan,
+            variants: raw.variants,
             apply_pair: raw.apply.pair,
             apply_separator: raw.apply.separator,
             ok: pattern(file, "status.ok", &raw.status.ok, &[])?,
@@ -453,6 +487,9 @@ mod tests {
         let p = Profile::parse("x.toml", &with_prompt).expect("a prompt is allowed");
         assert_eq!(p.strip_prompt("mfp> mfp> OK"), "OK");
         assert_eq!(p.strip_prompt("OK"), "OK");
+        let bad_variant = sim_profile().replace("variants = []", "variants = [\"lenient\"]");
+        let e = Profile::parse("x.toml", &bad_variant).unwrap_err();
+        assert!(e.0.contains("lenient") && e.0.contains("cn-only"), "{e}");
         let e = Profile::parse("x.toml", "name = 3").unwrap_err();
         assert!(e.0.starts_with("x.toml:"), "{e}");
     }
