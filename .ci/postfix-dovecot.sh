@@ -9,14 +9,20 @@
 # Dovecot (`dovecot -c`), so /etc/postfix and /etc/dovecot are left as installed.
 # Postfix delivers only locally (hil.test) into ~hilrcpt/Maildir; anything else bounces.
 #
-# Cases, each a scan job on one mfp-sim process, checked in the Maildir (headers, the
-# attachment byte for byte) and in Postfix's log (service, TLS, sasl_method):
+# Cases, each a scan job on one mfp-sim process, checked in the Maildir (From, To,
+# Return-Path, Received with TLS and ESMTPSA, the attachment byte for byte) and in
+# Postfix's log (which listener, TLS established, sasl_method, delivered to maildir):
 #   STARTTLS :2525 + AUTH PLAIN, STARTTLS + LOGIN, SMTPS :4650 + CRAM-MD5,
 #   SMTPS + DIGEST-MD5 (realm hil.test), POP before SMTP (USER/PASS to Dovecot on :1110
-#   plain, then STLS, then POP3S :9950) then STARTTLS + PLAIN, and a wrong SMTP
-#   password, which must fail with auth_failed and deliver nothing.
+#   plain, with STLS, on POP3S :9950, and APOP), and a wrong SMTP password, which must
+#   fail with auth_failed and deliver nothing. Postfix has no POP-before-SMTP relay
+#   check, so those cases also use AUTH; Dovecot's log must show the POP3 login (and its
+#   QUIT) strictly before Postfix's "connect from" (pop_before_smtp.wait=2 makes the gap
+#   visible at the logs' one-second resolution).
+# Takes about 20 s after the install; logs and configs stay in $W until the next run.
 set -euo pipefail
 
+[ $# = 1 ] || { echo "usage: $0 path/to/mfp-sim" >&2; exit 2; }
 sim=$(realpath "$1")
 [ -x "$sim" ] || { echo "postfix-dovecot: $1 is not an executable" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "postfix-dovecot: must run as root" >&2; exit 2; }
@@ -222,6 +228,11 @@ cleanup() {
   fi
   exit "$rc"
 }
+for port in $SMTP_PORT $SMTPS_PORT $POP_PORT $POP3S_PORT; do
+  if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
+    echo "postfix-dovecot: 127.0.0.1:$port is already in use" >&2; exit 1
+  fi
+done
 trap cleanup EXIT
 postfix -c "$PF" check
 postfix -c "$PF" start >/dev/null
@@ -491,6 +502,10 @@ try:
                              login) or (want_tls and ", TLS" not in login) \
                or (not want_tls and ", TLS" in login):
                 fail(f"{name}: unexpected POP3 login line: {login}")
+            mpid = re.search(r"mpid=(\d+)", login).group(1)
+            if not any(re.search(rf" pop3\(\S+\)<{mpid}>.*Disconnected: Logged out", l)
+                       for l in log_lines(DVLOG)):
+                fail(f"{name}: the POP3 session (pid {mpid}) did not end with QUIT")
             t_pop = datetime.strptime(login[:19], "%Y-%m-%d %H:%M:%S")
             t_smtp = pf_time(connect, t_pop.year)
             if not t_pop < t_smtp:

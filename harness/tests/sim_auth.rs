@@ -2,26 +2,15 @@
 //! each mechanism set × each server offer, the preference order, credentials from the
 //! settings or the job's user, realms, failures, and AUTH off.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use hil::device::{Console, Endpoint, JobEnd, Profile, TriggerAnswer};
-use hil::runner::SIM_PROFILE;
+use hil::device::{JobEnd, TriggerAnswer};
 use hil::sasl::{Account, Mechanism};
 use hil::smtp::{Policy, SmtpConfig};
 use hil::smtp_server::{Observations, SmtpServer};
 use rstest::rstest;
-
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn account(user: &str, password: &str, realm: Option<&str>) -> Account {
     Account {
@@ -46,24 +35,11 @@ fn run(
     variant: Option<&str>,
     user: Option<&str>,
 ) -> (JobEnd, Observations) {
-    let mut args = vec!["sim", "--console", "tcp:127.0.0.1:0", "--time-scale", "20"];
+    let mut extra = Vec::new();
     if let Some(v) = variant {
-        args.extend(["--variant", v]);
+        extra.extend(["--variant", v]);
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start hil sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let _sim = Kill(child);
-    let addr = line.trim().trim_start_matches("console: tcp:").to_string();
-    let profile = Arc::new(Profile::parse("sim.toml", SIM_PROFILE).expect("profile"));
-    let mut con = Console::open(&Endpoint::Tcp { addr }, profile).expect("console");
+    let (_sim, mut con) = common::sim(&extra);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

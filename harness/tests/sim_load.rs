@@ -2,50 +2,25 @@
 //! over real sockets: each `load.mode` within and over its limit, `message/partial`
 //! fragments reassembled by the server, and the download URL served by the device.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+mod common;
+
+use std::io::Read;
 use std::time::Duration;
 
-use hil::device::{Console, Endpoint, JobEnd, Profile, TriggerAnswer};
-use hil::runner::SIM_PROFILE;
+use hil::device::{JobEnd, TriggerAnswer};
 use hil::smtp::SmtpConfig;
 use hil::smtp_server::{Observations, SmtpServer};
 use hil::verdict::expected_scan_bytes;
 use mail_parser::MessageParser;
 use rstest::rstest;
 
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One scan; the device is returned too, as its download service must outlive the call.
 fn run(
     settings: &[(&str, &str)],
     size_kb: u32,
     extra_args: &[&str],
-) -> (JobEnd, Observations, Kill) {
-    let mut args = vec!["sim", "--console", "tcp:127.0.0.1:0", "--time-scale", "20"];
-    args.extend(extra_args);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start hil sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let sim = Kill(child);
-    let addr = line.trim().trim_start_matches("console: tcp:").to_string();
-    let profile = Arc::new(Profile::parse("sim.toml", SIM_PROFILE).expect("profile"));
-    let mut con = Console::open(&Endpoint::Tcp { addr }, profile).expect("console");
+) -> (JobEnd, Observations, common::Sim) {
+    let (sim, mut con) = common::sim(extra_args);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -1,15 +1,14 @@
 //! The simulated device delivers through a third-party SMTP server, mailin-embedded:
 //! STARTTLS with AUTH PLAIN and LOGIN, the message arriving intact.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hil::device::{Console, Endpoint, JobEnd, Profile, TriggerAnswer};
-use hil::runner::SIM_PROFILE;
+use hil::device::{JobEnd, TriggerAnswer};
 use hil::verdict::expected_scan_bytes;
 use mail_parser::MessageParser;
 use mailin_embedded::response::{AUTH_OK, INVALID_CREDENTIALS, OK};
@@ -55,15 +54,6 @@ impl Inbox {
     }
 }
 
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn deliver(method: &str) -> Inbox {
     // mailin-embedded takes rustls's process-wide provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -88,20 +78,7 @@ fn deliver(method: &str) -> Inbox {
         }
     });
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args(["sim", "--console", "tcp:127.0.0.1:0", "--time-scale", "20"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start hil sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let _sim = Kill(child);
-    let addr = line.trim().trim_start_matches("console: tcp:").to_string();
-    let profile = Arc::new(Profile::parse("sim.toml", SIM_PROFILE).expect("profile"));
-    let mut con = Console::open(&Endpoint::Tcp { addr }, profile).expect("console");
+    let (_sim, mut con) = common::sim(&[]);
     let pairs: Vec<(String, String)> = [
         ("smtp.server", "localhost"),
         ("smtp.port", port.as_str()),

@@ -2,27 +2,16 @@
 //! servers over real sockets: each `pop.tls` mode × USER/PASS and APOP, the wait
 //! before SMTP, and each POP failure making no SMTP connection.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hil::device::{Console, Endpoint, JobEnd, Profile, TriggerAnswer};
-use hil::runner::SIM_PROFILE;
+use hil::device::{JobEnd, TriggerAnswer};
 use hil::scenario::Scenario;
 use hil::serve;
 use hil::smtp::ListenerKind;
 use rstest::rstest;
-
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Device time runs 20 times faster: a 5 s wait is 250 ms.
 const SCALE: f64 = 20.0;
@@ -65,20 +54,7 @@ fn run(scn: &Scenario, settings: &[(&str, &str)]) -> (JobEnd, Duration, usize, u
     let smtp_port = run.smtp_endpoints()[0].1.port().to_string();
     let (pop_kind, pop_addr) = run.pop3_endpoints()[0];
     let pop_port = pop_addr.port().to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args(["sim", "--console", "tcp:127.0.0.1:0", "--time-scale", "20"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start hil sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let _sim = Kill(child);
-    let addr = line.trim().trim_start_matches("console: tcp:").to_string();
-    let profile = Arc::new(Profile::parse("sim.toml", SIM_PROFILE).expect("profile"));
-    let mut con = Console::open(&Endpoint::Tcp { addr }, profile).expect("console");
+    let (_sim, mut con) = common::sim(&[]);
     let port_key = if pop_kind == ListenerKind::Tls {
         "pop.ssl_port"
     } else {

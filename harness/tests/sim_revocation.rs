@@ -2,15 +2,13 @@
 //! (SPEC §3.5): OCSP first, then the CRL, hard fail when neither answers. One test,
 //! run in order, because the responder must sit on the address the certificates name.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use hil::certs::responder::{Responder, RevocationFault};
-use hil::device::{Console, Endpoint, JobEnd, Profile, TriggerAnswer};
-use hil::runner::SIM_PROFILE;
+use hil::device::{JobEnd, TriggerAnswer};
 use hil::smtp::{ListenerKind, SmtpConfig};
 use hil::smtp_server::{Listen, ServerOptions, SmtpServer};
 
@@ -18,31 +16,9 @@ fn certs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs")
 }
 
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One scan with only the revocation flag on, against a server showing `cert`.
 fn scan(rt: &tokio::runtime::Runtime, cert: &str) -> JobEnd {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args(["sim", "--console", "tcp:127.0.0.1:0", "--time-scale", "20"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start hil sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let _sim = Kill(child);
-    let addr = line.trim().trim_start_matches("console: tcp:").to_string();
-    let profile = Arc::new(Profile::parse("sim.toml", SIM_PROFILE).expect("profile"));
-    let mut con = Console::open(&Endpoint::Tcp { addr }, profile).expect("console");
+    let (_sim, mut con) = common::sim(&[]);
     let identity = hil::tls::load(
         cert,
         &certs().join(format!("{cert}.crt")),

@@ -3,28 +3,17 @@
 //! flag × each zoo certificate, the verdict taken from `certs/manifest.toml` (the
 //! zoo's OCSP responder and CRL server running where the certificates point).
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use hil::device::{Console, Endpoint, JobEnd, Profile, TriggerAnswer};
+use hil::device::{JobEnd, TriggerAnswer};
 use hil::faults::{Action, Fault, When};
-use hil::runner::SIM_PROFILE;
 use hil::smtp::{ListenerKind, SmtpConfig, Step};
 use hil::smtp_server::{Listen, Observations, ServerOptions, SmtpServer};
 use rstest::rstest;
-
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn certs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs")
@@ -84,32 +73,11 @@ fn run_variant(
     config: SmtpConfig,
     variants: &[&str],
 ) -> (JobEnd, Observations) {
-    let mut args = vec![
-        "sim",
-        "--console",
-        "tcp:127.0.0.1:0",
-        "--time-scale",
-        "20",
-        "--resolve",
-        "mx.hil.test=127.0.0.1",
-    ];
+    let mut extra = vec!["--resolve", "mx.hil.test=127.0.0.1"];
     for v in variants {
-        args.extend(["--variant", v]);
+        extra.extend(["--variant", v]);
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start hil sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let sim = Sim(child);
-    let addr = line.trim().trim_start_matches("console: tcp:").to_string();
-    let profile = Arc::new(Profile::parse("sim.toml", SIM_PROFILE).expect("profile"));
-    let mut con = Console::open(&Endpoint::Tcp { addr }, profile).expect("console");
+    let (sim, mut con) = common::sim(&extra);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,0 +1,59 @@
+//! What the integration tests share: a simulated device started as `hil sim` on a
+//! raw TCP console, driven through the reference profile.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use hil::device::{Console, Endpoint, Profile};
+use hil::runner::SIM_PROFILE;
+
+/// The simulated device's process; killed when dropped.
+pub struct Sim(pub Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `hil sim --console tcp:127.0.0.1:0 --time-scale 20 EXTRA…` and opens its
+/// console with the reference profile.
+pub fn sim(extra: &[&str]) -> (Sim, Console) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
+        .args(["sim", "--console", "tcp:127.0.0.1:0", "--time-scale", "20"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start hil sim");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the console line");
+    let sim = Sim(child);
+    let addr = line
+        .trim()
+        .strip_prefix("console: tcp:")
+        .unwrap_or_else(|| panic!("first line {line:?}"))
+        .to_string();
+    let profile = Arc::new(Profile::parse("sim.toml", SIM_PROFILE).expect("profile"));
+    let con = Console::open(&Endpoint::Tcp { addr }, profile).expect("console");
+    (sim, con)
+}
+
+/// Key/value pairs as the driver's `apply` takes them.
+pub fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The committed certificate zoo.
+pub fn certs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs")
+}
