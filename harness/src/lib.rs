@@ -11,6 +11,7 @@ pub mod certs;
 pub mod device;
 pub mod faults;
 pub mod model;
+pub mod netio;
 pub mod oracle;
 pub mod partial;
 pub mod pop3;

@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::faults::Action;
+use crate::netio::{self, ServerStream};
 use crate::pop3::{Pop3Config, Pop3Output, Pop3Session, Pop3Step};
 use crate::pop_window::PopLogins;
 use crate::smtp::{Entry, ListenerKind};
@@ -114,17 +115,8 @@ impl Pop3Server {
             listeners.push((l.kind, addr));
             let l = Pop3Listen { bind: addr, ..l };
             let s = Arc::clone(&shared);
-            tokio::spawn(async move {
-                loop {
-                    match listener.accept().await {
-                        Ok((stream, peer)) => {
-                            let s = Arc::clone(&s);
-                            let l = l.clone();
-                            tokio::spawn(async move { serve(stream, peer, l, s).await });
-                        }
-                        Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                    }
-                }
+            netio::spawn_accept(listener, move |stream, peer| {
+                serve(stream, peer, l.clone(), Arc::clone(&s))
             });
         }
         Ok(Pop3Server { shared, listeners })
@@ -149,109 +141,26 @@ impl Pop3Server {
     }
 }
 
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-}
-
-impl Stream {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf).await,
-            Stream::Tls(s) => s.read(buf).await,
-        }
-    }
-    async fn write_all(
-        &mut self,
-        b: &[u8],
-        throttle: Option<u32>,
-        scale: f64,
-    ) -> std::io::Result<()> {
-        let Some(bps) = throttle else {
-            return match self {
-                Stream::Plain(s) => s.write_all(b).await,
-                Stream::Tls(s) => {
-                    s.write_all(b).await?;
-                    s.flush().await
-                }
-            };
-        };
-        let rate = (bps as f64 * scale.max(1e-6)).max(1.0);
-        let chunk = ((rate / 10.0) as usize).max(1);
-        for c in b.chunks(chunk) {
-            match self {
-                Stream::Plain(s) => s.write_all(c).await?,
-                Stream::Tls(s) => {
-                    s.write_all(c).await?;
-                    s.flush().await?
-                }
-            }
-            tokio::time::sleep(Duration::from_secs_f64(c.len() as f64 / rate)).await;
-        }
-        Ok(())
-    }
-    async fn shutdown(&mut self) {
-        let _ = match self {
-            Stream::Plain(s) => s.shutdown().await,
-            Stream::Tls(s) => s.shutdown().await,
-        };
-    }
-}
-
-async fn drain<S: AsyncRead + Unpin>(s: &mut S, idle: Duration) -> String {
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout(idle, s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return "closed by client".into(),
-            Ok(Ok(_)) => {}
-            Err(_) => return "closed after the idle timeout".into(),
-        }
-    }
-}
-
 async fn tls_accept(
     tcp: TcpStream,
     identity: &Identity,
     session: &mut Pop3Session,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     idle: Duration,
-) -> Result<Stream, String> {
-    let mut tcp = tcp;
-    match session.fault_for(Pop3Step::TlsHandshake) {
-        Some(Action::Delay { ms }) => tokio::time::sleep(shared.scaled(ms)).await,
-        Some(Action::AbortTls) => {
-            let mut buf = [0u8; 1024];
-            let _ = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf)).await;
-            return Err("TLS handshake aborted (scripted)".into());
-        }
-        Some(Action::Hang) => {
-            let why = drain(&mut tcp, idle).await;
-            return Err(format!("TLS handshake hung (scripted); {why}"));
-        }
-        Some(Action::Garbage) => {
-            let _ = tcp.write_all(crate::smtp::GARBAGE).await;
-            return Err("answered the ClientHello with garbage (scripted)".into());
-        }
-        Some(_) => return Err("TLS handshake dropped (scripted)".into()),
-        None => {}
-    }
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&identity.config));
-    match tokio::time::timeout(idle, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
-        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
-        Err(_) => Err("TLS handshake timed out".into()),
-    }
+) -> Result<ServerStream, String> {
+    let fault = session.fault_for(Pop3Step::TlsHandshake);
+    let shared = Arc::clone(shared);
+    netio::handshake(tcp, identity, fault, idle, move |ms| shared.scaled(ms)).await
 }
 
 fn tls_note(
-    stream: &Stream,
+    stream: &ServerStream,
     identity: &Identity,
     shared: &Shared,
     id: u64,
     session: &mut Pop3Session,
 ) {
-    if let Stream::Tls(t) = stream {
-        let facts = TlsFacts::of(t.get_ref().1, &identity.label);
+    if let Some(facts) = stream.tls_facts(identity) {
         session.note(shared.now_ms(), facts.describe());
         shared.with_conn(id, |c| c.tls = Some(facts));
     }
@@ -325,7 +234,7 @@ async fn run(
     match session.fault_for(Pop3Step::Connect) {
         Some(Action::Delay { ms }) => tokio::time::sleep(shared.scaled(ms)).await,
         Some(Action::Throttle { bytes_per_sec }) => throttle = Some(bytes_per_sec),
-        Some(Action::Hang) => return drain(&mut tcp, idle).await,
+        Some(Action::Hang) => return netio::drain(&mut tcp, idle).await.to_string(),
         Some(Action::Garbage) => {
             let _ = tcp.write_all(crate::smtp::GARBAGE).await;
             return "closed after garbage (scripted)".into();
@@ -348,7 +257,7 @@ async fn run(
                 Err(e) => return e,
             }
         }
-        _ => Stream::Plain(tcp),
+        _ => ServerStream::Plain(tcp),
     };
     let mut outputs = session.start(shared.now_ms());
     let mut hung = false;
@@ -383,7 +292,7 @@ async fn run(
             }
         }
         if start_tls {
-            let (Stream::Plain(tcp), Some(identity)) = (stream, &listen.identity) else {
+            let (ServerStream::Plain(tcp), Some(identity)) = (stream, &listen.identity) else {
                 return "STLS without a certificate, or inside TLS".into();
             };
             stream = match tls_accept(tcp, identity, session, shared, idle).await {
@@ -396,8 +305,8 @@ async fn run(
         }
         if hung {
             return match &mut stream {
-                Stream::Plain(s) => drain(s, idle).await,
-                Stream::Tls(s) => drain(s.as_mut(), idle).await,
+                ServerStream::Plain(s) => netio::drain(s, idle).await.to_string(),
+                ServerStream::Tls(s) => netio::drain(s.as_mut(), idle).await.to_string(),
             };
         }
         let n = match tokio::time::timeout(idle, stream.read(&mut buf)).await {

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::faults::Action;
+use crate::netio::{self, ServerStream};
 use crate::partial::{Assembler, Reassembled};
 use crate::pop_window::PopLogins;
 pub use crate::smtp::ListenerKind;
@@ -186,17 +187,8 @@ impl SmtpServer {
             listeners.push((l.kind, addr));
             let l = Listen { bind: addr, ..l };
             let s = Arc::clone(&shared);
-            tokio::spawn(async move {
-                loop {
-                    match listener.accept().await {
-                        Ok((stream, peer)) => {
-                            let s = Arc::clone(&s);
-                            let l = l.clone();
-                            tokio::spawn(async move { serve(stream, peer, l, s).await });
-                        }
-                        Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                    }
-                }
+            netio::spawn_accept(listener, move |stream, peer| {
+                serve(stream, peer, l.clone(), Arc::clone(&s))
             });
         }
         Ok(SmtpServer { shared, listeners })
@@ -264,64 +256,6 @@ impl SmtpServer {
     }
 }
 
-/// A connection before or after TLS.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-}
-
-impl Stream {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf).await,
-            Stream::Tls(s) => s.read(buf).await,
-        }
-    }
-    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.write_all(b).await,
-            Stream::Tls(s) => {
-                s.write_all(b).await?;
-                s.flush().await
-            }
-        }
-    }
-    async fn shutdown(&mut self) {
-        let _ = match self {
-            Stream::Plain(s) => s.shutdown().await,
-            Stream::Tls(s) => s.shutdown().await,
-        };
-    }
-}
-
-/// Reads and discards until the client leaves or goes idle.
-async fn drain<S: AsyncRead + Unpin>(s: &mut S, idle: Duration) -> &'static str {
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout(idle, s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return "closed by client",
-            Ok(Ok(_)) => {}
-            Err(_) => return "closed after the idle timeout",
-        }
-    }
-}
-
-async fn write_throttled<S: AsyncWrite + Unpin>(
-    s: &mut S,
-    bytes: &[u8],
-    bps: u32,
-    scale: f64,
-) -> std::io::Result<()> {
-    let rate = (bps as f64 * scale.max(1e-6)).max(1.0);
-    let chunk = ((rate / 10.0) as usize).max(1);
-    for c in bytes.chunks(chunk) {
-        s.write_all(c).await?;
-        s.flush().await?;
-        tokio::time::sleep(Duration::from_secs_f64(c.len() as f64 / rate)).await;
-    }
-    Ok(())
-}
-
 struct Conn {
     id: u64,
     /// Finished connections are streamed out (`on_finished`), so keep the messages.
@@ -332,16 +266,10 @@ struct Conn {
 }
 
 impl Conn {
-    async fn send(&mut self, stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
-        match (self.throttle, stream) {
-            (None, s) => s.write_all(bytes).await,
-            (Some(bps), Stream::Plain(s)) => {
-                write_throttled(s, bytes, bps, self.shared.opts.time_scale).await
-            }
-            (Some(bps), Stream::Tls(s)) => {
-                write_throttled(s.as_mut(), bytes, bps, self.shared.opts.time_scale).await
-            }
-        }
+    async fn send(&mut self, stream: &mut ServerStream, bytes: &[u8]) -> std::io::Result<()> {
+        stream
+            .write_all(bytes, self.throttle, self.shared.opts.time_scale)
+            .await
     }
 }
 
@@ -352,35 +280,10 @@ async fn handshake(
     session: &mut Session,
     conn: &Conn,
     idle: Duration,
-) -> Result<Stream, String> {
-    let mut tcp = tcp;
-    match session.fault_for(Step::TlsHandshake) {
-        Some(Action::Delay { ms }) => tokio::time::sleep(conn.shared.scaled(ms)).await,
-        Some(Action::AbortTls) => {
-            // Let the ClientHello arrive, then hang up in the middle of the handshake.
-            let mut buf = [0u8; 1024];
-            let _ = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf)).await;
-            return Err("TLS handshake aborted (scripted)".into());
-        }
-        Some(Action::Hang) => {
-            return Err(format!(
-                "TLS handshake hung (scripted); {}",
-                drain(&mut tcp, idle).await
-            ))
-        }
-        Some(Action::Garbage) => {
-            let _ = tcp.write_all(GARBAGE).await;
-            return Err("answered the ClientHello with garbage (scripted)".into());
-        }
-        Some(_) => return Err("TLS handshake dropped (scripted)".into()),
-        None => {}
-    }
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&identity.config));
-    match tokio::time::timeout(idle, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
-        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
-        Err(_) => Err("TLS handshake timed out".into()),
-    }
+) -> Result<ServerStream, String> {
+    let fault = session.fault_for(Step::TlsHandshake);
+    let shared = Arc::clone(&conn.shared);
+    netio::handshake(tcp, identity, fault, idle, move |ms| shared.scaled(ms)).await
 }
 
 async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Listen, shared: Arc<Shared>) {
@@ -467,7 +370,7 @@ async fn run(
     match session.fault_for(Step::Connect) {
         Some(Action::Delay { ms }) => tokio::time::sleep(shared.scaled(ms)).await,
         Some(Action::Throttle { bytes_per_sec }) => conn.throttle = Some(bytes_per_sec),
-        Some(Action::Hang) => return drain(&mut tcp, idle).await.to_string(),
+        Some(Action::Hang) => return netio::drain(&mut tcp, idle).await.to_string(),
         Some(Action::Garbage) => {
             let _ = tcp.write_all(GARBAGE).await;
             return "closed after garbage (scripted)".into();
@@ -498,7 +401,7 @@ async fn run(
             Err(e) => return e,
         }
     } else {
-        Stream::Plain(tcp)
+        ServerStream::Plain(tcp)
     };
     let mut outputs = session.start(shared.now_ms());
     let mut buf = vec![0u8; 8 * 1024];
@@ -555,7 +458,7 @@ async fn run(
             }
         }
         if start_tls {
-            let Stream::Plain(tcp) = stream else {
+            let ServerStream::Plain(tcp) = stream else {
                 return "STARTTLS inside TLS".into();
             };
             let Some(identity) = &listen.identity else {
@@ -587,9 +490,8 @@ async fn run(
     }
 }
 
-fn record_tls(stream: &Stream, identity: &Identity, session: &mut Session, conn: &Conn) {
-    if let Stream::Tls(t) = stream {
-        let facts = TlsFacts::of(t.get_ref().1, &identity.label);
+fn record_tls(stream: &ServerStream, identity: &Identity, session: &mut Session, conn: &Conn) {
+    if let Some(facts) = stream.tls_facts(identity) {
         session.note(conn.shared.now_ms(), facts.describe());
         conn.shared.with_conn(conn.id, |c| c.tls = Some(facts));
     }

@@ -1,0 +1,144 @@
+//! What the fake SMTP and POP3 servers' tokio layers share: the accept loop, a
+//! connection before or after TLS, throttled writes, draining a hung connection, and
+//! the TLS handshake with its scripted fault.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::faults::Action;
+use crate::smtp::GARBAGE;
+use crate::tls::Identity;
+
+/// Accepts connections on `listener` for as long as the runtime runs, each served by
+/// `serve` on a task of its own.
+pub fn spawn_accept<F, Fut>(listener: TcpListener, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    tokio::spawn(serve(stream, peer));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    });
+}
+
+/// A connection before or after TLS.
+pub enum ServerStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl ServerStream {
+    pub async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            ServerStream::Plain(s) => s.read(buf).await,
+            ServerStream::Tls(s) => s.read(buf).await,
+        }
+    }
+
+    async fn write_chunk(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            ServerStream::Plain(s) => s.write_all(b).await,
+            ServerStream::Tls(s) => {
+                s.write_all(b).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    /// Writes `b`, at most `throttle` bytes per second of device time when given
+    /// (`scale`: device time runs this much faster).
+    pub async fn write_all(
+        &mut self,
+        b: &[u8],
+        throttle: Option<u32>,
+        scale: f64,
+    ) -> std::io::Result<()> {
+        let Some(bps) = throttle else {
+            return self.write_chunk(b).await;
+        };
+        let rate = (bps as f64 * scale.max(1e-6)).max(1.0);
+        let chunk = ((rate / 10.0) as usize).max(1);
+        for c in b.chunks(chunk) {
+            self.write_chunk(c).await?;
+            tokio::time::sleep(Duration::from_secs_f64(c.len() as f64 / rate)).await;
+        }
+        Ok(())
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = match self {
+            ServerStream::Plain(s) => s.shutdown().await,
+            ServerStream::Tls(s) => s.shutdown().await,
+        };
+    }
+
+    /// The TLS facts of the connection, if it is in TLS.
+    pub fn tls_facts(&self, identity: &Identity) -> Option<crate::tls::TlsFacts> {
+        match self {
+            ServerStream::Tls(t) => Some(crate::tls::TlsFacts::of(t.get_ref().1, &identity.label)),
+            ServerStream::Plain(_) => None,
+        }
+    }
+}
+
+/// Reads and discards until the client leaves or stays silent for `idle`.
+pub async fn drain<S: AsyncRead + Unpin>(s: &mut S, idle: Duration) -> &'static str {
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(idle, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return "closed by client",
+            Ok(Ok(_)) => {}
+            Err(_) => return "closed after the idle timeout",
+        }
+    }
+}
+
+/// Runs the TLS handshake on `tcp` with the scripted `fault` of the `tls_handshake`
+/// step (delay, abort mid-handshake, hang, garbage, drop); answers the TLS stream or
+/// why there is none. `delay` turns device milliseconds into wall time.
+pub async fn handshake(
+    tcp: TcpStream,
+    identity: &Identity,
+    fault: Option<Action>,
+    idle: Duration,
+    delay: impl Fn(u64) -> Duration,
+) -> Result<ServerStream, String> {
+    let mut tcp = tcp;
+    match fault {
+        Some(Action::Delay { ms }) => tokio::time::sleep(delay(ms)).await,
+        Some(Action::AbortTls) => {
+            // Let the ClientHello arrive, then hang up in the middle of the handshake.
+            let mut buf = [0u8; 1024];
+            let _ = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf)).await;
+            return Err("TLS handshake aborted (scripted)".into());
+        }
+        Some(Action::Hang) => {
+            let why = drain(&mut tcp, idle).await;
+            return Err(format!("TLS handshake hung (scripted); {why}"));
+        }
+        Some(Action::Garbage) => {
+            let _ = tcp.write_all(GARBAGE).await;
+            return Err("answered the ClientHello with garbage (scripted)".into());
+        }
+        Some(_) => return Err("TLS handshake dropped (scripted)".into()),
+        None => {}
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&identity.config));
+    match tokio::time::timeout(idle, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Ok(ServerStream::Tls(Box::new(tls))),
+        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+        Err(_) => Err("TLS handshake timed out".into()),
+    }
+}
