@@ -254,7 +254,7 @@ fn one_flag_against_every_zoo_certificate(
             "127.0.0.1"
         };
         let key = format!("smtp.verify.{flag}");
-        let (end, _) = run(
+        let (end, obs) = run(
             ListenerKind::Tls,
             name,
             bind,
@@ -265,6 +265,19 @@ fn one_flag_against_every_zoo_certificate(
             ],
             SmtpConfig::default(),
         );
+        // What the server saw: a message inside TLS when accepted; nothing after the
+        // handshake when refused (the device never spoke SMTP).
+        let delivered = obs.messages.len() == 1 && obs.messages.iter().all(|m| m.tls);
+        let spoke = obs
+            .connections
+            .iter()
+            .any(|c| c.transcript.iter().any(|e| e.text.starts_with("EHLO")));
+        if (want == "accept") != delivered || (want != "accept" && spoke) {
+            bad.push(format!(
+                "{name}: {flag}: the server saw {} messages, EHLO {spoke}",
+                obs.messages.len()
+            ));
+        }
         if class(&end) != want {
             bad.push(format!(
                 "{name}: {flag} expected {want}, the device said {end:?}"
