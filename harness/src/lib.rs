@@ -8,6 +8,7 @@
 
 pub mod cases;
 pub mod certs;
+pub mod covering;
 pub mod device;
 pub mod faults;
 pub mod model;
