@@ -8,19 +8,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use base64::Engine;
-use rcgen::{
-    CertificateRevocationListParams, Issuer, KeyIdMethod, RevocationReason, RevokedCertParams,
-    SerialNumber,
-};
+use rcgen::{Issuer, SerialNumber};
 use serde::{Deserialize, Serialize};
-use time::{Month, OffsetDateTime};
+use time::Month;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::keys::{KeyKind, ZooKey};
 use super::ocsp::{self, CertState, OcspIssuer};
-use super::zoo::Zoo;
+use super::zoo::{at, crl_params, Zoo};
 
 /// A fault of the revocation services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,11 +101,6 @@ const MAX_LOG: usize = 10_000;
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: usize = 64 * 1024;
 
-fn at(y: i32, m: Month, d: u8) -> OffsetDateTime {
-    let date = time::Date::from_calendar_date(y, m, d).unwrap_or(time::Date::MIN);
-    time::PrimitiveDateTime::new(date, time::Time::MIDNIGHT).assume_utc()
-}
-
 /// A CA that is in no zoo file and issues nothing: the `wrong_signer` fault signs with it.
 struct Rogue {
     key: ZooKey,
@@ -137,23 +129,12 @@ fn forge_crls(zoo: &Zoo, forger: &Rogue) -> Result<Vec<(String, Vec<u8>)>, Strin
     let mut out = Vec::new();
     for ca in &zoo.cas {
         let issuer = Issuer::from_params(&ca.params, &forger.key);
-        let crl = CertificateRevocationListParams {
-            this_update: at(2026, Month::January, 1),
-            next_update: at(2046, Month::January, 1),
-            crl_number: SerialNumber::from(2u64),
-            issuing_distribution_point: None,
-            revoked_certs: ca
-                .revoked
-                .iter()
-                .map(|sn| RevokedCertParams {
-                    serial_number: sn.clone(),
-                    revocation_time: at(2025, Month::June, 1),
-                    reason_code: Some(RevocationReason::KeyCompromise),
-                    invalidity_date: None,
-                })
-                .collect(),
-            key_identifier_method: KeyIdMethod::Sha256,
-        }
+        let crl = crl_params(
+            &ca.revoked,
+            at(2026, Month::January, 1),
+            at(2046, Month::January, 1),
+            2,
+        )
         .signed_by(&issuer)
         .map_err(|e| format!("forged CRL of {}: {e}", ca.label))?;
         out.push((ca.label.clone(), crl.der().to_vec()));

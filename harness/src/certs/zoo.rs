@@ -111,7 +111,8 @@ pub struct Manifest {
     pub cert: Vec<CertEntry>,
 }
 
-fn at(y: i32, m: Month, d: u8) -> OffsetDateTime {
+/// Midnight UTC of a calendar day (the zoo's dates are fixed, not "now").
+pub fn at(y: i32, m: Month, d: u8) -> OffsetDateTime {
     let date = Date::from_calendar_date(y, m, d).unwrap_or(Date::MIN);
     PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_utc()
 }
@@ -243,6 +244,31 @@ struct Spec {
 }
 
 const ACCEPT: &str = "accept";
+
+/// The CRL of a CA listing `revoked` (all revoked on 2025-06-01 for key compromise).
+pub fn crl_params(
+    revoked: &[SerialNumber],
+    this_update: OffsetDateTime,
+    next_update: OffsetDateTime,
+    number: u64,
+) -> CertificateRevocationListParams {
+    CertificateRevocationListParams {
+        this_update,
+        next_update,
+        crl_number: SerialNumber::from(number),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|sn| RevokedCertParams {
+                serial_number: sn.clone(),
+                revocation_time: at(2025, Month::June, 1),
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+}
 
 /// Generates the zoo into `dir` and answers its manifest.
 /// A CA of the zoo, kept whole for the OCSP responder and CRL server.
@@ -614,25 +640,10 @@ pub fn build(o: &ZooOptions) -> Result<Zoo, String> {
                 at(2020, Month::February, 1),
             ),
         ] {
-            let crl = CertificateRevocationListParams {
-                this_update: this,
-                next_update: next,
-                crl_number: SerialNumber::from(if suffix.is_empty() { 2u64 } else { 1 }),
-                issuing_distribution_point: None,
-                revoked_certs: ca
-                    .revoked
-                    .iter()
-                    .map(|sn| RevokedCertParams {
-                        serial_number: sn.clone(),
-                        revocation_time: at(2025, Month::June, 1),
-                        reason_code: Some(RevocationReason::KeyCompromise),
-                        invalidity_date: None,
-                    })
-                    .collect(),
-                key_identifier_method: KeyIdMethod::Sha256,
-            }
-            .signed_by(&issuer)
-            .map_err(|e| format!("CRL of {label}: {e}"))?;
+            let number = if suffix.is_empty() { 2 } else { 1 };
+            let crl = crl_params(&ca.revoked, this, next, number)
+                .signed_by(&issuer)
+                .map_err(|e| format!("CRL of {label}: {e}"))?;
             write(&format!("{label}{suffix}.crl"), crl.der())?;
         }
         ca_entries.insert(
