@@ -21,6 +21,8 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 /// address, one user with and one without an address.
 fn base(id: String, trigger: TriggerSpec) -> Case {
     Case {
+        section: id.split('/').next().unwrap_or("").to_string(),
+        dims: Default::default(),
         id,
         settings: pairs(&[("admin.address", ADMIN), ("device.address", DEVICE)]),
         users: vec![

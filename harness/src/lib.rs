@@ -18,6 +18,7 @@ pub mod partial;
 pub mod pop3;
 pub mod pop3_server;
 pub mod pop_window;
+pub mod record;
 pub mod runner;
 pub mod sasl;
 pub mod scenario;

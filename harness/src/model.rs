@@ -76,6 +76,10 @@ pub enum Target {
 pub struct Case {
     /// A stable name: `group/what`.
     pub id: String,
+    /// The matrix section (or case group) the case belongs to.
+    pub section: String,
+    /// The case's value of each matrix dimension, for reports (secrets masked).
+    pub dims: BTreeMap<String, String>,
     /// Settings applied after `reset`, on top of the server address and port.
     pub settings: Vec<(String, String)>,
     pub users: Vec<UserSpec>,

@@ -321,6 +321,8 @@ mod tests {
         pairs.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let c = Case {
             id: "t".into(),
+            section: "t".into(),
+            dims: Default::default(),
             settings: vec![],
             users: vec![UserSpec {
                 name: "taro".into(),

@@ -368,3 +368,85 @@ pub fn describe_failure(r: &CaseResult) -> String {
     }
     s
 }
+
+/// `value` masked when `key` holds a credential.
+fn masked(key: &str, value: &str) -> String {
+    if SECRET_KEYS.contains(&key) || key.ends_with("password") || key.ends_with("token") {
+        "***".to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+/// The report's record of a case and its result (secrets masked).
+pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::Record {
+    use crate::record::{Record, Transcript, Verdict};
+    let verdict = match (&r.harness_error, r.passed) {
+        (Some(_), _) => Verdict::HarnessError,
+        (None, true) => Verdict::Pass,
+        (None, false) => Verdict::Fail,
+    };
+    let observed = match &r.observed {
+        None => "nothing (the harness could not run the case)".to_string(),
+        Some(o) => {
+            let end = match (&o.trigger, &o.end) {
+                (TriggerAnswer::Refused { class, detail }, _) => {
+                    format!("trigger refused: {class} {detail}")
+                }
+                (_, Some(crate::device::JobEnd::Done)) => "job done".to_string(),
+                (_, Some(crate::device::JobEnd::Failed { class, detail })) => {
+                    format!("job failed: {class} {detail}")
+                }
+                (_, None) => "no job end".to_string(),
+            };
+            format!(
+                "{end}; {} connection(s), {} message(s) at the server",
+                o.server.connections.len(),
+                o.server.messages.len()
+            )
+        }
+    };
+    let mut transcripts = Vec::new();
+    if let Some(o) = &r.observed {
+        for c in &o.server.connections {
+            transcripts.push(Transcript {
+                server: "smtp".into(),
+                listener: c.listener.clone(),
+                lines: c
+                    .transcript
+                    .iter()
+                    .map(|e| format!("{:>6}ms {:?}: {}", e.t_ms, e.dir, e.text))
+                    .collect(),
+            });
+        }
+    }
+    Record {
+        id: case.id.clone(),
+        verdict,
+        section: case.section.clone(),
+        dims: case
+            .dims
+            .iter()
+            .map(|(k, v)| (k.clone(), masked(k, v)))
+            .collect(),
+        settings: case
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), masked(k, v)))
+            .collect(),
+        scenario: format!("{:?}", case.target),
+        expected: format!("{:?}", r.expected),
+        observed,
+        mismatches: r.mismatches.clone(),
+        harness_error: r.harness_error.clone(),
+        findings: Vec::new(),
+        transcripts,
+        console: r
+            .console
+            .iter()
+            .map(|l| format!("{:>6}ms {:?}: {}", l.t_ms, l.dir, l.text))
+            .collect(),
+        attempts,
+        millis: r.millis,
+    }
+}
