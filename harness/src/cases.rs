@@ -41,6 +41,9 @@ fn base(id: String, trigger: TriggerSpec) -> Case {
         trigger,
         server: SmtpConfig::default(),
         target: Target::FakeServer,
+        listener: crate::smtp::ListenerKind::Plain,
+        cert: None,
+        import_ca: false,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod certs;
 pub mod covering;
 pub mod device;
 pub mod faults;
+pub mod matrix;
 pub mod model;
 pub mod netio;
 pub mod oracle;

@@ -28,6 +28,33 @@ enum Cmd {
     Responder(ResponderArgs),
     /// Run the embedded simulated device (what `hil run --device sim` starts).
     Sim(mfp_sim::SimArgs),
+    /// Show the setting matrix: dimensions, sections, full and reduced sizes, and why
+    /// each dimension collapsed.
+    Matrix(MatrixArgs),
+}
+
+#[derive(clap::Args, Clone)]
+struct MatrixArgs {
+    /// exhaustive (every behaviourally distinct combination, per section), pairwise,
+    /// 3-way or 4-way (covering arrays over every dimension), or classic (the
+    /// hand-written first set).
+    #[arg(long, default_value = "exhaustive")]
+    matrix: String,
+    /// Seed of the covering arrays.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The certificate zoo (default: certs/, or the one this binary was built with).
+    #[arg(long)]
+    certs: Option<PathBuf>,
+    /// The scenario library (default: scenarios/, or the one this binary was built with).
+    #[arg(long)]
+    scenarios: Option<PathBuf>,
+    /// The device profile, for the variants it declares.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Print every case id too.
+    #[arg(long)]
+    list: bool,
 }
 
 #[derive(clap::Args)]
@@ -107,7 +134,7 @@ struct RunArgs {
     #[arg(long)]
     filter: Option<String>,
     /// How much faster than wall time the device's time runs: the embedded simulated
-    /// device is started with it (default 20); for a running device give the scale
+    /// device is started with it (default 50); for a running device give the scale
     /// it was started with (default 1, as for hardware).
     #[arg(long)]
     time_scale: Option<f64>,
@@ -117,17 +144,96 @@ struct RunArgs {
     /// List the cases and exit.
     #[arg(long)]
     list: bool,
+    /// Which cases: exhaustive (every behaviourally distinct setting combination, per
+    /// section; see `hil matrix`), pairwise, 3-way or 4-way (covering arrays over
+    /// every dimension), or classic (the first hand-written set).
+    #[arg(long, default_value = "exhaustive")]
+    matrix: String,
+    /// Seed of the covering arrays.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The certificate zoo (default: certs/, or the one this binary was built with).
+    #[arg(long)]
+    certs: Option<PathBuf>,
+    /// The scenario library (default: scenarios/, or the one this binary was built with).
+    #[arg(long)]
+    scenarios: Option<PathBuf>,
+    /// Start the embedded simulated device with this firmware variant although the
+    /// profile does not declare it: a planted bug the run must catch (repeatable).
+    #[arg(long)]
+    plant: Vec<String>,
+}
+
+/// The cases of a run: the matrix, or the classic set.
+fn select_cases(
+    a: &RunArgs,
+    certs: &std::path::Path,
+    variants: &[String],
+) -> Result<Vec<hil::model::Case>, String> {
+    if a.matrix == "classic" {
+        return Ok(hil::cases::first_set());
+    }
+    let m =
+        hil::matrix::Matrix::build(certs, &data_dir(a.scenarios.clone(), "scenarios"), variants)?;
+    let rows = match a.matrix.as_str() {
+        "exhaustive" => m.exhaustive(),
+        "pairwise" | "2-way" => m.covering(2, a.seed)?,
+        "3-way" => m.covering(3, a.seed)?,
+        "4-way" => m.covering(4, a.seed)?,
+        other => {
+            return Err(format!(
+                "--matrix {other}: say exhaustive, pairwise, 3-way, 4-way or classic"
+            ))
+        }
+    };
+    Ok(rows.iter().map(|r| m.case(r)).collect())
+}
+
+/// The zoo's OCSP responder and CRL server where its certificates point, on a
+/// runtime of its own for the whole run.
+fn start_responder(certs: &std::path::Path) -> Result<tokio::runtime::Runtime, String> {
+    let zoo = hil::certs::load(certs)?;
+    let url = zoo.manifest.responder.clone();
+    let addr: std::net::SocketAddr = url
+        .strip_prefix("http://")
+        .map(|r| r.split('/').next().unwrap_or(r))
+        .and_then(|h| h.parse().ok())
+        .ok_or_else(|| format!("the zoo's responder {url:?} is not http://IP:PORT"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let r = rt
+        .block_on(hil::certs::responder::Responder::start(addr, zoo, 1.0))
+        .map_err(|e| {
+            format!(
+                "the certificate zoo's OCSP responder cannot listen on {addr} (is it in use?): {e}"
+            )
+        })?;
+    // The responder serves as long as the runtime lives.
+    std::mem::forget(r);
+    Ok(rt)
 }
 
 fn run(a: RunArgs) -> Result<bool, String> {
     let device = if a.device == "sim" {
         DeviceChoice::Sim {
-            time_scale: a.time_scale.unwrap_or(20.0),
+            time_scale: a.time_scale.unwrap_or(50.0),
         }
     } else {
         DeviceChoice::Endpoint(Endpoint::parse(&a.device)?)
     };
-    let cases: Vec<_> = hil::cases::first_set()
+    let certs = data_dir(a.certs.clone(), "certs");
+    let variants = match &a.profile {
+        Some(p) => {
+            hil::device::Profile::load(p)
+                .map_err(|e| e.to_string())?
+                .variants
+        }
+        None => Vec::new(),
+    };
+    let cases: Vec<_> = select_cases(&a, &certs, &variants)?
         .into_iter()
         .filter(|c| a.filter.as_deref().is_none_or(|f| c.id.contains(f)))
         .collect();
@@ -143,7 +249,15 @@ fn run(a: RunArgs) -> Result<bool, String> {
             a.filter.unwrap_or_default()
         ));
     }
+    let tls_cases = cases.iter().any(|c| c.cert.is_some());
+    let _responder = if tls_cases {
+        Some(start_responder(&certs)?)
+    } else {
+        None
+    };
     let mut runner = Runner::start(RunOptions {
+        certs: tls_cases.then(|| certs.clone()),
+        plant: a.plant.clone(),
         device,
         profile: a.profile,
         bind: a.bind,
@@ -186,6 +300,60 @@ fn run(a: RunArgs) -> Result<bool, String> {
     println!("hil: ran in {:.1}s", started.elapsed().as_secs_f64());
     println!("{passed} passed, {failed} failed");
     Ok(failed == 0)
+}
+
+/// A folder given, else `NAME/` here, else the one next to the sources this binary
+/// was built from.
+fn data_dir(given: Option<PathBuf>, name: &str) -> PathBuf {
+    if let Some(p) = given {
+        return p;
+    }
+    let here = PathBuf::from(name);
+    if here
+        .join(if name == "certs" {
+            "manifest.toml"
+        } else {
+            "README.md"
+        })
+        .exists()
+    {
+        return here;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join(name)
+}
+
+fn matrix(a: MatrixArgs) -> Result<(), String> {
+    let variants = match &a.profile {
+        Some(p) => {
+            hil::device::Profile::load(p)
+                .map_err(|e| e.to_string())?
+                .variants
+        }
+        None => Vec::new(),
+    };
+    let m = hil::matrix::Matrix::build(
+        &data_dir(a.certs, "certs"),
+        &data_dir(a.scenarios, "scenarios"),
+        &variants,
+    )?;
+    let rows = match a.matrix.as_str() {
+        "exhaustive" => m.exhaustive(),
+        "pairwise" | "2-way" => m.covering(2, a.seed)?,
+        "3-way" => m.covering(3, a.seed)?,
+        "4-way" => m.covering(4, a.seed)?,
+        other => {
+            return Err(format!(
+                "--matrix {other}: say exhaustive, pairwise, 3-way or 4-way"
+            ))
+        }
+    };
+    print!("{}", m.explain(&rows));
+    if a.list {
+        for r in &rows {
+            println!("{}", m.id(r));
+        }
+    }
+    Ok(())
 }
 
 fn certs(a: CertsArgs) -> Result<(), String> {
@@ -295,6 +463,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hil responder: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Matrix(a) => match matrix(a) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hil matrix: {e}");
                 ExitCode::from(2)
             }
         },

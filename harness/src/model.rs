@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::smtp::SmtpConfig;
+use crate::smtp::{ListenerKind, SmtpConfig};
 
 /// Factory defaults of the keys the oracle reads (SPEC §1).
 pub const DEFAULTS: &[(&str, &str)] = &[
@@ -26,10 +26,35 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("envelope_from.mode", "admin"),
     ("envelope_from.address", ""),
     ("load.mode", "none"),
+    ("load.split_size", "1024"),
+    ("load.max_size", "unlimited"),
+    ("load.server_capacity", "10240"),
+    ("smtp.verify.expiry", "on"),
+    ("smtp.verify.cn", "off"),
+    ("smtp.verify.key_usage", "off"),
+    ("smtp.verify.chain", "off"),
+    ("smtp.verify.revocation", "off"),
+    ("smtp.auth.methods", "digest-md5,cram-md5,login,plain"),
+    ("smtp.auth.user", ""),
+    ("smtp.auth.password", ""),
+    ("smtp.auth.token", ""),
+    ("smtp.auth.realm", ""),
+    ("pop_before_smtp.wait", "5"),
+    ("pop.server", ""),
+    ("pop.tls", "none"),
+    ("pop.port", "110"),
+    ("pop.ssl_port", "995"),
+    ("pop.apop", "off"),
+    ("pop.user", ""),
+    ("pop.password", ""),
 ];
 
+/// The account of the harness's POP3 server (POP before SMTP).
+pub const POP_USER: &str = "scanner@hil.test";
+pub const POP_PASSWORD: &str = "pop-Pass-1";
+
 /// Keys whose values are credentials: never shown unmasked in anything we write.
-pub const SECRET_KEYS: &[&str] = &["smtp.auth.password", "pop.password"];
+pub const SECRET_KEYS: &[&str] = &["smtp.auth.password", "smtp.auth.token", "pop.password"];
 
 /// A device user a case registers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -87,6 +112,229 @@ pub struct Case {
     pub trigger: TriggerSpec,
     pub server: SmtpConfig,
     pub target: Target,
+    /// The listener the device is pointed at (its port is `smtp.port`, or
+    /// `smtp.ssl_port` with `smtp.tls = smtps`).
+    pub listener: ListenerKind,
+    /// The zoo certificate a TLS listener presents.
+    pub cert: Option<CertFacts>,
+    /// Import the zoo's root into the device's external store first.
+    pub import_ca: bool,
+}
+
+/// What the oracle knows of a zoo certificate: the facts in `certs/manifest.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertFacts {
+    pub name: String,
+    #[serde(default)]
+    pub subject_cn: Option<String>,
+    #[serde(default)]
+    pub san: Vec<String>,
+    /// The verdict of each flag alone (`accept` or an error class); `cn` is for the
+    /// manifest's `server_address` and not used: the oracle matches names itself.
+    pub expect: BTreeMap<String, String>,
+}
+
+/// What one verification flag alone makes of `cert` for a device told `server`:
+/// `accept` or the error class (SPEC §3.5).
+pub fn cert_check(cert: &CertFacts, flag: &str, server: &str) -> String {
+    if flag == "cn" {
+        return if name_matches(cert, server, false) {
+            "accept".into()
+        } else {
+            "cert_name".into()
+        };
+    }
+    cert.expect
+        .get(flag)
+        .cloned()
+        .unwrap_or_else(|| "accept".into())
+}
+
+/// SPEC §3.5 cn: the server address as typed against the subject CN, or a SAN entry of
+/// the same kind (DNS for a host name, IP for a literal); a wildcard stands for one
+/// left-most label. With `cn_only` (a variant) only the CN counts.
+pub fn name_matches(cert: &CertFacts, server: &str, cn_only: bool) -> bool {
+    let server = server.split('%').next().unwrap_or(server);
+    let ip: Option<std::net::IpAddr> = server.parse().ok();
+    let host_match = |pattern: &str| -> bool {
+        let p = pattern.to_ascii_lowercase();
+        let h = server.to_ascii_lowercase();
+        match p.strip_prefix("*.") {
+            Some(rest) => match h.split_once('.') {
+                Some((first, tail)) => !first.is_empty() && tail == rest,
+                None => false,
+            },
+            None => p == h,
+        }
+    };
+    let cn_ok = cert.subject_cn.as_deref().is_some_and(|cn| match ip {
+        Some(a) => cn.parse::<std::net::IpAddr>().ok() == Some(a),
+        None => host_match(cn),
+    });
+    if cn_ok || cn_only {
+        return cn_ok;
+    }
+    cert.san.iter().any(|s| match (ip, s.split_once(':')) {
+        (Some(a), Some(("IP", v))) => v.parse::<std::net::IpAddr>().ok() == Some(a),
+        (None, Some(("DNS", v))) => host_match(v),
+        _ => false,
+    })
+}
+
+/// SPEC §1's input rules, the harness's reading: `Err(rule)` when the device must
+/// refuse `value` for `key`.
+pub fn validate(key: &str, value: &str) -> Result<(), String> {
+    let printable = |v: &str| v.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    let boolean = || match value {
+        "on" | "off" => Ok(()),
+        _ => Err("on or off".to_string()),
+    };
+    let range = |lo: u64, hi: u64| match value.parse::<u64>() {
+        Ok(n) if (lo..=hi).contains(&n) && !value.starts_with('+') => Ok(()),
+        _ => Err(format!("a number from {lo} to {hi}")),
+    };
+    let choice = |words: &[&str]| {
+        if words.contains(&value) {
+            Ok(())
+        } else {
+            Err(format!("one of {}", words.join(", ")))
+        }
+    };
+    let address = || {
+        let rule = || {
+            Err("an e-mail address (local@domain, RFC 5321) of at most 320 half-width characters, no spaces".to_string())
+        };
+        if value.is_empty() {
+            return Ok(());
+        }
+        if value.chars().count() > 320 || !printable(value) || value.contains(' ') {
+            return rule();
+        }
+        let Some((local, domain)) = value.rsplit_once('@') else {
+            return rule();
+        };
+        let local_ok = (1..=64).contains(&local.len())
+            && !local.contains(['@', '<', '>', '(', ')', ',', ';', ':', '\\', '"', '[', ']'])
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..");
+        let domain_ok = match domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+            Some(lit) => match lit.strip_prefix("IPv6:") {
+                Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+                None => lit.parse::<std::net::Ipv4Addr>().is_ok(),
+            },
+            None => !domain.is_empty() && !domain.contains('%') && host(domain).is_ok(),
+        };
+        if local_ok && domain_ok {
+            Ok(())
+        } else {
+            rule()
+        }
+    };
+    let text = |max: usize, half: bool, forbid: &str| {
+        if value.chars().count() > max
+            || (half && !printable(value))
+            || value.chars().any(|c| forbid.contains(c))
+        {
+            Err(format!("at most {max} characters"))
+        } else {
+            Ok(())
+        }
+    };
+    match key {
+        "email.enabled"
+        | "email.scan"
+        | "email.notify"
+        | "email.counter"
+        | "pop.apop"
+        | "pop_before_smtp.enabled"
+        | "smtp.auth.enabled" => boolean(),
+        k if k.starts_with("smtp.verify.") => boolean(),
+        "smtp.tls" => choice(&["none", "smtps", "starttls"]),
+        "pop.tls" => choice(&["none", "pop3s", "stls"]),
+        "smtp.auth.source" => choice(&["configured", "device_user"]),
+        "envelope_from.mode" => choice(&["admin", "specified"]),
+        "load.mode" => choice(&[
+            "none",
+            "split",
+            "abort_over_limit",
+            "url_over_limit",
+            "url_always",
+        ]),
+        "load.max_size" => choice(&["unlimited", "limited"]),
+        "smtp.port" | "smtp.ssl_port" | "pop.port" | "pop.ssl_port" => range(1, 65535),
+        "smtp.timeout" => range(30, 300),
+        "pop_before_smtp.wait" => range(0, 60),
+        "load.split_size" => range(100, 15000),
+        "load.server_capacity" => range(1, 102400),
+        "admin.address" | "device.address" | "envelope_from.address" => address(),
+        "smtp.auth.user" | "pop.user" => text(64, false, ""),
+        "smtp.auth.password" | "pop.password" => text(64, true, "\""),
+        "smtp.auth.token" => text(2048, true, "\""),
+        "smtp.auth.realm" => text(253, true, ""),
+        "smtp.server" | "pop.server" => host(value),
+        "smtp.auth.methods" => {
+            if value == "none" {
+                return Ok(());
+            }
+            for m in value.split(',') {
+                if !DEVICE_MECHANISMS.contains(&m) {
+                    return Err(format!("{m} is not a mechanism the device implements"));
+                }
+            }
+            Ok(())
+        }
+        _ => Err("not a setting".into()),
+    }
+}
+
+/// The mechanisms the reference device implements (gss-spnego needs a Kerberos realm,
+/// ntlm is not implemented): what `smtp.auth.methods` may name.
+pub const DEVICE_MECHANISMS: &[&str] = &["xoauth2", "digest-md5", "cram-md5", "login", "plain"];
+/// `smtp.auth.methods` by default: every implemented mechanism; xoauth2, an
+/// extension, only when named (docs/oracle.md).
+pub const DEFAULT_METHODS: &[&str] = &["digest-md5", "cram-md5", "login", "plain"];
+
+fn host(v: &str) -> Result<(), String> {
+    let rule = || Err("a host name, an IPv4 address or an IPv6 address (with %zone)".to_string());
+    if v.is_empty() {
+        return Ok(());
+    }
+    if v.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(());
+    }
+    let (addr, zone) = match v.split_once('%') {
+        Some((a, z)) => (a, Some(z)),
+        None => (v, None),
+    };
+    if addr.parse::<std::net::Ipv6Addr>().is_ok() {
+        return match zone {
+            Some(z)
+                if z.is_empty()
+                    || !z
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') =>
+            {
+                rule()
+            }
+            _ => Ok(()),
+        };
+    }
+    if zone.is_some() || v.len() > 253 {
+        return rule();
+    }
+    let labels_ok = v.trim_end_matches('.').split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    });
+    if labels_ok {
+        Ok(())
+    } else {
+        rule()
+    }
 }
 
 /// Settings as the device holds them after a case's `apply`: defaults plus changes.

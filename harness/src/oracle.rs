@@ -1,14 +1,22 @@
-//! The oracle: what a correct device does for a case, read from SPEC §2, §3 (steps
-//! 1–3, 8–10) and §5. It is a second, independent reading of the contract: it never
-//! calls into `mfp_sim`, so a misreading in the simulator cannot agree with itself.
+//! The oracle: what a correct device does for a case, read from SPEC §1–§5. It is a
+//! second, independent reading of the contract: it never calls into `mfp_sim`, so a
+//! misreading in the simulator cannot agree with itself.
+//!
+//! It walks the session the way SPEC §3 orders it — input rules, switches, addresses,
+//! load reduction, POP before SMTP, connect, TLS and the certificate checks, greeting
+//! and EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, QUIT — against the case's server (its
+//! listener, certificate, extensions, policies, accounts and scripted faults), and
+//! stops at the first step that fails. Firmware variants the profile declares are
+//! followed, and reported as findings when they are security risks.
 //!
 //! Where SPEC is silent, the choices are written down in `docs/oracle.md`.
 
 use serde::Serialize;
 
 use crate::faults::Action;
-use crate::model::{Case, SettingView, Target, TriggerSpec};
-use crate::smtp::{SmtpConfig, Step};
+use crate::model::{self, Case, SettingView, Target, TriggerSpec};
+use crate::sasl::Mechanism;
+use crate::smtp::{ListenerKind, SmtpConfig, Step};
 
 /// A delivery a correct device makes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -27,18 +35,33 @@ pub struct Delivery {
     pub greeted_with: &'static str,
     /// Whether MAIL FROM carries `SIZE=` (the server advertised SIZE in EHLO).
     pub size_param: bool,
-    /// The scan attachment's size in KB, for a scan.
+    /// The scan attachment's size in KB, for a scan sent with its attachment.
     pub attachment_kb: Option<u32>,
+    /// `none`, `smtps` or `starttls`: how the session was protected.
+    pub tls: &'static str,
+    /// The AUTH mechanism used (SASL name), if any.
+    pub auth: Option<&'static str>,
+    /// Sent as `message/partial` fragments, each its own transaction, each at most
+    /// this many bytes.
+    pub fragmented: Option<u64>,
+    /// Sent with a download URL instead of the scan attachment (SPEC §4): the scan's
+    /// size in KB, which the URL must serve.
+    pub url: Option<u32>,
 }
 
 /// The outcome a correct device produces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Expected {
+    /// The settings are refused (SPEC §1 input rules) with `config`, naming `key`;
+    /// nothing is stored.
+    SettingsRefused {
+        key: String,
+    },
     /// The trigger is refused at once (a scan with its switch off).
     Refused {
         class: &'static str,
     },
-    /// The job fails with `class`; `connects` says whether a connection is made,
+    /// The job fails with `class`; `connects` says whether an SMTP connection is made,
     /// `stored` whether the server got the message before the failure.
     /// `detail` is text the device's error detail must contain (the server's code);
     /// `wait_ms` how long (device ms) the device waits before failing (a timeout).
@@ -52,6 +75,28 @@ pub enum Expected {
     Delivered(Delivery),
 }
 
+/// What POP before SMTP must look like (SPEC §3.6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PopExpect {
+    /// `none`, `pop3s` or `stls`.
+    pub tls: &'static str,
+    /// `USER` or `APOP`.
+    pub method: &'static str,
+    /// Whether the login succeeds.
+    pub login_ok: bool,
+    /// Device ms between the POP session's end and the SMTP connection.
+    pub wait_ms: u64,
+}
+
+/// The oracle's whole answer: the outcome, the POP session before it, and the
+/// security findings the device's (declared) behaviour shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Prediction {
+    pub outcome: Expected,
+    pub pop: Option<PopExpect>,
+    pub findings: Vec<String>,
+}
+
 fn fail(class: &'static str, connects: bool) -> Expected {
     Expected::Failed {
         class,
@@ -62,25 +107,13 @@ fn fail(class: &'static str, connects: bool) -> Expected {
     }
 }
 
-/// How a scripted fault fails the job.
+/// How a step fails the job.
 struct Failure {
     class: &'static str,
     /// The reply code the device must report.
     code: Option<u16>,
     /// The device gives up after its timeout.
     waits: bool,
-}
-
-impl Failure {
-    fn expected(self, timeout_ms: u64) -> Expected {
-        Expected::Failed {
-            class: self.class,
-            connects: true,
-            stored: false,
-            detail: self.code.map(|c| c.to_string()),
-            wait_ms: self.waits.then_some(timeout_ms),
-        }
-    }
 }
 
 /// What a fault does to a device waiting for a reply whose success class is
@@ -119,9 +152,132 @@ fn fault_effect(f: &Action, ok_class: u16, timeout_ms: u64) -> Option<Failure> {
     }
 }
 
-/// The expected outcome of `case` when the device holds `settings`.
+/// The encoded size of `n` attachment bytes: base64 in 76-character lines.
+fn base64_size(n: u64) -> u64 {
+    let b64 = n.div_ceil(3) * 4;
+    b64 + 2 * b64.div_ceil(76)
+}
+
+/// Bounds of a message's size in bytes: its attachment is exact, the device's own
+/// headers and text are not (a real device's texts are unknown): 200 B to 4 KiB plus
+/// the addresses.
+fn size_bounds(attachment: Option<u64>, addresses: usize) -> (u64, u64) {
+    let body = attachment.map(base64_size).unwrap_or(0);
+    (body + 200, body + 4096 + addresses as u64)
+}
+
+/// Is a message of `bounds` over `limit` bytes? `Err` when the bounds straddle it.
+fn over(bounds: (u64, u64), limit: u64, what: &str) -> Result<bool, String> {
+    if bounds.0 > limit {
+        Ok(true)
+    } else if bounds.1 <= limit {
+        Ok(false)
+    } else {
+        Err(format!(
+            "the message ({}..{} bytes) is too close to {what} ({limit} bytes) to predict",
+            bounds.0, bounds.1
+        ))
+    }
+}
+
+/// The credentials the server's accounts accept, SPEC §3.7.
+struct Creds {
+    user: String,
+    password: String,
+    token: String,
+    realm: String,
+}
+
+/// Everything the walk needs besides the server.
+struct Walk<'a> {
+    cfg: &'a SmtpConfig,
+    s: &'a SettingView,
+    case: &'a Case,
+    variants: &'a [String],
+    timeout_ms: u64,
+    findings: Vec<String>,
+}
+
+impl Walk<'_> {
+    fn variant(&self, v: &str) -> bool {
+        self.variants.iter().any(|x| x == v)
+    }
+
+    fn at(&self, step: Step, n: u32) -> Option<&Action> {
+        self.cfg.fault_at(step, n)
+    }
+
+    /// A failure as an expected outcome; a 530 with AUTH off is `auth_required`.
+    fn failed(&self, x: Failure) -> Expected {
+        let class = if x.code == Some(530) && !self.s.on("smtp.auth.enabled") {
+            "auth_required"
+        } else {
+            x.class
+        };
+        Expected::Failed {
+            class,
+            connects: true,
+            stored: false,
+            detail: x.code.map(|c| c.to_string()),
+            wait_ms: x.waits.then_some(self.timeout_ms),
+        }
+    }
+
+    fn step(&self, step: Step, n: u32, ok_class: u16) -> Option<Expected> {
+        self.at(step, n)
+            .and_then(|f| fault_effect(f, ok_class, self.timeout_ms))
+            .map(|x| self.failed(x))
+    }
+
+    fn class_only(&self, class: &'static str) -> Expected {
+        fail(class, true)
+    }
+}
+
+/// The expected outcome of `case` when the device holds `settings` (no variants).
 pub fn expect(case: &Case, settings: &SettingView) -> Expected {
+    match predict(case, settings, &[]) {
+        Ok(p) => p.outcome,
+        Err(_) => fail("config", false),
+    }
+}
+
+/// The oracle's answer for `case` with the settings the harness applies (`pairs`,
+/// in order), for a device following `variants`. `Err` when the case cannot be
+/// predicted (a message size too close to a limit).
+pub fn predict_pairs(
+    case: &Case,
+    pairs: &[(String, String)],
+    variants: &[String],
+) -> Result<Prediction, String> {
+    // SPEC §1: a value outside its rule refuses the whole apply.
+    for (k, v) in pairs {
+        if model::validate(k, v).is_err() {
+            return Ok(Prediction {
+                outcome: Expected::SettingsRefused { key: k.clone() },
+                pop: None,
+                findings: Vec::new(),
+            });
+        }
+    }
+    predict(case, &SettingView::from_pairs(pairs), variants)
+}
+
+/// The expected outcome of `case` when the device holds `settings`, following the
+/// firmware `variants` its profile declares.
+pub fn predict(
+    case: &Case,
+    settings: &SettingView,
+    variants: &[String],
+) -> Result<Prediction, String> {
     let s = settings;
+    let done = |outcome| {
+        Ok(Prediction {
+            outcome,
+            pop: None,
+            findings: Vec::new(),
+        })
+    };
     // SPEC §2: the master switch and the switch of the mail kind.
     let (switch, is_scan) = match &case.trigger {
         TriggerSpec::Scan { .. } => ("email.scan", true),
@@ -131,26 +287,23 @@ pub fn expect(case: &Case, settings: &SettingView) -> Expected {
     // A scan as a user the device does not know cannot start (docs/oracle.md).
     if let TriggerSpec::Scan { user: Some(u), .. } = &case.trigger {
         if !case.users.iter().any(|x| &x.name == u) {
-            return Expected::Refused { class: "config" };
+            return done(Expected::Refused { class: "config" });
         }
     }
     if !s.on("email.enabled") || !s.on(switch) {
-        return if is_scan {
+        return done(if is_scan {
             Expected::Refused { class: "disabled" }
         } else {
             fail("disabled", false)
-        };
+        });
     }
     // SPEC §2: alerts and counters go to the notification addresses.
     let to: Vec<String> = match &case.trigger {
         TriggerSpec::Scan { to, .. } => to.clone(),
         _ => case.notify.clone(),
     };
-    if to.is_empty() {
-        return fail("config", false);
-    }
-    if s.get("smtp.server").is_empty() {
-        return fail("config", false);
+    if to.is_empty() || s.get("smtp.server").is_empty() {
+        return done(fail("config", false));
     }
     // SPEC §2: the header From.
     let user = match &case.trigger {
@@ -162,101 +315,449 @@ pub fn expect(case: &Case, settings: &SettingView) -> Expected {
         _ => s.get("device.address").to_string(),
     };
     if header_from.is_empty() {
-        return fail("config", false);
+        return done(fail("config", false));
     }
     // SPEC §3.8: the envelope sender.
+    let device_user = s.on("smtp.auth.enabled") && s.get("smtp.auth.source") == "device_user";
     let mut mail_from = if s.get("envelope_from.mode") == "specified" {
         s.get("envelope_from.address").to_string()
     } else {
         s.get("admin.address").to_string()
     };
-    if s.on("smtp.auth.enabled") && s.get("smtp.auth.source") == "device_user" {
+    if device_user {
         if let Some(u) = user.filter(|u| !u.address.is_empty()) {
             mail_from = u.address.clone();
         }
     }
     if mail_from.is_empty() {
-        return fail("config", false);
+        return done(fail("config", false));
     }
-    if case.target == Target::ClosedPort {
-        return fail("connect", true);
+    // SPEC §4: load reduction decides what is sent before any connection.
+    let kb = |k: &str| s.get(k).parse::<u64>().unwrap_or(0) * 1024;
+    let addresses = header_from.len() + to.iter().map(String::len).sum::<usize>();
+    let scan_kb = match &case.trigger {
+        TriggerSpec::Scan { size_kb, .. } => Some(*size_kb),
+        _ => None,
+    };
+    let whole = size_bounds(scan_kb.map(|k| k as u64 * 1024), addresses);
+    let limited = s.get("load.max_size") == "limited";
+    let over_capacity = || over(whole, kb("load.server_capacity"), "load.server_capacity");
+    let mode = s.get("load.mode");
+    let mut url = false;
+    match mode {
+        "abort_over_limit" if limited && over_capacity()? => {
+            return done(fail("size_over_limit", false));
+        }
+        "url_over_limit" if limited && over_capacity()? => url = scan_kb.is_some(),
+        "url_always" => url = scan_kb.is_some(),
+        _ => {}
     }
+    let sent = if url {
+        size_bounds(None, addresses + 200)
+    } else {
+        whole
+    };
+    let fragmented = (mode == "split" && over(sent, kb("load.split_size"), "load.split_size")?)
+        .then(|| kb("load.split_size"));
     let timeout_ms = s.get("smtp.timeout").parse::<u64>().unwrap_or(60) * 1000;
-    walk(
-        &case.server,
+    // SPEC §3.6: POP before SMTP, before any SMTP connection.
+    let pop = if s.on("pop_before_smtp.enabled") {
+        if s.get("pop.server").is_empty() {
+            return done(fail("config", false));
+        }
+        let login_ok =
+            s.get("pop.user") == model::POP_USER && s.get("pop.password") == model::POP_PASSWORD;
+        let p = PopExpect {
+            tls: match s.get("pop.tls") {
+                "pop3s" => "pop3s",
+                "stls" => "stls",
+                _ => "none",
+            },
+            method: if s.on("pop.apop") { "APOP" } else { "USER" },
+            login_ok,
+            wait_ms: s.get("pop_before_smtp.wait").parse::<u64>().unwrap_or(5) * 1000,
+        };
+        if !login_ok {
+            return Ok(Prediction {
+                outcome: fail("pop_auth", false),
+                pop: Some(p),
+                findings: Vec::new(),
+            });
+        }
+        Some(p)
+    } else {
+        None
+    };
+    if case.target == Target::ClosedPort {
+        return Ok(Prediction {
+            outcome: fail("connect", true),
+            pop,
+            findings: Vec::new(),
+        });
+    }
+    let mut w = Walk {
+        cfg: &case.server,
+        s,
+        case,
+        variants,
         timeout_ms,
-        mail_from,
-        header_from,
-        to,
-        &case.trigger,
-    )
+        findings: Vec::new(),
+    };
+    let creds = {
+        let configured = Creds {
+            user: s.get("smtp.auth.user").to_string(),
+            password: s.get("smtp.auth.password").to_string(),
+            token: s.get("smtp.auth.token").to_string(),
+            realm: s.get("smtp.auth.realm").to_string(),
+        };
+        match user {
+            Some(u) if device_user => Creds {
+                user: u.name.clone(),
+                password: u.password.clone(),
+                ..configured
+            },
+            _ => configured,
+        }
+    };
+    let pop_login_in_window = pop.as_ref().is_some_and(|p| {
+        case.server
+            .policy
+            .pop_before_smtp_window_s
+            .is_some_and(|win| p.wait_ms <= win * 1000)
+    });
+    let outcome = session(
+        &mut w,
+        Message {
+            mail_from,
+            header_from,
+            to,
+            attachment_kb: if url { None } else { scan_kb },
+            size: sent,
+            fragmented,
+            url: if url { scan_kb } else { None },
+        },
+        &creds,
+        pop_login_in_window,
+    )?;
+    Ok(Prediction {
+        outcome,
+        pop,
+        findings: w.findings,
+    })
 }
 
-/// Walks the SMTP conversation against the server scenario (SPEC §3 steps 3, 8–10).
-fn walk(
-    cfg: &SmtpConfig,
-    timeout_ms: u64,
+/// What the job sends.
+struct Message {
     mail_from: String,
     header_from: String,
     to: Vec<String>,
-    trigger: &TriggerSpec,
-) -> Expected {
-    let at = |step: Step, n: u32| cfg.fault_at(step, n);
-    if let Some(x) = at(Step::Greeting, 1).and_then(|f| fault_effect(f, 2, timeout_ms)) {
-        return x.expected(timeout_ms);
+    attachment_kb: Option<u32>,
+    size: (u64, u64),
+    fragmented: Option<u64>,
+    url: Option<u32>,
+}
+
+/// The TLS handshake with the case's certificate: the first failing check, in SPEC
+/// §3.5's order (docs/oracle.md), or `None` when it passes.
+fn cert_failure(w: &Walk) -> Option<&'static str> {
+    let Some(cert) = &w.case.cert else {
+        return None;
+    };
+    let server = w.s.get("smtp.server");
+    for flag in ["expiry", "cn", "key_usage", "chain", "revocation"] {
+        if !w.s.on(&format!("smtp.verify.{flag}")) {
+            continue;
+        }
+        let verdict = if flag == "cn" && w.variant("cn-only") {
+            if model::name_matches(cert, server, true) {
+                "accept".to_string()
+            } else {
+                "cert_name".to_string()
+            }
+        } else {
+            model::cert_check(cert, flag, server)
+        };
+        if verdict == "cert_revocation_unknown" && w.variant("soft-fail-revocation") {
+            continue;
+        }
+        if verdict != "accept" {
+            return Some(match verdict.as_str() {
+                "cert_expired" => "cert_expired",
+                "cert_name" => "cert_name",
+                "cert_key_usage" => "cert_key_usage",
+                "cert_chain" => "cert_chain",
+                "cert_revoked" => "cert_revoked",
+                "cert_revocation_unknown" => "cert_revocation_unknown",
+                _ => "tls_handshake",
+            });
+        }
     }
+    None
+}
+
+/// The SMTP session (SPEC §3 steps 1–5, 7–10) against the case's server.
+fn session(
+    w: &mut Walk,
+    msg: Message,
+    creds: &Creds,
+    pop_login_in_window: bool,
+) -> Result<Expected, String> {
+    let cfg = w.cfg;
+    let mode = match w.s.get("smtp.tls") {
+        "smtps" => "smtps",
+        "starttls" => "starttls",
+        _ => "none",
+    };
+    let kind = w.case.listener;
+    let t = w.timeout_ms;
+    let timeout = Expected::Failed {
+        class: "timeout",
+        connects: true,
+        stored: false,
+        detail: None,
+        wait_ms: Some(t),
+    };
+    let mut in_tls = false;
+    // Step 1: connect; implicit TLS at once with smtps.
+    if mode == "smtps" {
+        if kind != ListenerKind::Tls {
+            // The server's plaintext greeting is not a TLS handshake; a server that
+            // says nothing leaves the device waiting.
+            let silent = match w.at(Step::Connect, 1).or(w.at(Step::Greeting, 1)) {
+                Some(Action::Hang) => true,
+                Some(Action::Delay { ms }) => *ms >= t,
+                _ => false,
+            };
+            return Ok(if silent {
+                timeout
+            } else {
+                w.class_only("tls_handshake")
+            });
+        }
+        match w.at(Step::Connect, 1) {
+            Some(Action::Hang) => return Ok(timeout),
+            Some(Action::Delay { ms }) if *ms >= t => return Ok(timeout),
+            Some(Action::Delay { .. }) | None => {}
+            Some(_) => return Ok(w.class_only("tls_handshake")),
+        }
+        if let Some(Action::AbortTls | Action::Drop) = w.at(Step::TlsHandshake, 1) {
+            return Ok(w.class_only("tls_handshake"));
+        }
+        if let Some(c) = cert_failure(w) {
+            return Ok(w.class_only(c));
+        }
+        in_tls = true;
+    } else {
+        if kind == ListenerKind::Tls {
+            // The server waits for a ClientHello, the device for a greeting.
+            return Ok(timeout);
+        }
+        if let Some(x) = w.step(Step::Connect, 1, 2) {
+            return Ok(x);
+        }
+    }
+    // Step 3: greeting, EHLO (HELO after 500–504).
+    if let Some(x) = w.step(Step::Greeting, 1, 2) {
+        return Ok(x);
+    }
+    let mut ehlo_n = 1;
     let mut greeted_with = "EHLO";
-    let mut extensions: &[String] = &cfg.extensions;
-    if let Some(f) = at(Step::Ehlo, 1) {
+    let mut offers_ext = true;
+    if let Some(f) = w.at(Step::Ehlo, ehlo_n) {
         match f {
             Action::Reply { code, .. } if (500..=504).contains(code) => {
                 greeted_with = "HELO";
-                extensions = &[];
-                if let Some(x) = at(Step::Helo, 1).and_then(|f| fault_effect(f, 2, timeout_ms)) {
-                    return x.expected(timeout_ms);
+                offers_ext = false;
+                if let Some(x) = w.step(Step::Helo, 1, 2) {
+                    return Ok(x);
                 }
             }
-            f => {
-                if let Some(x) = fault_effect(f, 2, timeout_ms) {
-                    return x.expected(timeout_ms);
+            _ => {
+                if let Some(x) = w.step(Step::Ehlo, ehlo_n, 2) {
+                    return Ok(x);
                 }
             }
         }
     }
+    // Step 4: STARTTLS.
+    if mode == "starttls" {
+        let offered = offers_ext && kind == ListenerKind::Starttls;
+        let refusal = if !offered {
+            Some(None)
+        } else {
+            match w.at(Step::Starttls, 1) {
+                Some(Action::Reply { code, .. }) if *code != 220 => Some(Some(*code)),
+                Some(f) => {
+                    if let Some(x) = fault_effect(f, 2, t) {
+                        return Ok(w.failed(x));
+                    }
+                    None
+                }
+                None => None,
+            }
+        };
+        match refusal {
+            Some(code) if w.variant("plaintext-after-starttls-failure") => {
+                w.findings.push(format!(
+                    "plaintext downgrade: the STARTTLS step failed ({}) and the device went on without TLS",
+                    code.map(|c| c.to_string())
+                        .unwrap_or_else(|| "not offered".into())
+                ));
+            }
+            Some(code) => {
+                return Ok(Expected::Failed {
+                    class: "starttls_unavailable",
+                    connects: true,
+                    stored: false,
+                    detail: code.map(|c| c.to_string()),
+                    wait_ms: None,
+                })
+            }
+            None => {
+                if let Some(Action::AbortTls | Action::Drop) = w.at(Step::TlsHandshake, 1) {
+                    return Ok(w.class_only("tls_handshake"));
+                }
+                if let Some(c) = cert_failure(w) {
+                    return Ok(w.class_only(c));
+                }
+                in_tls = true;
+                // The EHLO again; only its extensions count.
+                ehlo_n = 2;
+                if let Some(x) = w.step(Step::Ehlo, ehlo_n, 2) {
+                    return Ok(x);
+                }
+            }
+        }
+    }
+    let extensions: &[String] = if offers_ext { &cfg.extensions } else { &[] };
     let size_param = extensions.iter().any(|e| {
         e.split_whitespace()
             .next()
             .is_some_and(|k| k.eq_ignore_ascii_case("SIZE"))
     });
-    if let Some(x) = at(Step::Mail, 1).and_then(|f| fault_effect(f, 2, timeout_ms)) {
-        return x.expected(timeout_ms);
+    // Step 7: AUTH.
+    let mut authenticated = None;
+    if w.s.on("smtp.auth.enabled") {
+        let offered: Vec<Mechanism> = if offers_ext && (in_tls || cfg.auth_before_tls) {
+            cfg.auth.clone()
+        } else {
+            Vec::new()
+        };
+        let enabled: Vec<&str> = match w.s.get("smtp.auth.methods") {
+            "none" => Vec::new(),
+            v => v.split(',').collect(),
+        };
+        match crate::matrix::chosen_mechanism(&enabled, &offered) {
+            None if w.variant("send-without-auth") => w.findings.push(
+                "unauthenticated fallback: no AUTH mechanism in common and the device sent without AUTH".into(),
+            ),
+            None => return Ok(w.class_only("auth_no_mechanism")),
+            Some(mech) => {
+                let sasl = Mechanism::from_name(mech);
+                let name = sasl.map(|m| m.name()).unwrap_or("?");
+                // The AUTH command's own answer (a challenge, or 235 at once).
+                if let Some(f) = w.at(Step::Auth, 1) {
+                    if let Some(x) = fault_effect(f, 3, t) {
+                        let x = Failure {
+                            class: if x.class == "rejected" {
+                                "auth_failed"
+                            } else {
+                                x.class
+                            },
+                            ..x
+                        };
+                        // A 2xx at once is not a refusal.
+                        if !matches!(f, Action::Reply { code, .. } if code / 100 == 2) {
+                            return Ok(w.failed(x));
+                        }
+                    }
+                }
+                // A scripted answer to the credentials comes first; else the accounts.
+                if let Some(f) = w.at(Step::AuthResult, 1) {
+                    if let Some(x) = fault_effect(f, 2, t) {
+                        let x = Failure {
+                            class: if x.class == "rejected" {
+                                "auth_failed"
+                            } else {
+                                x.class
+                            },
+                            ..x
+                        };
+                        return Ok(w.failed(x));
+                    }
+                } else if !credentials_ok(cfg, sasl, creds) {
+                    return Ok(Expected::Failed {
+                        class: "auth_failed",
+                        connects: true,
+                        stored: false,
+                        detail: Some("535".into()),
+                        wait_ms: None,
+                    });
+                }
+                if !in_tls && matches!(mech, "plain" | "login" | "xoauth2") {
+                    w.findings.push(format!(
+                        "credentials over plaintext: AUTH {name} without TLS"
+                    ));
+                }
+                authenticated = Some(name);
+            }
+        }
     }
+    // Step 8: MAIL FROM (the server's own policies first).
+    if let Some(x) = w.step(Step::Mail, 1, 2) {
+        return Ok(x);
+    }
+    if cfg.policy.require_auth && authenticated.is_none() {
+        return Ok(w.failed(Failure {
+            class: "rejected",
+            code: Some(530),
+            waits: false,
+        }));
+    }
+    if let Some(max) = cfg.policy.max_size {
+        if size_param && msg.fragmented.is_none() && over(msg.size, max, "the server's SIZE limit")?
+        {
+            return Ok(w.failed(Failure {
+                class: "rejected",
+                code: Some(552),
+                waits: false,
+            }));
+        }
+    }
+    // Step 9: RCPT TO.
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
     let mut first_refusal = None;
-    for (i, r) in to.iter().enumerate() {
-        match at(Step::Rcpt, i as u32 + 1) {
+    let relay_denied = cfg.policy.pop_before_smtp_window_s.is_some()
+        && authenticated.is_none()
+        && !pop_login_in_window;
+    for (i, r) in msg.to.iter().enumerate() {
+        match w.at(Step::Rcpt, i as u32 + 1) {
             Some(Action::Reply { code, .. }) if code / 100 != 2 && *code != 421 => {
                 refused.push(r.clone());
                 first_refusal.get_or_insert(*code);
                 continue;
             }
             Some(f) => {
-                if let Some(x) = fault_effect(f, 2, timeout_ms) {
-                    return x.expected(timeout_ms);
+                if let Some(x) = fault_effect(f, 2, t) {
+                    return Ok(w.failed(x));
                 }
             }
             None => {}
         }
+        if relay_denied {
+            refused.push(r.clone());
+            first_refusal.get_or_insert(554);
+            continue;
+        }
         match cfg.rule_for(r) {
             Some(rule) if rule.code / 100 != 2 || rule.code == 421 => {
-                let x = Failure {
-                    class: "rejected",
-                    code: Some(rule.code),
-                    waits: false,
-                };
                 if rule.code == 421 {
-                    return x.expected(timeout_ms);
+                    return Ok(w.failed(Failure {
+                        class: "rejected",
+                        code: Some(421),
+                        waits: false,
+                    }));
                 }
                 refused.push(r.clone());
                 first_refusal.get_or_insert(rule.code);
@@ -265,44 +766,85 @@ fn walk(
         }
     }
     if accepted.is_empty() {
-        let x = Failure {
+        return Ok(w.failed(Failure {
             class: "rejected",
             code: first_refusal,
             waits: false,
-        };
-        return x.expected(timeout_ms);
+        }));
     }
-    if let Some(x) = at(Step::Data, 1).and_then(|f| fault_effect(f, 3, timeout_ms)) {
-        return x.expected(timeout_ms);
+    // Step 10: DATA, the end of data, QUIT.
+    if let Some(x) = w.step(Step::Data, 1, 3) {
+        return Ok(x);
     }
-    if let Some(x) = at(Step::EndOfData, 1).and_then(|f| fault_effect(f, 2, timeout_ms)) {
-        return x.expected(timeout_ms);
+    if let Some(x) = w.step(Step::EndOfData, 1, 2) {
+        return Ok(x);
+    }
+    if let Some(max) = cfg.policy.max_size {
+        if !size_param
+            && msg.fragmented.is_none()
+            && over(msg.size, max, "the server's size limit")?
+        {
+            return Ok(w.failed(Failure {
+                class: "rejected",
+                code: Some(552),
+                waits: false,
+            }));
+        }
     }
     // The message is with the server now. An explicit refusal of QUIT fails the job
     // (SPEC §3.10: any step); silence or a hang-up at QUIT does not undo delivery.
-    if let Some(Action::Reply { code, .. }) = at(Step::Quit, 1) {
+    if let Some(Action::Reply { code, .. }) = w.at(Step::Quit, 1) {
         if code / 100 != 2 {
-            return Expected::Failed {
+            return Ok(Expected::Failed {
                 class: "rejected",
                 connects: true,
                 stored: true,
                 detail: Some(code.to_string()),
                 wait_ms: None,
-            };
+            });
         }
     }
-    Expected::Delivered(Delivery {
-        mail_from,
-        header_from,
-        to,
+    Ok(Expected::Delivered(Delivery {
+        mail_from: msg.mail_from,
+        header_from: msg.header_from,
+        to: msg.to,
         accepted,
         refused,
         greeted_with,
         size_param,
-        attachment_kb: match trigger {
-            TriggerSpec::Scan { size_kb, .. } => Some(*size_kb),
-            _ => None,
-        },
+        attachment_kb: msg.attachment_kb,
+        tls: if in_tls { mode } else { "none" },
+        auth: authenticated,
+        fragmented: msg.fragmented,
+        url: msg.url,
+    }))
+}
+
+/// Whether the server's accounts take these credentials with this mechanism.
+fn credentials_ok(cfg: &SmtpConfig, mech: Option<Mechanism>, c: &Creds) -> bool {
+    let Some(mech) = mech else {
+        return false;
+    };
+    cfg.accounts.iter().any(|a| {
+        if a.user != c.user {
+            return false;
+        }
+        match mech {
+            Mechanism::Xoauth2 => a.token.as_deref() == Some(c.token.as_str()),
+            Mechanism::DigestMd5 => {
+                // SPEC §3.7: the configured realm, else the (first) offered one.
+                let realm = if !c.realm.is_empty() {
+                    c.realm.clone()
+                } else {
+                    cfg.realms.first().cloned().unwrap_or_default()
+                };
+                let offered_ok = cfg.realms.is_empty() || cfg.realms.contains(&realm);
+                a.password == c.password
+                    && offered_ok
+                    && a.realm.as_ref().is_none_or(|r| *r == realm)
+            }
+            _ => a.password == c.password,
+        }
     })
 }
 
@@ -333,6 +875,9 @@ mod tests {
             trigger,
             server: SmtpConfig::default(),
             target: Target::FakeServer,
+            listener: crate::smtp::ListenerKind::Plain,
+            cert: None,
+            import_ca: false,
         };
         (c, SettingView::from_pairs(&pairs))
     }

@@ -3,6 +3,7 @@
 //! trigger the job, wait for its end, collect what the server saw, ask the oracle,
 //! compare, and keep everything the case saw.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,8 +15,11 @@ use crate::device::embedded::EmbeddedSim;
 use crate::device::{Console, DriverError, Endpoint, Profile, TriggerAnswer};
 use crate::model::{Case, SettingView, Target, TriggerSpec, SECRET_KEYS};
 use crate::oracle::{self, Expected};
-use crate::smtp::SmtpConfig;
-use crate::smtp_server::SmtpServer;
+use crate::pop3::{Pop3Config, PopAccount};
+use crate::pop3_server::{Pop3Listen, Pop3Server};
+use crate::pop_window::PopLogins;
+use crate::smtp::{ListenerKind, SmtpConfig};
+use crate::smtp_server::{Listen, Observations, ServerOptions, SmtpServer};
 use crate::verdict::{self, Observed};
 
 /// The reference dialect's profile, built in so `hil run` works from any directory.
@@ -38,7 +42,7 @@ pub struct RunOptions {
     pub profile: Option<PathBuf>,
     /// Where the fake servers listen.
     pub bind: IpAddr,
-    /// The SMTP server port (0: any free port).
+    /// The plain SMTP listener's port (0: any free port).
     pub smtp_port: u16,
     /// The server address given to the device (default: the bind address).
     pub server_address: Option<String>,
@@ -46,6 +50,12 @@ pub struct RunOptions {
     pub verbose: bool,
     /// The time scale of an already-running device (1 for hardware).
     pub device_time_scale: f64,
+    /// The certificate zoo: its certificates are served by TLS listeners and its root
+    /// is imported into the device. `None`: plain listeners only.
+    pub certs: Option<PathBuf>,
+    /// Firmware variants the embedded simulated device is started with although the
+    /// profile does not declare them: a planted bug the run must catch.
+    pub plant: Vec<String>,
 }
 
 /// The record of one case.
@@ -56,15 +66,23 @@ pub struct CaseResult {
     pub mismatches: Vec<String>,
     pub harness_error: Option<String>,
     pub expected: Expected,
+    pub findings: Vec<String>,
     pub observed: Option<Observed>,
     pub console: Vec<crate::device::console::ConsoleLine>,
     pub millis: u64,
 }
 
-/// A device, a fake server and the means to run cases against them.
+/// A device, the fake servers and the means to run cases against them.
 pub struct Runner {
     rt: tokio::runtime::Runtime,
     server: SmtpServer,
+    pop: Pop3Server,
+    /// SMTP listener ports by kind and certificate (`""` for the plain one).
+    ports: HashMap<(ListenerKind, String), u16>,
+    /// POP3 listener ports by kind.
+    pop_ports: HashMap<ListenerKind, u16>,
+    /// The zoo's trust anchor (PEM), imported into the device for a case that asks.
+    root_pem: Option<String>,
     server_address: String,
     closed_port: u16,
     profile: Arc<Profile>,
@@ -79,8 +97,13 @@ fn free_closed_port(ip: IpAddr) -> std::io::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// The zoo's certificate names, from its manifest.
+fn zoo_names(dir: &std::path::Path) -> Result<Vec<String>, String> {
+    Ok(crate::matrix::load_certs(dir)?.into_keys().collect())
+}
+
 impl Runner {
-    /// Starts the fake server and reaches the device.
+    /// Starts the fake servers and reaches the device.
     pub fn start(opts: RunOptions) -> Result<Runner, String> {
         let profile = match &opts.profile {
             Some(p) => Profile::load(p).map_err(|e| e.to_string())?,
@@ -91,10 +114,88 @@ impl Runner {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-        let bind = SocketAddr::new(opts.bind, opts.smtp_port);
+        let time_scale = match opts.device {
+            DeviceChoice::Sim { time_scale } => time_scale,
+            DeviceChoice::Endpoint(_) => opts.device_time_scale,
+        };
+        let at = |port: u16| SocketAddr::new(opts.bind, port);
+        let mut listens = vec![Listen {
+            kind: ListenerKind::Plain,
+            bind: at(opts.smtp_port),
+            identity: None,
+        }];
+        let mut keys = vec![(ListenerKind::Plain, String::new())];
+        let mut pop_listens = vec![Pop3Listen {
+            kind: ListenerKind::Plain,
+            bind: at(0),
+            identity: None,
+        }];
+        let mut root_pem = None;
+        if let Some(dir) = &opts.certs {
+            for name in zoo_names(dir)? {
+                let identity = crate::tls::load(
+                    &name,
+                    &dir.join(format!("{name}.crt")),
+                    &dir.join(format!("{name}.key")),
+                )?;
+                for kind in [ListenerKind::Starttls, ListenerKind::Tls] {
+                    listens.push(Listen {
+                        kind,
+                        bind: at(0),
+                        identity: Some(identity.clone()),
+                    });
+                    keys.push((kind, name.clone()));
+                }
+                if name == "valid" {
+                    for kind in [ListenerKind::Starttls, ListenerKind::Tls] {
+                        pop_listens.push(Pop3Listen {
+                            kind,
+                            bind: at(0),
+                            identity: Some(identity.clone()),
+                        });
+                    }
+                }
+            }
+            let root = dir.join("root.crt");
+            root_pem = Some(
+                std::fs::read_to_string(&root).map_err(|e| format!("{}: {e}", root.display()))?,
+            );
+        }
+        let logins = Arc::new(PopLogins::new(time_scale));
         let server = rt
-            .block_on(SmtpServer::start(bind, SmtpConfig::default()))
+            .block_on(SmtpServer::start_with(
+                listens,
+                SmtpConfig::default(),
+                ServerOptions {
+                    time_scale,
+                    pop_logins: Arc::clone(&logins),
+                },
+            ))
             .map_err(|e| e.to_string())?;
+        let ports = keys
+            .into_iter()
+            .zip(server.listeners().iter().map(|(_, a)| a.port()))
+            .collect();
+        let pop_config = Pop3Config {
+            accounts: vec![PopAccount {
+                user: crate::model::POP_USER.into(),
+                password: crate::model::POP_PASSWORD.into(),
+            }],
+            ..Pop3Config::default()
+        };
+        let pop = rt
+            .block_on(Pop3Server::start(
+                pop_listens,
+                pop_config,
+                time_scale,
+                logins,
+            ))
+            .map_err(|e| e.to_string())?;
+        let pop_ports = pop
+            .listeners()
+            .iter()
+            .map(|(k, a)| (*k, a.port()))
+            .collect();
         let server_address = match (&opts.server_address, opts.bind.is_unspecified()) {
             (Some(a), _) => a.clone(),
             (None, false) => opts.bind.to_string(),
@@ -110,6 +211,10 @@ impl Runner {
         let mut r = Runner {
             rt,
             server,
+            pop,
+            ports,
+            pop_ports,
+            root_pem,
             server_address,
             closed_port,
             profile: Arc::new(profile),
@@ -121,9 +226,14 @@ impl Runner {
         Ok(r)
     }
 
-    /// The fake SMTP server's address.
+    /// The plain fake SMTP listener's address.
     pub fn smtp_addr(&self) -> SocketAddr {
         self.server.addr()
+    }
+
+    /// The profile's declared firmware variants.
+    pub fn variants(&self) -> &[String] {
+        &self.profile.variants
     }
 
     fn connect(&mut self) -> Result<(), String> {
@@ -133,8 +243,13 @@ impl Runner {
                 self.sim = None;
                 let exe = std::env::current_exe()
                     .map_err(|e| format!("cannot find the hil executable: {e}"))?;
-                let mut args = vec!["--time-scale".to_string(), time_scale.to_string()];
-                for v in &self.profile.variants {
+                let mut args = vec![
+                    "--time-scale".to_string(),
+                    time_scale.to_string(),
+                    "--downloads".to_string(),
+                    SocketAddr::new(self.opts.bind, 0).to_string(),
+                ];
+                for v in self.profile.variants.iter().chain(&self.opts.plant) {
                     args.extend(["--variant".to_string(), v.clone()]);
                 }
                 let sim = EmbeddedSim::spawn(
@@ -170,16 +285,65 @@ impl Runner {
         Duration::from_millis((self.profile.timeouts.job_ms as f64 / scale) as u64 + 5_000)
     }
 
-    /// The settings the runner applies for `case`: the server address and port,
-    /// then the case's own.
-    pub fn settings_for(&self, case: &Case) -> Vec<(String, String)> {
-        let port = match case.target {
-            Target::FakeServer => self.server.addr().port(),
+    /// The settings the runner applies for `case`: the server address and ports (the
+    /// case's listener on `smtp.port`, or on `smtp.ssl_port` with smtps; a closed port
+    /// on the other), the POP server, then the case's own settings.
+    pub fn settings_for(&self, case: &Case) -> Result<Vec<(String, String)>, String> {
+        let tls = case
+            .settings
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "smtp.tls")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("none");
+        let pop_tls = case
+            .settings
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "pop.tls")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("none");
+        let listener = match case.target {
             Target::ClosedPort => self.closed_port,
+            Target::FakeServer => {
+                let cert = match case.listener {
+                    ListenerKind::Plain => String::new(),
+                    _ => case
+                        .cert
+                        .as_ref()
+                        .map(|c| c.name.clone())
+                        .unwrap_or_else(|| "valid".into()),
+                };
+                *self
+                    .ports
+                    .get(&(case.listener, cert.clone()))
+                    .ok_or_else(|| {
+                        format!(
+                            "no {} listener with certificate {cert:?}: give --certs (the zoo)",
+                            case.listener.name()
+                        )
+                    })?
+            }
+        };
+        let (port, ssl_port) = if tls == "smtps" {
+            (self.closed_port, listener)
+        } else {
+            (listener, self.closed_port)
+        };
+        let pop_port =
+            |k: ListenerKind| self.pop_ports.get(&k).copied().unwrap_or(self.closed_port);
+        let (pport, pssl) = match pop_tls {
+            "pop3s" => (self.closed_port, pop_port(ListenerKind::Tls)),
+            "stls" => (pop_port(ListenerKind::Starttls), self.closed_port),
+            _ => (pop_port(ListenerKind::Plain), self.closed_port),
         };
         let mut pairs = vec![
             ("smtp.server".to_string(), self.server_address.clone()),
             ("smtp.port".to_string(), port.to_string()),
+            ("smtp.ssl_port".to_string(), ssl_port.to_string()),
+            ("pop.server".to_string(), self.server_address.clone()),
+            ("pop.port".to_string(), pport.to_string()),
+            ("pop.ssl_port".to_string(), pssl.to_string()),
         ];
         for (k, v) in &case.settings {
             match pairs.iter_mut().find(|(pk, _)| pk == k) {
@@ -187,19 +351,43 @@ impl Runner {
                 None => pairs.push((k.clone(), v.clone())),
             }
         }
-        pairs
+        Ok(pairs)
     }
 
     /// Runs one case and records all it saw.
     pub fn run_case(&mut self, case: &Case) -> CaseResult {
         let started = Instant::now();
-        let pairs = self.settings_for(case);
-        let expected = oracle::expect(case, &SettingView::from_pairs(&pairs));
+        let pairs = match self.settings_for(case) {
+            Ok(p) => p,
+            Err(e) => {
+                return self.harness_failure(
+                    case,
+                    oracle::expect(case, &SettingView::default()),
+                    Vec::new(),
+                    e,
+                    started,
+                )
+            }
+        };
+        let prediction = match oracle::predict_pairs(case, &pairs, &self.profile.variants) {
+            Ok(p) => p,
+            Err(e) => {
+                return self.harness_failure(
+                    case,
+                    oracle::expect(case, &SettingView::from_pairs(&pairs)),
+                    Vec::new(),
+                    format!("the oracle cannot predict this case: {e}"),
+                    started,
+                )
+            }
+        };
+        let expected = prediction.outcome.clone();
         if self.console.is_none() {
             if let Err(e) = self.connect() {
                 return self.harness_failure(
                     case,
                     expected,
+                    prediction.findings,
                     format!("cannot reach the device: {e}"),
                     started,
                 );
@@ -207,6 +395,7 @@ impl Runner {
         }
         self.server.set_config(case.server.clone());
         let _ = self.server.take();
+        let _ = self.pop.take();
         let observed = self.drive(case, &pairs);
         let mut log = self
             .console
@@ -219,13 +408,14 @@ impl Runner {
                     time_scale: self.time_scale(),
                     synthetic_scan: self.profile.synthetic_scan,
                 };
-                let mismatches = verdict::compare(&expected, &observed, &judging);
+                let mismatches = verdict::compare_all(&prediction, &observed, &judging);
                 CaseResult {
                     id: case.id.clone(),
                     passed: mismatches.is_empty(),
                     mismatches,
                     harness_error: None,
                     expected,
+                    findings: prediction.findings,
                     observed: Some(observed),
                     console: std::mem::take(&mut log),
                     millis: started.elapsed().as_millis() as u64,
@@ -236,7 +426,13 @@ impl Runner {
                 if matches!(e, DriverError::Link(_) | DriverError::Timeout(_)) {
                     self.console = None;
                 }
-                let mut r = self.harness_failure(case, expected, e.to_string(), started);
+                let mut r = self.harness_failure(
+                    case,
+                    expected,
+                    prediction.findings,
+                    e.to_string(),
+                    started,
+                );
                 r.console = log;
                 r
             }
@@ -247,6 +443,7 @@ impl Runner {
         &mut self,
         case: &Case,
         expected: Expected,
+        findings: Vec<String>,
         why: String,
         started: Instant,
     ) -> CaseResult {
@@ -262,6 +459,7 @@ impl Runner {
             mismatches: Vec::new(),
             harness_error: Some(why),
             expected,
+            findings,
             observed: None,
             console: Vec::new(),
             millis: started.elapsed().as_millis() as u64,
@@ -270,16 +468,48 @@ impl Runner {
 
     fn drive(&mut self, case: &Case, pairs: &[(String, String)]) -> Result<Observed, DriverError> {
         let limit = self.job_limit();
+        let root = if case.import_ca {
+            self.root_pem.clone()
+        } else {
+            None
+        };
         let Some(con) = self.console.as_mut() else {
             return Err(DriverError::Link("no console".into()));
         };
         let _ = con.take_log();
         con.op_ok("reset", &[], &[])?;
+        if let Some(pem) = root {
+            let a = con.import_cert(&pem)?;
+            if let crate::device::Status::Err { class, detail } = a.status {
+                return Err(DriverError::Unexpected(format!(
+                    "the device refused the zoo's root certificate: {class} {detail}"
+                )));
+            }
+        }
         let a = con.apply(pairs, SECRET_KEYS)?;
         if let crate::device::Status::Err { class, detail } = a.status {
-            return Err(DriverError::Unexpected(format!(
-                "the device refused the case's settings: {class} {detail}"
-            )));
+            // Nothing may have been stored: a key the apply changed still holds its
+            // default.
+            let probe = pairs
+                .iter()
+                .find(|(k, v)| k == "smtp.port" && crate::model::validate(k, v).is_ok())
+                .map(|(k, _)| k.clone())
+                .unwrap_or_else(|| "smtp.port".into());
+            let value = con.get(&probe)?;
+            return Ok(Observed {
+                trigger: TriggerAnswer::Refused {
+                    class: "apply".into(),
+                    detail: String::new(),
+                },
+                end: None,
+                report: None,
+                server: Observations::default(),
+                pop: Vec::new(),
+                elapsed_ms: 0,
+                apply_refused: Some((class, detail)),
+                after_refusal: Some((probe, value)),
+                downloaded: None,
+            });
         }
         for u in &case.users {
             con.op_ok(
@@ -323,12 +553,23 @@ impl Runner {
             TriggerAnswer::Refused { .. } => (None, None, t0.elapsed()),
         };
         self.server.wait_idle(Duration::from_secs(3));
+        let server = self.server.take();
+        // A download URL in the mail (SPEC §4): fetch it while the device keeps it.
+        let downloaded = server
+            .messages
+            .first()
+            .and_then(|m| crate::verdict::download_url(&m.data))
+            .map(|url| crate::verdict::http_get(&url, Duration::from_secs(5)));
         Ok(Observed {
             trigger,
             end,
             report,
-            server: self.server.take(),
+            server,
+            pop: self.pop.take(),
             elapsed_ms: elapsed.as_millis() as u64,
+            apply_refused: None,
+            after_refusal: None,
+            downloaded,
         })
     }
 

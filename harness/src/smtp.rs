@@ -96,7 +96,7 @@ pub struct Policy {
 }
 
 /// How a listener speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum ListenerKind {
     /// Plain, no STARTTLS/STLS offered.

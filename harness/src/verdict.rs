@@ -5,7 +5,8 @@ use mail_parser::{MessageParser, MimeHeaders};
 use serde::Serialize;
 
 use crate::device::{JobEnd, JobReport, TriggerAnswer};
-use crate::oracle::{Delivery, Expected};
+use crate::oracle::{Delivery, Expected, PopExpect, Prediction};
+use crate::pop3_server::Pop3Connection;
 use crate::smtp::Received;
 use crate::smtp_server::Observations;
 
@@ -16,8 +17,176 @@ pub struct Observed {
     pub end: Option<JobEnd>,
     pub report: Option<JobReport>,
     pub server: Observations,
+    /// The POP3 server's connections.
+    pub pop: Vec<Pop3Connection>,
     /// Wall time from the trigger to the job's end event.
     pub elapsed_ms: u64,
+    /// The device refused the case's `apply`: its class and detail.
+    pub apply_refused: Option<(String, String)>,
+    /// After a refused `apply`: a key it tried to change, and the value `get` reads.
+    pub after_refusal: Option<(String, String)>,
+    /// The file behind a download URL in the mail, fetched from the device.
+    #[serde(skip)]
+    pub downloaded: Option<Result<Vec<u8>, String>>,
+}
+
+/// The download URL in a mail's text (SPEC §4's URL modes), if any.
+pub fn download_url(data: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(data);
+    let start = text.find("http://")?;
+    let url: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '>' && *c != '"')
+        .collect();
+    Some(url)
+}
+
+/// A bounded HTTP/1.0 GET of an `http://HOST:PORT/PATH` URL; the body on a 200.
+pub fn http_get(url: &str, timeout: std::time::Duration) -> Result<Vec<u8>, String> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url}: not an http:// URL"))?;
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(hostport)
+        .map_err(|e| format!("{url}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{url}: no address"))?;
+    let mut c =
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{url}: {e}"))?;
+    c.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    c.write_all(format!("GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n").as_bytes())
+        .map_err(|e| format!("{url}: {e}"))?;
+    let mut buf = Vec::new();
+    c.take(64 * 1024 * 1024)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("{url}: {e}"))?;
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("{url}: no HTTP header end"))?;
+    let head = String::from_utf8_lossy(&buf[..end]);
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(format!("{url}: HTTP {status}"));
+    }
+    Ok(buf[end + 4..].to_vec())
+}
+
+/// Every way `obs` differs from the whole prediction: the outcome, the POP session,
+/// the refused settings.
+pub fn compare_all(p: &Prediction, obs: &Observed, judging: &Judging) -> Vec<String> {
+    let mut bad = Vec::new();
+    if let Expected::SettingsRefused { key } = &p.outcome {
+        match &obs.apply_refused {
+            Some((class, detail)) => {
+                if class != "config" {
+                    bad.push(format!(
+                        "the apply was refused with {class}, expected config"
+                    ));
+                }
+                if !detail.contains(key.as_str()) {
+                    bad.push(format!("the refusal {detail:?} does not name {key}"));
+                }
+            }
+            None => bad.push(format!(
+                "expected the apply refused for {key}, the device took it"
+            )),
+        }
+        if let Some((k, v)) = &obs.after_refusal {
+            let default = crate::model::DEFAULTS
+                .iter()
+                .find(|(d, _)| d == k)
+                .map(|(_, v)| *v)
+                .unwrap_or("");
+            if v != default {
+                bad.push(format!(
+                    "after the refused apply {k} is {v:?}, not its default {default:?}: part of the apply was stored"
+                ));
+            }
+        }
+        return bad;
+    }
+    if let Some((class, detail)) = &obs.apply_refused {
+        bad.push(format!(
+            "the device refused the case's settings: {class} {detail}"
+        ));
+        return bad;
+    }
+    bad.extend(compare(&p.outcome, obs, judging));
+    pop(p.pop.as_ref(), &obs.pop, &mut bad);
+    if let (Expected::Delivered(d), Some(kb)) = (&p.outcome, p_url(&p.outcome)) {
+        let _ = d;
+        match &obs.downloaded {
+            None => bad.push("no download URL in the mail".into()),
+            Some(Err(e)) => bad.push(format!("the download URL does not serve the file: {e}")),
+            Some(Ok(body)) if judging.synthetic_scan && *body != expected_scan_bytes(kb) => bad
+                .push(format!(
+                    "the downloaded file has {} bytes and differs from the scan ({} KB)",
+                    body.len(),
+                    kb
+                )),
+            Some(Ok(_)) => {}
+        }
+    }
+    bad
+}
+
+fn p_url(e: &Expected) -> Option<u32> {
+    match e {
+        Expected::Delivered(d) => d.url,
+        _ => None,
+    }
+}
+
+fn pop(exp: Option<&PopExpect>, conns: &[Pop3Connection], bad: &mut Vec<String>) {
+    let Some(p) = exp else {
+        if !conns.is_empty() {
+            bad.push(format!(
+                "POP before SMTP is off, yet the device made {} POP3 connection(s)",
+                conns.len()
+            ));
+        }
+        return;
+    };
+    let [c] = conns else {
+        bad.push(format!(
+            "expected one POP3 connection before SMTP, saw {}",
+            conns.len()
+        ));
+        return;
+    };
+    let listener_ok = match p.tls {
+        "pop3s" => c.listener == "tls",
+        "stls" => c.listener == "starttls" && c.tls.is_some(),
+        _ => c.listener == "plain" && c.tls.is_none(),
+    };
+    if !listener_ok {
+        bad.push(format!(
+            "POP3 with pop.tls={} went to the {} listener (TLS {})",
+            p.tls,
+            c.listener,
+            if c.tls.is_some() { "on" } else { "off" }
+        ));
+    }
+    let used_apop = c.transcript.iter().any(|e| e.text.starts_with("APOP"));
+    if (p.method == "APOP") != used_apop {
+        bad.push(format!(
+            "expected a POP3 login with {}, the transcript shows {}",
+            p.method,
+            if used_apop { "APOP" } else { "USER/PASS" }
+        ));
+    }
+    if p.login_ok == c.logins.is_empty() {
+        bad.push(format!(
+            "the POP3 login should {}succeed",
+            if p.login_ok { "" } else { "not " }
+        ));
+    }
 }
 
 /// What the comparison needs to know about the device and the run.
@@ -43,6 +212,9 @@ pub fn compare(exp: &Expected, obs: &Observed, judging: &Judging) -> Vec<String>
     let mut bad = Vec::new();
     let conns = obs.server.connections.len();
     match exp {
+        Expected::SettingsRefused { key } => bad.push(format!(
+            "expected the apply refused for {key}, the device took it"
+        )),
         Expected::Refused { class } => {
             match &obs.trigger {
                 TriggerAnswer::Refused { class: c, .. } if c == class => {}
@@ -119,21 +291,95 @@ fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Vec<Stri
             "expected the job done, got trigger {t:?} and end {e:?}"
         )),
     }
-    if obs.server.connections.len() != 1 {
-        bad.push(format!(
-            "expected exactly 1 connection, saw {}",
-            obs.server.connections.len()
-        ));
+    let msgs = &obs.server.messages;
+    let conns = &obs.server.connections;
+    if let Some(max) = d.fragmented {
+        // SPEC §4: N message/partial fragments, each its own transaction, each at
+        // most the split size, reassembling into the whole message.
+        if msgs.len() < 2 {
+            bad.push(format!(
+                "expected the message split into fragments, the server holds {} message(s)",
+                msgs.len()
+            ));
+        }
+        if conns.len() != msgs.len() {
+            bad.push(format!(
+                "{} fragments came over {} connections; each is its own transaction",
+                msgs.len(),
+                conns.len()
+            ));
+        }
+        for (i, m) in msgs.iter().enumerate() {
+            if m.data.len() as u64 > max {
+                bad.push(format!(
+                    "fragment {} has {} bytes, over the split size ({max} bytes)",
+                    i + 1,
+                    m.data.len()
+                ));
+            }
+            envelope(d, m, bad);
+        }
+        let [whole] = obs.server.reassembled.as_slice() else {
+            bad.push(format!(
+                "the fragments reassemble into {} message(s), expected 1",
+                obs.server.reassembled.len()
+            ));
+            return;
+        };
+        let m = Received {
+            data: whole.data.clone(),
+            ..msgs.first().cloned().unwrap_or_else(empty_received)
+        };
+        content(d, &m, judging, bad);
+    } else {
+        if conns.len() != 1 {
+            bad.push(format!(
+                "expected exactly 1 connection, saw {}",
+                conns.len()
+            ));
+        }
+        let [m] = msgs.as_slice() else {
+            bad.push(format!(
+                "expected exactly 1 message at the server, it holds {}",
+                msgs.len()
+            ));
+            return;
+        };
+        envelope(d, m, bad);
+        content(d, m, judging, bad);
     }
-    let [m] = obs.server.messages.as_slice() else {
-        bad.push(format!(
-            "expected exactly 1 message at the server, it holds {}",
-            obs.server.messages.len()
-        ));
-        return;
-    };
-    envelope(d, m, bad);
-    content(d, m, judging, bad);
+    for c in conns {
+        let tls_ok = match d.tls {
+            "smtps" => c.listener == "tls" && c.tls.is_some(),
+            "starttls" => c.tls.is_some() && c.transcript.iter().any(|e| e.text == "STARTTLS"),
+            _ => c.tls.is_none(),
+        };
+        if !tls_ok {
+            bad.push(format!(
+                "connection {}: expected TLS {}, the {} listener saw TLS {}",
+                c.id,
+                d.tls,
+                c.listener,
+                if c.tls.is_some() { "on" } else { "off" }
+            ));
+        }
+        let used = c
+            .auth
+            .iter()
+            .rev()
+            .find(|a| a.ok)
+            .map(|a| a.mechanism.to_ascii_uppercase());
+        match (d.auth, used) {
+            (Some(want), Some(got)) if got == want => {}
+            (None, None) => {}
+            (want, got) => bad.push(format!(
+                "connection {}: expected AUTH {}, saw {}",
+                c.id,
+                want.unwrap_or("none"),
+                got.unwrap_or_else(|| "none".into())
+            )),
+        }
+    }
     if let Some(r) = &obs.report {
         for addr in &d.refused {
             if !r
@@ -156,6 +402,23 @@ fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Vec<Stri
         }
     } else if !d.refused.is_empty() {
         bad.push("no job report to check the refused recipients in".into());
+    }
+}
+
+fn empty_received() -> Received {
+    Received {
+        connection: 0,
+        helo: String::new(),
+        greeted_with: String::new(),
+        tls: false,
+        auth_user: None,
+        mail_from: String::new(),
+        size_param: None,
+        recipients: Vec::new(),
+        data: Vec::new(),
+        bare_lf: 0,
+        long_lines: 0,
+        mime: None,
     }
 }
 
@@ -272,7 +535,11 @@ mod tests {
             }),
             report: None,
             server: Observations::default(),
+            pop: Vec::new(),
             elapsed_ms,
+            apply_refused: None,
+            after_refusal: None,
+            downloaded: None,
         }
     }
 
