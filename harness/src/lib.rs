@@ -20,6 +20,7 @@ pub mod pop3;
 pub mod pop3_server;
 pub mod pop_window;
 pub mod record;
+pub mod report;
 pub mod runner;
 pub mod sasl;
 pub mod scenario;

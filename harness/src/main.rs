@@ -31,6 +31,8 @@ enum Cmd {
     /// Show the setting matrix: dimensions, sections, full and reduced sizes, and why
     /// each dimension collapsed.
     Matrix(MatrixArgs),
+    /// Render a run's reports again, or merge the runs of shards into one report.
+    Report(ReportArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -429,6 +431,30 @@ fn responder(a: ResponderArgs) -> Result<(), String> {
     })
 }
 
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Report directories or results.jsonl files to merge (the runs of `--shard K/N`).
+    #[arg(long, num_args = 1.., required_unless_present = "from", conflicts_with = "from")]
+    merge: Vec<PathBuf>,
+    /// One run's report directory or results.jsonl to render again.
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// Where to write results.jsonl, junit.xml, report.html and run.json.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Ok(false) when a case failed or could not be run.
+fn report(a: ReportArgs) -> Result<bool, String> {
+    let inputs = match a.from {
+        Some(f) => vec![f],
+        None => a.merge,
+    };
+    let s = hil::report::merge(&inputs, &a.out)?;
+    println!("{}", s.line());
+    Ok(s.counts.failed == 0 && s.counts.harness_errors == 0)
+}
+
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Run(a) => match run(a) {
@@ -470,6 +496,14 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hil matrix: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Report(a) => match report(a) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("hil report: {e}");
                 ExitCode::from(2)
             }
         },
