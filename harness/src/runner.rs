@@ -61,6 +61,41 @@ pub struct CaseResult {
     pub millis: u64,
 }
 
+impl CaseResult {
+    /// The result of a case the harness could not run at all (no device or server
+    /// could be started for it): a harness error, with what the oracle expects of the
+    /// case against a fake server.
+    pub fn not_run(case: &Case, why: String, millis: u64) -> CaseResult {
+        let pairs = settings_with("the fake server", 25, case);
+        CaseResult {
+            id: case.id.clone(),
+            passed: false,
+            mismatches: Vec::new(),
+            harness_error: Some(why),
+            expected: oracle::expect(case, &SettingView::from_pairs(&pairs)),
+            observed: None,
+            console: Vec::new(),
+            millis,
+        }
+    }
+}
+
+/// The server address and port, then the case's own settings (a case's value of
+/// either replaces the runner's).
+fn settings_with(server: &str, port: u16, case: &Case) -> Vec<(String, String)> {
+    let mut pairs = vec![
+        ("smtp.server".to_string(), server.to_string()),
+        ("smtp.port".to_string(), port.to_string()),
+    ];
+    for (k, v) in &case.settings {
+        match pairs.iter_mut().find(|(pk, _)| pk == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => pairs.push((k.clone(), v.clone())),
+        }
+    }
+    pairs
+}
+
 /// A device, a fake server and the means to run cases against them.
 pub struct Runner {
     rt: tokio::runtime::Runtime,
@@ -177,17 +212,7 @@ impl Runner {
             Target::FakeServer => self.server.addr().port(),
             Target::ClosedPort => self.closed_port,
         };
-        let mut pairs = vec![
-            ("smtp.server".to_string(), self.server_address.clone()),
-            ("smtp.port".to_string(), port.to_string()),
-        ];
-        for (k, v) in &case.settings {
-            match pairs.iter_mut().find(|(pk, _)| pk == k) {
-                Some(slot) => slot.1 = v.clone(),
-                None => pairs.push((k.clone(), v.clone())),
-            }
-        }
-        pairs
+        settings_with(&self.server_address, port, case)
     }
 
     /// Runs one case and records all it saw.
