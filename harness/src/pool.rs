@@ -206,6 +206,10 @@ impl PoolSummary {
     }
 }
 
+/// Set when `hil` quits at once (a second stop request): the devices are being
+/// killed, so what the cases in flight report from now on is not recorded.
+static QUITTING: AtomicBool = AtomicBool::new(false);
+
 /// What workers tell the main thread.
 enum Msg {
     /// The worker's first runner is up.
@@ -280,7 +284,7 @@ impl Worker {
             // A case is taken only with a runner in hand.
             let mut failures = 0;
             while runner.is_none() {
-                if self.stopped() {
+                if self.stopped() || self.next.load(Ordering::SeqCst) >= self.cases.len() {
                     return;
                 }
                 match self.start() {
@@ -708,6 +712,9 @@ pub fn run_pool(
                 let Some(case) = todo.get(index) else {
                     continue;
                 };
+                if QUITTING.load(Ordering::SeqCst) {
+                    continue;
+                }
                 let rec = runner::to_record(case, &result, attempts);
                 if let Some(f) = file.as_mut() {
                     if let Err(e) = record::append(f, &rec) {
@@ -817,6 +824,7 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
                         return;
                     }
                     if flag.swap(true, Ordering::SeqCst) {
+                        QUITTING.store(true, Ordering::SeqCst);
                         eprintln!("\nhil: interrupted again: quitting now");
                         crate::device::embedded::kill_all();
                         std::process::exit(130);
@@ -985,8 +993,8 @@ mod tests {
         assert_eq!(ids, want);
         assert_eq!(out.matches("] pass ").count(), 30, "{out}");
         assert!(out.contains("[30/30] pass "), "{out}");
-        // Three workers, one runner each.
-        assert_eq!(w.made.lock().unwrap().len(), 3);
+        // At most one runner per worker (a worker that finds the queue empty starts none).
+        assert!(w.made.lock().unwrap().values().all(|&k| k == 1));
     }
 
     #[test]
@@ -1040,17 +1048,22 @@ mod tests {
 
     #[test]
     fn a_worker_that_cannot_start_leaves_its_cases_to_the_others() {
-        let w = World::new(|_, _| Out::Pass);
-        let (s, out, recs) = run(cases(10), &opts(3, None), w.maker(|w, _| w != 1));
+        // Slow cases, so the other workers are still busy when worker 2 gives up.
+        let w = World::new(|_, _| {
+            std::thread::sleep(Duration::from_millis(150));
+            Out::Pass
+        });
+        let (s, out, recs) = run(cases(20), &opts(3, None), w.maker(|w, _| w != 1));
         let s = s.unwrap();
-        assert_eq!((s.passed, s.not_run), (10, 0));
-        assert_eq!(recs.len(), 10);
+        assert_eq!((s.passed, s.not_run), (20, 0));
+        assert_eq!(recs.len(), 20);
         assert!(
             out.contains("worker 2 cannot start (attempt 1 of 3)"),
             "{out}"
         );
         assert!(out.contains("worker 2 gives up"), "{out}");
         assert_eq!(w.made.lock().unwrap()[&1], 3);
+        assert!(w.runs.lock().unwrap().values().all(|&n| n == 1));
     }
 
     #[test]
