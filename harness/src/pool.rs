@@ -345,6 +345,7 @@ impl Worker {
                                 attempt: attempts,
                                 why: r.harness_error.clone().unwrap_or_default(),
                             });
+                            std::thread::sleep(Duration::from_millis(200 * u64::from(attempts)));
                             continue;
                         }
                     }
