@@ -5,6 +5,7 @@
 //! - `device`: endpoints, profiles, the console driver, the embedded simulator.
 //! - `model`, `oracle`: the harness's own reading of SPEC; what a correct device does.
 //! - `cases`, `runner`, `verdict`: the cases, running them, judging them.
+//! - `pool`, `record`: running cases on parallel workers, the per-case records.
 
 pub mod cases;
 pub mod certs;
@@ -16,6 +17,7 @@ pub mod model;
 pub mod netio;
 pub mod oracle;
 pub mod partial;
+pub mod pool;
 pub mod pop3;
 pub mod pop3_server;
 pub mod pop_window;

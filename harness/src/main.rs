@@ -1,12 +1,17 @@
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use hil::device::Endpoint;
-use hil::runner::{describe_failure, DeviceChoice, RunOptions, Runner};
+use hil::model::Case;
+use hil::pool::{self, CaseRunner, MakeRunner, PoolOptions, PoolSummary, Shard, WriteReport};
+use hil::record::Record;
+use hil::runner::{DeviceChoice, RunOptions, Runner};
 
 /// Hardware-in-the-loop harness for the e-mail (SMTP) function of a multifunction printer.
 #[derive(Parser)]
@@ -143,7 +148,7 @@ struct RunArgs {
     /// Print every case's transcript, not only the failures'.
     #[arg(long, short)]
     verbose: bool,
-    /// List the cases and exit.
+    /// List the cases (after --shard and --filter) and exit.
     #[arg(long)]
     list: bool,
     /// Which cases: exhaustive (every behaviourally distinct setting combination, per
@@ -164,6 +169,24 @@ struct RunArgs {
     /// profile does not declare it: a planted bug the run must catch (repeatable).
     #[arg(long)]
     plant: Vec<String>,
+    /// Cases run at once, each worker with its own simulated device and fake servers
+    /// (default: the number of cores; a real device, or a fixed --smtp-port, runs one).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Where results.jsonl and the report go (created if missing; default hil-report;
+    /// with --case, nothing is written unless --report is given).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Skip the cases DIR/results.jsonl already records as pass or fail (harness
+    /// errors run again) and append to it.
+    #[arg(long, conflicts_with = "case")]
+    resume: bool,
+    /// Run the K-th of N slices of the case list: case i (from 0) iff i % N == K-1.
+    #[arg(long, value_name = "K/N", conflicts_with = "case")]
+    shard: Option<String>,
+    /// Run exactly the case with this id, verbosely, with one job.
+    #[arg(long, value_name = "ID", conflicts_with = "filter")]
+    case: Option<String>,
 }
 
 /// The cases of a run: the matrix, or the classic set.
@@ -218,7 +241,67 @@ fn start_responder(certs: &std::path::Path) -> Result<tokio::runtime::Runtime, S
     Ok(rt)
 }
 
-fn run(a: RunArgs) -> Result<bool, String> {
+/// How many workers: one for a real device (there is one) or a fixed fake server
+/// port (the workers cannot share it); else --jobs, by default the number of cores.
+fn choose_jobs(a: &RunArgs, real_device: bool) -> Result<usize, String> {
+    match a.jobs {
+        Some(0) => Err("--jobs 0: must be at least 1".into()),
+        Some(n) if n > 1 && real_device => Err(format!(
+            "--jobs {n}: --device {} is one real device and runs one case at a time; give --jobs 1 or leave it out",
+            a.device
+        )),
+        Some(n) if n > 1 && a.smtp_port != 0 => Err(format!(
+            "--jobs {n} with --smtp-port {}: each worker needs a fake SMTP server port of its own; give --smtp-port 0 (any free port) or --jobs 1",
+            a.smtp_port
+        )),
+        Some(n) => Ok(n),
+        None if real_device || a.smtp_port != 0 => Ok(1),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+/// The cases to run: `--case ID` alone, else the shard of the full list, filtered.
+fn select(a: &RunArgs, certs: &std::path::Path, variants: &[String]) -> Result<Vec<Case>, String> {
+    if let Some(id) = &a.case {
+        // A matrix case id names its values: the case is rebuilt from it, whatever
+        // --matrix says.
+        let m = hil::matrix::Matrix::build(
+            certs,
+            &data_dir(a.scenarios.clone(), "scenarios"),
+            variants,
+        )?;
+        if let Ok(row) = m.parse_id(id) {
+            return Ok(vec![m.case(&row)]);
+        }
+    }
+    let all = select_cases(a, certs, variants)?;
+    if let Some(id) = &a.case {
+        if let Some(c) = all.iter().find(|c| &c.id == id) {
+            return Ok(vec![c.clone()]);
+        }
+        let ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
+        let near = pool::closest_ids(id, &ids, 8);
+        return Err(if near.is_empty() {
+            format!("--case {id}: no case has this id (hil run --list lists them)")
+        } else {
+            format!(
+                "--case {id}: no case has this id; the closest: {} (hil run --list lists them)",
+                near.join(", ")
+            )
+        });
+    }
+    let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
+    Ok(all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| shard.is_none_or(|s| s.keeps(*i)))
+        .map(|(_, c)| c)
+        .filter(|c| a.filter.as_deref().is_none_or(|f| c.id.contains(f)))
+        .collect())
+}
+
+/// Runs the cases; answers the exit status.
+fn run(a: RunArgs) -> Result<u8, String> {
     let device = if a.device == "sim" {
         DeviceChoice::Sim {
             time_scale: a.time_scale.unwrap_or(50.0),
@@ -235,29 +318,47 @@ fn run(a: RunArgs) -> Result<bool, String> {
         }
         None => Vec::new(),
     };
-    let cases: Vec<_> = select_cases(&a, &certs, &variants)?
-        .into_iter()
-        .filter(|c| a.filter.as_deref().is_none_or(|f| c.id.contains(f)))
-        .collect();
+    let real_device = matches!(device, DeviceChoice::Endpoint(_));
+    let cases = select(&a, &certs, &variants)?;
+    let jobs = if a.case.is_some() {
+        1
+    } else {
+        choose_jobs(&a, real_device)?.min(cases.len().max(1))
+    };
     if a.list {
         for c in &cases {
             println!("{}", c.id);
         }
-        return Ok(true);
+        return Ok(0);
     }
     if cases.is_empty() {
-        return Err(format!(
-            "no case matches --filter {:?}",
-            a.filter.unwrap_or_default()
-        ));
+        let mut what = Vec::new();
+        if let Some(s) = &a.shard {
+            what.push(format!("--shard {s}"));
+        }
+        if let Some(f) = &a.filter {
+            what.push(format!("--filter {f:?}"));
+        }
+        return Err(format!("no case matches {}", what.join(" and ")));
     }
+    let verbose = a.verbose || a.case.is_some();
+    let report_dir = match (&a.report, &a.case) {
+        (Some(d), _) => Some(d.clone()),
+        (None, None) => Some(PathBuf::from("hil-report")),
+        (None, Some(_)) => None,
+    };
+    if let Some(d) = &report_dir {
+        std::fs::create_dir_all(d)
+            .map_err(|e| format!("--report {}: cannot create it: {e}", d.display()))?;
+    }
+    let stop = pool::stop_on_signals()?;
     let tls_cases = cases.iter().any(|c| c.cert.is_some());
     let _responder = if tls_cases {
         Some(start_responder(&certs)?)
     } else {
         None
     };
-    let mut runner = Runner::start(RunOptions {
+    let opts = RunOptions {
         certs: tls_cases.then(|| certs.clone()),
         plant: a.plant.clone(),
         device,
@@ -266,42 +367,77 @@ fn run(a: RunArgs) -> Result<bool, String> {
         smtp_port: a.smtp_port,
         server_address: a.server_address,
         filter: a.filter,
-        verbose: a.verbose,
+        verbose,
         device_time_scale: a.time_scale.unwrap_or(1.0),
-    })?;
+    };
     println!(
-        "hil: {} cases, device {}, fake SMTP server on {}",
+        "hil: {} cases, device {}, {jobs} worker{}",
         cases.len(),
         a.device,
-        runner.smtp_addr()
+        if jobs == 1 { "" } else { "s" }
     );
-    let (mut passed, mut failed) = (0usize, 0usize);
-    let width = cases.len().to_string().len();
-    let started = std::time::Instant::now();
-    for (i, case) in cases.iter().enumerate() {
-        let r = runner.run_case(case);
-        let verdict = if r.passed { "pass" } else { "FAIL" };
-        println!(
-            "[{:>width$}/{}] {verdict} {} ({} ms)",
-            i + 1,
-            cases.len(),
-            r.id,
-            r.millis
-        );
-        if !r.passed || a.verbose {
-            print!("{}", describe_failure(&r));
-        }
-        let _ = std::io::stdout().flush();
-        if r.passed {
-            passed += 1;
-        } else {
-            failed += 1;
-        }
+    let make: Arc<MakeRunner> = Arc::new(move |_worker| {
+        Runner::start(opts.clone()).map(|r| Box::new(r) as Box<dyn CaseRunner>)
+    });
+    let pool_opts = PoolOptions {
+        jobs,
+        retries: 2,
+        results: report_dir.as_ref().map(|d| d.join("results.jsonl")),
+        resume: a.resume,
+        verbose,
+        progress: std::io::stderr().is_terminal(),
+        grace: Duration::from_secs(30),
+        stop,
+    };
+    // The final report (junit.xml, report.html) from every record of the run.
+    let started = hil::report::now_utc();
+    let command: Vec<String> = std::env::args().collect();
+    let shard = a.shard.clone();
+    let device_name = a.device.clone();
+    let write_report = |records: &[Record], summary: &PoolSummary| -> Result<(), String> {
+        let Some(dir) = &report_dir else {
+            return Ok(());
+        };
+        let meta = hil::report::RunMeta {
+            command: command.join(" "),
+            device: device_name.clone(),
+            started: started.clone(),
+            finished: hil::report::now_utc(),
+            duration_s: summary.elapsed_ms as f64 / 1000.0,
+            shard: shard.clone(),
+            inputs: Vec::new(),
+        };
+        hil::report::write_all(dir, records, &meta)
+    };
+    let result = pool::run_pool(
+        cases,
+        &pool_opts,
+        make,
+        &mut std::io::stdout(),
+        report_dir.as_ref().map(|_| &write_report as &WriteReport),
+    );
+    // Cases given up on after a stop request may still hold a simulated device.
+    hil::device::embedded::kill_all();
+    let s = result?;
+    println!("hil: ran in {:.1}s", s.elapsed_ms as f64 / 1000.0);
+    if let Some(d) = &report_dir {
+        println!("hil: results in {}", d.join("results.jsonl").display());
     }
-    runner.shutdown();
-    println!("hil: ran in {:.1}s", started.elapsed().as_secs_f64());
-    println!("{passed} passed, {failed} failed");
-    Ok(failed == 0)
+    if let Some(why) = &s.stopped {
+        eprintln!("hil: stopped early: {why}");
+    }
+    if let Some(e) = &s.report_error {
+        eprintln!("hil: the report: {e}");
+    }
+    println!("{}", s.last_line());
+    let _ = std::io::stdout().flush();
+    Ok(if s.interrupted {
+        130
+    } else if s.success() {
+        0
+    } else {
+        1
+    })
 }
 
 /// A folder given, else `NAME/` here, else the one next to the sources this binary
@@ -458,8 +594,7 @@ fn report(a: ReportArgs) -> Result<bool, String> {
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Run(a) => match run(a) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
+            Ok(code) => ExitCode::from(code),
             Err(e) => {
                 eprintln!("hil: {e}");
                 ExitCode::from(2)

@@ -1291,6 +1291,59 @@ impl Matrix {
         }
     }
 
+    /// The row a case id names (`section/dim=value,…`, the values not named at base):
+    /// what `hil run --case ID` runs. A value may itself hold commas
+    /// (`smtp.auth.methods=plain,cram-md5`).
+    pub fn parse_id(&self, id: &str) -> Result<Row, String> {
+        let (section, rest) = id
+            .split_once('/')
+            .ok_or_else(|| format!("{id}: not SECTION/DIM=VALUE,…"))?;
+        let known = self.sections.iter().any(|s| s.name == section)
+            || section == "invalid"
+            || section.ends_with("-way");
+        if !known {
+            return Err(format!("{id}: no section {section:?}"));
+        }
+        let mut values = vec![0usize; self.dims.len()];
+        if rest != "base" {
+            let mut parts: Vec<String> = Vec::new();
+            for tok in rest.split(',') {
+                match (tok.contains('='), parts.last_mut()) {
+                    (false, Some(last)) => {
+                        last.push(',');
+                        last.push_str(tok);
+                    }
+                    _ => parts.push(tok.to_string()),
+                }
+            }
+            for p in parts {
+                let (name, value) = p
+                    .split_once('=')
+                    .ok_or_else(|| format!("{id}: {p:?} is not DIM=VALUE"))?;
+                let i = self
+                    .index(name)
+                    .ok_or_else(|| format!("{id}: no dimension {name:?}"))?;
+                let j = self.dims[i]
+                    .values
+                    .iter()
+                    .position(|v| v.name == value)
+                    .ok_or_else(|| format!("{id}: {name} has no value {value:?}"))?;
+                values[i] = j;
+            }
+        }
+        let row = Row {
+            section: section.to_string(),
+            values,
+        };
+        if self.id(&row) != id {
+            return Err(format!(
+                "{id}: not in the canonical order {}",
+                self.id(&row)
+            ));
+        }
+        Ok(row)
+    }
+
     /// Every value of a row by dimension name.
     pub fn dims_of(&self, row: &Row) -> BTreeMap<String, String> {
         self.dims
@@ -1682,6 +1735,17 @@ mod tests {
         }
         let text = m.explain(&rows);
         assert!(text.contains("collapsed in"), "{text}");
+    }
+
+    #[test]
+    fn ids_parse_back_into_their_rows() {
+        let m = matrix();
+        for r in m.exhaustive() {
+            let id = m.id(&r);
+            assert_eq!(m.parse_id(&id).expect("parses"), r, "{id}");
+        }
+        assert!(m.parse_id("nope/base").is_err());
+        assert!(m.parse_id("tls/smtp.tls=bogus").is_err());
     }
 
     #[test]

@@ -72,6 +72,46 @@ pub struct CaseResult {
     pub millis: u64,
 }
 
+impl CaseResult {
+    /// The result of a case the harness could not run at all (no device or server
+    /// could be started for it): a harness error, with what the oracle expects of the
+    /// case against a fake server.
+    pub fn not_run(case: &Case, why: String, millis: u64) -> CaseResult {
+        let pairs = settings_with("the fake server", 25, case);
+        let prediction = oracle::predict_pairs(case, &pairs, &[]).ok();
+        CaseResult {
+            id: case.id.clone(),
+            passed: false,
+            mismatches: Vec::new(),
+            harness_error: Some(why),
+            expected: prediction
+                .as_ref()
+                .map(|p| p.outcome.clone())
+                .unwrap_or_else(|| oracle::expect(case, &SettingView::from_pairs(&pairs))),
+            findings: prediction.map(|p| p.findings).unwrap_or_default(),
+            observed: None,
+            console: Vec::new(),
+            millis,
+        }
+    }
+}
+
+/// The server address and port, then the case's own settings (a case's value of
+/// either replaces the runner's).
+fn settings_with(server: &str, port: u16, case: &Case) -> Vec<(String, String)> {
+    let mut pairs = vec![
+        ("smtp.server".to_string(), server.to_string()),
+        ("smtp.port".to_string(), port.to_string()),
+    ];
+    for (k, v) in &case.settings {
+        match pairs.iter_mut().find(|(pk, _)| pk == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => pairs.push((k.clone(), v.clone())),
+        }
+    }
+    pairs
+}
+
 /// A device, the fake servers and the means to run cases against them.
 pub struct Runner {
     rt: tokio::runtime::Runtime,

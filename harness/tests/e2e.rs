@@ -299,10 +299,26 @@ fn specified_envelope_sender_and_a_refused_recipient_over_tcp_console() {
         .any(|r| r.address == "here@hil.test" && r.accepted));
 }
 
+/// A report folder of this test process (so `hil run` writes no `hil-report/` here).
+fn report_dir(name: &str) -> String {
+    std::env::temp_dir()
+        .join(format!("hil-e2e-{}-{name}", std::process::id()))
+        .display()
+        .to_string()
+}
+
 #[test]
 fn hil_run_passes_a_subset_end_to_end() {
     let out = Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args(["run", "--filter", "steps/"])
+        .args([
+            "run",
+            "--matrix",
+            "classic",
+            "--filter",
+            "steps/",
+            "--report",
+            &report_dir("subset"),
+        ])
         .output()
         .expect("run hil");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -339,10 +355,31 @@ fn run_hil(args: &[&str]) -> String {
 fn hil_run_drives_an_already_running_device_over_tcp_and_serial() {
     let (_tcp_sim, what) = start_sim("tcp:127.0.0.1:0");
     let device = what.clone();
-    run_hil(&["run", "--device", &device, "--filter", "recipients/"]);
+    let report = report_dir("running-device");
+    run_hil(&[
+        "run",
+        "--matrix",
+        "classic",
+        "--device",
+        &device,
+        "--filter",
+        "recipients/",
+        "--report",
+        &report,
+    ]);
     let (_pty_sim, path) = start_sim("pty");
     let device = format!("serial:{path},115200");
-    let out = run_hil(&["run", "--device", &device, "--filter", "envelope/"]);
+    let out = run_hil(&[
+        "run",
+        "--matrix",
+        "classic",
+        "--device",
+        &device,
+        "--filter",
+        "envelope/",
+        "--report",
+        &report,
+    ]);
     assert!(out.contains(&format!("device {device}")), "{out}");
 }
 
@@ -353,7 +390,15 @@ fn hil_run_names_a_bad_device_and_a_missing_port() {
         ("serial:/dev/does-not-exist", "/dev/does-not-exist"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_hil"))
-            .args(["run", "--device", device])
+            .args([
+                "run",
+                "--matrix",
+                "classic",
+                "--device",
+                device,
+                "--report",
+                &report_dir("bad-device"),
+            ])
             .output()
             .expect("run hil");
         let stderr = String::from_utf8_lossy(&out.stderr);

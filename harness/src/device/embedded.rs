@@ -1,18 +1,41 @@
 //! The embedded simulated device: `hil` starts itself as `hil sim --console pty` (the
 //! mfp-sim code linked into this binary) in a child process, so a crash of the
 //! simulated device cannot take the harness down, and reads the pty path it prints.
+//!
+//! Each simulated device runs in a process group of its own, so a Ctrl-C typed at the
+//! terminal reaches `hil` alone (which lets the cases in flight finish) and not the
+//! devices; [`kill_all`] ends every one still running when `hil` has to quit at once.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 /// A running embedded simulated device; killed when dropped.
 pub struct EmbeddedSim {
-    child: Child,
+    child: Arc<Mutex<Child>>,
     /// The pty path of its console.
     pub console_path: String,
+}
+
+/// Every embedded simulated device this process started and has not dropped.
+static LIVE: Mutex<Vec<Weak<Mutex<Child>>>> = Mutex::new(Vec::new());
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Kills every embedded simulated device still running (before `hil` exits without
+/// unwinding, e.g. at a second Ctrl-C or when it gives up on cases in flight).
+pub fn kill_all() {
+    let live: Vec<_> = locked(&LIVE).iter().filter_map(Weak::upgrade).collect();
+    for child in live {
+        let mut c = locked(&child);
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
 
 impl EmbeddedSim {
@@ -22,6 +45,7 @@ impl EmbeddedSim {
             .arg("sim")
             .args(["--console", "pty"])
             .args(extra)
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -29,6 +53,7 @@ impl EmbeddedSim {
             .map_err(|e| format!("cannot start the simulated device ({}): {e}", exe.display()))?;
         let Some(stdout) = child.stdout.take() else {
             let _ = child.kill();
+            let _ = child.wait();
             return Err("the simulated device has no standard output".into());
         };
         let (tx, rx) = mpsc::channel();
@@ -47,10 +72,12 @@ impl EmbeddedSim {
             Ok(Ok(l)) => l,
             Ok(Err(e)) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 return Err(format!("reading the simulated device's first line: {e}"));
             }
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 return Err(format!(
                     "the simulated device printed no console line within {startup:?}"
                 ));
@@ -58,11 +85,18 @@ impl EmbeddedSim {
         };
         let Some(path) = line.trim().strip_prefix("console: ") else {
             let _ = child.kill();
+            let _ = child.wait();
             return Err(format!(
                 "the simulated device's first line {:?} is not `console: PATH`",
                 line.trim()
             ));
         };
+        let child = Arc::new(Mutex::new(child));
+        {
+            let mut live = locked(&LIVE);
+            live.retain(|w| w.strong_count() > 0);
+            live.push(Arc::downgrade(&child));
+        }
         Ok(EmbeddedSim {
             console_path: path.to_string(),
             child,
@@ -71,13 +105,14 @@ impl EmbeddedSim {
 
     /// Whether the process is still running.
     pub fn is_alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        matches!(locked(&self.child).try_wait(), Ok(None))
     }
 }
 
 impl Drop for EmbeddedSim {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut c = locked(&self.child);
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }

@@ -1,0 +1,1255 @@
+//! The parallel runner of `hil run`: `jobs` workers (threads), each with a runner of
+//! its own (its own simulated device on its own pty and its own fake servers), take
+//! the cases from one queue in order. The main thread writes each result to
+//! `results.jsonl` the moment it arrives (one whole record per line), prints it, and
+//! redraws a progress line on a terminal.
+//!
+//! A harness fault (a case whose result has `harness_error`: a device that died, a
+//! port in use, a lost console) is retried on a freshly started runner; a case that
+//! still cannot run is recorded as [`Verdict::HarnessError`], counted apart from the
+//! device's failures. A worker runs a case only once it has a runner; one that cannot
+//! start a runner after its retries stops, and the other workers take the rest. Every
+//! case handed out ends as a record.
+//!
+//! A stop request (Ctrl-C or SIGTERM, see [`stop_on_signals`]) ends the handing out;
+//! the cases in flight may finish within a grace period, then the summary and the
+//! report are written from what ran.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use crate::model::Case;
+use crate::record::{self, Record, Verdict};
+use crate::runner::{self, describe_failure, CaseResult, Runner};
+
+/// What a worker runs cases with: [`Runner`], or a stand-in in tests.
+pub trait CaseRunner: Send {
+    /// Runs one case; a result with `harness_error` means the runner may be broken.
+    fn run_case(&mut self, case: &Case) -> CaseResult;
+    /// What the runner serves, for the worker's start line.
+    fn describe(&self) -> String;
+    /// Stops the runner (its device and servers).
+    fn shutdown(self: Box<Self>);
+}
+
+impl CaseRunner for Runner {
+    fn run_case(&mut self, case: &Case) -> CaseResult {
+        Runner::run_case(self, case)
+    }
+
+    fn describe(&self) -> String {
+        format!("fake SMTP server on {}", self.smtp_addr())
+    }
+
+    fn shutdown(self: Box<Self>) {
+        Runner::shutdown(*self)
+    }
+}
+
+/// Makes worker `i`'s runner (called again for a fresh one after a harness fault).
+pub type MakeRunner = dyn Fn(usize) -> Result<Box<dyn CaseRunner>, String> + Send + Sync;
+
+/// Writes the final report from every record of the run (resumed ones included).
+pub type WriteReport<'a> = dyn Fn(&[Record], &PoolSummary) -> Result<(), String> + 'a;
+
+/// `--shard K/N`: the K-th of N slices of the full case list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1 ≤ k ≤ n.
+    pub k: usize,
+    pub n: usize,
+}
+
+impl Shard {
+    /// Parses `K/N`.
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let bad = |why: &str| format!("--shard {s}: {why}");
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| bad("expected K/N, like 2/4"))?;
+        let k: usize = k
+            .trim()
+            .parse()
+            .map_err(|_| bad("K is not a whole number"))?;
+        let n: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| bad("N is not a whole number"))?;
+        if n == 0 {
+            return Err(bad("N must be at least 1"));
+        }
+        if k < 1 || k > n {
+            return Err(bad("K must be between 1 and N"));
+        }
+        Ok(Shard { k, n })
+    }
+
+    /// Whether the case at `index` (0-based, in the full case list) is in the shard.
+    pub fn keeps(&self, index: usize) -> bool {
+        index % self.n == self.k - 1
+    }
+}
+
+/// The ids closest to an unknown `id`: those containing it, else those sharing the
+/// most of its words (at most `max`, best first, in list order among equals).
+pub fn closest_ids<'a>(id: &str, ids: &[&'a str], max: usize) -> Vec<&'a str> {
+    let containing: Vec<&str> = ids.iter().copied().filter(|c| c.contains(id)).collect();
+    if !containing.is_empty() {
+        return containing.into_iter().take(max).collect();
+    }
+    let words: Vec<&str> = id
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() >= 2)
+        .collect();
+    let mut scored: Vec<(usize, usize, &str)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (words.iter().filter(|w| c.contains(*w)).count(), i, *c))
+        .filter(|(score, _, _)| *score > 0)
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored.into_iter().take(max).map(|(_, _, c)| c).collect()
+}
+
+/// How to run the pool.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Workers (clamped to the number of cases to run; at least 1).
+    pub jobs: usize,
+    /// How many times a case with a harness error is run again.
+    pub retries: u32,
+    /// Where the records go (`DIR/results.jsonl`); `None`: nowhere.
+    pub results: Option<PathBuf>,
+    /// Skip the cases `results` already records as pass or fail, and append.
+    pub resume: bool,
+    /// Print every case's story, not only the failures'.
+    pub verbose: bool,
+    /// Draw a progress line on standard error (only for a terminal).
+    pub progress: bool,
+    /// How long the cases in flight may take to finish after a stop request.
+    pub grace: Duration,
+    /// Set to stop handing out cases (Ctrl-C, SIGTERM).
+    pub stop: Arc<AtomicBool>,
+}
+
+impl PoolOptions {
+    /// `jobs` workers, 2 retries, no results file, 30 s of grace.
+    pub fn new(jobs: usize) -> PoolOptions {
+        PoolOptions {
+            jobs,
+            retries: 2,
+            results: None,
+            resume: false,
+            verbose: false,
+            progress: false,
+            grace: Duration::from_secs(30),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// How the run went. The counts cover every record of the run: those this run wrote
+/// and, with `--resume`, those it kept from `results.jsonl`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolSummary {
+    /// Cases given to the pool.
+    pub selected: usize,
+    /// Of those, the ones skipped because `results.jsonl` records them (pass or fail).
+    pub resumed: usize,
+    /// Records this run wrote.
+    pub ran: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub harness_errors: usize,
+    /// Cases of this run left without a record: the run was stopped, or no worker
+    /// could run them.
+    pub not_run: usize,
+    /// A stop request (Ctrl-C, SIGTERM) ended the run.
+    pub interrupted: bool,
+    /// Why the run ended early other than by a stop request (every worker gave up,
+    /// `results.jsonl` could not be written).
+    pub stopped: Option<String>,
+    /// Why the report could not be written.
+    pub report_error: Option<String>,
+    /// Wall time.
+    pub elapsed_ms: u64,
+}
+
+impl PoolSummary {
+    /// The last line `hil run` prints: `N passed, F failed`, then `, E harness errors`
+    /// and `, K not run` when there are any (so CI's `^[1-9][0-9]* passed, 0 failed$`
+    /// matches only a whole, clean run).
+    pub fn last_line(&self) -> String {
+        let mut s = format!("{} passed, {} failed", self.passed, self.failed);
+        if self.harness_errors > 0 {
+            s.push_str(&format!(", {} harness errors", self.harness_errors));
+        }
+        if self.not_run > 0 {
+            s.push_str(&format!(", {} not run", self.not_run));
+        }
+        s
+    }
+
+    /// Nothing failed, no harness error, every case ran, the report was written.
+    pub fn success(&self) -> bool {
+        self.failed == 0
+            && self.harness_errors == 0
+            && self.not_run == 0
+            && !self.interrupted
+            && self.stopped.is_none()
+            && self.report_error.is_none()
+    }
+}
+
+/// Set when `hil` quits at once (a second stop request): the devices are being
+/// killed, so what the cases in flight report from now on is not recorded.
+static QUITTING: AtomicBool = AtomicBool::new(false);
+
+/// What workers tell the main thread.
+enum Msg {
+    /// The worker's first runner is up.
+    Started { worker: usize, what: String },
+    /// A runner could not be started before taking a case.
+    StartFailed {
+        worker: usize,
+        attempt: u32,
+        why: String,
+    },
+    /// Case `index` had a harness error and runs again.
+    Retry {
+        index: usize,
+        attempt: u32,
+        why: String,
+    },
+    /// Case `index` ended.
+    Done {
+        index: usize,
+        result: Box<CaseResult>,
+        attempts: u32,
+    },
+    /// The worker cannot start a runner and takes no more cases.
+    Retired { worker: usize, why: String },
+    /// The worker's thread ends (sent on drop, so also after a panic).
+    Exited,
+}
+
+struct ExitGuard(mpsc::Sender<Msg>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let _ = self.0.send(Msg::Exited);
+    }
+}
+
+struct Worker {
+    index: usize,
+    cases: Arc<Vec<Case>>,
+    next: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    halt: Arc<AtomicBool>,
+    make: Arc<MakeRunner>,
+    tx: mpsc::Sender<Msg>,
+    retries: u32,
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
+impl Worker {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.halt.load(Ordering::SeqCst)
+    }
+
+    fn start(&self) -> Result<Box<dyn CaseRunner>, String> {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| (self.make)(self.index))) {
+            Ok(r) => r,
+            Err(p) => Err(format!("starting the runner panicked: {}", panic_text(&*p))),
+        }
+    }
+
+    fn run(self) {
+        let _exit = ExitGuard(self.tx.clone());
+        let mut runner: Option<Box<dyn CaseRunner>> = None;
+        let mut announced = false;
+        loop {
+            // A case is taken only with a runner in hand.
+            let mut failures = 0;
+            while runner.is_none() {
+                if self.stopped() || self.next.load(Ordering::SeqCst) >= self.cases.len() {
+                    return;
+                }
+                match self.start() {
+                    Ok(r) => {
+                        if !announced {
+                            announced = true;
+                            let _ = self.tx.send(Msg::Started {
+                                worker: self.index,
+                                what: r.describe(),
+                            });
+                        }
+                        runner = Some(r);
+                    }
+                    Err(why) => {
+                        failures += 1;
+                        if failures > self.retries {
+                            let _ = self.tx.send(Msg::Retired {
+                                worker: self.index,
+                                why,
+                            });
+                            return;
+                        }
+                        let _ = self.tx.send(Msg::StartFailed {
+                            worker: self.index,
+                            attempt: failures,
+                            why,
+                        });
+                        std::thread::sleep(Duration::from_millis(200 * u64::from(failures)));
+                    }
+                }
+            }
+            if self.stopped() {
+                break;
+            }
+            let index = self.next.fetch_add(1, Ordering::SeqCst);
+            let Some(case) = self.cases.get(index) else {
+                break;
+            };
+            let mut attempts = 0;
+            let result = loop {
+                attempts += 1;
+                let t0 = Instant::now();
+                if runner.is_none() {
+                    match self.start() {
+                        Ok(r) => runner = Some(r),
+                        Err(why) => {
+                            let ms = t0.elapsed().as_millis() as u64;
+                            let r = CaseResult::not_run(
+                                case,
+                                format!("cannot start the device and fake servers: {why}"),
+                                ms,
+                            );
+                            if attempts > self.retries || self.stopped() {
+                                break r;
+                            }
+                            let _ = self.tx.send(Msg::Retry {
+                                index,
+                                attempt: attempts,
+                                why: r.harness_error.clone().unwrap_or_default(),
+                            });
+                            std::thread::sleep(Duration::from_millis(200 * u64::from(attempts)));
+                            continue;
+                        }
+                    }
+                }
+                let Some(rn) = runner.as_mut() else {
+                    continue;
+                };
+                let r = match std::panic::catch_unwind(AssertUnwindSafe(|| rn.run_case(case))) {
+                    Ok(r) => r,
+                    Err(p) => CaseResult::not_run(
+                        case,
+                        format!("the runner panicked: {}", panic_text(&*p)),
+                        t0.elapsed().as_millis() as u64,
+                    ),
+                };
+                let Some(why) = r.harness_error.clone() else {
+                    break r;
+                };
+                // The runner may be broken: the next attempt gets a fresh one.
+                if let Some(old) = runner.take() {
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| old.shutdown()));
+                }
+                if attempts > self.retries || self.stopped() {
+                    break r;
+                }
+                let _ = self.tx.send(Msg::Retry {
+                    index,
+                    attempt: attempts,
+                    why,
+                });
+            };
+            let _ = self.tx.send(Msg::Done {
+                index,
+                result: Box::new(result),
+                attempts,
+            });
+        }
+        if let Some(r) = runner {
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| r.shutdown()));
+        }
+    }
+}
+
+/// The progress line: `[=====>     ] 120/2000 6%  35.2 cases/s  ETA 53s  2 failed`.
+pub fn progress_line(
+    done: usize,
+    total: usize,
+    elapsed: Duration,
+    failed: usize,
+    errors: usize,
+) -> String {
+    const WIDTH: usize = 20;
+    let frac = if total == 0 {
+        1.0
+    } else {
+        done as f64 / total as f64
+    };
+    let filled = ((frac * WIDTH as f64) as usize).min(WIDTH);
+    let bar = if filled >= WIDTH {
+        "=".repeat(WIDTH)
+    } else {
+        format!("{}>{}", "=".repeat(filled), " ".repeat(WIDTH - filled - 1))
+    };
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    let eta = if done == 0 || rate <= 0.0 {
+        "ETA ?".to_string()
+    } else {
+        let left = (total.saturating_sub(done)) as f64 / rate;
+        if left >= 3600.0 {
+            format!(
+                "ETA {}h{:02}m",
+                (left / 3600.0) as u64,
+                ((left % 3600.0) / 60.0) as u64
+            )
+        } else if left >= 60.0 {
+            format!("ETA {}m{:02}s", (left / 60.0) as u64, (left % 60.0) as u64)
+        } else {
+            format!("ETA {}s", left.ceil() as u64)
+        }
+    };
+    let mut s = format!(
+        "[{bar}] {done}/{total} {}%  {rate:.1} cases/s  {eta}  {failed} failed",
+        (frac * 100.0) as u64
+    );
+    if errors > 0 {
+        s.push_str(&format!(", {errors} harness errors"));
+    }
+    s
+}
+
+/// The progress line on standard error, redrawn at most 10 times a second.
+struct Progress {
+    on: bool,
+    shown: bool,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    fn clear(&mut self) {
+        if self.shown {
+            let mut e = std::io::stderr().lock();
+            let _ = e.write_all(b"\r\x1b[2K");
+            let _ = e.flush();
+            self.shown = false;
+        }
+    }
+
+    fn draw(&mut self, line: impl FnOnce() -> String) {
+        if !self.on
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+        {
+            return;
+        }
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(format!("\r\x1b[2K{}", line()).as_bytes());
+        let _ = e.flush();
+        self.shown = true;
+        self.last = Some(Instant::now());
+    }
+}
+
+/// What `--resume` keeps of an earlier `results.jsonl`: the last record of each id,
+/// except harness errors of the cases about to run (they run again). Answers the
+/// records kept (in file order) and the ids to skip.
+fn resume_plan(prior: Vec<Record>, selected: &HashSet<&str>) -> (Vec<Record>, HashSet<String>) {
+    let mut last: HashMap<String, usize> = HashMap::new();
+    for (i, r) in prior.iter().enumerate() {
+        last.insert(r.id.clone(), i);
+    }
+    let mut kept = Vec::new();
+    let mut skip = HashSet::new();
+    for (i, r) in prior.into_iter().enumerate() {
+        if last.get(&r.id) != Some(&i) {
+            continue;
+        }
+        let rerun = r.verdict == Verdict::HarnessError && selected.contains(r.id.as_str());
+        if rerun {
+            continue;
+        }
+        if selected.contains(r.id.as_str()) {
+            skip.insert(r.id.clone());
+        }
+        kept.push(r);
+    }
+    (kept, skip)
+}
+
+/// Starts `path` afresh holding `kept` (written to a temporary file, then renamed
+/// over it, so a cut last line of an earlier run goes), open for appending.
+fn open_results(path: &Path, kept: &[Record]) -> Result<std::fs::File, String> {
+    let tmp = path.with_extension("jsonl.tmp");
+    let name = |p: &Path| p.display().to_string();
+    let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", name(&tmp)))?;
+    for r in kept {
+        record::append(&mut f, r).map_err(|e| format!("{}: {e}", name(&tmp)))?;
+    }
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", name(path)))?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", name(path)))
+}
+
+fn tally(s: &mut PoolSummary, v: Verdict) {
+    match v {
+        Verdict::Pass => s.passed += 1,
+        Verdict::Fail => s.failed += 1,
+        Verdict::HarnessError => s.harness_errors += 1,
+    }
+}
+
+/// Runs `cases` on `opts.jobs` workers, each with a runner from `make_runner`; writes
+/// each record to `opts.results` as it comes and prints it to `out`; then hands every
+/// record of the run (kept ones of `--resume` first) to `report`.
+///
+/// Errors: `results.jsonl` cannot be read for `--resume`, or no worker could start a
+/// runner at all (nothing is written then; the earlier `results.jsonl` stays).
+pub fn run_pool(
+    cases: Vec<Case>,
+    opts: &PoolOptions,
+    make_runner: Arc<MakeRunner>,
+    out: &mut dyn Write,
+    report: Option<&WriteReport>,
+) -> Result<PoolSummary, String> {
+    let started = Instant::now();
+    let mut summary = PoolSummary {
+        selected: cases.len(),
+        ..Default::default()
+    };
+
+    // --resume: what is already recorded.
+    let prior = match &opts.results {
+        Some(p) if opts.resume && p.exists() => record::read(p)?,
+        Some(p) if opts.resume => {
+            let _ = writeln!(out, "resume: no {} yet; running every case", p.display());
+            Vec::new()
+        }
+        _ => Vec::new(),
+    };
+    let (kept, skip) = {
+        let ids: HashSet<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+        resume_plan(prior, &ids)
+    };
+    let todo: Vec<Case> = cases
+        .into_iter()
+        .filter(|c| !skip.contains(&c.id))
+        .collect();
+    summary.resumed = summary.selected - todo.len();
+    if opts.resume && opts.results.as_ref().is_some_and(|p| p.exists()) {
+        let rerun = todo.len();
+        let outside = kept.len() - summary.resumed;
+        let mut line = format!(
+            "resumed: {} cases already recorded, {rerun} to run",
+            summary.resumed
+        );
+        if outside > 0 {
+            line.push_str(&format!(
+                " ({outside} other records in the file stay in it and in the report)"
+            ));
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    for r in &kept {
+        tally(&mut summary, r.verdict);
+    }
+    let mut records = kept;
+    let kept_len = records.len();
+
+    let total = todo.len();
+    let mut file: Option<std::fs::File> = None;
+    let todo = Arc::new(todo);
+    let jobs = opts.jobs.clamp(1, total.max(1));
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let halt = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    if total > 0 {
+        for i in 0..jobs {
+            let w = Worker {
+                index: i,
+                cases: Arc::clone(&todo),
+                next: Arc::clone(&next),
+                stop: Arc::clone(&opts.stop),
+                halt: Arc::clone(&halt),
+                make: Arc::clone(&make_runner),
+                tx: tx.clone(),
+                retries: opts.retries,
+            };
+            let h = std::thread::Builder::new()
+                .name(format!("worker-{}", i + 1))
+                .spawn(move || w.run())
+                .map_err(|e| format!("cannot start worker {}: {e}", i + 1))?;
+            handles.push(h);
+        }
+    } else if let Some(p) = &opts.results {
+        file = Some(open_results(p, &records)?);
+    }
+    drop(tx);
+
+    let width = total.to_string().len();
+    let mut progress = Progress {
+        on: opts.progress,
+        shown: false,
+        last: None,
+    };
+    let (mut done, mut failed, mut errors) = (0usize, 0usize, 0usize);
+    let mut alive = if total > 0 { jobs } else { 0 };
+    let mut any_started = false;
+    let mut last_retire: Option<String> = None;
+    let mut stopping: Option<Instant> = None;
+    let mut abandoned = false;
+    while alive > 0 {
+        if stopping.is_none() && opts.stop.load(Ordering::SeqCst) {
+            stopping = Some(Instant::now());
+            summary.interrupted = true;
+            let handed = next.load(Ordering::SeqCst).min(total);
+            progress.clear();
+            let _ = writeln!(
+                out,
+                "hil: interrupted: no more cases are handed out; waiting up to {}s for the {} in flight (interrupt again to quit at once)",
+                opts.grace.as_secs(),
+                handed.saturating_sub(done)
+            );
+            let _ = out.flush();
+        }
+        if stopping.is_some_and(|t| t.elapsed() >= opts.grace) {
+            let handed = next.load(Ordering::SeqCst).min(total);
+            progress.clear();
+            let _ = writeln!(
+                out,
+                "hil: gave up waiting for {} cases in flight",
+                handed.saturating_sub(done)
+            );
+            abandoned = true;
+            break;
+        }
+        let msg = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(m) => Some(m),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match msg {
+            None => {}
+            Some(Msg::Exited) => alive -= 1,
+            Some(Msg::Started { worker, what }) => {
+                if !any_started {
+                    any_started = true;
+                    if let Some(p) = &opts.results {
+                        match open_results(p, &records) {
+                            Ok(f) => file = Some(f),
+                            Err(e) => {
+                                summary.stopped = Some(format!("cannot write the results: {e}"));
+                                halt.store(true, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                }
+                progress.clear();
+                let _ = writeln!(out, "hil: worker {}: {what}", worker + 1);
+            }
+            Some(Msg::StartFailed {
+                worker,
+                attempt,
+                why,
+            }) => {
+                progress.clear();
+                let _ = writeln!(
+                    out,
+                    "hil: worker {} cannot start (attempt {attempt} of {}): {why}",
+                    worker + 1,
+                    opts.retries + 1
+                );
+            }
+            Some(Msg::Retired { worker, why }) => {
+                progress.clear();
+                let _ = writeln!(
+                    out,
+                    "hil: worker {} gives up: cannot start the device and fake servers: {why}",
+                    worker + 1
+                );
+                last_retire = Some(why);
+            }
+            Some(Msg::Retry {
+                index,
+                attempt,
+                why,
+            }) => {
+                progress.clear();
+                let id = todo.get(index).map(|c| c.id.as_str()).unwrap_or("?");
+                let _ = writeln!(
+                    out,
+                    "    retry {attempt}/{} of {id}: harness error: {why}",
+                    opts.retries
+                );
+            }
+            Some(Msg::Done {
+                index,
+                result,
+                attempts,
+            }) => {
+                let Some(case) = todo.get(index) else {
+                    continue;
+                };
+                if QUITTING.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let rec = runner::to_record(case, &result, attempts);
+                if let Some(f) = file.as_mut() {
+                    if let Err(e) = record::append(f, &rec) {
+                        if summary.stopped.is_none() {
+                            summary.stopped = Some(format!(
+                                "cannot write the results to {}: {e}",
+                                opts.results
+                                    .as_deref()
+                                    .map(|p| p.display().to_string())
+                                    .unwrap_or_default()
+                            ));
+                        }
+                        halt.store(true, Ordering::SeqCst);
+                    }
+                }
+                done += 1;
+                let word = match rec.verdict {
+                    Verdict::Pass => "pass",
+                    Verdict::Fail => {
+                        failed += 1;
+                        "FAIL"
+                    }
+                    Verdict::HarnessError => {
+                        errors += 1;
+                        "ERROR"
+                    }
+                };
+                tally(&mut summary, rec.verdict);
+                progress.clear();
+                let tries = if attempts > 1 {
+                    format!(", {attempts} attempts")
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    out,
+                    "[{done:>width$}/{total}] {word} {} ({} ms{tries})",
+                    rec.id, result.millis
+                );
+                if !result.passed || opts.verbose {
+                    let _ = write!(out, "{}", describe_failure(&result));
+                }
+                let _ = out.flush();
+                records.push(rec);
+            }
+        }
+        progress.draw(|| progress_line(done, total, started.elapsed(), failed, errors));
+    }
+    progress.clear();
+    if !abandoned {
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+    if total > 0 && !any_started && !summary.interrupted {
+        return Err(format!(
+            "cannot start the device and fake servers: {}",
+            last_retire.unwrap_or_else(|| "no worker started".into())
+        ));
+    }
+    summary.ran = records.len() - kept_len;
+    summary.not_run = total - summary.ran;
+    if summary.not_run > 0 && !summary.interrupted && summary.stopped.is_none() {
+        summary.stopped = Some(format!(
+            "every worker gave up: {}",
+            last_retire.unwrap_or_else(|| "no worker is left".into())
+        ));
+    }
+    summary.elapsed_ms = started.elapsed().as_millis() as u64;
+    if let Some(write) = report {
+        if let Err(e) = write(&records, &summary) {
+            summary.report_error = Some(e);
+        }
+    }
+    Ok(summary)
+}
+
+/// Watches for Ctrl-C (SIGINT) and SIGTERM: the first sets the flag answered (the
+/// pool stops handing out cases and finishes); a second kills the embedded simulated
+/// devices and exits at once with status 130.
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let stop = Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the signal watcher: {e}"))?;
+    let (mut int, mut term) = rt
+        .block_on(async {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            ))
+        })
+        .map_err(|e| format!("cannot watch for Ctrl-C and SIGTERM: {e}"))?;
+    let flag = Arc::clone(&stop);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                loop {
+                    let got = tokio::select! {
+                        s = int.recv() => s,
+                        s = term.recv() => s,
+                    };
+                    if got.is_none() {
+                        return;
+                    }
+                    if flag.swap(true, Ordering::SeqCst) {
+                        QUITTING.store(true, Ordering::SeqCst);
+                        eprintln!("\nhil: interrupted again: quitting now");
+                        crate::device::embedded::kill_all();
+                        std::process::exit(130);
+                    }
+                }
+            })
+        })
+        .map_err(|e| format!("cannot start the signal watcher: {e}"))?;
+    Ok(stop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Copy, Debug)]
+    enum Out {
+        Pass,
+        Fail,
+        Harness,
+        Panic,
+    }
+
+    /// What the fake runner does with the `n`-th run (from 1, over all workers) of
+    /// the case `id`.
+    type Plan = dyn Fn(&str, u32) -> Out + Send + Sync;
+
+    struct Fake {
+        plan: Arc<Plan>,
+        runs: Arc<Mutex<HashMap<String, u32>>>,
+    }
+
+    impl CaseRunner for Fake {
+        fn run_case(&mut self, case: &Case) -> CaseResult {
+            let n = {
+                let mut runs = self.runs.lock().unwrap();
+                let n = runs.entry(case.id.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let base = CaseResult::not_run(case, "fake harness fault".into(), 1);
+            match (self.plan)(&case.id, n) {
+                Out::Pass => CaseResult {
+                    passed: true,
+                    harness_error: None,
+                    ..base
+                },
+                Out::Fail => CaseResult {
+                    harness_error: None,
+                    mismatches: vec!["fake mismatch".into()],
+                    ..base
+                },
+                Out::Harness => base,
+                Out::Panic => panic!("fake runner panic"),
+            }
+        }
+
+        fn describe(&self) -> String {
+            "fake".into()
+        }
+
+        fn shutdown(self: Box<Self>) {}
+    }
+
+    struct World {
+        plan: Arc<Plan>,
+        runs: Arc<Mutex<HashMap<String, u32>>>,
+        /// Runners made, per worker.
+        made: Arc<Mutex<HashMap<usize, u32>>>,
+    }
+
+    impl World {
+        fn new(plan: impl Fn(&str, u32) -> Out + Send + Sync + 'static) -> World {
+            World {
+                plan: Arc::new(plan),
+                runs: Arc::default(),
+                made: Arc::default(),
+            }
+        }
+
+        /// A maker whose `start(worker, k)` (k: that worker's k-th start, from 1)
+        /// says whether the start succeeds.
+        fn maker(
+            &self,
+            start: impl Fn(usize, u32) -> bool + Send + Sync + 'static,
+        ) -> Arc<MakeRunner> {
+            let (plan, runs, made) = (
+                Arc::clone(&self.plan),
+                Arc::clone(&self.runs),
+                Arc::clone(&self.made),
+            );
+            Arc::new(move |w| {
+                let k = {
+                    let mut m = made.lock().unwrap();
+                    let k = m.entry(w).or_insert(0);
+                    *k += 1;
+                    *k
+                };
+                if start(w, k) {
+                    Ok(Box::new(Fake {
+                        plan: Arc::clone(&plan),
+                        runs: Arc::clone(&runs),
+                    }) as Box<dyn CaseRunner>)
+                } else {
+                    Err(format!("fake start failure {k} of worker {}", w + 1))
+                }
+            })
+        }
+    }
+
+    fn cases(n: usize) -> Vec<Case> {
+        crate::cases::first_set().into_iter().take(n).collect()
+    }
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("hil-pool-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn opts(jobs: usize, results: Option<PathBuf>) -> PoolOptions {
+        PoolOptions {
+            results,
+            ..PoolOptions::new(jobs)
+        }
+    }
+
+    fn run(
+        cases: Vec<Case>,
+        o: &PoolOptions,
+        make: Arc<MakeRunner>,
+    ) -> (Result<PoolSummary, String>, String, Vec<Record>) {
+        let mut out = Vec::new();
+        let seen: Mutex<Vec<Record>> = Mutex::new(Vec::new());
+        let report = |r: &[Record], _: &PoolSummary| {
+            *seen.lock().unwrap() = r.to_vec();
+            Ok(())
+        };
+        let s = run_pool(cases, o, make, &mut out, Some(&report));
+        let records = seen.into_inner().unwrap();
+        (s, String::from_utf8(out).unwrap(), records)
+    }
+
+    #[test]
+    fn every_case_once_in_order_of_the_queue() {
+        let w = World::new(|_, _| Out::Pass);
+        let cs = cases(30);
+        let d = dir("all");
+        let o = opts(3, Some(d.join("results.jsonl")));
+        let (s, out, recs) = run(cs.clone(), &o, w.maker(|_, _| true));
+        let s = s.unwrap();
+        assert_eq!(
+            (s.passed, s.failed, s.harness_errors, s.not_run),
+            (30, 0, 0, 0)
+        );
+        assert!(s.success());
+        assert_eq!(s.last_line(), "30 passed, 0 failed");
+        let file = record::read(&d.join("results.jsonl")).unwrap();
+        assert_eq!(file, recs);
+        let mut ids: Vec<_> = file.iter().map(|r| r.id.clone()).collect();
+        ids.sort();
+        let mut want: Vec<_> = cs.iter().map(|c| c.id.clone()).collect();
+        want.sort();
+        assert_eq!(ids, want);
+        assert_eq!(out.matches("] pass ").count(), 30, "{out}");
+        assert!(out.contains("[30/30] pass "), "{out}");
+        // At most one runner per worker (a worker that finds the queue empty starts none).
+        assert!(w.made.lock().unwrap().values().all(|&k| k == 1));
+    }
+
+    #[test]
+    fn a_harness_fault_is_retried_on_a_fresh_runner() {
+        let w = World::new(|_, n| if n == 1 { Out::Harness } else { Out::Pass });
+        let (s, out, recs) = run(cases(1), &opts(1, None), w.maker(|_, _| true));
+        let s = s.unwrap();
+        assert_eq!((s.passed, s.harness_errors), (1, 0));
+        assert_eq!(recs[0].attempts, 2);
+        assert_eq!(recs[0].verdict, Verdict::Pass);
+        assert!(out.contains("retry 1/2 of "), "{out}");
+        assert!(out.contains("2 attempts"), "{out}");
+        assert_eq!(
+            w.made.lock().unwrap()[&0],
+            2,
+            "a fresh runner for the retry"
+        );
+    }
+
+    #[test]
+    fn a_lasting_harness_fault_is_a_harness_error_counted_apart() {
+        let cs = cases(3);
+        let bad = cs[1].id.clone();
+        let w = World::new(move |id, _| match id == bad {
+            true => Out::Harness,
+            false => Out::Fail,
+        });
+        let (s, out, recs) = run(cs, &opts(2, None), w.maker(|_, _| true));
+        let s = s.unwrap();
+        assert_eq!((s.passed, s.failed, s.harness_errors), (0, 2, 1));
+        assert_eq!(s.last_line(), "0 passed, 2 failed, 1 harness errors");
+        let e = recs
+            .iter()
+            .find(|r| r.verdict == Verdict::HarnessError)
+            .unwrap();
+        assert_eq!(e.attempts, 3);
+        assert_eq!(e.harness_error.as_deref(), Some("fake harness fault"));
+        assert!(out.contains("] ERROR "), "{out}");
+        assert!(out.contains("harness error: fake harness fault"), "{out}");
+        assert!(!s.success());
+    }
+
+    #[test]
+    fn a_panicking_runner_is_a_harness_fault_not_a_lost_case() {
+        let w = World::new(|_, n| if n == 1 { Out::Panic } else { Out::Pass });
+        let (s, _, recs) = run(cases(2), &opts(1, None), w.maker(|_, _| true));
+        let s = s.unwrap();
+        assert_eq!(s.passed, 2);
+        assert!(recs.iter().all(|r| r.attempts == 2));
+    }
+
+    #[test]
+    fn a_worker_that_cannot_start_leaves_its_cases_to_the_others() {
+        // Slow cases, so the other workers are still busy when worker 2 gives up.
+        let w = World::new(|_, _| {
+            std::thread::sleep(Duration::from_millis(150));
+            Out::Pass
+        });
+        let (s, out, recs) = run(cases(20), &opts(3, None), w.maker(|w, _| w != 1));
+        let s = s.unwrap();
+        assert_eq!((s.passed, s.not_run), (20, 0));
+        assert_eq!(recs.len(), 20);
+        assert!(
+            out.contains("worker 2 cannot start (attempt 1 of 3)"),
+            "{out}"
+        );
+        assert!(out.contains("worker 2 gives up"), "{out}");
+        assert_eq!(w.made.lock().unwrap()[&1], 3);
+        assert!(w.runs.lock().unwrap().values().all(|&n| n == 1));
+    }
+
+    #[test]
+    fn no_worker_starting_is_an_error_and_keeps_the_old_results() {
+        let d = dir("nostart");
+        let p = d.join("results.jsonl");
+        std::fs::write(&p, "old\n").unwrap();
+        let w = World::new(|_, _| Out::Pass);
+        let (s, _, _) = run(cases(4), &opts(2, Some(p.clone())), w.maker(|_, _| false));
+        let e = s.unwrap_err();
+        assert!(e.contains("fake start failure 3"), "{e}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "old\n");
+    }
+
+    #[test]
+    fn a_device_lost_for_good_ends_each_handed_case_as_a_record() {
+        // The first runner runs one case, then the device is gone: every later start
+        // fails and every run is a harness fault.
+        let cs = cases(6);
+        let first = cs[0].id.clone();
+        let w = World::new(move |id, n| {
+            if id == first && n == 1 {
+                Out::Pass
+            } else {
+                Out::Harness
+            }
+        });
+        let d = dir("lost");
+        let o = opts(1, Some(d.join("results.jsonl")));
+        let (s, out, recs) = run(cs, &o, w.maker(|_, k| k == 1));
+        let s = s.unwrap();
+        // Case 1 passed; case 2 failed on the runner, then twice to start one: a
+        // harness error; then the worker cannot start and gives up.
+        assert_eq!((s.passed, s.harness_errors, s.not_run), (1, 1, 4), "{out}");
+        assert_eq!(recs.len(), 2);
+        assert_eq!(record::read(&d.join("results.jsonl")).unwrap(), recs);
+        let e = &recs[1];
+        assert_eq!(e.attempts, 3);
+        assert!(
+            e.harness_error
+                .as_deref()
+                .is_some_and(|m| m.starts_with("cannot start the device")),
+            "{e:?}"
+        );
+        assert!(s
+            .stopped
+            .as_deref()
+            .is_some_and(|m| m.contains("every worker gave up")));
+        assert_eq!(
+            s.last_line(),
+            "1 passed, 0 failed, 1 harness errors, 4 not run"
+        );
+    }
+
+    #[test]
+    fn resume_skips_recorded_cases_and_runs_harness_errors_again() {
+        let cs = cases(5);
+        let d = dir("resume");
+        let p = d.join("results.jsonl");
+        let rec = |i: usize, v: Verdict| {
+            let mut r = runner::to_record(&cs[i], &CaseResult::not_run(&cs[i], "x".into(), 1), 1);
+            r.verdict = v;
+            r
+        };
+        let mut f = std::fs::File::create(&p).unwrap();
+        record::append(&mut f, &rec(0, Verdict::Pass)).unwrap();
+        record::append(&mut f, &rec(1, Verdict::HarnessError)).unwrap();
+        record::append(&mut f, &rec(2, Verdict::Fail)).unwrap();
+        // An earlier run was killed while writing.
+        f.write_all(b"{\"id\":\"cut").unwrap();
+        drop(f);
+        let w = World::new(|_, _| Out::Pass);
+        let o = PoolOptions {
+            resume: true,
+            ..opts(2, Some(p.clone()))
+        };
+        let (s, out, recs) = run(cs.clone(), &o, w.maker(|_, _| true));
+        let s = s.unwrap();
+        assert!(
+            out.contains("resumed: 2 cases already recorded, 3 to run"),
+            "{out}"
+        );
+        assert_eq!((s.resumed, s.ran), (2, 3));
+        assert_eq!((s.passed, s.failed, s.harness_errors), (4, 1, 0));
+        let ran: HashSet<String> = w.runs.lock().unwrap().keys().cloned().collect();
+        let want: HashSet<String> = [1, 3, 4].iter().map(|&i| cs[i].id.clone()).collect();
+        assert_eq!(ran, want);
+        let file = record::read(&p).unwrap();
+        assert_eq!(file, recs, "the report has the resumed records too");
+        let mut ids: Vec<_> = file.iter().map(|r| r.id.as_str()).collect();
+        ids.sort();
+        let mut all: Vec<_> = cs.iter().map(|c| c.id.as_str()).collect();
+        all.sort();
+        assert_eq!(ids, all, "each case once");
+        // Everything recorded: nothing to run, the file and counts stay.
+        let (s, out, recs) = run(cs, &o, w.maker(|_, _| true));
+        let s = s.unwrap();
+        assert!(
+            out.contains("resumed: 5 cases already recorded, 0 to run"),
+            "{out}"
+        );
+        assert_eq!((s.ran, s.passed, s.failed), (0, 4, 1));
+        assert_eq!(recs.len(), 5);
+        assert_eq!(record::read(&p).unwrap(), recs);
+    }
+
+    #[test]
+    fn without_resume_the_results_start_afresh() {
+        let d = dir("fresh");
+        let p = d.join("results.jsonl");
+        let w = World::new(|_, _| Out::Pass);
+        let o = opts(2, Some(p.clone()));
+        run(cases(4), &o, w.maker(|_, _| true)).0.unwrap();
+        run(cases(3), &o, w.maker(|_, _| true)).0.unwrap();
+        assert_eq!(record::read(&p).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_stop_request_ends_the_handing_out() {
+        let cs = cases(20);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let w = World::new(move |_, _| {
+            flag.store(true, Ordering::SeqCst);
+            Out::Pass
+        });
+        let o = PoolOptions {
+            stop,
+            ..opts(2, None)
+        };
+        let (s, out, recs) = run(cs, &o, w.maker(|_, _| true));
+        let s = s.unwrap();
+        assert!(s.interrupted);
+        assert!(!recs.is_empty() && recs.len() <= 2, "{out}");
+        assert_eq!(s.not_run, 20 - recs.len());
+        assert!(s.last_line().ends_with(&format!(", {} not run", s.not_run)));
+        assert!(out.contains("hil: interrupted"), "{out}");
+    }
+
+    #[test]
+    fn shards_parse_and_split() {
+        assert_eq!(Shard::parse("2/3"), Ok(Shard { k: 2, n: 3 }));
+        assert_eq!(
+            Shard::parse("3/2").unwrap_err(),
+            "--shard 3/2: K must be between 1 and N"
+        );
+        assert_eq!(
+            Shard::parse("0/2").unwrap_err(),
+            "--shard 0/2: K must be between 1 and N"
+        );
+        assert!(Shard::parse("1/0")
+            .unwrap_err()
+            .contains("N must be at least 1"));
+        assert!(Shard::parse("2").unwrap_err().contains("expected K/N"));
+        assert!(Shard::parse("a/2").unwrap_err().contains("K is not"));
+        let shards: Vec<Shard> = (1..=3).map(|k| Shard { k, n: 3 }).collect();
+        for i in 0..100 {
+            assert_eq!(shards.iter().filter(|s| s.keeps(i)).count(), 1);
+        }
+        assert!(shards[0].keeps(0) && shards[1].keeps(4) && shards[2].keeps(8));
+    }
+
+    #[test]
+    fn closest_ids_by_substring_then_by_words() {
+        let ids = ["steps/ehlo-421", "steps/mail-451", "timeout/hang-at-ehlo"];
+        assert_eq!(
+            closest_ids("ehlo", &ids, 5),
+            ["steps/ehlo-421", "timeout/hang-at-ehlo"]
+        );
+        assert_eq!(
+            closest_ids("steps/mail-999", &ids, 5),
+            ["steps/mail-451", "steps/ehlo-421"]
+        );
+        assert!(closest_ids("zzz", &ids, 5).is_empty());
+    }
+
+    #[test]
+    fn the_progress_line() {
+        let l = progress_line(120, 2000, Duration::from_secs_f64(120.0 / 35.2), 2, 0);
+        assert_eq!(
+            l,
+            "[=>                  ] 120/2000 6%  35.2 cases/s  ETA 54s  2 failed"
+        );
+        let l = progress_line(2000, 2000, Duration::from_secs(10), 0, 1);
+        assert_eq!(l, "[====================] 2000/2000 100%  200.0 cases/s  ETA 0s  0 failed, 1 harness errors");
+        assert!(progress_line(0, 10, Duration::ZERO, 0, 0).contains("ETA ?"));
+    }
+}
