@@ -119,9 +119,10 @@ pub async fn handshake(
     match fault {
         Some(Action::Delay { ms }) => tokio::time::sleep(delay(ms)).await,
         Some(Action::AbortTls) => {
-            // Let the ClientHello arrive, then hang up in the middle of the handshake.
+            // Let the ClientHello arrive, then hang up in the middle of the handshake;
+            // a client that sends none meets a silent server (until the idle timeout).
             let mut buf = [0u8; 1024];
-            let _ = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf)).await;
+            let _ = tokio::time::timeout(idle, tcp.read(&mut buf)).await;
             return Err("TLS handshake aborted (scripted)".into());
         }
         Some(Action::Hang) => {

@@ -548,12 +548,13 @@ fn session(
         }
         in_tls = true;
     } else {
+        // A scripted answer at connect comes before any TLS, in plaintext.
+        if let Some(x) = w.step(Step::Connect, 1, 2) {
+            return Ok(x);
+        }
         if kind == ListenerKind::Tls {
             // The server waits for a ClientHello, the device for a greeting.
             return Ok(timeout);
-        }
-        if let Some(x) = w.step(Step::Connect, 1, 2) {
-            return Ok(x);
         }
     }
     // Step 3: greeting, EHLO (HELO after 500–504).

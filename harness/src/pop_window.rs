@@ -36,6 +36,14 @@ impl PopLogins {
         }
     }
 
+    /// Forgets every login (a new case starts with no POP history).
+    pub fn clear(&self) {
+        self.logins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     pub fn record(&self, address: IpAddr, user: &str, method: &str) {
         let mut l = self.logins.lock().unwrap_or_else(|p| p.into_inner());
         if l.len() >= MAX_LOGINS {

@@ -77,7 +77,7 @@ impl CaseResult {
     /// could be started for it): a harness error, with what the oracle expects of the
     /// case against a fake server.
     pub fn not_run(case: &Case, why: String, millis: u64) -> CaseResult {
-        let pairs = settings_with("the fake server", 25, case);
+        let pairs = case_settings(case, "192.0.2.1", Ports::NOMINAL);
         let prediction = oracle::predict_pairs(case, &pairs, &[]).ok();
         CaseResult {
             id: case.id.clone(),
@@ -96,19 +96,57 @@ impl CaseResult {
     }
 }
 
-/// The server address and port, then the case's own settings (a case's value of
-/// either replaces the runner's).
-fn settings_with(server: &str, port: u16, case: &Case) -> Vec<(String, String)> {
+/// Where the device is pointed: the server address and the four ports.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub smtp: u16,
+    pub smtp_ssl: u16,
+    pub pop: u16,
+    pub pop_ssl: u16,
+}
+
+impl Ports {
+    /// The SPEC defaults, for predictions that need no real port.
+    pub const NOMINAL: Ports = Ports {
+        smtp: 25,
+        smtp_ssl: 465,
+        pop: 110,
+        pop_ssl: 995,
+    };
+}
+
+/// The settings applied for `case` after `reset`: the server address and ports, the
+/// POP server when POP before SMTP is on, then the case's own settings (a case's value
+/// of any of these replaces the runner's), leaving out every value that is already
+/// the factory default: only what the case needs.
+pub fn case_settings(case: &Case, server: &str, ports: Ports) -> Vec<(String, String)> {
+    let pop_on = case
+        .settings
+        .iter()
+        .any(|(k, v)| k == "pop_before_smtp.enabled" && v == "on");
     let mut pairs = vec![
         ("smtp.server".to_string(), server.to_string()),
-        ("smtp.port".to_string(), port.to_string()),
+        ("smtp.port".to_string(), ports.smtp.to_string()),
+        ("smtp.ssl_port".to_string(), ports.smtp_ssl.to_string()),
     ];
+    if pop_on {
+        pairs.extend([
+            ("pop.server".to_string(), server.to_string()),
+            ("pop.port".to_string(), ports.pop.to_string()),
+            ("pop.ssl_port".to_string(), ports.pop_ssl.to_string()),
+        ]);
+    }
     for (k, v) in &case.settings {
         match pairs.iter_mut().find(|(pk, _)| pk == k) {
             Some(slot) => slot.1 = v.clone(),
             None => pairs.push((k.clone(), v.clone())),
         }
     }
+    pairs.retain(|(k, v)| {
+        !crate::model::DEFAULTS
+            .iter()
+            .any(|(dk, dv)| dk == k && dv == v)
+    });
     pairs
 }
 
@@ -121,6 +159,8 @@ pub struct Runner {
     ports: HashMap<(ListenerKind, String), u16>,
     /// POP3 listener ports by kind.
     pop_ports: HashMap<ListenerKind, u16>,
+    /// The POP3 logins the SMTP server's POP-before-SMTP policy reads.
+    logins: Arc<PopLogins>,
     /// The zoo's trust anchor (PEM), imported into the device for a case that asks.
     root_pem: Option<String>,
     server_address: String,
@@ -228,7 +268,7 @@ impl Runner {
                 pop_listens,
                 pop_config,
                 time_scale,
-                logins,
+                Arc::clone(&logins),
             ))
             .map_err(|e| e.to_string())?;
         let pop_ports = pop
@@ -254,6 +294,7 @@ impl Runner {
             pop,
             ports,
             pop_ports,
+            logins,
             root_pem,
             server_address,
             closed_port,
@@ -377,20 +418,16 @@ impl Runner {
             "stls" => (pop_port(ListenerKind::Starttls), self.closed_port),
             _ => (pop_port(ListenerKind::Plain), self.closed_port),
         };
-        let mut pairs = vec![
-            ("smtp.server".to_string(), self.server_address.clone()),
-            ("smtp.port".to_string(), port.to_string()),
-            ("smtp.ssl_port".to_string(), ssl_port.to_string()),
-            ("pop.server".to_string(), self.server_address.clone()),
-            ("pop.port".to_string(), pport.to_string()),
-            ("pop.ssl_port".to_string(), pssl.to_string()),
-        ];
-        for (k, v) in &case.settings {
-            match pairs.iter_mut().find(|(pk, _)| pk == k) {
-                Some(slot) => slot.1 = v.clone(),
-                None => pairs.push((k.clone(), v.clone())),
-            }
-        }
+        let pairs = case_settings(
+            case,
+            &self.server_address,
+            Ports {
+                smtp: port,
+                smtp_ssl: ssl_port,
+                pop: pport,
+                pop_ssl: pssl,
+            },
+        );
         Ok(pairs)
     }
 
@@ -436,6 +473,8 @@ impl Runner {
         self.server.set_config(case.server.clone());
         let _ = self.server.take();
         let _ = self.pop.take();
+        // No POP login of an earlier case may open this case's relay.
+        self.logins.clear();
         let observed = self.drive(case, &pairs);
         let mut log = self
             .console

@@ -1,0 +1,113 @@
+//! The setting matrix end to end on the simulated device: a bug planted in the device
+//! (a firmware variant it follows but its profile does not declare) makes the run fail
+//! exactly the cases the bug affects — those where the oracle's prediction for a device
+//! with that variant differs from SPEC's — and no other.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hil::matrix::Matrix;
+use hil::oracle::predict_pairs;
+use hil::record::Verdict;
+use hil::runner::{case_settings, Ports};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The case ids of the exhaustive matrix containing `filter` whose prediction
+/// changes when the device follows `planted`.
+fn affected(filter: &str, planted: &[String]) -> (usize, BTreeSet<String>) {
+    let m = Matrix::build(&root().join("certs"), &root().join("scenarios"), &[]).expect("model");
+    let mut n = 0;
+    let mut ids = BTreeSet::new();
+    for row in m.exhaustive() {
+        let case = m.case(&row);
+        if !case.id.contains(filter) {
+            continue;
+        }
+        n += 1;
+        let pairs = case_settings(&case, "127.0.0.1", Ports::NOMINAL);
+        let spec = predict_pairs(&case, &pairs, &[]).expect("predictable");
+        let bug = predict_pairs(&case, &pairs, planted).expect("predictable");
+        if spec.outcome != bug.outcome {
+            ids.insert(case.id.clone());
+        }
+    }
+    (n, ids)
+}
+
+/// Runs the exhaustive matrix's cases containing `filter` on a sim with `planted`
+/// variants; answers the ids that failed.
+fn run_planted(filter: &str, planted: &[&str]) -> (usize, BTreeSet<String>) {
+    // One run at a time: a run with TLS cases serves the zoo's responder on its port.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = std::env::temp_dir().join(format!(
+        "hil-planted-{}-{}",
+        std::process::id(),
+        filter.replace('/', "_")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hil"));
+    cmd.current_dir(root())
+        .args(["run", "--filter", filter, "--jobs", "2", "--report"])
+        .arg(&dir);
+    for p in planted {
+        cmd.args(["--plant", p]);
+    }
+    let out = cmd.output().expect("hil run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let records = hil::record::read(&dir.join("results.jsonl")).expect("results");
+    assert!(
+        records.iter().all(|r| r.verdict != Verdict::HarnessError),
+        "harness errors:\n{stdout}"
+    );
+    let failed = records
+        .iter()
+        .filter(|r| r.verdict == Verdict::Fail)
+        .map(|r| r.id.clone())
+        .collect();
+    assert!(dir.join("report.html").exists() && dir.join("junit.xml").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+    (records.len(), failed)
+}
+
+fn check(filter: &str, planted: &[&str]) {
+    let variants: Vec<String> = planted.iter().map(|s| s.to_string()).collect();
+    let (n, want) = affected(filter, &variants);
+    assert!(
+        !want.is_empty(),
+        "{planted:?} changes no case of {filter}: the test would prove nothing"
+    );
+    assert!(want.len() < n, "{planted:?} changes every case of {filter}");
+    let (ran, failed) = run_planted(filter, planted);
+    assert_eq!(ran, n, "every selected case ran");
+    let missed: Vec<_> = want.difference(&failed).collect();
+    let extra: Vec<_> = failed.difference(&want).collect();
+    assert!(
+        missed.is_empty() && extra.is_empty(),
+        "planted {planted:?} over {filter}: {} affected, {} failed\nnot caught: {missed:#?}\nfailed but unaffected: {extra:#?}",
+        want.len(),
+        failed.len()
+    );
+}
+
+#[test]
+fn planted_tls_bugs_fail_exactly_the_cases_they_affect() {
+    // Name checks on the CN alone, and going on in plaintext when STARTTLS fails.
+    check("tls/", &["cn-only", "plaintext-after-starttls-failure"]);
+}
+
+#[test]
+fn a_planted_auth_bug_fails_exactly_the_cases_it_affects() {
+    // Sending without AUTH when no mechanism is in common.
+    check("auth/", &["send-without-auth"]);
+}
+
+#[test]
+fn a_planted_revocation_bug_fails_exactly_the_cases_it_affects() {
+    // Soft-fail: no revocation answer lets the certificate through.
+    check("tls/", &["soft-fail-revocation"]);
+}
