@@ -50,6 +50,9 @@ struct MatrixArgs {
     /// Seed of the covering arrays.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// A t-way covering array of this strength (2 to 4): the same as --matrix t-way.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=4))]
+    strength: Option<u8>,
     /// The certificate zoo (default: certs/, or the one this binary was built with).
     #[arg(long)]
     certs: Option<PathBuf>,
@@ -159,6 +162,9 @@ struct RunArgs {
     /// Seed of the covering arrays.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// A t-way covering array of this strength (2 to 4): the same as --matrix t-way.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=4))]
+    strength: Option<u8>,
     /// The certificate zoo (default: certs/, or the one this binary was built with).
     #[arg(long)]
     certs: Option<PathBuf>,
@@ -189,28 +195,39 @@ struct RunArgs {
     case: Option<String>,
 }
 
+/// The rows `--matrix` (or `--strength`) asks for.
+fn rows_of(
+    m: &hil::matrix::Matrix,
+    matrix: &str,
+    strength: Option<u8>,
+    seed: u64,
+) -> Result<Vec<hil::matrix::Row>, String> {
+    if let Some(t) = strength {
+        return m.covering(t as usize, seed);
+    }
+    match matrix {
+        "exhaustive" => Ok(m.exhaustive()),
+        "pairwise" | "2-way" => m.covering(2, seed),
+        "3-way" => m.covering(3, seed),
+        "4-way" => m.covering(4, seed),
+        other => Err(format!(
+            "--matrix {other}: say exhaustive, pairwise, 3-way, 4-way or classic"
+        )),
+    }
+}
+
 /// The cases of a run: the matrix, or the classic set.
 fn select_cases(
     a: &RunArgs,
     certs: &std::path::Path,
     variants: &[String],
 ) -> Result<Vec<hil::model::Case>, String> {
-    if a.matrix == "classic" {
+    if a.matrix == "classic" && a.strength.is_none() {
         return Ok(hil::cases::first_set());
     }
     let m =
         hil::matrix::Matrix::build(certs, &data_dir(a.scenarios.clone(), "scenarios"), variants)?;
-    let rows = match a.matrix.as_str() {
-        "exhaustive" => m.exhaustive(),
-        "pairwise" | "2-way" => m.covering(2, a.seed)?,
-        "3-way" => m.covering(3, a.seed)?,
-        "4-way" => m.covering(4, a.seed)?,
-        other => {
-            return Err(format!(
-                "--matrix {other}: say exhaustive, pairwise, 3-way, 4-way or classic"
-            ))
-        }
-    };
+    let rows = rows_of(&m, &a.matrix, a.strength, a.seed)?;
     Ok(rows.iter().map(|r| m.case(r)).collect())
 }
 
@@ -474,17 +491,17 @@ fn matrix(a: MatrixArgs) -> Result<(), String> {
         &data_dir(a.scenarios, "scenarios"),
         &variants,
     )?;
-    let rows = match a.matrix.as_str() {
-        "exhaustive" => m.exhaustive(),
-        "pairwise" | "2-way" => m.covering(2, a.seed)?,
-        "3-way" => m.covering(3, a.seed)?,
-        "4-way" => m.covering(4, a.seed)?,
-        other => {
-            return Err(format!(
-                "--matrix {other}: say exhaustive, pairwise, 3-way or 4-way"
-            ))
+    if a.matrix == "classic" && a.strength.is_none() {
+        let cases = hil::cases::first_set();
+        println!("classic: {} hand-written cases (not a matrix)", cases.len());
+        if a.list {
+            for c in &cases {
+                println!("{}", c.id);
+            }
         }
-    };
+        return Ok(());
+    }
+    let rows = rows_of(&m, &a.matrix, a.strength, a.seed)?;
     print!("{}", m.explain(&rows));
     if a.list {
         for r in &rows {

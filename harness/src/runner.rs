@@ -698,6 +698,38 @@ fn masked(key: &str, value: &str) -> String {
     }
 }
 
+/// The server side of a case in words.
+fn describe_server(case: &Case) -> String {
+    let mut parts = vec![match case.target {
+        Target::ClosedPort => "nothing listening".to_string(),
+        Target::FakeServer => format!("the fake SMTP server's {} listener", case.listener.name()),
+    }];
+    if let Some(c) = &case.cert {
+        parts.push(format!("certificate {}", c.name));
+    }
+    if let Some(f) = case.dims.get("server.fault").filter(|f| *f != "none") {
+        parts.push(format!("server.fault {f}"));
+    }
+    let srv = &case.server;
+    if !srv.auth.is_empty() {
+        let m: Vec<&str> = srv.auth.iter().map(|m| m.name()).collect();
+        parts.push(format!("AUTH {}", m.join(" ")));
+    }
+    if srv.policy.require_auth {
+        parts.push("AUTH required".into());
+    }
+    if let Some(w) = srv.policy.pop_before_smtp_window_s {
+        parts.push(format!("relays only within {w} s of a POP login"));
+    }
+    if let Some(m) = srv.policy.max_size {
+        parts.push(format!("messages up to {m} bytes"));
+    }
+    for f in &srv.faults {
+        parts.push(format!("fault at {}: {:?}", f.step.name(), f.action));
+    }
+    parts.join("; ")
+}
+
 /// The report's record of a case and its result (secrets masked).
 pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::Record {
     use crate::record::{Record, Transcript, Verdict};
@@ -728,6 +760,17 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
     };
     let mut transcripts = Vec::new();
     if let Some(o) = &r.observed {
+        for c in &o.pop {
+            transcripts.push(Transcript {
+                server: "pop3".into(),
+                listener: c.listener.clone(),
+                lines: c
+                    .transcript
+                    .iter()
+                    .map(|e| format!("{:>6}ms {:?}: {}", e.t_ms, e.dir, e.text))
+                    .collect(),
+            });
+        }
         for c in &o.server.connections {
             transcripts.push(Transcript {
                 server: "smtp".into(),
@@ -754,12 +797,12 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
             .iter()
             .map(|(k, v)| (k.clone(), masked(k, v)))
             .collect(),
-        scenario: format!("{:?}", case.target),
+        scenario: describe_server(case),
         expected: format!("{:?}", r.expected),
         observed,
         mismatches: r.mismatches.clone(),
         harness_error: r.harness_error.clone(),
-        findings: Vec::new(),
+        findings: r.findings.clone(),
         transcripts,
         console: r
             .console
