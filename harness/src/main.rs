@@ -279,6 +279,7 @@ fn choose_jobs(a: &RunArgs, real_device: bool) -> Result<usize, String> {
 
 /// The cases to run: `--case ID` alone, else the shard of the full list, filtered.
 fn select(a: &RunArgs, certs: &std::path::Path, variants: &[String]) -> Result<Vec<Case>, String> {
+    let mut why: Option<String> = None;
     if let Some(id) = &a.case {
         // A matrix case id names its values: the case is rebuilt from it, whatever
         // --matrix says.
@@ -287,8 +288,9 @@ fn select(a: &RunArgs, certs: &std::path::Path, variants: &[String]) -> Result<V
             &data_dir(a.scenarios.clone(), "scenarios"),
             variants,
         )?;
-        if let Ok(row) = m.parse_id(id) {
-            return Ok(vec![m.case(&row)]);
+        match m.parse_id(id) {
+            Ok(row) => return Ok(vec![m.case(&row)]),
+            Err(e) => why = Some(e),
         }
     }
     let all = select_cases(a, certs, variants)?;
@@ -298,11 +300,12 @@ fn select(a: &RunArgs, certs: &std::path::Path, variants: &[String]) -> Result<V
         }
         let ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
         let near = pool::closest_ids(id, &ids, 8);
+        let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
         return Err(if near.is_empty() {
-            format!("--case {id}: no case has this id (hil run --list lists them)")
+            format!("--case {id}: no case has this id{why} (hil run --list lists them)")
         } else {
             format!(
-                "--case {id}: no case has this id; the closest: {} (hil run --list lists them)",
+                "--case {id}: no case has this id{why}; the closest: {} (hil run --list lists them)",
                 near.join(", ")
             )
         });
