@@ -290,7 +290,15 @@ fn select(a: &RunArgs, certs: &std::path::Path, variants: &[String]) -> Result<V
         )?;
         match m.parse_id(id) {
             Ok(row) => return Ok(vec![m.case(&row)]),
-            Err(e) => why = Some(e),
+            // Only a matrix id's reason helps (a classic id has no matrix section).
+            Err(e) if !e.contains(": no section") => {
+                why = Some(
+                    e.trim_start_matches(id.as_str())
+                        .trim_start_matches(": ")
+                        .to_string(),
+                )
+            }
+            Err(_) => {}
         }
     }
     let all = select_cases(a, certs, variants)?;

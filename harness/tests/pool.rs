@@ -338,7 +338,10 @@ fn ctrl_c_stops_the_run_with_whole_records() {
     );
     // The report of what ran is written too.
     let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
-    assert!(html.contains(&records[0].id), "the report shows the cases that ran");
+    assert!(
+        html.contains(&records[0].id),
+        "the report shows the cases that ran"
+    );
     assert!(dir.join("junit.xml").exists());
     println!(
         "stopped after {} of {total} cases, {took:?} after the SIGINT",
