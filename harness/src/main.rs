@@ -156,9 +156,10 @@ struct RunArgs {
     list: bool,
     /// Which cases: exhaustive (every behaviourally distinct setting combination, per
     /// section; see `hil matrix`), pairwise, 3-way or 4-way (covering arrays over
-    /// every dimension), or classic (the first hand-written set).
-    #[arg(long, default_value = "exhaustive")]
-    matrix: String,
+    /// every dimension), or classic (the first hand-written set). Default: exhaustive
+    /// on the simulated device, pairwise on a real one.
+    #[arg(long)]
+    matrix: Option<String>,
     /// Seed of the covering arrays.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -222,12 +223,19 @@ fn select_cases(
     certs: &std::path::Path,
     variants: &[String],
 ) -> Result<Vec<hil::model::Case>, String> {
-    if a.matrix == "classic" && a.strength.is_none() {
+    let matrix = a.matrix.clone().unwrap_or_else(|| {
+        if a.device == "sim" {
+            "exhaustive".into()
+        } else {
+            "pairwise".into()
+        }
+    });
+    if matrix == "classic" && a.strength.is_none() {
         return Ok(hil::cases::first_set());
     }
     let m =
         hil::matrix::Matrix::build(certs, &data_dir(a.scenarios.clone(), "scenarios"), variants)?;
-    let rows = rows_of(&m, &a.matrix, a.strength, a.seed)?;
+    let rows = rows_of(&m, &matrix, a.strength, a.seed)?;
     Ok(rows.iter().map(|r| m.case(r)).collect())
 }
 
