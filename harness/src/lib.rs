@@ -12,6 +12,7 @@ pub mod certs;
 pub mod covering;
 pub mod device;
 pub mod faults;
+pub mod fuzz;
 pub mod matrix;
 pub mod model;
 pub mod netio;

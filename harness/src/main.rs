@@ -36,8 +36,52 @@ enum Cmd {
     /// Show the setting matrix: dimensions, sections, full and reduced sizes, and why
     /// each dimension collapsed.
     Matrix(MatrixArgs),
+    /// Fuzz configurations: random setting combinations on a device, each checked
+    /// against the oracle; the first failure is shrunk to a minimal combination.
+    Fuzz(FuzzArgs),
     /// Render a run's reports again, or merge the runs of shards into one report.
     Report(ReportArgs),
+}
+
+/// Where the matrix comes from.
+#[derive(clap::Args, Clone)]
+struct ModelArgs {
+    /// The certificate zoo (default: certs/, or the one this binary was built with).
+    #[arg(long)]
+    certs: Option<PathBuf>,
+    /// The scenario library (default: scenarios/, or the one this binary was built with).
+    #[arg(long)]
+    scenarios: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct FuzzArgs {
+    /// `sim`, `serial:/dev/ttyX[,BAUD]` or `tcp:HOST:PORT`, as for `hil run`.
+    #[arg(long, default_value = "sim")]
+    device: String,
+    /// The device profile (default: the built-in reference dialect).
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// How many random combinations.
+    #[arg(long, default_value_t = 100)]
+    cases: u32,
+    /// The same seed gives the same combinations.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The address the fake servers listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// The SMTP server address the device is given (default: the --bind address).
+    #[arg(long)]
+    server_address: Option<String>,
+    /// As for `hil run` (default 50 for the embedded sim, 1 for a device).
+    #[arg(long)]
+    time_scale: Option<f64>,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Start the embedded sim with a firmware variant its profile does not declare.
+    #[arg(long)]
+    plant: Vec<String>,
 }
 
 #[derive(clap::Args, Clone)]
@@ -53,12 +97,8 @@ struct MatrixArgs {
     /// A t-way covering array of this strength (2 to 4): the same as --matrix t-way.
     #[arg(long, value_parser = clap::value_parser!(u8).range(2..=4))]
     strength: Option<u8>,
-    /// The certificate zoo (default: certs/, or the one this binary was built with).
-    #[arg(long)]
-    certs: Option<PathBuf>,
-    /// The scenario library (default: scenarios/, or the one this binary was built with).
-    #[arg(long)]
-    scenarios: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// The device profile, for the variants it declares.
     #[arg(long)]
     profile: Option<PathBuf>,
@@ -166,12 +206,8 @@ struct RunArgs {
     /// A t-way covering array of this strength (2 to 4): the same as --matrix t-way.
     #[arg(long, value_parser = clap::value_parser!(u8).range(2..=4))]
     strength: Option<u8>,
-    /// The certificate zoo (default: certs/, or the one this binary was built with).
-    #[arg(long)]
-    certs: Option<PathBuf>,
-    /// The scenario library (default: scenarios/, or the one this binary was built with).
-    #[arg(long)]
-    scenarios: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Start the embedded simulated device with this firmware variant although the
     /// profile does not declare it: a planted bug the run must catch (repeatable).
     #[arg(long)]
@@ -233,8 +269,11 @@ fn select_cases(
     if matrix == "classic" && a.strength.is_none() {
         return Ok(hil::cases::first_set());
     }
-    let m =
-        hil::matrix::Matrix::build(certs, &data_dir(a.scenarios.clone(), "scenarios"), variants)?;
+    let m = hil::matrix::Matrix::build(
+        certs,
+        &data_dir(a.model.scenarios.clone(), "scenarios"),
+        variants,
+    )?;
     let rows = rows_of(&m, &matrix, a.strength, a.seed)?;
     Ok(rows.iter().map(|r| m.case(r)).collect())
 }
@@ -293,7 +332,7 @@ fn select(a: &RunArgs, certs: &std::path::Path, variants: &[String]) -> Result<V
         // --matrix says.
         let m = hil::matrix::Matrix::build(
             certs,
-            &data_dir(a.scenarios.clone(), "scenarios"),
+            &data_dir(a.model.scenarios.clone(), "scenarios"),
             variants,
         )?;
         match m.parse_id(id) {
@@ -336,24 +375,32 @@ fn select(a: &RunArgs, certs: &std::path::Path, variants: &[String]) -> Result<V
         .collect())
 }
 
-/// Runs the cases; answers the exit status.
-fn run(a: RunArgs) -> Result<u8, String> {
-    let device = if a.device == "sim" {
+/// The device `--device` names; the embedded sim runs at `time_scale` (default 50).
+fn device_choice(device: &str, time_scale: Option<f64>) -> Result<DeviceChoice, String> {
+    Ok(if device == "sim" {
         DeviceChoice::Sim {
-            time_scale: a.time_scale.unwrap_or(50.0),
+            time_scale: time_scale.unwrap_or(50.0),
         }
     } else {
-        DeviceChoice::Endpoint(Endpoint::parse(&a.device)?)
-    };
-    let certs = data_dir(a.certs.clone(), "certs");
-    let variants = match &a.profile {
-        Some(p) => {
-            hil::device::Profile::load(p)
-                .map_err(|e| e.to_string())?
-                .variants
-        }
-        None => Vec::new(),
-    };
+        DeviceChoice::Endpoint(Endpoint::parse(device)?)
+    })
+}
+
+/// The firmware variants a profile declares (none for the built-in one).
+fn profile_variants(profile: Option<&std::path::Path>) -> Result<Vec<String>, String> {
+    match profile {
+        Some(p) => Ok(hil::device::Profile::load(p)
+            .map_err(|e| e.to_string())?
+            .variants),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Runs the cases; answers the exit status.
+fn run(a: RunArgs) -> Result<u8, String> {
+    let device = device_choice(&a.device, a.time_scale)?;
+    let certs = data_dir(a.model.certs.clone(), "certs");
+    let variants = profile_variants(a.profile.as_deref())?;
     let real_device = matches!(device, DeviceChoice::Endpoint(_));
     let cases = select(&a, &certs, &variants)?;
     let jobs = if a.case.is_some() {
@@ -397,6 +444,7 @@ fn run(a: RunArgs) -> Result<u8, String> {
     let opts = RunOptions {
         certs: tls_cases.then(|| certs.clone()),
         plant: a.plant.clone(),
+        sim_exe: None,
         device,
         profile: a.profile,
         bind: a.bind,
@@ -506,8 +554,8 @@ fn matrix(a: MatrixArgs) -> Result<(), String> {
         None => Vec::new(),
     };
     let m = hil::matrix::Matrix::build(
-        &data_dir(a.certs, "certs"),
-        &data_dir(a.scenarios, "scenarios"),
+        &data_dir(a.model.certs, "certs"),
+        &data_dir(a.model.scenarios, "scenarios"),
         &variants,
     )?;
     if a.matrix == "classic" && a.strength.is_none() {
@@ -528,6 +576,69 @@ fn matrix(a: MatrixArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `hil fuzz`: answers whether every case matched.
+fn fuzz(a: FuzzArgs) -> Result<bool, String> {
+    let device = device_choice(&a.device, a.time_scale)?;
+    let certs = data_dir(a.model.certs.clone(), "certs");
+    let variants = profile_variants(a.profile.as_deref())?;
+    let m = hil::matrix::Matrix::build(
+        &certs,
+        &data_dir(a.model.scenarios.clone(), "scenarios"),
+        &variants,
+    )?;
+    let _responder = start_responder(&certs)?;
+    let mut runner = Runner::start(RunOptions {
+        device,
+        profile: a.profile.clone(),
+        bind: a.bind,
+        smtp_port: 0,
+        server_address: a.server_address.clone(),
+        filter: None,
+        verbose: false,
+        device_time_scale: a.time_scale.unwrap_or(1.0),
+        certs: Some(certs),
+        plant: a.plant.clone(),
+        sim_exe: None,
+    })?;
+    println!(
+        "hil fuzz: {} random combinations of {} dimensions, seed {}, device {}",
+        a.cases,
+        m.dims.len(),
+        a.seed,
+        a.device
+    );
+    let mut n = 0u32;
+    let outcome = hil::fuzz::fuzz(&m, &mut runner, a.cases, a.seed, &mut |id, verdict| {
+        n += 1;
+        println!("[{n}] {verdict} {id}");
+    });
+    hil::pool::CaseRunner::shutdown(Box::new(runner));
+    match outcome? {
+        hil::fuzz::Outcome::Passed {
+            cases,
+            harness_errors,
+        } => {
+            println!("hil fuzz: {cases} cases matched the oracle ({harness_errors} harness errors skipped)");
+            Ok(true)
+        }
+        hil::fuzz::Outcome::Failed(f) => {
+            println!(
+                "hil fuzz: FAIL, shrunk in {} runs to {} non-default value(s):",
+                f.runs,
+                f.non_default.len()
+            );
+            for (k, v) in &f.non_default {
+                println!("  {k} = {v}");
+            }
+            for mm in &f.mismatches {
+                println!("  - {mm}");
+            }
+            println!("rerun: hil run --case '{}'", f.id);
+            Ok(false)
+        }
+    }
 }
 
 fn certs(a: CertsArgs) -> Result<(), String> {
@@ -667,6 +778,14 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hil matrix: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Fuzz(a) => match fuzz(a) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("hil fuzz: {e}");
                 ExitCode::from(2)
             }
         },

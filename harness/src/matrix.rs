@@ -1212,7 +1212,7 @@ impl Matrix {
     }
 
     /// The valid values of dimension `i`, as indexes into its value list.
-    fn valid_values(&self, i: usize) -> Vec<usize> {
+    pub fn valid_values(&self, i: usize) -> Vec<usize> {
         let v: Vec<usize> = (0..self.dims[i].values.len())
             .filter(|j| !self.dims[i].values[*j].invalid)
             .collect();
@@ -1295,6 +1295,7 @@ impl Matrix {
             .ok_or_else(|| format!("{id}: not SECTION/DIM=VALUE,…"))?;
         let known = self.sections.iter().any(|s| s.name == section)
             || section == "invalid"
+            || section == "fuzz"
             || section.ends_with("-way");
         if !known {
             return Err(format!("{id}: no section {section:?}"));

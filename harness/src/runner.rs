@@ -56,6 +56,8 @@ pub struct RunOptions {
     /// Firmware variants the embedded simulated device is started with although the
     /// profile does not declare them: a planted bug the run must catch.
     pub plant: Vec<String>,
+    /// The executable that serves `sim` (default: this one; tests give the hil binary).
+    pub sim_exe: Option<PathBuf>,
 }
 
 /// The record of one case.
@@ -322,8 +324,11 @@ impl Runner {
         let endpoint = match &self.opts.device {
             DeviceChoice::Sim { time_scale } => {
                 self.sim = None;
-                let exe = std::env::current_exe()
-                    .map_err(|e| format!("cannot find the hil executable: {e}"))?;
+                let exe = match &self.opts.sim_exe {
+                    Some(p) => p.clone(),
+                    None => std::env::current_exe()
+                        .map_err(|e| format!("cannot find the hil executable: {e}"))?,
+                };
                 let mut args = vec![
                     "--time-scale".to_string(),
                     time_scale.to_string(),
