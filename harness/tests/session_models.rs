@@ -18,6 +18,7 @@ use proptest::sample::Index;
 use proptest::test_runner::Config;
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
 
+use hil::pop3::{apop_digest, Pop3Config, Pop3Output, Pop3Session, PopAccount, StoredMessage};
 use hil::sasl::{Account, Mechanism};
 use hil::smtp::{
     ListenerKind, ListenerSpec, Output, Policy, Received, RecipientRule, Session, SessionEnv,
@@ -1030,4 +1031,662 @@ prop_state_machine! {
 
     #[test]
     fn smtp_session_follows_the_model(sequential 1..30 => SmtpTest);
+}
+
+// ---------------------------------------------------------------------------------
+// POP3
+// ---------------------------------------------------------------------------------
+
+const POP_USER: &str = "alice";
+/// With a space: PASS takes the rest of the line (RFC 1939 §7).
+const POP_PASSWORD: &str = "s3cret pass";
+
+/// The mailbox: uid, data as configured, size with CRLF line ends (counted by hand),
+/// and the lines RETR sends after "+OK", dot-stuffed and terminated.
+const MAILBOX: [(&str, &str, usize, &str); 3] = [
+    (
+        "m1",
+        "Subject: a\r\n\r\nhello\r\n",
+        21,
+        "Subject: a\r\n\r\nhello\r\n.\r\n",
+    ),
+    (
+        "m2",
+        "Subject: b\n\n.dot\n..two\n",
+        27,
+        "Subject: b\r\n\r\n..dot\r\n...two\r\n.\r\n",
+    ),
+    ("m3", "x", 3, "x\r\n.\r\n"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PCfg {
+    /// Plain listener, APOP offered.
+    Plain,
+    /// STARTTLS listener (STLS offered), APOP offered.
+    Stls,
+    /// No APOP timestamp.
+    NoApop,
+    /// APOP offered but always refused.
+    RefuseApop,
+}
+
+impl PCfg {
+    fn stls(self) -> bool {
+        self == PCfg::Stls
+    }
+    fn apop(self) -> bool {
+        self != PCfg::NoApop
+    }
+    fn config(self) -> Pop3Config {
+        Pop3Config {
+            apop: self.apop(),
+            refuse_apop: self == PCfg::RefuseApop,
+            stls: self.stls(),
+            accounts: vec![PopAccount {
+                user: POP_USER.into(),
+                password: POP_PASSWORD.into(),
+            }],
+            messages: MAILBOX
+                .iter()
+                .map(|(uid, data, _, _)| StoredMessage {
+                    uid: uid.to_string(),
+                    data: data.to_string(),
+                })
+                .collect(),
+            ..Pop3Config::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arg {
+    N(usize),
+    Junk,
+    Two,
+}
+
+impl Arg {
+    fn render(self) -> String {
+        match self {
+            Arg::N(n) => n.to_string(),
+            Arg::Junk => "x1".into(),
+            Arg::Two => "1 2".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ApopKind {
+    Good,
+    WrongPassword,
+    UnknownUser,
+    NoArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PCmd {
+    User(Option<&'static str>),
+    /// Right password, wrong one, or none.
+    Pass(Option<bool>),
+    Apop(ApopKind),
+    Stls,
+    Stat,
+    List(Option<Arg>),
+    Uidl(Option<Arg>),
+    Retr(Option<Arg>),
+    Dele(Option<Arg>),
+    Rset,
+    Noop,
+    Quit,
+    Capa,
+    Unknown,
+    LongLine,
+    Empty,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PLine {
+    cmd: PCmd,
+    /// The keyword in lower case (keywords are case-insensitive, RFC 1939 §3).
+    lower: bool,
+    /// Ended by a bare LF.
+    bare_lf: bool,
+}
+
+impl PLine {
+    /// The line as sent; APOP needs the greeting's timestamp.
+    fn render(&self, timestamp: Option<&str>) -> Vec<u8> {
+        let with = |verb: &str, arg: Option<Arg>| match arg {
+            Some(a) => format!("{verb} {}", a.render()),
+            None => verb.to_string(),
+        };
+        let text = match self.cmd {
+            PCmd::User(Some(u)) => format!("USER {u}"),
+            PCmd::User(None) => "USER".into(),
+            PCmd::Pass(Some(true)) => format!("PASS {POP_PASSWORD}"),
+            PCmd::Pass(Some(false)) => "PASS wrong".into(),
+            PCmd::Pass(None) => "PASS".into(),
+            PCmd::Apop(k) => {
+                let ts = timestamp.unwrap_or("<no.timestamp@hil>");
+                match k {
+                    ApopKind::Good => {
+                        format!("APOP {POP_USER} {}", apop_digest(ts, POP_PASSWORD))
+                    }
+                    ApopKind::WrongPassword => {
+                        format!("APOP {POP_USER} {}", apop_digest(ts, "wrong"))
+                    }
+                    ApopKind::UnknownUser => {
+                        format!("APOP bob {}", apop_digest(ts, POP_PASSWORD))
+                    }
+                    ApopKind::NoArgs => "APOP".into(),
+                }
+            }
+            PCmd::Stls => "STLS".into(),
+            PCmd::Stat => "STAT".into(),
+            PCmd::List(a) => with("LIST", a),
+            PCmd::Uidl(a) => with("UIDL", a),
+            PCmd::Retr(a) => with("RETR", a),
+            PCmd::Dele(a) => with("DELE", a),
+            PCmd::Rset => "RSET".into(),
+            PCmd::Noop => "NOOP".into(),
+            PCmd::Quit => "QUIT".into(),
+            PCmd::Capa => "CAPA".into(),
+            PCmd::Unknown => "XTND XMIT".into(),
+            PCmd::LongLine => format!("NOOP {}", "x".repeat(5000)),
+            PCmd::Empty => String::new(),
+        };
+        let text = if self.lower {
+            match text.split_once(' ') {
+                Some((v, rest)) => format!("{} {rest}", v.to_ascii_lowercase()),
+                None => text.to_ascii_lowercase(),
+            }
+        } else {
+            text
+        };
+        let end = if self.bare_lf { "\n" } else { "\r\n" };
+        format!("{text}{end}").into_bytes()
+    }
+}
+
+/// A reply the model expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PExp {
+    Ok,
+    Err,
+    /// A one-line +OK with exactly this text.
+    Line(String),
+    /// A multi-line +OK (LIST, UIDL) with these lines before the ".".
+    Multi(Vec<String>),
+    /// RETR: what follows the +OK line, final "." included.
+    Retr(String),
+    /// CAPA: whether STLS is listed (USER always is).
+    Capa {
+        stls: bool,
+    },
+    /// Bytes the model did not expect (only ever in what the session sent).
+    Extra(String),
+}
+
+#[derive(Debug, Clone)]
+enum PTrans {
+    Write {
+        lines: Vec<PLine>,
+        split: Option<Index>,
+    },
+    Reconnect,
+}
+
+#[derive(Debug, Clone)]
+struct PModel {
+    cfg: PCfg,
+    connection: u64,
+    closed: bool,
+    tls: bool,
+    transaction: bool,
+    pending_user: Option<String>,
+    deleted: [bool; 3],
+    expect: Vec<PExp>,
+    expect_close: bool,
+    expect_tls: bool,
+    expect_logins: Vec<(String, &'static str)>,
+    /// Set by QUIT: the uids the UPDATE state removed.
+    expect_deleted: Vec<String>,
+}
+
+impl PModel {
+    fn new(cfg: PCfg) -> PModel {
+        PModel {
+            cfg,
+            connection: 1,
+            closed: false,
+            tls: false,
+            transaction: false,
+            pending_user: None,
+            deleted: [false; 3],
+            expect: Vec::new(),
+            expect_close: false,
+            expect_tls: false,
+            expect_logins: Vec::new(),
+            expect_deleted: Vec::new(),
+        }
+    }
+
+    fn next_step(&self) -> PCmd {
+        if !self.transaction {
+            if self.cfg.stls() && !self.tls {
+                PCmd::Stls
+            } else if self.pending_user.as_deref() == Some(POP_USER) {
+                PCmd::Pass(Some(true))
+            } else {
+                PCmd::User(Some(POP_USER))
+            }
+        } else {
+            PCmd::Stat
+        }
+    }
+
+    /// A message number that names a message not marked as deleted.
+    fn live(&self, arg: Option<Arg>) -> Option<usize> {
+        match arg {
+            Some(Arg::N(n)) if (1..=3).contains(&n) && !self.deleted[n - 1] => Some(n - 1),
+            _ => None,
+        }
+    }
+
+    fn login(&mut self, method: &'static str) {
+        self.transaction = true;
+        self.deleted = [false; 3];
+        self.expect_logins.push((POP_USER.into(), method));
+        self.expect.push(PExp::Ok);
+    }
+
+    fn write(&mut self, lines: &[PLine]) {
+        self.expect.clear();
+        self.expect_close = false;
+        self.expect_tls = false;
+        self.expect_logins.clear();
+        for line in lines {
+            if self.closed || self.expect_tls {
+                // After QUIT nothing is read; after STLS's +OK the rest of the write
+                // is dropped (RFC 2595 §4: nothing sent before the handshake counts).
+                break;
+            }
+            self.command(line.cmd);
+        }
+    }
+
+    fn command(&mut self, cmd: PCmd) {
+        use PExp::{Err, Ok};
+        let auth = !self.transaction;
+        let e = match cmd {
+            PCmd::Empty | PCmd::LongLine | PCmd::Unknown => Err,
+            PCmd::Capa => PExp::Capa {
+                stls: self.cfg.stls() && !self.tls && auth,
+            },
+            PCmd::Quit => {
+                self.closed = true;
+                self.expect_close = true;
+                if self.transaction {
+                    // RFC 1939 §6: the UPDATE state removes the marked messages.
+                    self.expect_deleted = (0..3)
+                        .filter(|i| self.deleted[*i])
+                        .map(|i| MAILBOX[i].0.to_string())
+                        .collect();
+                }
+                Ok
+            }
+            PCmd::User(_) | PCmd::Pass(_) | PCmd::Apop(_) | PCmd::Stls if !auth => Err,
+            PCmd::User(None) => Err,
+            PCmd::User(Some(u)) => {
+                self.pending_user = Some(u.into());
+                Ok
+            }
+            PCmd::Pass(_) if self.pending_user.is_none() => Err,
+            PCmd::Pass(None) => Err,
+            PCmd::Pass(Some(right)) => {
+                let user = self.pending_user.take();
+                if right && user.as_deref() == Some(POP_USER) {
+                    return self.login("USER/PASS");
+                }
+                Err
+            }
+            PCmd::Apop(ApopKind::NoArgs) => Err,
+            PCmd::Apop(kind) => {
+                self.pending_user = None;
+                let offered = self.cfg.apop() && self.cfg != PCfg::RefuseApop;
+                if offered && kind == ApopKind::Good {
+                    return self.login("APOP");
+                }
+                Err
+            }
+            PCmd::Stls => {
+                if self.cfg.stls() && !self.tls {
+                    // RFC 2595 §4: AUTHORIZATION state again, STLS no more.
+                    self.tls = true;
+                    self.expect_tls = true;
+                    self.pending_user = None;
+                    Ok
+                } else {
+                    Err
+                }
+            }
+            _ if auth => Err,
+            PCmd::Stat => {
+                let live: Vec<usize> = (0..3).filter(|i| !self.deleted[*i]).collect();
+                let size: usize = live.iter().map(|i| MAILBOX[*i].2).sum();
+                PExp::Line(format!("+OK {} {size}", live.len()))
+            }
+            PCmd::List(arg) | PCmd::Uidl(arg) => {
+                let show = |i: usize| match cmd {
+                    PCmd::List(_) => format!("{} {}", i + 1, MAILBOX[i].2),
+                    _ => format!("{} {}", i + 1, MAILBOX[i].0),
+                };
+                match arg {
+                    None => PExp::Multi((0..3).filter(|i| !self.deleted[*i]).map(show).collect()),
+                    Some(a) => match self.live(Some(a)) {
+                        Some(i) => PExp::Line(format!("+OK {}", show(i))),
+                        None => Err,
+                    },
+                }
+            }
+            PCmd::Retr(arg) => match self.live(arg) {
+                Some(i) => PExp::Retr(MAILBOX[i].3.into()),
+                None => Err,
+            },
+            PCmd::Dele(arg) => match self.live(arg) {
+                Some(i) => {
+                    self.deleted[i] = true;
+                    Ok
+                }
+                None => Err,
+            },
+            PCmd::Rset => {
+                self.deleted = [false; 3];
+                Ok
+            }
+            PCmd::Noop => Ok,
+        };
+        self.expect.push(e);
+    }
+}
+
+fn p_cmd() -> BoxedStrategy<PCmd> {
+    let arg = prop_oneof![
+        6 => (0usize..=4).prop_map(Arg::N),
+        1 => Just(Arg::Junk),
+        1 => Just(Arg::Two),
+    ];
+    let opt_arg = prop_oneof![1 => Just(None), 3 => arg.prop_map(Some)];
+    prop_oneof![
+        3 => prop_oneof![Just(Some(POP_USER)), Just(Some("bob")), Just(None)].prop_map(PCmd::User),
+        3 => prop_oneof![Just(Some(true)), Just(Some(false)), Just(None)].prop_map(PCmd::Pass),
+        2 => prop_oneof![
+            Just(ApopKind::Good),
+            Just(ApopKind::WrongPassword),
+            Just(ApopKind::UnknownUser),
+            Just(ApopKind::NoArgs),
+        ]
+        .prop_map(PCmd::Apop),
+        1 => Just(PCmd::Stls),
+        2 => Just(PCmd::Stat),
+        2 => opt_arg.clone().prop_map(PCmd::List),
+        2 => opt_arg.clone().prop_map(PCmd::Uidl),
+        3 => opt_arg.clone().prop_map(PCmd::Retr),
+        3 => opt_arg.prop_map(PCmd::Dele),
+        1 => Just(PCmd::Rset),
+        1 => Just(PCmd::Noop),
+        1 => Just(PCmd::Quit),
+        1 => Just(PCmd::Capa),
+        1 => Just(PCmd::Unknown),
+        1 => Just(PCmd::LongLine),
+        1 => Just(PCmd::Empty),
+    ]
+    .boxed()
+}
+
+struct PopRef;
+
+impl ReferenceStateMachine for PopRef {
+    type State = PModel;
+    type Transition = PTrans;
+
+    fn init_state() -> BoxedStrategy<PModel> {
+        prop_oneof![
+            Just(PCfg::Plain),
+            Just(PCfg::Stls),
+            Just(PCfg::NoApop),
+            Just(PCfg::RefuseApop),
+        ]
+        .prop_map(PModel::new)
+        .boxed()
+    }
+
+    fn transitions(state: &PModel) -> BoxedStrategy<PTrans> {
+        if state.closed {
+            return Just(PTrans::Reconnect).boxed();
+        }
+        let cmd = prop_oneof![3 => p_cmd(), 1 => Just(state.next_step())];
+        let line = (cmd, prop::bool::weighted(0.15), prop::bool::weighted(0.1)).prop_map(
+            |(cmd, lower, bare_lf)| PLine {
+                cmd,
+                lower,
+                bare_lf,
+            },
+        );
+        let lines = prop_oneof![
+            3 => prop::collection::vec(line.clone(), 1..=1),
+            1 => prop::collection::vec(line, 2..=5),
+        ];
+        (lines, prop::option::weighted(0.3, any::<Index>()))
+            .prop_map(|(lines, split)| PTrans::Write { lines, split })
+            .boxed()
+    }
+
+    fn preconditions(state: &PModel, t: &PTrans) -> bool {
+        match t {
+            PTrans::Reconnect => state.closed,
+            PTrans::Write { lines, split } => {
+                !state.closed && (split.is_none() || !lines.iter().any(|l| l.cmd == PCmd::Stls))
+            }
+        }
+    }
+
+    fn apply(mut state: PModel, t: &PTrans) -> PModel {
+        match t {
+            PTrans::Reconnect => {
+                // The configured mailbox is shared: a new connection sees it whole.
+                let mut fresh = PModel::new(state.cfg);
+                fresh.connection = state.connection + 1;
+                fresh
+            }
+            PTrans::Write { lines, .. } => {
+                state.write(lines);
+                state
+            }
+        }
+    }
+}
+
+struct PopSut {
+    session: Pop3Session,
+    cfg: Arc<Pop3Config>,
+    timestamp: Option<String>,
+    closed: bool,
+}
+
+fn pop_start(cfg: &Arc<Pop3Config>, connection: u64, apop: bool) -> (Pop3Session, Option<String>) {
+    let mut session = Pop3Session::new(Arc::clone(cfg), connection);
+    let out = session.start(0);
+    let [Pop3Output::Send(b)] = &out[..] else {
+        panic!("greeting {out:?}");
+    };
+    let text = String::from_utf8(b.clone()).expect("UTF-8 greeting");
+    assert!(
+        text.starts_with("+OK ") && text.ends_with("\r\n"),
+        "{text:?}"
+    );
+    // RFC 1939 §7: the timestamp is the last thing in the greeting, <...@host>.
+    let timestamp = text
+        .trim_end()
+        .rsplit_once(' ')
+        .map(|(_, ts)| ts)
+        .filter(|ts| ts.starts_with('<') && ts.ends_with('>') && ts.contains('@'))
+        .map(str::to_string);
+    assert_eq!(timestamp.is_some(), apop, "APOP timestamp in {text:?}");
+    (session, timestamp)
+}
+
+/// Reads the session's bytes reply by reply, in the shape the model expects.
+fn pop_replies(bytes: &[u8], expect: &[PExp]) -> Vec<PExp> {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let mut rest = text.as_str();
+    let next_line = |rest: &mut &str| -> Option<String> {
+        let (line, tail) = rest.split_once("\r\n")?;
+        *rest = tail;
+        Some(line.to_string())
+    };
+    let mut got = Vec::new();
+    for e in expect {
+        let Some(first) = next_line(&mut rest) else {
+            break;
+        };
+        if !first.starts_with("+OK") {
+            got.push(if first.starts_with("-ERR") {
+                PExp::Err
+            } else {
+                PExp::Extra(first)
+            });
+            continue;
+        }
+        let multi = matches!(e, PExp::Multi(_) | PExp::Retr(_) | PExp::Capa { .. });
+        if !multi {
+            got.push(match e {
+                PExp::Line(_) => PExp::Line(first),
+                _ => PExp::Ok,
+            });
+            continue;
+        }
+        let mut body = Vec::new();
+        while let Some(l) = next_line(&mut rest) {
+            let end = l == ".";
+            body.push(l);
+            if end {
+                break;
+            }
+        }
+        got.push(match e {
+            PExp::Multi(_) => {
+                body.pop();
+                PExp::Multi(body)
+            }
+            PExp::Retr(_) => PExp::Retr(body.iter().map(|l| format!("{l}\r\n")).collect()),
+            _ => {
+                assert!(
+                    body.iter().any(|l| l == "USER"),
+                    "CAPA lists USER: {body:?}"
+                );
+                PExp::Capa {
+                    stls: body.iter().any(|l| l == "STLS"),
+                }
+            }
+        });
+    }
+    if !rest.is_empty() {
+        got.push(PExp::Extra(rest.to_string()));
+    }
+    got
+}
+
+impl PopSut {
+    fn feed(&mut self, bytes: &[u8], logins: &mut Vec<(String, &'static str)>) -> (Vec<u8>, bool) {
+        let mut sent = Vec::new();
+        let mut start_tls = false;
+        for o in self.session.feed(0, bytes) {
+            assert!(!self.closed, "output after Close: {o:?}");
+            match o {
+                Pop3Output::Send(b) => sent.extend_from_slice(&b),
+                Pop3Output::Close => self.closed = true,
+                Pop3Output::StartTls => start_tls = true,
+                Pop3Output::Login { user, method } => logins.push((user, method)),
+                other => panic!("unexpected output {other:?}"),
+            }
+        }
+        if start_tls {
+            // What pop3_server.rs does after the handshake.
+            self.session.tls_started();
+        }
+        (sent, start_tls)
+    }
+}
+
+struct PopTest;
+
+impl StateMachineTest for PopTest {
+    type SystemUnderTest = PopSut;
+    type Reference = PopRef;
+
+    fn init_test(model: &PModel) -> PopSut {
+        let cfg = Arc::new(model.cfg.config());
+        let (session, timestamp) = pop_start(&cfg, 1, model.cfg.apop());
+        PopSut {
+            session,
+            cfg,
+            timestamp,
+            closed: false,
+        }
+    }
+
+    fn apply(mut sut: PopSut, model: &PModel, t: PTrans) -> PopSut {
+        match t {
+            PTrans::Reconnect => {
+                assert!(sut.closed);
+                let (session, timestamp) = pop_start(&sut.cfg, model.connection, model.cfg.apop());
+                sut.session = session;
+                sut.timestamp = timestamp;
+                sut.closed = false;
+            }
+            PTrans::Write { lines, split } => {
+                let ts = sut.timestamp.clone();
+                let bytes: Vec<u8> = lines.iter().flat_map(|l| l.render(ts.as_deref())).collect();
+                let at = split.map_or(bytes.len(), |i| 1 + i.index(bytes.len()));
+                let mut logins = Vec::new();
+                let (mut sent, tls) = sut.feed(&bytes[..at], &mut logins);
+                if at < bytes.len() && !sut.closed {
+                    assert!(!tls);
+                    let (more, _) = sut.feed(&bytes[at..], &mut logins);
+                    sent.extend(more);
+                }
+                let shown: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
+                assert_eq!(
+                    pop_replies(&sent, &model.expect),
+                    model.expect,
+                    "replies to {shown:?}"
+                );
+                assert_eq!(sut.closed, model.expect_close, "closed after {shown:?}");
+                assert_eq!(tls, model.expect_tls, "TLS started by {shown:?}");
+                assert_eq!(logins, model.expect_logins, "logins by {shown:?}");
+                if sut.closed {
+                    assert_eq!(
+                        sut.session.deleted_uids(),
+                        &model.expect_deleted[..],
+                        "UPDATE"
+                    );
+                }
+            }
+        }
+        sut
+    }
+}
+
+prop_state_machine! {
+    #![proptest_config(Config {
+        cases: cases(),
+        max_shrink_iters: 20_000,
+        failure_persistence: None,
+        .. Config::default()
+    })]
+
+    #[test]
+    fn pop3_session_follows_the_model(sequential 1..30 => PopTest);
 }
