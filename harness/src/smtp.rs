@@ -844,6 +844,12 @@ impl Session {
                 }
                 self.mode = Mode::Data;
                 self.data = DataReceiver::new();
+                // The message starts after the CRLF of DATA: its first line is a line
+                // like any other ("." ends it, a leading dot is removed; RFC 5321
+                // §4.5.2). smtp-proto's receiver starts without that CRLF behind it,
+                // so it is fed one and the byte buffer emptied again.
+                self.data_buf.clear();
+                self.data.ingest(&mut b"\r\n".iter(), &mut self.data_buf);
                 self.data_buf.clear();
                 self.data_dropped = 0;
                 self.send(out, 354, "End data with <CR><LF>.<CR><LF>");
@@ -1164,6 +1170,26 @@ mod tests {
         assert_eq!(mime.subject.as_deref(), Some("x"));
         assert_eq!(mime.parts.len(), 1);
         assert_eq!(out.last(), Some(&Output::Close));
+    }
+
+    #[test]
+    fn the_first_line_of_a_message_is_unstuffed_and_a_lone_dot_ends_it() {
+        let mut s = session(SmtpConfig::default());
+        s.start(0);
+        s.feed(0, b"EHLO d\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n");
+        let message = |out: &[Output]| {
+            out.iter().find_map(|o| match o {
+                Output::Message(m) => Some(m.data.clone()),
+                _ => None,
+            })
+        };
+        assert!(sent(&s.feed(0, b"DATA\r\n")).starts_with("354"));
+        let out = s.feed(0, b".\r\n");
+        assert_eq!(message(&out), Some(Vec::new()), "an empty message");
+        assert!(sent(&out).starts_with("250"));
+        s.feed(0, b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n");
+        let out = s.feed(0, b"DATA\r\n..x\r\n.\r\n");
+        assert_eq!(message(&out), Some(b".x\r\n".to_vec()));
     }
 
     #[test]
