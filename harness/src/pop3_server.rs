@@ -139,6 +139,21 @@ impl Pop3Server {
     pub fn take(&self) -> Vec<Pop3Connection> {
         std::mem::take(&mut *self.shared.conns())
     }
+
+    /// Waits until every connection has ended, for at most `limit`; answers whether
+    /// they all had.
+    pub fn wait_idle(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.shared.conns().iter().all(|c| c.ended) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 async fn tls_accept(

@@ -24,8 +24,14 @@ impl Drop for Sim {
 /// Starts `hil sim --console tcp:127.0.0.1:0 --time-scale 20 EXTRA…` and opens its
 /// console with the reference profile.
 pub fn sim(extra: &[&str]) -> (Sim, Console) {
+    sim_at(20.0, extra)
+}
+
+/// `sim`, device time running `scale` times faster.
+pub fn sim_at(scale: f64, extra: &[&str]) -> (Sim, Console) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args(["sim", "--console", "tcp:127.0.0.1:0", "--time-scale", "20"])
+        .args(["sim", "--console", "tcp:127.0.0.1:0", "--time-scale"])
+        .arg(scale.to_string())
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
