@@ -164,8 +164,10 @@ struct ServeArgs {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// `sim` (the embedded simulated device on a pty), `serial:/dev/ttyX[,BAUD]`, or
-    /// `tcp:HOST:PORT` (a raw TCP console such as ser2net).
+    /// `sim` (the embedded simulated device on a pty),
+    /// `serial:PATH[,BAUD][,8N1][,none|rtscts|xonxoff]`, `tcp:HOST:PORT` (a raw TCP
+    /// console such as ser2net) or `rfc2217:HOST:PORT[,BAUD][,8N1][,FLOW]` (a serial
+    /// port served by an RFC 2217 telnet server). A lost link is waited for up to 20 s.
     #[arg(long, default_value = "sim")]
     device: String,
     /// The device profile (console dialect); default: the built-in reference dialect.

@@ -57,7 +57,7 @@ fn bench(console: &str, config: SmtpConfig) -> Bench {
         Some(addr) => Endpoint::Tcp { addr: addr.into() },
         None => Endpoint::Serial {
             path: what,
-            baud: 115_200,
+            line: Default::default(),
         },
     };
     let profile = Arc::new(Profile::parse("sim.toml", SIM_PROFILE).expect("profile"));
@@ -442,7 +442,7 @@ fn a_60_s_timeout_at_time_scale_100_is_reported_as_a_timeout() {
     let mut con = Console::open(
         &Endpoint::Serial {
             path: what,
-            baud: 115_200,
+            line: Default::default(),
         },
         profile,
     )

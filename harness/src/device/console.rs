@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::profile::Profile;
-use super::Endpoint;
+use super::{Endpoint, Flow, Parity};
 
 /// A console problem that is the harness's or the link's, not the device's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,20 +163,65 @@ fn reader_thread(mut r: Box<dyn Read + Send>, tx: mpsc::Sender<ReadMsg>) {
     }
 }
 
+/// Why a serial port did not open, in words naming the port: no such device, busy
+/// (another process holds it: serialport opens with TIOCEXCL and an exclusive
+/// flock), no permission, or the system's own words.
+fn serial_open_error(path: &str, name: &str, e: &serialport::Error) -> String {
+    match e.kind() {
+        serialport::ErrorKind::Io(io::ErrorKind::NotFound) => {
+            format!("cannot open {name}: no such device {path} (unplugged, or a wrong path?)")
+        }
+        serialport::ErrorKind::NoDevice => {
+            format!("cannot open {name}: {path} is busy: another process has it open ({e})")
+        }
+        serialport::ErrorKind::Io(io::ErrorKind::PermissionDenied) => {
+            format!("cannot open {name}: no permission to open {path} (the dialout group?)")
+        }
+        _ => format!("cannot open {name}: {e}"),
+    }
+}
+
 impl Console {
     /// Opens the console at `endpoint` and drains what the device had queued.
     pub fn open(endpoint: &Endpoint, profile: Arc<Profile>) -> Result<Console, DriverError> {
         let name = endpoint.describe();
         let (reader, writer): (Box<dyn Read + Send>, Box<dyn Write + Send>) = match endpoint {
-            Endpoint::Serial { path, baud } => {
-                let port = serialport::new(path, *baud)
+            Endpoint::Serial { path, line } => {
+                let port = serialport::new(path, line.baud)
+                    .data_bits(match line.data_bits {
+                        5 => serialport::DataBits::Five,
+                        6 => serialport::DataBits::Six,
+                        7 => serialport::DataBits::Seven,
+                        _ => serialport::DataBits::Eight,
+                    })
+                    .parity(match line.parity {
+                        Parity::None => serialport::Parity::None,
+                        Parity::Odd => serialport::Parity::Odd,
+                        Parity::Even => serialport::Parity::Even,
+                    })
+                    .stop_bits(if line.stop_bits == 2 {
+                        serialport::StopBits::Two
+                    } else {
+                        serialport::StopBits::One
+                    })
+                    .flow_control(match line.flow {
+                        Flow::None => serialport::FlowControl::None,
+                        Flow::RtsCts => serialport::FlowControl::Hardware,
+                        Flow::XonXoff => serialport::FlowControl::Software,
+                    })
                     .timeout(Duration::from_millis(200))
+                    // Exclusive (TIOCEXCL and flock) is the default; said here because
+                    // "busy" below depends on it.
                     .open_native()
-                    .map_err(|e| DriverError::Link(format!("cannot open {name}: {e}")))?;
+                    .map_err(|e| DriverError::Link(serial_open_error(path, &name, &e)))?;
                 let w = port
                     .try_clone_native()
                     .map_err(|e| DriverError::Link(format!("cannot use {name}: {e}")))?;
                 (Box::new(port), Box::new(w))
+            }
+            Endpoint::Rfc2217 { addr, line } => {
+                let (r, w) = super::rfc2217::connect(addr, line).map_err(DriverError::Link)?;
+                (Box::new(r), Box::new(w))
             }
             Endpoint::Tcp { addr } => {
                 let s = TcpStream::connect(addr)

@@ -1,65 +1,208 @@
 //! Reaching a device: where its console is (`Endpoint`), how its dialect reads
-//! (`profile`), the console driver speaking that dialect (`console`), and the
+//! (`profile`), the console driver speaking that dialect (`console`), the RFC 2217
+//! telnet client for serial ports served over the network (`rfc2217`), and the
 //! embedded simulated device started on a pty (`embedded`).
 
 pub mod console;
 pub mod embedded;
 pub mod profile;
+pub mod rfc2217;
 
 pub use console::{Console, DriverError, JobEnd, JobReport, Status, TriggerAnswer};
 pub use profile::Profile;
 
+/// A serial line's parity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parity {
+    None,
+    Odd,
+    Even,
+}
+
+/// A serial line's flow control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    None,
+    RtsCts,
+    XonXoff,
+}
+
+/// How a serial line is set: baud rate, frame format (`8N1`) and flow control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineSettings {
+    pub baud: u32,
+    /// 5 to 8.
+    pub data_bits: u8,
+    pub parity: Parity,
+    /// 1 or 2.
+    pub stop_bits: u8,
+    pub flow: Flow,
+}
+
+impl Default for LineSettings {
+    /// 115200 baud, 8N1, no flow control.
+    fn default() -> Self {
+        LineSettings {
+            baud: 115_200,
+            data_bits: 8,
+            parity: Parity::None,
+            stop_bits: 1,
+            flow: Flow::None,
+        }
+    }
+}
+
+impl LineSettings {
+    /// Reads the options after the port: each of `BAUD` (digits), a frame format
+    /// `DPS` (data bits 5-8, parity N/O/E, stop bits 1/2, e.g. `8N1`) and a flow
+    /// control (`none`, `rtscts`, `xonxoff`, also written `flow=…`), in any order,
+    /// each at most once.
+    pub fn parse_options(spec: &str, opts: &[&str]) -> Result<LineSettings, String> {
+        let mut s = LineSettings::default();
+        let (mut baud, mut format, mut flow) = (false, false, false);
+        for o in opts {
+            let o = o.trim();
+            let once = |seen: &mut bool, what: &str| {
+                if std::mem::replace(seen, true) {
+                    Err(format!("{spec:?}: {what} is given twice ({o:?})"))
+                } else {
+                    Ok(())
+                }
+            };
+            if !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit()) {
+                once(&mut baud, "the baud rate")?;
+                s.baud = o.parse::<u32>().ok().filter(|b| *b > 0).ok_or_else(|| {
+                    format!("{spec:?}: the baud rate {o:?} is not a positive 32-bit integer")
+                })?;
+            } else if let Some(f) = flow_word(o) {
+                once(&mut flow, "the flow control")?;
+                s.flow = f;
+            } else if let [d, p, st] = o.as_bytes() {
+                once(&mut format, "the frame format")?;
+                s.data_bits = match d {
+                    b'5'..=b'8' => d - b'0',
+                    _ => return Err(format!("{spec:?}: {o:?}: data bits are 5 to 8")),
+                };
+                s.parity = match p.to_ascii_uppercase() {
+                    b'N' => Parity::None,
+                    b'O' => Parity::Odd,
+                    b'E' => Parity::Even,
+                    _ => return Err(format!("{spec:?}: {o:?}: parity is N, O or E")),
+                };
+                s.stop_bits = match st {
+                    b'1' | b'2' => st - b'0',
+                    _ => return Err(format!("{spec:?}: {o:?}: stop bits are 1 or 2")),
+                };
+            } else {
+                return Err(format!(
+                    "{spec:?}: {o:?} is none of a baud rate (115200), a frame format (8N1) or a flow control (none, rtscts, xonxoff)"
+                ));
+            }
+        }
+        Ok(s)
+    }
+}
+
+fn flow_word(o: &str) -> Option<Flow> {
+    match o
+        .strip_prefix("flow=")
+        .unwrap_or(o)
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "none" => Some(Flow::None),
+        "rtscts" => Some(Flow::RtsCts),
+        "xonxoff" => Some(Flow::XonXoff),
+        _ => None,
+    }
+}
+
+impl std::fmt::Display for LineSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = match self.parity {
+            Parity::None => 'N',
+            Parity::Odd => 'O',
+            Parity::Even => 'E',
+        };
+        let flow = match self.flow {
+            Flow::None => "no flow control",
+            Flow::RtsCts => "RTS/CTS",
+            Flow::XonXoff => "XON/XOFF",
+        };
+        write!(
+            f,
+            "{} baud {}{p}{} {flow}",
+            self.baud, self.data_bits, self.stop_bits
+        )
+    }
+}
+
 /// Where a device's console is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
-    /// A serial port (a pty path or `/dev/tty…`) at a baud rate.
-    Serial { path: String, baud: u32 },
+    /// A serial port (a pty path or `/dev/tty…`) and how its line is set.
+    Serial { path: String, line: LineSettings },
     /// A raw TCP console, as ser2net serves a port.
     Tcp { addr: String },
+    /// A serial port served by an RFC 2217 (telnet COM-PORT-OPTION) server, which is
+    /// asked to set the line so.
+    Rfc2217 { addr: String, line: LineSettings },
+}
+
+/// The endpoint syntax, for messages.
+pub const ENDPOINT_SYNTAX: &str = "sim, serial:PATH[,BAUD][,8N1][,none|rtscts|xonxoff], tcp:HOST:PORT or rfc2217:HOST:PORT[,BAUD][,8N1][,none|rtscts|xonxoff]";
+
+fn check_addr(spec: &str, addr: &str, scheme: &str) -> Result<(), String> {
+    if addr
+        .rsplit_once(':')
+        .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+    {
+        return Err(format!("{spec:?}: expected {scheme}:HOST:PORT"));
+    }
+    Ok(())
 }
 
 impl Endpoint {
-    /// Reads `serial:/dev/ttyX[,BAUD]` or `tcp:HOST:PORT`.
+    /// Reads `serial:PATH[,OPTIONS]`, `tcp:HOST:PORT` or `rfc2217:HOST:PORT[,OPTIONS]`
+    /// (options: see [`LineSettings::parse_options`]).
     pub fn parse(spec: &str) -> Result<Endpoint, String> {
         if let Some(rest) = spec.strip_prefix("serial:") {
-            let (path, baud) = match rest.rsplit_once(',') {
-                Some((p, b)) => {
-                    let baud = b.parse::<u32>().ok().filter(|b| *b > 0).ok_or_else(|| {
-                        format!("{spec:?}: the baud rate {b:?} is not a positive integer")
-                    })?;
-                    (p, baud)
-                }
-                None => (rest, 115_200),
-            };
+            let mut parts = rest.split(',');
+            let path = parts.next().unwrap_or_default();
             if path.is_empty() {
                 return Err(format!("{spec:?}: no port path after serial:"));
             }
+            let opts: Vec<&str> = parts.collect();
             return Ok(Endpoint::Serial {
                 path: path.to_string(),
-                baud,
+                line: LineSettings::parse_options(spec, &opts)?,
             });
         }
         if let Some(addr) = spec.strip_prefix("tcp:") {
-            if addr
-                .rsplit_once(':')
-                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
-            {
-                return Err(format!("{spec:?}: expected tcp:HOST:PORT"));
-            }
+            check_addr(spec, addr, "tcp")?;
             return Ok(Endpoint::Tcp {
                 addr: addr.to_string(),
             });
         }
-        Err(format!(
-            "{spec:?}: a device is sim, serial:/dev/ttyX[,BAUD] or tcp:HOST:PORT"
-        ))
+        if let Some(rest) = spec.strip_prefix("rfc2217:") {
+            let mut parts = rest.split(',');
+            let addr = parts.next().unwrap_or_default();
+            check_addr(spec, addr, "rfc2217")?;
+            let opts: Vec<&str> = parts.collect();
+            return Ok(Endpoint::Rfc2217 {
+                addr: addr.to_string(),
+                line: LineSettings::parse_options(spec, &opts)?,
+            });
+        }
+        Err(format!("{spec:?}: a device is {ENDPOINT_SYNTAX}"))
     }
 
     /// A short name for messages.
     pub fn describe(&self) -> String {
         match self {
-            Endpoint::Serial { path, baud } => format!("serial port {path} at {baud} baud"),
+            Endpoint::Serial { path, line } => format!("serial port {path} ({line})"),
             Endpoint::Tcp { addr } => format!("TCP console {addr}"),
+            Endpoint::Rfc2217 { addr, line } => format!("RFC 2217 port {addr} ({line})"),
         }
     }
 }
@@ -68,21 +211,47 @@ impl Endpoint {
 mod tests {
     use super::*;
 
+    fn serial(path: &str, line: LineSettings) -> Result<Endpoint, String> {
+        Ok(Endpoint::Serial {
+            path: path.into(),
+            line,
+        })
+    }
+
     #[test]
     fn endpoints() {
+        let d = LineSettings::default();
         assert_eq!(
             Endpoint::parse("serial:/dev/ttyUSB0,9600"),
-            Ok(Endpoint::Serial {
-                path: "/dev/ttyUSB0".into(),
-                baud: 9600
-            })
+            serial("/dev/ttyUSB0", LineSettings { baud: 9600, ..d })
         );
         assert_eq!(
             Endpoint::parse("serial:/dev/pts/3"),
-            Ok(Endpoint::Serial {
-                path: "/dev/pts/3".into(),
-                baud: 115200
-            })
+            serial("/dev/pts/3", d)
+        );
+        assert_eq!(
+            Endpoint::parse("serial:/dev/ttyUSB0,115200,7E2,rtscts"),
+            serial(
+                "/dev/ttyUSB0",
+                LineSettings {
+                    data_bits: 7,
+                    parity: Parity::Even,
+                    stop_bits: 2,
+                    flow: Flow::RtsCts,
+                    ..d
+                }
+            )
+        );
+        assert_eq!(
+            Endpoint::parse("serial:/dev/ttyS0,flow=xonxoff,8o1"),
+            serial(
+                "/dev/ttyS0",
+                LineSettings {
+                    parity: Parity::Odd,
+                    flow: Flow::XonXoff,
+                    ..d
+                }
+            )
         );
         assert_eq!(
             Endpoint::parse("tcp:127.0.0.1:7000"),
@@ -90,8 +259,23 @@ mod tests {
                 addr: "127.0.0.1:7000".into()
             })
         );
+        assert_eq!(
+            Endpoint::parse("rfc2217:localhost:7001,9600,8N1,none"),
+            Ok(Endpoint::Rfc2217 {
+                addr: "localhost:7001".into(),
+                line: LineSettings { baud: 9600, ..d }
+            })
+        );
         assert!(Endpoint::parse("tcp:host").is_err());
+        assert!(Endpoint::parse("rfc2217:host,9600").is_err());
         assert!(Endpoint::parse("serial:/dev/x,fast").is_err());
+        assert!(Endpoint::parse("serial:/dev/x,9N1").is_err());
+        assert!(Endpoint::parse("serial:/dev/x,8X1").is_err());
+        assert!(Endpoint::parse("serial:/dev/x,8N3").is_err());
+        assert!(Endpoint::parse("serial:/dev/x,9600,4800").is_err());
+        assert!(Endpoint::parse("serial:/dev/x,0").is_err());
         assert!(Endpoint::parse("usb").is_err());
+        let e = Endpoint::parse("serial:/dev/x,fast").unwrap_err();
+        assert!(e.contains("\"fast\"") && e.contains("baud rate"), "{e}");
     }
 }
