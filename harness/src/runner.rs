@@ -152,6 +152,62 @@ pub fn case_settings(case: &Case, server: &str, ports: Ports) -> Vec<(String, St
     pairs
 }
 
+/// How long a lost device link is waited for: the endpoint is opened again and again
+/// (with backoff) for this long before the run gives up on it.
+pub const RECONNECT_WAIT: Duration = Duration::from_secs(20);
+
+/// Whether an endpoint console was ever opened by this process: the first open
+/// fails at once (a wrong path or port is said straight away), every later one (a
+/// reconnect after a lost link) waits up to [`RECONNECT_WAIT`] for the link to come
+/// back. Process-wide because the pool starts a fresh runner after a harness error.
+static ENDPOINT_OPENED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Opens the console at `ep`, waiting for a link that was up before and is lost.
+fn open_endpoint(ep: &Endpoint, profile: Arc<Profile>) -> Result<Console, String> {
+    use std::sync::atomic::Ordering;
+    let was_up = ENDPOINT_OPENED.load(Ordering::SeqCst);
+    let limit = if was_up {
+        RECONNECT_WAIT
+    } else {
+        Duration::ZERO
+    };
+    let t0 = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        match Console::open(ep, Arc::clone(&profile)) {
+            Ok(c) => {
+                ENDPOINT_OPENED.store(true, Ordering::SeqCst);
+                if was_up {
+                    eprintln!(
+                        "reconnected to {} ({} attempt(s), {} ms)",
+                        ep.describe(),
+                        tries,
+                        t0.elapsed().as_millis()
+                    );
+                }
+                return Ok(c);
+            }
+            Err(e) if t0.elapsed() + pause > limit => {
+                return Err(if was_up {
+                    format!(
+                        "the link to {} did not come back within {} s ({tries} attempts): {e}",
+                        ep.describe(),
+                        limit.as_secs()
+                    )
+                } else {
+                    e.to_string()
+                });
+            }
+            Err(_) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
 /// A device, the fake servers and the means to run cases against them.
 pub struct Runner {
     rt: tokio::runtime::Runtime,
@@ -345,12 +401,16 @@ impl Runner {
                 )?;
                 let ep = Endpoint::Serial {
                     path: sim.console_path.clone(),
-                    baud: 115_200,
+                    line: crate::device::LineSettings::default(),
                 };
                 self.sim = Some(sim);
                 ep
             }
-            DeviceChoice::Endpoint(ep) => ep.clone(),
+            DeviceChoice::Endpoint(ep) => {
+                let ep = ep.clone();
+                self.console = Some(open_endpoint(&ep, Arc::clone(&self.profile))?);
+                return Ok(());
+            }
         };
         let console =
             Console::open(&endpoint, Arc::clone(&self.profile)).map_err(|e| e.to_string())?;
