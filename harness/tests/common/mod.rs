@@ -29,6 +29,15 @@ pub fn sim(extra: &[&str]) -> (Sim, Console) {
 
 /// `sim`, device time running `scale` times faster.
 pub fn sim_at(scale: f64, extra: &[&str]) -> (Sim, Console) {
+    let (sim, addr) = sim_process(scale, extra);
+    let profile = Arc::new(Profile::parse("sim.toml", SIM_PROFILE).expect("profile"));
+    let con = Console::open(&Endpoint::Tcp { addr }, profile).expect("console");
+    (sim, con)
+}
+
+/// Starts `hil sim --console tcp:127.0.0.1:0 --time-scale SCALE EXTRA…`; returns it
+/// and its console's address (`127.0.0.1:PORT`).
+pub fn sim_process(scale: f64, extra: &[&str]) -> (Sim, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
         .args(["sim", "--console", "tcp:127.0.0.1:0", "--time-scale"])
         .arg(scale.to_string())
@@ -47,9 +56,12 @@ pub fn sim_at(scale: f64, extra: &[&str]) -> (Sim, Console) {
         .strip_prefix("console: tcp:")
         .unwrap_or_else(|| panic!("first line {line:?}"))
         .to_string();
-    let profile = Arc::new(Profile::parse("sim.toml", SIM_PROFILE).expect("profile"));
-    let con = Console::open(&Endpoint::Tcp { addr }, profile).expect("console");
-    (sim, con)
+    (sim, addr)
+}
+
+/// The reference profile.
+pub fn sim_profile() -> Arc<Profile> {
+    Arc::new(Profile::parse("sim.toml", SIM_PROFILE).expect("profile"))
 }
 
 /// Key/value pairs as the driver's `apply` takes them.
