@@ -56,7 +56,8 @@ struct ModelArgs {
 
 #[derive(clap::Args)]
 struct FuzzArgs {
-    /// `sim`, `serial:/dev/ttyX[,BAUD]` or `tcp:HOST:PORT`, as for `hil run`.
+    /// `sim`, `serial:PATH[,BAUD][,8N1][,FLOW]`, `tcp:HOST:PORT` or
+    /// `rfc2217:HOST:PORT[,BAUD][,8N1][,FLOW]`, as for `hil run`.
     #[arg(long, default_value = "sim")]
     device: String,
     /// The device profile (default: the built-in reference dialect).
