@@ -194,6 +194,10 @@ struct RunArgs {
     /// Print every case's transcript, not only the failures'.
     #[arg(long, short)]
     verbose: bool,
+    /// Seconds a lost device link (serial, tcp:, rfc2217:) is waited for: the
+    /// endpoint is opened again with backoff before the next case.
+    #[arg(long, default_value_t = 20.0, value_parser = reconnect_secs)]
+    reconnect_wait: f64,
     /// List the cases (after --shard and --filter) and exit.
     #[arg(long)]
     list: bool,
@@ -378,6 +382,14 @@ fn select(a: &RunArgs, certs: &std::path::Path, variants: &[String]) -> Result<V
         .collect())
 }
 
+/// `--reconnect-wait`: a number of seconds from 0 to one day.
+fn reconnect_secs(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && (0.0..=86_400.0).contains(v))
+        .ok_or_else(|| format!("{s:?} is not a number of seconds from 0 to 86400"))
+}
+
 /// The device `--device` names; the embedded sim runs at `time_scale` (default 50).
 fn device_choice(device: &str, time_scale: Option<f64>) -> Result<DeviceChoice, String> {
     Ok(if device == "sim" {
@@ -456,6 +468,7 @@ fn run(a: RunArgs) -> Result<u8, String> {
         filter: a.filter,
         verbose,
         device_time_scale: a.time_scale.unwrap_or(1.0),
+        reconnect_wait: Duration::from_secs_f64(a.reconnect_wait),
     };
     println!(
         "hil: {} cases, device {}, {jobs} worker{}",
@@ -604,6 +617,7 @@ fn fuzz(a: FuzzArgs) -> Result<bool, String> {
         certs: Some(certs),
         plant: a.plant.clone(),
         sim_exe: None,
+        reconnect_wait: hil::runner::RECONNECT_WAIT,
     })?;
     println!(
         "hil fuzz: {} random combinations of {} dimensions, seed {}, device {}",

@@ -58,6 +58,8 @@ pub struct RunOptions {
     pub plant: Vec<String>,
     /// The executable that serves `sim` (default: this one; tests give the hil binary).
     pub sim_exe: Option<PathBuf>,
+    /// How long a lost endpoint link is waited for (default [`RECONNECT_WAIT`]).
+    pub reconnect_wait: Duration,
 }
 
 /// The record of one case.
@@ -152,25 +154,21 @@ pub fn case_settings(case: &Case, server: &str, ports: Ports) -> Vec<(String, St
     pairs
 }
 
-/// How long a lost device link is waited for: the endpoint is opened again and again
-/// (with backoff) for this long before the run gives up on it.
+/// How long a lost device link is waited for by default: the endpoint is opened again
+/// and again (with backoff) for this long before the run gives up on it.
 pub const RECONNECT_WAIT: Duration = Duration::from_secs(20);
 
 /// Whether an endpoint console was ever opened by this process: the first open
 /// fails at once (a wrong path or port is said straight away), every later one (a
-/// reconnect after a lost link) waits up to [`RECONNECT_WAIT`] for the link to come
-/// back. Process-wide because the pool starts a fresh runner after a harness error.
+/// reconnect after a lost link) waits up to `wait` (`--reconnect-wait`) for the link
+/// to come back. Process-wide because the pool starts a fresh runner after a harness error.
 static ENDPOINT_OPENED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Opens the console at `ep`, waiting for a link that was up before and is lost.
-fn open_endpoint(ep: &Endpoint, profile: Arc<Profile>) -> Result<Console, String> {
+fn open_endpoint(ep: &Endpoint, profile: Arc<Profile>, wait: Duration) -> Result<Console, String> {
     use std::sync::atomic::Ordering;
     let was_up = ENDPOINT_OPENED.load(Ordering::SeqCst);
-    let limit = if was_up {
-        RECONNECT_WAIT
-    } else {
-        Duration::ZERO
-    };
+    let limit = if was_up { wait } else { Duration::ZERO };
     let t0 = Instant::now();
     let mut pause = Duration::from_millis(100);
     let mut tries = 0u32;
@@ -192,9 +190,9 @@ fn open_endpoint(ep: &Endpoint, profile: Arc<Profile>) -> Result<Console, String
             Err(e) if t0.elapsed() + pause > limit => {
                 return Err(if was_up {
                     format!(
-                        "the link to {} did not come back within {} s ({tries} attempts): {e}",
+                        "the link to {} did not come back within {:.1} s ({tries} attempts): {e}",
                         ep.describe(),
-                        limit.as_secs()
+                        limit.as_secs_f64()
                     )
                 } else {
                     e.to_string()
@@ -408,7 +406,11 @@ impl Runner {
             }
             DeviceChoice::Endpoint(ep) => {
                 let ep = ep.clone();
-                self.console = Some(open_endpoint(&ep, Arc::clone(&self.profile))?);
+                self.console = Some(open_endpoint(
+                    &ep,
+                    Arc::clone(&self.profile),
+                    self.opts.reconnect_wait,
+                )?);
                 return Ok(());
             }
         };

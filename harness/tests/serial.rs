@@ -308,8 +308,8 @@ fn rfc2217_refusals_are_named() {
 
 /// A TCP proxy to `upstream` that, on the `drop_at`-th `reset` the harness sends,
 /// cuts the connection, stops listening for `down`, then listens on the same port
-/// again.
-fn flaky_proxy(upstream: String, drop_at: usize, down: Duration) -> SocketAddr {
+/// again (`None`: never again).
+fn flaky_proxy(upstream: String, drop_at: usize, down: Option<Duration>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {
@@ -361,6 +361,7 @@ fn flaky_proxy(upstream: String, drop_at: usize, down: Duration) -> SocketAddr {
             if cut {
                 dropped = true;
                 drop(l);
+                let Some(down) = down else { return };
                 std::thread::sleep(down);
             } else {
                 listener = Some(l);
@@ -373,7 +374,7 @@ fn flaky_proxy(upstream: String, drop_at: usize, down: Duration) -> SocketAddr {
 #[test]
 fn a_link_dropped_and_restored_mid_run_carries_on() {
     let (_sim, dev) = common::sim_process(20.0, &[]);
-    let proxy = flaky_proxy(dev, 3, Duration::from_millis(1500));
+    let proxy = flaky_proxy(dev, 3, Some(Duration::from_millis(1500)));
     let report = std::env::temp_dir().join(format!("hil-serial-drop-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&report);
     let o = Command::new(env!("CARGO_BIN_EXE_hil"))
@@ -399,6 +400,28 @@ fn a_link_dropped_and_restored_mid_run_carries_on() {
     assert!(
         out.contains("retry 1/"),
         "the in-flight case is retried:\n{out}\n{err}"
+    );
+}
+
+#[test]
+fn a_link_that_never_comes_back_is_named() {
+    let (_sim, dev) = common::sim_process(20.0, &[]);
+    let proxy = flaky_proxy(dev, 1, None);
+    let o = Command::new(env!("CARGO_BIN_EXE_hil"))
+        .args(["run", "--matrix", "classic", "--case", "steps/ehlo-421"])
+        .args(["--time-scale", "20", "--reconnect-wait", "0.5", "--device"])
+        .arg(format!("tcp:{proxy}"))
+        .output()
+        .expect("run hil");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{out}\n{err}");
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains(&format!(
+            "the link to TCP console {proxy} did not come back within 0.5 s"
+        )),
+        "{all}"
     );
 }
 
