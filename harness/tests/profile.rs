@@ -26,6 +26,8 @@ fn sim_toml() -> String {
 fn other_firmware() -> String {
     sim_toml()
         .replace("smtp.timeout = [30, 300]", "smtp.timeout = [10, 600]")
+        // A job may now wait 600 s (+ 60 s POP before SMTP).
+        .replace("job_ms = 400000", "job_ms = 700000")
         .replace(
             "auth_mechanisms = [\"xoauth2\", \"digest-md5\"",
             "auth_mechanisms = [\"digest-md5\"",

@@ -394,6 +394,17 @@ impl Profile {
             }
         }
         let ranges = ranges(file, &raw.ranges, &mut problems);
+        // A job may wait POP before SMTP's wait and then one whole smtp.timeout.
+        let longest_s = ["smtp.timeout", "pop_before_smtp.wait"]
+            .iter()
+            .map(|k| ranges.get(*k).map_or(0, |r| r.max))
+            .sum::<u64>();
+        if raw.timeouts.job_ms <= longest_s.saturating_mul(1000) {
+            problems.push(format!(
+                "{file}: [timeouts] job_ms = {} is not longer than the longest a job may wait ({longest_s} s: smtp.timeout's and pop_before_smtp.wait's maximums in [ranges]); the harness would give up on jobs the device is still running",
+                raw.timeouts.job_ms
+            ));
+        }
         let reference = DeviceFacts::default();
         let mechs = match &raw.auth_mechanisms {
             Some(l) => mechanisms(file, "auth_mechanisms", l, &mut problems),
@@ -818,6 +829,7 @@ mod tests {
     fn ranges_mechanisms_and_login_are_read() {
         let text = sim_profile()
             .replace("smtp.timeout = [30, 300]", "\"smtp.timeout\" = [10, 600]")
+            .replace("job_ms = 400000", "job_ms = 700000")
             .replace("load.split_size = [100, 15000]", "load.split_size = [50, 20000]")
             .replace(
                 "auth_mechanisms = [\"xoauth2\", \"digest-md5\", \"cram-md5\", \"login\", \"plain\"]",
@@ -909,6 +921,11 @@ mod tests {
                 "template missing a parameter",
                 base.replace("notify_add = \"notify add {address}\"", "notify_add = \"notify add\""),
                 &["[commands] notify_add", "{address}"],
+            ),
+            (
+                "job_ms shorter than the longest timeout",
+                base.replace("smtp.timeout = [30, 300]", "smtp.timeout = [30, 400]"),
+                &["[timeouts] job_ms = 400000", "460 s"],
             ),
             (
                 "login pattern invalid",
