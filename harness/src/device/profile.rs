@@ -58,13 +58,24 @@ struct RawLogin {
 
 /// The login step of a console that asks for one: the prompts (matched against what
 /// the device prints, also without a newline after it) and what to answer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Login {
     pub user_prompt: Regex,
     pub password_prompt: Regex,
     pub user: String,
-    /// Masked in every log, like the other secrets.
+    /// Masked in every log, like the other secrets (and in `{:?}`).
     pub password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user_prompt", &self.user_prompt.as_str())
+            .field("password_prompt", &self.password_prompt.as_str())
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 /// How `apply` writes one setting and joins them.
@@ -860,8 +871,12 @@ mod tests {
         assert!(l.user_prompt.is_match("login: ") && l.user == "admin");
         let s = p.summary();
         assert!(
-            s.contains("10 to 600 (the firmware's)") && !s.contains("pw"),
+            s.contains("10 to 600 (the firmware's)") && !s.contains("\"pw\""),
             "{s}"
+        );
+        assert!(
+            !format!("{p:?}").contains("\"pw\""),
+            "the password in {{:?}}"
         );
     }
 
