@@ -420,14 +420,6 @@ impl DeviceFacts {
             self.default_methods.join(",")
         }
     }
-
-    /// The reference device's facts? (Then the harness's model is SPEC's.)
-    pub fn is_reference(&self) -> bool {
-        let r = DeviceFacts::default();
-        self.ranges == r.ranges
-            && self.mechanisms == r.mechanisms
-            && self.default_methods == r.default_methods
-    }
 }
 
 fn host(v: &str) -> Result<(), String> {
