@@ -34,10 +34,26 @@ fn other_firmware() -> String {
         )
 }
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hil-profile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
+/// A scratch folder of one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("hil-profile-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn check(path: &Path) -> (i32, String, String) {
@@ -70,7 +86,8 @@ fn profile_check_passes_a_valid_profile_and_summarises_it() {
     ] {
         assert!(out.contains(want), "{want:?} not in\n{out}");
     }
-    let p = temp("other.toml");
+    let scratch = Scratch::new("valid");
+    let p = scratch.path("other.toml");
     std::fs::write(&p, other_firmware()).expect("write");
     let (code, out, err) = check(&p);
     assert_eq!(code, 0, "{out}{err}");
@@ -83,6 +100,8 @@ fn profile_check_passes_a_valid_profile_and_summarises_it() {
 
 #[test]
 fn profile_check_names_what_is_wrong_where() {
+    let scratch = Scratch::new("broken");
+    let temp = |name: &str| scratch.path(name);
     let base = sim_toml();
     let broken: &[(&str, String, &[&str])] = &[
         (
@@ -249,8 +268,8 @@ fn affected(facts: &DeviceFacts, filter: &str) -> (usize, BTreeSet<String>) {
     (n, ids)
 }
 
-fn run_on_sim(profile: &Path, filter: &str) -> (usize, BTreeSet<String>) {
-    let dir = temp(&format!("run-{}", filter.replace('/', "_")));
+fn run_on_sim(scratch: &Scratch, profile: &Path, filter: &str) -> (usize, BTreeSet<String>) {
+    let dir = scratch.path(&format!("run-{}", filter.replace('/', "_")));
     let _ = std::fs::remove_dir_all(&dir);
     let out = Command::new(env!("CARGO_BIN_EXE_hil"))
         .current_dir(root())
@@ -285,7 +304,8 @@ fn run_on_sim(profile: &Path, filter: &str) -> (usize, BTreeSet<String>) {
 /// or 600 and fails; `invalid/` and `delivery/` show the rest passing.)
 #[test]
 fn a_profile_unlike_the_sim_fails_exactly_the_cases_its_facts_change() {
-    let p = temp("other-firmware.toml");
+    let scratch = Scratch::new("on-sim");
+    let p = scratch.path("other-firmware.toml");
     std::fs::write(&p, other_firmware()).expect("write");
     let facts = Profile::load(&p).expect("valid").facts;
     let runs: &[(&str, &[&str])] = &[
@@ -306,7 +326,7 @@ fn a_profile_unlike_the_sim_fails_exactly_the_cases_its_facts_change() {
                 "{m} not affected: {want:#?}"
             );
         }
-        let (ran, failed) = run_on_sim(&p, filter);
+        let (ran, failed) = run_on_sim(&scratch, &p, filter);
         assert_eq!(ran, n, "every selected case ran");
         let missed: Vec<_> = want.difference(&failed).collect();
         let extra: Vec<_> = failed.difference(&want).collect();
