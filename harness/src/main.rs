@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use hil::device::Endpoint;
-use hil::model::Case;
+use hil::model::{Case, DeviceFacts};
 use hil::pool::{self, CaseRunner, MakeRunner, PoolOptions, PoolSummary, Shard, WriteReport};
 use hil::record::Record;
 use hil::runner::{DeviceChoice, RunOptions, Runner};
@@ -41,6 +41,49 @@ enum Cmd {
     Fuzz(FuzzArgs),
     /// Render a run's reports again, or merge the runs of shards into one report.
     Report(ReportArgs),
+    /// Device profiles (docs/profiles.md).
+    #[command(subcommand)]
+    Profile(ProfileCmd),
+}
+
+#[derive(Subcommand)]
+enum ProfileCmd {
+    /// Check a device profile: every problem found, with the file, the field and why;
+    /// then, if it is valid, a summary. Exit 0 valid, 1 not, 2 unreadable.
+    Check {
+        /// The profile file (TOML).
+        file: PathBuf,
+    },
+}
+
+/// `hil profile check FILE`: the exit status.
+fn profile_check(file: &std::path::Path) -> u8 {
+    let name = file.display().to_string();
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("hil profile check: {name}: cannot read: {e}");
+            return 2;
+        }
+    };
+    match hil::device::Profile::check(&name, &text) {
+        Ok(p) => {
+            println!("{name}: a valid profile");
+            print!("{}", p.summary());
+            0
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!(
+                "{name}: not a valid profile ({} problem{})",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            );
+            1
+        }
+    }
 }
 
 /// Where the matrix comes from.
@@ -100,7 +143,7 @@ struct MatrixArgs {
     strength: Option<u8>,
     #[command(flatten)]
     model: ModelArgs,
-    /// The device profile, for the variants it declares.
+    /// The device profile, for the variants, ranges and AUTH mechanisms it declares.
     #[arg(long)]
     profile: Option<PathBuf>,
     /// Print every case id too.
@@ -264,7 +307,7 @@ fn rows_of(
 fn select_cases(
     a: &RunArgs,
     certs: &std::path::Path,
-    variants: &[String],
+    facts: &DeviceFacts,
 ) -> Result<Vec<hil::model::Case>, String> {
     let matrix = a.matrix.clone().unwrap_or_else(|| {
         if a.device == "sim" {
@@ -279,7 +322,7 @@ fn select_cases(
     let m = hil::matrix::Matrix::build(
         certs,
         &data_dir(a.model.scenarios.clone(), "scenarios"),
-        variants,
+        facts,
     )?;
     let rows = rows_of(&m, &matrix, a.strength, a.seed)?;
     Ok(rows.iter().map(|r| m.case(r)).collect())
@@ -332,7 +375,7 @@ fn choose_jobs(a: &RunArgs, real_device: bool) -> Result<usize, String> {
 }
 
 /// The cases to run: `--case ID` alone, else the shard of the full list, filtered.
-fn select(a: &RunArgs, certs: &std::path::Path, variants: &[String]) -> Result<Vec<Case>, String> {
+fn select(a: &RunArgs, certs: &std::path::Path, facts: &DeviceFacts) -> Result<Vec<Case>, String> {
     let mut why: Option<String> = None;
     if let Some(id) = &a.case {
         // A matrix case id names its values: the case is rebuilt from it, whatever
@@ -340,7 +383,7 @@ fn select(a: &RunArgs, certs: &std::path::Path, variants: &[String]) -> Result<V
         let m = hil::matrix::Matrix::build(
             certs,
             &data_dir(a.model.scenarios.clone(), "scenarios"),
-            variants,
+            facts,
         )?;
         match m.parse_id(id) {
             Ok(row) => return Ok(vec![m.case(&row)]),
@@ -355,7 +398,7 @@ fn select(a: &RunArgs, certs: &std::path::Path, variants: &[String]) -> Result<V
             Err(_) => {}
         }
     }
-    let all = select_cases(a, certs, variants)?;
+    let all = select_cases(a, certs, facts)?;
     if let Some(id) = &a.case {
         if let Some(c) = all.iter().find(|c| &c.id == id) {
             return Ok(vec![c.clone()]);
@@ -401,13 +444,14 @@ fn device_choice(device: &str, time_scale: Option<f64>) -> Result<DeviceChoice, 
     })
 }
 
-/// The firmware variants a profile declares (none for the built-in one).
-fn profile_variants(profile: Option<&std::path::Path>) -> Result<Vec<String>, String> {
+/// What a profile says of the firmware: variants, ranges, AUTH mechanisms (the
+/// reference device's for the built-in profile).
+fn profile_facts(profile: Option<&std::path::Path>) -> Result<DeviceFacts, String> {
     match profile {
         Some(p) => Ok(hil::device::Profile::load(p)
             .map_err(|e| e.to_string())?
-            .variants),
-        None => Ok(Vec::new()),
+            .facts),
+        None => Ok(DeviceFacts::default()),
     }
 }
 
@@ -415,9 +459,9 @@ fn profile_variants(profile: Option<&std::path::Path>) -> Result<Vec<String>, St
 fn run(a: RunArgs) -> Result<u8, String> {
     let device = device_choice(&a.device, a.time_scale)?;
     let certs = data_dir(a.model.certs.clone(), "certs");
-    let variants = profile_variants(a.profile.as_deref())?;
+    let facts = profile_facts(a.profile.as_deref())?;
     let real_device = matches!(device, DeviceChoice::Endpoint(_));
-    let cases = select(&a, &certs, &variants)?;
+    let cases = select(&a, &certs, &facts)?;
     let jobs = if a.case.is_some() {
         1
     } else {
@@ -561,18 +605,11 @@ fn data_dir(given: Option<PathBuf>, name: &str) -> PathBuf {
 }
 
 fn matrix(a: MatrixArgs) -> Result<(), String> {
-    let variants = match &a.profile {
-        Some(p) => {
-            hil::device::Profile::load(p)
-                .map_err(|e| e.to_string())?
-                .variants
-        }
-        None => Vec::new(),
-    };
+    let facts = profile_facts(a.profile.as_deref())?;
     let m = hil::matrix::Matrix::build(
         &data_dir(a.model.certs, "certs"),
         &data_dir(a.model.scenarios, "scenarios"),
-        &variants,
+        &facts,
     )?;
     if a.matrix == "classic" && a.strength.is_none() {
         let cases = hil::cases::first_set();
@@ -598,11 +635,11 @@ fn matrix(a: MatrixArgs) -> Result<(), String> {
 fn fuzz(a: FuzzArgs) -> Result<bool, String> {
     let device = device_choice(&a.device, a.time_scale)?;
     let certs = data_dir(a.model.certs.clone(), "certs");
-    let variants = profile_variants(a.profile.as_deref())?;
+    let facts = profile_facts(a.profile.as_deref())?;
     let m = hil::matrix::Matrix::build(
         &certs,
         &data_dir(a.model.scenarios.clone(), "scenarios"),
-        &variants,
+        &facts,
     )?;
     let _responder = start_responder(&certs)?;
     let mut runner = Runner::start(RunOptions {
@@ -814,6 +851,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Cmd::Profile(ProfileCmd::Check { file }) => ExitCode::from(profile_check(&file)),
         Cmd::Sim(args) => match mfp_sim::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use crate::covering;
 use crate::faults::{Action, Fault, When};
-use crate::model::{self, Case, CertFacts, Target, TriggerSpec, UserSpec};
+use crate::model::{self, Case, CertFacts, DeviceFacts, Range, Target, TriggerSpec, UserSpec};
 use crate::sasl::{Account, Mechanism};
 use crate::scenario::Scenario;
 use crate::smtp::{ListenerKind, RecipientRule, SmtpConfig, Step};
@@ -86,6 +86,9 @@ pub struct Ctx {
     pub faults: BTreeMap<String, ServerFault>,
     /// The firmware variants the device profile declares.
     pub variants: Vec<String>,
+    /// What the profile says of the firmware: its ranges and AUTH mechanisms (the
+    /// boundary and invalid values come from them).
+    pub facts: DeviceFacts,
     /// Scenario files left out of `server.fault`, and why.
     pub excluded: Vec<(String, String)>,
 }
@@ -279,9 +282,9 @@ pub fn chosen_mechanism(enabled: &[&str], offered: &[Mechanism]) -> Option<&'sta
         .find(|m| enabled.contains(m) && offered.iter().any(|o| o.name().eq_ignore_ascii_case(m)))
 }
 
-fn methods_of(value: &str) -> Vec<&str> {
+fn methods_of<'a>(value: &'a str, default: &'a [String]) -> Vec<&'a str> {
     match value {
-        "default" => model::DEFAULT_METHODS.to_vec(),
+        "default" => default.iter().map(String::as_str).collect(),
         "none" => Vec::new(),
         v => v.split(',').collect(),
     }
@@ -308,7 +311,7 @@ fn auth_on(g: &Get) -> Option<&'static str> {
 
 fn chosen(g: &Get) -> Option<&'static str> {
     chosen_mechanism(
-        &methods_of(g.v("smtp.auth.methods")),
+        &methods_of(g.v("smtp.auth.methods"), &g.ctx.facts.default_methods),
         &offer_of(g.v("server.auth")),
     )
 }
@@ -335,6 +338,67 @@ fn always(_: &Get) -> Option<&'static str> {
 
 fn never(_: &Get) -> Option<&'static str> {
     Some("only its invalid values are tried (the harness sets the ports)")
+}
+
+/// A ranged setting's values (SPEC §1 †, the firmware's range from its profile): the
+/// default (moved into the range if outside it), the lower bound (at least `low_from`
+/// when the range allows), the upper bound, and as invalid values the numbers just
+/// outside (below only when there is a number below: 0 has none).
+fn range_values(default: u64, r: Range, low_from: u64) -> Vec<Val> {
+    let base = default.clamp(r.min, r.max);
+    let low = if low_from <= r.max {
+        r.min.max(low_from)
+    } else {
+        r.min
+    };
+    let mut out: Vec<Val> = Vec::new();
+    for (n, invalid) in [
+        (Some(base), false),
+        (Some(low), false),
+        (Some(r.max), false),
+        (r.min.checked_sub(1), true),
+        (r.max.checked_add(1), true),
+    ] {
+        let Some(n) = n else { continue };
+        let name = n.to_string();
+        if !out.iter().any(|v| v.name == name) {
+            out.push(Val { name, invalid });
+        }
+    }
+    out
+}
+
+/// `smtp.auth.methods`' values for a firmware: the default, each implemented mechanism
+/// alone (least preferred first), two together, `none`, and as invalid values each
+/// mechanism of SPEC the firmware does not implement, and a name that is none.
+fn methods_values(facts: &DeviceFacts) -> Vec<Val> {
+    let has = |m: &str| facts.mechanisms.iter().any(|x| x == m);
+    let mut names: Vec<String> = vec!["default".into()];
+    let implemented: Vec<&str> = model::SPEC_MECHANISMS
+        .iter()
+        .rev()
+        .copied()
+        .filter(|m| has(m))
+        .collect();
+    names.extend(implemented.iter().map(|m| m.to_string()));
+    if has("plain") && has("cram-md5") {
+        names.push("plain,cram-md5".into());
+    } else if implemented.len() >= 2 {
+        names.push(format!("{},{}", implemented[0], implemented[1]));
+    }
+    names.push("none".into());
+    let mut out = vals(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    for m in model::SPEC_MECHANISMS.iter().filter(|m| !has(m)) {
+        out.push(Val {
+            name: m.to_string(),
+            invalid: true,
+        });
+    }
+    out.push(Val {
+        name: "kerberos".into(),
+        invalid: true,
+    });
+    out
 }
 
 /// The dimensions, in dependency order.
@@ -540,7 +604,7 @@ fn dims() -> Vec<Dim> {
         },
         Dim {
             name: "smtp.auth.methods",
-            values: vals(&["default", "plain", "login", "cram-md5", "digest-md5", "xoauth2", "plain,cram-md5", "none", "~gss-spnego", "~ntlm", "~kerberos"]),
+            values: Vec::new(), // filled from the device's facts (its profile)
             doc: "the enabled AUTH mechanisms (default: all the device implements)",
             relevant: auth_on,
         },
@@ -618,7 +682,7 @@ fn dims() -> Vec<Dim> {
         },
         Dim {
             name: "pop_before_smtp.wait",
-            values: vals(&["5", "0", "60", "~61"]),
+            values: Vec::new(), // filled from the device's facts (its profile)
             doc: "seconds between the POP login and the SMTP connection",
             relevant: |g| {
                 why!(pop_on(g));
@@ -642,7 +706,7 @@ fn dims() -> Vec<Dim> {
         },
         Dim {
             name: "load.split_size",
-            values: vals(&["1024", "100", "15000", "~99", "~15001"]),
+            values: Vec::new(), // filled from the device's facts (its profile)
             doc: "KB per fragment",
             relevant: |g| {
                 why!(addressed(g));
@@ -657,7 +721,7 @@ fn dims() -> Vec<Dim> {
         },
         Dim {
             name: "load.server_capacity",
-            values: vals(&["10240", "100", "102400", "~0", "~102401"]),
+            values: Vec::new(), // filled from the device's facts (its profile)
             doc: "KB the server takes (1 KB, the lower bound, is left out: the device's own headers and text are unknown to the oracle within 4 KB, so no message is surely over or under it)",
             relevant: |g| {
                 why!(load_limited(g));
@@ -681,7 +745,7 @@ fn dims() -> Vec<Dim> {
         },
         Dim {
             name: "smtp.timeout",
-            values: vals(&["60", "30", "300", "~29", "~301"]),
+            values: Vec::new(), // filled from the device's facts (its profile)
             doc: "seconds the device waits",
             relevant: |g| {
                 why!(addressed(g));
@@ -1045,7 +1109,7 @@ pub fn load_certs(dir: &Path) -> Result<BTreeMap<String, CertFacts>, String> {
 
 impl Matrix {
     /// The model for a zoo (`certs`), a scenario library and the profile's variants.
-    pub fn build(certs: &Path, scenarios: &Path, variants: &[String]) -> Result<Matrix, String> {
+    pub fn build(certs: &Path, scenarios: &Path, facts: &DeviceFacts) -> Result<Matrix, String> {
         let certs = load_certs(certs)?;
         let mut faults = builtin_faults();
         let (sf, excluded) = scenario_faults(scenarios)?;
@@ -1076,6 +1140,24 @@ impl Matrix {
                         })
                         .collect();
                 }
+                "smtp.auth.methods" => d.values = methods_values(facts),
+                key @ ("smtp.timeout"
+                | "pop_before_smtp.wait"
+                | "load.split_size"
+                | "load.server_capacity") => {
+                    let default = model::DEFAULTS
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(0);
+                    // 1 KB of capacity is left out (the dimension's doc says why).
+                    let low_from = if key == "load.server_capacity" {
+                        100
+                    } else {
+                        0
+                    };
+                    d.values = range_values(default, facts.range(key), low_from);
+                }
                 _ => {}
             }
         }
@@ -1088,7 +1170,8 @@ impl Matrix {
             ctx: Ctx {
                 certs,
                 faults,
-                variants: variants.to_vec(),
+                variants: facts.variants.clone(),
+                facts: facts.clone(),
                 excluded,
             },
         })
@@ -1679,7 +1762,118 @@ mod tests {
 
     fn matrix() -> Matrix {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        Matrix::build(&root.join("certs"), &root.join("scenarios"), &[]).expect("model")
+        Matrix::build(
+            &root.join("certs"),
+            &root.join("scenarios"),
+            &DeviceFacts::default(),
+        )
+        .expect("model")
+    }
+
+    fn values_of(m: &Matrix, dim: &str) -> Vec<String> {
+        let i = m.index(dim).expect("dimension");
+        m.dims[i]
+            .values
+            .iter()
+            .map(|v| {
+                if v.invalid {
+                    format!("~{}", v.name)
+                } else {
+                    v.name.clone()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_reference_facts_give_specs_values() {
+        let m = matrix();
+        let want: &[(&str, &[&str])] = &[
+            ("smtp.timeout", &["60", "30", "300", "~29", "~301"]),
+            ("pop_before_smtp.wait", &["5", "0", "60", "~61"]),
+            (
+                "load.split_size",
+                &["1024", "100", "15000", "~99", "~15001"],
+            ),
+            (
+                "load.server_capacity",
+                &["10240", "100", "102400", "~0", "~102401"],
+            ),
+            (
+                "smtp.auth.methods",
+                &[
+                    "default",
+                    "plain",
+                    "login",
+                    "cram-md5",
+                    "digest-md5",
+                    "xoauth2",
+                    "plain,cram-md5",
+                    "none",
+                    "~gss-spnego",
+                    "~ntlm",
+                    "~kerberos",
+                ],
+            ),
+        ];
+        for (dim, values) in want {
+            assert_eq!(values_of(&m, dim), *values, "{dim}");
+        }
+    }
+
+    #[test]
+    fn a_firmwares_facts_change_the_values() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut facts = DeviceFacts::default();
+        facts
+            .ranges
+            .insert("smtp.timeout".into(), Range { min: 10, max: 600 });
+        facts
+            .ranges
+            .insert("pop_before_smtp.wait".into(), Range { min: 10, max: 20 });
+        facts
+            .ranges
+            .insert("load.server_capacity".into(), Range { min: 1, max: 50 });
+        facts.mechanisms = vec!["ntlm".into(), "login".into(), "plain".into()];
+        facts.default_methods = vec!["login".into()];
+        let m = Matrix::build(&root.join("certs"), &root.join("scenarios"), &facts).expect("model");
+        assert_eq!(
+            values_of(&m, "smtp.timeout"),
+            ["60", "10", "600", "~9", "~601"]
+        );
+        // The default moved into the range.
+        assert_eq!(
+            values_of(&m, "pop_before_smtp.wait"),
+            ["10", "20", "~9", "~21"]
+        );
+        assert_eq!(
+            values_of(&m, "load.server_capacity"),
+            ["50", "1", "~0", "~51"]
+        );
+        assert_eq!(
+            values_of(&m, "smtp.auth.methods"),
+            [
+                "default",
+                "plain",
+                "login",
+                "ntlm",
+                "plain,login",
+                "none",
+                "~xoauth2",
+                "~gss-spnego",
+                "~digest-md5",
+                "~cram-md5",
+                "~kerberos"
+            ]
+        );
+        // The default takes the firmware's default methods.
+        assert_eq!(
+            methods_of("default", &m.ctx.facts.default_methods),
+            ["login"]
+        );
+        for r in m.exhaustive() {
+            assert_eq!(m.parse_id(&m.id(&r)).expect("parses"), r);
+        }
     }
 
     #[test]
@@ -1724,7 +1918,7 @@ mod tests {
             if r.values[realm] != 0 {
                 assert_eq!(
                     chosen_mechanism(
-                        &methods_of(r.get(&m, "smtp.auth.methods")),
+                        &methods_of(r.get(&m, "smtp.auth.methods"), &m.ctx.facts.default_methods),
                         &offer_of(r.get(&m, "server.auth"))
                     ),
                     Some("digest-md5")

@@ -181,9 +181,15 @@ pub fn name_matches(cert: &CertFacts, server: &str, cn_only: bool) -> bool {
     })
 }
 
-/// SPEC §1's input rules, the harness's reading: `Err(rule)` when the device must
-/// refuse `value` for `key`.
+/// SPEC §1's input rules, the harness's reading: `Err(rule)` when the reference device
+/// must refuse `value` for `key`.
 pub fn validate(key: &str, value: &str) -> Result<(), String> {
+    validate_for(&DeviceFacts::default(), key, value)
+}
+
+/// SPEC §1's input rules for a device with `facts` (its profile's ranges where SPEC
+/// marks †, and the AUTH mechanisms it implements).
+pub fn validate_for(facts: &DeviceFacts, key: &str, value: &str) -> Result<(), String> {
     let printable = |v: &str| v.chars().all(|c| c.is_ascii_graphic() || c == ' ');
     let boolean = || match value {
         "on" | "off" => Ok(()),
@@ -263,10 +269,10 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
         ]),
         "load.max_size" => choice(&["unlimited", "limited"]),
         "smtp.port" | "smtp.ssl_port" | "pop.port" | "pop.ssl_port" => range(1, 65535),
-        "smtp.timeout" => range(30, 300),
-        "pop_before_smtp.wait" => range(0, 60),
-        "load.split_size" => range(100, 15000),
-        "load.server_capacity" => range(1, 102400),
+        "smtp.timeout" | "pop_before_smtp.wait" | "load.split_size" | "load.server_capacity" => {
+            let r = facts.range(key);
+            range(r.min, r.max)
+        }
         "admin.address" | "device.address" | "envelope_from.address" => address(),
         "smtp.auth.user" | "pop.user" => text(64, false, ""),
         "smtp.auth.password" | "pop.password" => text(64, true, "\""),
@@ -278,7 +284,7 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
                 return Ok(());
             }
             for m in value.split(',') {
-                if !DEVICE_MECHANISMS.contains(&m) {
+                if !facts.mechanisms.iter().any(|x| x == m) {
                     return Err(format!("{m} is not a mechanism the device implements"));
                 }
             }
@@ -294,6 +300,127 @@ pub const DEVICE_MECHANISMS: &[&str] = &["xoauth2", "digest-md5", "cram-md5", "l
 /// `smtp.auth.methods` by default: every implemented mechanism; xoauth2, an
 /// extension, only when named (docs/oracle.md).
 pub const DEFAULT_METHODS: &[&str] = &["digest-md5", "cram-md5", "login", "plain"];
+/// Every AUTH mechanism SPEC §1 names for `smtp.auth.methods`, in SPEC §3.7's
+/// preference order (xoauth2 first of all).
+pub const SPEC_MECHANISMS: &[&str] = &[
+    "xoauth2",
+    "gss-spnego",
+    "ntlm",
+    "digest-md5",
+    "cram-md5",
+    "login",
+    "plain",
+];
+
+/// A numeric setting's range, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Range {
+    pub min: u64,
+    pub max: u64,
+}
+
+/// The settings whose ranges SPEC marks † (a device profile may override them): key,
+/// SPEC's range, and the type's own range (what any firmware's range must lie in).
+pub const RANGED: &[(&str, Range, Range)] = &[
+    (
+        "smtp.timeout",
+        Range { min: 30, max: 300 },
+        // seconds; a timeout of 0 never waits, a day is longer than any job
+        Range {
+            min: 1,
+            max: 86_400,
+        },
+    ),
+    (
+        "pop_before_smtp.wait",
+        Range { min: 0, max: 60 },
+        Range {
+            min: 0,
+            max: 86_400,
+        },
+    ),
+    (
+        "load.split_size",
+        Range {
+            min: 100,
+            max: 15_000,
+        },
+        // KB; a fragment holds at least one KB, at most 4 GB
+        Range {
+            min: 1,
+            max: 4_194_304,
+        },
+    ),
+    (
+        "load.server_capacity",
+        Range {
+            min: 1,
+            max: 102_400,
+        },
+        Range {
+            min: 1,
+            max: 4_194_304,
+        },
+    ),
+];
+
+/// What the harness must know of one firmware beyond SPEC: the variants it follows,
+/// its ranges where SPEC marks †, the AUTH mechanisms it implements and its default
+/// `smtp.auth.methods`. From the device profile; the default is the reference device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceFacts {
+    pub variants: Vec<String>,
+    /// By key, for each key of [`RANGED`].
+    pub ranges: BTreeMap<String, Range>,
+    /// In SPEC §3.7's order.
+    pub mechanisms: Vec<String>,
+    /// The factory default of `smtp.auth.methods`, in SPEC §3.7's order.
+    pub default_methods: Vec<String>,
+}
+
+impl Default for DeviceFacts {
+    fn default() -> Self {
+        DeviceFacts {
+            variants: Vec::new(),
+            ranges: RANGED.iter().map(|(k, r, _)| (k.to_string(), *r)).collect(),
+            mechanisms: DEVICE_MECHANISMS.iter().map(|s| s.to_string()).collect(),
+            default_methods: DEFAULT_METHODS.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+impl DeviceFacts {
+    /// The reference device following `variants`.
+    pub fn with_variants(variants: &[String]) -> Self {
+        DeviceFacts {
+            variants: variants.to_vec(),
+            ..DeviceFacts::default()
+        }
+    }
+
+    /// The device's range of a key of [`RANGED`] (SPEC's when the key is unknown).
+    pub fn range(&self, key: &str) -> Range {
+        self.ranges
+            .get(key)
+            .copied()
+            .or_else(|| {
+                RANGED
+                    .iter()
+                    .find(|(k, _, _)| *k == key)
+                    .map(|(_, r, _)| *r)
+            })
+            .unwrap_or(Range { min: 0, max: 0 })
+    }
+
+    /// The factory default of `smtp.auth.methods` in SPEC §1's value syntax.
+    pub fn default_methods_value(&self) -> String {
+        if self.default_methods.is_empty() {
+            "none".into()
+        } else {
+            self.default_methods.join(",")
+        }
+    }
+}
 
 fn host(v: &str) -> Result<(), String> {
     let rule = || Err("a host name, an IPv4 address or an IPv6 address (with %zone)".to_string());
@@ -346,10 +473,16 @@ pub struct SettingView {
 impl SettingView {
     /// Defaults, then each pair in order.
     pub fn from_pairs(pairs: &[(String, String)]) -> Self {
+        Self::from_pairs_for(&DeviceFacts::default(), pairs)
+    }
+
+    /// The defaults of a device with `facts`, then each pair in order.
+    pub fn from_pairs_for(facts: &DeviceFacts, pairs: &[(String, String)]) -> Self {
         let mut values: BTreeMap<String, String> = DEFAULTS
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        values.insert("smtp.auth.methods".into(), facts.default_methods_value());
         for (k, v) in pairs {
             values.insert(k.clone(), v.clone());
         }

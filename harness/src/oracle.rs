@@ -14,7 +14,7 @@
 use serde::Serialize;
 
 use crate::faults::Action;
-use crate::model::{self, Case, SettingView, Target, TriggerSpec};
+use crate::model::{self, Case, DeviceFacts, SettingView, Target, TriggerSpec};
 use crate::sasl::Mechanism;
 use crate::smtp::{ListenerKind, SmtpConfig, Step};
 
@@ -243,16 +243,17 @@ pub fn expect(case: &Case, settings: &SettingView) -> Expected {
 }
 
 /// The oracle's answer for `case` with the settings the harness applies (`pairs`,
-/// in order), for a device following `variants`. `Err` when the case cannot be
+/// in order), for a device with `facts` (from its profile: the variants it follows,
+/// its ranges, its AUTH mechanisms and default). `Err` when the case cannot be
 /// predicted (a message size too close to a limit).
 pub fn predict_pairs(
     case: &Case,
     pairs: &[(String, String)],
-    variants: &[String],
+    facts: &DeviceFacts,
 ) -> Result<Prediction, String> {
     // SPEC §1: a value outside its rule refuses the whole apply.
     for (k, v) in pairs {
-        if model::validate(k, v).is_err() {
+        if model::validate_for(facts, k, v).is_err() {
             return Ok(Prediction {
                 outcome: Expected::SettingsRefused { key: k.clone() },
                 pop: None,
@@ -260,7 +261,11 @@ pub fn predict_pairs(
             });
         }
     }
-    predict(case, &SettingView::from_pairs(pairs), variants)
+    predict(
+        case,
+        &SettingView::from_pairs_for(facts, pairs),
+        &facts.variants,
+    )
 }
 
 /// The expected outcome of `case` when the device holds `settings`, following the

@@ -82,7 +82,8 @@ impl CaseResult {
     /// case against a fake server.
     pub fn not_run(case: &Case, why: String, millis: u64) -> CaseResult {
         let pairs = case_settings(case, "192.0.2.1", Ports::NOMINAL);
-        let prediction = oracle::predict_pairs(case, &pairs, &[]).ok();
+        let prediction =
+            oracle::predict_pairs(case, &pairs, &crate::model::DeviceFacts::default()).ok();
         CaseResult {
             id: case.id.clone(),
             passed: false,
@@ -373,6 +374,11 @@ impl Runner {
         &self.profile.variants
     }
 
+    /// What the profile says of the firmware (variants, ranges, AUTH mechanisms).
+    pub fn facts(&self) -> &crate::model::DeviceFacts {
+        &self.profile.facts
+    }
+
     fn connect(&mut self) -> Result<(), String> {
         self.console = None;
         let endpoint = match &self.opts.device {
@@ -513,12 +519,15 @@ impl Runner {
                 )
             }
         };
-        let prediction = match oracle::predict_pairs(case, &pairs, &self.profile.variants) {
+        let prediction = match oracle::predict_pairs(case, &pairs, &self.profile.facts) {
             Ok(p) => p,
             Err(e) => {
                 return self.harness_failure(
                     case,
-                    oracle::expect(case, &SettingView::from_pairs(&pairs)),
+                    oracle::expect(
+                        case,
+                        &SettingView::from_pairs_for(&self.profile.facts, &pairs),
+                    ),
                     Vec::new(),
                     format!("the oracle cannot predict this case: {e}"),
                     started,

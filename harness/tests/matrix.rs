@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hil::matrix::Matrix;
+use hil::model::DeviceFacts;
 use hil::oracle::predict_pairs;
 use hil::record::Verdict;
 use hil::runner::{case_settings, Ports};
@@ -19,7 +20,13 @@ fn root() -> PathBuf {
 /// The case ids of the exhaustive matrix containing `filter` whose prediction
 /// changes when the device follows `planted`.
 fn affected(filter: &str, planted: &[String]) -> (usize, BTreeSet<String>) {
-    let m = Matrix::build(&root().join("certs"), &root().join("scenarios"), &[]).expect("model");
+    let m = Matrix::build(
+        &root().join("certs"),
+        &root().join("scenarios"),
+        &DeviceFacts::default(),
+    )
+    .expect("model");
+    let planted = DeviceFacts::with_variants(planted);
     let mut n = 0;
     let mut ids = BTreeSet::new();
     for row in m.exhaustive() {
@@ -29,8 +36,8 @@ fn affected(filter: &str, planted: &[String]) -> (usize, BTreeSet<String>) {
         }
         n += 1;
         let pairs = case_settings(&case, "127.0.0.1", Ports::NOMINAL);
-        let spec = predict_pairs(&case, &pairs, &[]).expect("predictable");
-        let bug = predict_pairs(&case, &pairs, planted).expect("predictable");
+        let spec = predict_pairs(&case, &pairs, &DeviceFacts::default()).expect("predictable");
+        let bug = predict_pairs(&case, &pairs, &planted).expect("predictable");
         if spec.outcome != bug.outcome {
             ids.insert(case.id.clone());
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::profile::Profile;
+use super::profile::{Login, Profile};
 use super::{Endpoint, Flow, Parity};
 
 /// A console problem that is the harness's or the link's, not the device's verdict.
@@ -102,6 +102,8 @@ pub struct ConsoleLine {
 
 enum ReadMsg {
     Line(String),
+    /// What the device printed so far of a line it has not ended (a login prompt).
+    Partial(String),
     Closed(String),
 }
 
@@ -122,6 +124,9 @@ pub struct Console {
     epoch: Instant,
     name: String,
     closed: Option<String>,
+    /// How much of the line the device has not ended yet was a prompt answered
+    /// already (a console that does not echo goes on on the same line).
+    partial_used: usize,
 }
 
 fn reader_thread(mut r: Box<dyn Read + Send>, tx: mpsc::Sender<ReadMsg>) {
@@ -145,6 +150,12 @@ fn reader_thread(mut r: Box<dyn Read + Send>, tx: mpsc::Sender<ReadMsg>) {
                         }
                     } else if line.len() < MAX_DEVICE_LINE {
                         line.push(b);
+                    }
+                }
+                if !line.is_empty() {
+                    let text = String::from_utf8_lossy(&line).to_string();
+                    if tx.send(ReadMsg::Partial(text)).is_err() {
+                        return;
                     }
                 }
             }
@@ -248,12 +259,132 @@ impl Console {
             epoch: Instant::now(),
             name,
             closed: None,
+            partial_used: 0,
         };
-        // Whatever the device said before we came (old events, a prompt) is not ours.
-        while let Ok(ReadMsg::Line(l)) = c.rx.recv_timeout(Duration::from_millis(50)) {
-            c.record(ConsoleDir::D, &l);
+        // Whatever the device said before we came (old events, a prompt) is not ours,
+        // but a login prompt among it is answered.
+        let login = c.profile.login.clone();
+        let asks = |text: &str, c: &Console| {
+            login
+                .as_ref()
+                .is_some_and(|l| l.user_prompt.is_match(c.profile.strip_prompt(text)))
+        };
+        let mut seen = false;
+        loop {
+            match c.rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(ReadMsg::Line(l)) => {
+                    c.record(ConsoleDir::D, &l);
+                    seen = asks(&l, &c);
+                    c.partial_used = 0;
+                }
+                Ok(ReadMsg::Partial(p)) => {
+                    seen = asks(&p, &c);
+                    if seen {
+                        c.record(ConsoleDir::D, &p);
+                        c.partial_used = p.len();
+                    }
+                }
+                Ok(ReadMsg::Closed(why)) => {
+                    c.closed = Some(why);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some(login) = login {
+            c.login(&login, seen)?;
         }
         Ok(c)
+    }
+
+    /// The profile's login step: answers the user prompt, then the password prompt
+    /// (the password masked in the log). `seen`: the device showed the user prompt
+    /// last already.
+    fn login(&mut self, login: &Login, seen: bool) -> Result<(), DriverError> {
+        self.add_secret(&login.password);
+        let wait = Duration::from_millis(self.profile.timeouts.command_ms);
+        if !seen && !self.await_prompt(&login.user_prompt, wait)? {
+            // Some consoles show their login prompt only after a key press.
+            self.send_line("", "")?;
+            if !self.await_prompt(&login.user_prompt, wait)? {
+                return Err(DriverError::Timeout(format!(
+                    "{} showed no login prompt matching login.user_prompt {:?}",
+                    self.name,
+                    login.user_prompt.as_str()
+                )));
+            }
+        }
+        self.send_line(&login.user, &login.user)?;
+        if !self.await_prompt(&login.password_prompt, wait)? {
+            return Err(DriverError::Timeout(format!(
+                "{} showed no password prompt matching login.password_prompt {:?}",
+                self.name,
+                login.password_prompt.as_str()
+            )));
+        }
+        self.send_line(&login.password, "***")?;
+        // A console that asks again refused the login.
+        let settle = Duration::from_millis(self.profile.timeouts.command_ms.min(500));
+        if self.await_prompt(&login.user_prompt, settle)?
+            || self.await_prompt(&login.password_prompt, Duration::ZERO)?
+        {
+            return Err(DriverError::Unexpected(format!(
+                "{} refused the login as {:?} (it asked again)",
+                self.name, login.user
+            )));
+        }
+        Ok(())
+    }
+
+    /// Waits up to `wait` for a line, or a line not yet ended, matching `prompt`;
+    /// other lines are logged (and events kept).
+    fn await_prompt(&mut self, prompt: &regex::Regex, wait: Duration) -> Result<bool, DriverError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(ReadMsg::Line(l)) => {
+                    self.record(ConsoleDir::D, &l);
+                    let new = l.get(self.partial_used..).unwrap_or(&l);
+                    let new = self.profile.strip_prompt(new).to_string();
+                    self.partial_used = 0;
+                    if prompt.is_match(&new) {
+                        return Ok(true);
+                    }
+                    if self.profile.event.is_match(&new) {
+                        self.push_event(new);
+                    }
+                }
+                Ok(ReadMsg::Partial(p)) => {
+                    let new = p.get(self.partial_used..).unwrap_or(&p);
+                    if prompt.is_match(self.profile.strip_prompt(new)) {
+                        let new = new.to_string();
+                        self.record(ConsoleDir::D, &new);
+                        self.partial_used = p.len();
+                        return Ok(true);
+                    }
+                }
+                Ok(ReadMsg::Closed(why)) => {
+                    self.closed = Some(why.clone());
+                    return Err(DriverError::Link(format!(
+                        "{} closed during the login: {why}",
+                        self.name
+                    )));
+                }
+                Err(_) => return Ok(false),
+            }
+        }
+    }
+
+    /// Sends one line (no answer read); `shown` is what the log records.
+    fn send_line(&mut self, line: &str, shown: &str) -> Result<(), DriverError> {
+        let mut bytes = line.as_bytes().to_vec();
+        bytes.extend_from_slice(self.profile.line_ending.as_bytes());
+        self.record(ConsoleDir::H, shown);
+        self.writer
+            .write_all(&bytes)
+            .and_then(|_| self.writer.flush())
+            .map_err(|e| DriverError::Link(format!("writing to {}: {e}", self.name)))
     }
 
     /// The profile this console speaks.
@@ -309,11 +440,26 @@ impl Console {
                 self.name
             )));
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self.rx.recv_timeout(left) {
+        let msg = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                // A line not yet ended is read when it ends.
+                Ok(ReadMsg::Partial(_)) => continue,
+                other => break other,
+            }
+        };
+        match msg {
+            Ok(ReadMsg::Partial(_)) => Err(DriverError::Unexpected(format!(
+                "{} sent an unended line",
+                self.name
+            ))),
             Ok(ReadMsg::Line(l)) => {
                 self.record(ConsoleDir::D, &l);
-                Ok(self.profile.strip_prompt(&l).to_string())
+                // Less a prompt answered already on the same line (a login).
+                let new = l.get(self.partial_used..).unwrap_or(&l);
+                let new = self.profile.strip_prompt(new).to_string();
+                self.partial_used = 0;
+                Ok(new)
             }
             Ok(ReadMsg::Closed(why)) => {
                 self.closed = Some(why.clone());
@@ -605,5 +751,98 @@ impl Console {
         })?;
         r.recipients = recipients;
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+
+    /// The reference profile with a `[login]`.
+    fn profile() -> Arc<Profile> {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/devices/sim.toml"
+        ))
+        .expect("sim.toml")
+            + "\n[login]\nuser_prompt = '^login: ?$'\npassword_prompt = '^Password: ?$'\nuser = \"admin\"\npassword = \"Adm1n-secret\"\n";
+        Arc::new(Profile::parse("login.toml", &text).expect("valid profile"))
+    }
+
+    /// A console that prints `login: ` and `Password: ` without a newline, takes
+    /// admin / Adm1n-secret (asking again otherwise), then answers `get KEY`.
+    fn fake_console() -> String {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        std::thread::spawn(move || {
+            let Ok((s, _)) = l.accept() else { return };
+            let mut w = s.try_clone().expect("clone");
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            loop {
+                let _ = w.write_all(b"Welcome\r\nlogin: ");
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let user = line.trim().to_string();
+                let _ = w.write_all(b"Password: ");
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if user == "admin" && line.trim() == "Adm1n-secret" {
+                    break;
+                }
+                let _ = w.write_all(b"Login incorrect\r\n");
+            }
+            let _ = w.write_all(b"ready\r\n");
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if let Some(k) = line.trim().strip_prefix("get ") {
+                    let _ = w.write_all(format!("{k}=60\r\nOK\r\n").as_bytes());
+                }
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn the_login_step_is_performed_and_the_password_masked() {
+        let addr = fake_console();
+        let mut c = Console::open(&Endpoint::Tcp { addr }, profile()).expect("logged in");
+        assert_eq!(c.get("smtp.timeout").expect("get"), "60");
+        let log = c.take_log();
+        let text: Vec<String> = log
+            .iter()
+            .map(|l| format!("{:?} {}", l.dir, l.text))
+            .collect();
+        assert!(text.contains(&"H admin".to_string()), "{text:#?}");
+        assert!(text.contains(&"H ***".to_string()), "{text:#?}");
+        assert!(
+            !text.iter().any(|l| l.contains("Adm1n-secret")),
+            "{text:#?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_login_is_an_error() {
+        let addr = fake_console();
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/devices/sim.toml"
+        ))
+        .expect("sim.toml")
+            + "\n[login]\nuser_prompt = '^login: ?$'\npassword_prompt = '^Password: ?$'\nuser = \"admin\"\npassword = \"wrong\"\n";
+        let p = Arc::new(Profile::parse("login.toml", &text).expect("valid profile"));
+        let e = Console::open(&Endpoint::Tcp { addr }, p)
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("refused the login"), "{e}");
     }
 }

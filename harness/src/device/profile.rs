@@ -8,6 +8,8 @@ use std::path::Path;
 use regex::Regex;
 use serde::Deserialize;
 
+use crate::model::{self, DeviceFacts, Range};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProfile {
@@ -33,6 +35,47 @@ struct RawProfile {
     alert_kinds: BTreeMap<String, String>,
     #[serde(default)]
     keys: BTreeMap<String, String>,
+    /// SPEC §1 † ranges: `key = [min, max]` (dotted keys nest, so read as a table).
+    #[serde(default)]
+    ranges: toml::Table,
+    #[serde(default)]
+    auth_mechanisms: Option<Vec<String>>,
+    #[serde(default)]
+    default_auth_methods: Option<Vec<String>>,
+    #[serde(default)]
+    login: Option<RawLogin>,
+}
+
+/// A console that asks for a login before it takes commands.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogin {
+    user_prompt: String,
+    password_prompt: String,
+    user: String,
+    password: String,
+}
+
+/// The login step of a console that asks for one: the prompts (matched against what
+/// the device prints, also without a newline after it) and what to answer.
+#[derive(Clone)]
+pub struct Login {
+    pub user_prompt: Regex,
+    pub password_prompt: Regex,
+    pub user: String,
+    /// Masked in every log, like the other secrets (and in `{:?}`).
+    pub password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user_prompt", &self.user_prompt.as_str())
+            .field("password_prompt", &self.password_prompt.as_str())
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 /// How `apply` writes one setting and joins them.
@@ -122,6 +165,11 @@ pub struct Profile {
     pub recipient: Regex,
     pub job_done: Regex,
     pub job_failed: Regex,
+    /// What the harness must know of the firmware: its variants, its ranges where
+    /// SPEC marks †, the AUTH mechanisms it implements and its default methods.
+    pub facts: DeviceFacts,
+    /// The login step, for consoles that ask for one.
+    pub login: Option<Login>,
     commands: BTreeMap<String, String>,
     alert_kinds: BTreeMap<String, String>,
     keys: BTreeMap<String, String>,
@@ -177,6 +225,103 @@ fn pattern(file: &str, field: &str, src: &str, groups: &[&str]) -> Result<Regex,
     Ok(re)
 }
 
+/// Flattens `[ranges]` (bare dotted keys nest in TOML) into `key → value`.
+fn flatten(prefix: &str, t: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+    for (k, v) in t {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(inner) => flatten(&key, inner, out),
+            other => out.push((key, other.clone())),
+        }
+    }
+}
+
+/// `[ranges]`: each key one SPEC marks †, each value `[min, max]` inside the type's
+/// own range; the others stay SPEC's.
+fn ranges(file: &str, t: &toml::Table, problems: &mut Vec<String>) -> BTreeMap<String, Range> {
+    let mut out: BTreeMap<String, Range> = model::RANGED
+        .iter()
+        .map(|(k, r, _)| (k.to_string(), *r))
+        .collect();
+    let mut flat = Vec::new();
+    flatten("", t, &mut flat);
+    for (key, v) in flat {
+        let Some((_, _, ty)) = model::RANGED.iter().find(|(k, _, _)| *k == key) else {
+            problems.push(format!(
+                "{file}: [ranges] {key}: not a setting whose range a profile may give; known: {}",
+                model::RANGED
+                    .iter()
+                    .map(|(k, _, _)| *k)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            continue;
+        };
+        let pair = match &v {
+            toml::Value::Array(a) if a.len() == 2 => match (&a[0], &a[1]) {
+                (toml::Value::Integer(lo), toml::Value::Integer(hi)) => Some((*lo, *hi)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some((lo, hi)) = pair else {
+            problems.push(format!(
+                "{file}: [ranges] {key} = {v}: must be [MIN, MAX], two whole numbers"
+            ));
+            continue;
+        };
+        let inside = |n: i64| u64::try_from(n).is_ok_and(|n| (ty.min..=ty.max).contains(&n));
+        if !inside(lo) || !inside(hi) {
+            problems.push(format!(
+                "{file}: [ranges] {key} = [{lo}, {hi}]: outside the type of {key} ({} to {}, SPEC §1)",
+                ty.min, ty.max
+            ));
+            continue;
+        }
+        if lo > hi {
+            problems.push(format!(
+                "{file}: [ranges] {key} = [{lo}, {hi}]: the minimum is above the maximum"
+            ));
+            continue;
+        }
+        out.insert(
+            key,
+            Range {
+                min: lo as u64,
+                max: hi as u64,
+            },
+        );
+    }
+    out
+}
+
+/// A list of AUTH mechanisms: each one SPEC names, none twice; answered in SPEC
+/// §3.7's order.
+fn mechanisms(file: &str, field: &str, list: &[String], problems: &mut Vec<String>) -> Vec<String> {
+    let mut seen: Vec<&str> = Vec::new();
+    for m in list {
+        if !model::SPEC_MECHANISMS.contains(&m.as_str()) {
+            problems.push(format!(
+                "{file}: {field}: {m:?} is not an AUTH mechanism of SPEC; known: {}",
+                model::SPEC_MECHANISMS.join(", ")
+            ));
+        } else if seen.contains(&m.as_str()) {
+            problems.push(format!("{file}: {field}: {m:?} is named twice"));
+        } else {
+            seen.push(m);
+        }
+    }
+    model::SPEC_MECHANISMS
+        .iter()
+        .filter(|m| seen.contains(m))
+        .map(|m| m.to_string())
+        .collect()
+}
+
 impl Profile {
     /// Reads and checks a profile file.
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
@@ -185,40 +330,54 @@ impl Profile {
         Profile::parse(&path.display().to_string(), &text)
     }
 
-    /// Parses and checks profile text; `file` names it in errors.
+    /// Parses and checks profile text; `file` names it in errors. Every problem found
+    /// is named, one a line.
     pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
-        let raw: RawProfile =
-            toml::from_str(text).map_err(|e| ProfileError(format!("{file}: {e}")))?;
+        Profile::check(file, text).map_err(|p| ProfileError(p.join("\n")))
+    }
+
+    /// Parses and checks profile text; `Err` holds every problem found (each naming
+    /// `file` and the field). A file that is not TOML of the profile's shape stops at
+    /// its first problem.
+    pub fn check(file: &str, text: &str) -> Result<Profile, Vec<String>> {
+        let raw: RawProfile = toml::from_str(text).map_err(|e| {
+            vec![format!(
+                "{file}: {}",
+                e.to_string().trim_start_matches("TOML parse error ")
+            )]
+        })?;
+        let mut problems: Vec<String> = Vec::new();
         for (op, params) in OPERATIONS {
             let Some(t) = raw.commands.get(*op) else {
-                return Err(ProfileError(format!(
+                problems.push(format!(
                     "{file}: [commands] has no template for the operation {op:?}"
-                )));
+                ));
+                continue;
             };
             for p in *params {
                 if !t.contains(&format!("{{{p}}}")) {
-                    return Err(ProfileError(format!(
+                    problems.push(format!(
                         "{file}: [commands] {op} = {t:?} does not use the parameter {{{p}}}"
-                    )));
+                    ));
                 }
             }
         }
         for op in raw.commands.keys() {
             if !OPERATIONS.iter().any(|(o, _)| o == op) {
-                return Err(ProfileError(format!(
+                problems.push(format!(
                     "{file}: [commands] {op:?} is not an operation; known: {}",
                     OPERATIONS
                         .iter()
                         .map(|(o, _)| *o)
                         .collect::<Vec<_>>()
                         .join(", ")
-                )));
+                ));
             }
         }
         if !matches!(raw.line_ending.as_str(), "\r\n" | "\n" | "\r") {
-            return Err(ProfileError(format!(
+            problems.push(format!(
                 "{file}: line_ending must be \"\\r\\n\", \"\\n\" or \"\\r\""
-            )));
+            ));
         }
         const DAY_MS: u64 = 86_400_000;
         for (name, v) in [
@@ -227,23 +386,139 @@ impl Profile {
             ("startup_ms", raw.timeouts.startup_ms),
         ] {
             if v == 0 || v > DAY_MS {
-                return Err(ProfileError(format!(
+                problems.push(format!(
                     "{file}: [timeouts] {name} = {v} must be from 1 to {DAY_MS} ms"
-                )));
+                ));
             }
         }
         for p in ["{key}", "{value}"] {
             if !raw.apply.pair.contains(p) {
-                return Err(ProfileError(format!("{file}: [apply] pair must use {p}")));
+                problems.push(format!("{file}: [apply] pair must use {p}"));
             }
         }
         for v in &raw.variants {
             if !VARIANTS.contains(&v.as_str()) {
-                return Err(ProfileError(format!(
+                problems.push(format!(
                     "{file}: variants: {v:?} is not a variant; known: {}",
                     VARIANTS.join(", ")
-                )));
+                ));
             }
+        }
+        let ranges = ranges(file, &raw.ranges, &mut problems);
+        // A job may wait POP before SMTP's wait and then one whole smtp.timeout.
+        let longest_s = ["smtp.timeout", "pop_before_smtp.wait"]
+            .iter()
+            .map(|k| ranges.get(*k).map_or(0, |r| r.max))
+            .sum::<u64>();
+        if raw.timeouts.job_ms <= longest_s.saturating_mul(1000) {
+            problems.push(format!(
+                "{file}: [timeouts] job_ms = {} is not longer than the longest a job may wait ({longest_s} s: smtp.timeout's and pop_before_smtp.wait's maximums in [ranges]); the harness would give up on jobs the device is still running",
+                raw.timeouts.job_ms
+            ));
+        }
+        let reference = DeviceFacts::default();
+        let mechs = match &raw.auth_mechanisms {
+            Some(l) => mechanisms(file, "auth_mechanisms", l, &mut problems),
+            None => reference.mechanisms.clone(),
+        };
+        let default_methods = match &raw.default_auth_methods {
+            Some(l) => mechanisms(file, "default_auth_methods", l, &mut problems),
+            // The reference default, less what the firmware does not implement.
+            None => reference
+                .default_methods
+                .iter()
+                .filter(|m| mechs.contains(m))
+                .cloned()
+                .collect(),
+        };
+        for m in &default_methods {
+            if !mechs.contains(m) {
+                problems.push(format!(
+                    "{file}: default_auth_methods: {m:?} is not in auth_mechanisms (the firmware cannot enable what it does not implement)"
+                ));
+            }
+        }
+        let mut pat =
+            |field: &str, src: &str, groups: &[&str]| match pattern(file, field, src, groups) {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    problems.push(e.0);
+                    None
+                }
+            };
+        let ok = pat("status.ok", &raw.status.ok, &[]);
+        let error = pat("status.error", &raw.status.error, &["class"]);
+        let event = pat("status.event", &raw.status.event, &[]);
+        let value = pat("answers.value", &raw.answers.value, &["key", "value"]);
+        let job_started = pat("answers.job_started", &raw.answers.job_started, &["id"]);
+        let job_state = pat(
+            "answers.job_state",
+            &raw.answers.job_state,
+            &["id", "state"],
+        );
+        let recipient = pat(
+            "answers.recipient",
+            &raw.answers.recipient,
+            &["address", "verdict"],
+        );
+        let job_done = pat("events.job_done", &raw.events.job_done, &["id"]);
+        let job_failed = pat(
+            "events.job_failed",
+            &raw.events.job_failed,
+            &["id", "class"],
+        );
+        let login = raw.login.as_ref().map(|l| {
+            (
+                pat("login.user_prompt", &l.user_prompt, &[]),
+                pat("login.password_prompt", &l.password_prompt, &[]),
+            )
+        });
+        if let Some(l) = &raw.login {
+            if l.user.is_empty() {
+                problems.push(format!("{file}: login.user: must not be empty"));
+            }
+            if l.user.contains(['\r', '\n']) || l.password.contains(['\r', '\n']) {
+                problems.push(format!(
+                    "{file}: login: user and password must be one line each"
+                ));
+            }
+        }
+        let (
+            Some(ok),
+            Some(error),
+            Some(event),
+            Some(value),
+            Some(job_started),
+            Some(job_state),
+            Some(recipient),
+            Some(job_done),
+            Some(job_failed),
+        ) = (
+            ok,
+            error,
+            event,
+            value,
+            job_started,
+            job_state,
+            recipient,
+            job_done,
+            job_failed,
+        )
+        else {
+            return Err(problems);
+        };
+        let login = match (raw.login, login) {
+            (Some(l), Some((Some(user_prompt), Some(password_prompt)))) => Some(Login {
+                user_prompt,
+                password_prompt,
+                user: l.user,
+                password: l.password,
+            }),
+            (Some(_), _) => return Err(problems),
+            _ => None,
+        };
+        if !problems.is_empty() {
+            return Err(problems);
         }
         Ok(Profile {
             name: raw.name,
@@ -253,42 +528,82 @@ impl Profile {
             quoting: raw.quoting,
             timeouts: raw.timeouts,
             synthetic_scan: raw.synthetic_scan,
+            facts: DeviceFacts {
+                variants: raw.variants.clone(),
+                ranges,
+                mechanisms: mechs,
+                default_methods,
+            },
             variants: raw.variants,
             apply_pair: raw.apply.pair,
             apply_separator: raw.apply.separator,
-            ok: pattern(file, "status.ok", &raw.status.ok, &[])?,
-            error: pattern(file, "status.error", &raw.status.error, &["class"])?,
-            event: pattern(file, "status.event", &raw.status.event, &[])?,
-            value: pattern(file, "answers.value", &raw.answers.value, &["key", "value"])?,
-            job_started: pattern(
-                file,
-                "answers.job_started",
-                &raw.answers.job_started,
-                &["id"],
-            )?,
-            job_state: pattern(
-                file,
-                "answers.job_state",
-                &raw.answers.job_state,
-                &["id", "state"],
-            )?,
-            recipient: pattern(
-                file,
-                "answers.recipient",
-                &raw.answers.recipient,
-                &["address", "verdict"],
-            )?,
-            job_done: pattern(file, "events.job_done", &raw.events.job_done, &["id"])?,
-            job_failed: pattern(
-                file,
-                "events.job_failed",
-                &raw.events.job_failed,
-                &["id", "class"],
-            )?,
+            ok,
+            error,
+            event,
+            value,
+            job_started,
+            job_state,
+            recipient,
+            job_done,
+            job_failed,
+            login,
             commands: raw.commands,
             alert_kinds: raw.alert_kinds,
             keys: raw.keys,
         })
+    }
+
+    /// What `hil profile check` prints of a valid profile.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!("name: {}\n", self.name));
+        if !self.description.is_empty() {
+            s.push_str(&format!("description: {}\n", self.description));
+        }
+        s.push_str("operations:\n");
+        for (op, _) in OPERATIONS {
+            if let Some(t) = self.commands.get(*op) {
+                s.push_str(&format!("  {op:<13} {t:?}\n"));
+            }
+        }
+        s.push_str(&format!(
+            "variants: {}\n",
+            if self.variants.is_empty() {
+                "none (SPEC's behaviour)".to_string()
+            } else {
+                self.variants.join(", ")
+            }
+        ));
+        s.push_str("ranges:\n");
+        for (key, spec, _) in model::RANGED {
+            let r = self.facts.range(key);
+            let note = if r == *spec {
+                "SPEC's"
+            } else {
+                "the firmware's"
+            };
+            s.push_str(&format!("  {key:<21} {} to {} ({note})\n", r.min, r.max));
+        }
+        s.push_str(&format!(
+            "auth mechanisms: {}\n",
+            if self.facts.mechanisms.is_empty() {
+                "none".to_string()
+            } else {
+                self.facts.mechanisms.join(", ")
+            }
+        ));
+        s.push_str(&format!(
+            "default smtp.auth.methods: {}\n",
+            self.facts.default_methods_value()
+        ));
+        s.push_str(&format!(
+            "login: {}\n",
+            match &self.login {
+                Some(l) => format!("as {:?} (password ***)", l.user),
+                None => "none".into(),
+            }
+        ));
+        s
     }
 
     /// A device line without the prompts in front of it.
@@ -492,5 +807,173 @@ mod tests {
         assert!(e.0.contains("lenient") && e.0.contains("cn-only"), "{e}");
         let e = Profile::parse("x.toml", "name = 3").unwrap_err();
         assert!(e.0.starts_with("x.toml:"), "{e}");
+    }
+
+    #[test]
+    fn the_reference_profile_has_the_reference_facts() {
+        let p = Profile::parse("sim.toml", &sim_profile()).expect("valid profile");
+        assert_eq!(p.facts, DeviceFacts::default());
+        assert!(p.login.is_none());
+        // Without the new fields: the same facts.
+        let bare: String = sim_profile()
+            .lines()
+            .filter(|l| {
+                !l.starts_with("auth_mechanisms")
+                    && !l.starts_with("default_auth_methods")
+                    && !l.starts_with("smtp.timeout")
+                    && !l.starts_with("pop_before_smtp.wait")
+                    && !l.starts_with("load.")
+                    && !l.starts_with("[ranges]")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let p = Profile::parse("bare.toml", &bare).expect("valid profile");
+        assert_eq!(p.facts, DeviceFacts::default());
+        let s = p.summary();
+        assert!(
+            s.contains("smtp.timeout") && s.contains("30 to 300 (SPEC's)"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn ranges_mechanisms_and_login_are_read() {
+        let text = sim_profile()
+            .replace("smtp.timeout = [30, 300]", "\"smtp.timeout\" = [10, 600]")
+            .replace("job_ms = 400000", "job_ms = 700000")
+            .replace("load.split_size = [100, 15000]", "load.split_size = [50, 20000]")
+            .replace(
+                "auth_mechanisms = [\"xoauth2\", \"digest-md5\", \"cram-md5\", \"login\", \"plain\"]",
+                "auth_mechanisms = [\"plain\", \"ntlm\", \"login\"]",
+            )
+            .replace(
+                "default_auth_methods = [\"digest-md5\", \"cram-md5\", \"login\", \"plain\"]",
+                "default_auth_methods = [\"plain\", \"login\"]",
+            )
+            + "\n[login]\nuser_prompt = '^login: $'\npassword_prompt = '^Password: $'\nuser = \"admin\"\npassword = \"pw\"\n";
+        let p = Profile::parse("x.toml", &text).expect("valid profile");
+        assert_eq!(p.facts.range("smtp.timeout"), Range { min: 10, max: 600 });
+        assert_eq!(
+            p.facts.range("load.split_size"),
+            Range {
+                min: 50,
+                max: 20000
+            }
+        );
+        assert_eq!(
+            p.facts.range("pop_before_smtp.wait"),
+            Range { min: 0, max: 60 }
+        );
+        // In SPEC §3.7's order, whatever the file's.
+        assert_eq!(p.facts.mechanisms, ["ntlm", "login", "plain"]);
+        assert_eq!(p.facts.default_methods_value(), "login,plain");
+        let l = p.login.as_ref().expect("a login");
+        assert!(l.user_prompt.is_match("login: ") && l.user == "admin");
+        let s = p.summary();
+        assert!(
+            s.contains("10 to 600 (the firmware's)") && !s.contains("\"pw\""),
+            "{s}"
+        );
+        assert!(
+            !format!("{p:?}").contains("\"pw\""),
+            "the password in {{:?}}"
+        );
+    }
+
+    /// Every broken profile names the file and the field; several problems are all
+    /// named.
+    #[test]
+    fn broken_profiles_name_the_field() {
+        let base = sim_profile();
+        let cases: &[(&str, String, &[&str])] = &[
+            (
+                "missing operation",
+                base.replace("counter = \"counter send-now\"\n", ""),
+                &["[commands]", "\"counter\""],
+            ),
+            (
+                "pattern without its group",
+                base.replace("job_started = '^JOB (?<id>\\d+)$'", "job_started = '^JOB (\\d+)$'"),
+                &["answers.job_started", "(?<id>"],
+            ),
+            (
+                "range outside the type",
+                base.replace("smtp.timeout = [30, 300]", "smtp.timeout = [0, 300]"),
+                &["[ranges] smtp.timeout", "outside the type"],
+            ),
+            (
+                "range upside down",
+                base.replace("load.split_size = [100, 15000]", "load.split_size = [200, 100]"),
+                &["[ranges] load.split_size", "above the maximum"],
+            ),
+            (
+                "range of an unknown key",
+                base.replace("smtp.timeout = [30, 300]", "smtp.port = [1, 2]"),
+                &["[ranges] smtp.port", "known: smtp.timeout"],
+            ),
+            (
+                "range not a pair",
+                base.replace("smtp.timeout = [30, 300]", "smtp.timeout = 30"),
+                &["[ranges] smtp.timeout", "[MIN, MAX]"],
+            ),
+            (
+                "unknown mechanism",
+                base.replace("\"xoauth2\", \"digest-md5\"", "\"kerberos\", \"digest-md5\""),
+                &["auth_mechanisms", "\"kerberos\"", "gss-spnego"],
+            ),
+            (
+                "default not implemented",
+                base.replace("\"xoauth2\", \"digest-md5\", \"cram", "\"digest-md5\", \"cram")
+                    .replace("default_auth_methods = [\"digest-md5\"", "default_auth_methods = [\"xoauth2\""),
+                &["default_auth_methods", "\"xoauth2\"", "auth_mechanisms"],
+            ),
+            (
+                "unknown variant",
+                base.replace("variants = []", "variants = [\"lenient\"]"),
+                &["variants", "\"lenient\""],
+            ),
+            (
+                "template missing a parameter",
+                base.replace("notify_add = \"notify add {address}\"", "notify_add = \"notify add\""),
+                &["[commands] notify_add", "{address}"],
+            ),
+            (
+                "job_ms shorter than the longest timeout",
+                base.replace("smtp.timeout = [30, 300]", "smtp.timeout = [30, 400]"),
+                &["[timeouts] job_ms = 400000", "460 s"],
+            ),
+            (
+                "login pattern invalid",
+                base.clone() + "\n[login]\nuser_prompt = '('\npassword_prompt = 'x'\nuser = \"a\"\npassword = \"b\"\n",
+                &["login.user_prompt", "not a valid pattern"],
+            ),
+        ];
+        for (what, text, want) in cases {
+            let problems = match Profile::check("bad.toml", text) {
+                Ok(_) => panic!("{what}: accepted"),
+                Err(p) => p,
+            };
+            let all = problems.join("\n");
+            for w in *want {
+                assert!(all.contains(w), "{what}: {w:?} not in\n{all}");
+            }
+            assert!(
+                problems.iter().all(|p| p.starts_with("bad.toml: ")),
+                "{all}"
+            );
+        }
+        // Several problems at once are all named.
+        let text = base
+            .replace("counter = \"counter send-now\"\n", "")
+            .replace("smtp.timeout = [30, 300]", "smtp.timeout = [0, 300]")
+            .replace("variants = []", "variants = [\"lenient\"]")
+            .replace(
+                "job_started = '^JOB (?<id>\\d+)$'",
+                "job_started = '^JOB (\\d+)$'",
+            );
+        let problems = Profile::check("bad.toml", &text).map(|_| ()).unwrap_err();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        let e = Profile::parse("bad.toml", &text).unwrap_err();
+        assert_eq!(e.0.lines().count(), 4, "{e}");
     }
 }
