@@ -94,6 +94,60 @@ fn with_fault(mut c: Case, f: Fault<Step>) -> Case {
     c
 }
 
+/// A 4xx and a 5xx reply (code, text) at each SMTP step: the classic set and the
+/// matrix's built-in faults both use them.
+pub const STEP_REPLIES: &[(Step, u16, &str, u16, &str)] = &[
+    (
+        Step::Greeting,
+        421,
+        "4.3.2 Service not available",
+        554,
+        "5.3.2 No SMTP service here",
+    ),
+    (
+        Step::Ehlo,
+        421,
+        "4.3.2 Shutting down",
+        550,
+        "5.7.1 Access denied",
+    ),
+    (
+        Step::Mail,
+        451,
+        "4.3.0 Temporary failure",
+        553,
+        "5.1.8 Sender address rejected",
+    ),
+    (
+        Step::Rcpt,
+        450,
+        "4.2.1 Try again later",
+        550,
+        "5.7.1 Relaying denied",
+    ),
+    (
+        Step::Data,
+        451,
+        "4.3.0 Try again",
+        554,
+        "5.5.1 No valid recipients",
+    ),
+    (
+        Step::EndOfData,
+        452,
+        "4.3.1 Insufficient system storage",
+        552,
+        "5.3.4 Message size exceeds fixed limit",
+    ),
+    (
+        Step::Quit,
+        421,
+        "4.4.2 Timeout",
+        500,
+        "5.5.1 Command unrecognized",
+    ),
+];
+
 /// Every case of the first set, in a stable order.
 pub fn first_set() -> Vec<Case> {
     let mut v = Vec::new();
@@ -209,57 +263,7 @@ pub fn first_set() -> Vec<Case> {
     c.notify.clear();
     v.push(c);
     // A 4xx and a 5xx at each step.
-    let steps: &[(Step, u16, &str, u16, &str)] = &[
-        (
-            Step::Greeting,
-            421,
-            "4.3.2 Service not available",
-            554,
-            "5.3.2 No SMTP service here",
-        ),
-        (
-            Step::Ehlo,
-            421,
-            "4.3.2 Shutting down",
-            550,
-            "5.7.1 Access denied",
-        ),
-        (
-            Step::Mail,
-            451,
-            "4.3.0 Temporary failure",
-            553,
-            "5.1.8 Sender address rejected",
-        ),
-        (
-            Step::Rcpt,
-            450,
-            "4.2.1 Try again later",
-            550,
-            "5.7.1 Relaying denied",
-        ),
-        (
-            Step::Data,
-            451,
-            "4.3.0 Try again",
-            554,
-            "5.5.1 No valid recipients",
-        ),
-        (
-            Step::EndOfData,
-            452,
-            "4.3.1 Insufficient system storage",
-            552,
-            "5.3.4 Message size exceeds fixed limit",
-        ),
-        (
-            Step::Quit,
-            421,
-            "4.4.2 Timeout",
-            500,
-            "5.5.1 Command unrecognized",
-        ),
-    ];
+    let steps = STEP_REPLIES;
     for (step, c4, t4, c5, t5) in steps {
         for (code, text) in [(c4, t4), (c5, t5)] {
             let c = base(format!("steps/{}-{code}", step.name()), scan());

@@ -889,57 +889,7 @@ fn builtin_faults() -> BTreeMap<String, ServerFault> {
         );
     };
     add("none", "a well-behaved server", vec![], None);
-    let steps: &[(Step, u16, &str, u16, &str)] = &[
-        (
-            Step::Greeting,
-            421,
-            "4.3.2 Service not available",
-            554,
-            "5.3.2 No SMTP service here",
-        ),
-        (
-            Step::Ehlo,
-            421,
-            "4.3.2 Shutting down",
-            550,
-            "5.7.1 Access denied",
-        ),
-        (
-            Step::Mail,
-            451,
-            "4.3.0 Temporary failure",
-            553,
-            "5.1.8 Sender address rejected",
-        ),
-        (
-            Step::Rcpt,
-            450,
-            "4.2.1 Try again later",
-            550,
-            "5.7.1 Relaying denied",
-        ),
-        (
-            Step::Data,
-            451,
-            "4.3.0 Try again",
-            554,
-            "5.5.1 No valid recipients",
-        ),
-        (
-            Step::EndOfData,
-            452,
-            "4.3.1 Insufficient system storage",
-            552,
-            "5.3.4 Message size exceeds fixed limit",
-        ),
-        (
-            Step::Quit,
-            421,
-            "4.4.2 Timeout",
-            500,
-            "5.5.1 Command unrecognized",
-        ),
-    ];
+    let steps = crate::cases::STEP_REPLIES;
     for (step, c4, t4, c5, t5) in steps {
         for (code, text) in [(c4, t4), (c5, t5)] {
             add(
