@@ -41,12 +41,28 @@ connection: &rfc2217
     kickolduser: true
 YAML
 
+listening() { # port: is a socket listening on it (from /proc/net/tcp, state 0A)?
+  python3 - "$1" <<'PY'
+import sys
+port = int(sys.argv[1])
+with open("/proc/net/tcp") as f:
+    next(f)
+    for line in f:
+        local, state = line.split()[1], line.split()[3]
+        if int(local.split(":")[1], 16) == port and state == "0A":
+            sys.exit(0)
+sys.exit(1)
+PY
+}
+
 start_ser2net() {
   # -n: stay in the foreground; -u: no UUCP lock files; -P: where the pid goes.
   ser2net -n -u -c ser2net.yaml -P "$work/ser2net.pid" >> ser2net.out 2>&1 &
   ser_pid=$!
+  # Wait until both ports listen, without connecting: a probe connection would open
+  # the pty, and ser2net would turn the next client away while it closes it.
   for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$tel") 2>/dev/null && return 0
+    listening "$raw" && listening "$tel" && return 0
     sleep 0.1
   done
   echo "ser2net did not listen on $tel:"; cat ser2net.out; exit 1
@@ -64,6 +80,8 @@ run() { # log device
 
 run raw "tcp:127.0.0.1:$raw" || true
 check raw.log
+# Let ser2net close the pty behind the raw session before the RFC 2217 one opens it.
+sleep 1
 run rfc2217 "rfc2217:127.0.0.1:$tel,115200,8N1,none" || true
 check rfc2217.log
 
