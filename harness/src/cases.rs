@@ -19,24 +19,29 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// A case with the common settings: admin and device addresses, one notification
 /// address, one user with and one without an address.
+/// The device users every case registers: one with an address, one without.
+pub fn users() -> Vec<UserSpec> {
+    vec![
+        UserSpec {
+            name: "taro".into(),
+            password: "taro-pass-1".into(),
+            address: "taro@hil.test".into(),
+        },
+        UserSpec {
+            name: "guest".into(),
+            password: "guest-pass-1".into(),
+            address: String::new(),
+        },
+    ]
+}
+
 fn base(id: String, trigger: TriggerSpec) -> Case {
     Case {
         section: id.split('/').next().unwrap_or("").to_string(),
         dims: Default::default(),
         id,
         settings: pairs(&[("admin.address", ADMIN), ("device.address", DEVICE)]),
-        users: vec![
-            UserSpec {
-                name: "taro".into(),
-                password: "taro-pass-1".into(),
-                address: "taro@hil.test".into(),
-            },
-            UserSpec {
-                name: "guest".into(),
-                password: "guest-pass-1".into(),
-                address: String::new(),
-            },
-        ],
+        users: users(),
         notify: vec![NOTIFY.into()],
         trigger,
         server: SmtpConfig::default(),

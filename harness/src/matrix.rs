@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use crate::covering;
 use crate::faults::{Action, Fault, When};
-use crate::model::{self, Case, CertFacts, DeviceFacts, Range, Target, TriggerSpec, UserSpec};
+use crate::model::{self, Case, CertFacts, DeviceFacts, Range, Target, TriggerSpec};
 use crate::sasl::{Account, Mechanism};
 use crate::scenario::Scenario;
 use crate::smtp::{ListenerKind, RecipientRule, SmtpConfig, Step};
@@ -1580,19 +1580,7 @@ fn build_case(m: &Matrix, row: &Row) -> Case {
                 .map(|(k, v)| (k.to_string(), v)),
         );
     }
-    // The users: one with an address, one without.
-    let users = vec![
-        UserSpec {
-            name: "taro".into(),
-            password: "taro-pass-1".into(),
-            address: "taro@hil.test".into(),
-        },
-        UserSpec {
-            name: "guest".into(),
-            password: "guest-pass-1".into(),
-            address: String::new(),
-        },
-    ];
+    let users = crate::cases::users();
     let to: Vec<String> = match g.v("recipients") {
         "three" => ["a@hil.test", "b@hil.test", "c@hil.test"]
             .map(String::from)
