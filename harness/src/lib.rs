@@ -7,6 +7,7 @@
 //! - `cases`, `runner`, `verdict`: the cases, running them, judging them.
 //! - `pool`, `record`: running cases on parallel workers, the per-case records.
 
+pub mod bench_setup;
 pub mod cases;
 pub mod certs;
 pub mod covering;
@@ -15,6 +16,7 @@ pub mod faults;
 pub mod fuzz;
 pub mod matrix;
 pub mod model;
+pub mod netaddr;
 pub mod netio;
 pub mod oracle;
 pub mod partial;

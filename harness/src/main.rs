@@ -1,5 +1,5 @@
+use hil::netaddr::BindAddr;
 use std::io::{IsTerminal, Write};
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -44,6 +44,42 @@ enum Cmd {
     /// Device profiles (docs/profiles.md).
     #[command(subcommand)]
     Profile(ProfileCmd),
+    /// What to enter on a device so it reaches the harness (its address, the server
+    /// address), the zoo checked against that address, and a check that the device
+    /// reaches the harness: driven over its console, or by its own test mail.
+    BenchSetup(BenchSetupArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchSetupArgs {
+    /// The address the fake servers will listen on: IPv4, IPv6, or link-local with
+    /// its zone (fe80::1%eth0).
+    #[arg(long)]
+    bind: BindAddr,
+    /// The server address the device is given (default: the --bind address).
+    #[arg(long)]
+    server_address: Option<String>,
+    /// The device's console, as for `hil run`; left out, the harness listens and
+    /// waits (--wait) for a test mail the device is made to send by hand.
+    #[arg(long)]
+    device: Option<String>,
+    /// The device profile (default: the built-in reference dialect).
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Without --device: the plain SMTP port to listen on (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    smtp_port: u16,
+    /// Without --device: the plain POP3 port to listen on (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pop_port: u16,
+    /// Without --device: seconds to wait for the device's test mail (0: do not wait).
+    #[arg(long, default_value_t = 120)]
+    wait: u64,
+    /// As for `hil run` (default 50 for the embedded sim, 1 for a device).
+    #[arg(long)]
+    time_scale: Option<f64>,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 #[derive(Subcommand)]
@@ -114,7 +150,7 @@ struct FuzzArgs {
     seed: u64,
     /// The address the fake servers listen on.
     #[arg(long, default_value = "127.0.0.1")]
-    bind: IpAddr,
+    bind: BindAddr,
     /// The SMTP server address the device is given (default: the --bind address).
     #[arg(long)]
     server_address: Option<String>,
@@ -194,7 +230,7 @@ struct ServeArgs {
     scenario: PathBuf,
     /// The address the servers listen on (loopback unless you name another).
     #[arg(long, default_value = "127.0.0.1")]
-    bind: IpAddr,
+    bind: BindAddr,
     /// Where zoo certificates named by the scenario are (NAME.crt, NAME.key).
     #[arg(long, default_value = "certs")]
     certs: PathBuf,
@@ -219,7 +255,7 @@ struct RunArgs {
     profile: Option<PathBuf>,
     /// The address the fake servers listen on.
     #[arg(long, default_value = "127.0.0.1")]
-    bind: IpAddr,
+    bind: BindAddr,
     /// The fake SMTP server's port (0: any free port).
     #[arg(long, default_value_t = 0)]
     smtp_port: u16,
@@ -494,7 +530,14 @@ fn run(a: RunArgs) -> Result<u8, String> {
             .map_err(|e| format!("--report {}: cannot create it: {e}", d.display()))?;
     }
     let stop = pool::stop_on_signals()?;
-    let tls_cases = cases.iter().any(|c| c.cert.is_some());
+    // The zoo serves SMTP TLS listeners and the POP3 TLS ones (its `valid` cert).
+    let tls_cases = cases.iter().any(|c| {
+        c.cert.is_some()
+            || c.import_ca
+            || c.settings
+                .iter()
+                .any(|(k, v)| k == "pop.tls" && v != "none")
+    });
     let _responder = if tls_cases {
         Some(start_responder(&certs)?)
     } else {
@@ -695,6 +738,34 @@ fn fuzz(a: FuzzArgs) -> Result<bool, String> {
     }
 }
 
+/// `hil bench-setup`: answers whether every check passed.
+fn bench_setup(a: BenchSetupArgs) -> Result<bool, String> {
+    let device = a
+        .device
+        .as_deref()
+        .map(|d| device_choice(d, a.time_scale))
+        .transpose()?;
+    let o = hil::bench_setup::BenchSetupOptions {
+        bind: a.bind,
+        server_address: a.server_address,
+        certs: data_dir(a.model.certs.clone(), "certs"),
+        scenarios: data_dir(a.model.scenarios.clone(), "scenarios"),
+        device,
+        profile: a.profile,
+        smtp_port: a.smtp_port,
+        pop_port: a.pop_port,
+        wait: Duration::from_secs(a.wait),
+        time_scale: a.time_scale.unwrap_or(1.0),
+        reconnect_wait: hil::runner::RECONNECT_WAIT,
+    };
+    // A closed standard output (a pager quit) ends nothing but the printing.
+    let mut out = std::io::stdout();
+    hil::bench_setup::run(&o, &mut |l| {
+        let _ = writeln!(out, "{l}");
+        let _ = out.flush();
+    })
+}
+
 fn certs(a: CertsArgs) -> Result<(), String> {
     let key = hil::certs::keys::KeyKind::parse(&a.key)?;
     let mut o = hil::certs::zoo::ZooOptions {
@@ -852,6 +923,14 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Profile(ProfileCmd::Check { file }) => ExitCode::from(profile_check(&file)),
+        Cmd::BenchSetup(a) => match bench_setup(a) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("hil bench-setup: {e}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Sim(args) => match mfp_sim::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -470,7 +470,7 @@ fn dims() -> Vec<Dim> {
         Dim {
             name: "smtp.server",
             values: vals(&["ipv4", "empty", "~http://mx.hil.test/", "~mx.hil.test:25", "~mx .hil.test", "~a..b"]),
-            doc: "the server address: the harness's IPv4 address, empty, or refused forms",
+            doc: "the server address: the harness's address (ipv4 names it; --bind or --server-address decides it, IPv6 too), empty, or refused forms",
             relevant: |g| {
                 why!(gated(g));
                 (!is_scan(g) && g.v("notify") == "none").then_some("no notification address: the job fails first")

@@ -4,7 +4,7 @@
 //! compare, and keep everything the case saw.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,7 +41,7 @@ pub struct RunOptions {
     /// A profile file; `None` is the built-in reference dialect.
     pub profile: Option<PathBuf>,
     /// Where the fake servers listen.
-    pub bind: IpAddr,
+    pub bind: crate::netaddr::BindAddr,
     /// The plain SMTP listener's port (0: any free port).
     pub smtp_port: u16,
     /// The server address given to the device (default: the bind address).
@@ -228,9 +228,9 @@ pub struct Runner {
     console: Option<Console>,
 }
 
-fn free_closed_port(ip: IpAddr) -> std::io::Result<u16> {
+fn free_closed_port(ip: &crate::netaddr::BindAddr) -> std::io::Result<u16> {
     // Bind a port, note it, and let it go: nothing listens there afterwards.
-    let l = TcpListener::bind(SocketAddr::new(ip, 0))?;
+    let l = TcpListener::bind(ip.socket(0))?;
     Ok(l.local_addr()?.port())
 }
 
@@ -255,7 +255,7 @@ impl Runner {
             DeviceChoice::Sim { time_scale } => time_scale,
             DeviceChoice::Endpoint(_) => opts.device_time_scale,
         };
-        let at = |port: u16| SocketAddr::new(opts.bind, port);
+        let at = |port: u16| opts.bind.socket(port);
         let mut listens = vec![Listen {
             kind: ListenerKind::Plain,
             bind: at(opts.smtp_port),
@@ -343,7 +343,7 @@ impl Runner {
                 ))
             }
         };
-        let closed_port = free_closed_port(opts.bind)
+        let closed_port = free_closed_port(&opts.bind)
             .map_err(|e| format!("cannot find a closed port on {}: {e}", opts.bind))?;
         let mut r = Runner {
             rt,
@@ -393,7 +393,7 @@ impl Runner {
                     "--time-scale".to_string(),
                     time_scale.to_string(),
                     "--downloads".to_string(),
-                    SocketAddr::new(self.opts.bind, 0).to_string(),
+                    self.opts.bind.socket(0).to_string(),
                 ];
                 for v in self.profile.variants.iter().chain(&self.opts.plant) {
                     args.extend(["--variant".to_string(), v.clone()]);

@@ -2,7 +2,7 @@
 //! SMTP and POP3 servers with one shared POP-before-SMTP login record, and list the
 //! endpoints (what `hil serve` prints and the checks connect to).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -65,7 +65,7 @@ fn identity(
 /// Starts the servers of `s` on `bind`.
 pub async fn start(
     s: &Scenario,
-    bind: IpAddr,
+    bind: &crate::netaddr::BindAddr,
     certs_dir: &Path,
     time_scale: f64,
 ) -> Result<Running, String> {
@@ -78,7 +78,7 @@ pub async fn start(
         for l in &cfg.listeners {
             listens.push(Listen {
                 kind: l.kind,
-                bind: SocketAddr::new(bind, l.port),
+                bind: bind.socket(l.port),
                 identity: identity(l, certs_dir, &base, "SMTP")?,
             });
         }
@@ -111,7 +111,7 @@ pub async fn start(
         for l in &cfg.listeners {
             listens.push(Pop3Listen {
                 kind: l.kind,
-                bind: SocketAddr::new(bind, l.port),
+                bind: bind.socket(l.port),
                 identity: identity(l, certs_dir, &base, "POP3")?,
             });
         }

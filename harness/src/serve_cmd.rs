@@ -3,7 +3,6 @@
 //! connection as one JSON line, and stops cleanly on Ctrl-C or SIGTERM.
 
 use std::io::Write;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde_json::json;
@@ -15,7 +14,7 @@ use crate::serve;
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub scenario: PathBuf,
-    pub bind: IpAddr,
+    pub bind: crate::netaddr::BindAddr,
     pub certs: PathBuf,
     pub transcripts: PathBuf,
     pub time_scale: f64,
@@ -35,7 +34,7 @@ pub fn run(o: ServeOptions) -> Result<usize, String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     rt.block_on(async move {
-        let running = serve::start(&scenario, o.bind, &o.certs, o.time_scale).await?;
+        let running = serve::start(&scenario, &o.bind, &o.certs, o.time_scale).await?;
         println!(
             "hil serve: scenario {} ({})",
             scenario.name,

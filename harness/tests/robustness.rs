@@ -122,7 +122,7 @@ fn both_servers_survive_abuse_and_keep_serving() {
     let run = rt
         .block_on(serve::start(
             &scenario,
-            "127.0.0.1".parse().expect("ip"),
+            &hil::netaddr::BindAddr::loopback(),
             Path::new("."),
             SCALE,
         ))

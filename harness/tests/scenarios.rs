@@ -372,7 +372,7 @@ fn every_scenario_does_what_its_checks_say() {
         let run = rt
             .block_on(serve::start(
                 s,
-                "127.0.0.1".parse().expect("ip"),
+                &hil::netaddr::BindAddr::loopback(),
                 &certs,
                 SCALE,
             ))

@@ -106,7 +106,7 @@ fn tls_facts_auth_and_reassembled_fragments_are_recorded() {
     let run = rt
         .block_on(serve::start(
             &scenario,
-            "127.0.0.1".parse().expect("ip"),
+            &hil::netaddr::BindAddr::loopback(),
             &dir,
             1.0,
         ))

@@ -46,7 +46,7 @@ fn run(scn: &Scenario, settings: &[(&str, &str)]) -> (JobEnd, Duration, usize, u
     let run = rt
         .block_on(serve::start(
             scn,
-            "127.0.0.1".parse().expect("ip"),
+            &hil::netaddr::BindAddr::loopback(),
             &certs,
             SCALE,
         ))

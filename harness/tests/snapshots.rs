@@ -241,7 +241,7 @@ fn observe(s: &Scenario) -> String {
     let running = rt
         .block_on(serve::start(
             s,
-            "127.0.0.1".parse().expect("ip"),
+            &hil::netaddr::BindAddr::loopback(),
             &root().join("certs"),
             SCALE,
         ))

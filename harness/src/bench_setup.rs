@@ -1,0 +1,543 @@
+//! `hil bench-setup`: what to enter on a device so it reaches the harness, and a check
+//! that it does. The harness address is looked up among this machine's interfaces;
+//! the zoo is checked against it; then either the device is driven over its console
+//! through three probe cases (SMTP, POP before SMTP, a TLS case whose revocation check
+//! fetches from the responder), or, with no console, the harness waits for the
+//! device's own test mail.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::certs::responder::Responder;
+use crate::netaddr::{local_addresses, neighbour, BindAddr, LocalAddr};
+use crate::runner::{DeviceChoice, RunOptions, Runner};
+
+/// What `hil bench-setup` was asked.
+#[derive(Debug, Clone)]
+pub struct BenchSetupOptions {
+    pub bind: BindAddr,
+    pub server_address: Option<String>,
+    /// The zoo the runs will use (`--certs`).
+    pub certs: PathBuf,
+    pub scenarios: PathBuf,
+    /// The device to drive; `None`: wait for the device's own test mail.
+    pub device: Option<DeviceChoice>,
+    pub profile: Option<PathBuf>,
+    /// The plain SMTP and POP3 ports to listen on for a check by hand (0: any).
+    pub smtp_port: u16,
+    pub pop_port: u16,
+    /// How long to wait for a device's own test mail (no `--device`).
+    pub wait: Duration,
+    pub time_scale: f64,
+    pub reconnect_wait: Duration,
+}
+
+/// One line of the check: what, and whether it passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub what: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+fn check(what: &str, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        what: what.into(),
+        ok,
+        detail: detail.into(),
+    }
+}
+
+/// The interface that holds `bind`, or why none does.
+fn interface_of(bind: &BindAddr, all: &[LocalAddr]) -> Result<Option<LocalAddr>, String> {
+    if bind.is_unspecified() {
+        return Ok(None);
+    }
+    all.iter()
+        .find(|a| a.ip == bind.ip())
+        .cloned()
+        .map(Some)
+        .ok_or_else(|| {
+            let have: Vec<String> = all
+                .iter()
+                .filter(|a| !a.ip.is_loopback())
+                .map(|a| format!("{}/{} on {}", a.ip, a.prefix, a.interface))
+                .collect();
+            format!(
+                "--bind {bind}: no interface of this machine has {}; give one it has ({}), or add it first (ip addr add {}/24 dev IFACE)",
+                bind.ip(),
+                if have.is_empty() {
+                    "none but loopback".to_string()
+                } else {
+                    have.join(", ")
+                },
+                bind.ip()
+            )
+        })
+}
+
+/// The `smtp.server` value the device gets.
+fn server_address(o: &BindAddr, given: &Option<String>) -> Result<String, String> {
+    match given {
+        Some(a) => Ok(a.clone()),
+        None if o.is_unspecified() => Err(format!(
+            "--bind {o} listens on every address: say which one the device should use with --server-address"
+        )),
+        None => Ok(o.to_string()),
+    }
+}
+
+/// Whether the zoo's certificates name `server` and its responder listens where the
+/// device can reach it (on the bind address).
+fn zoo_checks(o: &BenchSetupOptions, server: &str, out: &mut Vec<String>) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let opts = match crate::certs::options_of(&o.certs) {
+        Ok(z) => z,
+        Err(e) => {
+            checks.push(check("certificate zoo", false, e));
+            return checks;
+        }
+    };
+    let bare = server.split('%').next().unwrap_or(server);
+    let named = opts.hosts.iter().any(|h| {
+        h.eq_ignore_ascii_case(bare)
+            || matches!((h.parse::<IpAddr>(), bare.parse::<IpAddr>()), (Ok(a), Ok(b)) if a == b)
+    });
+    let remake = format!(
+        "hil certs --out bench-certs --host {bare} --responder http://{}:8099",
+        BindAddr::from(o.bind.ip()).url_host()
+    );
+    checks.push(check(
+        "certificates name the server address",
+        named,
+        if named {
+            format!("{} names {bare}", o.certs.display())
+        } else {
+            format!(
+                "{} names {} only: TLS cases with the cn check will fail; make a zoo for the bench: {remake}",
+                o.certs.display(),
+                opts.hosts.join(", ")
+            )
+        },
+    ));
+    let all = local_addresses();
+    let iface_of = |ip: IpAddr| all.iter().find(|a| a.ip == ip).map(|a| a.interface.clone());
+    let reachable = match responder_addr(&opts.responder).map(|a| a.ip()) {
+        // The bind address itself, another address of the same interface, or
+        // loopback for a device on this machine.
+        Some(ip) => {
+            ip == o.bind.ip()
+                || (ip.is_loopback() && o.bind.ip().is_loopback())
+                || (iface_of(ip).is_some() && iface_of(ip) == iface_of(o.bind.ip()))
+        }
+        None => false,
+    };
+    checks.push(check(
+        RESPONDER_CHECK,
+        reachable,
+        if reachable {
+            format!("OCSP and CRL at {}", opts.responder)
+        } else {
+            format!(
+                "the zoo's OCSP/CRL URLs point at {}, which the device cannot reach at {}; make a zoo for the bench: {remake}",
+                opts.responder, o.bind
+            )
+        },
+    ));
+    out.push(format!("  certificates   {} (--certs)", o.certs.display()));
+    out.push(format!(
+        "  responder      {}/ocsp, {}/crl/…",
+        opts.responder, opts.responder
+    ));
+    checks
+}
+
+fn responder_addr(url: &str) -> Option<std::net::SocketAddr> {
+    url.strip_prefix("http://")
+        .map(|r| r.split('/').next().unwrap_or(r))
+        .and_then(|h| h.parse().ok())
+}
+
+/// Prints the set-up and runs the checks; answers whether every check passed.
+pub fn run(o: &BenchSetupOptions, say: &mut dyn FnMut(&str)) -> Result<bool, String> {
+    let all = local_addresses();
+    let iface = interface_of(&o.bind, &all)?;
+    let server = server_address(&o.bind, &o.server_address)?;
+    say(&format!(
+        "hil bench-setup: the harness listens on {}",
+        o.bind
+    ));
+    match &iface {
+        Some(i) => say(&format!(
+            "  interface      {} ({}/{})",
+            i.interface, i.ip, i.prefix
+        )),
+        None => say("  interface      every interface (--bind is the any-address)"),
+    }
+    let mut checks = Vec::new();
+    if o.bind.ip().is_loopback() {
+        say("  note           loopback: only a device on this machine (the simulator) reaches it;");
+        say("                 give --bind the address of the interface facing a real device");
+    }
+    say("");
+    say("On the device, enter once (its network settings):");
+    match &iface {
+        Some(i) if i.prefix < 127 && !i.ip.is_loopback() => {
+            let eg = neighbour(i.ip, i.prefix)
+                .map(|n| format!(", e.g. {n}"))
+                .unwrap_or_default();
+            let what = if i.ip.is_ipv4() {
+                format!(
+                    "an address in {}/{} other than {}{eg}, netmask {}",
+                    network(i.ip, i.prefix),
+                    i.prefix,
+                    i.ip,
+                    netmask_v4(i.prefix)
+                )
+            } else {
+                format!(
+                    "an address in {}/{} other than {}{eg} (or its link-local address)",
+                    network(i.ip, i.prefix),
+                    i.prefix,
+                    i.ip
+                )
+            };
+            say(&format!("  IP address     {what}"));
+            say("  gateway, DNS   none needed: the servers are given as addresses");
+        }
+        _ => say("  IP address     one that reaches the harness address"),
+    }
+    say("  clock          the current time (the certificate checks use it)");
+    say("");
+    say("The harness sets the rest over the console before every case:");
+    say(&format!("  smtp.server    {server}"));
+    say(&format!("  pop.server     {server}"));
+    say("  smtp.port, smtp.ssl_port, pop.port, pop.ssl_port: ports of this run's listeners");
+    let mut lines = Vec::new();
+    checks.extend(zoo_checks(o, &server, &mut lines));
+    for l in &lines {
+        say(l);
+    }
+    say("");
+
+    let probe_checks = match &o.device {
+        Some(device) => {
+            let responder_ok = checks.iter().any(|c| c.what == RESPONDER_CHECK && c.ok);
+            probe_device(o, device.clone(), responder_ok, &server, say)?
+        }
+        None => wait_for_device(o, &server, say)?,
+    };
+    checks.extend(probe_checks);
+
+    say("");
+    say("Checks:");
+    for c in &checks {
+        say(&format!(
+            "  [{}] {}: {}",
+            if c.ok { " ok " } else { "FAIL" },
+            c.what,
+            c.detail
+        ));
+    }
+    Ok(checks.iter().all(|c| c.ok))
+}
+
+fn network(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v) => {
+            let m = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            IpAddr::from(std::net::Ipv4Addr::from(u32::from(v) & m))
+        }
+        IpAddr::V6(v) => {
+            let m = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            IpAddr::from(std::net::Ipv6Addr::from(u128::from(v) & m))
+        }
+    }
+}
+
+fn netmask_v4(prefix: u8) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(
+        u32::MAX
+            .checked_shl(32 - u32::from(prefix.min(32)))
+            .unwrap_or(0),
+    )
+}
+
+const RESPONDER_CHECK: &str = "responder reachable by the device";
+
+/// The probe cases: an id of the setting matrix and what it shows reached.
+const PROBES: &[(&str, &str)] = &[
+    ("delivery/base", "SMTP"),
+    ("pop/pop_before_smtp.enabled=on", "POP3 (POP before SMTP)"),
+    (
+        "tls/smtp.tls=starttls,smtp.verify.revocation=on",
+        "STARTTLS and the OCSP responder",
+    ),
+];
+
+/// Drives the device through the probe cases and reports what reached the harness.
+fn probe_device(
+    o: &BenchSetupOptions,
+    device: DeviceChoice,
+    responder_ok: bool,
+    server: &str,
+    say: &mut dyn FnMut(&str),
+) -> Result<Vec<Check>, String> {
+    let facts = match &o.profile {
+        Some(p) => {
+            crate::device::Profile::load(p)
+                .map_err(|e| e.to_string())?
+                .facts
+        }
+        None => crate::model::DeviceFacts::default(),
+    };
+    let m = crate::matrix::Matrix::build(&o.certs, &o.scenarios, &facts)?;
+    let zoo_ok = crate::certs::options_of(&o.certs)
+        .ok()
+        .and_then(|z| responder_addr(&z.responder))
+        .filter(|_| responder_ok);
+    // The responder, kept to see the device's requests.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let responder = match zoo_ok {
+        Some(addr) => {
+            let zoo = crate::certs::load(&o.certs)?;
+            Some(rt.block_on(Responder::start(addr, zoo, 1.0)).map_err(|e| {
+                format!("the zoo's responder cannot listen on {addr} (in use?): {e}")
+            })?)
+        }
+        None => None,
+    };
+    say("Checking that the device reaches the harness (three probe cases):");
+    let mut runner = Runner::start(RunOptions {
+        device,
+        profile: o.profile.clone(),
+        bind: o.bind.clone(),
+        smtp_port: 0,
+        server_address: Some(server.to_string()),
+        filter: None,
+        verbose: false,
+        device_time_scale: o.time_scale,
+        certs: Some(o.certs.clone()),
+        plant: Vec::new(),
+        sim_exe: None,
+        reconnect_wait: o.reconnect_wait,
+    })
+    .map_err(|e| format!("cannot reach the device's console: {e}"))?;
+    let mut checks = Vec::new();
+    for (id, what) in PROBES {
+        let tls = id.starts_with("tls/");
+        if tls && responder.is_none() {
+            checks.push(check(
+                what,
+                false,
+                "not probed: the zoo's responder is not on the harness address (see above)",
+            ));
+            continue;
+        }
+        let row = m.parse_id(id)?;
+        let case = m.case(&row);
+        let before = responder.as_ref().map(|r| r.requests().len()).unwrap_or(0);
+        let r = runner.run_case(&case);
+        let obs = r.observed.as_ref();
+        let smtp_peers: Vec<String> = obs
+            .map(|o| {
+                o.server
+                    .connections
+                    .iter()
+                    .map(|c| c.peer.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let pop_peers: Vec<String> = obs
+            .map(|o| o.pop.iter().map(|c| c.peer.clone()).collect())
+            .unwrap_or_default();
+        let ocsp: Vec<String> = responder
+            .as_ref()
+            .map(|rs| {
+                rs.requests()
+                    .into_iter()
+                    .skip(before)
+                    .map(|q| format!("{} {} from {}", q.method, q.path, q.peer))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (reached, seen) = match *id {
+            "pop/pop_before_smtp.enabled=on" => (!pop_peers.is_empty(), pop_peers.join(", ")),
+            id if id.starts_with("tls/") => (
+                !smtp_peers.is_empty() && !ocsp.is_empty(),
+                format!(
+                    "SMTP from {}; responder: {}",
+                    smtp_peers.join(", "),
+                    ocsp.join(", ")
+                ),
+            ),
+            _ => (!smtp_peers.is_empty(), smtp_peers.join(", ")),
+        };
+        let detail = if reached && r.passed {
+            format!("reached ({seen}); case {id} passed")
+        } else if reached {
+            format!(
+                "reached ({seen}), but case {id} did not pass: {}",
+                r.harness_error
+                    .clone()
+                    .unwrap_or_else(|| r.mismatches.join("; "))
+            )
+        } else {
+            format!(
+                "nothing reached the harness in case {id}: {}",
+                r.harness_error
+                    .clone()
+                    .or_else(|| r.mismatches.first().cloned())
+                    .unwrap_or_else(|| "no connection".into())
+            )
+        };
+        say(&format!("  {what}: {detail}"));
+        checks.push(check(what, reached && r.passed, detail));
+    }
+    crate::pool::CaseRunner::shutdown(Box::new(runner));
+    drop(responder);
+    Ok(checks)
+}
+
+/// With no console: listens on plain SMTP and POP3 ports and waits for the device's
+/// own test mail.
+fn wait_for_device(
+    o: &BenchSetupOptions,
+    server: &str,
+    say: &mut dyn FnMut(&str),
+) -> Result<Vec<Check>, String> {
+    use crate::pop3::Pop3Config;
+    use crate::pop3_server::{Pop3Listen, Pop3Server};
+    use crate::pop_window::PopLogins;
+    use crate::smtp::SmtpConfig;
+    use crate::smtp_server::{Listen, ListenerKind, ServerOptions, SmtpServer};
+    use std::sync::Arc;
+    if o.wait.is_zero() {
+        say("No --device and --wait 0: nothing to check from the device's side.");
+        return Ok(Vec::new());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let logins = Arc::new(PopLogins::new(1.0));
+    let smtp = rt
+        .block_on(SmtpServer::start_with(
+            vec![Listen {
+                kind: ListenerKind::Plain,
+                bind: o.bind.socket(o.smtp_port),
+                identity: None,
+            }],
+            SmtpConfig::default(),
+            ServerOptions {
+                time_scale: 1.0,
+                pop_logins: Arc::clone(&logins),
+            },
+        ))
+        .map_err(|e| format!("SMTP listener on {}: {e}", o.bind.socket(o.smtp_port)))?;
+    let pop = rt
+        .block_on(Pop3Server::start(
+            vec![Pop3Listen {
+                kind: ListenerKind::Plain,
+                bind: o.bind.socket(o.pop_port),
+                identity: None,
+            }],
+            Pop3Config::default(),
+            1.0,
+            Arc::clone(&logins),
+        ))
+        .map_err(|e| format!("POP3 listener on {}: {e}", o.bind.socket(o.pop_port)))?;
+    let pop_port = pop.listeners().first().map(|(_, a)| a.port()).unwrap_or(0);
+    say("No --device: check by hand. On the device, set");
+    say(&format!("  smtp.server    {server}"));
+    say(&format!("  smtp.port      {}", smtp.addr().port()));
+    say("  smtp.tls       none, smtp.auth.enabled off");
+    say(&format!(
+        "  (POP: pop.server {server}, pop.port {pop_port}, if you try POP before SMTP)"
+    ));
+    say(&format!(
+        "and send a test mail (an alert, the counter, a scan) within {} s.",
+        o.wait.as_secs()
+    ));
+    let deadline = Instant::now() + o.wait;
+    let mut smtp_seen = Vec::new();
+    let mut pop_seen = Vec::new();
+    while Instant::now() < deadline && smtp_seen.is_empty() {
+        std::thread::sleep(Duration::from_millis(100));
+        let obs = smtp.take();
+        for c in &obs.connections {
+            let ehlo = c
+                .transcript
+                .iter()
+                .find_map(|e| {
+                    let t = e.text.trim_end();
+                    let up = t.to_ascii_uppercase();
+                    (up.starts_with("EHLO ") || up.starts_with("HELO ")).then(|| t.to_string())
+                })
+                .unwrap_or_else(|| "no EHLO".into());
+            smtp_seen.push(format!(
+                "{} ({ehlo}; {} message(s))",
+                c.peer,
+                obs.messages.len()
+            ));
+        }
+        for c in pop.take() {
+            pop_seen.push(c.peer);
+        }
+    }
+    let mut checks = vec![check(
+        "SMTP",
+        !smtp_seen.is_empty(),
+        if smtp_seen.is_empty() {
+            format!(
+                "no connection to {} within {} s: check the device's address, netmask and cable, and that no firewall drops port {}",
+                smtp.addr(),
+                o.wait.as_secs(),
+                smtp.addr().port()
+            )
+        } else {
+            format!("reached from {}", smtp_seen.join(", "))
+        },
+    )];
+    if !pop_seen.is_empty() {
+        checks.push(check(
+            "POP3",
+            true,
+            format!("reached from {}", pop_seen.join(", ")),
+        ));
+    }
+    Ok(checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_not_on_this_machine_is_named() {
+        let all = local_addresses();
+        let e = interface_of(&"192.0.2.77".parse().unwrap(), &all).unwrap_err();
+        assert!(e.contains("192.0.2.77"), "{e}");
+        assert!(e.contains("no interface of this machine"), "{e}");
+        let lo = interface_of(&BindAddr::loopback(), &all).unwrap();
+        assert_eq!(lo.map(|l| l.interface), Some("lo".to_string()));
+    }
+
+    #[test]
+    fn networks_print() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(network(ip("192.168.10.7"), 24), ip("192.168.10.0"));
+        assert_eq!(netmask_v4(24).to_string(), "255.255.255.0");
+        assert_eq!(network(ip("fd77::1"), 64), ip("fd77::"));
+    }
+}
