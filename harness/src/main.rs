@@ -299,7 +299,7 @@ struct RunArgs {
     #[arg(long)]
     plant: Vec<String>,
     /// Cases run at once, each worker with its own simulated device and fake servers
-    /// (default: the number of cores; a real device, or a fixed --smtp-port, runs one).
+    /// (default: 12 per core, at most 48; a real device, or a fixed --smtp-port, runs one).
     #[arg(long)]
     jobs: Option<usize>,
     /// Where results.jsonl and the report go (created if missing; default hil-report;
@@ -391,8 +391,12 @@ fn start_responder(certs: &std::path::Path) -> Result<tokio::runtime::Runtime, S
     Ok(rt)
 }
 
+/// Default workers per core for the embedded simulated device, and their most.
+const SIM_JOBS_PER_CORE: usize = 12;
+const MAX_DEFAULT_SIM_JOBS: usize = 48;
+
 /// How many workers: one for a real device (there is one) or a fixed fake server
-/// port (the workers cannot share it); else --jobs, by default the number of cores.
+/// port (the workers cannot share it); else --jobs, by default SIM_JOBS_PER_CORE per core.
 fn choose_jobs(a: &RunArgs, real_device: bool) -> Result<usize, String> {
     match a.jobs {
         Some(0) => Err("--jobs 0: must be at least 1".into()),
@@ -406,7 +410,13 @@ fn choose_jobs(a: &RunArgs, real_device: bool) -> Result<usize, String> {
         )),
         Some(n) => Ok(n),
         None if real_device || a.smtp_port != 0 => Ok(1),
-        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        // Most of a simulated case is device time spent waiting (timeouts, POP before
+        // SMTP, slow servers), not CPU: many more workers than cores overlap the waits
+        // (docs in BENCHMARKS.md §1).
+        None => Ok(std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .saturating_mul(SIM_JOBS_PER_CORE)
+            .min(MAX_DEFAULT_SIM_JOBS)),
     }
 }
 
@@ -518,6 +528,12 @@ fn run(a: RunArgs) -> Result<u8, String> {
             what.push(format!("--filter {f:?}"));
         }
         return Err(format!("no case matches {}", what.join(" and ")));
+    }
+    // The longest waits first: with several workers they overlap with the rest
+    // instead of ending the run alone.
+    let mut cases = cases;
+    if jobs > 1 {
+        cases.sort_by_key(|c| std::cmp::Reverse(hil::runner::device_wait_estimate(c)));
     }
     let verbose = a.verbose || a.case.is_some();
     let report_dir = match (&a.report, &a.case) {

@@ -101,6 +101,37 @@ impl CaseResult {
     }
 }
 
+/// A rough bound of the device time (ms) a case spends waiting: the POP before SMTP
+/// wait, and `smtp.timeout` when the server stalls (a scripted delay, hang, half line
+/// or throttle) or the device is pointed at a listener of the other TLS kind. Used only
+/// to start the longest cases first, so that their waits overlap with the rest.
+pub fn device_wait_estimate(case: &Case) -> u64 {
+    use crate::faults::Action;
+    let setting = |k: &str| {
+        case.settings
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let number = |k: &str, default: u64| setting(k).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let mut ms = 0;
+    if setting("pop_before_smtp.enabled") == Some("on") {
+        ms += number("pop_before_smtp.wait", 5) * 1000;
+    }
+    let stalls = case.server.faults.iter().any(|f| {
+        matches!(
+            f.action,
+            Action::Delay { .. } | Action::Hang | Action::HalfLine | Action::Throttle { .. }
+        )
+    });
+    let implicit = setting("smtp.tls") == Some("smtps");
+    let mismatched = (case.listener == ListenerKind::Tls) != implicit;
+    if stalls || mismatched {
+        ms += number("smtp.timeout", 60) * 1000;
+    }
+    ms
+}
+
 /// Where the device is pointed: the server address and the four ports.
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
