@@ -155,7 +155,8 @@ const SUBMENUS: &[(&str, &[&str])] = &[
         "4",
         &[
             " 4.1 TO[,TO...] SIZE_KB [USER]   Scan to e-mail",
-            " 4.2 KIND                        Raise an alert",
+            " 4.2 KIND                        Raise an alert: paper-out, jam, toner-empty,",
+            "                                 maintenance-due, tray-full, service-call, job-error",
             " 4.3                             Send the total counter now",
             " 4.4 N                           Show a job",
         ],
@@ -590,6 +591,18 @@ mod tests {
             "{welcome:?}"
         );
         m
+    }
+
+    #[test]
+    fn the_jobs_menu_names_every_alert_word() {
+        let jobs = SUBMENUS
+            .iter()
+            .find(|(k, _)| *k == "4")
+            .map(|(_, items)| items.join(" "))
+            .unwrap_or_default();
+        for (word, _) in ALERT_WORDS {
+            assert!(jobs.contains(word), "{word}");
+        }
     }
 
     #[test]
