@@ -429,6 +429,7 @@ impl Runner {
                 for v in self.profile.variants.iter().chain(&self.opts.plant) {
                     args.extend(["--variant".to_string(), v.clone()]);
                 }
+                args.extend(self.profile.sim_args.iter().cloned());
                 let sim = EmbeddedSim::spawn(
                     &exe,
                     &args,
@@ -593,6 +594,7 @@ impl Runner {
                 let judging = verdict::Judging {
                     time_scale: self.time_scale(),
                     synthetic_scan: self.profile.synthetic_scan,
+                    profile: Some(&self.profile),
                 };
                 let mismatches = verdict::compare_all(&prediction, &observed, &judging);
                 CaseResult {

@@ -89,8 +89,9 @@ pub fn compare_all(p: &Prediction, obs: &Observed, judging: &Judging) -> Vec<Str
                         "the apply was refused with {class}, expected config"
                     ));
                 }
-                if !detail.contains(key.as_str()) {
-                    bad.push(format!("the refusal {detail:?} does not name {key}"));
+                let name = judging.profile.map_or(key.as_str(), |p| p.device_key(key));
+                if !detail.contains(name) {
+                    bad.push(format!("the refusal {detail:?} does not name {name}"));
                 }
             }
             None => bad.push(format!(
@@ -191,12 +192,15 @@ fn pop(exp: Option<&PopExpect>, conns: &[Pop3Connection], bad: &mut Vec<String>)
 
 /// What the comparison needs to know about the device and the run.
 #[derive(Debug, Clone, Copy)]
-pub struct Judging {
+pub struct Judging<'a> {
     /// The device's time runs this many times faster than wall time (1 on hardware).
     pub time_scale: f64,
     /// The device's scan attachment follows the simulator's rule (byte `i` is
     /// `i mod 251`), so it can be checked byte for byte.
     pub synthetic_scan: bool,
+    /// The device's profile, for its names of the settings (a refusal names the key
+    /// as the device calls it); `None`: SPEC's names.
+    pub profile: Option<&'a crate::device::Profile>,
 }
 
 /// The scan attachment a device sends for `size_kb` KB: byte `i` is `i mod 251`
@@ -546,6 +550,7 @@ mod tests {
     const JUDGING: Judging = Judging {
         time_scale: 10.0,
         synthetic_scan: true,
+        profile: None,
     };
 
     fn expected(detail: Option<&str>, wait_ms: Option<u64>) -> Expected {

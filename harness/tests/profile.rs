@@ -99,6 +99,22 @@ fn profile_check_passes_a_valid_profile_and_summarises_it() {
 }
 
 #[test]
+fn the_menu_dialects_profile_is_valid() {
+    let (code, out, err) = check(&root().join("fixtures/devices/sim-menu.toml"));
+    assert_eq!(code, 0, "{out}{err}");
+    for want in [
+        "a valid profile",
+        "name: mfp-sim-menu",
+        "get           \"1.1 {key}\"",
+        "embedded simulated device started with: --dialect menu",
+        "login: as \"service\" (password ***)",
+    ] {
+        assert!(out.contains(want), "{want:?} not in\n{out}");
+    }
+    assert!(!out.contains("mfp-4000"), "the password in\n{out}");
+}
+
+#[test]
 fn profile_check_names_what_is_wrong_where() {
     let scratch = Scratch::new("broken");
     let temp = |name: &str| scratch.path(name);
@@ -134,6 +150,25 @@ fn profile_check_names_what_is_wrong_where() {
             "unknown-variant",
             base.replace("variants = []", "variants = [\"cn_only\"]"),
             &["variants", "\"cn_only\"", "cn-only"],
+        ),
+        (
+            "empty-recipient-word",
+            base.replace(
+                "recipient = '^RCPT",
+                "recipient_accepted = \"\"\nrecipient = '^RCPT",
+            ),
+            &["answers.recipient_accepted", "not empty"],
+        ),
+        (
+            "sim-args-the-harness-sets",
+            base.replace(
+                "variants = []",
+                "variants = []\nsim_args = [\"--dialect\", \"menu\", \"--console\", \"stdio\"]",
+            ),
+            &[
+                "sim_args[2] = \"--console\"",
+                "the harness sets --console itself",
+            ],
         ),
         (
             "template-missing-parameter",

@@ -5,7 +5,7 @@
 //! Bad input of any kind (binary bytes, over-long lines, unknown commands, bad
 //! quoting) is answered with `ERR config …` and the console keeps serving.
 
-use crate::device::{Device, Trigger};
+use crate::device::{Device, JobEvent, JobState, JobStatus, Trigger};
 use crate::settings;
 
 /// Longest line the console accepts, in bytes (the end of line not counted).
@@ -151,7 +151,7 @@ fn ok(mut data: Vec<String>) -> Answer {
 /// One console session's state: whether it is collecting a PEM block.
 #[derive(Debug, Default)]
 pub struct Session {
-    pem: Option<String>,
+    pem: Option<PemCollector>,
     started: Vec<u64>,
 }
 
@@ -171,68 +171,176 @@ const HELP: &[&str] = &[
     "job N",
 ];
 
+/// The text of a line, or why the console ignores it (not UTF-8, too long, a
+/// control character): the detail of the dialect's error line.
+pub fn line_text(line: Line) -> Result<String, String> {
+    let text = match line {
+        Line::Text(t) => t,
+        Line::TooLong(n) => {
+            return Err(format!(
+                "line of {n} bytes is longer than {MAX_LINE} bytes; ignored"
+            ))
+        }
+        Line::NotUtf8 => return Err("line is not UTF-8 text; ignored".into()),
+    };
+    if let Some(c) = text.chars().find(|c| c.is_control() && *c != '\t') {
+        return Err(format!(
+            "line contains the control character {c:?}; ignored"
+        ));
+    }
+    Ok(text)
+}
+
+/// Collects the PEM lines after a certificate import command.
+#[derive(Debug)]
+pub struct PemCollector {
+    /// The command that started it, for messages (`cert import`).
+    command: &'static str,
+    pem: String,
+}
+
+/// What one line did to a [`PemCollector`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum PemStep {
+    /// Keep collecting.
+    More,
+    /// The block is complete: the certificate was imported, or why not.
+    Imported(Result<(), String>),
+    /// The line cannot be part of a PEM block: the import is abandoned, and why.
+    Abandoned(String),
+}
+
+impl PemCollector {
+    pub fn new(command: &'static str) -> PemCollector {
+        PemCollector {
+            command,
+            pem: String::new(),
+        }
+    }
+
+    /// Takes one line (already checked by [`line_text`]); imports the certificate
+    /// into `dev` at its END line.
+    pub fn feed(&mut self, text: &str, dev: &Device) -> PemStep {
+        let starting = self.pem.is_empty();
+        let line = text.trim();
+        let expected = if starting {
+            line == "-----BEGIN CERTIFICATE-----"
+        } else {
+            line == "-----END CERTIFICATE-----"
+                || line.is_empty()
+                || line
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        };
+        let cmd = self.command;
+        if !expected {
+            let what = if starting {
+                format!("the line after `{cmd}` must be -----BEGIN CERTIFICATE-----")
+            } else {
+                "a PEM line must be base64 or -----END CERTIFICATE-----".to_string()
+            };
+            return PemStep::Abandoned(format!("{cmd}: {what}; import abandoned"));
+        }
+        self.pem.push_str(text);
+        self.pem.push('\n');
+        if self.pem.len() > MAX_PEM {
+            return PemStep::Abandoned(format!("{cmd}: PEM longer than {MAX_PEM} bytes"));
+        }
+        if line == "-----END CERTIFICATE-----" {
+            return PemStep::Imported(
+                dev.import_cert(&self.pem)
+                    .map_err(|e| format!("{cmd}: {e}")),
+            );
+        }
+        PemStep::More
+    }
+}
+
+/// Reads the arguments of a scan command (`cmd` names it in messages): the
+/// recipients joined by commas, the size in KB and an optional device user.
+pub fn scan_trigger(
+    cmd: &str,
+    to: &str,
+    size: &str,
+    user: Option<&str>,
+) -> Result<Trigger, String> {
+    let recipients: Vec<String> = to.split(',').map(str::to_string).collect();
+    for r in &recipients {
+        if let Err(why) = settings::check_email(r, 320) {
+            return Err(format!("{cmd}: recipient {r:?}: must be {why}"));
+        }
+    }
+    let size_kb = match size.parse::<u32>() {
+        Ok(n) if n <= MAX_SCAN_KB => n,
+        _ => {
+            return Err(format!(
+                "{cmd}: SIZE_KB {size:?} must be an integer from 0 to {MAX_SCAN_KB}"
+            ))
+        }
+    };
+    Ok(Trigger::Scan {
+        to: recipients,
+        size_kb,
+        user: user.map(str::to_string),
+    })
+}
+
+/// The reference dialect's `job n` data lines.
+pub fn job_lines(job: &JobStatus) -> Vec<String> {
+    let state = match job.state {
+        JobState::Queued => "queued",
+        JobState::Running => "running",
+        JobState::Done => "done",
+        JobState::Failed => "failed",
+    };
+    let mut first = format!("JOB {} {state}", job.id);
+    if let Some((class, detail)) = &job.error {
+        first.push_str(&format!(" {class} {detail}"));
+    }
+    let mut lines = vec![first];
+    for rc in &job.recipients {
+        if rc.accepted {
+            lines.push(format!("RCPT {} accepted", rc.address));
+        } else {
+            lines.push(format!("RCPT {} rejected {}", rc.address, rc.reply));
+        }
+    }
+    lines
+}
+
+/// The reference dialect's line for a job's end (`EVENT JOB n done|failed …`).
+pub fn event_line(e: &JobEvent) -> String {
+    match &e.error {
+        None => format!("EVENT JOB {} done", e.id),
+        Some((class, detail)) => format!("EVENT JOB {} failed {class} {detail}", e.id),
+    }
+}
+
 impl Session {
     /// Handles one line; answers nothing while a PEM block is being collected.
     pub fn handle(&mut self, line: Line, dev: &Device) -> Answer {
-        let text = match line {
-            Line::Text(t) => t,
-            Line::TooLong(n) => {
+        let text = match line_text(line) {
+            Ok(t) => t,
+            Err(e) => {
                 self.pem = None;
-                return err(
-                    "config",
-                    format!("line of {n} bytes is longer than {MAX_LINE} bytes; ignored"),
-                );
-            }
-            Line::NotUtf8 => {
-                self.pem = None;
-                return err("config", "line is not UTF-8 text; ignored");
+                return err("config", e);
             }
         };
-        if let Some(c) = text.chars().find(|c| c.is_control() && *c != '\t') {
-            self.pem = None;
-            return err(
-                "config",
-                format!("line contains the control character {c:?}; ignored"),
-            );
-        }
-        if let Some(starting) = self.pem.as_ref().map(String::is_empty) {
-            let line = text.trim();
-            let expected = if starting {
-                line == "-----BEGIN CERTIFICATE-----"
-            } else {
-                line == "-----END CERTIFICATE-----"
-                    || line.is_empty()
-                    || line
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        if let Some(pem) = self.pem.as_mut() {
+            return match pem.feed(&text, dev) {
+                PemStep::More => Vec::new(),
+                PemStep::Imported(r) => {
+                    self.pem = None;
+                    match r {
+                        Ok(()) => ok(vec![]),
+                        Err(e) => err("config", e),
+                    }
+                }
+                PemStep::Abandoned(e) => {
+                    self.pem = None;
+                    err("config", e)
+                }
             };
-            if !expected {
-                self.pem = None;
-                let what = if starting {
-                    "the line after `cert import` must be -----BEGIN CERTIFICATE-----"
-                } else {
-                    "a PEM line must be base64 or -----END CERTIFICATE-----"
-                };
-                return err("config", format!("cert import: {what}; import abandoned"));
-            }
-            let pem = self.pem.get_or_insert_with(String::new);
-            pem.push_str(&text);
-            pem.push('\n');
-            if pem.len() > MAX_PEM {
-                self.pem = None;
-                return err(
-                    "config",
-                    format!("cert import: PEM longer than {MAX_PEM} bytes"),
-                );
-            }
-            if text.trim() == "-----END CERTIFICATE-----" {
-                let pem = self.pem.take().unwrap_or_default();
-                return match dev.import_cert(&pem) {
-                    Ok(()) => ok(vec![]),
-                    Err(e) => err("config", format!("cert import: {e}")),
-                };
-            }
-            return Vec::new();
         }
         let words = match split_words(&text) {
             Ok(w) => w,
@@ -298,7 +406,7 @@ impl Session {
             }
             ["user", ..] => err("config", "usage: user add NAME PASSWORD ADDRESS"),
             ["cert", "import"] => {
-                self.pem = Some(String::new());
+                self.pem = Some(PemCollector::new("cert import"));
                 Vec::new()
             }
             ["cert", ..] => err("config", "usage: cert import, then the PEM lines"),
@@ -308,32 +416,10 @@ impl Session {
             },
             ["notify", ..] => err("config", "usage: notify add ADDRESS"),
             ["scan", "send", to, size, rest @ ..] if rest.len() <= 1 => {
-                let recipients: Vec<String> = to.split(',').map(str::to_string).collect();
-                for r in &recipients {
-                    if let Err(why) = settings::check_email(r, 320) {
-                        return err(
-                            "config",
-                            format!("scan send: recipient {r:?}: must be {why}"),
-                        );
-                    }
+                match scan_trigger("scan send", to, size, rest.first().copied()) {
+                    Ok(t) => self.trigger(dev, t),
+                    Err(e) => err("config", e),
                 }
-                let size_kb = match size.parse::<u32>() {
-                    Ok(n) if n <= MAX_SCAN_KB => n,
-                    _ => {
-                        return err(
-                            "config",
-                            format!("scan send: SIZE_KB {size:?} must be an integer from 0 to {MAX_SCAN_KB}"),
-                        )
-                    }
-                };
-                self.trigger(
-                    dev,
-                    Trigger::Scan {
-                        to: recipients,
-                        size_kb,
-                        user: rest.first().map(|s| s.to_string()),
-                    },
-                )
             }
             ["scan", ..] => err("config", "usage: scan send TO[,TO...] SIZE_KB [USER]"),
             ["alert", "raise", kind] => match ALERT_KINDS.iter().find(|k| *k == kind) {
@@ -349,8 +435,8 @@ impl Session {
             ["alert", ..] => err("config", "usage: alert raise KIND"),
             ["counter", "send-now"] => self.trigger(dev, Trigger::Counter),
             ["counter", ..] => err("config", "usage: counter send-now"),
-            ["job", n] => match n.parse::<u64>().ok().and_then(|n| dev.job_report(n)) {
-                Some(lines) => ok(lines),
+            ["job", n] => match n.parse::<u64>().ok().and_then(|n| dev.job_status(n)) {
+                Some(job) => ok(job_lines(&job)),
                 None => err("config", format!("job: no job {n:?}")),
             },
             ["job", ..] => err("config", "usage: job N"),

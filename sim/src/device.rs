@@ -1,6 +1,6 @@
 //! The device's state behind the console: settings, clock, users, the external
 //! certificate store, notification addresses and the job queue, plus the fan-out of
-//! `EVENT` lines to every open console.
+//! job events to every open console (each console prints them in its own dialect).
 //!
 //! Jobs run one at a time on a worker thread, each with a snapshot of the settings
 //! and stores taken when it was triggered.
@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use crate::console::{describe_refusals, quote};
 use crate::jobs::{self, JobInput, JobResult};
+use crate::settings::Refusal;
 use crate::settings::{self, Settings};
 
 /// The device clock's range: a year outside it is refused by `clock set`.
@@ -127,13 +128,44 @@ impl Default for Options {
     }
 }
 
+/// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum JobState {
+pub enum JobState {
     Queued,
     Running,
     Done,
     Failed,
 }
+
+/// A job's end, as told to every open console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobEvent {
+    pub id: u64,
+    /// `None`: done; else the error class of SPEC §5 and the detail.
+    pub error: Option<(&'static str, String)>,
+}
+
+/// One recipient of a finished job: whether the server took it, else its reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientStatus {
+    pub address: String,
+    pub accepted: bool,
+    pub reply: String,
+}
+
+/// What the device knows of one job (`job n`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobStatus {
+    pub id: u64,
+    pub state: JobState,
+    /// The error class of SPEC §5 and the detail, for a failed job.
+    pub error: Option<(&'static str, String)>,
+    /// Per recipient, once the job has ended.
+    pub recipients: Vec<RecipientStatus>,
+}
+
+/// A console's handler of job events; answers false once the console has gone.
+pub type Subscriber = Box<dyn Fn(&JobEvent) -> bool + Send>;
 
 #[derive(Debug)]
 struct Job {
@@ -157,7 +189,7 @@ struct State {
 /// The device. Shared by the consoles and the job worker.
 pub struct Device {
     state: Mutex<State>,
-    subscribers: Mutex<Vec<(u64, mpsc::Sender<String>)>>,
+    subscribers: Mutex<Vec<(u64, Subscriber)>>,
     next_subscriber: std::sync::atomic::AtomicU64,
     queue: Mutex<mpsc::Sender<u64>>,
     opts: Options,
@@ -208,10 +240,12 @@ impl Device {
 
     /// Applies `pairs` all or nothing; the error is ready for an `ERR config` line.
     pub fn apply(&self, pairs: &[(&str, &str)]) -> Result<(), String> {
-        self.lock()
-            .settings
-            .apply(pairs)
-            .map_err(|r| describe_refusals(&r))
+        self.apply_checked(pairs).map_err(|r| describe_refusals(&r))
+    }
+
+    /// Applies `pairs` all or nothing; answers every refusal (SPEC keys).
+    pub fn apply_checked(&self, pairs: &[(&str, &str)]) -> Result<(), Vec<Refusal>> {
+        self.lock().settings.apply(pairs)
     }
 
     /// Factory defaults and empty stores; job numbers keep counting up.
@@ -414,9 +448,9 @@ impl Device {
         };
         let Some(input) = input else { return };
         let result = rt.block_on(jobs::run(input, &self.opts));
-        let event = match &result.error {
-            None => format!("EVENT JOB {id} done"),
-            Some((class, detail)) => format!("EVENT JOB {id} failed {class} {detail}"),
+        let event = JobEvent {
+            id,
+            error: result.error.clone(),
         };
         {
             let mut s = self.lock();
@@ -440,47 +474,45 @@ impl Device {
         self.lock().jobs.clear();
     }
 
-    /// The `job n` answer lines (status line not included).
-    pub fn job_report(&self, id: u64) -> Option<Vec<String>> {
+    /// What the device knows of job `id`; `None` for a job it does not know.
+    pub fn job_status(&self, id: u64) -> Option<JobStatus> {
         let s = self.lock();
         let job = s.jobs.get(&id)?;
-        let state = match job.state {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Done => "done",
-            JobState::Failed => "failed",
+        let (error, recipients) = match &job.result {
+            Some(r) => (
+                r.error.clone(),
+                r.recipients
+                    .iter()
+                    .map(|rc| RecipientStatus {
+                        address: rc.address.clone(),
+                        accepted: rc.accepted,
+                        reply: rc.reply.clone(),
+                    })
+                    .collect(),
+            ),
+            None => (None, Vec::new()),
         };
-        let mut first = format!("JOB {id} {state}");
-        let mut lines = Vec::new();
-        if let Some(r) = &job.result {
-            if let Some((class, detail)) = &r.error {
-                first.push_str(&format!(" {class} {detail}"));
-            }
-            for rc in &r.recipients {
-                if rc.accepted {
-                    lines.push(format!("RCPT {} accepted", rc.address));
-                } else {
-                    lines.push(format!("RCPT {} rejected {}", rc.address, rc.reply));
-                }
-            }
-        }
-        lines.insert(0, first);
-        Some(lines)
+        Some(JobStatus {
+            id,
+            state: job.state,
+            error,
+            recipients,
+        })
     }
 
-    /// Registers a console for `EVENT` lines; answers its handle for unsubscribe.
-    pub fn subscribe(&self, tx: mpsc::Sender<String>) -> u64 {
+    /// Registers a console for job events; answers its handle for unsubscribe.
+    pub fn subscribe(&self, handler: Subscriber) -> u64 {
         let id = self
             .next_subscriber
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.subscribers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((id, tx));
+            .push((id, handler));
         id
     }
 
-    /// Stops sending `EVENT` lines to a console that has gone.
+    /// Stops telling a console that has gone of job events.
     pub fn unsubscribe(&self, id: u64) {
         self.subscribers
             .lock()
@@ -488,12 +520,10 @@ impl Device {
             .retain(|(i, _)| *i != id);
     }
 
-    fn broadcast(&self, line: &str) {
-        let mut line = line.to_string();
-        line.push_str("\r\n");
+    fn broadcast(&self, event: &JobEvent) {
         self.subscribers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|(_, tx)| tx.send(line.clone()).is_ok());
+            .retain(|(_, handler)| handler(event));
     }
 }

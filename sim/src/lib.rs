@@ -2,15 +2,18 @@
 //! its serial console, following the behaviour contract in SPEC.md.
 //!
 //! The modules follow one concept each: `settings` (schema and validation),
-//! `console` (the line protocol, no I/O), `device` (state and job queue), `jobs`
+//! `console` (the reference line protocol, no I/O), `menu` (the second dialect),
+//! `dialect` (what a transport needs of either), `device` (state and job queue), `jobs`
 //! (what a job sends), `mime` (building mails), `smtp_client` (the SMTP state
 //! machine, no I/O), `net` (its tokio layer), `transport` (pty, stdio, TCP).
 
 pub mod console;
 pub mod device;
+pub mod dialect;
 pub mod files;
 pub mod http;
 pub mod jobs;
+pub mod menu;
 pub mod mime;
 pub mod net;
 pub mod partial;
@@ -31,6 +34,13 @@ pub struct SimArgs {
     /// `stdio`, or `tcp:ADDR:PORT` (raw TCP, as ser2net serves a port).
     #[arg(long, default_value = "pty")]
     pub console: String,
+    /// The console dialect: `reference` (SPEC §6) or `menu` (numbered menus behind a
+    /// login, docs/profiles.md "The second dialect").
+    #[arg(long, default_value = "reference")]
+    pub dialect: String,
+    /// The menu dialect's login, `USER:PASSWORD` (default service:mfp-4000).
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub menu_login: Option<String>,
     /// Device time runs this many times faster for timeouts and waits.
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
@@ -73,6 +83,7 @@ pub fn run(args: SimArgs) -> Result<(), String> {
             .map_err(|_| format!("--resolve {r:?}: {addr:?} is not an IP address"))?;
         resolve.push((name.to_ascii_lowercase(), ip));
     }
+    let dialect = dialect_of(&args)?;
     let mut variants = device::Variants::default();
     for v in &args.variant {
         variants.set(v)?;
@@ -89,10 +100,10 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     })
     .map_err(|e| format!("cannot start the device: {e}"))?;
     let r = match args.console.as_str() {
-        "pty" => transport::serve_pty(dev),
-        "stdio" => transport::serve_stdio(dev),
+        "pty" => transport::serve_pty(dev, &dialect),
+        "stdio" => transport::serve_stdio(dev, &dialect),
         other => match other.strip_prefix("tcp:") {
-            Some(addr) => transport::serve_tcp(addr, dev),
+            Some(addr) => transport::serve_tcp(addr, dev, &dialect),
             None => {
                 return Err(format!(
                     "--console {other:?}: must be pty, stdio or tcp:ADDR:PORT"
@@ -101,4 +112,22 @@ pub fn run(args: SimArgs) -> Result<(), String> {
         },
     };
     r.map_err(|e| format!("console ({}): {e}", args.console))
+}
+
+/// The dialect `--dialect` and `--menu-login` ask for.
+fn dialect_of(args: &SimArgs) -> Result<dialect::DialectKind, String> {
+    match (args.dialect.as_str(), &args.menu_login) {
+        ("reference", None) => Ok(dialect::DialectKind::Reference),
+        ("reference", Some(_)) => Err(
+            "--menu-login: only with --dialect menu (the reference dialect has no login)".into(),
+        ),
+        ("menu", login) => Ok(dialect::DialectKind::Menu(match login {
+            Some(spec) => menu::MenuLogin::parse(spec)?,
+            None => menu::MenuLogin::default(),
+        })),
+        (other, _) => Err(format!(
+            "--dialect {other:?}: must be one of {}",
+            dialect::DIALECTS.join(", ")
+        )),
+    }
 }

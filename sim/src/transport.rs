@@ -1,32 +1,64 @@
 //! The console's transports (issue: pty, stdio, raw TCP as ser2net serves a port).
-//! They only move bytes between a byte stream and a [`console::Session`]; answers and
-//! `EVENT` lines go out through one writer thread per connection, so an answer's
-//! lines are never split by an event.
+//! They only move bytes between a byte stream and a session of a [`Dialect`];
+//! greetings, answers and job events go out through one writer thread per
+//! connection, so an answer's lines are never split by an event.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serialport::SerialPort;
 
-use crate::console::{LineBuffer, Session};
-use crate::device::Device;
+use crate::console::LineBuffer;
+use crate::device::{Device, JobEvent};
+use crate::dialect::{Dialect, DialectKind};
 
-/// Serves one console connection until the reader ends.
-pub fn serve<R, W>(mut reader: R, mut writer: W, dev: Arc<Device>) -> io::Result<()>
+/// What the writer thread writes: a dialect's text, or a job event it words.
+enum Out {
+    Text(String),
+    Event(JobEvent),
+}
+
+fn locked(d: &Mutex<Box<dyn Dialect>>) -> MutexGuard<'_, Box<dyn Dialect>> {
+    d.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Serves one console connection in `dialect` until the reader ends.
+pub fn serve<R, W>(
+    mut reader: R,
+    mut writer: W,
+    dev: Arc<Device>,
+    dialect: &DialectKind,
+) -> io::Result<()>
 where
     R: Read,
     W: Write + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel::<String>();
-    let sub = dev.subscribe(tx.clone());
+    let session: Arc<Mutex<Box<dyn Dialect>>> = Arc::new(Mutex::new(dialect.session()));
+    let (tx, rx) = mpsc::channel::<Out>();
+    let events = tx.clone();
+    let sub = dev.subscribe(Box::new(move |e: &JobEvent| {
+        events.send(Out::Event(e.clone())).is_ok()
+    }));
+    let greeting = locked(&session).greeting();
+    if !greeting.is_empty() {
+        let _ = tx.send(Out::Text(greeting));
+    }
+    let words = Arc::clone(&session);
     let out = std::thread::Builder::new()
         .name("console-out".into())
         .spawn(move || {
-            for chunk in rx {
+            for msg in rx {
+                let chunk = match msg {
+                    Out::Text(t) => t,
+                    Out::Event(e) => locked(&words).event(&e),
+                };
+                if chunk.is_empty() {
+                    continue;
+                }
                 if writer
                     .write_all(chunk.as_bytes())
                     .and_then(|_| writer.flush())
@@ -37,7 +69,6 @@ where
             }
         })?;
     let mut lines = LineBuffer::default();
-    let mut session = Session::default();
     let mut buf = vec![0u8; 8192];
     let result = loop {
         let n = match reader.read(&mut buf) {
@@ -47,15 +78,15 @@ where
             Err(e) => break Err(e),
         };
         for line in lines.push(&buf[..n]) {
-            let answer = session.handle(line, &dev);
-            if !answer.is_empty() {
-                let mut text = answer.join("\r\n");
-                text.push_str("\r\n");
-                if tx.send(text).is_err() {
-                    break;
-                }
+            let (answer, started) = {
+                let mut s = locked(&session);
+                let answer = s.answer(line, &dev);
+                (answer, s.take_started())
+            };
+            if !answer.is_empty() && tx.send(Out::Text(answer)).is_err() {
+                break;
             }
-            for id in session.take_started() {
+            for id in started {
                 dev.run_submitted(id);
             }
         }
@@ -68,7 +99,7 @@ where
 
 /// Creates a pseudo-terminal, announces its path on standard output as the first line
 /// (`console: /dev/pts/N`), and serves it for as long as the process lives.
-pub fn serve_pty(dev: Arc<Device>) -> io::Result<()> {
+pub fn serve_pty(dev: Arc<Device>, dialect: &DialectKind) -> io::Result<()> {
     let (master, slave) = serialport::TTYPort::pair().map_err(io::Error::other)?;
     let path = slave
         .name()
@@ -80,16 +111,16 @@ pub fn serve_pty(dev: Arc<Device>) -> io::Result<()> {
     // SAFETY: `into_raw_fd` hands over sole ownership of a valid open descriptor.
     let master = unsafe { File::from_raw_fd(master.into_raw_fd()) };
     let writer = master.try_clone()?;
-    serve(master, writer, dev)
+    serve(master, writer, dev, dialect)
 }
 
 /// Serves the console on standard input and output.
-pub fn serve_stdio(dev: Arc<Device>) -> io::Result<()> {
-    serve(io::stdin(), io::stdout(), dev)
+pub fn serve_stdio(dev: Arc<Device>, dialect: &DialectKind) -> io::Result<()> {
+    serve(io::stdin(), io::stdout(), dev, dialect)
 }
 
 /// Serves raw TCP connections (as ser2net does), each a console of its own.
-pub fn serve_tcp(addr: &str, dev: Arc<Device>) -> io::Result<()> {
+pub fn serve_tcp(addr: &str, dev: Arc<Device>, dialect: &DialectKind) -> io::Result<()> {
     let listener = TcpListener::bind(addr)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     announce(&format!("tcp:{}", listener.local_addr()?))?;
@@ -103,8 +134,9 @@ pub fn serve_tcp(addr: &str, dev: Arc<Device>) -> io::Result<()> {
         };
         let writer = stream.try_clone()?;
         let dev = Arc::clone(&dev);
+        let dialect = dialect.clone();
         std::thread::spawn(move || {
-            if let Err(e) = serve(stream, writer, dev) {
+            if let Err(e) = serve(stream, writer, dev, &dialect) {
                 eprintln!("mfp-sim: console connection ended: {e}");
             }
         });

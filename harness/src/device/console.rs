@@ -100,6 +100,15 @@ pub struct ConsoleLine {
     pub text: String,
 }
 
+/// What a wait during the login saw.
+enum Seen {
+    /// The prompt waited for.
+    Prompt,
+    /// The command prompt: the console is logged in already.
+    Ready,
+    Nothing,
+}
+
 enum ReadMsg {
     Line(String),
     /// What the device printed so far of a line it has not ended (a login prompt).
@@ -270,15 +279,20 @@ impl Console {
                 .is_some_and(|l| l.user_prompt.is_match(c.profile.strip_prompt(text)))
         };
         let mut seen = false;
+        // A console showing its command prompt is logged in already (a serial
+        // console keeps its session when the harness reconnects).
+        let mut ready = false;
         loop {
             match c.rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(ReadMsg::Line(l)) => {
                     c.record(ConsoleDir::D, &l);
                     seen = asks(&l, &c);
+                    ready = false;
                     c.partial_used = 0;
                 }
                 Ok(ReadMsg::Partial(p)) => {
                     seen = asks(&p, &c);
+                    ready = c.shows_prompt(&p);
                     if seen {
                         c.record(ConsoleDir::D, &p);
                         c.partial_used = p.len();
@@ -292,9 +306,19 @@ impl Console {
             }
         }
         if let Some(login) = login {
-            c.login(&login, seen)?;
+            if !ready {
+                c.login(&login, seen)?;
+            }
         }
         Ok(c)
+    }
+
+    /// Whether `text`, a line the device has not ended, is its command prompt (one
+    /// or more times) and nothing else.
+    fn shows_prompt(&self, text: &str) -> bool {
+        !self.profile.prompt.is_empty()
+            && !text.is_empty()
+            && self.profile.strip_prompt(text).is_empty()
     }
 
     /// The profile's login step: answers the user prompt, then the password prompt
@@ -304,14 +328,19 @@ impl Console {
         self.add_secret(&login.password);
         let wait = Duration::from_millis(self.profile.timeouts.command_ms);
         if !seen && !self.await_prompt(&login.user_prompt, wait)? {
-            // Some consoles show their login prompt only after a key press.
+            // Some consoles show their login prompt only after a key press; one
+            // that answers it with its command prompt is logged in already.
             self.send_line("", "")?;
-            if !self.await_prompt(&login.user_prompt, wait)? {
-                return Err(DriverError::Timeout(format!(
-                    "{} showed no login prompt matching login.user_prompt {:?}",
-                    self.name,
-                    login.user_prompt.as_str()
-                )));
+            match self.await_seen(&login.user_prompt, wait, true)? {
+                Seen::Prompt => {}
+                Seen::Ready => return Ok(()),
+                Seen::Nothing => {
+                    return Err(DriverError::Timeout(format!(
+                        "{} showed no login prompt matching login.user_prompt {:?}",
+                        self.name,
+                        login.user_prompt.as_str()
+                    )))
+                }
             }
         }
         self.send_line(&login.user, &login.user)?;
@@ -339,6 +368,20 @@ impl Console {
     /// Waits up to `wait` for a line, or a line not yet ended, matching `prompt`;
     /// other lines are logged (and events kept).
     fn await_prompt(&mut self, prompt: &regex::Regex, wait: Duration) -> Result<bool, DriverError> {
+        Ok(matches!(
+            self.await_seen(prompt, wait, false)?,
+            Seen::Prompt
+        ))
+    }
+
+    /// [`Console::await_prompt`]; with `ready_too` also stops at the profile's
+    /// command prompt shown alone on a line not yet ended.
+    fn await_seen(
+        &mut self,
+        prompt: &regex::Regex,
+        wait: Duration,
+        ready_too: bool,
+    ) -> Result<Seen, DriverError> {
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -349,7 +392,7 @@ impl Console {
                     let new = self.profile.strip_prompt(new).to_string();
                     self.partial_used = 0;
                     if prompt.is_match(&new) {
-                        return Ok(true);
+                        return Ok(Seen::Prompt);
                     }
                     if self.profile.event.is_match(&new) {
                         self.push_event(new);
@@ -361,7 +404,12 @@ impl Console {
                         let new = new.to_string();
                         self.record(ConsoleDir::D, &new);
                         self.partial_used = p.len();
-                        return Ok(true);
+                        return Ok(Seen::Prompt);
+                    }
+                    if ready_too && self.shows_prompt(new) {
+                        let new = new.to_string();
+                        self.record(ConsoleDir::D, &new);
+                        return Ok(Seen::Ready);
                     }
                 }
                 Ok(ReadMsg::Closed(why)) => {
@@ -371,7 +419,7 @@ impl Console {
                         self.name
                     )));
                 }
-                Err(_) => return Ok(false),
+                Err(_) => return Ok(Seen::Nothing),
             }
         }
     }
@@ -490,9 +538,22 @@ impl Console {
             .map_err(|e| DriverError::Link(format!("writing to {}: {e}", self.name)))?;
         let deadline = Instant::now() + Duration::from_millis(self.profile.timeouts.command_ms);
         let what = format!("{shown:?}");
-        let mut data = Vec::new();
+        let mut data: Vec<String> = Vec::new();
         loop {
-            let l = self.next_line(deadline, &what)?;
+            let l = match self.next_line(deadline, &what) {
+                // The device answered, but in words the profile does not know.
+                Err(DriverError::Timeout(_)) if !data.is_empty() => {
+                    let said: Vec<String> = data.iter().map(|l| self.redact(l)).collect();
+                    return Err(DriverError::Timeout(format!(
+                        "{} answered {what} with {said:?} but no line matched the profile's status.ok {:?} or status.error {:?} within {} ms ([timeouts] command_ms)",
+                        self.name,
+                        self.profile.ok.as_str(),
+                        self.profile.error.as_str(),
+                        self.profile.timeouts.command_ms
+                    )));
+                }
+                other => other?,
+            };
             if l.is_empty() {
                 // A bare prompt or an empty line says nothing.
                 continue;
@@ -703,10 +764,30 @@ impl Console {
             }
         }
         let deadline = Instant::now() + limit;
+        // Lines seen meanwhile (the last few), for the message if none ends the job.
+        let mut seen: VecDeque<String> = VecDeque::new();
         loop {
-            let l = self.next_line(deadline, &format!("the end of job {id}"))?;
+            let l = match self.next_line(deadline, &format!("the end of job {id}")) {
+                Err(DriverError::Timeout(_)) if !seen.is_empty() => {
+                    let said: Vec<String> = seen.iter().map(|l| self.redact(l)).collect();
+                    return Err(DriverError::Timeout(format!(
+                        "{} said {said:?} while job {id} ran, but no line matched the profile's events.job_done {:?} or events.job_failed {:?} within {} ms",
+                        self.name,
+                        self.profile.job_done.as_str(),
+                        self.profile.job_failed.as_str(),
+                        limit.as_millis()
+                    )));
+                }
+                other => other?,
+            };
             if let Some(end) = self.match_end(&l, id) {
                 return Ok(end);
+            }
+            if !l.is_empty() {
+                if seen.len() >= 5 {
+                    seen.pop_front();
+                }
+                seen.push_back(l.clone());
             }
             if self.profile.event.is_match(&l) {
                 self.push_event(l);
@@ -738,7 +819,9 @@ impl Console {
                         .name("address")
                         .map(|m| m.as_str().to_string())
                         .unwrap_or_default(),
-                    accepted: c.name("verdict").map(|m| m.as_str()) == Some("accepted"),
+                    accepted: c
+                        .name("verdict")
+                        .is_some_and(|m| p.recipient_is_accepted(m.as_str())),
                     detail: c
                         .name("detail")
                         .map(|m| m.as_str().to_string())

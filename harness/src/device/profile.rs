@@ -44,6 +44,8 @@ struct RawProfile {
     default_auth_methods: Option<Vec<String>>,
     #[serde(default)]
     login: Option<RawLogin>,
+    #[serde(default)]
+    sim_args: Vec<String>,
 }
 
 /// A console that asks for a login before it takes commands.
@@ -127,6 +129,12 @@ struct RawAnswers {
     job_started: String,
     job_state: String,
     recipient: String,
+    #[serde(default = "default_recipient_accepted")]
+    recipient_accepted: String,
+}
+
+fn default_recipient_accepted() -> String {
+    "accepted".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +171,9 @@ pub struct Profile {
     pub job_started: Regex,
     pub job_state: Regex,
     pub recipient: Regex,
+    /// The `verdict` of a `recipient` line for a recipient the server accepted (any
+    /// other word: rejected).
+    pub recipient_accepted: String,
     pub job_done: Regex,
     pub job_failed: Regex,
     /// What the harness must know of the firmware: its variants, its ranges where
@@ -170,6 +181,9 @@ pub struct Profile {
     pub facts: DeviceFacts,
     /// The login step, for consoles that ask for one.
     pub login: Option<Login>,
+    /// Only for profiles of the simulated device: the arguments the embedded
+    /// simulated device is started with (after the harness's own).
+    pub sim_args: Vec<String>,
     commands: BTreeMap<String, String>,
     alert_kinds: BTreeMap<String, String>,
     keys: BTreeMap<String, String>,
@@ -483,6 +497,28 @@ impl Profile {
                 ));
             }
         }
+        if raw.answers.recipient_accepted.trim().is_empty()
+            || raw.answers.recipient_accepted.contains(['\r', '\n'])
+        {
+            problems.push(format!(
+                "{file}: answers.recipient_accepted: must be the word of an accepted recipient (one line, not empty)"
+            ));
+        }
+        for (i, a) in raw.sim_args.iter().enumerate() {
+            if a.is_empty() || a.contains(['\r', '\n', '\0']) {
+                problems.push(format!(
+                    "{file}: sim_args[{i}] = {a:?}: an argument must be one line, not empty"
+                ));
+            }
+            // The harness chooses these itself.
+            for own in ["--console", "--time-scale", "--downloads"] {
+                if a == own || a.starts_with(&format!("{own}=")) {
+                    problems.push(format!(
+                        "{file}: sim_args[{i}] = {a:?}: the harness sets {own} itself"
+                    ));
+                }
+            }
+        }
         let (
             Some(ok),
             Some(error),
@@ -544,9 +580,11 @@ impl Profile {
             job_started,
             job_state,
             recipient,
+            recipient_accepted: raw.answers.recipient_accepted,
             job_done,
             job_failed,
             login,
+            sim_args: raw.sim_args,
             commands: raw.commands,
             alert_kinds: raw.alert_kinds,
             keys: raw.keys,
@@ -596,6 +634,12 @@ impl Profile {
             "default smtp.auth.methods: {}\n",
             self.facts.default_methods_value()
         ));
+        if !self.sim_args.is_empty() {
+            s.push_str(&format!(
+                "embedded simulated device started with: {}\n",
+                self.sim_args.join(" ")
+            ));
+        }
         s.push_str(&format!(
             "login: {}\n",
             match &self.login {
@@ -663,6 +707,11 @@ impl Profile {
             }
         }
         s
+    }
+
+    /// Whether a recipient line's `verdict` says the server accepted the recipient.
+    pub fn recipient_is_accepted(&self, verdict: &str) -> bool {
+        verdict == self.recipient_accepted
     }
 
     /// The device's name for a SPEC setting key.
@@ -878,6 +927,47 @@ mod tests {
             !format!("{p:?}").contains("\"pw\""),
             "the password in {{:?}}"
         );
+    }
+
+    #[test]
+    fn the_menu_profile_has_its_own_words_and_sim_args() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/devices/sim-menu.toml"
+        ))
+        .expect("fixtures/devices/sim-menu.toml");
+        let p = Profile::parse("sim-menu.toml", &text).expect("valid profile");
+        assert_eq!(p.sim_args, ["--dialect", "menu"]);
+        assert!(p.recipient_is_accepted("sent") && !p.recipient_is_accepted("accepted"));
+        assert_eq!(p.device_key("pop_before_smtp.wait"), "POP_BEFORE_SMTP_WAIT");
+        assert_eq!(p.alert_kind("paper_empty"), "paper-out");
+        assert_eq!(p.strip_prompt("MFP> MFP> Done."), "Done.");
+        assert!(p.ok.is_match("Done.") && !p.ok.is_match("OK"));
+        let c = p
+            .error
+            .captures("Error [auth_failed]: 535 5.7.8 no")
+            .expect("an error line");
+        assert_eq!(&c["class"], "auth_failed");
+        assert_eq!(&c["detail"], "535 5.7.8 no");
+        let c = p
+            .recipient
+            .captures("  to a@[IPv6:::1]: refused (550 5.1.1 (no) such)")
+            .expect("a recipient line");
+        assert_eq!(&c["address"], "a@[IPv6:::1]");
+        assert_eq!(&c["verdict"], "refused");
+        assert_eq!(&c["detail"], "550 5.1.1 (no) such");
+        assert!(p
+            .job_failed
+            .is_match("*** Job #3 aborted [timeout] no reply"));
+        assert!(p.job_state.is_match("Job #3 in progress"));
+        assert!(!p.event.is_match("Job #3 completed"));
+        // Every SPEC key is named differently.
+        for (k, _) in crate::model::DEFAULTS {
+            assert_ne!(p.device_key(k), *k, "{k}");
+        }
+        // The reference: its word, no arguments.
+        let r = Profile::parse("sim.toml", &sim_profile()).expect("valid profile");
+        assert!(r.recipient_is_accepted("accepted") && r.sim_args.is_empty());
     }
 
     /// Every broken profile names the file and the field; several problems are all
