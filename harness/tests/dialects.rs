@@ -96,7 +96,7 @@ fn the_menu_dialect_runs_the_same_matrix_and_its_sections_pass() {
         "invalid/",
         "auth/",
         "tls/",
-        "pop/pop_before_smtp.enabled=on,pop.apop=on",
+        "pop/",
         "load/",
     ]
     .into_iter()
