@@ -7,6 +7,23 @@
 //! - `cases`, `runner`, `verdict`: the cases, running them, judging them.
 //! - `pool`, `record`: running cases on parallel workers, the per-case records.
 
+/// `println!` that ends the process quietly when standard output is closed (`hil run
+/// --list | head`), instead of panicking on the broken pipe.
+#[macro_export]
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let mut o = std::io::stdout().lock();
+        #[allow(unused_imports)]
+        use std::io::Write as _;
+        if let Err(e) = writeln!(o, $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                $crate::device::embedded::kill_all();
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 pub mod bench_setup;
 pub mod cases;
 pub mod certs;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hil::say;
+
 use clap::{Parser, Subcommand};
 
 use hil::device::Endpoint;
@@ -104,7 +106,7 @@ fn profile_check(file: &std::path::Path) -> u8 {
     };
     match hil::device::Profile::check(&name, &text) {
         Ok(p) => {
-            println!("{name}: a valid profile");
+            say!("{name}: a valid profile");
             print!("{}", p.summary());
             0
         }
@@ -515,7 +517,7 @@ fn run(a: RunArgs) -> Result<u8, String> {
     };
     if a.list {
         for c in &cases {
-            println!("{}", c.id);
+            say!("{}", c.id);
         }
         return Ok(0);
     }
@@ -573,7 +575,7 @@ fn run(a: RunArgs) -> Result<u8, String> {
         device_time_scale: a.time_scale.unwrap_or(1.0),
         reconnect_wait: Duration::from_secs_f64(a.reconnect_wait),
     };
-    println!(
+    say!(
         "hil: {} cases, device {}, {jobs} worker{}",
         cases.len(),
         a.device,
@@ -622,9 +624,9 @@ fn run(a: RunArgs) -> Result<u8, String> {
     // Cases given up on after a stop request may still hold a simulated device.
     hil::device::embedded::kill_all();
     let s = result?;
-    println!("hil: ran in {:.1}s", s.elapsed_ms as f64 / 1000.0);
+    say!("hil: ran in {:.1}s", s.elapsed_ms as f64 / 1000.0);
     if let Some(d) = &report_dir {
-        println!("hil: results in {}", d.join("results.jsonl").display());
+        say!("hil: results in {}", d.join("results.jsonl").display());
     }
     if let Some(why) = &s.stopped {
         eprintln!("hil: stopped early: {why}");
@@ -632,7 +634,7 @@ fn run(a: RunArgs) -> Result<u8, String> {
     if let Some(e) = &s.report_error {
         eprintln!("hil: the report: {e}");
     }
-    println!("{}", s.last_line());
+    say!("{}", s.last_line());
     let _ = std::io::stdout().flush();
     Ok(if s.interrupted {
         130
@@ -672,10 +674,10 @@ fn matrix(a: MatrixArgs) -> Result<(), String> {
     )?;
     if a.matrix == "classic" && a.strength.is_none() {
         let cases = hil::cases::first_set();
-        println!("classic: {} hand-written cases (not a matrix)", cases.len());
+        say!("classic: {} hand-written cases (not a matrix)", cases.len());
         if a.list {
             for c in &cases {
-                println!("{}", c.id);
+                say!("{}", c.id);
             }
         }
         return Ok(());
@@ -684,7 +686,7 @@ fn matrix(a: MatrixArgs) -> Result<(), String> {
     print!("{}", m.explain(&rows));
     if a.list {
         for r in &rows {
-            println!("{}", m.id(r));
+            say!("{}", m.id(r));
         }
     }
     Ok(())
@@ -715,7 +717,7 @@ fn fuzz(a: FuzzArgs) -> Result<bool, String> {
         sim_exe: None,
         reconnect_wait: hil::runner::RECONNECT_WAIT,
     })?;
-    println!(
+    say!(
         "hil fuzz: {} random combinations of {} dimensions, seed {}, device {}",
         a.cases,
         m.dims.len(),
@@ -725,7 +727,7 @@ fn fuzz(a: FuzzArgs) -> Result<bool, String> {
     let mut n = 0u32;
     let outcome = hil::fuzz::fuzz(&m, &mut runner, a.cases, a.seed, &mut |id, verdict| {
         n += 1;
-        println!("[{n}] {verdict} {id}");
+        say!("[{n}] {verdict} {id}");
     });
     hil::pool::CaseRunner::shutdown(Box::new(runner));
     match outcome? {
@@ -733,22 +735,22 @@ fn fuzz(a: FuzzArgs) -> Result<bool, String> {
             cases,
             harness_errors,
         } => {
-            println!("hil fuzz: {cases} cases matched the oracle ({harness_errors} harness errors skipped)");
+            say!("hil fuzz: {cases} cases matched the oracle ({harness_errors} harness errors skipped)");
             Ok(true)
         }
         hil::fuzz::Outcome::Failed(f) => {
-            println!(
+            say!(
                 "hil fuzz: FAIL, shrunk in {} runs to {} non-default value(s):",
                 f.runs,
                 f.non_default.len()
             );
             for (k, v) in &f.non_default {
-                println!("  {k} = {v}");
+                say!("  {k} = {v}");
             }
             for mm in &f.mismatches {
-                println!("  - {mm}");
+                say!("  - {mm}");
             }
-            println!("rerun: hil run --case '{}'", f.id);
+            say!("rerun: hil run --case '{}'", f.id);
             Ok(false)
         }
     }
@@ -794,7 +796,7 @@ fn certs(a: CertsArgs) -> Result<(), String> {
         o.hosts = a.host;
     }
     let m = hil::certs::zoo::generate(&a.out, &o)?;
-    println!(
+    say!(
         "hil certs: {} server certificates and {} CAs ({}, seed {}) in {}; trust anchor {}",
         m.cert.len(),
         m.ca.len(),
@@ -832,12 +834,12 @@ fn responder(a: ResponderArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     rt.block_on(async move {
         let r = Responder::start_with(bind, zoo, a.time_scale, fault).await?;
-        println!(
+        say!(
             "hil responder: OCSP http://{0}/ocsp, CRLs http://{0}/crl/CA.crl, fault {1}",
             r.addr(),
             a.fault
         );
-        println!("ready");
+        say!("ready");
         let _ = std::io::Write::flush(&mut std::io::stdout());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
@@ -846,9 +848,13 @@ fn responder(a: ResponderArgs) -> Result<(), String> {
             _ = term.recv() => {},
         }
         for q in r.requests() {
-            println!(
+            say!(
                 "{} {} {} -> {} {}",
-                q.peer, q.method, q.path, q.status, q.what
+                q.peer,
+                q.method,
+                q.path,
+                q.status,
+                q.what
             );
         }
         Ok(())
@@ -875,7 +881,7 @@ fn report(a: ReportArgs) -> Result<bool, String> {
         None => a.merge,
     };
     let s = hil::report::merge(&inputs, &a.out)?;
-    println!("{}", s.line());
+    say!("{}", s.line());
     Ok(s.counts.failed == 0 && s.counts.harness_errors == 0)
 }
 

@@ -35,19 +35,19 @@ pub fn run(o: ServeOptions) -> Result<usize, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     rt.block_on(async move {
         let running = serve::start(&scenario, &o.bind, &o.certs, o.time_scale).await?;
-        println!(
+        say!(
             "hil serve: scenario {} ({})",
             scenario.name,
             o.scenario.display()
         );
         if !scenario.description.is_empty() {
-            println!("  {}", scenario.description);
+            say!("  {}", scenario.description);
         }
         for e in &running.endpoints {
-            println!("  {e}");
+            say!("  {e}");
         }
-        println!("  transcripts: {}", o.transcripts.display());
-        println!("ready");
+        say!("  transcripts: {}", o.transcripts.display());
+        say!("ready");
         let _ = std::io::stdout().flush();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
         if let Some(s) = &running.smtp {
@@ -120,7 +120,7 @@ pub fn run(o: ServeOptions) -> Result<usize, String> {
                 write(&json!({ "server": "pop3", "connection": c }))?;
             }
         }
-        println!(
+        say!(
             "hil serve: stopped; {written} records written to {}",
             o.transcripts.display()
         );

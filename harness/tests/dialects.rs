@@ -91,16 +91,9 @@ fn the_menu_dialect_runs_the_same_matrix_and_its_sections_pass() {
     // by `2.1`, AUTH over TLS (also in tls/), POP before SMTP (plain POP with APOP:
     // a run of pop/ alone has no POP TLS listeners, whatever the dialect), load
     // reduction.
-    for (i, filter) in [
-        "delivery/",
-        "invalid/",
-        "auth/",
-        "tls/",
-        "pop/",
-        "load/",
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, filter) in ["delivery/", "invalid/", "auth/", "tls/", "pop/", "load/"]
+        .into_iter()
+        .enumerate()
     {
         let (records, printed, took) = run(
             &format!("section-{i}"),

@@ -118,3 +118,28 @@ fn a_planted_revocation_bug_fails_exactly_the_cases_it_affects() {
     // Soft-fail: no revocation answer lets the certificate through.
     check("tls/", &["soft-fail-revocation"]);
 }
+
+/// `hil run --list | head -1`: the closed pipe ends the listing quietly, no panic.
+#[test]
+fn a_listing_into_a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    for args in [&["run", "--list"][..], &["matrix", "--list"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
+            .args(args)
+            .current_dir(root())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("hil runs");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("a line");
+        // The reader is gone: the pipe is closed.
+        let out = child.wait_with_output().expect("exit");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!first.is_empty(), "{args:?}");
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -464,3 +464,31 @@ fn a_pty_opened_twice_is_busy_and_its_loss_is_a_link_error() {
     };
     assert!(m.contains(&path), "{m}");
 }
+
+#[test]
+fn a_dropped_console_frees_its_port_and_connection() {
+    // A serial port: reopened in the same process at once after the first console
+    // is dropped (its reader thread held the port open and locked before).
+    let (master, slave) = serialport::TTYPort::pair().expect("pty");
+    let path = serialport::SerialPort::name(&slave).expect("pty name");
+    drop(slave);
+    let ep = Endpoint::parse(&format!("serial:{path},115200,8N1,none")).expect("endpoint");
+    let first = Console::open(&ep, common::sim_profile()).expect("first open");
+    drop(first);
+    let second = Console::open(&ep, common::sim_profile());
+    assert!(second.is_ok(), "{:?}", second.err());
+    drop(second);
+    drop(master);
+
+    // A TCP console: the server sees the connection end when the console is dropped.
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr").to_string();
+    let c = Console::open(&Endpoint::Tcp { addr }, common::sim_profile()).expect("open");
+    let (mut s, _) = l.accept().expect("accept");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    drop(c);
+    let mut buf = [0u8; 16];
+    let n = s.read(&mut buf).expect("the console closed its end");
+    assert_eq!(n, 0, "the connection ended");
+}

@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -136,12 +137,36 @@ pub struct Console {
     /// How much of the line the device has not ended yet was a prompt answered
     /// already (a console that does not echo goes on on the same line).
     partial_used: usize,
+    /// Tells the reader thread to end (it checks between reads).
+    stop: Arc<AtomicBool>,
+    /// A handle on a TCP link, shut down on drop so that a blocked read ends.
+    hangup: Option<TcpStream>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
-fn reader_thread(mut r: Box<dyn Read + Send>, tx: mpsc::Sender<ReadMsg>) {
+impl Drop for Console {
+    /// Ends the reader thread and with it the port or connection it holds: a serial
+    /// port must be free again (it is opened exclusively) when the link is reopened.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(s) = self.hangup.take() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(h) = self.reader.take() {
+            // A serial read returns within its 200 ms timeout; a TCP one at the
+            // shutdown above.
+            let _ = h.join();
+        }
+    }
+}
+
+fn reader_thread(mut r: Box<dyn Read + Send>, tx: mpsc::Sender<ReadMsg>, stop: Arc<AtomicBool>) {
     let mut buf = vec![0u8; 4096];
     let mut line: Vec<u8> = Vec::new();
     loop {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
         match r.read(&mut buf) {
             Ok(0) => {
                 let _ = tx.send(ReadMsg::Closed("end of stream".into()));
@@ -205,6 +230,7 @@ impl Console {
     /// Opens the console at `endpoint` and drains what the device had queued.
     pub fn open(endpoint: &Endpoint, profile: Arc<Profile>) -> Result<Console, DriverError> {
         let name = endpoint.describe();
+        let mut hangup = None;
         let (reader, writer): (Box<dyn Read + Send>, Box<dyn Write + Send>) = match endpoint {
             Endpoint::Serial { path, line } => {
                 let port = serialport::new(path, line.baud)
@@ -241,6 +267,7 @@ impl Console {
             }
             Endpoint::Rfc2217 { addr, line } => {
                 let (r, w) = super::rfc2217::connect(addr, line).map_err(DriverError::Link)?;
+                hangup = w.hangup_handle().ok();
                 (Box::new(r), Box::new(w))
             }
             Endpoint::Tcp { addr } => {
@@ -250,13 +277,16 @@ impl Console {
                 let w = s
                     .try_clone()
                     .map_err(|e| DriverError::Link(format!("cannot use {name}: {e}")))?;
+                hangup = s.try_clone().ok();
                 (Box::new(s), Box::new(w))
             }
         };
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_reader = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
             .name("console-in".into())
-            .spawn(move || reader_thread(reader, tx))
+            .spawn(move || reader_thread(reader, tx, stop_reader))
             .map_err(|e| DriverError::Link(format!("cannot start a reader for {name}: {e}")))?;
         let mut c = Console {
             profile,
@@ -269,6 +299,9 @@ impl Console {
             name,
             closed: None,
             partial_used: 0,
+            stop,
+            hangup,
+            reader: Some(handle),
         };
         // Whatever the device said before we came (old events, a prompt) is not ours,
         // but a login prompt among it is answered.

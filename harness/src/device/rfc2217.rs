@@ -472,6 +472,17 @@ impl Read for Rfc2217Reader {
     }
 }
 
+impl Rfc2217Writer {
+    /// A handle on the connection, to shut it down (and end a blocked read) from
+    /// elsewhere.
+    pub fn hangup_handle(&self) -> io::Result<TcpStream> {
+        self.writer
+            .lock()
+            .map_err(|_| io::Error::other("the RFC 2217 writer lock is poisoned"))?
+            .try_clone()
+    }
+}
+
 impl Write for Rfc2217Writer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         send(&self.writer, &Codec::encode(buf))?;
