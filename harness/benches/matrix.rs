@@ -3,8 +3,11 @@
 //! (tokio, rustls, the fake SMTP server) doing connect, TLS handshake and one minimal
 //! SMTP transaction in a loop with no harness logic — and the ratio of the two.
 //!
-//! Both run with the same number of concurrent workers (`HIL_BENCH_JOBS`, default the
-//! core count). `HIL_BENCH_FILTER` limits the matrix to the case ids containing it.
+//! Three runs of the matrix: at `hil run`'s default worker count (many workers per
+//! core, so that device-time waits overlap; its wall time and peak memory), and at one
+//! worker per core, whose per-case times give the rates of plain and TLS cases that
+//! wait no device time, against the ceiling with as many concurrent clients.
+//! `HIL_BENCH_FILTER` limits the matrix to the case ids containing it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -131,60 +134,195 @@ fn ceiling(jobs: usize, secs: f64, tls: bool) -> f64 {
     })
 }
 
-fn main() {
-    // `cargo bench` passes `--bench`; nothing else is taken.
-    let jobs: usize = std::env::var("HIL_BENCH_JOBS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let filter = std::env::var("HIL_BENCH_FILTER").ok();
-    let dir = std::env::temp_dir().join(format!("hil-bench-{}", std::process::id()));
+/// Resident set sizes (KiB) of `pid` and of it with all its descendants, now.
+fn rss_tree(pid: u32) -> (u64, u64) {
+    let mut parent = std::collections::HashMap::new();
+    let mut rss = std::collections::HashMap::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) else {
+                continue;
+            };
+            for l in status.lines() {
+                if let Some(v) = l.strip_prefix("PPid:") {
+                    parent.insert(p, v.trim().parse::<u32>().unwrap_or(0));
+                } else if let Some(v) = l.strip_prefix("VmRSS:") {
+                    let kb = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+                    rss.insert(p, kb);
+                }
+            }
+        }
+    }
+    let under = |mut p: u32| {
+        while p > 1 {
+            if p == pid {
+                return true;
+            }
+            p = parent.get(&p).copied().unwrap_or(0);
+        }
+        false
+    };
+    let own = rss.get(&pid).copied().unwrap_or(0);
+    let all = rss
+        .iter()
+        .filter(|(p, _)| under(**p))
+        .map(|(_, kb)| kb)
+        .sum();
+    (own, all)
+}
+
+struct Run {
+    secs: f64,
+    last: String,
+    records: Vec<hil::record::Record>,
+    /// Peak RSS (KiB) of hil alone and of hil with its simulated devices.
+    peak_own: u64,
+    peak_all: u64,
+}
+
+fn run_matrix(jobs: Option<usize>, filter: Option<&str>) -> Run {
+    let dir = std::env::temp_dir().join(format!(
+        "hil-bench-{}-{}",
+        std::process::id(),
+        jobs.unwrap_or(0)
+    ));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hil"));
     cmd.current_dir(root())
-        .args(["run", "--jobs", &jobs.to_string(), "--report"])
-        .arg(&dir);
-    if let Some(f) = &filter {
+        .args(["run", "--report"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    if let Some(j) = jobs {
+        cmd.args(["--jobs", &j.to_string()]);
+    }
+    if let Some(f) = filter {
         cmd.args(["--filter", f]);
     }
     let started = Instant::now();
-    let out = cmd.output().expect("hil run");
+    let mut child = cmd.spawn().expect("hil run");
+    let pid = child.id();
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let (mut peak_own, mut peak_all) = (0, 0);
+    while child.try_wait().expect("wait").is_none() {
+        let (own, all) = rss_tree(pid);
+        peak_own = peak_own.max(own);
+        peak_all = peak_all.max(all);
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let secs = started.elapsed().as_secs_f64();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or("").to_string();
+    let out = reader.join().unwrap_or_default();
+    let last = out.lines().last().unwrap_or("").to_string();
     let records = hil::record::read(&dir.join("results.jsonl")).expect("results.jsonl");
     let _ = std::fs::remove_dir_all(&dir);
-    let cases = records.len() as f64;
-    // Cases that wait out a device timeout measure the timeout, not the harness: the
-    // rate without them too.
-    let waiting: f64 = records
-        .iter()
-        .filter(|r| r.expected.contains("wait_ms: Some"))
-        .map(|r| r.millis as f64 / 1000.0)
-        .sum::<f64>()
-        / jobs as f64;
-    let matrix_rate = cases / secs;
-    let busy_rate = records
-        .iter()
-        .filter(|r| !r.expected.contains("wait_ms: Some"))
-        .count() as f64
-        / (secs - waiting).max(1e-3);
-    let tls_ceiling = ceiling(jobs, 5.0, true);
-    let plain_ceiling = ceiling(jobs, 5.0, false);
+    Run {
+        secs,
+        last,
+        records,
+        peak_own,
+        peak_all,
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is taken.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let filter = std::env::var("HIL_BENCH_FILTER").ok();
+    // What each case is: TLS or plain, and the device time it waits.
+    let m = hil::matrix::Matrix::build(
+        &root().join("certs"),
+        &root().join("scenarios"),
+        &hil::model::DeviceFacts::default(),
+    )
+    .expect("the matrix");
+    let mut kind = std::collections::HashMap::new();
+    for row in m.exhaustive().iter().chain(&m.invalid_rows()) {
+        let c = m.case(row);
+        let tls = c
+            .settings
+            .iter()
+            .any(|(k, v)| (k == "smtp.tls" || k == "pop.tls") && v != "none");
+        kind.insert(c.id.clone(), (tls, hil::runner::device_wait_estimate(&c)));
+    }
+
+    let many = run_matrix(None, filter.as_deref());
+    let per_core = run_matrix(Some(cores), filter.as_deref());
+    let tls_ceiling = ceiling(cores, 5.0, true);
+    let plain_ceiling = ceiling(cores, 5.0, false);
+
+    let cases = many.records.len() as f64;
     println!(
-        "hil matrix bench ({jobs} workers{})",
+        "hil matrix bench ({cores} cores{})",
         filter
+            .as_deref()
             .map(|f| format!(", filter {f:?}"))
             .unwrap_or_default()
     );
+    let rate = cases / many.secs;
+    let rate_core = per_core.records.len() as f64 / per_core.secs;
     println!(
-        "  exhaustive matrix: {cases:.0} cases in {secs:.1} s = {matrix_rate:.1} cases/s ({last})"
+        "  exhaustive matrix, hil's default workers: {cases:.0} cases in {:.2} s = {rate:.1} cases/s ({})",
+        many.secs, many.last
     );
-    println!("  without the cases that wait out a device timeout: {busy_rate:.1} cases/s");
+    println!(
+        "  exhaustive matrix, {cores} workers (one per core): {:.2} s = {rate_core:.1} cases/s ({})",
+        per_core.secs, per_core.last
+    );
+    println!(
+        "  default workers vs one per core: {:.2}x faster",
+        per_core.secs / many.secs
+    );
+    let longest = many.records.iter().map(|r| r.millis).max().unwrap_or(0);
+    println!(
+        "  longest case: {:.2} s (the run's floor: its device-time wait); run / longest case = {:.2}",
+        longest as f64 / 1000.0,
+        many.secs / (longest as f64 / 1000.0).max(1e-3)
+    );
+    println!(
+        "  peak RSS: hil {:.1} MiB; hil with its simulated devices {:.1} MiB",
+        many.peak_own as f64 / 1024.0,
+        many.peak_all as f64 / 1024.0
+    );
+    // Per-case times at one worker per core, of cases that wait no device time.
+    let class = |tls: bool| -> (usize, f64, u64) {
+        let mut ms: Vec<u64> = per_core
+            .records
+            .iter()
+            .filter(|r| {
+                kind.get(&r.id)
+                    .is_some_and(|(t, wait)| *t == tls && *wait == 0)
+            })
+            .filter(|r| !r.expected.contains("wait_ms: Some"))
+            .map(|r| r.millis)
+            .collect();
+        ms.sort_unstable();
+        let n = ms.len();
+        let mean = ms.iter().sum::<u64>() as f64 / n.max(1) as f64;
+        (n, mean, ms.get(n / 2).copied().unwrap_or(0))
+    };
     println!("  ceiling, connect + TLS handshake + 1 transaction: {tls_ceiling:.1} /s");
     println!("  ceiling, connect + 1 transaction (no TLS):        {plain_ceiling:.1} /s");
+    for (tls, ceiling) in [(false, plain_ceiling), (true, tls_ceiling)] {
+        let (n, mean, median) = class(tls);
+        // One worker per core, each a case after another.
+        let rate = cores as f64 * 1000.0 / mean.max(1e-3);
+        println!(
+            "  {} cases without device-time waits: {n} cases, mean {mean:.2} ms, median {median} ms: {rate:.0} cases/s = {:.3} of the {} ceiling",
+            if tls { "TLS" } else { "plain" },
+            rate / ceiling,
+            if tls { "TLS" } else { "plain" }
+        );
+    }
     println!(
-        "  ratio matrix / TLS ceiling: {:.3} (without the waiting cases: {:.3})",
-        matrix_rate / tls_ceiling,
-        busy_rate / tls_ceiling
+        "  whole matrix / TLS ceiling: {:.3} (default workers), {:.3} (one per core)",
+        rate / tls_ceiling,
+        rate_core / tls_ceiling
     );
 }
