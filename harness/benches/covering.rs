@@ -58,6 +58,9 @@ fn measure(name: &str, model: &Model, t: usize, published: Option<usize>) {
     );
 }
 
+/// (name, (values, count) groups, PICT's published pairwise size).
+type Published = (&'static str, &'static [(usize, usize)], usize);
+
 fn main() {
     println!(
         "covering arrays (seed 1), generated then verified; PICT: its published pairwise size"
@@ -66,7 +69,7 @@ fn main() {
     println!("| model | t | rows | PICT | generation | generation / verification | check |");
     println!("|---|---|---|---|---|---|---|");
     // (name, (values, count) groups, PICT's published pairwise size)
-    let published: [(&str, &[(usize, usize)], usize); 5] = [
+    let published: [Published; 5] = [
         ("3^4", &[(3, 4)], 9),
         ("3^13", &[(3, 13)], 18),
         ("4^15 3^17 2^29", &[(4, 15), (3, 17), (2, 29)], 37),
