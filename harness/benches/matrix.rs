@@ -174,6 +174,36 @@ fn rss_tree(pid: u32) -> (u64, u64) {
     (own, all)
 }
 
+/// Mean wall time (µs) of one console round trip (`get smtp.port`, answered `OK`) to an
+/// embedded simulated device over its pty, the transport every simulated case uses.
+fn console_round_trip_us(n: u32) -> f64 {
+    use hil::device::embedded::EmbeddedSim;
+    use hil::device::{Console, Endpoint, LineSettings, Profile};
+    let sim = EmbeddedSim::spawn(
+        std::path::Path::new(env!("CARGO_BIN_EXE_hil")),
+        &[],
+        Duration::from_secs(10),
+    )
+    .expect("a simulated device");
+    let profile = Arc::new(Profile::parse("sim.toml", hil::runner::SIM_PROFILE).expect("profile"));
+    let ep = Endpoint::Serial {
+        path: sim.console_path.clone(),
+        line: LineSettings::default(),
+    };
+    let mut c = Console::open(&ep, profile).expect("console");
+    for _ in 0..100 {
+        c.get("smtp.port").expect("warm-up");
+    }
+    let started = Instant::now();
+    for _ in 0..n {
+        c.get("smtp.port").expect("get");
+    }
+    let us = started.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    drop(c);
+    drop(sim);
+    us
+}
+
 struct Run {
     secs: f64,
     last: String,
@@ -256,6 +286,7 @@ fn main() {
     let per_core = run_matrix(Some(cores), filter.as_deref());
     let tls_ceiling = ceiling(cores, 5.0, true);
     let plain_ceiling = ceiling(cores, 5.0, false);
+    let round_trip = console_round_trip_us(2000);
 
     let cases = many.records.len() as f64;
     println!(
@@ -291,8 +322,8 @@ fn main() {
         many.peak_all as f64 / 1024.0
     );
     // Per-case times at one worker per core, of cases that wait no device time.
-    let class = |tls: bool| -> (usize, f64, u64) {
-        let mut ms: Vec<u64> = per_core
+    let class = |tls: bool| -> (usize, f64, f64, f64) {
+        let chosen: Vec<&hil::record::Record> = per_core
             .records
             .iter()
             .filter(|r| {
@@ -300,24 +331,38 @@ fn main() {
                     .is_some_and(|(t, wait)| *t == tls && *wait == 0)
             })
             .filter(|r| !r.expected.contains("wait_ms: Some"))
-            .map(|r| r.millis)
             .collect();
+        let mut ms: Vec<u64> = chosen.iter().map(|r| r.micros).collect();
         ms.sort_unstable();
         let n = ms.len();
-        let mean = ms.iter().sum::<u64>() as f64 / n.max(1) as f64;
-        (n, mean, ms.get(n / 2).copied().unwrap_or(0))
+        // µs to ms.
+        let mean = ms.iter().sum::<u64>() as f64 / n.max(1) as f64 / 1000.0;
+        // Console commands per case (each a round trip), from the console logs.
+        let commands = chosen
+            .iter()
+            .map(|r| r.console.iter().filter(|l| l.contains(" H: ")).count())
+            .sum::<usize>() as f64
+            / n.max(1) as f64;
+        let median = ms.get(n / 2).copied().unwrap_or(0) as f64 / 1000.0;
+        (n, mean, median, commands)
     };
     println!("  ceiling, connect + TLS handshake + 1 transaction: {tls_ceiling:.1} /s");
     println!("  ceiling, connect + 1 transaction (no TLS):        {plain_ceiling:.1} /s");
+    println!("  console round trip to the simulated device (pty): {round_trip:.0} µs");
     for (tls, ceiling) in [(false, plain_ceiling), (true, tls_ceiling)] {
-        let (n, mean, median) = class(tls);
+        let (n, mean, median, commands) = class(tls);
         // One worker per core, each a case after another.
         let rate = cores as f64 * 1000.0 / mean.max(1e-3);
         println!(
-            "  {} cases without device-time waits: {n} cases, mean {mean:.2} ms, median {median} ms: {rate:.0} cases/s = {:.3} of the {} ceiling",
+            "  {} cases without device-time waits: {n} cases, mean {mean:.2} ms, median {median:.2} ms: {rate:.0} cases/s = {:.3} of the {} ceiling",
             if tls { "TLS" } else { "plain" },
             rate / ceiling,
             if tls { "TLS" } else { "plain" }
+        );
+        println!(
+            "    {commands:.1} console commands per case: {:.2} ms of round trips = {:.0}% of the case",
+            commands * round_trip / 1000.0,
+            100.0 * commands * round_trip / 1000.0 / mean.max(1e-3)
         );
     }
     println!(

@@ -144,6 +144,7 @@ impl Pop3Server {
     /// they all had.
     pub fn wait_idle(&self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
+        let mut pause = Duration::from_micros(100);
         loop {
             if self.shared.conns().iter().all(|c| c.ended) {
                 return true;
@@ -151,7 +152,10 @@ impl Pop3Server {
             if Instant::now() >= deadline {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // Most connections end within a fraction of a millisecond of the job's
+            // end: look again soon, then less often.
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
     }
 }

@@ -67,6 +67,9 @@ pub struct Record {
     pub attempts: u32,
     /// Wall time of the last attempt.
     pub millis: u64,
+    /// The same in microseconds (0 in records written before it was kept).
+    #[serde(default)]
+    pub micros: u64,
 }
 
 /// Appends one record as a JSON line and flushes it, so a record is either whole on
@@ -128,6 +131,7 @@ mod tests {
             console: vec![],
             attempts: 1,
             millis: 3,
+            micros: 3000,
         }
     }
 

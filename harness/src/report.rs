@@ -1175,6 +1175,7 @@ mod tests {
             console: vec!["     1ms > reset".into()],
             attempts: 1,
             millis: 1234,
+            micros: 1_234_000,
         }
     }
 

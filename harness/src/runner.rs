@@ -74,6 +74,8 @@ pub struct CaseResult {
     pub observed: Option<Observed>,
     pub console: Vec<crate::device::console::ConsoleLine>,
     pub millis: u64,
+    /// The same in microseconds.
+    pub micros: u64,
 }
 
 impl CaseResult {
@@ -97,6 +99,7 @@ impl CaseResult {
             observed: None,
             console: Vec::new(),
             millis,
+            micros: millis * 1000,
         }
     }
 }
@@ -607,6 +610,7 @@ impl Runner {
                     observed: Some(observed),
                     console: std::mem::take(&mut log),
                     millis: started.elapsed().as_millis() as u64,
+                    micros: started.elapsed().as_micros() as u64,
                 }
             }
             Err(e) => {
@@ -651,6 +655,7 @@ impl Runner {
             observed: None,
             console: Vec::new(),
             millis: started.elapsed().as_millis() as u64,
+            micros: started.elapsed().as_micros() as u64,
         }
     }
 
@@ -920,5 +925,6 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
             .collect(),
         attempts,
         millis: r.millis,
+        micros: r.micros,
     }
 }

@@ -59,6 +59,7 @@ fn record(mode: &str, auth: &str, verdict: Verdict) -> Record {
         console: vec!["     1ms > reset".into(), "     3ms < OK".into()],
         attempts: 1,
         millis: 420,
+        micros: 420_000,
     }
 }
 
