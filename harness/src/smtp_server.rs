@@ -60,6 +60,12 @@ pub const MAX_MESSAGES: usize = 10_000;
 /// Most transcript text kept per connection (lines are cut at 4 KiB each).
 pub const MAX_TRANSCRIPT_BYTES: usize = 1024 * 1024;
 
+/// The read buffer of a connection, and what it grows to once a read fills it (a
+/// message streaming in): small for the many idle sessions, large for DATA, where 8 KiB
+/// reads cost a system call and an ACK each.
+const READ_BUF: usize = 8 * 1024;
+const READ_BUF_BULK: usize = 64 * 1024;
+
 /// Options of the server's IO layer.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -409,7 +415,7 @@ async fn run(
         ServerStream::Plain(tcp)
     };
     let mut outputs = session.start(shared.now_ms());
-    let mut buf = vec![0u8; 8 * 1024];
+    let mut buf = vec![0u8; READ_BUF];
     let mut hung = false;
     loop {
         shared.record(conn.id, session.take_transcript());
@@ -497,6 +503,10 @@ async fn run(
             continue;
         }
         outputs = session.feed(shared.now_ms(), &buf[..n]);
+        if n == buf.len() && buf.len() < READ_BUF_BULK {
+            // A client streaming a message: fewer, larger reads.
+            buf.resize(READ_BUF_BULK, 0);
+        }
     }
 }
 

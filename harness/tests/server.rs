@@ -236,3 +236,66 @@ fn a_streamed_connection_comes_out_whole_and_the_server_keeps_nothing_of_it() {
         before
     );
 }
+
+/// A message far larger than the read buffer (which grows once a read fills it)
+/// arrives byte for byte, dot-stuffing undone, with a transaction pipelined after it.
+#[test]
+fn a_large_message_arrives_byte_for_byte() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt
+        .block_on(hil::smtp_server::SmtpServer::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            hil::smtp::SmtpConfig::default(),
+        ))
+        .expect("server");
+    let mut body = Vec::new();
+    for i in 0..20_000u32 {
+        // Some lines start with a dot; one line runs over 998 octets.
+        let line = if i % 7 == 0 {
+            format!(".{i}")
+        } else {
+            format!("line {i}")
+        };
+        body.extend_from_slice(line.as_bytes());
+        body.extend_from_slice(if i == 9_999 { &[b'y'; 1000][..] } else { b"" });
+        body.extend_from_slice(b"\r\n");
+    }
+    let mut stuffed = Vec::new();
+    for line in body.split_inclusive(|b| *b == b'\n') {
+        if line.starts_with(b".") {
+            stuffed.push(b'.');
+        }
+        stuffed.extend_from_slice(line);
+    }
+    let tcp = TcpStream::connect(server.addr()).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut c = BufReader::new(tcp);
+    assert!(reply(&mut c).starts_with("220"));
+    let mut all = b"EHLO probe\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n".to_vec();
+    c.get_mut().write_all(&all).expect("write");
+    for want in ["250", "250", "250", "354"] {
+        assert!(reply(&mut c).starts_with(want));
+    }
+    all = stuffed;
+    all.extend_from_slice(
+        b".\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nsmall\r\n.\r\nQUIT\r\n",
+    );
+    c.get_mut().write_all(&all).expect("write");
+    for want in ["250", "250", "250", "354", "250", "221"] {
+        assert!(reply(&mut c).starts_with(want));
+    }
+    assert!(server.wait_idle(Duration::from_secs(10)));
+    let obs = server.take();
+    let [big, small] = obs.messages.as_slice() else {
+        panic!("{} messages", obs.messages.len())
+    };
+    assert!(body.len() > 200_000);
+    assert!(big.data == body, "the large message differs");
+    assert_eq!((big.bare_lf, big.long_lines), (0, 1));
+    assert_eq!(small.data, b"small\r\n");
+}
