@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -96,6 +97,17 @@ impl Out {
     }
 }
 
+/// Writes one line to the shared `transcripts.jsonl`, flushing it when `flush`.
+fn write_line(out: &Mutex<Out>, line: Line<'_>, flush: bool) -> Result<(), String> {
+    let json = line.to_json()?;
+    let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+    out.line(&json)?;
+    if flush {
+        out.flush()?;
+    }
+    Ok(())
+}
+
 /// Runs until Ctrl-C or SIGTERM; answers how many connections were written.
 pub fn run(o: ServeOptions) -> Result<usize, String> {
     let scenario = Scenario::load(&o.scenario)?;
@@ -104,7 +116,7 @@ pub fn run(o: ServeOptions) -> Result<usize, String> {
     }
     let file = File::create(&o.transcripts)
         .map_err(|e| format!("{}: cannot write transcripts: {e}", o.transcripts.display()))?;
-    let mut out = Out {
+    let out = Out {
         file: BufWriter::new(file),
         path: o.transcripts.clone(),
         written: 0,
@@ -130,59 +142,51 @@ pub fn run(o: ServeOptions) -> Result<usize, String> {
         println!("  transcripts: {}", o.transcripts.display());
         println!("ready");
         let _ = std::io::stdout().flush();
-        // Each finished connection is serialised on the runtime's workers and written
-        // here, flushed whenever no more lines are waiting.
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<String, String>>();
+        // Each finished connection is serialised and written by the task that receives
+        // it, on the runtime's workers (no hop to this thread per connection), and
+        // flushed whenever no more are waiting. A write error ends the command.
+        let out = Arc::new(Mutex::new(out));
+        let (err_tx, mut err_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         if let Some(s) = &running.smtp {
             let (ctx, mut crx) = tokio::sync::mpsc::unbounded_channel();
             s.on_finished(ctx);
-            let tx = tx.clone();
+            let (out, err_tx) = (Arc::clone(&out), err_tx.clone());
             tokio::spawn(async move {
                 while let Some((c, msgs)) = crx.recv().await {
-                    let _ = tx.send(Line::smtp(&c, &msgs).to_json());
+                    if let Err(e) = write_line(&out, Line::smtp(&c, &msgs), crx.is_empty()) {
+                        let _ = err_tx.send(e);
+                        return;
+                    }
                 }
             });
         }
         if let Some(p) = &running.pop3 {
             let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
             p.on_finished(ptx);
-            let tx = tx.clone();
+            let (out, err_tx) = (Arc::clone(&out), err_tx.clone());
             tokio::spawn(async move {
                 while let Some(c) = prx.recv().await {
-                    let _ = tx.send(Line::pop3(&c).to_json());
+                    if let Err(e) = write_line(&out, Line::pop3(&c), prx.is_empty()) {
+                        let _ = err_tx.send(e);
+                        return;
+                    }
                 }
             });
         }
-        drop(tx);
+        drop(err_tx);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
-        loop {
-            tokio::select! {
-                _ = &mut ctrl_c => break,
-                _ = term.recv() => break,
-                v = rx.recv() => match v {
-                    Some(line) => {
-                        out.line(&line?)?;
-                        // A batch at most this long between flushes, and between
-                        // looks at the signals.
-                        for _ in 0..256 {
-                            let Ok(line) = rx.try_recv() else { break };
-                            out.line(&line?)?;
-                        }
-                        out.flush()?;
-                    }
-                    None => break,
-                },
-            }
+        tokio::select! {
+            _ = &mut ctrl_c => {}
+            _ = term.recv() => {}
+            Some(e) = err_rx.recv() => return Err(e),
         }
-        // Whatever finished meanwhile, then what is still open (a hung session is
-        // often exactly what the QA engineer came to see).
+        // Whatever finished meanwhile has been written by then; then what is still
+        // open (a hung session is often exactly what the QA engineer came to see).
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        while let Ok(line) = rx.try_recv() {
-            out.line(&line?)?;
-        }
+        let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = &running.smtp {
             let obs = s.take();
             for c in obs.connections {
