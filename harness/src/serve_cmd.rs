@@ -2,13 +2,19 @@
 //! other clients (swaks, curl). Prints every endpoint, writes each finished
 //! connection as one JSON line, and stops cleanly on Ctrl-C or SIGTERM.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
-use serde_json::json;
+use serde::Serialize;
 
+use crate::partial::Reassembled;
+use crate::pop3_server::Pop3Connection;
 use crate::scenario::Scenario;
 use crate::serve;
+use crate::smtp::Received;
+use crate::smtp_server::Connection;
 
 /// What `hil serve` was asked.
 #[derive(Debug, Clone)]
@@ -20,14 +26,101 @@ pub struct ServeOptions {
     pub time_scale: f64,
 }
 
+/// One line of `transcripts.jsonl`: a finished connection of either server.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Line<'a> {
+    Smtp {
+        server: &'static str,
+        connection: &'a Connection,
+        messages: &'a [Received],
+    },
+    Pop3 {
+        server: &'static str,
+        connection: &'a Pop3Connection,
+    },
+    Reassembled {
+        server: &'static str,
+        reassembled: &'a Reassembled,
+    },
+}
+
+impl<'a> Line<'a> {
+    pub fn smtp(connection: &'a Connection, messages: &'a [Received]) -> Self {
+        Line::Smtp {
+            server: "smtp",
+            connection,
+            messages,
+        }
+    }
+    pub fn pop3(connection: &'a Pop3Connection) -> Self {
+        Line::Pop3 {
+            server: "pop3",
+            connection,
+        }
+    }
+    pub fn reassembled(reassembled: &'a Reassembled) -> Self {
+        Line::Reassembled {
+            server: "smtp",
+            reassembled,
+        }
+    }
+
+    /// The line's JSON, serialised straight from the records (no `serde_json::Value`
+    /// in between: building and dropping one was half of `hil serve`'s instructions
+    /// per connection).
+    pub fn to_json(&self) -> Result<String, String> {
+        serde_json::to_string(self).map_err(|e| format!("cannot serialise a record: {e}"))
+    }
+}
+
+/// `transcripts.jsonl`, buffered; `flush` when no more lines are waiting.
+struct Out {
+    file: BufWriter<File>,
+    path: PathBuf,
+    written: usize,
+}
+
+impl Out {
+    fn line(&mut self, line: &str) -> Result<(), String> {
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.write_all(b"\n"))
+            .map_err(|e| format!("{}: cannot write: {e}", self.path.display()))?;
+        self.written += 1;
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), String> {
+        self.file
+            .flush()
+            .map_err(|e| format!("{}: cannot write: {e}", self.path.display()))
+    }
+}
+
+/// Writes one line to the shared `transcripts.jsonl`, flushing it when `flush`.
+fn write_line(out: &Mutex<Out>, line: Line<'_>, flush: bool) -> Result<(), String> {
+    let json = line.to_json()?;
+    let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+    out.line(&json)?;
+    if flush {
+        out.flush()?;
+    }
+    Ok(())
+}
+
 /// Runs until Ctrl-C or SIGTERM; answers how many connections were written.
 pub fn run(o: ServeOptions) -> Result<usize, String> {
     let scenario = Scenario::load(&o.scenario)?;
     if !(o.time_scale.is_finite() && o.time_scale >= 1.0) {
         return Err(format!("--time-scale {}: must be at least 1", o.time_scale));
     }
-    let mut out = std::fs::File::create(&o.transcripts)
+    let file = File::create(&o.transcripts)
         .map_err(|e| format!("{}: cannot write transcripts: {e}", o.transcripts.display()))?;
+    let out = Out {
+        file: BufWriter::new(file),
+        path: o.transcripts.clone(),
+        written: 0,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -49,57 +142,51 @@ pub fn run(o: ServeOptions) -> Result<usize, String> {
         say!("  transcripts: {}", o.transcripts.display());
         say!("ready");
         let _ = std::io::stdout().flush();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+        // Each finished connection is serialised and written by the task that receives
+        // it, on the runtime's workers (no hop to this thread per connection), and
+        // flushed whenever no more are waiting. A write error ends the command.
+        let out = Arc::new(Mutex::new(out));
+        let (err_tx, mut err_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         if let Some(s) = &running.smtp {
             let (ctx, mut crx) = tokio::sync::mpsc::unbounded_channel();
             s.on_finished(ctx);
-            let tx = tx.clone();
+            let (out, err_tx) = (Arc::clone(&out), err_tx.clone());
             tokio::spawn(async move {
                 while let Some((c, msgs)) = crx.recv().await {
-                    let _ = tx.send(json!({ "server": "smtp", "connection": c, "messages": msgs }));
+                    if let Err(e) = write_line(&out, Line::smtp(&c, &msgs), crx.is_empty()) {
+                        let _ = err_tx.send(e);
+                        return;
+                    }
                 }
             });
         }
         if let Some(p) = &running.pop3 {
             let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
             p.on_finished(ptx);
-            let tx = tx.clone();
+            let (out, err_tx) = (Arc::clone(&out), err_tx.clone());
             tokio::spawn(async move {
                 while let Some(c) = prx.recv().await {
-                    let _ = tx.send(json!({ "server": "pop3", "connection": c }));
+                    if let Err(e) = write_line(&out, Line::pop3(&c), prx.is_empty()) {
+                        let _ = err_tx.send(e);
+                        return;
+                    }
                 }
             });
         }
-        drop(tx);
-        let mut written = 0usize;
-        let mut write = |v: &serde_json::Value| -> Result<(), String> {
-            let line = serde_json::to_string(v).map_err(|e| e.to_string())?;
-            writeln!(out, "{line}")
-                .and_then(|_| out.flush())
-                .map_err(|e| format!("{}: cannot write: {e}", o.transcripts.display()))?;
-            written += 1;
-            Ok(())
-        };
+        drop(err_tx);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
-        loop {
-            tokio::select! {
-                _ = &mut ctrl_c => break,
-                _ = term.recv() => break,
-                v = rx.recv() => match v {
-                    Some(v) => write(&v)?,
-                    None => break,
-                },
-            }
+        tokio::select! {
+            _ = &mut ctrl_c => {}
+            _ = term.recv() => {}
+            Some(e) = err_rx.recv() => return Err(e),
         }
-        // Whatever finished meanwhile, then what is still open (a hung session is
-        // often exactly what the QA engineer came to see).
+        // Whatever finished meanwhile has been written by then; then what is still
+        // open (a hung session is often exactly what the QA engineer came to see).
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        while let Ok(v) = rx.try_recv() {
-            write(&v)?;
-        }
+        let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = &running.smtp {
             let obs = s.take();
             for c in obs.connections {
@@ -109,17 +196,19 @@ pub fn run(o: ServeOptions) -> Result<usize, String> {
                     .filter(|m| m.connection == c.id)
                     .cloned()
                     .collect();
-                write(&json!({ "server": "smtp", "connection": c, "messages": msgs }))?;
+                out.line(&Line::smtp(&c, &msgs).to_json()?)?;
             }
             for r in obs.reassembled {
-                write(&json!({ "server": "smtp", "reassembled": r }))?;
+                out.line(&Line::reassembled(&r).to_json()?)?;
             }
         }
         if let Some(p) = &running.pop3 {
             for c in p.take() {
-                write(&json!({ "server": "pop3", "connection": c }))?;
+                out.line(&Line::pop3(&c).to_json()?)?;
             }
         }
+        out.flush()?;
+        let written = out.written;
         say!(
             "hil serve: stopped; {written} records written to {}",
             o.transcripts.display()

@@ -429,6 +429,26 @@ fn reply(code: u16, text: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Counts, in message bytes, the bare LFs (an LF not preceded by CR) and the lines
+/// longer than 998 octets (RFC 5321 §4.5.3.1.6; the CRLF, or a lone LF or CR at the
+/// end, not counted; the text after the last LF is a line too). One pass that jumps
+/// from LF to LF (memchr), so a 1 MB message costs little more than its line count.
+pub fn line_faults(data: &[u8]) -> (usize, usize) {
+    const MAX_LINE: usize = 998;
+    let (mut bare_lf, mut long_lines, mut start) = (0, 0, 0);
+    for lf in memchr::memchr_iter(b'\n', data) {
+        // A CR just before this LF belongs to this line (an LF right at `start` has
+        // the previous line's LF, or nothing, before it).
+        let cr = lf > start && data[lf - 1] == b'\r';
+        bare_lf += usize::from(!cr);
+        long_lines += usize::from(lf - start - usize::from(cr) > MAX_LINE);
+        start = lf + 1;
+    }
+    let last = &data[start..];
+    long_lines += usize::from(last.strip_suffix(b"\r").unwrap_or(last).len() > MAX_LINE);
+    (bare_lf, long_lines)
+}
+
 /// Shows a client command line in a transcript with credentials removed.
 pub fn redact_command(line: &str) -> String {
     // A lone base64 word that is no command is most likely a credential a client
@@ -1062,11 +1082,7 @@ impl Session {
             let text = format!("5.3.4 Message size exceeds fixed maximum message size ({max})");
             return self.send(out, 552, &text);
         }
-        let bare_lf = data
-            .iter()
-            .enumerate()
-            .filter(|(i, b)| **b == b'\n' && (*i == 0 || data[i - 1] != b'\r'))
-            .count();
+        let (bare_lf, long_lines) = line_faults(&data);
         if bare_lf > 0 && self.cfg.policy.refuse_bare_lf {
             self.reset_transaction();
             return self.send(
@@ -1076,10 +1092,6 @@ impl Session {
             );
         }
         let (mail_from, size_param) = self.mail_from.take().unwrap_or_default();
-        let long_lines = data
-            .split(|b| *b == b'\n')
-            .filter(|l| l.strip_suffix(b"\r").unwrap_or(l).len() > 998)
-            .count();
         self.queued += 1;
         let mime = MimeSummary::parse(&data);
         let msg = Received {
@@ -1141,6 +1153,58 @@ mod tests {
                 probability: None,
             },
             action,
+        }
+    }
+
+    /// The definition `line_faults` implements, byte by byte.
+    fn line_faults_naive(data: &[u8]) -> (usize, usize) {
+        let bare_lf = data
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| **b == b'\n' && (*i == 0 || data[i - 1] != b'\r'))
+            .count();
+        let long_lines = data
+            .split(|b| *b == b'\n')
+            .filter(|l| l.strip_suffix(b"\r").unwrap_or(l).len() > 998)
+            .count();
+        (bare_lf, long_lines)
+    }
+
+    #[test]
+    fn line_faults_counts_bare_lf_and_long_lines() {
+        let long = "x".repeat(999);
+        let ok = "x".repeat(998);
+        for (data, want) in [
+            (String::new(), (0, 0)),
+            ("\n".into(), (1, 0)),
+            ("\r\n\r\n".into(), (0, 0)),
+            ("a\nb\r\n\n".into(), (2, 0)),
+            ("\r\r\n".into(), (0, 0)),
+            (format!("{ok}\r\n{ok}\n{ok}\r"), (1, 0)),
+            (format!("{long}\r\n"), (0, 1)),
+            (format!("{ok}\r\r\n"), (0, 1)),
+            (format!("a\r\n{long}"), (0, 1)),
+            (format!("{long}\r"), (0, 1)),
+        ] {
+            assert_eq!(line_faults(data.as_bytes()), want, "{data:?}");
+            assert_eq!(line_faults_naive(data.as_bytes()), want, "{data:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn line_faults_agrees_with_the_byte_by_byte_count(
+            parts in proptest::collection::vec(
+                (0usize..1100, proptest::sample::select(vec!["\r\n", "\n", "\r", ""])),
+                0..12,
+            )
+        ) {
+            let mut data = Vec::new();
+            for (n, end) in parts {
+                data.extend(std::iter::repeat_n(b'x', n));
+                data.extend_from_slice(end.as_bytes());
+            }
+            proptest::prop_assert_eq!(line_faults(&data), line_faults_naive(&data));
         }
     }
 

@@ -60,6 +60,12 @@ pub const MAX_MESSAGES: usize = 10_000;
 /// Most transcript text kept per connection (lines are cut at 4 KiB each).
 pub const MAX_TRANSCRIPT_BYTES: usize = 1024 * 1024;
 
+/// The read buffer of a connection, and what it grows to once a read fills it (a
+/// message streaming in): small for the many idle sessions, large for DATA, where 8 KiB
+/// reads cost a system call and an ACK each.
+const READ_BUF: usize = 8 * 1024;
+const READ_BUF_BULK: usize = 64 * 1024;
+
 /// Options of the server's IO layer.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -221,7 +227,10 @@ impl SmtpServer {
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
     }
 
-    /// Sends each finished connection (with its messages) to `tx` as it ends.
+    /// Sends each finished connection (with its messages) to `tx` as it ends, and
+    /// keeps it no longer. For connections opened from then on, the server keeps no
+    /// message bytes (`Received::data` and `Reassembled::data` are empty): a server
+    /// that streams its record out runs for days and never serialises them.
     pub fn on_finished(&self, tx: FinishedTx) {
         *self
             .shared
@@ -262,11 +271,10 @@ impl SmtpServer {
 
 struct Conn {
     id: u64,
-    /// Finished connections are streamed out (`on_finished`), so keep the messages.
+    /// Finished connections are streamed out (`on_finished`): keep no message bytes.
     streaming: bool,
     shared: Arc<Shared>,
     throttle: Option<u32>,
-    messages: Vec<Received>,
 }
 
 impl Conn {
@@ -337,29 +345,32 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Listen, shared: Arc<Sha
         streaming,
         shared: Arc::clone(&shared),
         throttle: None,
-        messages: Vec::new(),
     };
     let end_note = run(tcp, &listen, &mut session, &mut conn, idle).await;
     session.note(shared.now_ms(), end_note);
     shared.record(id, session.take_transcript());
-    let mut finished = None;
-    shared.with_conn(id, |c| {
-        c.ended = true;
-        finished = Some(c.clone());
-    });
     let tx = shared
         .finished
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    if let (Some(tx), Some(c)) = (tx, finished) {
-        // Streamed out: the record keeps nothing of it (hil serve runs for days).
-        let mut o = shared.obs();
-        o.connections.retain(|x| x.id != id);
-        o.messages.retain(|m| m.connection != id);
-        drop(o);
-        let _ = tx.send((c, conn.messages));
-    }
+    let mut o = shared.obs();
+    let Some(pos) = o.connections.iter().position(|c| c.id == id) else {
+        return;
+    };
+    let Some(tx) = tx else {
+        o.connections[pos].ended = true;
+        return;
+    };
+    // Streamed out: the record keeps nothing of it (hil serve runs for days).
+    let mut c = o.connections.remove(pos);
+    c.ended = true;
+    let (mine, others) = std::mem::take(&mut o.messages)
+        .into_iter()
+        .partition(|m| m.connection == id);
+    o.messages = others;
+    drop(o);
+    let _ = tx.send((c, mine));
 }
 
 async fn run(
@@ -408,7 +419,7 @@ async fn run(
         ServerStream::Plain(tcp)
     };
     let mut outputs = session.start(shared.now_ms());
-    let mut buf = vec![0u8; 8 * 1024];
+    let mut buf = vec![0u8; READ_BUF];
     let mut hung = false;
     loop {
         shared.record(conn.id, session.take_transcript());
@@ -432,8 +443,8 @@ async fn run(
                 Output::Delay(ms) => tokio::time::sleep(shared.scaled(ms)).await,
                 Output::Throttle(bps) => conn.throttle = Some(bps),
                 Output::StartTls => start_tls = true,
-                Output::Message(m) => {
-                    let whole = shared
+                Output::Message(mut m) => {
+                    let mut whole = shared
                         .assembler
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -448,7 +459,12 @@ async fn run(
                         );
                     }
                     if conn.streaming {
-                        conn.messages.push((*m).clone());
+                        // Nothing reads the bytes of a streamed record (they are not
+                        // serialised): a 1 MB message costs 1 MB only while it arrives.
+                        m.data = Vec::new();
+                        if let Some(r) = &mut whole {
+                            r.data = Vec::new();
+                        }
                     }
                     let mut o = shared.obs();
                     if o.messages.len() < MAX_MESSAGES {
@@ -491,6 +507,10 @@ async fn run(
             continue;
         }
         outputs = session.feed(shared.now_ms(), &buf[..n]);
+        if n == buf.len() && buf.len() < READ_BUF_BULK {
+            // A client streaming a message: fewer, larger reads.
+            buf.resize(READ_BUF_BULK, 0);
+        }
     }
 }
 

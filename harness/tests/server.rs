@@ -166,3 +166,136 @@ fn tls_facts_auth_and_reassembled_fragments_are_recorded() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `hil serve`'s way: every finished connection is streamed out with its messages
+/// and kept no longer, no message bytes are kept at all, and its JSON line says what
+/// `serde_json::json!` of the records said before it was serialised directly.
+#[test]
+fn a_streamed_connection_comes_out_whole_and_the_server_keeps_nothing_of_it() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt
+        .block_on(hil::smtp_server::SmtpServer::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            hil::smtp::SmtpConfig::default(),
+        ))
+        .expect("server");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    server.on_finished(tx);
+    let tcp = TcpStream::connect(server.addr()).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut c = BufReader::new(tcp);
+    let mut say = |line: &str| {
+        c.get_mut().write_all(line.as_bytes()).expect("write");
+        reply(&mut c)
+    };
+    assert!(say("").starts_with("220"));
+    assert!(say("EHLO probe\r\n").starts_with("250"));
+    let big = format!("{}\r\n", "x".repeat(1200));
+    for (subject, body) in [("one", "hello\r\n"), ("two", big.as_str())] {
+        assert!(say("MAIL FROM:<mfp@hil.test>\r\n").starts_with("250"));
+        assert!(say("RCPT TO:<a@hil.test>\r\n").starts_with("250"));
+        assert!(say("DATA\r\n").starts_with("354"));
+        let msg = format!("Subject: {subject}\r\nTo: a@hil.test\r\n\r\n{body}bare\nlf\r\n.\r\n");
+        assert!(say(&msg).starts_with("250"));
+    }
+    assert!(say("QUIT\r\n").starts_with("221"));
+    let (conn, msgs) = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), rx.recv()).await })
+        .expect("in time")
+        .expect("a finished connection");
+    assert!(conn.ended);
+    assert!(conn.transcript.iter().any(|e| e.text == "QUIT"));
+    let subjects: Vec<_> = msgs
+        .iter()
+        .map(|m| m.mime.as_ref().and_then(|x| x.subject.clone()))
+        .collect();
+    assert_eq!(subjects, [Some("one".into()), Some("two".into())]);
+    assert!(msgs
+        .iter()
+        .all(|m| m.data.is_empty() && m.connection == conn.id));
+    assert_eq!(
+        msgs.iter()
+            .map(|m| (m.bare_lf, m.long_lines))
+            .collect::<Vec<_>>(),
+        [(1, 0), (1, 1)]
+    );
+    let kept = server.snapshot();
+    assert!(kept.connections.is_empty() && kept.messages.is_empty());
+    let line = hil::serve_cmd::Line::smtp(&conn, &msgs)
+        .to_json()
+        .expect("json");
+    assert!(!line.contains('\n'));
+    let before = serde_json::json!({ "server": "smtp", "connection": conn, "messages": msgs });
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&line).expect("parses"),
+        before
+    );
+}
+
+/// A message far larger than the read buffer (which grows once a read fills it)
+/// arrives byte for byte, dot-stuffing undone, with a transaction pipelined after it.
+#[test]
+fn a_large_message_arrives_byte_for_byte() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt
+        .block_on(hil::smtp_server::SmtpServer::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            hil::smtp::SmtpConfig::default(),
+        ))
+        .expect("server");
+    let mut body = Vec::new();
+    for i in 0..20_000u32 {
+        // Some lines start with a dot; one line runs over 998 octets.
+        let line = if i % 7 == 0 {
+            format!(".{i}")
+        } else {
+            format!("line {i}")
+        };
+        body.extend_from_slice(line.as_bytes());
+        body.extend_from_slice(if i == 9_999 { &[b'y'; 1000][..] } else { b"" });
+        body.extend_from_slice(b"\r\n");
+    }
+    let mut stuffed = Vec::new();
+    for line in body.split_inclusive(|b| *b == b'\n') {
+        if line.starts_with(b".") {
+            stuffed.push(b'.');
+        }
+        stuffed.extend_from_slice(line);
+    }
+    let tcp = TcpStream::connect(server.addr()).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut c = BufReader::new(tcp);
+    assert!(reply(&mut c).starts_with("220"));
+    let mut all = b"EHLO probe\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n".to_vec();
+    c.get_mut().write_all(&all).expect("write");
+    for want in ["250", "250", "250", "354"] {
+        assert!(reply(&mut c).starts_with(want));
+    }
+    all = stuffed;
+    all.extend_from_slice(
+        b".\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nsmall\r\n.\r\nQUIT\r\n",
+    );
+    c.get_mut().write_all(&all).expect("write");
+    for want in ["250", "250", "250", "354", "250", "221"] {
+        assert!(reply(&mut c).starts_with(want));
+    }
+    assert!(server.wait_idle(Duration::from_secs(10)));
+    let obs = server.take();
+    let [big, small] = obs.messages.as_slice() else {
+        panic!("{} messages", obs.messages.len())
+    };
+    assert!(body.len() > 200_000);
+    assert!(big.data == body, "the large message differs");
+    assert_eq!((big.bare_lf, big.long_lines), (0, 1));
+    assert_eq!(small.data, b"small\r\n");
+}
