@@ -489,19 +489,20 @@ fn truncate(s: &str, n: usize) -> String {
     t
 }
 
+/// A refused value as a console shows it: quoted, or `*** (N characters)` for a secret.
+pub(crate) fn shown_value(r: &settings::Refusal) -> String {
+    if settings::lookup(&r.key).is_some_and(|d| d.secret) {
+        format!("*** ({} characters)", r.value.chars().count())
+    } else {
+        quote(&r.value)
+    }
+}
+
 /// Formats the refusals of a `set` or `apply` for an `ERR config` line.
 pub fn describe_refusals(refusals: &[settings::Refusal]) -> String {
     let parts: Vec<String> = refusals
         .iter()
-        .map(|r| {
-            let secret = settings::lookup(&r.key).is_some_and(|d| d.secret);
-            let shown = if secret {
-                format!("*** ({} characters)", r.value.chars().count())
-            } else {
-                quote(&r.value)
-            };
-            format!("{}: {shown} refused: {}", r.key, r.rule)
-        })
+        .map(|r| format!("{}: {} refused: {}", r.key, shown_value(r), r.rule))
         .collect();
     format!("{}; nothing changed", parts.join("; "))
 }

@@ -223,13 +223,12 @@ fn describe(refusals: &[Refusal]) -> String {
     let parts: Vec<String> = refusals
         .iter()
         .map(|r| {
-            let secret = settings::lookup(&r.key).is_some_and(|d| d.secret);
-            let shown = if secret {
-                format!("*** ({} characters)", r.value.chars().count())
-            } else {
-                quote(&r.value)
-            };
-            format!("{}: {shown} refused ({})", menu_key(&r.key), r.rule)
+            format!(
+                "{}: {} refused ({})",
+                menu_key(&r.key),
+                crate::console::shown_value(r),
+                r.rule
+            )
         })
         .collect();
     format!("{}; nothing changed", parts.join("; "))
