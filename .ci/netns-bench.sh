@@ -14,6 +14,7 @@
 # Every run must end `N passed, 0 failed`.
 # Usage: .ci/netns-bench.sh path/to/hil path/to/mfp-sim   (root; iproute2, ser2net)
 set -euo pipefail
+source "$(dirname "$(realpath "$0")")/lib.sh"
 hil=$(realpath "$1")
 sim=$(realpath "$2")
 for c in ip ser2net python3; do
@@ -77,24 +78,11 @@ connection: &rfc2217
     kickolduser: true
 YAML
 
-listening() { # port: a socket listening on it in the device's namespace (state 0A)?
-  ind python3 - "$1" <<'PY'
-import sys
-port = int(sys.argv[1])
-with open("/proc/net/tcp") as f:
-    next(f)
-    for line in f:
-        local, state = line.split()[1], line.split()[3]
-        if int(local.split(":")[1], 16) == port and state == "0A":
-            sys.exit(0)
-sys.exit(1)
-PY
-}
 start_ser2net() {
   ip netns exec "$D" ser2net -n -u -c ser2net.yaml -P "$work/ser2net.pid" >> ser2net.out 2>&1 &
   ser_pid=$!
   for _ in $(seq 50); do
-    listening 7001 && listening 7002 && return 0
+    listening 7001 "$D" && listening 7002 "$D" && return 0
     sleep 0.1
   done
   echo "ser2net did not listen:"; cat ser2net.out; exit 1

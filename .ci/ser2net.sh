@@ -5,6 +5,7 @@
 # restored): every run must end `N passed, 0 failed`.
 # Usage: .ci/ser2net.sh path/to/hil   (needs ser2net: apt-get install ser2net)
 set -euo pipefail
+source "$(dirname "$(realpath "$0")")/lib.sh"
 hil=$(realpath "$1")
 command -v ser2net >/dev/null || { echo "ser2net is not installed"; exit 1; }
 work=$(mktemp -d)
@@ -41,19 +42,6 @@ connection: &rfc2217
     kickolduser: true
 YAML
 
-listening() { # port: is a socket listening on it (from /proc/net/tcp, state 0A)?
-  python3 - "$1" <<'PY'
-import sys
-port = int(sys.argv[1])
-with open("/proc/net/tcp") as f:
-    next(f)
-    for line in f:
-        local, state = line.split()[1], line.split()[3]
-        if int(local.split(":")[1], 16) == port and state == "0A":
-            sys.exit(0)
-sys.exit(1)
-PY
-}
 
 start_ser2net() {
   # -n: stay in the foreground; -u: no UUCP lock files; -P: where the pid goes.
