@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::certs::responder::Responder;
-use crate::netaddr::{local_addresses, neighbour, BindAddr, LocalAddr};
+use crate::certs::responder_addr;
+use crate::netaddr::{local_addresses, neighbour, network, BindAddr, LocalAddr};
 use crate::runner::{DeviceChoice, RunOptions, Runner};
 
 /// What `hil bench-setup` was asked.
@@ -90,7 +91,12 @@ fn server_address(o: &BindAddr, given: &Option<String>) -> Result<String, String
 
 /// Whether the zoo's certificates name `server` and its responder listens where the
 /// device can reach it (on the bind address).
-fn zoo_checks(o: &BenchSetupOptions, server: &str, out: &mut Vec<String>) -> Vec<Check> {
+fn zoo_checks(
+    o: &BenchSetupOptions,
+    server: &str,
+    all: &[LocalAddr],
+    out: &mut Vec<String>,
+) -> Vec<Check> {
     let mut checks = Vec::new();
     let opts = match crate::certs::options_of(&o.certs) {
         Ok(z) => z,
@@ -121,7 +127,6 @@ fn zoo_checks(o: &BenchSetupOptions, server: &str, out: &mut Vec<String>) -> Vec
             )
         },
     ));
-    let all = local_addresses();
     let iface_of = |ip: IpAddr| all.iter().find(|a| a.ip == ip).map(|a| a.interface.clone());
     let reachable = match responder_addr(&opts.responder).map(|a| a.ip()) {
         // The bind address itself, another address of the same interface, or
@@ -151,12 +156,6 @@ fn zoo_checks(o: &BenchSetupOptions, server: &str, out: &mut Vec<String>) -> Vec
         opts.responder, opts.responder
     ));
     checks
-}
-
-fn responder_addr(url: &str) -> Option<std::net::SocketAddr> {
-    url.strip_prefix("http://")
-        .map(|r| r.split('/').next().unwrap_or(r))
-        .and_then(|h| h.parse().ok())
 }
 
 /// Prints the set-up and runs the checks; answers whether every check passed.
@@ -215,7 +214,7 @@ pub fn run(o: &BenchSetupOptions, say: &mut dyn FnMut(&str)) -> Result<bool, Str
     say(&format!("  pop.server     {server}"));
     say("  smtp.port, smtp.ssl_port, pop.port, pop.ssl_port: ports of this run's listeners");
     let mut lines = Vec::new();
-    checks.extend(zoo_checks(o, &server, &mut lines));
+    checks.extend(zoo_checks(o, &server, &all, &mut lines));
     for l in &lines {
         say(l);
     }
@@ -243,29 +242,8 @@ pub fn run(o: &BenchSetupOptions, say: &mut dyn FnMut(&str)) -> Result<bool, Str
     Ok(checks.iter().all(|c| c.ok))
 }
 
-fn network(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v) => {
-            let m = u32::MAX
-                .checked_shl(32 - u32::from(prefix.min(32)))
-                .unwrap_or(0);
-            IpAddr::from(std::net::Ipv4Addr::from(u32::from(v) & m))
-        }
-        IpAddr::V6(v) => {
-            let m = u128::MAX
-                .checked_shl(128 - u32::from(prefix.min(128)))
-                .unwrap_or(0);
-            IpAddr::from(std::net::Ipv6Addr::from(u128::from(v) & m))
-        }
-    }
-}
-
 fn netmask_v4(prefix: u8) -> std::net::Ipv4Addr {
-    std::net::Ipv4Addr::from(
-        u32::MAX
-            .checked_shl(32 - u32::from(prefix.min(32)))
-            .unwrap_or(0),
-    )
+    std::net::Ipv4Addr::from(crate::netaddr::mask_v4(prefix))
 }
 
 const RESPONDER_CHECK: &str = "responder reachable by the device";

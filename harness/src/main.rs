@@ -371,10 +371,7 @@ fn select_cases(
 fn start_responder(certs: &std::path::Path) -> Result<tokio::runtime::Runtime, String> {
     let zoo = hil::certs::load(certs)?;
     let url = zoo.manifest.responder.clone();
-    let addr: std::net::SocketAddr = url
-        .strip_prefix("http://")
-        .map(|r| r.split('/').next().unwrap_or(r))
-        .and_then(|h| h.parse().ok())
+    let addr = hil::certs::responder_addr(&url)
         .ok_or_else(|| format!("the zoo's responder {url:?} is not http://IP:PORT"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -816,14 +813,8 @@ fn responder(a: ResponderArgs) -> Result<(), String> {
         Some(b) => b,
         None => {
             let url = &zoo.manifest.responder;
-            let hostport = url
-                .strip_prefix("http://")
-                .map(|r| r.split('/').next().unwrap_or(r))
-                .ok_or_else(|| {
-                    format!("the manifest's responder {url:?} is not an http:// URL; give --bind")
-                })?;
-            hostport.parse().map_err(|_| {
-                format!("the manifest's responder {url:?} has no IP:PORT; give --bind")
+            hil::certs::responder_addr(url).ok_or_else(|| {
+                format!("the manifest's responder {url:?} is not http://IP:PORT; give --bind")
             })?
         }
     };

@@ -211,23 +211,30 @@ pub fn local_addresses() -> Vec<LocalAddr> {
     out
 }
 
+/// The netmask of a `prefix`-bit IPv4 network, as a number.
+pub fn mask_v4(prefix: u8) -> u32 {
+    u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0)
+}
+
+fn mask_v6(prefix: u8) -> u128 {
+    u128::MAX
+        .checked_shl(128 - u32::from(prefix.min(128)))
+        .unwrap_or(0)
+}
+
+/// The network address of `ip` in its `prefix`-bit network.
+pub fn network(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v) => IpAddr::from(std::net::Ipv4Addr::from(u32::from(v) & mask_v4(prefix))),
+        IpAddr::V6(v) => IpAddr::from(Ipv6Addr::from(u128::from(v) & mask_v6(prefix))),
+    }
+}
+
 /// Whether `a` and `b` are in the same `prefix`-bit network.
 pub fn same_network(a: IpAddr, b: IpAddr, prefix: u8) -> bool {
-    match (a, b) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let m = u32::MAX
-                .checked_shl(32 - u32::from(prefix.min(32)))
-                .unwrap_or(0);
-            u32::from(a) & m == u32::from(b) & m
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let m = u128::MAX
-                .checked_shl(128 - u32::from(prefix.min(128)))
-                .unwrap_or(0);
-            u128::from(a) & m == u128::from(b) & m
-        }
-        _ => false,
-    }
+    a.is_ipv4() == b.is_ipv4() && network(a, prefix) == network(b, prefix)
 }
 
 /// A neighbour of `ip` in its `prefix`-bit network for a device to take: the next
@@ -256,9 +263,8 @@ pub fn neighbour(ip: IpAddr, prefix: u8) -> Option<IpAddr> {
             && match c {
                 // Not the network or broadcast address of an IPv4 network.
                 IpAddr::V4(v4) if prefix < 31 => {
-                    let host =
-                        u32::from(*v4) & !u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-                    host != 0 && host != !u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+                    let host = u32::from(*v4) & !mask_v4(prefix);
+                    host != 0 && host != !mask_v4(prefix)
                 }
                 _ => true,
             }

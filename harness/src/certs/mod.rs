@@ -32,6 +32,13 @@ pub fn options_of(dir: &Path) -> Result<zoo::ZooOptions, String> {
     })
 }
 
+/// The listening address in a zoo's responder URL (`http://IP:PORT[/…]`), if it has one.
+pub fn responder_addr(url: &str) -> Option<std::net::SocketAddr> {
+    url.strip_prefix("http://")
+        .map(|r| r.split('/').next().unwrap_or(r))
+        .and_then(|h| h.parse().ok())
+}
+
 /// Rebuilds the zoo of `dir` in memory (keys included) and checks that the folder
 /// holds exactly what that rebuild writes, so the responder answers for these files.
 pub fn load(dir: &Path) -> Result<zoo::Zoo, String> {
