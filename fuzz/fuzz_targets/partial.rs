@@ -1,10 +1,10 @@
-//! `message/partial` reassembly (`hil::partial`) fed arbitrary messages.
+//! `message/partial` reassembly (`hil_mail::partial`) fed arbitrary messages.
 //!
 //! Input: messages separated by NUL bytes, each received on its own connection. Each
 //! goes to `fragment_info` and the `Assembler`; all of them, in order, to `reassemble`.
 #![no_main]
 
-use hil::partial::{fragment_info, reassemble, Assembler};
+use hil_mail::partial::{fragment_info, reassemble, Assembler};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,4 +1,4 @@
-//! The fake POP3 server's session (`hil::pop3::Pop3Session`) fed arbitrary client bytes.
+//! The fake POP3 server's session (`hil_mail::pop3::Pop3Session`) fed arbitrary client bytes.
 //!
 //! Input: one flags byte, then the client's byte stream.
 //! - bit 0: STLS offered; bit 1: APOP offered; bit 2: APOP offered but refused;
@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 
-use hil::faults::{Action, Fault, When};
-use hil::pop3::{Pop3Config, Pop3Output, Pop3Session, Pop3Step, PopAccount, StoredMessage};
+use hil_mail::faults::{Action, Fault, When};
+use hil_mail::pop3::{Pop3Config, Pop3Output, Pop3Session, Pop3Step, PopAccount, StoredMessage};
 use libfuzzer_sys::fuzz_target;
 
 fn fault(

@@ -1,4 +1,4 @@
-//! The fake SMTP server's session (`hil::smtp::Session`) fed arbitrary client bytes.
+//! The fake SMTP server's session (`hil_mail::smtp::Session`) fed arbitrary client bytes.
 //!
 //! Input: one flags byte, then the client's byte stream.
 //! - bit 0: the listener offers STARTTLS; bit 1: implicit TLS (when bit 0 is clear);
@@ -14,9 +14,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hil::faults::{Action, Fault, When};
-use hil::sasl::{Account, Mechanism};
-use hil::smtp::{Output, Policy, RecipientRule, Session, SessionEnv, SmtpConfig, Step};
+use hil_mail::faults::{Action, Fault, When};
+use hil_mail::sasl::{Account, Mechanism};
+use hil_mail::smtp::{Output, Policy, RecipientRule, Session, SessionEnv, SmtpConfig, Step};
 use libfuzzer_sys::fuzz_target;
 
 fn fault(step: Step, nth: Option<u32>, probability: Option<f64>, action: Action) -> Fault<Step> {

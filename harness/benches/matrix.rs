@@ -15,8 +15,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hil::smtp::{ListenerKind, SmtpConfig};
-use hil::smtp_server::{Listen, ServerOptions, SmtpServer};
+use hil_mail::smtp::{ListenerKind, SmtpConfig};
+use hil_mail::smtp_server::{Listen, ServerOptions, SmtpServer};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
@@ -76,8 +76,9 @@ fn ceiling(jobs: usize, secs: f64, tls: bool) -> f64 {
         .expect("runtime");
     rt.block_on(async move {
         let certs = root().join("certs");
-        let identity = hil::tls::load("valid", &certs.join("valid.crt"), &certs.join("valid.key"))
-            .expect("zoo certificate");
+        let identity =
+            hil_mail::tls::load("valid", &certs.join("valid.crt"), &certs.join("valid.key"))
+                .expect("zoo certificate");
         let bind: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let server = SmtpServer::start_with(
             vec![Listen {
@@ -96,7 +97,7 @@ fn ceiling(jobs: usize, secs: f64, tls: bool) -> f64 {
         .expect("server");
         let addr = server.addr();
         let server = Arc::new(server);
-        let config = hil::tls::danger::client_config_accepting_any(&[&rustls::version::TLS13])
+        let config = hil_mail::tls::danger::client_config_accepting_any(&[&rustls::version::TLS13])
             .expect("client config");
         let connector = tokio_rustls::TlsConnector::from(config);
         let until = Instant::now() + Duration::from_secs_f64(secs);
@@ -266,10 +267,10 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let filter = std::env::var("HIL_BENCH_FILTER").ok();
     // What each case is: TLS or plain, and the device time it waits.
-    let m = hil::matrix::Matrix::build(
+    let m = hil_oracle::matrix::Matrix::build(
         &root().join("certs"),
         &root().join("scenarios"),
-        &hil::model::DeviceFacts::default(),
+        &hil_oracle::model::DeviceFacts::default(),
     )
     .expect("the matrix");
     let mut kind = std::collections::HashMap::new();

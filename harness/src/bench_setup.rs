@@ -9,10 +9,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::certs::responder::Responder;
-use crate::certs::responder_addr;
-use crate::netaddr::{local_addresses, neighbour, network, BindAddr, LocalAddr};
 use crate::runner::{DeviceChoice, RunOptions, Runner};
+use hil_mail::netaddr::{local_addresses, neighbour, network, BindAddr, LocalAddr};
+use hil_zoo::responder::Responder;
+use hil_zoo::responder_addr;
 
 /// What `hil bench-setup` was asked.
 #[derive(Debug, Clone)]
@@ -98,7 +98,7 @@ fn zoo_checks(
     out: &mut Vec<String>,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
-    let opts = match crate::certs::options_of(&o.certs) {
+    let opts = match hil_zoo::options_of(&o.certs) {
         Ok(z) => z,
         Err(e) => {
             checks.push(check("certificate zoo", false, e));
@@ -243,7 +243,7 @@ pub fn run(o: &BenchSetupOptions, say: &mut dyn FnMut(&str)) -> Result<bool, Str
 }
 
 fn netmask_v4(prefix: u8) -> std::net::Ipv4Addr {
-    std::net::Ipv4Addr::from(crate::netaddr::mask_v4(prefix))
+    std::net::Ipv4Addr::from(hil_mail::netaddr::mask_v4(prefix))
 }
 
 const RESPONDER_CHECK: &str = "responder reachable by the device";
@@ -272,10 +272,10 @@ fn probe_device(
                 .map_err(|e| e.to_string())?
                 .facts
         }
-        None => crate::model::DeviceFacts::default(),
+        None => hil_oracle::model::DeviceFacts::default(),
     };
-    let m = crate::matrix::Matrix::build(&o.certs, &o.scenarios, &facts)?;
-    let zoo_ok = crate::certs::options_of(&o.certs)
+    let m = hil_oracle::matrix::Matrix::build(&o.certs, &o.scenarios, &facts)?;
+    let zoo_ok = hil_zoo::options_of(&o.certs)
         .ok()
         .and_then(|z| responder_addr(&z.responder))
         .filter(|_| responder_ok);
@@ -287,7 +287,7 @@ fn probe_device(
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let responder = match zoo_ok {
         Some(addr) => {
-            let zoo = crate::certs::load(&o.certs)?;
+            let zoo = hil_zoo::load(&o.certs)?;
             Some(rt.block_on(Responder::start(addr, zoo, 1.0)).map_err(|e| {
                 format!("the zoo's responder cannot listen on {addr} (in use?): {e}")
             })?)
@@ -393,11 +393,11 @@ fn wait_for_device(
     server: &str,
     say: &mut dyn FnMut(&str),
 ) -> Result<Vec<Check>, String> {
-    use crate::pop3::Pop3Config;
-    use crate::pop3_server::{Pop3Listen, Pop3Server};
-    use crate::pop_window::PopLogins;
-    use crate::smtp::SmtpConfig;
-    use crate::smtp_server::{Listen, ListenerKind, ServerOptions, SmtpServer};
+    use hil_mail::pop3::Pop3Config;
+    use hil_mail::pop3_server::{Pop3Listen, Pop3Server};
+    use hil_mail::pop_window::PopLogins;
+    use hil_mail::smtp::SmtpConfig;
+    use hil_mail::smtp_server::{Listen, ListenerKind, ServerOptions, SmtpServer};
     use std::sync::Arc;
     if o.wait.is_zero() {
         say("No --device and --wait 0: nothing to check from the device's side.");

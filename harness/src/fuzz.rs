@@ -11,8 +11,8 @@ use std::cell::RefCell;
 use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 
-use crate::matrix::{Matrix, Row};
 use crate::pool::CaseRunner;
+use hil_oracle::matrix::{Matrix, Row};
 
 /// A failure and its shrunk form.
 #[derive(Debug, Clone)]

@@ -25,30 +25,11 @@ macro_rules! say {
 }
 
 pub mod bench_setup;
-pub mod cases;
-pub mod certs;
-pub mod covering;
 pub mod device;
-pub mod faults;
 pub mod fuzz;
-pub mod matrix;
-pub mod model;
-pub mod netaddr;
-pub mod netio;
-pub mod oracle;
-pub mod partial;
 pub mod pool;
-pub mod pop3;
-pub mod pop3_server;
-pub mod pop_window;
 pub mod record;
 pub mod report;
 pub mod runner;
-pub mod sasl;
-pub mod scenario;
-pub mod serve;
 pub mod serve_cmd;
-pub mod smtp;
-pub mod smtp_server;
-pub mod tls;
 pub mod verdict;

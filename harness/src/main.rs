@@ -1,4 +1,4 @@
-use hil::netaddr::BindAddr;
+use hil_mail::netaddr::BindAddr;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,10 +10,10 @@ use hil::say;
 use clap::{Parser, Subcommand};
 
 use hil::device::Endpoint;
-use hil::model::{Case, DeviceFacts};
 use hil::pool::{self, CaseRunner, MakeRunner, PoolOptions, PoolSummary, Shard, WriteReport};
 use hil::record::Record;
 use hil::runner::{DeviceChoice, RunOptions, Runner};
+use hil_oracle::model::{Case, DeviceFacts};
 
 /// Hardware-in-the-loop harness for the e-mail (SMTP) function of a multifunction printer.
 #[derive(Parser)]
@@ -322,11 +322,11 @@ struct RunArgs {
 
 /// The rows `--matrix` (or `--strength`) asks for.
 fn rows_of(
-    m: &hil::matrix::Matrix,
+    m: &hil_oracle::matrix::Matrix,
     matrix: &str,
     strength: Option<u8>,
     seed: u64,
-) -> Result<Vec<hil::matrix::Row>, String> {
+) -> Result<Vec<hil_oracle::matrix::Row>, String> {
     if let Some(t) = strength {
         return m.covering(t as usize, seed);
     }
@@ -346,7 +346,7 @@ fn select_cases(
     a: &RunArgs,
     certs: &std::path::Path,
     facts: &DeviceFacts,
-) -> Result<Vec<hil::model::Case>, String> {
+) -> Result<Vec<hil_oracle::model::Case>, String> {
     let matrix = a.matrix.clone().unwrap_or_else(|| {
         if a.device == "sim" {
             "exhaustive".into()
@@ -355,9 +355,9 @@ fn select_cases(
         }
     });
     if matrix == "classic" && a.strength.is_none() {
-        return Ok(hil::cases::first_set());
+        return Ok(hil_oracle::cases::first_set());
     }
-    let m = hil::matrix::Matrix::build(
+    let m = hil_oracle::matrix::Matrix::build(
         certs,
         &data_dir(a.model.scenarios.clone(), "scenarios"),
         facts,
@@ -369,9 +369,9 @@ fn select_cases(
 /// The zoo's OCSP responder and CRL server where its certificates point, on a
 /// runtime of its own for the whole run.
 fn start_responder(certs: &std::path::Path) -> Result<tokio::runtime::Runtime, String> {
-    let zoo = hil::certs::load(certs)?;
+    let zoo = hil_zoo::load(certs)?;
     let url = zoo.manifest.responder.clone();
-    let addr = hil::certs::responder_addr(&url)
+    let addr = hil_zoo::responder_addr(&url)
         .ok_or_else(|| format!("the zoo's responder {url:?} is not http://IP:PORT"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -379,7 +379,7 @@ fn start_responder(certs: &std::path::Path) -> Result<tokio::runtime::Runtime, S
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let r = rt
-        .block_on(hil::certs::responder::Responder::start(addr, zoo, 1.0))
+        .block_on(hil_zoo::responder::Responder::start(addr, zoo, 1.0))
         .map_err(|e| {
             format!(
                 "the certificate zoo's OCSP responder cannot listen on {addr} (is it in use?): {e}"
@@ -425,7 +425,7 @@ fn select(a: &RunArgs, certs: &std::path::Path, facts: &DeviceFacts) -> Result<V
     if let Some(id) = &a.case {
         // A matrix case id names its values: the case is rebuilt from it, whatever
         // --matrix says.
-        let m = hil::matrix::Matrix::build(
+        let m = hil_oracle::matrix::Matrix::build(
             certs,
             &data_dir(a.model.scenarios.clone(), "scenarios"),
             facts,
@@ -664,13 +664,13 @@ fn data_dir(given: Option<PathBuf>, name: &str) -> PathBuf {
 
 fn matrix(a: MatrixArgs) -> Result<(), String> {
     let facts = profile_facts(a.profile.as_deref())?;
-    let m = hil::matrix::Matrix::build(
+    let m = hil_oracle::matrix::Matrix::build(
         &data_dir(a.model.certs, "certs"),
         &data_dir(a.model.scenarios, "scenarios"),
         &facts,
     )?;
     if a.matrix == "classic" && a.strength.is_none() {
-        let cases = hil::cases::first_set();
+        let cases = hil_oracle::cases::first_set();
         say!("classic: {} hand-written cases (not a matrix)", cases.len());
         if a.list {
             for c in &cases {
@@ -694,7 +694,7 @@ fn fuzz(a: FuzzArgs) -> Result<bool, String> {
     let device = device_choice(&a.device, a.time_scale)?;
     let certs = data_dir(a.model.certs.clone(), "certs");
     let facts = profile_facts(a.profile.as_deref())?;
-    let m = hil::matrix::Matrix::build(
+    let m = hil_oracle::matrix::Matrix::build(
         &certs,
         &data_dir(a.model.scenarios.clone(), "scenarios"),
         &facts,
@@ -782,8 +782,8 @@ fn bench_setup(a: BenchSetupArgs) -> Result<bool, String> {
 }
 
 fn certs(a: CertsArgs) -> Result<(), String> {
-    let key = hil::certs::keys::KeyKind::parse(&a.key)?;
-    let mut o = hil::certs::zoo::ZooOptions {
+    let key = hil_zoo::keys::KeyKind::parse(&a.key)?;
+    let mut o = hil_zoo::zoo::ZooOptions {
         key,
         seed: a.seed,
         responder: a.responder.trim_end_matches('/').to_string(),
@@ -792,7 +792,7 @@ fn certs(a: CertsArgs) -> Result<(), String> {
     if !a.host.is_empty() {
         o.hosts = a.host;
     }
-    let m = hil::certs::zoo::generate(&a.out, &o)?;
+    let m = hil_zoo::zoo::generate(&a.out, &o)?;
     say!(
         "hil certs: {} server certificates and {} CAs ({}, seed {}) in {}; trust anchor {}",
         m.cert.len(),
@@ -806,14 +806,14 @@ fn certs(a: CertsArgs) -> Result<(), String> {
 }
 
 fn responder(a: ResponderArgs) -> Result<(), String> {
-    use hil::certs::responder::{Responder, RevocationFault};
+    use hil_zoo::responder::{Responder, RevocationFault};
     let fault = RevocationFault::parse(&a.fault)?;
-    let zoo = hil::certs::load(&a.certs)?;
+    let zoo = hil_zoo::load(&a.certs)?;
     let bind = match a.bind {
         Some(b) => b,
         None => {
             let url = &zoo.manifest.responder;
-            hil::certs::responder_addr(url).ok_or_else(|| {
+            hil_zoo::responder_addr(url).ok_or_else(|| {
                 format!("the manifest's responder {url:?} is not http://IP:PORT; give --bind")
             })?
         }

@@ -23,9 +23,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::model::Case;
 use crate::record::{self, Record, Verdict};
 use crate::runner::{self, describe_failure, CaseResult, Runner};
+use hil_oracle::model::Case;
 
 /// What a worker runs cases with: [`Runner`], or a stand-in in tests.
 pub trait CaseRunner: Send {
@@ -938,7 +938,7 @@ mod tests {
     }
 
     fn cases(n: usize) -> Vec<Case> {
-        crate::cases::first_set().into_iter().take(n).collect()
+        hil_oracle::cases::first_set().into_iter().take(n).collect()
     }
 
     fn dir(name: &str) -> PathBuf {

@@ -13,14 +13,14 @@ use serde::Serialize;
 
 use crate::device::embedded::EmbeddedSim;
 use crate::device::{Console, DriverError, Endpoint, Profile, TriggerAnswer};
-use crate::model::{Case, SettingView, Target, TriggerSpec, SECRET_KEYS};
-use crate::oracle::{self, Expected};
-use crate::pop3::{Pop3Config, PopAccount};
-use crate::pop3_server::{Pop3Listen, Pop3Server};
-use crate::pop_window::PopLogins;
-use crate::smtp::{ListenerKind, SmtpConfig};
-use crate::smtp_server::{Listen, Observations, ServerOptions, SmtpServer};
 use crate::verdict::{self, Observed};
+use hil_mail::pop3::{Pop3Config, PopAccount};
+use hil_mail::pop3_server::{Pop3Listen, Pop3Server};
+use hil_mail::pop_window::PopLogins;
+use hil_mail::smtp::{ListenerKind, SmtpConfig};
+use hil_mail::smtp_server::{Listen, Observations, ServerOptions, SmtpServer};
+use hil_oracle::model::{Case, SettingView, Target, TriggerSpec, SECRET_KEYS};
+use hil_oracle::oracle::{self, Expected};
 
 /// The reference dialect's profile, built in so `hil run` works from any directory.
 pub const SIM_PROFILE: &str = include_str!("../../fixtures/devices/sim.toml");
@@ -41,7 +41,7 @@ pub struct RunOptions {
     /// A profile file; `None` is the built-in reference dialect.
     pub profile: Option<PathBuf>,
     /// Where the fake servers listen.
-    pub bind: crate::netaddr::BindAddr,
+    pub bind: hil_mail::netaddr::BindAddr,
     /// The plain SMTP listener's port (0: any free port).
     pub smtp_port: u16,
     /// The server address given to the device (default: the bind address).
@@ -85,7 +85,7 @@ impl CaseResult {
     pub fn not_run(case: &Case, why: String, millis: u64) -> CaseResult {
         let pairs = case_settings(case, "192.0.2.1", Ports::NOMINAL);
         let prediction =
-            oracle::predict_pairs(case, &pairs, &crate::model::DeviceFacts::default()).ok();
+            oracle::predict_pairs(case, &pairs, &hil_oracle::model::DeviceFacts::default()).ok();
         CaseResult {
             id: case.id.clone(),
             passed: false,
@@ -109,7 +109,7 @@ impl CaseResult {
 /// or throttle) or the device is pointed at a listener of the other TLS kind. Used only
 /// to start the longest cases first, so that their waits overlap with the rest.
 pub fn device_wait_estimate(case: &Case) -> u64 {
-    use crate::faults::Action;
+    use hil_mail::faults::Action;
     let setting = |k: &str| {
         case.settings
             .iter()
@@ -182,7 +182,7 @@ pub fn case_settings(case: &Case, server: &str, ports: Ports) -> Vec<(String, St
         }
     }
     pairs.retain(|(k, v)| {
-        !crate::model::DEFAULTS
+        !hil_oracle::model::DEFAULTS
             .iter()
             .any(|(dk, dv)| dk == k && dv == v)
     });
@@ -262,7 +262,7 @@ pub struct Runner {
     console: Option<Console>,
 }
 
-fn free_closed_port(ip: &crate::netaddr::BindAddr) -> std::io::Result<u16> {
+fn free_closed_port(ip: &hil_mail::netaddr::BindAddr) -> std::io::Result<u16> {
     // Bind a port, note it, and let it go: nothing listens there afterwards.
     let l = TcpListener::bind(ip.socket(0))?;
     Ok(l.local_addr()?.port())
@@ -270,7 +270,7 @@ fn free_closed_port(ip: &crate::netaddr::BindAddr) -> std::io::Result<u16> {
 
 /// The zoo's certificate names, from its manifest.
 fn zoo_names(dir: &std::path::Path) -> Result<Vec<String>, String> {
-    Ok(crate::matrix::load_certs(dir)?.into_keys().collect())
+    Ok(hil_oracle::matrix::load_certs(dir)?.into_keys().collect())
 }
 
 impl Runner {
@@ -304,7 +304,7 @@ impl Runner {
         let mut root_pem = None;
         if let Some(dir) = &opts.certs {
             for name in zoo_names(dir)? {
-                let identity = crate::tls::load(
+                let identity = hil_mail::tls::load(
                     &name,
                     &dir.join(format!("{name}.crt")),
                     &dir.join(format!("{name}.key")),
@@ -349,8 +349,8 @@ impl Runner {
             .collect();
         let pop_config = Pop3Config {
             accounts: vec![PopAccount {
-                user: crate::model::POP_USER.into(),
-                password: crate::model::POP_PASSWORD.into(),
+                user: hil_oracle::model::POP_USER.into(),
+                password: hil_oracle::model::POP_PASSWORD.into(),
             }],
             ..Pop3Config::default()
         };
@@ -409,7 +409,7 @@ impl Runner {
     }
 
     /// What the profile says of the firmware (variants, ranges, AUTH mechanisms).
-    pub fn facts(&self) -> &crate::model::DeviceFacts {
+    pub fn facts(&self) -> &hil_oracle::model::DeviceFacts {
         &self.profile.facts
     }
 
@@ -685,7 +685,7 @@ impl Runner {
             // default.
             let probe = pairs
                 .iter()
-                .find(|(k, v)| k == "smtp.port" && crate::model::validate(k, v).is_ok())
+                .find(|(k, v)| k == "smtp.port" && hil_oracle::model::validate(k, v).is_ok())
                 .map(|(k, _)| k.clone())
                 .unwrap_or_else(|| "smtp.port".into());
             let value = con.get(&probe)?;

@@ -9,18 +9,18 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::partial::Reassembled;
-use crate::pop3_server::Pop3Connection;
-use crate::scenario::Scenario;
-use crate::serve;
-use crate::smtp::Received;
-use crate::smtp_server::Connection;
+use hil_mail::partial::Reassembled;
+use hil_mail::pop3_server::Pop3Connection;
+use hil_mail::scenario::Scenario;
+use hil_mail::serve;
+use hil_mail::smtp::Received;
+use hil_mail::smtp_server::Connection;
 
 /// What `hil serve` was asked.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub scenario: PathBuf,
-    pub bind: crate::netaddr::BindAddr,
+    pub bind: hil_mail::netaddr::BindAddr,
     pub certs: PathBuf,
     pub transcripts: PathBuf,
     pub time_scale: f64,

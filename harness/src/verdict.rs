@@ -5,10 +5,10 @@ use mail_parser::{MessageParser, MimeHeaders};
 use serde::Serialize;
 
 use crate::device::{JobEnd, JobReport, TriggerAnswer};
-use crate::oracle::{Delivery, Expected, PopExpect, Prediction};
-use crate::pop3_server::Pop3Connection;
-use crate::smtp::Received;
-use crate::smtp_server::Observations;
+use hil_mail::pop3_server::Pop3Connection;
+use hil_mail::smtp::Received;
+use hil_mail::smtp_server::Observations;
+use hil_oracle::oracle::{Delivery, Expected, PopExpect, Prediction};
 
 /// Everything one case saw.
 #[derive(Debug, Clone, Serialize)]
@@ -99,7 +99,7 @@ pub fn compare_all(p: &Prediction, obs: &Observed, judging: &Judging) -> Vec<Str
             )),
         }
         if let Some((k, v)) = &obs.after_refusal {
-            let default = crate::model::DEFAULTS
+            let default = hil_oracle::model::DEFAULTS
                 .iter()
                 .find(|(d, _)| d == k)
                 .map(|(_, v)| *v)
@@ -529,6 +529,20 @@ fn content(d: &Delivery, m: &Received, judging: &Judging, bad: &mut Vec<String>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The verdict judges with the oracle's prediction; it lives in `hil`, which links
+    /// the simulated device (for `hil sim`), so the compiler cannot keep it away from
+    /// `mfp_sim`: this test does.
+    #[test]
+    fn verdict_does_not_use_the_simulator() {
+        let path = ["mfp", "_sim::"].concat();
+        let import = ["use ", "mfp", "_sim"].concat();
+        let src = include_str!("verdict.rs");
+        assert!(
+            !src.contains(&path) && !src.contains(&import),
+            "verdict.rs must not call into the simulator"
+        );
+    }
 
     fn failed_after(detail: &str, elapsed_ms: u64) -> Observed {
         Observed {

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hil::certs::keys::KeyKind;
-use hil::certs::zoo::{generate, ZooOptions};
+use hil_zoo::keys::KeyKind;
+use hil_zoo::zoo::{generate, ZooOptions};
 
 fn repo_certs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs")
@@ -67,7 +67,7 @@ fn every_key_type_serves_tls() {
         )
         .expect("generate");
         for name in ["valid", "expired", "wildcard", "self_signed"] {
-            hil::tls::load(
+            hil_mail::tls::load(
                 name,
                 &dir.join(format!("{name}.crt")),
                 &dir.join(format!("{name}.key")),

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use hil::device::{Console, Endpoint, JobEnd, Profile, TriggerAnswer};
 use hil::runner::SIM_PROFILE;
-use hil::smtp::SmtpConfig;
-use hil::smtp_server::{Observations, SmtpServer};
 use hil::verdict::expected_scan_bytes;
+use hil_mail::smtp::SmtpConfig;
+use hil_mail::smtp_server::{Observations, SmtpServer};
 use mail_parser::{MessageParser, MimeHeaders};
 
 struct Sim(Child);
@@ -250,8 +250,8 @@ fn scan_alert_and_counter_arrive_intact_over_a_pty() {
 #[test]
 fn specified_envelope_sender_and_a_refused_recipient_over_tcp_console() {
     let config = SmtpConfig {
-        policy: hil::smtp::Policy {
-            recipients: vec![hil::smtp::RecipientRule {
+        policy: hil_mail::smtp::Policy {
+            recipients: vec![hil_mail::smtp::RecipientRule {
                 address: "gone@hil.test".into(),
                 code: 550,
                 text: "5.1.1 User unknown".into(),
@@ -409,10 +409,10 @@ fn hil_run_names_a_bad_device_and_a_missing_port() {
 
 #[test]
 fn a_60_s_timeout_at_time_scale_100_is_reported_as_a_timeout() {
-    use hil::faults::{Action, Fault, When};
+    use hil_mail::faults::{Action, Fault, When};
     let config = SmtpConfig {
         faults: vec![Fault {
-            step: hil::smtp::Step::Greeting,
+            step: hil_mail::smtp::Step::Greeting,
             when: When {
                 nth: None,
                 probability: None,

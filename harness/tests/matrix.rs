@@ -7,11 +7,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hil::matrix::Matrix;
-use hil::model::DeviceFacts;
-use hil::oracle::predict_pairs;
 use hil::record::Verdict;
 use hil::runner::{case_settings, Ports};
+use hil_oracle::matrix::Matrix;
+use hil_oracle::model::DeviceFacts;
+use hil_oracle::oracle::predict_pairs;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -6,9 +6,9 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use der::{Decode, Encode};
-use hil::certs::ocsp;
-use hil::certs::responder::{Responder, RevocationFault};
-use hil::certs::zoo::{build, Zoo, ZooOptions};
+use hil_zoo::ocsp;
+use hil_zoo::responder::{Responder, RevocationFault};
+use hil_zoo::zoo::{build, Zoo, ZooOptions};
 use x509_cert::crl::CertificateList;
 use x509_ocsp::{BasicOcspResponse, CertStatus, OcspResponse, OcspResponseStatus};
 
@@ -17,7 +17,7 @@ const SCALE: f64 = 200.0;
 
 fn zoo() -> Zoo {
     build(&ZooOptions {
-        key: hil::certs::keys::KeyKind::Ed25519,
+        key: hil_zoo::keys::KeyKind::Ed25519,
         ..ZooOptions::default()
     })
     .expect("zoo")

@@ -8,9 +8,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hil::scenario::Scenario;
-use hil::serve;
-use hil::smtp::ListenerKind;
+use hil_mail::scenario::Scenario;
+use hil_mail::serve;
+use hil_mail::smtp::ListenerKind;
 
 /// Device time runs this much faster: the 30 s idle timeout is 3 s here.
 const SCALE: f64 = 10.0;
@@ -122,7 +122,7 @@ fn both_servers_survive_abuse_and_keep_serving() {
     let run = rt
         .block_on(serve::start(
             &scenario,
-            &hil::netaddr::BindAddr::loopback(),
+            &hil_mail::netaddr::BindAddr::loopback(),
             Path::new("."),
             SCALE,
         ))

@@ -7,8 +7,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hil::scenario::{Check, CheckStep, Proto, Scenario};
-use hil::serve::{self, Running};
+use hil_mail::scenario::{Check, CheckStep, Proto, Scenario};
+use hil_mail::serve::{self, Running};
 
 /// Scenario delays run this many times faster than written.
 const SCALE: f64 = 20.0;
@@ -44,7 +44,7 @@ impl Conn {
 }
 
 fn tls_client(tcp: TcpStream) -> Result<Conn, String> {
-    let config = hil::tls::danger::client_config_accepting_any(rustls::DEFAULT_VERSIONS)
+    let config = hil_mail::tls::danger::client_config_accepting_any(rustls::DEFAULT_VERSIONS)
         .map_err(|e| e.to_string())?;
     let name = rustls::pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
     let mut conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
@@ -181,7 +181,7 @@ fn pop_login(run: &Running, scenario: &Scenario, user: &str) -> Result<(), Strin
         .first()
         .copied()
         .ok_or("no POP3 listener")?;
-    let conn = connect(addr, kind == hil::smtp::ListenerKind::Tls)?;
+    let conn = connect(addr, kind == hil_mail::smtp::ListenerKind::Tls)?;
     let mut p = Probe {
         conn,
         buf: Vec::new(),
@@ -217,7 +217,9 @@ fn run_check(run: &Running, scenario: &Scenario, check: &Check) -> Result<(), St
         .find(|(k, _)| check.listener.is_none_or(|l| l == *k))
         .copied()
         .ok_or("no such listener")?;
-    let tls = check.tls.unwrap_or(kind == hil::smtp::ListenerKind::Tls);
+    let tls = check
+        .tls
+        .unwrap_or(kind == hil_mail::smtp::ListenerKind::Tls);
     let first_fails_tls =
         check.steps.first().and_then(|s| s.expect.as_deref()) == Some("tls_fails");
     if let Some(user) = check.steps.first().and_then(|s| s.pop_login.clone()) {
@@ -372,7 +374,7 @@ fn every_scenario_does_what_its_checks_say() {
         let run = rt
             .block_on(serve::start(
                 s,
-                &hil::netaddr::BindAddr::loopback(),
+                &hil_mail::netaddr::BindAddr::loopback(),
                 &certs,
                 SCALE,
             ))

@@ -7,8 +7,8 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use hil::scenario::Scenario;
-use hil::serve;
+use hil_mail::scenario::Scenario;
+use hil_mail::serve;
 
 fn certs(dir: &Path) {
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
@@ -24,8 +24,8 @@ fn certs(dir: &Path) {
 type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 fn tls_connect(addr: std::net::SocketAddr) -> BufReader<Tls> {
-    let config =
-        hil::tls::danger::client_config_accepting_any(&[&rustls::version::TLS12]).expect("config");
+    let config = hil_mail::tls::danger::client_config_accepting_any(&[&rustls::version::TLS12])
+        .expect("config");
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
     let conn = rustls::ClientConnection::new(config, name).expect("client");
     let tcp = TcpStream::connect(addr).expect("connect");
@@ -106,7 +106,7 @@ fn tls_facts_auth_and_reassembled_fragments_are_recorded() {
     let run = rt
         .block_on(serve::start(
             &scenario,
-            &hil::netaddr::BindAddr::loopback(),
+            &hil_mail::netaddr::BindAddr::loopback(),
             &dir,
             1.0,
         ))
@@ -178,9 +178,9 @@ fn a_streamed_connection_comes_out_whole_and_the_server_keeps_nothing_of_it() {
         .build()
         .expect("runtime");
     let server = rt
-        .block_on(hil::smtp_server::SmtpServer::start(
+        .block_on(hil_mail::smtp_server::SmtpServer::start(
             "127.0.0.1:0".parse().expect("addr"),
-            hil::smtp::SmtpConfig::default(),
+            hil_mail::smtp::SmtpConfig::default(),
         ))
         .expect("server");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -247,9 +247,9 @@ fn a_large_message_arrives_byte_for_byte() {
         .build()
         .expect("runtime");
     let server = rt
-        .block_on(hil::smtp_server::SmtpServer::start(
+        .block_on(hil_mail::smtp_server::SmtpServer::start(
             "127.0.0.1:0".parse().expect("addr"),
-            hil::smtp::SmtpConfig::default(),
+            hil_mail::smtp::SmtpConfig::default(),
         ))
         .expect("server");
     let mut body = Vec::new();

@@ -18,9 +18,9 @@ use proptest::sample::Index;
 use proptest::test_runner::Config;
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
 
-use hil::pop3::{apop_digest, Pop3Config, Pop3Output, Pop3Session, PopAccount, StoredMessage};
-use hil::sasl::{Account, Mechanism};
-use hil::smtp::{
+use hil_mail::pop3::{apop_digest, Pop3Config, Pop3Output, Pop3Session, PopAccount, StoredMessage};
+use hil_mail::sasl::{Account, Mechanism};
+use hil_mail::smtp::{
     ListenerKind, ListenerSpec, Output, Policy, Received, RecipientRule, Session, SessionEnv,
     SmtpConfig,
 };

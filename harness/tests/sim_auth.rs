@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use hil::device::{JobEnd, TriggerAnswer};
-use hil::sasl::{Account, Mechanism};
-use hil::smtp::{Policy, SmtpConfig};
-use hil::smtp_server::{Observations, SmtpServer};
+use hil_mail::sasl::{Account, Mechanism};
+use hil_mail::smtp::{Policy, SmtpConfig};
+use hil_mail::smtp_server::{Observations, SmtpServer};
 use rstest::rstest;
 
 fn account(user: &str, password: &str, realm: Option<&str>) -> Account {

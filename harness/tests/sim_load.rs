@@ -8,9 +8,9 @@ use std::io::Read;
 use std::time::Duration;
 
 use hil::device::{JobEnd, TriggerAnswer};
-use hil::smtp::SmtpConfig;
-use hil::smtp_server::{Observations, SmtpServer};
 use hil::verdict::expected_scan_bytes;
+use hil_mail::smtp::SmtpConfig;
+use hil_mail::smtp_server::{Observations, SmtpServer};
 use mail_parser::MessageParser;
 use rstest::rstest;
 

@@ -8,9 +8,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hil::device::{JobEnd, TriggerAnswer};
-use hil::scenario::Scenario;
-use hil::serve;
-use hil::smtp::ListenerKind;
+use hil_mail::scenario::Scenario;
+use hil_mail::serve;
+use hil_mail::smtp::ListenerKind;
 use rstest::rstest;
 
 /// Device time runs 20 times faster: a 5 s wait is 250 ms.
@@ -46,7 +46,7 @@ fn run(scn: &Scenario, settings: &[(&str, &str)]) -> (JobEnd, Duration, usize, u
     let run = rt
         .block_on(serve::start(
             scn,
-            &hil::netaddr::BindAddr::loopback(),
+            &hil_mail::netaddr::BindAddr::loopback(),
             &certs,
             SCALE,
         ))

@@ -7,10 +7,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hil::certs::responder::{Responder, RevocationFault};
 use hil::device::{JobEnd, TriggerAnswer};
-use hil::smtp::{ListenerKind, SmtpConfig};
-use hil::smtp_server::{Listen, ServerOptions, SmtpServer};
+use hil_mail::smtp::{ListenerKind, SmtpConfig};
+use hil_mail::smtp_server::{Listen, ServerOptions, SmtpServer};
+use hil_zoo::responder::{Responder, RevocationFault};
 
 fn certs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs")
@@ -19,7 +19,7 @@ fn certs() -> PathBuf {
 /// One scan with only the revocation flag on, against a server showing `cert`.
 fn scan(rt: &tokio::runtime::Runtime, cert: &str) -> JobEnd {
     let (_sim, mut con) = common::sim(&[]);
-    let identity = hil::tls::load(
+    let identity = hil_mail::tls::load(
         cert,
         &certs().join(format!("{cert}.crt")),
         &certs().join(format!("{cert}.key")),
@@ -76,7 +76,7 @@ fn revocation_under_each_responder_fault() {
         .enable_all()
         .build()
         .expect("runtime");
-    let zoo = hil::certs::load(&certs()).expect("zoo");
+    let zoo = hil_zoo::load(&certs()).expect("zoo");
     // The time scale of the responder matches the device's: `slow` outlasts its timeout.
     let responder = rt
         .block_on(Responder::start(

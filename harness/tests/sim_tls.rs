@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hil::device::{JobEnd, TriggerAnswer};
-use hil::faults::{Action, Fault, When};
-use hil::smtp::{ListenerKind, SmtpConfig, Step};
-use hil::smtp_server::{Listen, Observations, ServerOptions, SmtpServer};
+use hil_mail::faults::{Action, Fault, When};
+use hil_mail::smtp::{ListenerKind, SmtpConfig, Step};
+use hil_mail::smtp_server::{Listen, Observations, ServerOptions, SmtpServer};
 use rstest::rstest;
 
 fn certs() -> PathBuf {
@@ -24,7 +24,7 @@ fn certs() -> PathBuf {
 fn responder() {
     static STARTED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let r = STARTED.get_or_init(|| {
-        let zoo = hil::certs::load(&certs())?;
+        let zoo = hil_zoo::load(&certs())?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread()
@@ -36,7 +36,7 @@ fn responder() {
             };
             rt.block_on(async move {
                 let addr = "127.0.0.1:8099".parse().expect("addr");
-                match hil::certs::responder::Responder::start(addr, zoo, 1.0).await {
+                match hil_zoo::responder::Responder::start(addr, zoo, 1.0).await {
                     Ok(r) => {
                         let _ = tx.send(Ok(()));
                         std::future::pending::<()>().await;
@@ -84,7 +84,7 @@ fn run_variant(
         .expect("runtime");
     let _guard = rt.enter();
     let identity = (kind != ListenerKind::Plain).then(|| {
-        hil::tls::load(
+        hil_mail::tls::load(
             cert,
             &certs().join(format!("{cert}.crt")),
             &certs().join(format!("{cert}.key")),

@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use hil::device::{JobEnd, Status, TriggerAnswer};
-use hil::faults::Action;
-use hil::scenario::Scenario;
-use hil::serve;
-use hil::smtp::{Dir, Entry, ListenerKind};
+use hil_mail::faults::Action;
+use hil_mail::scenario::Scenario;
+use hil_mail::serve;
+use hil_mail::smtp::{Dir, Entry, ListenerKind};
 use regex::Regex;
 
 /// Device time runs this many times faster: the default 60 s `smtp.timeout` is 1.2 s,
@@ -241,7 +241,7 @@ fn observe(s: &Scenario) -> String {
     let running = rt
         .block_on(serve::start(
             s,
-            &hil::netaddr::BindAddr::loopback(),
+            &hil_mail::netaddr::BindAddr::loopback(),
             &root().join("certs"),
             SCALE,
         ))

@@ -8,7 +8,7 @@ use std::path::Path;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::model::{self, DeviceFacts, Range};
+use hil_oracle::model::{self, DeviceFacts, Range};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -962,7 +962,7 @@ mod tests {
         assert!(p.job_state.is_match("Job #3 in progress"));
         assert!(!p.event.is_match("Job #3 completed"));
         // Every SPEC key is named differently.
-        for (k, _) in crate::model::DEFAULTS {
+        for (k, _) in hil_oracle::model::DEFAULTS {
             assert_ne!(p.device_key(k), *k, "{k}");
         }
         // The reference: its word, no arguments.

@@ -29,7 +29,7 @@
 
 use std::collections::HashMap;
 
-use crate::faults::Rng;
+use hil_mail::faults::Rng;
 
 const NONE: usize = usize::MAX;
 const NO_POS: u32 = u32::MAX;

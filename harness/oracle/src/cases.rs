@@ -3,9 +3,9 @@
 //! addresses, refused recipients, a 4xx and a 5xx reply at each SMTP step, servers
 //! that never answer or hang up, and nothing listening.
 
-use crate::faults::{Action, Fault, When};
 use crate::model::{Case, Target, TriggerSpec, UserSpec};
-use crate::smtp::{RecipientRule, SmtpConfig, Step};
+use hil_mail::faults::{Action, Fault, When};
+use hil_mail::smtp::{RecipientRule, SmtpConfig, Step};
 
 pub const ADMIN: &str = "admin@hil.test";
 pub const DEVICE: &str = "mfp@hil.test";
@@ -46,7 +46,7 @@ fn base(id: String, trigger: TriggerSpec) -> Case {
         trigger,
         server: SmtpConfig::default(),
         target: Target::FakeServer,
-        listener: crate::smtp::ListenerKind::Plain,
+        listener: hil_mail::smtp::ListenerKind::Plain,
         cert: None,
         import_ca: false,
     }

@@ -9,12 +9,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use hil::covering::{generate, verify, Model, Param};
-use hil::matrix::Matrix;
-use hil::model::DeviceFacts;
+use hil_oracle::covering::{generate, verify, Model, Param};
+use hil_oracle::matrix::Matrix;
+use hil_oracle::model::DeviceFacts;
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn mixed(spec: &[(usize, usize)]) -> Model {

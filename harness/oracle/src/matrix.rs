@@ -25,11 +25,11 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::covering;
-use crate::faults::{Action, Fault, When};
 use crate::model::{self, Case, CertFacts, DeviceFacts, Range, Target, TriggerSpec};
-use crate::sasl::{Account, Mechanism};
-use crate::scenario::Scenario;
-use crate::smtp::{ListenerKind, RecipientRule, SmtpConfig, Step};
+use hil_mail::faults::{Action, Fault, When};
+use hil_mail::sasl::{Account, Mechanism};
+use hil_mail::scenario::Scenario;
+use hil_mail::smtp::{ListenerKind, RecipientRule, SmtpConfig, Step};
 
 /// One value of a dimension.
 #[derive(Debug, Clone)]
@@ -1006,7 +1006,7 @@ fn unmodelled(s: &Scenario) -> Option<String> {
             return Some("a listener with a role (the harness decides the ports)".into());
         }
         if let Some(c) = &l.cert {
-            if *c != crate::tls::CertSpec::Zoo("valid".into()) {
+            if *c != hil_mail::tls::CertSpec::Zoo("valid".into()) {
                 return Some("a certificate other than the zoo's `valid`".into());
             }
         }
@@ -1699,7 +1699,7 @@ mod tests {
     use super::*;
 
     fn matrix() -> Matrix {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         Matrix::build(
             &root.join("certs"),
             &root.join("scenarios"),
@@ -1761,7 +1761,7 @@ mod tests {
 
     #[test]
     fn a_firmwares_facts_change_the_values() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut facts = DeviceFacts::default();
         facts
             .ranges

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::smtp::{ListenerKind, SmtpConfig};
+use hil_mail::smtp::{ListenerKind, SmtpConfig};
 
 /// Factory defaults of the keys the oracle reads (SPEC §1).
 pub const DEFAULTS: &[(&str, &str)] = &[
