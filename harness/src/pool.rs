@@ -166,6 +166,8 @@ pub struct PoolSummary {
     pub passed: usize,
     pub failed: usize,
     pub harness_errors: usize,
+    /// Cases during which the device crashed, rebooted or hung.
+    pub crashes: usize,
     /// Cases of this run left without a record: the run was stopped, or no worker
     /// could run them.
     pub not_run: usize,
@@ -189,6 +191,9 @@ impl PoolSummary {
         if self.harness_errors > 0 {
             s.push_str(&format!(", {} harness errors", self.harness_errors));
         }
+        if self.crashes > 0 {
+            s.push_str(&format!(", {} device crashes", self.crashes));
+        }
         if self.not_run > 0 {
             s.push_str(&format!(", {} not run", self.not_run));
         }
@@ -199,6 +204,7 @@ impl PoolSummary {
     pub fn success(&self) -> bool {
         self.failed == 0
             && self.harness_errors == 0
+            && self.crashes == 0
             && self.not_run == 0
             && !self.interrupted
             && self.stopped.is_none()
@@ -364,6 +370,11 @@ impl Worker {
                 let Some(why) = r.harness_error.clone() else {
                     break r;
                 };
+                if !r.retry {
+                    // The same case would fail the same way (a profile that does not
+                    // fit, a refused set-up step): no retry, and the runner stays.
+                    break r;
+                }
                 // The runner may be broken: the next attempt gets a fresh one.
                 if let Some(old) = runner.take() {
                     let _ = std::panic::catch_unwind(AssertUnwindSafe(|| old.shutdown()));
@@ -518,8 +529,13 @@ fn tally(s: &mut PoolSummary, v: Verdict) {
         Verdict::Pass => s.passed += 1,
         Verdict::Fail => s.failed += 1,
         Verdict::HarnessError => s.harness_errors += 1,
+        Verdict::Crash => s.crashes += 1,
     }
 }
+
+/// How many harness errors in a row with the same profile misfit stop the run: the
+/// profile needs fixing, and every case would fail the same way.
+pub const MISFITS_TO_STOP: usize = 3;
 
 /// Runs `cases` on `opts.jobs` workers, each with a runner from `make_runner`; writes
 /// each record to `opts.results` as it comes and prints it to `out`; then hands every
@@ -535,12 +551,106 @@ pub fn run_pool(
     report: Option<&WriteReport>,
 ) -> Result<PoolSummary, String> {
     let started = Instant::now();
+    let (todo, kept, mut summary) = plan_resume(cases, opts, out)?;
+    let kept_len = kept.len();
+    let total = todo.len();
+    let todo = Arc::new(todo);
+    let jobs = opts.jobs.clamp(1, total.max(1));
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let halt = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    let mut file = None;
+    if total > 0 {
+        for i in 0..jobs {
+            let w = Worker {
+                index: i,
+                cases: Arc::clone(&todo),
+                next: Arc::clone(&next),
+                stop: Arc::clone(&opts.stop),
+                halt: Arc::clone(&halt),
+                make: Arc::clone(&make_runner),
+                tx: tx.clone(),
+                retries: opts.retries,
+            };
+            let h = std::thread::Builder::new()
+                .name(format!("worker-{}", i + 1))
+                .spawn(move || w.run())
+                .map_err(|e| format!("cannot start worker {}: {e}", i + 1))?;
+            handles.push(h);
+        }
+    } else if let Some(p) = &opts.results {
+        file = Some(open_results(p, &kept)?);
+    }
+    drop(tx);
+    let mut c = Collector {
+        opts,
+        todo: Arc::clone(&todo),
+        out,
+        summary: &mut summary,
+        records: kept,
+        file,
+        halt,
+        next,
+        progress: Progress {
+            on: opts.progress,
+            shown: false,
+            last: None,
+        },
+        width: total.to_string().len(),
+        done: 0,
+        failed: 0,
+        errors: 0,
+        any_started: false,
+        last_retire: None,
+        misfits: (String::new(), 0),
+    };
+    let abandoned = c.collect(rx, if total > 0 { jobs } else { 0 }, started);
+    let Collector {
+        records,
+        any_started,
+        last_retire,
+        ..
+    } = c;
+    if !abandoned {
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+    if total > 0 && !any_started && !summary.interrupted {
+        return Err(format!(
+            "cannot start the device and fake servers: {}",
+            last_retire.unwrap_or_else(|| "no worker started".into())
+        ));
+    }
+    summary.ran = records.len() - kept_len;
+    summary.not_run = total - summary.ran;
+    if summary.not_run > 0 && !summary.interrupted && summary.stopped.is_none() {
+        summary.stopped = Some(format!(
+            "every worker gave up: {}",
+            last_retire.unwrap_or_else(|| "no worker is left".into())
+        ));
+    }
+    summary.elapsed_ms = started.elapsed().as_millis() as u64;
+    if let Some(write) = report {
+        if let Err(e) = write(&records, &summary) {
+            summary.report_error = Some(e);
+        }
+    }
+    Ok(summary)
+}
+
+/// `--resume`: reads what `results.jsonl` already records and splits the cases into
+/// those to run and the records kept; the summary starts from the kept ones.
+fn plan_resume(
+    cases: Vec<Case>,
+    opts: &PoolOptions,
+    out: &mut dyn Write,
+) -> Result<(Vec<Case>, Vec<Record>, PoolSummary), String> {
     let mut summary = PoolSummary {
         selected: cases.len(),
         ..Default::default()
     };
-
-    // --resume: what is already recorded.
     let prior = match &opts.results {
         Some(p) if opts.resume && p.exists() => record::read(p)?,
         Some(p) if opts.resume => {
@@ -575,222 +685,220 @@ pub fn run_pool(
     for r in &kept {
         tally(&mut summary, r.verdict);
     }
-    let mut records = kept;
-    let kept_len = records.len();
+    Ok((todo, kept, summary))
+}
 
-    let total = todo.len();
-    let mut file: Option<std::fs::File> = None;
-    let todo = Arc::new(todo);
-    let jobs = opts.jobs.clamp(1, total.max(1));
-    let (tx, rx) = mpsc::channel::<Msg>();
-    let halt = Arc::new(AtomicBool::new(false));
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut handles = Vec::new();
-    if total > 0 {
-        for i in 0..jobs {
-            let w = Worker {
-                index: i,
-                cases: Arc::clone(&todo),
-                next: Arc::clone(&next),
-                stop: Arc::clone(&opts.stop),
-                halt: Arc::clone(&halt),
-                make: Arc::clone(&make_runner),
-                tx: tx.clone(),
-                retries: opts.retries,
-            };
-            let h = std::thread::Builder::new()
-                .name(format!("worker-{}", i + 1))
-                .spawn(move || w.run())
-                .map_err(|e| format!("cannot start worker {}: {e}", i + 1))?;
-            handles.push(h);
+/// The main thread's side of a run: takes the workers' messages, writes and prints
+/// each record, keeps the progress line, and stops the run on a stop request or on
+/// the same profile misfit [`MISFITS_TO_STOP`] times in a row.
+struct Collector<'a> {
+    opts: &'a PoolOptions,
+    todo: Arc<Vec<Case>>,
+    out: &'a mut dyn Write,
+    summary: &'a mut PoolSummary,
+    records: Vec<Record>,
+    file: Option<std::fs::File>,
+    halt: Arc<AtomicBool>,
+    next: Arc<AtomicUsize>,
+    progress: Progress,
+    width: usize,
+    done: usize,
+    failed: usize,
+    errors: usize,
+    any_started: bool,
+    last_retire: Option<String>,
+    /// The last profile misfit's key and how many cases in a row had it.
+    misfits: (String, usize),
+}
+
+impl Collector<'_> {
+    /// Takes messages until every worker has exited; `true` if it gave up waiting
+    /// for cases in flight after a stop request.
+    fn collect(&mut self, rx: mpsc::Receiver<Msg>, mut alive: usize, started: Instant) -> bool {
+        let total = self.todo.len();
+        let mut stopping: Option<Instant> = None;
+        while alive > 0 {
+            if stopping.is_none() && self.opts.stop.load(Ordering::SeqCst) {
+                stopping = Some(Instant::now());
+                self.summary.interrupted = true;
+                let handed = self.next.load(Ordering::SeqCst).min(total);
+                self.say(&format!(
+                    "hil: interrupted: no more cases are handed out; waiting up to {}s for the {} in flight (interrupt again to quit at once)",
+                    self.opts.grace.as_secs(),
+                    handed.saturating_sub(self.done)
+                ));
+            }
+            if stopping.is_some_and(|t| t.elapsed() >= self.opts.grace) {
+                let handed = self.next.load(Ordering::SeqCst).min(total);
+                let n = handed.saturating_sub(self.done);
+                self.say(&format!("hil: gave up waiting for {n} cases in flight"));
+                return true;
+            }
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(Msg::Exited) => alive -= 1,
+                Ok(m) => self.on_msg(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            let (done, failed, errors) = (self.done, self.failed, self.errors);
+            self.progress
+                .draw(|| progress_line(done, total, started.elapsed(), failed, errors));
         }
-    } else if let Some(p) = &opts.results {
-        file = Some(open_results(p, &records)?);
+        self.progress.clear();
+        false
     }
-    drop(tx);
 
-    let width = total.to_string().len();
-    let mut progress = Progress {
-        on: opts.progress,
-        shown: false,
-        last: None,
-    };
-    let (mut done, mut failed, mut errors) = (0usize, 0usize, 0usize);
-    let mut alive = if total > 0 { jobs } else { 0 };
-    let mut any_started = false;
-    let mut last_retire: Option<String> = None;
-    let mut stopping: Option<Instant> = None;
-    let mut abandoned = false;
-    while alive > 0 {
-        if stopping.is_none() && opts.stop.load(Ordering::SeqCst) {
-            stopping = Some(Instant::now());
-            summary.interrupted = true;
-            let handed = next.load(Ordering::SeqCst).min(total);
-            progress.clear();
-            let _ = writeln!(
-                out,
-                "hil: interrupted: no more cases are handed out; waiting up to {}s for the {} in flight (interrupt again to quit at once)",
-                opts.grace.as_secs(),
-                handed.saturating_sub(done)
-            );
-            let _ = out.flush();
-        }
-        if stopping.is_some_and(|t| t.elapsed() >= opts.grace) {
-            let handed = next.load(Ordering::SeqCst).min(total);
-            progress.clear();
-            let _ = writeln!(
-                out,
-                "hil: gave up waiting for {} cases in flight",
-                handed.saturating_sub(done)
-            );
-            abandoned = true;
-            break;
-        }
-        let msg = match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(m) => Some(m),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        match msg {
-            None => {}
-            Some(Msg::Exited) => alive -= 1,
-            Some(Msg::Started { worker, what }) => {
-                if !any_started {
-                    any_started = true;
-                    if let Some(p) = &opts.results {
-                        match open_results(p, &records) {
-                            Ok(f) => file = Some(f),
+    /// A line of its own (the progress line cleared first).
+    fn say(&mut self, line: &str) {
+        self.progress.clear();
+        let _ = writeln!(self.out, "{line}");
+        let _ = self.out.flush();
+    }
+
+    fn on_msg(&mut self, m: Msg) {
+        match m {
+            Msg::Exited => {}
+            Msg::Started { worker, what } => {
+                if !self.any_started {
+                    self.any_started = true;
+                    if let Some(p) = &self.opts.results {
+                        match open_results(p, &self.records) {
+                            Ok(f) => self.file = Some(f),
                             Err(e) => {
-                                summary.stopped = Some(format!("cannot write the results: {e}"));
-                                halt.store(true, Ordering::SeqCst);
+                                self.summary.stopped =
+                                    Some(format!("cannot write the results: {e}"));
+                                self.halt.store(true, Ordering::SeqCst);
                             }
                         }
                     }
                 }
-                progress.clear();
-                let _ = writeln!(out, "hil: worker {}: {what}", worker + 1);
+                self.say(&format!("hil: worker {}: {what}", worker + 1));
             }
-            Some(Msg::StartFailed {
+            Msg::StartFailed {
                 worker,
                 attempt,
                 why,
-            }) => {
-                progress.clear();
-                let _ = writeln!(
-                    out,
+            } => {
+                let line = format!(
                     "hil: worker {} cannot start (attempt {attempt} of {}): {why}",
                     worker + 1,
-                    opts.retries + 1
+                    self.opts.retries + 1
                 );
+                self.say(&line);
             }
-            Some(Msg::Retired { worker, why }) => {
-                progress.clear();
-                let _ = writeln!(
-                    out,
+            Msg::Retired { worker, why } => {
+                self.say(&format!(
                     "hil: worker {} gives up: cannot start the device and fake servers: {why}",
                     worker + 1
-                );
-                last_retire = Some(why);
+                ));
+                self.last_retire = Some(why);
             }
-            Some(Msg::Retry {
+            Msg::Retry {
                 index,
                 attempt,
                 why,
-            }) => {
-                progress.clear();
-                let id = todo.get(index).map(|c| c.id.as_str()).unwrap_or("?");
-                let _ = writeln!(
-                    out,
+            } => {
+                let id = self
+                    .todo
+                    .get(index)
+                    .map(|c| c.id.clone())
+                    .unwrap_or_default();
+                let line = format!(
                     "    retry {attempt}/{} of {id}: harness error: {why}",
-                    opts.retries
+                    self.opts.retries
                 );
+                self.say(&line);
             }
-            Some(Msg::Done {
+            Msg::Done {
                 index,
                 result,
                 attempts,
-            }) => {
-                let Some(case) = todo.get(index) else {
-                    continue;
-                };
-                if QUITTING.load(Ordering::SeqCst) {
-                    continue;
+            } => self.on_done(index, &result, attempts),
+        }
+    }
+
+    /// A case ended: its record written and printed, and the misfit streak kept.
+    fn on_done(&mut self, index: usize, result: &CaseResult, attempts: u32) {
+        let Some(case) = self.todo.get(index).cloned() else {
+            return;
+        };
+        if QUITTING.load(Ordering::SeqCst) {
+            return;
+        }
+        let rec = runner::to_record(&case, result, attempts);
+        if let Some(f) = self.file.as_mut() {
+            if let Err(e) = record::append(f, &rec) {
+                if self.summary.stopped.is_none() {
+                    self.summary.stopped = Some(format!(
+                        "cannot write the results to {}: {e}",
+                        self.opts
+                            .results
+                            .as_deref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    ));
                 }
-                let rec = runner::to_record(case, &result, attempts);
-                if let Some(f) = file.as_mut() {
-                    if let Err(e) = record::append(f, &rec) {
-                        if summary.stopped.is_none() {
-                            summary.stopped = Some(format!(
-                                "cannot write the results to {}: {e}",
-                                opts.results
-                                    .as_deref()
-                                    .map(|p| p.display().to_string())
-                                    .unwrap_or_default()
-                            ));
-                        }
-                        halt.store(true, Ordering::SeqCst);
-                    }
-                }
-                done += 1;
-                let word = match rec.verdict {
-                    Verdict::Pass => "pass",
-                    Verdict::Fail => {
-                        failed += 1;
-                        "FAIL"
-                    }
-                    Verdict::HarnessError => {
-                        errors += 1;
-                        "ERROR"
-                    }
-                };
-                tally(&mut summary, rec.verdict);
-                progress.clear();
-                let tries = if attempts > 1 {
-                    format!(", {attempts} attempts")
-                } else {
-                    String::new()
-                };
-                let _ = writeln!(
-                    out,
-                    "[{done:>width$}/{total}] {word} {} ({} ms{tries})",
-                    rec.id, result.millis
-                );
-                if !result.passed || opts.verbose {
-                    let _ = write!(out, "{}", describe_failure(&result));
-                }
-                let _ = out.flush();
-                records.push(rec);
+                self.halt.store(true, Ordering::SeqCst);
             }
         }
-        progress.draw(|| progress_line(done, total, started.elapsed(), failed, errors));
+        self.done += 1;
+        let word = match rec.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail => {
+                self.failed += 1;
+                "FAIL"
+            }
+            Verdict::HarnessError => {
+                self.errors += 1;
+                "ERROR"
+            }
+            Verdict::Crash => {
+                self.errors += 1;
+                "CRASH"
+            }
+        };
+        tally(self.summary, rec.verdict);
+        let tries = if attempts > 1 {
+            format!(", {attempts} attempts")
+        } else {
+            String::new()
+        };
+        let (done, total, width) = (self.done, self.todo.len(), self.width);
+        self.say(&format!(
+            "[{done:>width$}/{total}] {word} {} ({} ms{tries})",
+            rec.id, result.millis
+        ));
+        if !result.passed || self.opts.verbose {
+            let _ = write!(self.out, "{}", describe_failure(result));
+        }
+        let _ = self.out.flush();
+        self.records.push(rec);
+        self.misfit_streak(result);
     }
-    progress.clear();
-    if !abandoned {
-        for h in handles {
-            let _ = h.join();
+
+    /// Stops the run when the same profile misfit ended [`MISFITS_TO_STOP`] cases
+    /// in a row: one clear message with the fix, instead of a whole run of errors.
+    fn misfit_streak(&mut self, result: &CaseResult) {
+        let Some((key, text)) = &result.profile_misfit else {
+            if result.harness_error.is_none() {
+                self.misfits = (String::new(), 0);
+            }
+            return;
+        };
+        if self.misfits.0 == *key {
+            self.misfits.1 += 1;
+        } else {
+            self.misfits = (key.clone(), 1);
+        }
+        if self.misfits.1 >= MISFITS_TO_STOP && self.summary.stopped.is_none() {
+            let why = format!(
+                "the profile does not fit the device: {MISFITS_TO_STOP} cases in a row failed the same way, so the run stops: {text}"
+            );
+            self.say(&format!("hil: {why}"));
+            self.summary.stopped = Some(why);
+            self.halt.store(true, Ordering::SeqCst);
         }
     }
-    if total > 0 && !any_started && !summary.interrupted {
-        return Err(format!(
-            "cannot start the device and fake servers: {}",
-            last_retire.unwrap_or_else(|| "no worker started".into())
-        ));
-    }
-    summary.ran = records.len() - kept_len;
-    summary.not_run = total - summary.ran;
-    if summary.not_run > 0 && !summary.interrupted && summary.stopped.is_none() {
-        summary.stopped = Some(format!(
-            "every worker gave up: {}",
-            last_retire.unwrap_or_else(|| "no worker is left".into())
-        ));
-    }
-    summary.elapsed_ms = started.elapsed().as_millis() as u64;
-    if let Some(write) = report {
-        if let Err(e) = write(&records, &summary) {
-            summary.report_error = Some(e);
-        }
-    }
-    Ok(summary)
 }
 
 /// Watches for Ctrl-C (SIGINT) and SIGTERM: the first sets the flag answered (the

@@ -18,8 +18,12 @@ pub enum Verdict {
     /// The device did something else: a device failure.
     Fail,
     /// The harness could not run the case (a port in use, a sim that died, a lost
-    /// console) even after its retries: not a verdict on the device.
+    /// console, a profile that does not fit the device) even after its retries: not
+    /// a verdict on the device.
     HarnessError,
+    /// The device crashed, rebooted or hung during the case (recovered or not): its
+    /// console log is kept; reports list crashes first.
+    Crash,
 }
 
 /// One connection's transcript, as the fake server recorded it (credentials
@@ -56,6 +60,9 @@ pub struct Record {
     pub mismatches: Vec<String>,
     /// Why the harness could not run the case, for `HarnessError`.
     pub harness_error: Option<String>,
+    /// What happened, for `Crash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash: Option<String>,
     /// Security findings the device's behaviour shows (plaintext after a failed
     /// STARTTLS, sending without AUTH, credentials over plaintext).
     pub findings: Vec<String>,
@@ -126,6 +133,7 @@ mod tests {
             observed: String::new(),
             mismatches: vec![],
             harness_error: None,
+            crash: None,
             findings: vec![],
             transcripts: vec![],
             console: vec![],

@@ -53,6 +53,8 @@ pub struct Counts {
     pub passed: usize,
     pub failed: usize,
     pub harness_errors: usize,
+    /// Cases during which the device crashed, rebooted or hung.
+    pub crashes: usize,
 }
 
 impl Counts {
@@ -66,17 +68,23 @@ impl Counts {
                 Verdict::Pass => c.passed += 1,
                 Verdict::Fail => c.failed += 1,
                 Verdict::HarnessError => c.harness_errors += 1,
+                Verdict::Crash => c.crashes += 1,
             }
         }
         c
     }
 
-    /// `N cases: P passed, F failed, E harness errors`.
+    /// `N cases: P passed, F failed, E harness errors`, and `, C device crashes`
+    /// when there were any.
     pub fn line(&self) -> String {
-        format!(
+        let mut s = format!(
             "{} cases: {} passed, {} failed, {} harness errors",
             self.cases, self.passed, self.failed, self.harness_errors
-        )
+        );
+        if self.crashes > 0 {
+            s.push_str(&format!(", {} device crashes", self.crashes));
+        }
+        s
     }
 }
 
@@ -377,7 +385,7 @@ pub fn junit(records: &[Record], meta: &RunMeta) -> String {
         "<testsuites name=\"hil\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{}\">",
         all.cases,
         all.failed,
-        all.harness_errors,
+        all.harness_errors + all.crashes,
         secs(total_ms)
     );
     for (section, rs) in &sections {
@@ -385,7 +393,7 @@ pub fn junit(records: &[Record], meta: &RunMeta) -> String {
         for r in rs {
             match r.verdict {
                 Verdict::Fail => failed += 1,
-                Verdict::HarnessError => errors += 1,
+                Verdict::HarnessError | Verdict::Crash => errors += 1,
                 Verdict::Pass => {}
             }
             ms += r.millis;
@@ -462,6 +470,17 @@ fn junit_case(x: &mut String, r: &Record) {
                 esc_attr(message),
                 if more { " …" } else { "" },
                 esc(&body)
+            );
+        }
+        Verdict::Crash => {
+            let why = r.crash.as_deref().unwrap_or("the device crashed");
+            let (message, more) = cut(why, 2000);
+            let _ = writeln!(
+                x,
+                "      <error message=\"{}{}\" type=\"device_crash\">{}</error>",
+                esc_attr(message),
+                if more { " …" } else { "" },
+                esc(why)
             );
         }
         Verdict::HarnessError => {
@@ -602,13 +621,21 @@ pub fn html(records: &[Record], meta: &RunMeta) -> String {
         .iter()
         .filter(|r| r.verdict != Verdict::Pass)
         .collect();
-    bad.sort_by(|a, b| {
-        (a.verdict == Verdict::HarnessError, &a.id)
-            .cmp(&(b.verdict == Verdict::HarnessError, &b.id))
-    });
+    // Crashes first, then failures, then harness errors.
+    let rank = |v: Verdict| match v {
+        Verdict::Crash => 0,
+        Verdict::Fail => 1,
+        _ => 2,
+    };
+    bad.sort_by(|a, b| (rank(a.verdict), &a.id).cmp(&(rank(b.verdict), &b.id)));
+    let crashes = if counts.crashes > 0 {
+        format!("Device crashes ({}), f", counts.crashes)
+    } else {
+        "F".to_string()
+    };
     let _ = writeln!(
         h,
-        "<section id=\"failures\">\n<h2>Failures ({}) and harness errors ({})</h2>",
+        "<section id=\"failures\">\n<h2>{crashes}ailures ({}) and harness errors ({})</h2>",
         counts.failed, counts.harness_errors
     );
     if bad.is_empty() {
@@ -620,10 +647,10 @@ pub fn html(records: &[Record], meta: &RunMeta) -> String {
                 h,
                 "<li><a href=\"#case-{i}\"><code>{}</code></a>{}</li>",
                 esc(&r.id),
-                if r.verdict == Verdict::HarnessError {
-                    " (harness error)"
-                } else {
-                    ""
+                match r.verdict {
+                    Verdict::HarnessError => " (harness error)",
+                    Verdict::Crash => " (device crash)",
+                    _ => "",
                 }
             );
         }
@@ -645,6 +672,7 @@ pub fn html(records: &[Record], meta: &RunMeta) -> String {
                 .mismatches
                 .first()
                 .or(r.harness_error.as_ref())
+                .or(r.crash.as_ref())
                 .map(|s| cut(s, 200).0)
                 .unwrap_or("");
             let _ = writeln!(h, "<li><code>{}</code> {}</li>", esc(&r.id), esc(first));
@@ -699,8 +727,16 @@ fn summary(h: &mut String, c: &Counts, meta: &RunMeta) {
         h,
         "<section id=\"summary\">\n<h1>hil report</h1>\n<p class=\"counts\">\
          <span class=\"total\">{} cases</span><span class=\"pass\">{} passed</span>\
-         <span class=\"fail\">{} failed</span><span class=\"herr\">{} harness errors</span></p>",
-        c.cases, c.passed, c.failed, c.harness_errors
+         <span class=\"fail\">{} failed</span><span class=\"herr\">{} harness errors</span>{}</p>",
+        c.cases,
+        c.passed,
+        c.failed,
+        c.harness_errors,
+        if c.crashes > 0 {
+            format!("<span class=\"fail\">{} device crashes</span>", c.crashes)
+        } else {
+            String::new()
+        }
     );
     h.push_str("<table class=\"meta\">\n");
     let duration = if meta.duration_s > 0.0 {
@@ -746,6 +782,7 @@ fn duration_text(s: f64) -> String {
 fn failed_case(h: &mut String, i: usize, r: &Record, meta: &RunMeta) {
     let (class, badge, word) = match r.verdict {
         Verdict::HarnessError => ("case herr-case", "badge herr", "HARNESS ERROR"),
+        Verdict::Crash => ("case", "badge fail", "DEVICE CRASH"),
         _ => ("case", "badge fail", "FAIL"),
     };
     let mut reproduce = String::from("hil run");
@@ -765,6 +802,9 @@ fn failed_case(h: &mut String, i: usize, r: &Record, meta: &RunMeta) {
     );
     if let Some(e) = &r.harness_error {
         let _ = writeln!(h, "<p><b>Harness error:</b> {}</p>", esc(e));
+    }
+    if let Some(e) = &r.crash {
+        let _ = writeln!(h, "<p><b>Device crash:</b> {}</p>", esc(e));
     }
     if !r.mismatches.is_empty() {
         h.push_str("<p><b>Mismatches</b></p>\n<ul class=\"mism\">\n");
@@ -940,7 +980,7 @@ fn heat(records: &[Record]) -> (Heat, usize) {
             let slot = match r.verdict {
                 Verdict::Pass => 0,
                 Verdict::Fail => 1,
-                Verdict::HarnessError => 2,
+                Verdict::HarnessError | Verdict::Crash => 2,
             };
             (v, slot)
         })
@@ -1166,6 +1206,7 @@ mod tests {
                 vec![]
             },
             harness_error: (verdict == Verdict::HarnessError).then(|| "port in use".into()),
+            crash: (verdict == Verdict::Crash).then(|| "the device rebooted".into()),
             findings: vec![],
             transcripts: vec![Transcript {
                 server: "smtp".into(),
@@ -1478,7 +1519,8 @@ mod tests {
                 cases: 4,
                 passed: 3,
                 failed: 1,
-                harness_errors: 0
+                harness_errors: 0,
+                crashes: 0
             }
         );
         assert_eq!(s.line(), "4 cases: 3 passed, 1 failed, 0 harness errors");

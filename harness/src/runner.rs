@@ -76,6 +76,18 @@ pub struct CaseResult {
     pub millis: u64,
     /// The same in microseconds.
     pub micros: u64,
+    /// The device crashed or hung during the case (and was brought back, or not):
+    /// what happened. Counted apart from failures and harness errors.
+    pub crash: Option<String>,
+    /// A harness error that running the case again on a fresh runner may cure (a
+    /// lost link, a silent device, a runner that could not start); `false` for a
+    /// profile that does not fit the device or a refused set-up step, which would
+    /// only fail the same way again.
+    pub retry: bool,
+    /// The profile does not fit the device: what, and the field and fix, as
+    /// `(key, text)` where equal keys mean the same misfit (the run stops after a
+    /// few in a row).
+    pub profile_misfit: Option<(String, String)>,
 }
 
 impl CaseResult {
@@ -100,6 +112,9 @@ impl CaseResult {
             console: Vec::new(),
             millis,
             micros: millis * 1000,
+            crash: None,
+            retry: true,
+            profile_misfit: None,
         }
     }
 }
@@ -545,19 +560,21 @@ impl Runner {
         let pairs = match self.settings_for(case) {
             Ok(p) => p,
             Err(e) => {
-                return self.harness_failure(
+                let mut r = self.harness_failure(
                     case,
                     oracle::expect(case, &SettingView::default()),
                     Vec::new(),
                     e,
                     started,
-                )
+                );
+                r.retry = false;
+                return r;
             }
         };
         let prediction = match oracle::predict_pairs(case, &pairs, &self.profile.facts) {
             Ok(p) => p,
             Err(e) => {
-                return self.harness_failure(
+                let mut r = self.harness_failure(
                     case,
                     oracle::expect(
                         case,
@@ -566,7 +583,9 @@ impl Runner {
                     Vec::new(),
                     format!("the oracle cannot predict this case: {e}"),
                     started,
-                )
+                );
+                r.retry = false;
+                return r;
             }
         };
         let expected = prediction.outcome.clone();
@@ -611,24 +630,57 @@ impl Runner {
                     console: std::mem::take(&mut log),
                     millis: started.elapsed().as_millis() as u64,
                     micros: started.elapsed().as_micros() as u64,
+                    crash: None,
+                    retry: false,
+                    profile_misfit: None,
                 }
             }
-            Err(e) => {
-                // The link may be gone: reconnect (restart the sim) before the next case.
-                if matches!(e, DriverError::Link(_) | DriverError::Timeout(_)) {
-                    self.console = None;
-                }
-                let mut r = self.harness_failure(
-                    case,
-                    expected,
-                    prediction.findings,
-                    e.to_string(),
-                    started,
-                );
-                r.console = log;
-                r
-            }
+            Err(e) => self.driver_failure(case, expected, prediction.findings, e, log, started),
         }
+    }
+
+    /// A case the console driver could not finish: a crash (the device is back, or
+    /// is reopened before the next case), a lost link or silent device (retried on a
+    /// fresh runner), a profile that does not fit (not retried: it would fail the
+    /// same way), a refused set-up step.
+    fn driver_failure(
+        &mut self,
+        case: &Case,
+        expected: Expected,
+        findings: Vec<String>,
+        e: DriverError,
+        log: Vec<crate::device::console::ConsoleLine>,
+        started: Instant,
+    ) -> CaseResult {
+        // The link may be gone, or the console left mid-dialogue: reopen it (restart
+        // the sim) before the next case.
+        match &e {
+            DriverError::Link(_) | DriverError::Timeout(_) | DriverError::Profile(_) => {
+                self.console = None;
+            }
+            DriverError::Crash(why) if why.contains(" and did not") || why.contains("but:") => {
+                self.console = None;
+            }
+            _ => {}
+        }
+        if let DriverError::Crash(why) = &e {
+            let mut r = self.harness_failure(case, expected, findings, String::new(), started);
+            r.harness_error = None;
+            r.crash = Some(why.clone());
+            r.console = log;
+            r.retry = false;
+            return r;
+        }
+        let mut r = self.harness_failure(case, expected, findings, e.to_string(), started);
+        r.retry = e.is_retryable();
+        if let DriverError::Profile(m) = &e {
+            r.profile_misfit = Some((
+                format!("{}|{}|{:?}", m.op, m.field, m.trait_),
+                m.to_string(),
+            ));
+        }
+        r.console = log;
+        r
     }
 
     fn harness_failure(
@@ -656,6 +708,9 @@ impl Runner {
             console: Vec::new(),
             millis: started.elapsed().as_millis() as u64,
             micros: started.elapsed().as_micros() as u64,
+            crash: None,
+            retry: true,
+            profile_misfit: None,
         }
     }
 
@@ -674,7 +729,7 @@ impl Runner {
         if let Some(pem) = root {
             let a = con.import_cert(&pem)?;
             if let crate::device::Status::Err { class, detail } = a.status {
-                return Err(DriverError::Unexpected(format!(
+                return Err(DriverError::Refused(format!(
                     "the device refused the zoo's root certificate: {class} {detail}"
                 )));
             }
@@ -847,10 +902,11 @@ fn describe_server(case: &Case) -> String {
 /// The report's record of a case and its result (secrets masked).
 pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::Record {
     use crate::record::{Record, Transcript, Verdict};
-    let verdict = match (&r.harness_error, r.passed) {
-        (Some(_), _) => Verdict::HarnessError,
-        (None, true) => Verdict::Pass,
-        (None, false) => Verdict::Fail,
+    let verdict = match (&r.crash, &r.harness_error, r.passed) {
+        (Some(_), _, _) => Verdict::Crash,
+        (None, Some(_), _) => Verdict::HarnessError,
+        (None, None, true) => Verdict::Pass,
+        (None, None, false) => Verdict::Fail,
     };
     let observed = match &r.observed {
         None => "nothing (the harness could not run the case)".to_string(),
@@ -916,6 +972,7 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
         observed,
         mismatches: r.mismatches.clone(),
         harness_error: r.harness_error.clone(),
+        crash: r.crash.clone(),
         findings: r.findings.clone(),
         transcripts,
         console: r

@@ -50,6 +50,7 @@ fn record(mode: &str, auth: &str, verdict: Verdict) -> Record {
             vec![]
         },
         harness_error: None,
+        crash: None,
         findings: vec![],
         transcripts: vec![Transcript {
             server: "smtp".into(),

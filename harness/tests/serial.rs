@@ -458,7 +458,7 @@ fn a_pty_opened_twice_is_busy_and_its_loss_is_a_link_error() {
     // The device goes away (the pty's master closes): the next command is a link
     // error naming the port.
     drop(master);
-    let e = first.command("get smtp.port", "get smtp.port");
+    let e = first.op("get", &[("key", "smtp.port")], &[], &[]);
     let Err(DriverError::Link(m)) = e else {
         panic!("{e:?}");
     };

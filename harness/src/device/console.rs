@@ -1,49 +1,68 @@
-//! The console driver: opens a device's console (serial port or TCP), sends the
-//! profile's command templates, reads answers up to the status line, and keeps
-//! `EVENT` lines aside for whoever waits on them. Everything said both ways goes into
-//! a log with credentials replaced by `***`.
+//! The console driver: sends a profile's templates to a device's console and reads
+//! its answers the way the profile says they look. Before each command it syncs on
+//! the prompt (or drains what is unread, logging it), so one leftover line never
+//! shifts later answers; it recognises the echo of what it typed, answers a pager,
+//! keeps event lines aside for whoever waits on them, and reads an answer up to its
+//! status line or the prompt. When an answer does not fit the profile it says which
+//! console trait the profile misses ([`super::diagnose`]); when the device crashes or
+//! hangs it power-cycles it if the profile says how, waits for it, logs in again and
+//! reports the crash. Everything said both ways goes into a log stamped on the
+//! caller's clock, with credentials replaced by `***`.
+//!
+//! The operations (`get`, `apply`, triggers, jobs) are in `ops.rs`.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use regex::Regex;
 use serde::Serialize;
 
-use super::profile::{Login, Profile};
-use super::{Endpoint, Flow, Parity};
+use super::diagnose::{self, Mismatch, Seen};
+use super::link::{self, Link, ReadMsg};
+use super::profile::{Echo, Login, Profile};
+use super::term::printable;
+use super::Endpoint;
 
-/// A console problem that is the harness's or the link's, not the device's verdict.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A console problem that is the harness's, the link's, the profile's or a crash —
+/// not the device's verdict on a case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DriverError {
-    /// The port or connection could not be opened or was lost.
+    /// The port or connection could not be opened or was lost: worth reopening.
+    #[error("console link: {0}")]
     Link(String),
-    /// No status line within the profile's timeout.
+    /// The device said nothing within the profile's timeout.
+    #[error("console timeout: {0}")]
     Timeout(String),
-    /// An answer did not match what the profile says it looks like.
-    Unexpected(String),
+    /// The device answered, but not the way the profile says: the profile needs
+    /// fixing, so trying again cannot help.
+    #[error("the profile does not fit the device: {0}")]
+    Profile(Mismatch),
+    /// The device refused something the harness needs to set a case up.
+    #[error("{0}")]
+    Refused(String),
+    /// The device crashed or hung and was brought back (or not).
+    #[error("device crash: {0}")]
+    Crash(String),
 }
 
-impl std::fmt::Display for DriverError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DriverError::Link(s) => write!(f, "console link: {s}"),
-            DriverError::Timeout(s) => write!(f, "console timeout: {s}"),
-            DriverError::Unexpected(s) => write!(f, "unexpected console answer: {s}"),
-        }
+impl DriverError {
+    /// Whether running the case again (on a reopened link) can help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, DriverError::Link(_) | DriverError::Timeout(_))
     }
 }
-
-impl std::error::Error for DriverError {}
 
 /// The status line of an answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Status {
     Ok,
-    Err { class: String, detail: String },
+    /// `class` in SPEC's words (the profile's `[classes]` applied).
+    Err {
+        class: String,
+        detail: String,
+    },
 }
 
 /// One command's answer.
@@ -91,381 +110,171 @@ pub enum ConsoleDir {
     H,
     /// Sent by the device.
     D,
+    /// A note of the driver's (what it drained, a power cycle, a crash).
+    N,
 }
 
 /// One line of the console log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConsoleLine {
+    /// Milliseconds since the clock the console was opened with.
     pub t_ms: u64,
     pub dir: ConsoleDir,
     pub text: String,
 }
 
-/// What a wait during the login saw.
-enum Seen {
-    /// The prompt waited for.
-    Prompt,
-    /// The command prompt: the console is logged in already.
-    Ready,
-    Nothing,
+/// How the driver read one line, for `hil profile probe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traced {
+    pub t_ms: u64,
+    pub dir: ConsoleDir,
+    pub text: String,
+    /// echo, prompt, event, status ok, status error, continuation, data, unmatched,
+    /// pager, expected, crash, boot, drained, sent.
+    pub class: &'static str,
+    /// The profile field that matched it.
+    pub field: &'static str,
 }
 
-enum ReadMsg {
-    Line(String),
-    /// What the device printed so far of a line it has not ended (a login prompt).
-    Partial(String),
-    Closed(String),
-}
-
-/// Most unclaimed `EVENT` lines kept; the oldest go first.
+/// Most unclaimed event lines kept; the oldest go first.
 const MAX_EVENTS: usize = 10_000;
 
-/// Longest line read from a device; longer ones are cut.
-const MAX_DEVICE_LINE: usize = 64 * 1024;
+/// How long a console without a prompt is given, after a refusal, for the lines that
+/// continue it.
+const CONTINUATION_QUIET: Duration = Duration::from_millis(300);
+
+/// What ends a read.
+pub(super) struct Until<'a> {
+    pub op: &'a str,
+    /// The line(s) sent, masked, for messages.
+    pub sent: Vec<String>,
+    /// A step's own pattern to wait for instead of the end of an answer.
+    pub expect: Option<&'a Regex>,
+    pub trigger: bool,
+    pub deadline: Instant,
+}
+
+/// How a read ended.
+pub(super) enum Ended {
+    Answer(Answer),
+    /// The step's `expect` matched; the lines before it.
+    Expected(Vec<String>),
+}
+
+/// An answer being read.
+#[derive(Default)]
+struct Reading {
+    data: Vec<String>,
+    /// Every line heard since the command (echo included), for a diagnosis.
+    heard: Vec<String>,
+    status: Option<Status>,
+    /// The lines after a refusal may continue it.
+    collecting: bool,
+    /// On a console without a prompt: the answer ends when nothing more comes by
+    /// then (the lines continuing a refusal).
+    quiet_until: Option<Instant>,
+    lines_since: usize,
+}
+
+impl Reading {
+    fn answer(&mut self) -> Answer {
+        Answer {
+            data: std::mem::take(&mut self.data),
+            status: self.status.take().unwrap_or(Status::Ok),
+        }
+    }
+}
+
+/// What a read does after a message.
+enum Next {
+    More,
+    Answered,
+    Expected,
+}
 
 /// A driver for one device console.
 pub struct Console {
-    profile: Arc<Profile>,
-    writer: Box<dyn Write + Send>,
-    rx: mpsc::Receiver<ReadMsg>,
-    events: VecDeque<String>,
+    pub(super) profile: Arc<Profile>,
+    link: Link,
+    pub(super) events: VecDeque<String>,
     log: Vec<ConsoleLine>,
+    trace: Option<Vec<Traced>>,
     secrets: Vec<String>,
     epoch: Instant,
-    name: String,
+    pub(super) name: String,
     closed: Option<String>,
-    /// How much of the line the device has not ended yet was a prompt answered
-    /// already (a console that does not echo goes on on the same line).
+    /// The line the device has not ended yet, as last seen.
+    partial: String,
+    /// How much of `partial` the driver has acted on already (a prompt answered, a
+    /// question answered): the line's rest, when it ends, is new.
     partial_used: usize,
-    /// Tells the reader thread to end (it checks between reads).
-    stop: Arc<AtomicBool>,
-    /// A handle on a TCP link, shut down on drop so that a blocked read ends.
-    hangup: Option<TcpStream>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Console {
-    /// Ends the reader thread and with it the port or connection it holds: a serial
-    /// port must be free again (it is opened exclusively) when the link is reopened.
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(s) = self.hangup.take() {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
-        if let Some(h) = self.reader.take() {
-            // A serial read returns within its 200 ms timeout; a TCP one at the
-            // shutdown above.
-            let _ = h.join();
-        }
-    }
-}
-
-fn reader_thread(mut r: Box<dyn Read + Send>, tx: mpsc::Sender<ReadMsg>, stop: Arc<AtomicBool>) {
-    let mut buf = vec![0u8; 4096];
-    let mut line: Vec<u8> = Vec::new();
-    loop {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        match r.read(&mut buf) {
-            Ok(0) => {
-                let _ = tx.send(ReadMsg::Closed("end of stream".into()));
-                return;
-            }
-            Ok(n) => {
-                for &b in &buf[..n] {
-                    if b == b'\n' {
-                        let text = String::from_utf8_lossy(&line)
-                            .trim_end_matches('\r')
-                            .to_string();
-                        line.clear();
-                        if tx.send(ReadMsg::Line(text)).is_err() {
-                            return;
-                        }
-                    } else if line.len() < MAX_DEVICE_LINE {
-                        line.push(b);
-                    }
-                }
-                if !line.is_empty() {
-                    let text = String::from_utf8_lossy(&line).to_string();
-                    if tx.send(ReadMsg::Partial(text)).is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                        | io::ErrorKind::WouldBlock
-                ) => {}
-            Err(e) => {
-                let _ = tx.send(ReadMsg::Closed(e.to_string()));
-                return;
-            }
-        }
-    }
-}
-
-/// Why a serial port did not open, in words naming the port: no such device, busy
-/// (another process holds it: serialport opens with TIOCEXCL and an exclusive
-/// flock), no permission, or the system's own words.
-fn serial_open_error(path: &str, name: &str, e: &serialport::Error) -> String {
-    match e.kind() {
-        serialport::ErrorKind::Io(io::ErrorKind::NotFound) => {
-            format!("cannot open {name}: no such device {path} (unplugged, or a wrong path?)")
-        }
-        serialport::ErrorKind::NoDevice => {
-            format!("cannot open {name}: {path} is busy: another process has it open ({e})")
-        }
-        serialport::ErrorKind::Io(io::ErrorKind::PermissionDenied) => {
-            format!("cannot open {name}: no permission to open {path} (the dialout group?)")
-        }
-        _ => format!("cannot open {name}: {e}"),
-    }
+    /// The device shows its command prompt and nothing after it.
+    at_prompt: bool,
+    /// Lines typed whose echo may still come.
+    pending_echo: VecDeque<String>,
+    /// The device echoed a typed line at least once.
+    pub(super) echo_seen: bool,
+    /// Escape sequences were seen (and removed) in what the device printed.
+    pub(super) escapes_seen: bool,
+    /// Lines drained before the last command (not events): for `hil profile probe`.
+    pub(super) drained: Vec<String>,
+    /// A device process the harness started (its pid fills `{pid}` in `power_cycle`).
+    pid: Option<u32>,
 }
 
 impl Console {
-    /// Opens the console at `endpoint` and drains what the device had queued.
+    /// Opens the console at `endpoint`, logs in if the profile says so, and drains
+    /// what the device had queued. Log times count from now.
     pub fn open(endpoint: &Endpoint, profile: Arc<Profile>) -> Result<Console, DriverError> {
-        let name = endpoint.describe();
-        let mut hangup = None;
-        let (reader, writer): (Box<dyn Read + Send>, Box<dyn Write + Send>) = match endpoint {
-            Endpoint::Serial { path, line } => {
-                let port = serialport::new(path, line.baud)
-                    .data_bits(match line.data_bits {
-                        5 => serialport::DataBits::Five,
-                        6 => serialport::DataBits::Six,
-                        7 => serialport::DataBits::Seven,
-                        _ => serialport::DataBits::Eight,
-                    })
-                    .parity(match line.parity {
-                        Parity::None => serialport::Parity::None,
-                        Parity::Odd => serialport::Parity::Odd,
-                        Parity::Even => serialport::Parity::Even,
-                    })
-                    .stop_bits(if line.stop_bits == 2 {
-                        serialport::StopBits::Two
-                    } else {
-                        serialport::StopBits::One
-                    })
-                    .flow_control(match line.flow {
-                        Flow::None => serialport::FlowControl::None,
-                        Flow::RtsCts => serialport::FlowControl::Hardware,
-                        Flow::XonXoff => serialport::FlowControl::Software,
-                    })
-                    .timeout(Duration::from_millis(200))
-                    // Exclusive (TIOCEXCL and flock) is the default; said here because
-                    // "busy" below depends on it.
-                    .open_native()
-                    .map_err(|e| DriverError::Link(serial_open_error(path, &name, &e)))?;
-                let w = port
-                    .try_clone_native()
-                    .map_err(|e| DriverError::Link(format!("cannot use {name}: {e}")))?;
-                (Box::new(port), Box::new(w))
-            }
-            Endpoint::Rfc2217 { addr, line } => {
-                let (r, w) = super::rfc2217::connect(addr, line).map_err(DriverError::Link)?;
-                hangup = w.hangup_handle().ok();
-                (Box::new(r), Box::new(w))
-            }
-            Endpoint::Tcp { addr } => {
-                let s = TcpStream::connect(addr)
-                    .map_err(|e| DriverError::Link(format!("cannot connect to {name}: {e}")))?;
-                let _ = s.set_nodelay(true);
-                let w = s
-                    .try_clone()
-                    .map_err(|e| DriverError::Link(format!("cannot use {name}: {e}")))?;
-                hangup = s.try_clone().ok();
-                (Box::new(s), Box::new(w))
-            }
-        };
-        let (tx, rx) = mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_reader = Arc::clone(&stop);
-        let handle = std::thread::Builder::new()
-            .name("console-in".into())
-            .spawn(move || reader_thread(reader, tx, stop_reader))
-            .map_err(|e| DriverError::Link(format!("cannot start a reader for {name}: {e}")))?;
+        Console::open_at(endpoint, profile, Instant::now())
+    }
+
+    /// [`Console::open`], with log times counted from `epoch` (the fake servers'
+    /// clock, so the console log and the transcripts read on one time line).
+    pub fn open_at(
+        endpoint: &Endpoint,
+        profile: Arc<Profile>,
+        epoch: Instant,
+    ) -> Result<Console, DriverError> {
+        let link = link::open(endpoint, profile.ansi).map_err(DriverError::Link)?;
+        let name = link.name.clone();
         let mut c = Console {
             profile,
-            writer,
-            rx,
+            link,
             events: VecDeque::new(),
             log: Vec::new(),
+            trace: None,
             secrets: Vec::new(),
-            epoch: Instant::now(),
+            epoch,
             name,
             closed: None,
+            partial: String::new(),
             partial_used: 0,
-            stop,
-            hangup,
-            reader: Some(handle),
+            at_prompt: false,
+            pending_echo: VecDeque::new(),
+            echo_seen: false,
+            escapes_seen: false,
+            drained: Vec::new(),
+            pid: None,
         };
-        // Whatever the device said before we came (old events, a prompt) is not ours,
-        // but a login prompt among it is answered.
-        let login = c.profile.login.clone();
-        let asks = |text: &str, c: &Console| {
-            login
-                .as_ref()
-                .is_some_and(|l| l.user_prompt.is_match(c.profile.strip_prompt(text)))
-        };
-        let mut seen = false;
-        // A console showing its command prompt is logged in already (a serial
-        // console keeps its session when the harness reconnects).
-        let mut ready = false;
-        loop {
-            match c.rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(ReadMsg::Line(l)) => {
-                    c.record(ConsoleDir::D, &l);
-                    seen = asks(&l, &c);
-                    ready = false;
-                    c.partial_used = 0;
-                }
-                Ok(ReadMsg::Partial(p)) => {
-                    seen = asks(&p, &c);
-                    ready = c.shows_prompt(&p);
-                    if seen {
-                        c.record(ConsoleDir::D, &p);
-                        c.partial_used = p.len();
-                    }
-                }
-                Ok(ReadMsg::Closed(why)) => {
-                    c.closed = Some(why);
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        if let Some(login) = login {
-            if !ready {
-                c.login(&login, seen)?;
-            }
-        }
+        c.greet()?;
         Ok(c)
     }
 
-    /// Whether `text`, a line the device has not ended, is its command prompt (one
-    /// or more times) and nothing else.
-    fn shows_prompt(&self, text: &str) -> bool {
-        !self.profile.prompt.is_empty()
-            && !text.is_empty()
-            && self.profile.strip_prompt(text).is_empty()
+    /// The process id of a device the harness started itself, for `{pid}` in the
+    /// profile's `power_cycle`.
+    pub fn set_pid(&mut self, pid: Option<u32>) {
+        self.pid = pid;
     }
 
-    /// The profile's login step: answers the user prompt, then the password prompt
-    /// (the password masked in the log). `seen`: the device showed the user prompt
-    /// last already.
-    fn login(&mut self, login: &Login, seen: bool) -> Result<(), DriverError> {
-        self.add_secret(&login.password);
-        let wait = Duration::from_millis(self.profile.timeouts.command_ms);
-        if !seen && !self.await_prompt(&login.user_prompt, wait)? {
-            // Some consoles show their login prompt only after a key press; one
-            // that answers it with its command prompt is logged in already.
-            self.send_line("", "")?;
-            match self.await_seen(&login.user_prompt, wait, true)? {
-                Seen::Prompt => {}
-                Seen::Ready => return Ok(()),
-                Seen::Nothing => {
-                    return Err(DriverError::Timeout(format!(
-                        "{} showed no login prompt matching login.user_prompt {:?}",
-                        self.name,
-                        login.user_prompt.as_str()
-                    )))
-                }
-            }
-        }
-        self.send_line(&login.user, &login.user)?;
-        if !self.await_prompt(&login.password_prompt, wait)? {
-            return Err(DriverError::Timeout(format!(
-                "{} showed no password prompt matching login.password_prompt {:?}",
-                self.name,
-                login.password_prompt.as_str()
-            )));
-        }
-        self.send_line(&login.password, "***")?;
-        // A console that asks again refused the login.
-        let settle = Duration::from_millis(self.profile.timeouts.command_ms.min(500));
-        if self.await_prompt(&login.user_prompt, settle)?
-            || self.await_prompt(&login.password_prompt, Duration::ZERO)?
-        {
-            return Err(DriverError::Unexpected(format!(
-                "{} refused the login as {:?} (it asked again)",
-                self.name, login.user
-            )));
-        }
-        Ok(())
+    /// Keeps, from now on, how each line was read (for `hil profile probe`).
+    pub fn start_trace(&mut self) {
+        self.trace = Some(Vec::new());
     }
 
-    /// Waits up to `wait` for a line, or a line not yet ended, matching `prompt`;
-    /// other lines are logged (and events kept).
-    fn await_prompt(&mut self, prompt: &regex::Regex, wait: Duration) -> Result<bool, DriverError> {
-        Ok(matches!(
-            self.await_seen(prompt, wait, false)?,
-            Seen::Prompt
-        ))
-    }
-
-    /// [`Console::await_prompt`]; with `ready_too` also stops at the profile's
-    /// command prompt shown alone on a line not yet ended.
-    fn await_seen(
-        &mut self,
-        prompt: &regex::Regex,
-        wait: Duration,
-        ready_too: bool,
-    ) -> Result<Seen, DriverError> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(ReadMsg::Line(l)) => {
-                    self.record(ConsoleDir::D, &l);
-                    let new = l.get(self.partial_used..).unwrap_or(&l);
-                    let new = self.profile.strip_prompt(new).to_string();
-                    self.partial_used = 0;
-                    if prompt.is_match(&new) {
-                        return Ok(Seen::Prompt);
-                    }
-                    if self.profile.event.is_match(&new) {
-                        self.push_event(new);
-                    }
-                }
-                Ok(ReadMsg::Partial(p)) => {
-                    let new = p.get(self.partial_used..).unwrap_or(&p);
-                    if prompt.is_match(self.profile.strip_prompt(new)) {
-                        let new = new.to_string();
-                        self.record(ConsoleDir::D, &new);
-                        self.partial_used = p.len();
-                        return Ok(Seen::Prompt);
-                    }
-                    if ready_too && self.shows_prompt(new) {
-                        let new = new.to_string();
-                        self.record(ConsoleDir::D, &new);
-                        return Ok(Seen::Ready);
-                    }
-                }
-                Ok(ReadMsg::Closed(why)) => {
-                    self.closed = Some(why.clone());
-                    return Err(DriverError::Link(format!(
-                        "{} closed during the login: {why}",
-                        self.name
-                    )));
-                }
-                Err(_) => return Ok(Seen::Nothing),
-            }
-        }
-    }
-
-    /// Sends one line (no answer read); `shown` is what the log records.
-    fn send_line(&mut self, line: &str, shown: &str) -> Result<(), DriverError> {
-        let mut bytes = line.as_bytes().to_vec();
-        bytes.extend_from_slice(self.profile.line_ending.as_bytes());
-        self.record(ConsoleDir::H, shown);
-        self.writer
-            .write_all(&bytes)
-            .and_then(|_| self.writer.flush())
-            .map_err(|e| DriverError::Link(format!("writing to {}: {e}", self.name)))
+    /// Takes the lines traced since the last call.
+    pub fn take_trace(&mut self) -> Vec<Traced> {
+        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// The profile this console speaks.
@@ -478,17 +287,15 @@ impl Console {
         std::mem::take(&mut self.log)
     }
 
-    fn push_event(&mut self, l: String) {
-        if self.events.len() >= MAX_EVENTS {
-            self.events.pop_front();
-        }
-        self.events.push_back(l);
-    }
-
     /// Registers a value to be shown as `***` wherever it appears in the log.
     pub fn add_secret(&mut self, s: &str) {
-        // The value as sent (quoted, escaped) and as it is.
-        for form in [self.profile.quote(s), s.to_string()] {
+        // The value as sent (quoted, escaped, in each quoting) and as it is.
+        let forms = [
+            self.profile.quote(s),
+            super::profile::Quoting::Single.quote(s),
+            s.to_string(),
+        ];
+        for form in forms {
             if !form.is_empty() && !self.secrets.contains(&form) {
                 self.secrets.push(form);
             }
@@ -497,468 +304,896 @@ impl Console {
         self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
-    fn redact(&self, line: &str) -> String {
-        let mut out = line.to_string();
+    pub(super) fn redact(&self, line: &str) -> String {
+        let mut out = printable(line);
         for s in &self.secrets {
             out = out.replace(s.as_str(), "***");
         }
         out
     }
 
-    fn record(&mut self, dir: ConsoleDir, text: &str) {
+    fn ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    fn record_at(&mut self, at: Instant, dir: ConsoleDir, text: &str) {
         let text = self.redact(text);
         self.log.push(ConsoleLine {
-            t_ms: self.epoch.elapsed().as_millis() as u64,
+            t_ms: self.ms(at),
             dir,
             text,
         });
     }
 
-    fn next_line(&mut self, deadline: Instant, waiting_for: &str) -> Result<String, DriverError> {
+    pub(super) fn note(&mut self, text: &str) {
+        self.record_at(Instant::now(), ConsoleDir::N, text);
+        self.traced(Instant::now(), ConsoleDir::N, text, "note", "");
+    }
+
+    fn traced(
+        &mut self,
+        at: Instant,
+        dir: ConsoleDir,
+        text: &str,
+        class: &'static str,
+        field: &'static str,
+    ) {
+        if self.trace.is_none() {
+            return;
+        }
+        let t = Traced {
+            t_ms: self.ms(at),
+            dir,
+            text: self.redact(text),
+            class,
+            field,
+        };
+        if let Some(tr) = self.trace.as_mut() {
+            tr.push(t);
+        }
+    }
+
+    pub(super) fn push_event(&mut self, l: String) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(l);
+    }
+
+    /// Sends bytes as typed; `shown` is what the log records.
+    pub(super) fn send(
+        &mut self,
+        text: &str,
+        line_end: bool,
+        shown: &str,
+    ) -> Result<(), DriverError> {
+        let mut bytes = text.as_bytes().to_vec();
+        if line_end {
+            bytes.extend_from_slice(self.profile.line_ending.as_bytes());
+        }
+        let now = Instant::now();
+        self.record_at(now, ConsoleDir::H, shown);
+        self.traced(now, ConsoleDir::H, shown, "sent", "");
+        if self.profile.echo != Echo::Off && !text.is_empty() {
+            self.pending_echo.push_back(text.to_string());
+        }
+        self.at_prompt = false;
+        let name = self.name.clone();
+        self.link
+            .writer
+            .write_all(&bytes)
+            .and_then(|_| self.link.writer.flush())
+            .map_err(|e| DriverError::Link(format!("writing to {name}: {e}")))
+    }
+
+    /// The next message, or `None` at `deadline`.
+    fn recv(&mut self, deadline: Instant) -> Result<Option<ReadMsg>, DriverError> {
         if let Some(why) = &self.closed {
             return Err(DriverError::Link(format!(
                 "{} is closed ({why})",
                 self.name
             )));
         }
-        let msg = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                // A line not yet ended is read when it ends.
-                Ok(ReadMsg::Partial(_)) => continue,
-                other => break other,
-            }
-        };
-        match msg {
-            Ok(ReadMsg::Partial(_)) => Err(DriverError::Unexpected(format!(
-                "{} sent an unended line",
-                self.name
-            ))),
-            Ok(ReadMsg::Line(l)) => {
-                self.record(ConsoleDir::D, &l);
-                // Less a prompt answered already on the same line (a login).
-                let new = l.get(self.partial_used..).unwrap_or(&l);
-                let new = self.profile.strip_prompt(new).to_string();
-                self.partial_used = 0;
-                Ok(new)
-            }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.link.rx.recv_timeout(left) {
             Ok(ReadMsg::Closed(why)) => {
                 self.closed = Some(why.clone());
-                Err(DriverError::Link(format!(
-                    "{} closed while waiting for {waiting_for}: {why}",
-                    self.name
-                )))
+                Err(DriverError::Link(format!("{} closed: {why}", self.name)))
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(DriverError::Timeout(format!(
-                "{} gave no answer to {waiting_for}",
-                self.name
-            ))),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Ok(m) => Ok(Some(m)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => {
                 Err(DriverError::Link(format!("{} reader stopped", self.name)))
             }
         }
     }
 
-    /// Sends one line and reads the answer up to its status line. `shown` is what
-    /// the log records instead of `line` (credentials masked).
-    pub fn command(&mut self, line: &str, shown: &str) -> Result<Answer, DriverError> {
-        let mut bytes = line.as_bytes().to_vec();
-        bytes.extend_from_slice(self.profile.line_ending.as_bytes());
-        self.record(ConsoleDir::H, shown);
-        self.writer
-            .write_all(&bytes)
-            .and_then(|_| self.writer.flush())
-            .map_err(|e| DriverError::Link(format!("writing to {}: {e}", self.name)))?;
-        let deadline = Instant::now() + Duration::from_millis(self.profile.timeouts.command_ms);
-        let what = format!("{shown:?}");
-        let mut data: Vec<String> = Vec::new();
-        loop {
-            let l = match self.next_line(deadline, &what) {
-                // The device answered, but in words the profile does not know.
-                Err(DriverError::Timeout(_)) if !data.is_empty() => {
-                    let said: Vec<String> = data.iter().map(|l| self.redact(l)).collect();
-                    return Err(DriverError::Timeout(format!(
-                        "{} answered {what} with {said:?} but no line matched the profile's status.ok {:?} or status.error {:?} within {} ms ([timeouts] command_ms)",
-                        self.name,
-                        self.profile.ok.as_str(),
-                        self.profile.error.as_str(),
-                        self.profile.timeouts.command_ms
-                    )));
-                }
-                other => other?,
-            };
-            if l.is_empty() {
-                // A bare prompt or an empty line says nothing.
-                continue;
-            }
-            if self.profile.event.is_match(&l) {
-                self.push_event(l);
-                continue;
-            }
-            if self.profile.ok.is_match(&l) {
-                return Ok(Answer {
-                    data,
-                    status: Status::Ok,
-                });
-            }
-            if let Some(c) = self.profile.error.captures(&l) {
-                return Ok(Answer {
-                    data,
-                    status: Status::Err {
-                        class: c
-                            .name("class")
-                            .map(|m| m.as_str().to_string())
-                            .unwrap_or_default(),
-                        detail: c
-                            .name("detail")
-                            .map(|m| m.as_str().to_string())
-                            .unwrap_or_default(),
-                    },
-                });
-            }
-            data.push(l);
-        }
+    /// A line the device ended: the part not acted on yet, with the prompts in front
+    /// of it removed. Logs the whole line.
+    fn take_line(&mut self, text: &str, at: Instant, escapes: bool) -> String {
+        self.escapes_seen |= escapes;
+        self.record_at(at, ConsoleDir::D, text);
+        let used = std::mem::take(&mut self.partial_used);
+        let prefix = self.partial.get(..used).unwrap_or("");
+        let new = if used > 0 && text.starts_with(prefix) {
+            &text[used..]
+        } else {
+            text
+        };
+        let new = self.profile.strip_prompt(new).to_string();
+        self.partial.clear();
+        self.at_prompt = false;
+        new
     }
 
-    /// Sends the profile's template for `op`. Parameters named in `secret` are
-    /// masked in the log; those named in `raw` are sent without quoting.
-    pub fn op(
-        &mut self,
-        op: &str,
-        params: &[(&str, &str)],
-        secret: &[&str],
-        raw: &[&str],
-    ) -> Result<Answer, DriverError> {
-        let line = self
-            .profile
-            .render(op, params, raw)
-            .map_err(|e| DriverError::Unexpected(e.0))?;
-        let masked: Vec<(&str, &str)> = params
+    /// A line the device has not ended: the part not acted on yet.
+    fn take_partial(&mut self, text: String) -> String {
+        if !text.starts_with(self.partial.get(..self.partial_used).unwrap_or("")) {
+            self.partial_used = 0;
+        }
+        self.partial = text;
+        let new = self
+            .partial
+            .get(self.partial_used..)
+            .unwrap_or("")
+            .to_string();
+        self.at_prompt = self.profile.is_prompt(&new);
+        new
+    }
+
+    /// Marks the line not ended yet as acted on (logged, and not read again).
+    fn use_partial(&mut self, at: Instant, class: &'static str, field: &'static str) {
+        let new = self
+            .partial
+            .get(self.partial_used..)
+            .unwrap_or("")
+            .to_string();
+        if !new.trim().is_empty() {
+            self.record_at(at, ConsoleDir::D, &new);
+            self.traced(at, ConsoleDir::D, &new, class, field);
+        }
+        self.partial_used = self.partial.len();
+    }
+
+    /// Whether a line is the echo of something typed; consumes it.
+    fn is_echo(&mut self, line: &str) -> bool {
+        if self.profile.echo == Echo::Off {
+            return false;
+        }
+        let pos = self
+            .pending_echo
             .iter()
-            .map(|(k, v)| {
-                if secret.contains(k) && !v.is_empty() {
-                    (*k, "***")
-                } else {
-                    (*k, *v)
-                }
-            })
-            .collect();
-        for (k, v) in params {
-            if secret.contains(k) {
-                self.add_secret(v);
+            .position(|s| s == line || s.trim_end() == line.trim_end());
+        match pos {
+            Some(i) => {
+                self.pending_echo.drain(..=i);
+                self.echo_seen = true;
+                true
             }
-        }
-        let shown = self
-            .profile
-            .render(op, &masked, raw)
-            .map_err(|e| DriverError::Unexpected(e.0))?;
-        self.command(&line, &shown)
-    }
-
-    /// `op`, requiring `OK`; a refusal becomes an error naming the command.
-    pub fn op_ok(
-        &mut self,
-        op: &str,
-        params: &[(&str, &str)],
-        secret: &[&str],
-    ) -> Result<Answer, DriverError> {
-        let a = self.op(op, params, secret, &[])?;
-        match &a.status {
-            Status::Ok => Ok(a),
-            Status::Err { class, detail } => Err(DriverError::Unexpected(format!(
-                "{op} was refused: {class} {detail}"
-            ))),
+            None => false,
         }
     }
 
-    /// Imports a CA certificate (PEM) into the device's external store.
-    pub fn import_cert(&mut self, pem: &str) -> Result<Answer, DriverError> {
-        let pem = pem.trim_end().replace("\r\n", "\n");
-        let line = self
-            .profile
-            .render("cert_import", &[("pem", &pem)], &["pem"])
-            .map_err(|e| DriverError::Unexpected(e.0))?
-            .replace('\n', &self.profile.line_ending);
-        self.command(&line, "cert import <PEM>")
+    /// A line that means the device crashed (its banner) or booted.
+    fn crash_line(&self, line: &str) -> bool {
+        self.profile
+            .crash
+            .as_ref()
+            .is_some_and(|c| c.pattern.as_ref().is_some_and(|r| r.is_match(line)))
     }
 
-    /// Reads one setting.
-    pub fn get(&mut self, key: &str) -> Result<String, DriverError> {
-        let dk = self.profile.device_key(key).to_string();
-        let a = self.op_ok("get", &[("key", &dk)], &[])?;
-        for l in &a.data {
-            if let Some(c) = self.profile.value.captures(l) {
-                if c.name("key").map(|m| m.as_str()) == Some(dk.as_str()) {
-                    let v = c.name("value").map(|m| m.as_str()).unwrap_or("");
-                    return Ok(self.profile.unquote(v));
+    /// Before a command: everything the device printed since the last answer is read
+    /// (events kept, anything else logged as drained), then, on a console with a
+    /// prompt, the prompt is waited for (an empty line sent once if it does not show).
+    pub(super) fn sync(&mut self, op: &str) -> Result<(), DriverError> {
+        self.pending_echo.clear();
+        self.drained.clear();
+        loop {
+            match self.link.rx.try_recv() {
+                Ok(m) => self.unsolicited(m, op)?,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    return Err(DriverError::Link(format!("{} reader stopped", self.name)))
                 }
             }
         }
-        Err(DriverError::Unexpected(format!(
-            "get {dk}: no value line in {:?}",
-            a.data
+        if !self.drained.is_empty() {
+            let d = self.drained.clone();
+            self.note(&format!("unread before {op}: {d:?}"));
+        }
+        if self.profile.prompt.is_none() || self.at_prompt {
+            return Ok(());
+        }
+        let wait = Duration::from_millis(self.profile.timeouts.command_ms);
+        if self.await_prompt(Instant::now() + wait.min(Duration::from_millis(500)), op)? {
+            return Ok(());
+        }
+        self.send("", true, "")?;
+        if self.await_prompt(Instant::now() + wait, op)? {
+            return Ok(());
+        }
+        let partial = self.partial.clone();
+        let sent: Vec<String> = vec![String::new()];
+        let seen = Seen {
+            op,
+            sent: &sent,
+            lines: &[],
+            raw_escapes: false,
+            partial: &partial,
+            prompt_seen: false,
+            trigger: false,
+        };
+        if partial.trim().is_empty() {
+            return Err(self.silent(op, "shows no prompt"));
+        }
+        Err(DriverError::Profile(diagnose::diagnose(
+            &self.profile,
+            &seen,
         )))
     }
 
-    /// Applies settings all at once (SPEC keys; the profile maps them).
-    pub fn apply(
-        &mut self,
-        pairs: &[(String, String)],
-        secret_keys: &[&str],
-    ) -> Result<Answer, DriverError> {
-        let mut parts = Vec::new();
-        let mut shown = Vec::new();
-        for (k, v) in pairs {
-            let dk = self.profile.device_key(k).to_string();
-            let pair = self.profile.render_pair(&dk, v);
-            if secret_keys.contains(&k.as_str()) && !v.is_empty() {
-                self.add_secret(v);
-                shown.push(self.profile.render_pair(&dk, "***"));
-            } else {
-                shown.push(pair.clone());
+    /// Reads until the prompt shows (other lines handled as unsolicited).
+    fn await_prompt(&mut self, deadline: Instant, op: &str) -> Result<bool, DriverError> {
+        while !self.at_prompt {
+            match self.recv(deadline)? {
+                Some(m) => self.unsolicited(m, op)?,
+                None => return Ok(false),
             }
-            parts.push(pair);
         }
-        let sep = self.profile.apply_separator.clone();
-        let line = self
-            .profile
-            .render("apply", &[("pairs", &parts.join(&sep))], &["pairs"])
-            .map_err(|e| DriverError::Unexpected(e.0))?;
-        let shown = self
-            .profile
-            .render("apply", &[("pairs", &shown.join(&sep))], &["pairs"])
-            .map_err(|e| DriverError::Unexpected(e.0))?;
-        self.command(&line, &shown)
+        Ok(true)
     }
 
-    /// Starts a job with the operation `op` and its parameters.
-    pub fn trigger(
+    /// A message no command asked for: an event, a crash, a prompt, a line drained.
+    fn unsolicited(&mut self, m: ReadMsg, op: &str) -> Result<(), DriverError> {
+        match m {
+            ReadMsg::Line { text, at, escapes } => {
+                let line = self.take_line(&text, at, escapes);
+                if self.crash_line(&line) {
+                    self.traced(at, ConsoleDir::D, &line, "crash", "crash.pattern");
+                    return Err(self.crashed(op, &line));
+                }
+                if line.trim().is_empty() {
+                    return Ok(());
+                }
+                if self.profile.event.is_match(&line) {
+                    self.traced(at, ConsoleDir::D, &line, "event", "status.event");
+                    self.push_event(line);
+                } else {
+                    self.traced(at, ConsoleDir::D, &line, "drained", "");
+                    self.drained.push(line);
+                }
+            }
+            ReadMsg::Partial { text, at } => {
+                let new = self.take_partial(text);
+                if self.at_prompt {
+                    self.use_partial(at, "prompt", "prompt");
+                    self.at_prompt = true;
+                } else if self.is_login_prompt(&new) {
+                    self.use_partial(at, "login", "login.user_prompt");
+                    return Err(self.relogin(op, "asked for a login again"));
+                }
+            }
+            ReadMsg::Closed(why) => {
+                self.closed = Some(why.clone());
+                return Err(DriverError::Link(format!("{} closed: {why}", self.name)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one message until `deadline` as unsolicited (events kept, other lines
+    /// drained); `false` when nothing came.
+    pub(super) fn pump(&mut self, deadline: Instant, what: &str) -> Result<bool, DriverError> {
+        match self.recv(deadline)? {
+            Some(m) => {
+                self.unsolicited(m, what)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn is_login_prompt(&self, text: &str) -> bool {
+        self.profile
+            .login
+            .as_ref()
+            .is_some_and(|l| l.user_prompt.is_match(self.profile.strip_prompt(text)))
+    }
+
+    /// Sends `lines` (at once) and reads until the answer ends or `until.expect`
+    /// matches.
+    pub(super) fn exchange(
         &mut self,
-        op: &str,
-        params: &[(&str, &str)],
-    ) -> Result<TriggerAnswer, DriverError> {
-        let a = self.op(op, params, &[], &[])?;
-        match a.status {
-            Status::Err { class, detail } => Ok(TriggerAnswer::Refused { class, detail }),
-            Status::Ok => {
-                for l in &a.data {
-                    if let Some(id) = self
-                        .profile
-                        .job_started
-                        .captures(l)
-                        .and_then(|c| c.name("id"))
-                        .and_then(|m| m.as_str().parse().ok())
-                    {
-                        return Ok(TriggerAnswer::Job(id));
+        lines: &[String],
+        shown: &[String],
+        raw: bool,
+        until: &Until,
+    ) -> Result<Ended, DriverError> {
+        let partial_at_send = self.partial.clone();
+        for (l, s) in lines.iter().zip(shown) {
+            self.send(l, !raw, s)?;
+        }
+        self.read_answer(until, &partial_at_send)
+    }
+
+    /// Reads one answer: up to its status line (on a console without a prompt), or
+    /// up to the prompt after it; or up to what `until.expect` waits for.
+    fn read_answer(&mut self, until: &Until, partial_at_send: &str) -> Result<Ended, DriverError> {
+        let mut a = Reading::default();
+        loop {
+            let deadline = a
+                .quiet_until
+                .map_or(until.deadline, |q| q.min(until.deadline));
+            let msg = match self.recv(deadline)? {
+                Some(m) => m,
+                None if a.quiet_until.is_some() && a.status.is_some() => {
+                    return Ok(Ended::Answer(a.answer()));
+                }
+                None => return Err(self.no_answer(until, &a.heard, false)),
+            };
+            let step = match msg {
+                ReadMsg::Line { text, at, escapes } => {
+                    a.lines_since += 1;
+                    let line = self.take_line(&text, at, escapes);
+                    self.answer_line(line, at, until, &mut a)?
+                }
+                ReadMsg::Partial { text, at } => {
+                    self.answer_partial(text, at, until, partial_at_send, &mut a)?
+                }
+                ReadMsg::Closed(why) => {
+                    self.closed = Some(why.clone());
+                    return Err(DriverError::Link(format!("{} closed: {why}", self.name)));
+                }
+            };
+            match step {
+                Next::More => {}
+                Next::Answered => return Ok(Ended::Answer(a.answer())),
+                Next::Expected => return Ok(Ended::Expected(std::mem::take(&mut a.data))),
+            }
+        }
+    }
+
+    /// One line of an answer: echo, event, continuation of a refusal, what a step
+    /// waits for, a status line, or data.
+    fn answer_line(
+        &mut self,
+        line: String,
+        at: Instant,
+        until: &Until,
+        a: &mut Reading,
+    ) -> Result<Next, DriverError> {
+        let p = Arc::clone(&self.profile);
+        if self.crash_line(&line) {
+            self.traced(at, ConsoleDir::D, &line, "crash", "crash.pattern");
+            return Err(self.crashed(until.op, &line));
+        }
+        if line.trim().is_empty() {
+            return Ok(Next::More);
+        }
+        if self.is_echo(&line) {
+            self.traced(at, ConsoleDir::D, &line, "echo", "echo");
+            a.heard.push(line);
+            return Ok(Next::More);
+        }
+        a.heard.push(line.clone());
+        if p.event.is_match(&line) {
+            self.traced(at, ConsoleDir::D, &line, "event", "status.event");
+            self.push_event(line);
+            return Ok(Next::More);
+        }
+        if a.collecting && p.continuation.as_ref().is_some_and(|c| c.is_match(&line)) {
+            self.traced(
+                at,
+                ConsoleDir::D,
+                &line,
+                "continuation",
+                "status.continuation",
+            );
+            if let Some(Status::Err { detail, .. }) = a.status.as_mut() {
+                if !detail.is_empty() {
+                    detail.push('\n');
+                }
+                detail.push_str(line.trim());
+            }
+            if p.prompt.is_none() {
+                a.quiet_until = Some(Instant::now() + CONTINUATION_QUIET);
+            }
+            return Ok(Next::More);
+        }
+        a.collecting = false;
+        if until.expect.is_some_and(|e| e.is_match(&line)) {
+            self.traced(at, ConsoleDir::D, &line, "expected", "commands (expect)");
+            return Ok(Next::Expected);
+        }
+        if a.status.is_none() {
+            if let Some(next) = self.status_line(&line, at, until, a) {
+                return Ok(next);
+            }
+        }
+        let field = self.answer_field(&line);
+        let class = if field.is_empty() {
+            "unmatched"
+        } else {
+            "data"
+        };
+        self.traced(at, ConsoleDir::D, &line, class, field);
+        a.data.push(line);
+        Ok(Next::More)
+    }
+
+    /// A status line (error, success, or a job start that is the status), if `line`
+    /// is one: what the read does next.
+    fn status_line(
+        &mut self,
+        line: &str,
+        at: Instant,
+        until: &Until,
+        a: &mut Reading,
+    ) -> Option<Next> {
+        let p = Arc::clone(&self.profile);
+        let end = if p.prompt.is_none() {
+            Next::Answered
+        } else {
+            Next::More
+        };
+        if let Some(c) = p.error.captures(line) {
+            self.traced(at, ConsoleDir::D, line, "status error", "status.error");
+            let class = c
+                .name("class")
+                .map_or(p.error_class.clone(), |m| p.spec_class(m.as_str()));
+            let detail = c
+                .name("detail")
+                .map_or_else(|| line.trim().to_string(), |m| m.as_str().to_string());
+            a.status = Some(Status::Err { class, detail });
+            if p.continuation.is_some() {
+                a.collecting = true;
+                if p.prompt.is_none() {
+                    a.quiet_until = Some(Instant::now() + CONTINUATION_QUIET);
+                }
+                return Some(Next::More);
+            }
+            return Some(end);
+        }
+        let ok = p.ok.as_ref().is_some_and(|r| r.is_match(line));
+        let started = until.trigger && p.job_started_is_status && p.job_started.is_match(line);
+        if !ok && !started {
+            return None;
+        }
+        if started {
+            a.data.push(line.to_string());
+        }
+        let field = if ok {
+            "status.ok"
+        } else {
+            "answers.job_started"
+        };
+        self.traced(at, ConsoleDir::D, line, "status ok", field);
+        a.status = Some(Status::Ok);
+        Some(end)
+    }
+
+    /// A line the device has not ended, during an answer: a pager to turn, what a
+    /// step waits for, the prompt that ends the answer, or a login prompt (the
+    /// device restarted).
+    fn answer_partial(
+        &mut self,
+        text: String,
+        at: Instant,
+        until: &Until,
+        partial_at_send: &str,
+        a: &mut Reading,
+    ) -> Result<Next, DriverError> {
+        let p = Arc::clone(&self.profile);
+        let new = self.take_partial(text);
+        if let Some(pg) = p.paging.as_ref().filter(|pg| pg.more.is_match(&new)) {
+            self.use_partial(at, "pager", "paging.more");
+            self.send(&pg.send, false, &format!("<pager: {:?}>", pg.send))?;
+            self.pending_echo.pop_back();
+            return Ok(Next::More);
+        }
+        if until
+            .expect
+            .is_some_and(|e| e.is_match(p.strip_prompt(&new)))
+        {
+            self.use_partial(at, "expected", "commands (expect)");
+            return Ok(Next::Expected);
+        }
+        // A prompt after the command was sent (a new line, or a longer line).
+        let fresh = a.lines_since > 0 || self.partial != partial_at_send;
+        if self.at_prompt && fresh {
+            self.use_partial(at, "prompt", "prompt");
+            self.at_prompt = true;
+            if until.expect.is_some() {
+                a.heard.push(new);
+                return Err(self.no_answer(until, &a.heard, true));
+            }
+            if a.status.is_none() {
+                if p.ok.is_some() {
+                    return Err(self.no_answer(until, &a.heard, true));
+                }
+                a.status = Some(Status::Ok);
+            }
+            return Ok(Next::Answered);
+        }
+        if p.login.is_some() && self.is_login_prompt(&new) {
+            self.use_partial(at, "login", "login.user_prompt");
+            return Err(self.relogin(until.op, "asked for a login in the middle of an answer"));
+        }
+        Ok(Next::More)
+    }
+
+    /// Which answer pattern a data line matches, for the trace.
+    fn answer_field(&self, line: &str) -> &'static str {
+        let p = &self.profile;
+        if p.value.is_match(line) {
+            "answers.value"
+        } else if p.job_started.is_match(line) {
+            "answers.job_started"
+        } else if p.job_state.is_match(line) {
+            "answers.job_state"
+        } else if p.recipient.is_match(line) {
+            "answers.recipient"
+        } else if p.clock_answer.as_ref().is_some_and(|r| r.is_match(line)) {
+            "answers.clock"
+        } else {
+            ""
+        }
+    }
+
+    /// The read ended without an answer the profile can read: a silent device, or a
+    /// profile that does not fit what it said.
+    fn no_answer(&mut self, until: &Until, heard: &[String], prompt_seen: bool) -> DriverError {
+        let partial = self
+            .partial
+            .get(self.partial_used..)
+            .unwrap_or("")
+            .to_string();
+        if heard.is_empty() && partial.trim().is_empty() && !prompt_seen {
+            return self.silent(
+                until.op,
+                &format!("gave no answer to {:?}", until.sent.join(" / ")),
+            );
+        }
+        if !partial.trim().is_empty() {
+            // Show what it waits at.
+            self.record_at(Instant::now(), ConsoleDir::D, &partial);
+        }
+        let heard: Vec<String> = heard.iter().map(|l| self.redact(l)).collect();
+        let seen = Seen {
+            op: until.op,
+            sent: &until.sent,
+            lines: &heard,
+            raw_escapes: self.profile.ansi == super::term::Ansi::Keep && self.escapes_seen,
+            partial: &self.redact(&partial),
+            prompt_seen,
+            trigger: until.trigger,
+        };
+        let mut m = diagnose::diagnose(&self.profile, &seen);
+        if let Some(e) = until.expect {
+            if prompt_seen {
+                m.what = format!(
+                    "{}; it showed its prompt instead of what the step waits for (/{}/)",
+                    m.what,
+                    e.as_str()
+                );
+            }
+        }
+        DriverError::Profile(m)
+    }
+
+    /// The device said nothing: a hang. With a `power_cycle` the device is
+    /// power-cycled and waited for, and the case is a crash; without, a timeout.
+    fn silent(&mut self, op: &str, what: &str) -> DriverError {
+        let has_cycle = self
+            .profile
+            .crash
+            .as_ref()
+            .is_some_and(|c| c.power_cycle.is_some());
+        let msg = format!(
+            "{}: {op}: {what} within {} ms",
+            self.name, self.profile.timeouts.command_ms
+        );
+        if !has_cycle {
+            return DriverError::Timeout(msg);
+        }
+        self.note(&format!("no answer ({what}): power-cycling the device"));
+        match self.power_cycle().and_then(|_| self.await_boot(op)) {
+            Ok(()) => DriverError::Crash(format!("{msg}; the device hung and was power-cycled")),
+            Err(e) => DriverError::Crash(format!("{msg}; power-cycled, but: {e}")),
+        }
+    }
+
+    /// The device printed its crash banner: wait for it to boot (power-cycling it if
+    /// it does not), log in again, and report the crash.
+    pub(super) fn crashed(&mut self, op: &str, banner: &str) -> DriverError {
+        self.note(&format!("the device crashed during {op}: {banner:?}"));
+        let came_back = self.await_boot(op).or_else(|e| {
+            let has_cycle = self
+                .profile
+                .crash
+                .as_ref()
+                .is_some_and(|c| c.power_cycle.is_some());
+            if has_cycle {
+                self.note(&format!("{e}: power-cycling the device"));
+                self.power_cycle().and_then(|_| self.await_boot(op))
+            } else {
+                Err(e)
+            }
+        });
+        match came_back {
+            Ok(()) => {
+                DriverError::Crash(format!("{op}: the device crashed ({banner}) and rebooted"))
+            }
+            Err(e) => DriverError::Crash(format!("{op}: the device crashed ({banner}) and {e}")),
+        }
+    }
+
+    /// The device asked for a login where it should not: it rebooted (or its session
+    /// ended). Logs in again and reports it as a crash.
+    fn relogin(&mut self, op: &str, what: &str) -> DriverError {
+        self.note(&format!("the device {what} during {op}: it restarted"));
+        let r = match self.profile.login.clone() {
+            Some(l) => self.login(&l, true),
+            None => Ok(()),
+        };
+        match r {
+            Ok(()) => DriverError::Crash(format!("{op}: the device {what} (it restarted)")),
+            Err(e) => DriverError::Crash(format!(
+                "{op}: the device {what}, and logging in again failed: {e}"
+            )),
+        }
+    }
+
+    /// Runs the profile's `power_cycle` command on this host.
+    fn power_cycle(&mut self) -> Result<(), String> {
+        let Some(cmd) = self
+            .profile
+            .crash
+            .as_ref()
+            .and_then(|c| c.power_cycle.clone())
+        else {
+            return Err("no power_cycle in the profile".into());
+        };
+        let pid = self.pid.map(|p| p.to_string()).unwrap_or_default();
+        let endpoint = self.name.clone();
+        let line = super::profile::template::fill(&cmd, |n| match n {
+            "pid" => Some(pid.clone()),
+            "endpoint" => Some(endpoint.clone()),
+            _ => None,
+        });
+        self.note(&format!("power cycle: {line}"));
+        let out = std::process::Command::new("sh")
+            .args(["-c", &line])
+            .output()
+            .map_err(|e| format!("cannot run the power_cycle command {line:?}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "the power_cycle command {line:?} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits for the device to come back after a crash or a power cycle: its boot
+    /// line, its login prompt (answered) or its command prompt.
+    fn await_boot(&mut self, op: &str) -> Result<(), String> {
+        let (boot, boot_ms) = match &self.profile.crash {
+            Some(c) => (c.boot.clone(), c.boot_ms),
+            None => (None, 60_000),
+        };
+        let deadline = Instant::now() + Duration::from_millis(boot_ms);
+        self.pending_echo.clear();
+        loop {
+            let m = match self.recv(deadline) {
+                Ok(Some(m)) => m,
+                Ok(None) => return Err(format!("did not come back within {boot_ms} ms")),
+                Err(e) => return Err(e.to_string()),
+            };
+            match m {
+                ReadMsg::Line { text, at, escapes } => {
+                    let line = self.take_line(&text, at, escapes);
+                    if boot.as_ref().is_some_and(|b| b.is_match(&line)) {
+                        self.traced(at, ConsoleDir::D, &line, "boot", "crash.boot");
+                        if self.profile.login.is_none() {
+                            return Ok(());
+                        }
                     }
                 }
-                Err(DriverError::Unexpected(format!(
-                    "{op}: no job number in {:?}",
-                    a.data
-                )))
+                ReadMsg::Partial { text, at } => {
+                    let new = self.take_partial(text);
+                    if self.is_login_prompt(&new) {
+                        self.use_partial(at, "login", "login.user_prompt");
+                        let Some(l) = self.profile.login.clone() else {
+                            return Ok(());
+                        };
+                        return self.login(&l, true).map_err(|e| e.to_string());
+                    }
+                    if self.at_prompt {
+                        self.use_partial(at, "prompt", "prompt");
+                        self.at_prompt = true;
+                        return Ok(());
+                    }
+                }
+                ReadMsg::Closed(why) => {
+                    self.closed = Some(why.clone());
+                    return Err(format!(
+                        "the link closed while waiting for {op}'s reboot: {why}"
+                    ));
+                }
             }
         }
     }
 
-    fn match_end(&self, line: &str, id: u64) -> Option<JobEnd> {
-        let p = &self.profile;
-        if let Some(c) = p.job_done.captures(line) {
-            if c.name("id").map(|m| m.as_str()) == Some(id.to_string().as_str()) {
-                return Some(JobEnd::Done);
+    /// On opening: whatever the device said before we came (old events, a prompt) is
+    /// not ours, but a login prompt among it is answered; a console showing its
+    /// command prompt is logged in already (a serial console keeps its session when
+    /// the harness reconnects).
+    fn greet(&mut self) -> Result<(), DriverError> {
+        let login = self.profile.login.clone();
+        let mut asked = false;
+        let give_up = Instant::now() + Duration::from_millis(self.profile.timeouts.startup_ms);
+        // Until the device has been quiet for 50 ms (or the startup time is over).
+        while Instant::now() < give_up {
+            let Some(m) = self.recv(Instant::now() + Duration::from_millis(50))? else {
+                break;
+            };
+            match m {
+                ReadMsg::Line { text, at, escapes } => {
+                    let line = self.take_line(&text, at, escapes);
+                    asked = false;
+                    if self.profile.event.is_match(&line) {
+                        self.push_event(line);
+                    }
+                }
+                ReadMsg::Partial { text, at } => {
+                    let new = self.take_partial(text);
+                    asked = self.is_login_prompt(&new);
+                    if asked {
+                        self.use_partial(at, "login", "login.user_prompt");
+                    } else if self.at_prompt {
+                        self.use_partial(at, "prompt", "prompt");
+                        self.at_prompt = true;
+                    }
+                }
+                // `recv` turns a closed link into an error.
+                ReadMsg::Closed(_) => {}
             }
         }
-        if let Some(c) = p.job_failed.captures(line) {
-            if c.name("id").map(|m| m.as_str()) == Some(id.to_string().as_str()) {
-                return Some(JobEnd::Failed {
-                    class: c
-                        .name("class")
-                        .map(|m| m.as_str().to_string())
-                        .unwrap_or_default(),
-                    detail: c
-                        .name("detail")
-                        .map(|m| m.as_str().to_string())
-                        .unwrap_or_default(),
-                });
+        if let Some(login) = login {
+            if !self.at_prompt {
+                self.login(&login, asked)?;
             }
         }
-        None
+        Ok(())
     }
 
-    /// Waits for the event that ends job `id`, for at most `limit`.
-    pub fn wait_job(&mut self, id: u64, limit: Duration) -> Result<JobEnd, DriverError> {
-        if let Some(pos) = self
-            .events
-            .iter()
-            .position(|e| self.match_end(e, id).is_some())
-        {
-            let e = self.events.remove(pos).unwrap_or_default();
-            if let Some(end) = self.match_end(&e, id) {
-                return Ok(end);
+    /// The profile's login step: answers the user prompt, then the password prompt
+    /// (the password masked in the log). `seen`: the device showed the user prompt
+    /// last already.
+    pub(super) fn login(&mut self, login: &Login, seen: bool) -> Result<(), DriverError> {
+        self.add_secret(&login.password);
+        let wait = Duration::from_millis(self.profile.timeouts.command_ms);
+        if !seen {
+            match self.await_login_prompt(&login.user_prompt, wait, true)? {
+                Waited::Prompt => {}
+                Waited::Ready => return Ok(()),
+                Waited::Nothing => {
+                    // Some consoles show their login prompt only after a key press;
+                    // one that answers it with its command prompt is logged in.
+                    self.send("", true, "")?;
+                    match self.await_login_prompt(&login.user_prompt, wait, true)? {
+                        Waited::Prompt => {}
+                        Waited::Ready => return Ok(()),
+                        Waited::Nothing => {
+                            return Err(DriverError::Timeout(format!(
+                                "{} showed no login prompt matching login.user_prompt {:?}",
+                                self.name,
+                                login.user_prompt.as_str()
+                            )))
+                        }
+                    }
+                }
             }
         }
-        let deadline = Instant::now() + limit;
-        // Lines seen meanwhile (the last few), for the message if none ends the job.
-        let mut seen: VecDeque<String> = VecDeque::new();
-        loop {
-            let l = match self.next_line(deadline, &format!("the end of job {id}")) {
-                Err(DriverError::Timeout(_)) if !seen.is_empty() => {
-                    let said: Vec<String> = seen.iter().map(|l| self.redact(l)).collect();
-                    return Err(DriverError::Timeout(format!(
-                        "{} said {said:?} while job {id} ran, but no line matched the profile's events.job_done {:?} or events.job_failed {:?} within {} ms",
-                        self.name,
-                        self.profile.job_done.as_str(),
-                        self.profile.job_failed.as_str(),
-                        limit.as_millis()
+        self.send(&login.user, true, &login.user)?;
+        if !matches!(
+            self.await_login_prompt(&login.password_prompt, wait, false)?,
+            Waited::Prompt
+        ) {
+            return Err(DriverError::Timeout(format!(
+                "{} showed no password prompt matching login.password_prompt {:?}",
+                self.name,
+                login.password_prompt.as_str()
+            )));
+        }
+        self.send(&login.password, true, "***")?;
+        self.pending_echo.clear();
+        // A console that asks again refused the login.
+        let settle = Duration::from_millis(self.profile.timeouts.command_ms.min(500));
+        match self.await_login_prompt(&login.user_prompt, settle, true)? {
+            Waited::Prompt => Err(DriverError::Refused(format!(
+                "{} refused the login as {:?} (it asked again)",
+                self.name, login.user
+            ))),
+            Waited::Ready | Waited::Nothing => {
+                if self.await_login_prompt(&login.password_prompt, Duration::ZERO, false)?
+                    == Waited::Prompt
+                {
+                    return Err(DriverError::Refused(format!(
+                        "{} refused the login as {:?} (it asked again)",
+                        self.name, login.user
                     )));
                 }
-                other => other?,
-            };
-            if let Some(end) = self.match_end(&l, id) {
-                return Ok(end);
-            }
-            if !l.is_empty() {
-                if seen.len() >= 5 {
-                    seen.pop_front();
-                }
-                seen.push_back(l.clone());
-            }
-            if self.profile.event.is_match(&l) {
-                self.push_event(l);
+                Ok(())
             }
         }
     }
 
-    /// Reads the device's report of job `id`.
-    pub fn job_report(&mut self, id: u64) -> Result<JobReport, DriverError> {
-        let ids = id.to_string();
-        let a = self.op_ok("job", &[("id", &ids)], &[])?;
-        let p = Arc::clone(&self.profile);
-        let mut report: Option<JobReport> = None;
-        let mut recipients = Vec::new();
-        for l in &a.data {
-            if let Some(c) = p.job_state.captures(l) {
-                report = Some(JobReport {
-                    state: c
-                        .name("state")
-                        .map(|m| m.as_str().to_string())
-                        .unwrap_or_default(),
-                    class: c.name("class").map(|m| m.as_str().to_string()),
-                    detail: c.name("detail").map(|m| m.as_str().to_string()),
-                    recipients: Vec::new(),
-                });
-            } else if let Some(c) = p.recipient.captures(l) {
-                recipients.push(RecipientVerdict {
-                    address: c
-                        .name("address")
-                        .map(|m| m.as_str().to_string())
-                        .unwrap_or_default(),
-                    accepted: c
-                        .name("verdict")
-                        .is_some_and(|m| p.recipient_is_accepted(m.as_str())),
-                    detail: c
-                        .name("detail")
-                        .map(|m| m.as_str().to_string())
-                        .unwrap_or_default(),
-                });
+    /// Waits up to `wait` for a line, or a line not yet ended, matching `prompt`;
+    /// with `ready_too` also stops at the command prompt.
+    fn await_login_prompt(
+        &mut self,
+        prompt: &Regex,
+        wait: Duration,
+        ready_too: bool,
+    ) -> Result<Waited, DriverError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let m = match self.recv(deadline) {
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(Waited::Nothing),
+                Err(e) => {
+                    return Err(DriverError::Link(format!(
+                        "{} during the login: {e}",
+                        self.name
+                    )))
+                }
+            };
+            match m {
+                ReadMsg::Line { text, at, escapes } => {
+                    let line = self.take_line(&text, at, escapes);
+                    if prompt.is_match(&line) {
+                        return Ok(Waited::Prompt);
+                    }
+                    if self.is_echo(&line) {
+                        continue;
+                    }
+                    if self.profile.event.is_match(&line) {
+                        self.push_event(line);
+                    }
+                }
+                ReadMsg::Partial { text, at } => {
+                    let new = self.take_partial(text);
+                    if prompt.is_match(self.profile.strip_prompt(&new)) && !new.trim().is_empty() {
+                        self.use_partial(at, "login", "login");
+                        return Ok(Waited::Prompt);
+                    }
+                    if ready_too && self.at_prompt {
+                        self.use_partial(at, "prompt", "prompt");
+                        self.at_prompt = true;
+                        return Ok(Waited::Ready);
+                    }
+                }
+                ReadMsg::Closed(why) => {
+                    self.closed = Some(why.clone());
+                    return Err(DriverError::Link(format!(
+                        "{} closed during the login: {why}",
+                        self.name
+                    )));
+                }
             }
         }
-        let mut r = report.ok_or_else(|| {
-            DriverError::Unexpected(format!("job {id}: no job state line in {:?}", a.data))
-        })?;
-        r.recipients = recipients;
-        Ok(r)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{BufRead, BufReader};
-    use std::net::TcpListener;
-
-    /// The reference profile with a `[login]`.
-    fn profile() -> Arc<Profile> {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../fixtures/devices/sim.toml"
-        ))
-        .expect("sim.toml")
-            + "\n[login]\nuser_prompt = '^login: ?$'\npassword_prompt = '^Password: ?$'\nuser = \"admin\"\npassword = \"Adm1n-secret\"\n";
-        Arc::new(Profile::parse("login.toml", &text).expect("valid profile"))
-    }
-
-    /// A console that prints `login: ` and `Password: ` without a newline, takes
-    /// admin / Adm1n-secret (asking again otherwise), then answers `get KEY`.
-    fn fake_console() -> String {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = l.local_addr().expect("addr").to_string();
-        std::thread::spawn(move || {
-            let Ok((s, _)) = l.accept() else { return };
-            let mut w = s.try_clone().expect("clone");
-            let mut r = BufReader::new(s);
-            let mut line = String::new();
-            loop {
-                let _ = w.write_all(b"Welcome\r\nlogin: ");
-                line.clear();
-                if r.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let user = line.trim().to_string();
-                let _ = w.write_all(b"Password: ");
-                line.clear();
-                if r.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                if user == "admin" && line.trim() == "Adm1n-secret" {
-                    break;
-                }
-                let _ = w.write_all(b"Login incorrect\r\n");
-            }
-            let _ = w.write_all(b"ready\r\n");
-            loop {
-                line.clear();
-                if r.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                if let Some(k) = line.trim().strip_prefix("get ") {
-                    let _ = w.write_all(format!("{k}=60\r\nOK\r\n").as_bytes());
-                }
-            }
-        });
-        addr
-    }
-
-    #[test]
-    fn the_login_step_is_performed_and_the_password_masked() {
-        let addr = fake_console();
-        let mut c = Console::open(&Endpoint::Tcp { addr }, profile()).expect("logged in");
-        assert_eq!(c.get("smtp.timeout").expect("get"), "60");
-        let log = c.take_log();
-        let text: Vec<String> = log
-            .iter()
-            .map(|l| format!("{:?} {}", l.dir, l.text))
-            .collect();
-        assert!(text.contains(&"H admin".to_string()), "{text:#?}");
-        assert!(text.contains(&"H ***".to_string()), "{text:#?}");
-        assert!(
-            !text.iter().any(|l| l.contains("Adm1n-secret")),
-            "{text:#?}"
-        );
-    }
-
-    #[test]
-    fn a_refused_login_is_an_error() {
-        let addr = fake_console();
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../fixtures/devices/sim.toml"
-        ))
-        .expect("sim.toml")
-            + "\n[login]\nuser_prompt = '^login: ?$'\npassword_prompt = '^Password: ?$'\nuser = \"admin\"\npassword = \"wrong\"\n";
-        let p = Arc::new(Profile::parse("login.toml", &text).expect("valid profile"));
-        let e = Console::open(&Endpoint::Tcp { addr }, p)
-            .err()
-            .expect("refused");
-        assert!(e.to_string().contains("refused the login"), "{e}");
-    }
+/// What a wait during the login saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waited {
+    /// The prompt waited for.
+    Prompt,
+    /// The command prompt: the console is logged in already.
+    Ready,
+    Nothing,
 }

@@ -1,12 +1,18 @@
 //! Reaching a device: where its console is (`Endpoint`), how its dialect reads
-//! (`profile`), the console driver speaking that dialect (`console`), the RFC 2217
-//! telnet client for serial ports served over the network (`rfc2217`), and the
-//! embedded simulated device started on a pty (`embedded`).
+//! (`profile`), the console driver speaking that dialect (`console`, its operations
+//! in `ops`, its link and reader thread in `link`, what a terminal displays in
+//! `term`, what a profile misses in `diagnose`), the RFC 2217 telnet client for
+//! serial ports served over the network (`rfc2217`), and the embedded simulated
+//! device started on a pty (`embedded`).
 
 pub mod console;
+pub mod diagnose;
 pub mod embedded;
+mod link;
+mod ops;
 pub mod profile;
 pub mod rfc2217;
+pub mod term;
 
 pub use console::{Console, DriverError, JobEnd, JobReport, Status, TriggerAnswer};
 pub use profile::Profile;

@@ -1,0 +1,451 @@
+//! The operations of SPEC §6 on a device's console, each typed through the profile's
+//! template: `reset`, `get`, `apply`, user and notification addresses, a CA
+//! certificate, the clock, the triggers, a job's end and its report. Values go out
+//! in the device's words and come back in SPEC's; error classes and job states too.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use super::console::{
+    Answer, Console, DriverError, Ended, JobEnd, JobReport, RecipientVerdict, Status,
+    TriggerAnswer, Until,
+};
+use super::diagnose::{Mismatch, Trait};
+use super::profile::TRIGGERS;
+
+/// Parameters sent as they are, never quoted: already rendered (`pairs`), pasted
+/// (`pem`), or written by the profile's own format (`time`, unless `[quote] time`).
+const UNQUOTED: &[&str] = &["pairs", "pem"];
+
+impl Console {
+    /// Types the profile's template for `op` and reads its answer. Parameters named
+    /// in `secret` are masked in the log; those in `raw` are sent without quoting.
+    pub fn op(
+        &mut self,
+        op: &str,
+        params: &[(&str, &str)],
+        secret: &[&str],
+        raw: &[&str],
+    ) -> Result<Answer, DriverError> {
+        for (k, v) in params {
+            if secret.contains(k) {
+                self.add_secret(v);
+            }
+        }
+        let masked: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| {
+                if secret.contains(k) && !v.is_empty() {
+                    (*k, "***")
+                } else {
+                    (*k, *v)
+                }
+            })
+            .collect();
+        let mut raw: Vec<&str> = raw.to_vec();
+        raw.extend(UNQUOTED);
+        if self.profile.quoting_of("time") == self.profile.quoting {
+            raw.push("time");
+        }
+        self.run_template(op, params, &masked, &raw)
+    }
+
+    /// Runs each step of `op`'s template: sync on the prompt first; each step's
+    /// lines sent (at once, or one by one each answered), then its answer read or
+    /// its `expect` waited for. A refusal ends the operation; on a several-step
+    /// template the profile's `on_error` is typed then, to leave nothing half done.
+    fn run_template(
+        &mut self,
+        op: &str,
+        params: &[(&str, &str)],
+        masked: &[(&str, &str)],
+        raw: &[&str],
+    ) -> Result<Answer, DriverError> {
+        let Some(tpl) = self.profile.template(op).cloned() else {
+            return Err(DriverError::Refused(format!(
+                "profile {:?} has no template for {op:?}",
+                self.profile.name
+            )));
+        };
+        let trigger = TRIGGERS.contains(&op);
+        let command = Duration::from_millis(self.profile.timeouts.command_ms);
+        self.sync(op)?;
+        let mut data = Vec::new();
+        let steps = tpl.steps.len();
+        let mut units_done = 0usize;
+        for (i, step) in tpl.steps.iter().enumerate() {
+            let lines = |ps: &[(&str, &str)]| -> Vec<String> {
+                step.send.as_deref().map_or_else(Vec::new, |t| {
+                    self.profile
+                        .render_text(t, ps, raw)
+                        .split('\n')
+                        .map(str::to_string)
+                        .collect()
+                })
+            };
+            let (sent, shown) = (lines(params), lines(masked));
+            let units: Vec<(Vec<String>, Vec<String>)> =
+                if step.each_line(&self.profile.apply_separator) {
+                    sent.into_iter()
+                        .zip(shown)
+                        .map(|(l, s)| (vec![l], vec![s]))
+                        .collect()
+                } else {
+                    vec![(sent, shown)]
+                };
+            for (sent, shown) in units {
+                units_done += 1;
+                let until = Until {
+                    op,
+                    sent: shown.clone(),
+                    expect: step.expect.as_ref(),
+                    trigger: trigger && i + 1 == steps,
+                    deadline: Instant::now() + command,
+                };
+                let ended = if sent.is_empty() {
+                    self.exchange(&[], &[], step.raw, &until)?
+                } else {
+                    self.exchange(&sent, &shown, step.raw, &until)?
+                };
+                match ended {
+                    Ended::Expected(d) => data.extend(d),
+                    Ended::Answer(a) => {
+                        data.extend(a.data);
+                        if let Status::Err { .. } = a.status {
+                            if steps > 1 || units_done > 1 {
+                                self.recover(op);
+                            }
+                            return Ok(Answer {
+                                data,
+                                status: a.status,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Answer {
+            data,
+            status: Status::Ok,
+        })
+    }
+
+    /// After a refused step of a several-step operation: the profile's `on_error`
+    /// (leave a configure mode, discard a candidate), whatever it answers.
+    fn recover(&mut self, op: &str) {
+        if self.profile.template("on_error").is_none() {
+            return;
+        }
+        self.note(&format!("{op} was refused part way: typing on_error"));
+        if let Err(e) = self.run_template("on_error", &[], &[], &[]) {
+            self.note(&format!("on_error after {op}: {e}"));
+        }
+    }
+
+    /// `op`, requiring success; a refusal becomes an error naming the command.
+    pub fn op_ok(
+        &mut self,
+        op: &str,
+        params: &[(&str, &str)],
+        secret: &[&str],
+    ) -> Result<Answer, DriverError> {
+        let a = self.op(op, params, secret, &[])?;
+        match &a.status {
+            Status::Ok => Ok(a),
+            Status::Err { class, detail } => Err(DriverError::Refused(format!(
+                "{op} was refused: {class} {detail}"
+            ))),
+        }
+    }
+
+    /// Imports a CA certificate (PEM) into the device's external store.
+    pub fn import_cert(&mut self, pem: &str) -> Result<Answer, DriverError> {
+        let pem = pem.trim_end().replace("\r\n", "\n");
+        self.op("cert_import", &[("pem", &pem)], &[], &["pem"])
+    }
+
+    /// Reads one setting (a SPEC key), in SPEC's words.
+    pub fn get(&mut self, key: &str) -> Result<String, DriverError> {
+        let dk = self.profile.device_key(key).to_string();
+        let a = self.op_ok("get", &[("key", &dk)], &[])?;
+        let p = Arc::clone(&self.profile);
+        for l in &a.data {
+            if let Some(c) = p.value.captures(l) {
+                if c.name("key")
+                    .is_some_and(|m| m.as_str().eq_ignore_ascii_case(&dk))
+                {
+                    let v = c.name("value").map(|m| m.as_str()).unwrap_or("");
+                    return Ok(p.spec_value(key, &p.unquote(v.trim_end())));
+                }
+            }
+        }
+        Err(DriverError::Profile(Mismatch {
+            op: "get".into(),
+            trait_: Trait::AnswerWords,
+            field: "answers.value".into(),
+            what: format!(
+                "get {dk}: no line of {:?} matched answers.value /{}/ with key {dk:?}",
+                a.data,
+                p.value.as_str()
+            ),
+            fix: "make answers.value match the line that shows the value, with (?<key>) and (?<value>)"
+                .into(),
+        }))
+    }
+
+    /// Applies settings all at once (SPEC keys and values; the profile maps them).
+    pub fn apply(
+        &mut self,
+        pairs: &[(String, String)],
+        secret_keys: &[&str],
+    ) -> Result<Answer, DriverError> {
+        let mut parts = Vec::new();
+        let mut shown = Vec::new();
+        for (k, v) in pairs {
+            let dk = self.profile.device_key(k).to_string();
+            let dv = self.profile.device_value(k, v);
+            let pair = self.profile.render_pair(&dk, &dv);
+            if secret_keys.contains(&k.as_str()) && !v.is_empty() {
+                self.add_secret(v);
+                shown.push(self.profile.render_pair(&dk, "***"));
+            } else {
+                shown.push(pair.clone());
+            }
+            parts.push(pair);
+        }
+        let sep = self.profile.apply_separator.clone();
+        let (all, all_shown) = (parts.join(&sep), shown.join(&sep));
+        self.run_template(
+            "apply",
+            &[("pairs", &all)],
+            &[("pairs", &all_shown)],
+            &["pairs"],
+        )
+    }
+
+    /// Starts a job with the operation `op` and its parameters.
+    pub fn trigger(
+        &mut self,
+        op: &str,
+        params: &[(&str, &str)],
+    ) -> Result<TriggerAnswer, DriverError> {
+        let a = self.op(op, params, &[], &[])?;
+        match a.status {
+            Status::Err { class, detail } => Ok(TriggerAnswer::Refused { class, detail }),
+            Status::Ok => {
+                for l in &a.data {
+                    if let Some(id) = self
+                        .profile
+                        .job_started
+                        .captures(l)
+                        .and_then(|c| c.name("id"))
+                        .and_then(|m| m.as_str().parse().ok())
+                    {
+                        return Ok(TriggerAnswer::Job(id));
+                    }
+                }
+                Err(DriverError::Profile(Mismatch {
+                    op: op.into(),
+                    trait_: Trait::AnswerWords,
+                    field: "answers.job_started".into(),
+                    what: format!(
+                        "{op} succeeded, but no line of {:?} matched answers.job_started /{}/",
+                        a.data,
+                        self.profile.job_started.as_str()
+                    ),
+                    fix: "make answers.job_started match the line naming the new job, with (?<id>)"
+                        .into(),
+                }))
+            }
+        }
+    }
+
+    fn match_end(&self, line: &str, id: u64) -> Option<JobEnd> {
+        let p = &self.profile;
+        let ours = |c: &regex::Captures| c.name("id").is_some_and(|m| m.as_str() == id.to_string());
+        if let Some(c) = p.job_done.captures(line) {
+            if ours(&c) {
+                return Some(JobEnd::Done);
+            }
+        }
+        if let Some(c) = p.job_failed.captures(line) {
+            if ours(&c) {
+                return Some(JobEnd::Failed {
+                    class: c
+                        .name("class")
+                        .map(|m| p.spec_class(m.as_str()))
+                        .unwrap_or_default(),
+                    detail: c
+                        .name("detail")
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        None
+    }
+
+    /// Waits for the event that ends job `id`, for at most `limit`.
+    pub fn wait_job(&mut self, id: u64, limit: Duration) -> Result<JobEnd, DriverError> {
+        if let Some(pos) = self
+            .events
+            .iter()
+            .position(|e| self.match_end(e, id).is_some())
+        {
+            let e = self.events.remove(pos).unwrap_or_default();
+            if let Some(end) = self.match_end(&e, id) {
+                return Ok(end);
+            }
+        }
+        let deadline = Instant::now() + limit;
+        // Lines seen meanwhile (the last few), for the message if none ends the job.
+        let mut seen: VecDeque<String> = VecDeque::new();
+        loop {
+            let before = self.events.len();
+            if !self.pump(deadline, "the end of the job")? {
+                if seen.is_empty() {
+                    return Err(DriverError::Timeout(format!(
+                        "{}: job {id} did not end within {} ms (job_ms), and the device said nothing meanwhile",
+                        self.name,
+                        limit.as_millis()
+                    )));
+                }
+                let said: Vec<String> = seen.iter().map(|l| self.redact(l)).collect();
+                return Err(DriverError::Profile(Mismatch {
+                    op: "job".into(),
+                    trait_: Trait::AnswerWords,
+                    field: "events.job_done / events.job_failed".into(),
+                    what: format!(
+                        "the device said {said:?} while job {id} ran, but no line matched events.job_done /{}/ or events.job_failed /{}/ within {} ms",
+                        self.profile.job_done.as_str(),
+                        self.profile.job_failed.as_str(),
+                        limit.as_millis()
+                    ),
+                    fix: "make the events match the device's job end lines, with (?<id>) and (?<class>)".into(),
+                }));
+            }
+            if self.events.len() > before {
+                if let Some(e) = self.events.back().cloned() {
+                    if let Some(end) = self.match_end(&e, id) {
+                        self.events.pop_back();
+                        return Ok(end);
+                    }
+                }
+            }
+            for d in std::mem::take(&mut self.drained) {
+                if let Some(end) = self.match_end(&d, id) {
+                    return Ok(end);
+                }
+                if seen.len() >= 5 {
+                    seen.pop_front();
+                }
+                seen.push_back(d);
+            }
+        }
+    }
+
+    /// Reads the device's report of job `id`.
+    pub fn job_report(&mut self, id: u64) -> Result<JobReport, DriverError> {
+        let ids = id.to_string();
+        let a = self.op_ok("job", &[("id", &ids)], &[])?;
+        let p = Arc::clone(&self.profile);
+        let mut report: Option<JobReport> = None;
+        let mut recipients = Vec::new();
+        for l in &a.data {
+            if let Some(c) = p.job_state.captures(l) {
+                report = Some(JobReport {
+                    state: c
+                        .name("state")
+                        .map(|m| p.spec_state(m.as_str()))
+                        .unwrap_or_default(),
+                    class: c.name("class").map(|m| p.spec_class(m.as_str())),
+                    detail: c.name("detail").map(|m| m.as_str().to_string()),
+                    recipients: Vec::new(),
+                });
+            } else if let Some(c) = p.recipient.captures(l) {
+                recipients.push(RecipientVerdict {
+                    address: c
+                        .name("address")
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_default(),
+                    accepted: c
+                        .name("verdict")
+                        .is_some_and(|m| p.recipient_is_accepted(m.as_str())),
+                    detail: c
+                        .name("detail")
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        let mut r = report.ok_or_else(|| {
+            DriverError::Profile(Mismatch {
+                op: "job".into(),
+                trait_: Trait::AnswerWords,
+                field: "answers.job_state".into(),
+                what: format!(
+                    "job {id}: no line of {:?} matched answers.job_state /{}/",
+                    a.data,
+                    p.job_state.as_str()
+                ),
+                fix:
+                    "make answers.job_state match the job's state line, with (?<id>) and (?<state>)"
+                        .into(),
+            })
+        })?;
+        r.recipients = recipients;
+        Ok(r)
+    }
+
+    /// Sets the device clock, written in the profile's clock format.
+    pub fn clock_set(&mut self, t: OffsetDateTime) -> Result<Answer, DriverError> {
+        let text = self
+            .profile
+            .clock
+            .write(t)
+            .map_err(|e| DriverError::Refused(format!("cannot write the time {t}: {e}")))?;
+        self.op("clock_set", &[("time", &text)], &[], &[])
+    }
+
+    /// Reads the device clock (`clock_get` and `answers.clock` in the profile).
+    pub fn clock_get(&mut self) -> Result<OffsetDateTime, DriverError> {
+        let a = self.op_ok("clock_get", &[], &[])?;
+        let p = Arc::clone(&self.profile);
+        let Some(re) = &p.clock_answer else {
+            return Err(DriverError::Refused(
+                "the profile has no answers.clock to read the clock with".into(),
+            ));
+        };
+        for l in &a.data {
+            if let Some(m) = re.captures(l).and_then(|c| c.name("time")) {
+                return p.clock.read(m.as_str()).map_err(|e| {
+                    DriverError::Profile(Mismatch {
+                        op: "clock_get".into(),
+                        trait_: Trait::ClockFormat,
+                        field: "formats.clock".into(),
+                        what: format!(
+                            "the device's time {:?} does not read as {}: {e}",
+                            m.as_str(),
+                            p.clock.describe()
+                        ),
+                        fix: "give formats.clock the way the device writes its time".into(),
+                    })
+                });
+            }
+        }
+        Err(DriverError::Profile(Mismatch {
+            op: "clock_get".into(),
+            trait_: Trait::AnswerWords,
+            field: "answers.clock".into(),
+            what: format!(
+                "no line of {:?} matched answers.clock /{}/",
+                a.data,
+                re.as_str()
+            ),
+            fix: "make answers.clock match the line with the time, with (?<time>)".into(),
+        }))
+    }
+}

@@ -1,0 +1,219 @@
+//! The device's own words for what SPEC names: setting values (`enable` for `on`,
+//! `tls` for `smtps`), error classes and job states, and the way it writes its clock.
+//! The driver writes SPEC's values in the device's words and reads the device's words
+//! back as SPEC's, so the oracle and the verdict only ever see SPEC.
+
+use std::collections::BTreeMap;
+
+use time::format_description::OwnedFormatItem;
+use time::OffsetDateTime;
+
+/// Setting values in the device's words: per SPEC key, SPEC value → device word.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValueWords {
+    /// Every on/off setting: `on` and `off` written as these.
+    pub bool_words: Option<(String, String)>,
+    /// Per SPEC key (overrides `bool_words` for that key).
+    pub per_key: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Keys whose value is a comma-separated set of names (SPEC §1 value syntax): each
+/// name is a word of its own.
+const SET_KEYS: &[&str] = &["smtp.auth.methods"];
+
+impl ValueWords {
+    fn map_for(&self, key: &str, is_bool: bool) -> Option<BTreeMap<String, String>> {
+        if let Some(m) = self.per_key.get(key) {
+            return Some(m.clone());
+        }
+        if is_bool {
+            if let Some((on, off)) = &self.bool_words {
+                return Some(BTreeMap::from([
+                    ("on".to_string(), on.clone()),
+                    ("off".to_string(), off.clone()),
+                ]));
+            }
+        }
+        None
+    }
+
+    /// `value` of `key` (SPEC's words) in the device's words.
+    pub fn to_device(&self, key: &str, value: &str, is_bool: bool) -> String {
+        let Some(m) = self.map_for(key, is_bool) else {
+            return value.to_string();
+        };
+        if let Some(w) = m.get(value) {
+            return w.clone();
+        }
+        if SET_KEYS.contains(&key) && value.contains(',') {
+            return value
+                .split(',')
+                .map(|v| m.get(v).cloned().unwrap_or_else(|| v.to_string()))
+                .collect::<Vec<_>>()
+                .join(",");
+        }
+        value.to_string()
+    }
+
+    /// A value the device showed for `key`, in SPEC's words (a word the map does not
+    /// know is taken as it is).
+    pub fn to_spec(&self, key: &str, shown: &str, is_bool: bool) -> String {
+        let Some(m) = self.map_for(key, is_bool) else {
+            return shown.to_string();
+        };
+        let back = |w: &str| {
+            m.iter()
+                .find(|(_, dw)| dw.as_str() == w)
+                .map(|(sv, _)| sv.clone())
+        };
+        if let Some(v) = back(shown) {
+            return v;
+        }
+        if SET_KEYS.contains(&key) && shown.contains(',') {
+            return shown
+                .split(',')
+                .map(|w| back(w).unwrap_or_else(|| w.to_string()))
+                .collect::<Vec<_>>()
+                .join(",");
+        }
+        shown.to_string()
+    }
+}
+
+/// A device's word → SPEC's word (error classes, job states); unknown words pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WordMap(pub BTreeMap<String, String>);
+
+impl WordMap {
+    pub fn to_spec(&self, word: &str) -> String {
+        self.0
+            .get(word)
+            .cloned()
+            .unwrap_or_else(|| word.to_string())
+    }
+}
+
+/// How the device writes its clock.
+#[derive(Debug, Clone)]
+pub enum ClockFormat {
+    /// RFC 3339 (SPEC §6).
+    Rfc3339,
+    /// A `time` format description (`[hour]:[minute]:[second] [day] [month repr:short]
+    /// [year]`), read and written in UTC.
+    Own {
+        source: String,
+        items: OwnedFormatItem,
+    },
+}
+
+impl ClockFormat {
+    pub fn parse(source: &str) -> Result<ClockFormat, String> {
+        if source.eq_ignore_ascii_case("rfc3339") {
+            return Ok(ClockFormat::Rfc3339);
+        }
+        let items = time::format_description::parse_owned::<2>(source)
+            .map_err(|e| format!("not a format description: {e}"))?;
+        // It must write a time that reads back as the same time.
+        let t = OffsetDateTime::from_unix_timestamp(1_796_000_000).map_err(|e| e.to_string())?;
+        let f = ClockFormat::Own {
+            source: source.to_string(),
+            items,
+        };
+        let text = f.write(t)?;
+        match f.read(&text) {
+            Ok(back) if back == t => Ok(f),
+            Ok(back) => Err(format!(
+                "{text:?} reads back as {back}, not {t}: the format loses part of the time (seconds, the year, the day?)"
+            )),
+            Err(e) => Err(format!("{text:?} does not read back: {e}")),
+        }
+    }
+
+    pub fn describe(&self) -> &str {
+        match self {
+            ClockFormat::Rfc3339 => "RFC 3339",
+            ClockFormat::Own { source, .. } => source,
+        }
+    }
+
+    /// `t` as the device writes it.
+    pub fn write(&self, t: OffsetDateTime) -> Result<String, String> {
+        let t = t.to_offset(time::UtcOffset::UTC);
+        match self {
+            ClockFormat::Rfc3339 => t
+                .format(&time::format_description::well_known::Rfc3339)
+                .map_err(|e| e.to_string()),
+            ClockFormat::Own { items, .. } => t.format(items).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// A time the device wrote.
+    pub fn read(&self, text: &str) -> Result<OffsetDateTime, String> {
+        match self {
+            ClockFormat::Rfc3339 => {
+                OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| e.to_string())
+            }
+            ClockFormat::Own { items, .. } => time::PrimitiveDateTime::parse(text.trim(), items)
+                .map(|p| p.assume_utc())
+                .or_else(|_| OffsetDateTime::parse(text.trim(), items))
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_both_ways_with_bool_shorthand_and_sets() {
+        let w = ValueWords {
+            bool_words: Some(("enable".into(), "disable".into())),
+            per_key: BTreeMap::from([
+                (
+                    "smtp.tls".to_string(),
+                    BTreeMap::from([
+                        ("none".to_string(), "plain".to_string()),
+                        ("smtps".to_string(), "tls".to_string()),
+                    ]),
+                ),
+                (
+                    "smtp.auth.methods".to_string(),
+                    BTreeMap::from([("cram-md5".to_string(), "CRAM-MD5".to_string())]),
+                ),
+            ]),
+        };
+        assert_eq!(w.to_device("email.scan", "on", true), "enable");
+        assert_eq!(w.to_spec("email.scan", "disable", true), "off");
+        assert_eq!(w.to_device("smtp.tls", "smtps", false), "tls");
+        assert_eq!(w.to_spec("smtp.tls", "plain", false), "none");
+        assert_eq!(w.to_device("smtp.tls", "starttls", false), "starttls");
+        assert_eq!(w.to_device("smtp.port", "25", false), "25");
+        assert_eq!(
+            w.to_device("smtp.auth.methods", "plain,cram-md5", false),
+            "plain,CRAM-MD5"
+        );
+        assert_eq!(
+            w.to_spec("smtp.auth.methods", "CRAM-MD5,login", false),
+            "cram-md5,login"
+        );
+    }
+
+    #[test]
+    fn clock_formats_write_and_read() {
+        let f = ClockFormat::parse(
+            "[hour]:[minute]:[second] [day padding:none] [month repr:short] [year]",
+        )
+        .expect("format");
+        let t = OffsetDateTime::from_unix_timestamp(1_796_505_805).expect("t");
+        let s = f.write(t).expect("write");
+        assert_eq!(s, "21:23:25 5 Dec 2026");
+        assert_eq!(f.read(&s).expect("read"), t);
+        let e = ClockFormat::parse("[hour]:[minute]").expect_err("lossy");
+        assert!(e.contains("back"), "{e}");
+        assert!(ClockFormat::parse("[nonsense]").is_err());
+        let r = ClockFormat::parse("rfc3339").expect("rfc");
+        assert_eq!(r.write(t).expect("w"), "2026-12-05T21:23:25Z");
+    }
+}
