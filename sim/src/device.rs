@@ -13,120 +13,19 @@ use base64::Engine;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::console::{describe_refusals, quote};
+use crate::clock::{device_now, CLOCK_MAX_YEAR, CLOCK_MIN_YEAR};
 use crate::jobs::{self, JobInput, JobResult};
-use crate::settings::Refusal;
-use crate::settings::{self, Settings};
+pub use crate::jobs::{Trigger, User};
+pub use crate::options::{Options, Variants};
+use crate::settings::{self, Refusal, Refused, Settings};
+use crate::text::quote;
 
-/// The device clock's range: a year outside it is refused by `clock set`.
-pub const CLOCK_MIN_YEAR: i32 = 1970;
-pub const CLOCK_MAX_YEAR: i32 = 9000;
 /// Capacities of the device's stores; a full store refuses more.
 pub const MAX_USERS: usize = 64;
 pub const MAX_NOTIFY: usize = 64;
 pub const MAX_CERTS: usize = 32;
 /// Job records kept (the oldest finished ones are forgotten).
 pub const MAX_JOBS: usize = 1000;
-
-/// The device clock: the system clock plus the offset `clock set` chose, saturating
-/// at the ends of the representable range.
-pub fn device_now(offset: time::Duration) -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.checked_add(offset).unwrap_or(if offset.is_negative() {
-        OffsetDateTime::UNIX_EPOCH
-    } else {
-        now
-    })
-}
-
-/// What a console command asks the device to send.
-#[derive(Debug, Clone)]
-pub enum Trigger {
-    Scan {
-        to: Vec<String>,
-        size_kb: u32,
-        user: Option<String>,
-    },
-    Alert(&'static str),
-    Counter,
-}
-
-/// A registered device user (for `device_user` credentials and the scan From).
-#[derive(Debug, Clone)]
-pub struct User {
-    pub name: String,
-    pub password: String,
-    pub address: String,
-}
-
-/// Options fixed when the device starts.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The host name sent in EHLO/HELO.
-    pub hostname: String,
-    /// Device time runs this many times faster for timeouts and waits (1 on hardware).
-    pub time_scale: f64,
-    /// Names resolved without the resolver (`--resolve`).
-    pub resolve: Vec<(String, std::net::IpAddr)>,
-    /// Known firmware variants this device follows (SPEC: *variant*).
-    pub variants: Variants,
-    /// The download service of the URL load-reduction modes (SPEC §4).
-    pub downloads: Option<std::sync::Arc<crate::files::FileStore>>,
-    /// How long a scan stays downloadable, in device seconds.
-    pub url_ttl_s: u64,
-}
-
-/// The firmware variants of SPEC the simulated device can follow.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Variants {
-    /// Goes on in plaintext when STARTTLS is not offered or refused (SPEC §3.4).
-    pub plaintext_after_starttls_failure: bool,
-    /// Sends without AUTH when no mechanism is in common (SPEC §3.7).
-    pub send_without_auth: bool,
-    /// Checks the name against the CN only, never the SAN (SPEC §3.5).
-    pub cn_only: bool,
-    /// Accepts the certificate when neither OCSP nor the CRL answers (SPEC §3.5).
-    pub soft_fail_revocation: bool,
-}
-
-impl Variants {
-    /// The `--variant` words.
-    pub const NAMES: &'static [&'static str] = &[
-        "plaintext-after-starttls-failure",
-        "send-without-auth",
-        "cn-only",
-        "soft-fail-revocation",
-    ];
-
-    pub fn set(&mut self, name: &str) -> Result<(), String> {
-        match name {
-            "plaintext-after-starttls-failure" => self.plaintext_after_starttls_failure = true,
-            "send-without-auth" => self.send_without_auth = true,
-            "cn-only" => self.cn_only = true,
-            "soft-fail-revocation" => self.soft_fail_revocation = true,
-            other => {
-                return Err(format!(
-                    "--variant {other:?}: one of {}",
-                    Variants::NAMES.join(", ")
-                ))
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            hostname: "mfp-sim".into(),
-            time_scale: 1.0,
-            resolve: Vec::new(),
-            variants: Variants::default(),
-            downloads: None,
-            url_ttl_s: 7 * 24 * 3600,
-        }
-    }
-}
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,9 +137,10 @@ impl Device {
         self.lock().settings.clone()
     }
 
-    /// Applies `pairs` all or nothing; the error is ready for an `ERR config` line.
-    pub fn apply(&self, pairs: &[(&str, &str)]) -> Result<(), String> {
-        self.apply_checked(pairs).map_err(|r| describe_refusals(&r))
+    /// Applies `pairs` all or nothing; the error names every refusal, as an
+    /// `ERR config` line of the reference dialect shows it.
+    pub fn apply(&self, pairs: &[(&str, &str)]) -> Result<(), Refused> {
+        self.apply_checked(pairs).map_err(Refused)
     }
 
     /// Applies `pairs` all or nothing; answers every refusal (SPEC keys).
@@ -337,7 +237,7 @@ impl Device {
                 l => {
                     return Err(format!(
                         "unexpected line {:?} outside the PEM block",
-                        crate::smtp_client::printable(l)
+                        crate::text::printable(l)
                     ))
                 }
             }

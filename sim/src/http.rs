@@ -92,7 +92,7 @@ pub async fn request(
     fixed: &[(String, std::net::IpAddr)],
 ) -> Result<Response, String> {
     let work = async {
-        let addrs = crate::net::resolve(&url.host, url.port, fixed).await?;
+        let addrs = crate::resolve::resolve(&url.host, url.port, fixed).await?;
         let mut last = String::from("no address");
         let mut stream = None;
         for a in addrs {

@@ -6,15 +6,36 @@ use std::time::Duration;
 use time::format_description::well_known::Rfc2822;
 use time::OffsetDateTime;
 
-use crate::device::{Options, Trigger, User};
+use crate::clock::device_now;
 use crate::mime::{self, Attachment, Mail};
 use crate::net;
+use crate::options::Options;
 use crate::partial;
 use crate::pop_client::{PopAuth, PopPlan};
 use crate::sasl_client::Credentials;
 use crate::settings::Settings;
 use crate::smtp_client::{AuthPlan, Envelope, Outcome, RcptResult, TlsMode};
 use crate::verify::Checks;
+
+/// What a console command asks the device to send.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    Scan {
+        to: Vec<String>,
+        size_kb: u32,
+        user: Option<String>,
+    },
+    Alert(&'static str),
+    Counter,
+}
+
+/// A registered device user (for `device_user` credentials and the scan From).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+    pub address: String,
+}
 
 /// Everything a job needs, copied when it was triggered.
 #[derive(Debug, Clone)]
@@ -119,7 +140,7 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
         };
         return refuse("config", format!("no envelope sender: {key} is empty"));
     }
-    let now = crate::device::device_now(input.clock_offset);
+    let now = device_now(input.clock_offset);
     let boundary = input.id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut mail = compose(
         input,

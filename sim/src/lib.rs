@@ -1,27 +1,60 @@
 //! mfp-sim: a simulated multifunction printer's e-mail (SMTP) sending function with
 //! its serial console, following the behaviour contract in SPEC.md.
 //!
-//! The modules follow one concept each: `settings` (schema and validation),
-//! `console` (the reference line protocol, no I/O), `menu` (the second dialect),
-//! `dialect` (what a transport needs of either), `device` (state and job queue), `jobs`
-//! (what a job sends), `mime` (building mails), `smtp_client` (the SMTP state
-//! machine, no I/O), `net` (its tokio layer), `transport` (pty, stdio, TCP).
+//! # The modules and their arrows
+//!
+//! One concept per module. An arrow A → B means A uses items of B; the arrows only
+//! ever point down this list, so the module graph is a DAG (`tests/module_graph.rs`
+//! reads the sources and fails on a cycle, naming it).
+//!
+//! ```text
+//! transport  → dialects, dialect, device, line        bytes in and out (pty, stdio, TCP)
+//! dialects   → console, menu, dialect                 the factory: --dialect → a session
+//! menu       → console, dialect, device, jobs, …      the second dialect (numbered menus)
+//! console    → dialect, device, jobs, settings, …     the reference dialect (SPEC §6)
+//! dialect    → device, line                           the Dialect trait, knowing no dialect
+//! device     → jobs, settings, options, clock, text   state, stores, job queue, job events
+//! jobs       → net, smtp_client, sasl_client, pop_client, partial, mime, settings,
+//!              options, clock, verify                 what one job sends (SPEC §2–§4)
+//! net        → smtp_client, pop_client, revocation, resolve, verify
+//!                                                     the tokio layer under the clients
+//! revocation → http, verify                           OCSP then CRL (SPEC §3.5)
+//! smtp_client → sasl_client, mime, text               the SMTP state machine, no I/O
+//! http       → resolve                                the HTTP client of revocation
+//! sasl_client → text                                  SASL mechanisms, a pure lower layer
+//! settings   → text                                   keys, schema, validation (SPEC §1)
+//! options    → files                                  what the device is started with
+//! partial                                             message/partial fragments (SPEC §4)
+//! text, line, clock, resolve, files, mime, verify, pop_client    the ground floor
+//! ```
+//!
+//! The rules behind the cuts: the device owns the job events and the consoles render
+//! them (the device never formats a console line); the [`dialect::Dialect`] trait
+//! knows none of its implementations (only [`dialects`] does); the HTTP client knows
+//! nothing of the SMTP layer (both stand on [`resolve`]); the SASL client knows
+//! nothing of SMTP (both stand on [`text`]).
 
+pub mod clock;
 pub mod console;
 pub mod device;
 pub mod dialect;
+pub mod dialects;
 pub mod files;
 pub mod http;
 pub mod jobs;
+pub mod line;
 pub mod menu;
 pub mod mime;
 pub mod net;
+pub mod options;
 pub mod partial;
 pub mod pop_client;
+pub mod resolve;
 pub mod revocation;
 pub mod sasl_client;
 pub mod settings;
 pub mod smtp_client;
+pub mod text;
 pub mod transport;
 pub mod verify;
 
@@ -115,19 +148,19 @@ pub fn run(args: SimArgs) -> Result<(), String> {
 }
 
 /// The dialect `--dialect` and `--menu-login` ask for.
-fn dialect_of(args: &SimArgs) -> Result<dialect::DialectKind, String> {
+fn dialect_of(args: &SimArgs) -> Result<dialects::DialectKind, String> {
     match (args.dialect.as_str(), &args.menu_login) {
-        ("reference", None) => Ok(dialect::DialectKind::Reference),
+        ("reference", None) => Ok(dialects::DialectKind::Reference),
         ("reference", Some(_)) => Err(
             "--menu-login: only with --dialect menu (the reference dialect has no login)".into(),
         ),
-        ("menu", login) => Ok(dialect::DialectKind::Menu(match login {
+        ("menu", login) => Ok(dialects::DialectKind::Menu(match login {
             Some(spec) => menu::MenuLogin::parse(spec)?,
             None => menu::MenuLogin::default(),
         })),
         (other, _) => Err(format!(
             "--dialect {other:?}: must be one of {}",
-            dialect::DIALECTS.join(", ")
+            dialects::DIALECTS.join(", ")
         )),
     }
 }

@@ -18,12 +18,13 @@
 //! Bad input of any kind is answered with an `Error [config]: …` line (before the
 //! login: a message and the login prompt again) and the console keeps serving.
 
-use crate::console::{
-    line_text, quote, scan_trigger, split_words, Line, PemCollector, PemStep, ALERT_KINDS,
-};
-use crate::device::{Device, JobEvent, JobState, JobStatus, Trigger};
+use crate::console::{scan_trigger, PemCollector, PemStep, ALERT_KINDS};
+use crate::device::{Device, JobEvent, JobState, JobStatus};
 use crate::dialect::{lines, Dialect};
+use crate::jobs::Trigger;
+use crate::line::{line_text, Line};
 use crate::settings::{self, Refusal, SCHEMA};
+use crate::text::{quote, split_words};
 
 /// The prompt printed after every answer once logged in (no newline after it).
 pub const PROMPT: &str = "MFP> ";
@@ -200,8 +201,8 @@ fn done<S: AsRef<str>>(data: &[S]) -> String {
 }
 
 /// The answer to a refused selection: `Error [CLASS]: detail`, the prompt.
-fn error(class: &str, detail: impl AsRef<str>) -> String {
-    format!("Error [{class}]: {}\r\n{PROMPT}", detail.as_ref())
+fn error(class: &str, detail: impl std::fmt::Display) -> String {
+    format!("Error [{class}]: {detail}\r\n{PROMPT}")
 }
 
 fn usage(u: &str) -> String {
@@ -226,7 +227,7 @@ fn describe(refusals: &[Refusal]) -> String {
             format!(
                 "{}: {} refused ({})",
                 menu_key(&r.key),
-                crate::console::shown_value(r),
+                r.shown_value(),
                 r.rule
             )
         })

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::text::quote;
+
 /// AUTH mechanisms in the device's order of preference (SPEC §3.7), xoauth2 aside.
 pub const MECHANISM_ORDER: &[&str] = &[
     "gss-spnego",
@@ -206,11 +208,50 @@ pub struct Refusal {
     pub rule: String,
 }
 
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {:?} refused: {}", self.key, self.value, self.rule)
+impl Refusal {
+    /// The refused value as a console shows it: quoted, or `*** (N characters)` for a
+    /// secret.
+    pub fn shown_value(&self) -> String {
+        if lookup(&self.key).is_some_and(|d| d.secret) {
+            format!("*** ({} characters)", self.value.chars().count())
+        } else {
+            quote(&self.value)
+        }
     }
 }
+
+/// `KEY: VALUE refused: RULE`, the value as [`Refusal::shown_value`] shows it.
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} refused: {}",
+            self.key,
+            self.shown_value(),
+            self.rule
+        )
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// A change refused as a whole: every refusal, in the order the keys were given.
+/// Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub Vec<Refusal>);
+
+/// The refusals joined by `; `, then `; nothing changed` (the reference dialect's
+/// `ERR config` detail).
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for r in &self.0 {
+            write!(f, "{r}; ")?;
+        }
+        f.write_str("nothing changed")
+    }
+}
+
+impl std::error::Error for Refused {}
 
 fn refuse(key: &str, value: &str, rule: impl Into<String>) -> Refusal {
     Refusal {

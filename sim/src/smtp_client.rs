@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::text::printable;
+
 /// A complete server reply: its code and the text of each line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -24,20 +26,6 @@ impl Reply {
     fn class(&self) -> u16 {
         self.code / 100
     }
-}
-
-/// Makes server text safe for one console line: control characters become `?`, and
-/// it is cut at 300 characters.
-pub fn printable(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(300)
-        .collect();
-    if s.chars().count() > 300 {
-        out.push('…');
-    }
-    out.trim().to_string()
 }
 
 /// Longest reply line the device accepts (RFC 5321 allows 512; servers send more).

@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serialport::SerialPort;
 
-use crate::console::LineBuffer;
 use crate::device::{Device, JobEvent};
-use crate::dialect::{Dialect, DialectKind};
+use crate::dialect::Dialect;
+use crate::dialects::DialectKind;
+use crate::line::LineBuffer;
 
 /// What the writer thread writes: a dialect's text, or a job event it words.
 enum Out {
