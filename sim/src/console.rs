@@ -9,7 +9,7 @@ use crate::device::{Device, JobEvent, JobState, JobStatus};
 use crate::dialect::{lines, Dialect};
 use crate::jobs::Trigger;
 pub use crate::line::{line_text, Line, LineBuffer, MAX_LINE};
-use crate::settings;
+use crate::settings::{self, Key};
 pub use crate::text::{quote, split_words};
 
 /// Longest PEM block `cert import` accepts, in bytes.
@@ -209,12 +209,13 @@ impl Session {
         match w.as_slice() {
             [] => Vec::new(),
             ["help"] => ok(HELP.iter().map(|s| s.to_string()).collect()),
-            ["get", key] => match dev.settings().get(key) {
-                Some(v) => ok(vec![format!("{key}={}", quote(v))]),
-                None => err(
-                    "config",
-                    format!("{key}: unknown key (see `show` for the keys)"),
-                ),
+            ["get", key] => match Key::parse(key) {
+                Ok(k) => ok(vec![format!(
+                    "{}={}",
+                    k.as_str(),
+                    quote(dev.settings().get(k))
+                )]),
+                Err(e) => err("config", e),
             },
             ["get", ..] => err("config", "usage: get KEY"),
             ["set", key, value] => match dev.apply(&[(key, value)]) {
@@ -245,7 +246,7 @@ impl Session {
                 .settings()
                 .show()
                 .into_iter()
-                .map(|(k, v)| format!("{k}={}", quote(&v)))
+                .map(|(k, v)| format!("{}={}", k.as_str(), quote(&v)))
                 .collect()),
             ["reset"] => {
                 dev.reset();

@@ -17,7 +17,7 @@ use crate::clock::{device_now, CLOCK_MAX_YEAR, CLOCK_MIN_YEAR};
 use crate::jobs::{self, JobInput, JobResult};
 pub use crate::jobs::{Trigger, User};
 pub use crate::options::{Options, Variants};
-use crate::settings::{self, Refusal, Refused, Settings};
+use crate::settings::{self, Key, Refused, Settings};
 use crate::text::quote;
 
 /// Capacities of the device's stores; a full store refuses more.
@@ -137,14 +137,14 @@ impl Device {
         self.lock().settings.clone()
     }
 
-    /// Applies `pairs` all or nothing; the error names every refusal, as an
-    /// `ERR config` line of the reference dialect shows it.
+    /// Applies `pairs`, keys as the console's text gives them, all or nothing; the
+    /// error names every refusal (an unknown key among them).
     pub fn apply(&self, pairs: &[(&str, &str)]) -> Result<(), Refused> {
-        self.apply_checked(pairs).map_err(Refused)
+        self.lock().settings.apply_text(pairs)
     }
 
-    /// Applies `pairs` all or nothing; answers every refusal (SPEC keys).
-    pub fn apply_checked(&self, pairs: &[(&str, &str)]) -> Result<(), Vec<Refusal>> {
+    /// Applies `pairs` all or nothing; the error names every refusal.
+    pub fn apply_checked(&self, pairs: &[(Key, &str)]) -> Result<(), Refused> {
         self.lock().settings.apply(pairs)
     }
 
@@ -182,11 +182,11 @@ impl Device {
     }
 
     pub fn add_user(&self, name: &str, password: &str, address: &str) -> Result<(), String> {
-        settings::validate("smtp.auth.user", name).map_err(|r| format!("NAME {}", r.rule))?;
+        settings::validate(Key::SmtpAuthUser, name).map_err(|r| format!("NAME {}", r.rule))?;
         if name.is_empty() {
             return Err("NAME must not be empty".into());
         }
-        settings::validate("smtp.auth.password", password)
+        settings::validate(Key::SmtpAuthPassword, password)
             .map_err(|r| format!("PASSWORD {}", r.rule))?;
         if !address.is_empty() {
             settings::check_email(address, 320).map_err(|why| format!("ADDRESS must be {why}"))?;

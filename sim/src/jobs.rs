@@ -13,7 +13,7 @@ use crate::options::Options;
 use crate::partial;
 use crate::pop_client::{PopAuth, PopPlan};
 use crate::sasl_client::Credentials;
-use crate::settings::Settings;
+use crate::settings::{Key, Settings};
 use crate::smtp_client::{AuthPlan, Envelope, Outcome, RcptResult, TlsMode};
 use crate::verify::Checks;
 
@@ -65,10 +65,10 @@ fn refuse<T>(class: &'static str, detail: impl Into<String>) -> Result<T, Refusa
 
 /// The switches for scans (SPEC §2): a scan with them off is refused at once.
 pub fn scan_gate(s: &Settings) -> Result<(), Refusal> {
-    if !s.flag("email.enabled") {
+    if !s.flag(Key::EmailEnabled) {
         return refuse("disabled", "e-mail sending is off (email.enabled=off)");
     }
-    if !s.flag("email.scan") {
+    if !s.flag(Key::EmailScan) {
         return refuse("disabled", "scan to e-mail is off (email.scan=off)");
     }
     Ok(())
@@ -87,11 +87,11 @@ struct Plan {
 fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
     let s = &input.settings;
     let (kind_switch, what) = match &input.trigger {
-        Trigger::Scan { .. } => ("email.scan", "scan to e-mail"),
-        Trigger::Alert(_) => ("email.notify", "alert notification"),
-        Trigger::Counter => ("email.counter", "total counter notification"),
+        Trigger::Scan { .. } => (Key::EmailScan, "scan to e-mail"),
+        Trigger::Alert(_) => (Key::EmailNotify, "alert notification"),
+        Trigger::Counter => (Key::EmailCounter, "total counter notification"),
     };
-    if !s.flag("email.enabled") {
+    if !s.flag(Key::EmailEnabled) {
         return refuse("disabled", "e-mail sending is off (email.enabled=off)");
     }
     if !s.flag(kind_switch) {
@@ -112,31 +112,31 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
             input.notify.clone()
         }
     };
-    let server = s.text("smtp.server");
+    let server = s.text(Key::SmtpServer);
     if server.is_empty() {
         return refuse("config", "smtp.server is empty");
     }
     let header_from = match user {
         Some(u) if !u.address.is_empty() => u.address.clone(),
-        _ => s.text("device.address").to_string(),
+        _ => s.text(Key::DeviceAddress).to_string(),
     };
     if header_from.is_empty() {
         return refuse("config", "no From address: device.address is empty");
     }
-    let mut mail_from = match s.text("envelope_from.mode") {
-        "specified" => s.text("envelope_from.address").to_string(),
-        _ => s.text("admin.address").to_string(),
+    let mut mail_from = match s.text(Key::EnvelopeFromMode) {
+        "specified" => s.text(Key::EnvelopeFromAddress).to_string(),
+        _ => s.text(Key::AdminAddress).to_string(),
     };
-    if s.flag("smtp.auth.enabled") && s.text("smtp.auth.source") == "device_user" {
+    if s.flag(Key::SmtpAuthEnabled) && s.text(Key::SmtpAuthSource) == "device_user" {
         if let Some(u) = user.filter(|u| !u.address.is_empty()) {
             mail_from = u.address.clone();
         }
     }
     if mail_from.is_empty() {
-        let key = if s.text("envelope_from.mode") == "specified" {
-            "envelope_from.address"
+        let key = if s.text(Key::EnvelopeFromMode) == "specified" {
+            Key::EnvelopeFromAddress
         } else {
-            "admin.address"
+            Key::AdminAddress
         };
         return refuse("config", format!("no envelope sender: {key} is empty"));
     }
@@ -151,16 +151,16 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
     );
     let mut message = mime::encode(&mail, boundary);
     // SPEC §4: server load reduction, on the size of the whole encoded message.
-    let over = s.text("load.max_size") == "limited"
-        && message.len() as u64 > s.number("load.server_capacity") * 1024;
-    let by_url = match s.text("load.mode") {
+    let over = s.text(Key::LoadMaxSize) == "limited"
+        && message.len() as u64 > s.number(Key::LoadServerCapacity) * 1024;
+    let by_url = match s.text(Key::LoadMode) {
         "abort_over_limit" if over => {
             return refuse(
                 "size_over_limit",
                 format!(
                     "the message is {} KB, over load.server_capacity={} KB",
                     message.len().div_ceil(1024),
-                    s.number("load.server_capacity")
+                    s.number(Key::LoadServerCapacity)
                 ),
             )
         }
@@ -188,7 +188,7 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
         }
     }
     let split_at =
-        (s.text("load.mode") == "split").then(|| s.number("load.split_size") as usize * 1024);
+        (s.text(Key::LoadMode) == "split").then(|| s.number(Key::LoadSplitSize) as usize * 1024);
     let messages = match split_at {
         Some(limit) if message.len() > limit => {
             let id = format!("{}.{}@{}", input.id, now.unix_timestamp(), opts.hostname);
@@ -217,39 +217,39 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
         }
         _ => vec![message],
     };
-    let timeout_s = s.number("smtp.timeout") as f64 / opts.time_scale.max(1e-6);
-    let mode = match s.text("smtp.tls") {
+    let timeout_s = s.number(Key::SmtpTimeout) as f64 / opts.time_scale.max(1e-6);
+    let mode = match s.text(Key::SmtpTls) {
         "smtps" => TlsMode::Smtps,
         "starttls" => TlsMode::Starttls,
         _ => TlsMode::None,
     };
     let port_key = if mode == TlsMode::Smtps {
-        "smtp.ssl_port"
+        Key::SmtpSslPort
     } else {
-        "smtp.port"
+        Key::SmtpPort
     };
-    let pop = s.flag("pop_before_smtp.enabled").then(|| {
-        let implicit_tls = s.text("pop.tls") == "pop3s";
+    let pop = s.flag(Key::PopBeforeSmtpEnabled).then(|| {
+        let implicit_tls = s.text(Key::PopTls) == "pop3s";
         let port_key = if implicit_tls {
-            "pop.ssl_port"
+            Key::PopSslPort
         } else {
-            "pop.port"
+            Key::PopPort
         };
-        let wait = s.number("pop_before_smtp.wait") as f64 / opts.time_scale.max(1e-6);
+        let wait = s.number(Key::PopBeforeSmtpWait) as f64 / opts.time_scale.max(1e-6);
         (
             net::PopTarget {
-                server: s.text("pop.server").to_string(),
+                server: s.text(Key::PopServer).to_string(),
                 port: s.number(port_key) as u16,
                 implicit_tls,
                 plan: PopPlan {
-                    user: s.text("pop.user").to_string(),
-                    password: s.text("pop.password").to_string(),
-                    auth: if s.flag("pop.apop") {
+                    user: s.text(Key::PopUser).to_string(),
+                    password: s.text(Key::PopPassword).to_string(),
+                    auth: if s.flag(Key::PopApop) {
                         PopAuth::Apop
                     } else {
                         PopAuth::UserPass
                     },
-                    stls: s.text("pop.tls") == "stls",
+                    stls: s.text(Key::PopTls) == "stls",
                 },
             },
             Duration::from_secs_f64(wait),
@@ -265,11 +265,11 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
         pop,
         tls: net::TlsSetup {
             checks: Checks {
-                expiry: s.flag("smtp.verify.expiry"),
-                cn: s.flag("smtp.verify.cn"),
-                key_usage: s.flag("smtp.verify.key_usage"),
-                chain: s.flag("smtp.verify.chain"),
-                revocation: s.flag("smtp.verify.revocation"),
+                expiry: s.flag(Key::SmtpVerifyExpiry),
+                cn: s.flag(Key::SmtpVerifyCn),
+                key_usage: s.flag(Key::SmtpVerifyKeyUsage),
+                chain: s.flag(Key::SmtpVerifyChain),
+                revocation: s.flag(Key::SmtpVerifyRevocation),
                 cn_only: opts.variants.cn_only,
             },
             now_unix: now.unix_timestamp(),
@@ -294,18 +294,18 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
 /// What AUTH needs (SPEC §3.7), when it is on.
 fn auth_plan(input: &JobInput, user: Option<&User>, opts: &Options) -> Option<AuthPlan> {
     let s = &input.settings;
-    if !s.flag("smtp.auth.enabled") {
+    if !s.flag(Key::SmtpAuthEnabled) {
         return None;
     }
     let configured = Credentials {
-        user: s.text("smtp.auth.user").to_string(),
-        password: s.text("smtp.auth.password").to_string(),
-        realm: s.text("smtp.auth.realm").to_string(),
-        token: s.text("smtp.auth.token").to_string(),
+        user: s.text(Key::SmtpAuthUser).to_string(),
+        password: s.text(Key::SmtpAuthPassword).to_string(),
+        realm: s.text(Key::SmtpAuthRealm).to_string(),
+        token: s.text(Key::SmtpAuthToken).to_string(),
     };
     // device_user: the job user's login; notifications have no user and use the
     // configured credentials.
-    let creds = match (s.text("smtp.auth.source"), user) {
+    let creds = match (s.text(Key::SmtpAuthSource), user) {
         ("device_user", Some(u)) => Credentials {
             user: u.name.clone(),
             password: u.password.clone(),
@@ -316,7 +316,7 @@ fn auth_plan(input: &JobInput, user: Option<&User>, opts: &Options) -> Option<Au
     Some(AuthPlan {
         enabled: s.mechanisms().into_iter().map(str::to_string).collect(),
         creds,
-        service_host: s.text("smtp.server").to_string(),
+        service_host: s.text(Key::SmtpServer).to_string(),
         cnonce_seed: input.id,
         send_without_auth: opts.variants.send_without_auth,
     })
@@ -380,7 +380,7 @@ pub async fn run(input: JobInput, opts: &Options) -> JobResult {
             }
         }
     };
-    let server = input.settings.text("smtp.server").to_string();
+    let server = input.settings.text(Key::SmtpServer).to_string();
     // SPEC §3.6: POP before SMTP first; a POP failure makes no SMTP connection.
     if let Some((target, wait)) = plan.pop {
         if let Err(Outcome::Failed { class, detail }) =

@@ -23,7 +23,7 @@ use crate::device::{Device, JobEvent, JobState, JobStatus};
 use crate::dialect::{lines, Dialect};
 use crate::jobs::Trigger;
 use crate::line::{line_text, Line};
-use crate::settings::{self, Refusal, SCHEMA};
+use crate::settings::{self, Key, Refusal, Refused};
 use crate::text::{quote, split_words};
 
 /// The prompt printed after every answer once logged in (no newline after it).
@@ -105,9 +105,13 @@ pub fn menu_key(spec_key: &str) -> String {
     spec_key.replace('.', "_").to_ascii_uppercase()
 }
 
-/// The SPEC key behind a menu key, if there is one.
-pub fn spec_key(menu: &str) -> Option<&'static str> {
-    SCHEMA.iter().map(|d| d.key).find(|k| menu_key(k) == menu)
+/// The SPEC key behind a menu key, if there is one: the one place where the menu's
+/// text becomes a [`Key`].
+pub fn spec_key(menu: &str) -> Option<Key> {
+    Key::ALL
+        .iter()
+        .copied()
+        .find(|k| menu_key(k.as_str()) == menu)
 }
 
 /// The menu's alert words, each with the SPEC kind it raises.
@@ -211,9 +215,9 @@ fn usage(u: &str) -> String {
 
 /// A value line: the key padded to the longest key, ` : `, the value quoted.
 fn value_line(key: &str, value: &str) -> String {
-    let width = SCHEMA
+    let width = Key::ALL
         .iter()
-        .map(|d| menu_key(d.key).len())
+        .map(|k| menu_key(k.as_str()).len())
         .max()
         .unwrap_or(0);
     format!("{key:<width$} : {}", quote(value))
@@ -369,7 +373,7 @@ impl Menu {
         }
         match dev.apply_checked(&spec_pairs) {
             Ok(()) => done::<&str>(&[]),
-            Err(r) => error("config", describe(&r)),
+            Err(Refused(r)) => error("config", describe(&r)),
         }
     }
 
@@ -390,15 +394,13 @@ impl Menu {
                     .unwrap_or_default();
                 done(items)
             }
-            ["1.1", key] => {
-                match spec_key(key).and_then(|k| dev.settings().get(k).map(str::to_string)) {
-                    Some(v) => done(&[value_line(key, &v)]),
-                    None => error(
-                        "config",
-                        format!("{}: no such setting (1.4 lists them)", truncate(key, 60)),
-                    ),
-                }
-            }
+            ["1.1", key] => match spec_key(key) {
+                Some(k) => done(&[value_line(key, dev.settings().get(k))]),
+                None => error(
+                    "config",
+                    format!("{}: no such setting (1.4 lists them)", truncate(key, 60)),
+                ),
+            },
             ["1.1", ..] => usage("1.1 KEY"),
             ["1.2", key, value] => self.change(dev, &[(key, value)]),
             ["1.2", ..] => usage("1.2 KEY VALUE (quote a value with spaces)"),
@@ -426,7 +428,7 @@ impl Menu {
                     .settings()
                     .show()
                     .into_iter()
-                    .map(|(k, v)| value_line(&menu_key(k), &v))
+                    .map(|(k, v)| value_line(&menu_key(k.as_str()), &v))
                     .collect();
                 done(&shown)
             }
@@ -608,10 +610,10 @@ mod tests {
     #[test]
     fn keys_are_all_distinct_and_map_back() {
         let mut seen = std::collections::BTreeSet::new();
-        for d in SCHEMA {
-            let k = menu_key(d.key);
+        for key in Key::ALL {
+            let k = menu_key(key.as_str());
             assert!(seen.insert(k.clone()), "{k} twice");
-            assert_eq!(spec_key(&k), Some(d.key));
+            assert_eq!(spec_key(&k), Some(*key));
             assert!(
                 k.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
                 "{k}"
@@ -702,12 +704,12 @@ mod tests {
             m.answer(text("1.2 SMTP_AUTH_PASSWORD \"p w 'x'\""), &dev),
             "Done.\r\nMFP> "
         );
-        assert_eq!(dev.settings().get("smtp.auth.password"), Some("p w 'x'"));
+        assert_eq!(dev.settings().get(Key::SmtpAuthPassword), "p w 'x'");
         // 1.4 lists every key in menu words, secrets masked.
         let all = m.answer(text("1.4"), &dev);
         assert!(all.contains("SMTP_AUTH_PASSWORD      : ***\r\n"), "{all}");
         assert!(all.contains("POP_BEFORE_SMTP_WAIT    : 5\r\n"), "{all}");
-        assert_eq!(all.matches(" : ").count(), SCHEMA.len(), "{all}");
+        assert_eq!(all.matches(" : ").count(), Key::ALL.len(), "{all}");
         assert!(!all.contains("smtp."), "{all}");
         // 1.3 is all or nothing, every problem named in menu words.
         let a = m.answer(
@@ -723,7 +725,7 @@ mod tests {
             "{a}"
         );
         assert!(a.ends_with("; nothing changed\r\nMFP> "), "{a}");
-        assert_eq!(dev.settings().get("smtp.port"), Some("25"));
+        assert_eq!(dev.settings().get(Key::SmtpPort), "25");
         assert_eq!(
             m.answer(
                 text("1.3 SMTP_PORT=2525 SMTP_SERVER=\"mx.hil.test\" DEVICE_ADDRESS=\"\""),
@@ -731,8 +733,8 @@ mod tests {
             ),
             "Done.\r\nMFP> "
         );
-        assert_eq!(dev.settings().get("smtp.port"), Some("2525"));
-        assert_eq!(dev.settings().get("smtp.server"), Some("mx.hil.test"));
+        assert_eq!(dev.settings().get(Key::SmtpPort), "2525");
+        assert_eq!(dev.settings().get(Key::SmtpServer), "mx.hil.test");
         // A secret is never shown in a refusal.
         let a = m.answer(text("1.2 SMTP_AUTH_PASSWORD \"sec\\\"ret\""), &dev);
         assert!(
@@ -744,7 +746,7 @@ mod tests {
             m.answer(text("1.9"), &dev),
             "Factory settings restored.\r\nDone.\r\nMFP> "
         );
-        assert_eq!(dev.settings().get("smtp.port"), Some("25"));
+        assert_eq!(dev.settings().get(Key::SmtpPort), "25");
     }
 
     #[test]
