@@ -5,11 +5,11 @@
 //! Bad input of any kind (binary bytes, over-long lines, unknown commands, bad
 //! quoting) is answered with `ERR config …` and the console keeps serving.
 
-use crate::device::{Device, JobEvent, JobState, JobStatus};
+use crate::device::{CertError, Device, JobEvent, JobState, JobStatus};
 use crate::dialect::{lines, Dialect};
 use crate::jobs::Trigger;
 pub use crate::line::{line_text, Line, LineBuffer, MAX_LINE};
-use crate::settings::{self, Key};
+use crate::settings::{self, AddressError, Key};
 pub use crate::text::{quote, split_words};
 
 /// Longest PEM block `cert import` accepts, in bytes.
@@ -64,9 +64,25 @@ pub enum PemStep {
     /// Keep collecting.
     More,
     /// The block is complete: the certificate was imported, or why not.
-    Imported(Result<(), String>),
+    Imported(Result<(), PemError>),
     /// The line cannot be part of a PEM block: the import is abandoned, and why.
-    Abandoned(String),
+    Abandoned(PemError),
+}
+
+/// Why a certificate import failed; `command` is the command that started it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PemError {
+    #[error("{command}: the line after `{command}` must be -----BEGIN CERTIFICATE-----; import abandoned")]
+    NoBegin { command: &'static str },
+    #[error("{command}: a PEM line must be base64 or -----END CERTIFICATE-----; import abandoned")]
+    NotPem { command: &'static str },
+    #[error("{command}: PEM longer than {max} bytes", max = MAX_PEM)]
+    TooLong { command: &'static str },
+    #[error("{command}: {source}")]
+    Import {
+        command: &'static str,
+        source: CertError,
+    },
 }
 
 impl PemCollector {
@@ -91,28 +107,40 @@ impl PemCollector {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
         };
-        let cmd = self.command;
+        let command = self.command;
         if !expected {
-            let what = if starting {
-                format!("the line after `{cmd}` must be -----BEGIN CERTIFICATE-----")
+            return PemStep::Abandoned(if starting {
+                PemError::NoBegin { command }
             } else {
-                "a PEM line must be base64 or -----END CERTIFICATE-----".to_string()
-            };
-            return PemStep::Abandoned(format!("{cmd}: {what}; import abandoned"));
+                PemError::NotPem { command }
+            });
         }
         self.pem.push_str(text);
         self.pem.push('\n');
         if self.pem.len() > MAX_PEM {
-            return PemStep::Abandoned(format!("{cmd}: PEM longer than {MAX_PEM} bytes"));
+            return PemStep::Abandoned(PemError::TooLong { command });
         }
         if line == "-----END CERTIFICATE-----" {
             return PemStep::Imported(
                 dev.import_cert(&self.pem)
-                    .map_err(|e| format!("{cmd}: {e}")),
+                    .map_err(|source| PemError::Import { command, source }),
             );
         }
         PemStep::More
     }
+}
+
+/// Why a scan command's arguments are refused; `command` names the command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    #[error("{command}: recipient {recipient:?}: must be {why}")]
+    Recipient {
+        command: String,
+        recipient: String,
+        why: AddressError,
+    },
+    #[error("{command}: SIZE_KB {size:?} must be an integer from 0 to {max}", max = MAX_SCAN_KB)]
+    Size { command: String, size: String },
 }
 
 /// Reads the arguments of a scan command (`cmd` names it in messages): the
@@ -122,19 +150,24 @@ pub fn scan_trigger(
     to: &str,
     size: &str,
     user: Option<&str>,
-) -> Result<Trigger, String> {
+) -> Result<Trigger, ScanError> {
     let recipients: Vec<String> = to.split(',').map(str::to_string).collect();
     for r in &recipients {
         if let Err(why) = settings::check_email(r, 320) {
-            return Err(format!("{cmd}: recipient {r:?}: must be {why}"));
+            return Err(ScanError::Recipient {
+                command: cmd.into(),
+                recipient: r.clone(),
+                why,
+            });
         }
     }
     let size_kb = match size.parse::<u32>() {
         Ok(n) if n <= MAX_SCAN_KB => n,
         _ => {
-            return Err(format!(
-                "{cmd}: SIZE_KB {size:?} must be an integer from 0 to {MAX_SCAN_KB}"
-            ))
+            return Err(ScanError::Size {
+                command: cmd.into(),
+                size: size.into(),
+            })
         }
     };
     Ok(Trigger::Scan {
@@ -153,8 +186,8 @@ pub fn job_lines(job: &JobStatus) -> Vec<String> {
         JobState::Failed => "failed",
     };
     let mut first = format!("JOB {} {state}", job.id);
-    if let Some((class, detail)) = &job.error {
-        first.push_str(&format!(" {class} {detail}"));
+    if let Some(e) = &job.error {
+        first.push_str(&format!(" {} {}", e.class, e.detail));
     }
     let mut lines = vec![first];
     for rc in &job.recipients {
@@ -171,7 +204,7 @@ pub fn job_lines(job: &JobStatus) -> Vec<String> {
 pub fn event_line(e: &JobEvent) -> String {
     match &e.error {
         None => format!("EVENT JOB {} done", e.id),
-        Some((class, detail)) => format!("EVENT JOB {} failed {class} {detail}", e.id),
+        Some(f) => format!("EVENT JOB {} failed {} {}", e.id, f.class, f.detail),
     }
 }
 
@@ -322,7 +355,7 @@ impl Session {
                 self.started.push(id);
                 ok(vec![format!("JOB {id}")])
             }
-            Err((class, detail)) => err(class, detail),
+            Err(e) => err(e.class, e.detail),
         }
     }
 }

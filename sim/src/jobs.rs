@@ -53,18 +53,34 @@ pub struct JobInput {
 #[derive(Debug, Clone, Default)]
 pub struct JobResult {
     /// `None` when delivered; else the error class of SPEC §5 and the detail.
-    pub error: Option<(&'static str, String)>,
+    pub error: Option<JobError>,
     pub recipients: Vec<RcptResult>,
 }
 
-type Refusal = (&'static str, String);
+/// Why a job failed or was refused: an error class of SPEC §5 and the detail, as the
+/// consoles show them (`ERR class detail`, `EVENT JOB n failed class detail`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{class} {detail}")]
+pub struct JobError {
+    pub class: &'static str,
+    pub detail: String,
+}
 
-fn refuse<T>(class: &'static str, detail: impl Into<String>) -> Result<T, Refusal> {
-    Err((class, detail.into()))
+impl JobError {
+    pub fn new(class: &'static str, detail: impl Into<String>) -> JobError {
+        JobError {
+            class,
+            detail: detail.into(),
+        }
+    }
+}
+
+fn refuse<T>(class: &'static str, detail: impl Into<String>) -> Result<T, JobError> {
+    Err(JobError::new(class, detail))
 }
 
 /// The switches for scans (SPEC §2): a scan with them off is refused at once.
-pub fn scan_gate(s: &Settings) -> Result<(), Refusal> {
+pub fn scan_gate(s: &Settings) -> Result<(), JobError> {
     if !s.flag(Key::EmailEnabled) {
         return refuse("disabled", "e-mail sending is off (email.enabled=off)");
     }
@@ -84,7 +100,7 @@ struct Plan {
     tls: net::TlsSetup,
 }
 
-fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
+fn plan(input: &JobInput, opts: &Options) -> Result<Plan, JobError> {
     let s = &input.settings;
     let (kind_switch, what) = match &input.trigger {
         Trigger::Scan { .. } => (Key::EmailScan, "scan to e-mail"),
@@ -387,7 +403,7 @@ pub async fn run(input: JobInput, opts: &Options) -> JobResult {
             net::pop_before_smtp(target, plan.timeout, &opts.resolve).await
         {
             return JobResult {
-                error: Some((class, detail)),
+                error: Some(JobError::new(class, detail)),
                 recipients: Vec::new(),
             };
         }
@@ -419,7 +435,7 @@ pub async fn run(input: JobInput, opts: &Options) -> JobResult {
                 detail
             };
             return JobResult {
-                error: Some((class, detail)),
+                error: Some(JobError::new(class, detail)),
                 recipients,
             };
         }

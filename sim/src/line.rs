@@ -56,22 +56,27 @@ impl LineBuffer {
     }
 }
 
+/// Why the console ignores a line: the detail of the dialect's error line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("line of {0} bytes is longer than {max} bytes; ignored", max = MAX_LINE)]
+    TooLong(usize),
+    #[error("line is not UTF-8 text; ignored")]
+    NotUtf8,
+    #[error("line contains the control character {0:?}; ignored")]
+    Control(char),
+}
+
 /// The text of a line, or why the console ignores it (not UTF-8, too long, a
-/// control character): the detail of the dialect's error line.
-pub fn line_text(line: Line) -> Result<String, String> {
+/// control character).
+pub fn line_text(line: Line) -> Result<String, LineError> {
     let text = match line {
         Line::Text(t) => t,
-        Line::TooLong(n) => {
-            return Err(format!(
-                "line of {n} bytes is longer than {MAX_LINE} bytes; ignored"
-            ))
-        }
-        Line::NotUtf8 => return Err("line is not UTF-8 text; ignored".into()),
+        Line::TooLong(n) => return Err(LineError::TooLong(n)),
+        Line::NotUtf8 => return Err(LineError::NotUtf8),
     };
     if let Some(c) = text.chars().find(|c| c.is_control() && *c != '\t') {
-        return Err(format!(
-            "line contains the control character {c:?}; ignored"
-        ));
+        return Err(LineError::Control(c));
     }
     Ok(text)
 }

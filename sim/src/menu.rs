@@ -63,25 +63,32 @@ impl std::fmt::Debug for MenuLogin {
     }
 }
 
+/// Why `--menu-login` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    #[error("--menu-login: expected USER:PASSWORD")]
+    NoColon,
+    #[error("--menu-login: the user {0:?} must be 1 to 32 letters, digits, '.', '_' or '-', starting with a letter")]
+    BadUser(String),
+    #[error("--menu-login: the password must be 1 to 64 printable ASCII characters")]
+    BadPassword,
+}
+
 impl MenuLogin {
     /// Reads `USER:PASSWORD`: a user name as [`valid_user`] says, a password of
     /// 1 to 64 printable ASCII characters (spaces allowed).
-    pub fn parse(spec: &str) -> Result<MenuLogin, String> {
+    pub fn parse(spec: &str) -> Result<MenuLogin, LoginError> {
         let Some((user, password)) = spec.split_once(':') else {
-            return Err("--menu-login: expected USER:PASSWORD".into());
+            return Err(LoginError::NoColon);
         };
         if !valid_user(user) {
-            return Err(format!(
-                "--menu-login: the user {user:?} must be 1 to 32 letters, digits, '.', '_' or '-', starting with a letter"
-            ));
+            return Err(LoginError::BadUser(user.into()));
         }
         if password.is_empty()
             || password.chars().count() > 64
             || !password.chars().all(|c| (' '..='~').contains(&c))
         {
-            return Err(
-                "--menu-login: the password must be 1 to 64 printable ASCII characters".into(),
-            );
+            return Err(LoginError::BadPassword);
         }
         Ok(MenuLogin {
             user: user.into(),
@@ -256,7 +263,7 @@ fn job_line(job: &JobStatus) -> String {
         JobState::Failed => "aborted",
     };
     match &job.error {
-        Some((class, detail)) => format!("Job #{} {state} [{class}] {detail}", job.id),
+        Some(e) => format!("Job #{} {state} [{}] {}", job.id, e.class, e.detail),
         None => format!("Job #{} {state}", job.id),
     }
 }
@@ -343,7 +350,7 @@ impl Menu {
                 self.started.push(id);
                 done(&[format!("Job #{id} accepted")])
             }
-            Err((class, detail)) => error(class, detail),
+            Err(e) => error(e.class, e.detail),
         }
     }
 
@@ -548,7 +555,7 @@ impl Dialect for Menu {
         }
         let line = match &e.error {
             None => format!("*** Job #{} completed", e.id),
-            Some((class, detail)) => format!("*** Job #{} aborted [{class}] {detail}", e.id),
+            Some(f) => format!("*** Job #{} aborted [{}] {}", e.id, f.class, f.detail),
         };
         if self.pem.is_some() {
             // No prompt is showing while PEM lines are pasted.
@@ -663,7 +670,7 @@ mod tests {
         m.answer(text("tech"), &dev);
         assert!(m.answer(text("a b:\"c"), &dev).contains("Welcome, tech."));
         for bad in ["", "nocolon", ":pw", "1x:pw", "u:", "u:\u{e9}"] {
-            let e = MenuLogin::parse(bad).unwrap_err();
+            let e = MenuLogin::parse(bad).unwrap_err().to_string();
             assert!(e.starts_with("--menu-login"), "{bad}: {e}");
         }
     }

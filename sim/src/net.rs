@@ -140,7 +140,7 @@ pub async fn connect(
 ) -> Result<TcpStream, Outcome> {
     let addrs = resolve(server, port, fixed)
         .await
-        .map_err(|e| failed("connect", e))?;
+        .map_err(|e| failed("connect", e.to_string()))?;
     let mut last = String::new();
     for addr in addrs {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {

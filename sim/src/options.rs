@@ -43,22 +43,23 @@ impl Variants {
         "soft-fail-revocation",
     ];
 
-    pub fn set(&mut self, name: &str) -> Result<(), String> {
+    /// Follows the variant a `--variant` word names.
+    pub fn set(&mut self, name: &str) -> Result<(), UnknownVariant> {
         match name {
             "plaintext-after-starttls-failure" => self.plaintext_after_starttls_failure = true,
             "send-without-auth" => self.send_without_auth = true,
             "cn-only" => self.cn_only = true,
             "soft-fail-revocation" => self.soft_fail_revocation = true,
-            other => {
-                return Err(format!(
-                    "--variant {other:?}: one of {}",
-                    Variants::NAMES.join(", ")
-                ))
-            }
+            other => return Err(UnknownVariant(other.into())),
         }
         Ok(())
     }
 }
+
+/// A `--variant` word the device does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--variant {0:?}: one of {names}", names = Variants::NAMES.join(", "))]
+pub struct UnknownVariant(pub String);
 
 impl Default for Options {
     fn default() -> Self {

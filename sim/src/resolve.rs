@@ -7,23 +7,39 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
-/// Resolves `smtp.server` (host name, IPv4, or IPv6 with optional `%zone`).
+/// Why a server name gives no address to connect to.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{0:?} is not an IPv6 address")]
+    NotIpv6(String),
+    #[error("no network interface {0:?}")]
+    NoInterface(String),
+    #[error("host {0:?} has no address")]
+    NoAddress(String),
+    #[error("cannot resolve {host:?}: {source}")]
+    Lookup {
+        host: String,
+        source: std::io::Error,
+    },
+}
+
+/// Resolves a server name (host name, IPv4, or IPv6 with optional `%zone`).
 pub async fn resolve(
     server: &str,
     port: u16,
     fixed: &[(String, IpAddr)],
-) -> Result<Vec<SocketAddr>, String> {
+) -> Result<Vec<SocketAddr>, ResolveError> {
     if let Some((_, ip)) = fixed.iter().find(|(n, _)| n.eq_ignore_ascii_case(server)) {
         return Ok(vec![SocketAddr::new(*ip, port)]);
     }
     if let Some((addr, zone)) = server.split_once('%') {
         let ip: Ipv6Addr = addr
             .parse()
-            .map_err(|_| format!("{server:?} is not an IPv6 address"))?;
+            .map_err(|_| ResolveError::NotIpv6(server.into()))?;
         let scope = match zone.parse::<u32>() {
             Ok(n) => n,
             Err(_) => {
-                interface_index(zone).ok_or_else(|| format!("no network interface {zone:?}"))?
+                interface_index(zone).ok_or_else(|| ResolveError::NoInterface(zone.into()))?
             }
         };
         return Ok(vec![SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope))]);
@@ -35,12 +51,15 @@ pub async fn resolve(
         Ok(addrs) => {
             let v: Vec<SocketAddr> = addrs.collect();
             if v.is_empty() {
-                Err(format!("host {server:?} has no address"))
+                Err(ResolveError::NoAddress(server.into()))
             } else {
                 Ok(v)
             }
         }
-        Err(e) => Err(format!("cannot resolve {server:?}: {e}")),
+        Err(source) => Err(ResolveError::Lookup {
+            host: server.into(),
+            source,
+        }),
     }
 }
 

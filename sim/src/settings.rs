@@ -411,7 +411,9 @@ pub fn validate(key: Key, value: &str) -> Result<String, Refusal> {
             if value.is_empty() {
                 return Ok(String::new());
             }
-            check_host(value).map(|_| value.to_string()).map_err(r)
+            check_host(value)
+                .map(|_| value.to_string())
+                .map_err(|e| r(e.to_string()))
         }
         Kind::Email { max } => {
             if value.is_empty() {
@@ -419,7 +421,7 @@ pub fn validate(key: Key, value: &str) -> Result<String, Refusal> {
             }
             check_email(value, max)
                 .map(|_| value.to_string())
-                .map_err(r)
+                .map_err(|e| r(e.to_string()))
         }
         Kind::Text {
             max,
@@ -456,53 +458,108 @@ pub fn validate(key: Key, value: &str) -> Result<String, Refusal> {
             }
             Ok(value.to_string())
         }
-        Kind::Mechanisms => canonical_mechanisms(value).map_err(r),
+        Kind::Mechanisms => canonical_mechanisms(value).map_err(|e| r(e.to_string())),
     }
 }
 
-fn canonical_mechanisms(value: &str) -> Result<String, String> {
+/// Why a set of AUTH mechanisms is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MechanismError {
+    #[error(
+        "unknown mechanism {0:?}; a comma-separated set of {words} (no spaces), or none",
+        words = MECHANISM_WORDS.join(", ")
+    )]
+    Unknown(String),
+    #[error("mechanism {name} cannot be enabled: {why}")]
+    NotImplemented { name: String, why: &'static str },
+    #[error("mechanism {0} is listed twice")]
+    Twice(String),
+}
+
+/// Every mechanism word of `smtp.auth.methods`, in the order a canonical set lists
+/// them: xoauth2 first of all when enabled (SPEC §3.7), then [`MECHANISM_ORDER`].
+const MECHANISM_WORDS: &[&str] = &[
+    "xoauth2",
+    "gss-spnego",
+    "ntlm",
+    "digest-md5",
+    "cram-md5",
+    "login",
+    "plain",
+];
+
+fn canonical_mechanisms(value: &str) -> Result<String, MechanismError> {
     if value == "none" {
         return Ok("none".into());
     }
-    // xoauth2 comes first of all when enabled (SPEC §3.7).
-    let all: Vec<&str> = std::iter::once("xoauth2")
-        .chain(MECHANISM_ORDER.iter().copied())
-        .collect();
     let mut chosen: Vec<&str> = Vec::new();
     for name in value.split(',') {
-        if !all.contains(&name) {
-            return Err(format!(
-                "unknown mechanism {name:?}; a comma-separated set of {} (no spaces), or none",
-                all.join(", ")
-            ));
+        if !MECHANISM_WORDS.contains(&name) {
+            return Err(MechanismError::Unknown(name.into()));
         }
         if !IMPLEMENTED_MECHANISMS.contains(&name) {
             let why = match name {
                 "gss-spnego" => "it needs a Kerberos realm, which this device does not have",
                 _ => "this firmware does not implement it",
             };
-            return Err(format!("mechanism {name} cannot be enabled: {why}"));
+            return Err(MechanismError::NotImplemented {
+                name: name.into(),
+                why,
+            });
         }
         if chosen.contains(&name) {
-            return Err(format!("mechanism {name} is listed twice"));
+            return Err(MechanismError::Twice(name.into()));
         }
         chosen.push(name);
     }
-    let ordered: Vec<&str> = all.into_iter().filter(|m| chosen.contains(m)).collect();
+    let ordered: Vec<&str> = MECHANISM_WORDS
+        .iter()
+        .copied()
+        .filter(|m| chosen.contains(m))
+        .collect();
     Ok(ordered.join(","))
 }
 
+/// The rule of `smtp.server`, the start of every [`HostError`].
+const HOST_RULE: &str = "must be a host name (RFC 1123, at most 253 characters), an IPv4 address or an IPv6 address with optional %zone";
+
+/// Why a value is not one of the three address forms of `smtp.server` (SPEC §1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    #[error("{rule}; {addr:?} is not an IPv6 address", rule = HOST_RULE)]
+    NotIpv6 { addr: String },
+    #[error("{rule}; the zone {zone:?} is not an interface name or index", rule = HOST_RULE)]
+    BadZone { zone: String },
+    #[error("{rule}; {value:?} looks like an IPv4 address but is not one", rule = HOST_RULE)]
+    NotIpv4 { value: String },
+    #[error("{rule}; {0}", rule = HOST_RULE)]
+    Name(HostnameError),
+}
+
+/// Why a value is not a host name (RFC 1123).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostnameError {
+    #[error("{0} characters is longer than 253")]
+    TooLong(usize),
+    #[error("it has an empty label")]
+    EmptyLabel,
+    #[error("the label {0:?} is longer than 63 characters")]
+    LongLabel(String),
+    #[error("the character {0:?} is not allowed in a host name")]
+    BadCharacter(char),
+    #[error("the label {0:?} starts or ends with '-'")]
+    Hyphen(String),
+}
+
 /// Checks the three address forms of `smtp.server` (SPEC §1).
-pub fn check_host(value: &str) -> Result<(), String> {
-    const RULE: &str =
-        "must be a host name (RFC 1123, at most 253 characters), an IPv4 address or an IPv6 address with optional %zone";
+pub fn check_host(value: &str) -> Result<(), HostError> {
     if value.contains(':') {
         let (addr, zone) = match value.split_once('%') {
             Some((a, z)) => (a, Some(z)),
             None => (value, None),
         };
         if addr.parse::<Ipv6Addr>().is_err() {
-            return Err(format!("{RULE}; {addr:?} is not an IPv6 address"));
+            return Err(HostError::NotIpv6 { addr: addr.into() });
         }
         if let Some(z) = zone {
             if z.is_empty()
@@ -510,9 +567,7 @@ pub fn check_host(value: &str) -> Result<(), String> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             {
-                return Err(format!(
-                    "{RULE}; the zone {z:?} is not an interface name or index"
-                ));
+                return Err(HostError::BadZone { zone: z.into() });
             }
         }
         return Ok(());
@@ -525,63 +580,83 @@ pub fn check_host(value: &str) -> Result<(), String> {
         return value
             .parse::<Ipv4Addr>()
             .map(|_| ())
-            .map_err(|_| format!("{RULE}; {value:?} looks like an IPv4 address but is not one"));
+            .map_err(|_| HostError::NotIpv4 {
+                value: value.into(),
+            });
     }
-    check_hostname(value).map_err(|why| format!("{RULE}; {why}"))
+    check_hostname(value).map_err(HostError::Name)
 }
 
-fn check_hostname(value: &str) -> Result<(), String> {
+fn check_hostname(value: &str) -> Result<(), HostnameError> {
     if value.len() > 253 {
-        return Err(format!("{} characters is longer than 253", value.len()));
+        return Err(HostnameError::TooLong(value.len()));
     }
     let trimmed = value.strip_suffix('.').unwrap_or(value);
     for label in trimmed.split('.') {
         if label.is_empty() {
-            return Err("it has an empty label".into());
+            return Err(HostnameError::EmptyLabel);
         }
         if label.len() > 63 {
-            return Err(format!("the label {label:?} is longer than 63 characters"));
+            return Err(HostnameError::LongLabel(label.into()));
         }
         if let Some(c) = label
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
         {
-            return Err(format!("the character {c:?} is not allowed in a host name"));
+            return Err(HostnameError::BadCharacter(c));
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!("the label {label:?} starts or ends with '-'"));
+            return Err(HostnameError::Hyphen(label.into()));
         }
     }
     Ok(())
 }
 
+/// What an e-mail address must be and a value is not; it reads after "must be"
+/// (`ADDRESS must be an e-mail address local@domain (no '@' found)`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("an e-mail address of at most {max} characters (got {got})")]
+    TooLong { max: usize, got: usize },
+    #[error("an e-mail address of half-width characters without spaces, found {0:?}")]
+    NotHalfWidth(char),
+    #[error("an e-mail address local@domain (no '@' found)")]
+    NoAt,
+    #[error("an e-mail address whose local part has 1 to 64 characters")]
+    LocalLength,
+    #[error("an e-mail address whose local part has no special characters")]
+    LocalSpecial,
+    #[error("an e-mail address whose local part has no empty dot-separated atom")]
+    LocalEmptyAtom,
+    #[error("an e-mail address whose domain literal {0} is an IP address")]
+    BadLiteral(String),
+    #[error("an e-mail address whose domain is a host name: {0}")]
+    Domain(HostnameError),
+}
+
 /// An e-mail address: `local@domain`, printable ASCII without spaces, at most `max`
 /// characters, the domain a host name or an address literal.
-pub fn check_email(value: &str, max: usize) -> Result<(), String> {
+pub fn check_email(value: &str, max: usize) -> Result<(), AddressError> {
     let n = value.chars().count();
     if n > max {
-        return Err(format!(
-            "an e-mail address of at most {max} characters (got {n})"
-        ));
+        return Err(AddressError::TooLong { max, got: n });
     }
     if let Some(c) = value.chars().find(|c| !('!'..='~').contains(c)) {
-        return Err(format!(
-            "an e-mail address of half-width characters without spaces, found {c:?}"
-        ));
+        return Err(AddressError::NotHalfWidth(c));
     }
     let Some((local, domain)) = value.rsplit_once('@') else {
-        return Err("an e-mail address local@domain (no '@' found)".into());
+        return Err(AddressError::NoAt);
     };
     if local.is_empty() || local.len() > 64 {
-        return Err("an e-mail address whose local part has 1 to 64 characters".into());
+        return Err(AddressError::LocalLength);
     }
     if local.contains('@')
         || local.contains(['<', '>', '(', ')', ',', ';', ':', '\\', '"', '[', ']'])
     {
-        return Err("an e-mail address whose local part has no special characters".into());
+        return Err(AddressError::LocalSpecial);
     }
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-        return Err("an e-mail address whose local part has no empty dot-separated atom".into());
+        return Err(AddressError::LocalEmptyAtom);
     }
     if let Some(lit) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
         let ok = match lit.strip_prefix("IPv6:") {
@@ -591,13 +666,10 @@ pub fn check_email(value: &str, max: usize) -> Result<(), String> {
         return if ok {
             Ok(())
         } else {
-            Err(format!(
-                "an e-mail address whose domain literal {domain} is an IP address"
-            ))
+            Err(AddressError::BadLiteral(domain.into()))
         };
     }
-    check_hostname(domain)
-        .map_err(|why| format!("an e-mail address whose domain is a host name: {why}"))
+    check_hostname(domain).map_err(AddressError::Domain)
 }
 
 /// The stored settings, always valid; changed only through [`Settings::set`],
@@ -826,6 +898,12 @@ mod tests {
         assert!(validate(Key::SmtpAuthMethods, "plain,plain").is_err());
         assert!(validate(Key::SmtpAuthMethods, "plain, login").is_err());
         assert!(validate(Key::SmtpAuthMethods, "").is_err());
+    }
+
+    #[test]
+    fn mechanism_words_are_xoauth2_then_the_order_of_preference() {
+        assert_eq!(MECHANISM_WORDS[0], "xoauth2");
+        assert_eq!(&MECHANISM_WORDS[1..], MECHANISM_ORDER);
     }
 
     #[test]

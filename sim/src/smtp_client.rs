@@ -2,8 +2,6 @@
 //! 8–10): replies go in, the next bytes to send (or the end) come out. `net.rs` moves
 //! the bytes and enforces the timeout.
 
-use std::fmt;
-
 use crate::text::printable;
 
 /// A complete server reply: its code and the text of each line.
@@ -33,15 +31,10 @@ pub const MAX_REPLY_LINE: usize = 4096;
 /// Most lines one reply may have.
 pub const MAX_REPLY_LINES: usize = 256;
 
-/// A reply that cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A reply that cannot be read: why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct BadReply(pub String);
-
-impl fmt::Display for BadReply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Assembles replies from bytes: `250-a`, `250-b`, `250 c` is one reply.
 #[derive(Debug, Default)]

@@ -28,9 +28,20 @@ pub fn quote(value: &str) -> String {
     s
 }
 
+/// Why a line cannot be split into words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuoteError {
+    #[error("unknown escape \\{0} inside quotes")]
+    UnknownEscape(char),
+    #[error("a backslash ends the line")]
+    BackslashAtEnd,
+    #[error("unterminated double quote")]
+    Unterminated,
+}
+
 /// Splits a command line into words at spaces. Inside a word, double-quoted parts
 /// may hold spaces, with `\"` and `\\` escaped (`set k "a b"`, `apply k="a b"`, `""`).
-pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+pub fn split_words(line: &str) -> Result<Vec<String>, QuoteError> {
     let mut words = Vec::new();
     let mut chars = line.chars().peekable();
     loop {
@@ -55,16 +66,14 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
                             }
                             '\\' => match chars.next() {
                                 Some(e @ ('"' | '\\')) => word.push(e),
-                                Some(e) => {
-                                    return Err(format!("unknown escape \\{e} inside quotes"))
-                                }
-                                None => return Err("a backslash ends the line".into()),
+                                Some(e) => return Err(QuoteError::UnknownEscape(e)),
+                                None => return Err(QuoteError::BackslashAtEnd),
                             },
                             c => word.push(c),
                         }
                     }
                     if !closed {
-                        return Err("unterminated double quote".into());
+                        return Err(QuoteError::Unterminated);
                     }
                 }
                 c => {
@@ -103,7 +112,14 @@ mod tests {
             let w = split_words(&line).unwrap();
             assert_eq!(w, vec!["set".to_string(), "k".into(), v.into()], "{line}");
         }
-        assert!(split_words("set k \"open").is_err());
+        assert_eq!(
+            split_words("set k \"open").unwrap_err().to_string(),
+            "unterminated double quote"
+        );
+        assert_eq!(
+            split_words("set k \"a\\qb\"").unwrap_err().to_string(),
+            "unknown escape \\q inside quotes"
+        );
         assert_eq!(
             split_words("apply a=\"x y\" b=\"\"").unwrap(),
             vec!["apply", "a=x y", "b="]
