@@ -394,7 +394,12 @@ impl Device {
             job.input.take()
         };
         let Some(input) = input else { return };
+        tracing::debug!(job = id, "job running");
         let result = rt.block_on(jobs::run(input, &self.opts));
+        match &result.error {
+            None => tracing::debug!(job = id, "job done"),
+            Some(e) => tracing::debug!(job = id, error = %e, "job failed"),
+        }
         let event = JobEvent {
             id,
             error: result.error.clone(),

@@ -148,16 +148,19 @@ pub fn serve_tcp(
         let stream = match conn {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("mfp-sim: console accept failed: {e}");
+                tracing::warn!(error = %e, "console accept failed");
                 continue;
             }
         };
+        if let Ok(peer) = stream.peer_addr() {
+            tracing::debug!(%peer, "console connection");
+        }
         let writer = stream.try_clone()?;
         let dev = Arc::clone(&dev);
         let dialect = dialect.clone();
         std::thread::spawn(move || {
             if let Err(e) = serve(stream, writer, dev, &dialect) {
-                eprintln!("mfp-sim: console connection ended: {e}");
+                tracing::warn!(error = %e, "console connection ended");
             }
         });
     }
