@@ -5,9 +5,11 @@
 //!
 //! One concept per module. An arrow A → B means A uses items of B; the arrows only
 //! ever point down this list, so the module graph is a DAG (`tests/module_graph.rs`
-//! reads the sources and fails on a cycle, naming it).
+//! reads the sources, the crate root included, and fails on a cycle, naming it).
 //!
 //! ```text
+//! (lib.rs)   → transport, dialects, menu, device, options, files, settings
+//!                                                     run(): options, device, console
 //! transport  → dialects, dialect, device, line        bytes in and out (pty, stdio, TCP)
 //! dialects   → console, menu, dialect                 the factory: --dialect → a session
 //! menu       → console, dialect, device, jobs, …      the second dialect (numbered menus)
