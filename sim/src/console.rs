@@ -5,142 +5,21 @@
 //! Bad input of any kind (binary bytes, over-long lines, unknown commands, bad
 //! quoting) is answered with `ERR config …` and the console keeps serving.
 
-use crate::device::{Device, JobEvent, JobState, JobStatus, Trigger};
-use crate::settings;
+use crate::device::{CertError, Device, JobEvent, JobState, JobStatus};
+use crate::dialect::{lines, Dialect};
+use crate::jobs::Trigger;
+pub use crate::line::{line_text, Line, LineBuffer, MAX_LINE};
+use crate::settings::{self, AddressError, Key};
+pub use crate::text::{quote, split_words};
 
-/// Longest line the console accepts, in bytes (the end of line not counted).
-pub const MAX_LINE: usize = 4096;
 /// Longest PEM block `cert import` accepts, in bytes.
 pub const MAX_PEM: usize = 65536;
-
-/// One line cut from the byte stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Line {
-    Text(String),
-    /// A line longer than [`MAX_LINE`]: its length, the bytes themselves dropped.
-    TooLong(usize),
-    /// A line that is not UTF-8.
-    NotUtf8,
-}
-
-/// Cuts a byte stream into lines ending in LF (a CR before it is dropped), capping
-/// their length so that a peer sending no newline cannot grow memory without bound.
-#[derive(Debug, Default)]
-pub struct LineBuffer {
-    buf: Vec<u8>,
-    dropped: usize,
-}
-
-impl LineBuffer {
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<Line> {
-        let mut out = Vec::new();
-        for &b in bytes {
-            if b == b'\n' {
-                let had_cr = self.buf.last() == Some(&b'\r');
-                if had_cr {
-                    self.buf.pop();
-                }
-                let len = self.dropped + self.buf.len();
-                if len > MAX_LINE {
-                    out.push(Line::TooLong(len));
-                } else {
-                    match String::from_utf8(std::mem::take(&mut self.buf)) {
-                        Ok(s) => out.push(Line::Text(s)),
-                        Err(_) => out.push(Line::NotUtf8),
-                    }
-                }
-                self.buf.clear();
-                self.dropped = 0;
-            } else if self.buf.len() > MAX_LINE {
-                // Keep MAX_LINE bytes and one for a CR; count the rest, keep none.
-                self.dropped += self.buf.len();
-                self.buf.clear();
-                self.buf.push(b);
-            } else {
-                self.buf.push(b);
-            }
-        }
-        out
-    }
-}
-
-/// Quotes a value for an answer line: bare when it needs no quoting, else in double
-/// quotes with `"` and `\` escaped (SPEC §6).
-pub fn quote(value: &str) -> String {
-    let needs = value.is_empty()
-        || value
-            .chars()
-            .any(|c| c == ' ' || c == '"' || c == '\\' || c == '\t');
-    if !needs {
-        return value.to_string();
-    }
-    let mut s = String::with_capacity(value.len() + 2);
-    s.push('"');
-    for c in value.chars() {
-        if c == '"' || c == '\\' {
-            s.push('\\');
-        }
-        s.push(c);
-    }
-    s.push('"');
-    s
-}
-
-/// Splits a command line into words at spaces. Inside a word, double-quoted parts
-/// may hold spaces, with `\"` and `\\` escaped (`set k "a b"`, `apply k="a b"`, `""`).
-pub fn split_words(line: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            break;
-        }
-        let mut word = String::new();
-        while let Some(&c) = chars.peek() {
-            match c {
-                ' ' | '\t' => break,
-                '"' => {
-                    chars.next();
-                    let mut closed = false;
-                    while let Some(c) = chars.next() {
-                        match c {
-                            '"' => {
-                                closed = true;
-                                break;
-                            }
-                            '\\' => match chars.next() {
-                                Some(e @ ('"' | '\\')) => word.push(e),
-                                Some(e) => {
-                                    return Err(format!("unknown escape \\{e} inside quotes"))
-                                }
-                                None => return Err("a backslash ends the line".into()),
-                            },
-                            c => word.push(c),
-                        }
-                    }
-                    if !closed {
-                        return Err("unterminated double quote".into());
-                    }
-                }
-                c => {
-                    word.push(c);
-                    chars.next();
-                }
-            }
-        }
-        words.push(word);
-    }
-    Ok(words)
-}
 
 /// The answer to one line: data lines, then the status line.
 pub type Answer = Vec<String>;
 
-fn err(class: &str, detail: impl AsRef<str>) -> Answer {
-    vec![format!("ERR {class} {}", detail.as_ref())]
+fn err(class: &str, detail: impl std::fmt::Display) -> Answer {
+    vec![format!("ERR {class} {detail}")]
 }
 
 fn ok(mut data: Vec<String>) -> Answer {
@@ -171,26 +50,6 @@ const HELP: &[&str] = &[
     "job N",
 ];
 
-/// The text of a line, or why the console ignores it (not UTF-8, too long, a
-/// control character): the detail of the dialect's error line.
-pub fn line_text(line: Line) -> Result<String, String> {
-    let text = match line {
-        Line::Text(t) => t,
-        Line::TooLong(n) => {
-            return Err(format!(
-                "line of {n} bytes is longer than {MAX_LINE} bytes; ignored"
-            ))
-        }
-        Line::NotUtf8 => return Err("line is not UTF-8 text; ignored".into()),
-    };
-    if let Some(c) = text.chars().find(|c| c.is_control() && *c != '\t') {
-        return Err(format!(
-            "line contains the control character {c:?}; ignored"
-        ));
-    }
-    Ok(text)
-}
-
 /// Collects the PEM lines after a certificate import command.
 #[derive(Debug)]
 pub struct PemCollector {
@@ -205,9 +64,25 @@ pub enum PemStep {
     /// Keep collecting.
     More,
     /// The block is complete: the certificate was imported, or why not.
-    Imported(Result<(), String>),
+    Imported(Result<(), PemError>),
     /// The line cannot be part of a PEM block: the import is abandoned, and why.
-    Abandoned(String),
+    Abandoned(PemError),
+}
+
+/// Why a certificate import failed; `command` is the command that started it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PemError {
+    #[error("{command}: the line after `{command}` must be -----BEGIN CERTIFICATE-----; import abandoned")]
+    NoBegin { command: &'static str },
+    #[error("{command}: a PEM line must be base64 or -----END CERTIFICATE-----; import abandoned")]
+    NotPem { command: &'static str },
+    #[error("{command}: PEM longer than {max} bytes", max = MAX_PEM)]
+    TooLong { command: &'static str },
+    #[error("{command}: {source}")]
+    Import {
+        command: &'static str,
+        source: CertError,
+    },
 }
 
 impl PemCollector {
@@ -232,28 +107,40 @@ impl PemCollector {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
         };
-        let cmd = self.command;
+        let command = self.command;
         if !expected {
-            let what = if starting {
-                format!("the line after `{cmd}` must be -----BEGIN CERTIFICATE-----")
+            return PemStep::Abandoned(if starting {
+                PemError::NoBegin { command }
             } else {
-                "a PEM line must be base64 or -----END CERTIFICATE-----".to_string()
-            };
-            return PemStep::Abandoned(format!("{cmd}: {what}; import abandoned"));
+                PemError::NotPem { command }
+            });
         }
         self.pem.push_str(text);
         self.pem.push('\n');
         if self.pem.len() > MAX_PEM {
-            return PemStep::Abandoned(format!("{cmd}: PEM longer than {MAX_PEM} bytes"));
+            return PemStep::Abandoned(PemError::TooLong { command });
         }
         if line == "-----END CERTIFICATE-----" {
             return PemStep::Imported(
                 dev.import_cert(&self.pem)
-                    .map_err(|e| format!("{cmd}: {e}")),
+                    .map_err(|source| PemError::Import { command, source }),
             );
         }
         PemStep::More
     }
+}
+
+/// Why a scan command's arguments are refused; `command` names the command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    #[error("{command}: recipient {recipient:?}: must be {why}")]
+    Recipient {
+        command: String,
+        recipient: String,
+        why: AddressError,
+    },
+    #[error("{command}: SIZE_KB {size:?} must be an integer from 0 to {max}", max = MAX_SCAN_KB)]
+    Size { command: String, size: String },
 }
 
 /// Reads the arguments of a scan command (`cmd` names it in messages): the
@@ -263,19 +150,24 @@ pub fn scan_trigger(
     to: &str,
     size: &str,
     user: Option<&str>,
-) -> Result<Trigger, String> {
+) -> Result<Trigger, ScanError> {
     let recipients: Vec<String> = to.split(',').map(str::to_string).collect();
     for r in &recipients {
         if let Err(why) = settings::check_email(r, 320) {
-            return Err(format!("{cmd}: recipient {r:?}: must be {why}"));
+            return Err(ScanError::Recipient {
+                command: cmd.into(),
+                recipient: r.clone(),
+                why,
+            });
         }
     }
     let size_kb = match size.parse::<u32>() {
         Ok(n) if n <= MAX_SCAN_KB => n,
         _ => {
-            return Err(format!(
-                "{cmd}: SIZE_KB {size:?} must be an integer from 0 to {MAX_SCAN_KB}"
-            ))
+            return Err(ScanError::Size {
+                command: cmd.into(),
+                size: size.into(),
+            })
         }
     };
     Ok(Trigger::Scan {
@@ -294,8 +186,8 @@ pub fn job_lines(job: &JobStatus) -> Vec<String> {
         JobState::Failed => "failed",
     };
     let mut first = format!("JOB {} {state}", job.id);
-    if let Some((class, detail)) = &job.error {
-        first.push_str(&format!(" {class} {detail}"));
+    if let Some(e) = &job.error {
+        first.push_str(&format!(" {} {}", e.class, e.detail));
     }
     let mut lines = vec![first];
     for rc in &job.recipients {
@@ -312,7 +204,7 @@ pub fn job_lines(job: &JobStatus) -> Vec<String> {
 pub fn event_line(e: &JobEvent) -> String {
     match &e.error {
         None => format!("EVENT JOB {} done", e.id),
-        Some((class, detail)) => format!("EVENT JOB {} failed {class} {detail}", e.id),
+        Some(f) => format!("EVENT JOB {} failed {} {}", e.id, f.class, f.detail),
     }
 }
 
@@ -350,12 +242,13 @@ impl Session {
         match w.as_slice() {
             [] => Vec::new(),
             ["help"] => ok(HELP.iter().map(|s| s.to_string()).collect()),
-            ["get", key] => match dev.settings().get(key) {
-                Some(v) => ok(vec![format!("{key}={}", quote(v))]),
-                None => err(
-                    "config",
-                    format!("{key}: unknown key (see `show` for the keys)"),
-                ),
+            ["get", key] => match Key::parse(key) {
+                Ok(k) => ok(vec![format!(
+                    "{}={}",
+                    k.as_str(),
+                    quote(dev.settings().get(k))
+                )]),
+                Err(e) => err("config", e),
             },
             ["get", ..] => err("config", "usage: get KEY"),
             ["set", key, value] => match dev.apply(&[(key, value)]) {
@@ -386,7 +279,7 @@ impl Session {
                 .settings()
                 .show()
                 .into_iter()
-                .map(|(k, v)| format!("{k}={}", quote(&v)))
+                .map(|(k, v)| format!("{}={}", k.as_str(), quote(&v)))
                 .collect()),
             ["reset"] => {
                 dev.reset();
@@ -462,7 +355,7 @@ impl Session {
                 self.started.push(id);
                 ok(vec![format!("JOB {id}")])
             }
-            Err((class, detail)) => err(class, detail),
+            Err(e) => err(e.class, e.detail),
         }
     }
 }
@@ -489,57 +382,27 @@ fn truncate(s: &str, n: usize) -> String {
     t
 }
 
-/// A refused value as a console shows it: quoted, or `*** (N characters)` for a secret.
-pub(crate) fn shown_value(r: &settings::Refusal) -> String {
-    if settings::lookup(&r.key).is_some_and(|d| d.secret) {
-        format!("*** ({} characters)", r.value.chars().count())
-    } else {
-        quote(&r.value)
-    }
+/// The reference dialect of SPEC §6 as a [`Dialect`]: no greeting, no prompt, `EVENT`
+/// lines.
+#[derive(Debug, Default)]
+pub struct Reference {
+    session: Session,
 }
 
-/// Formats the refusals of a `set` or `apply` for an `ERR config` line.
-pub fn describe_refusals(refusals: &[settings::Refusal]) -> String {
-    let parts: Vec<String> = refusals
-        .iter()
-        .map(|r| format!("{}: {} refused: {}", r.key, shown_value(r), r.rule))
-        .collect();
-    format!("{}; nothing changed", parts.join("; "))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_are_cut_and_capped() {
-        let mut lb = LineBuffer::default();
-        assert_eq!(lb.push(b"get a\r\nget"), vec![Line::Text("get a".into())]);
-        assert_eq!(lb.push(b" b\n"), vec![Line::Text("get b".into())]);
-        let long = vec![b'x'; MAX_LINE * 3];
-        assert!(lb.push(&long).is_empty());
-        assert_eq!(lb.push(b"\n"), vec![Line::TooLong(MAX_LINE * 3)]);
-        assert_eq!(lb.push(b"\xff\xfe\n"), vec![Line::NotUtf8]);
-        let exact = vec![b'y'; MAX_LINE];
-        let mut l = exact.clone();
-        l.extend_from_slice(b"\r\n");
-        assert_eq!(
-            lb.push(&l),
-            vec![Line::Text(String::from_utf8(exact).unwrap())]
-        );
+impl Dialect for Reference {
+    fn greeting(&mut self) -> String {
+        String::new()
     }
 
-    #[test]
-    fn words_and_quotes_round_trip() {
-        for v in ["", "a b", "say \"hi\"", "back\\slash", "plain"] {
-            let line = format!("set k {}", quote(v));
-            let w = split_words(&line).unwrap();
-            assert_eq!(w, vec!["set".to_string(), "k".into(), v.into()], "{line}");
-        }
-        assert!(split_words("set k \"open").is_err());
-        assert_eq!(
-            split_words("apply a=\"x y\" b=\"\"").unwrap(),
-            vec!["apply", "a=x y", "b="]
-        );
+    fn answer(&mut self, line: Line, dev: &Device) -> String {
+        lines(&self.session.handle(line, dev))
+    }
+
+    fn event(&mut self, event: &JobEvent) -> String {
+        lines(&[event_line(event)])
+    }
+
+    fn take_started(&mut self) -> Vec<u64> {
+        self.session.take_started()
     }
 }

@@ -13,14 +13,13 @@ use base64::Engine;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::console::{describe_refusals, quote};
-use crate::jobs::{self, JobInput, JobResult};
-use crate::settings::Refusal;
-use crate::settings::{self, Settings};
+use crate::clock::{device_now, parse_clock, ClockError};
+use crate::jobs::{self, JobError, JobInput, JobResult};
+pub use crate::jobs::{Trigger, User};
+pub use crate::options::{Options, Variants};
+use crate::settings::{self, AddressError, Key, Refusal, Refused, Settings};
+use crate::text::{printable, quote};
 
-/// The device clock's range: a year outside it is refused by `clock set`.
-pub const CLOCK_MIN_YEAR: i32 = 1970;
-pub const CLOCK_MAX_YEAR: i32 = 9000;
 /// Capacities of the device's stores; a full store refuses more.
 pub const MAX_USERS: usize = 64;
 pub const MAX_NOTIFY: usize = 64;
@@ -28,104 +27,57 @@ pub const MAX_CERTS: usize = 32;
 /// Job records kept (the oldest finished ones are forgotten).
 pub const MAX_JOBS: usize = 1000;
 
-/// The device clock: the system clock plus the offset `clock set` chose, saturating
-/// at the ends of the representable range.
-pub fn device_now(offset: time::Duration) -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.checked_add(offset).unwrap_or(if offset.is_negative() {
-        OffsetDateTime::UNIX_EPOCH
-    } else {
-        now
-    })
+/// Why the device cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The job worker's async runtime cannot be built.
+    #[error(transparent)]
+    Runtime(std::io::Error),
+    /// The job worker's thread cannot be started.
+    #[error(transparent)]
+    Worker(std::io::Error),
 }
 
-/// What a console command asks the device to send.
-#[derive(Debug, Clone)]
-pub enum Trigger {
-    Scan {
-        to: Vec<String>,
-        size_kb: u32,
-        user: Option<String>,
-    },
-    Alert(&'static str),
-    Counter,
+/// Why `user add` refuses a user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    #[error("NAME {rule}", rule = .0.rule)]
+    Name(Refusal),
+    #[error("NAME must not be empty")]
+    EmptyName,
+    #[error("PASSWORD {rule}", rule = .0.rule)]
+    Password(Refusal),
+    #[error("ADDRESS must be {0}")]
+    Address(AddressError),
+    #[error("the user list is full ({max} users)", max = MAX_USERS)]
+    Full,
+    #[error("a user {name} exists already", name = quote(.0))]
+    Exists(String),
 }
 
-/// A registered device user (for `device_user` credentials and the scan From).
-#[derive(Debug, Clone)]
-pub struct User {
-    pub name: String,
-    pub password: String,
-    pub address: String,
+/// Why `notify add` refuses an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyError {
+    #[error("ADDRESS must be {0}")]
+    Address(AddressError),
+    #[error("the notification list is full ({max} addresses)", max = MAX_NOTIFY)]
+    Full,
 }
 
-/// Options fixed when the device starts.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The host name sent in EHLO/HELO.
-    pub hostname: String,
-    /// Device time runs this many times faster for timeouts and waits (1 on hardware).
-    pub time_scale: f64,
-    /// Names resolved without the resolver (`--resolve`).
-    pub resolve: Vec<(String, std::net::IpAddr)>,
-    /// Known firmware variants this device follows (SPEC: *variant*).
-    pub variants: Variants,
-    /// The download service of the URL load-reduction modes (SPEC §4).
-    pub downloads: Option<std::sync::Arc<crate::files::FileStore>>,
-    /// How long a scan stays downloadable, in device seconds.
-    pub url_ttl_s: u64,
-}
-
-/// The firmware variants of SPEC the simulated device can follow.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Variants {
-    /// Goes on in plaintext when STARTTLS is not offered or refused (SPEC §3.4).
-    pub plaintext_after_starttls_failure: bool,
-    /// Sends without AUTH when no mechanism is in common (SPEC §3.7).
-    pub send_without_auth: bool,
-    /// Checks the name against the CN only, never the SAN (SPEC §3.5).
-    pub cn_only: bool,
-    /// Accepts the certificate when neither OCSP nor the CRL answers (SPEC §3.5).
-    pub soft_fail_revocation: bool,
-}
-
-impl Variants {
-    /// The `--variant` words.
-    pub const NAMES: &'static [&'static str] = &[
-        "plaintext-after-starttls-failure",
-        "send-without-auth",
-        "cn-only",
-        "soft-fail-revocation",
-    ];
-
-    pub fn set(&mut self, name: &str) -> Result<(), String> {
-        match name {
-            "plaintext-after-starttls-failure" => self.plaintext_after_starttls_failure = true,
-            "send-without-auth" => self.send_without_auth = true,
-            "cn-only" => self.cn_only = true,
-            "soft-fail-revocation" => self.soft_fail_revocation = true,
-            other => {
-                return Err(format!(
-                    "--variant {other:?}: one of {}",
-                    Variants::NAMES.join(", ")
-                ))
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            hostname: "mfp-sim".into(),
-            time_scale: 1.0,
-            resolve: Vec::new(),
-            variants: Variants::default(),
-            downloads: None,
-            url_ttl_s: 7 * 24 * 3600,
-        }
-    }
+/// Why a certificate is not imported into the external store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertError {
+    /// A line outside the PEM block (made printable).
+    #[error("unexpected line {0:?} outside the PEM block")]
+    OutsideBlock(String),
+    #[error("no -----BEGIN CERTIFICATE----- block")]
+    NoBlock,
+    #[error("the PEM body is not base64: {0}")]
+    NotBase64(base64::DecodeError),
+    #[error("the PEM body is not a DER certificate")]
+    NotDer,
+    #[error("the external certificate store is full ({max} certificates)", max = MAX_CERTS)]
+    StoreFull,
 }
 
 /// Where a job is.
@@ -142,7 +94,7 @@ pub enum JobState {
 pub struct JobEvent {
     pub id: u64,
     /// `None`: done; else the error class of SPEC §5 and the detail.
-    pub error: Option<(&'static str, String)>,
+    pub error: Option<JobError>,
 }
 
 /// One recipient of a finished job: whether the server took it, else its reply.
@@ -159,7 +111,7 @@ pub struct JobStatus {
     pub id: u64,
     pub state: JobState,
     /// The error class of SPEC §5 and the detail, for a failed job.
-    pub error: Option<(&'static str, String)>,
+    pub error: Option<JobError>,
     /// Per recipient, once the job has ended.
     pub recipients: Vec<RecipientStatus>,
 }
@@ -197,7 +149,7 @@ pub struct Device {
 
 impl Device {
     /// Starts a device with factory settings and its job worker.
-    pub fn start(opts: Options) -> std::io::Result<Arc<Device>> {
+    pub fn start(opts: Options) -> Result<Arc<Device>, StartError> {
         let (tx, rx) = mpsc::channel::<u64>();
         let dev = Arc::new(Device {
             state: Mutex::new(State {
@@ -212,14 +164,16 @@ impl Device {
         let worker = Arc::clone(&dev);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()?;
+            .build()
+            .map_err(StartError::Runtime)?;
         std::thread::Builder::new()
             .name("jobs".into())
             .spawn(move || {
                 while let Ok(id) = rx.recv() {
                     worker.run_job(&rt, id);
                 }
-            })?;
+            })
+            .map_err(StartError::Worker)?;
         Ok(dev)
     }
 
@@ -238,13 +192,14 @@ impl Device {
         self.lock().settings.clone()
     }
 
-    /// Applies `pairs` all or nothing; the error is ready for an `ERR config` line.
-    pub fn apply(&self, pairs: &[(&str, &str)]) -> Result<(), String> {
-        self.apply_checked(pairs).map_err(|r| describe_refusals(&r))
+    /// Applies `pairs`, keys as the console's text gives them, all or nothing; the
+    /// error names every refusal (an unknown key among them).
+    pub fn apply(&self, pairs: &[(&str, &str)]) -> Result<(), Refused> {
+        self.lock().settings.apply_text(pairs)
     }
 
-    /// Applies `pairs` all or nothing; answers every refusal (SPEC keys).
-    pub fn apply_checked(&self, pairs: &[(&str, &str)]) -> Result<(), Vec<Refusal>> {
+    /// Applies `pairs` all or nothing; the error names every refusal.
+    pub fn apply_checked(&self, pairs: &[(Key, &str)]) -> Result<(), Refused> {
         self.lock().settings.apply(pairs)
     }
 
@@ -269,34 +224,29 @@ impl Device {
             .unwrap_or_else(|_| "invalid".into())
     }
 
-    pub fn set_clock(&self, t: &str) -> Result<(), String> {
-        let when = OffsetDateTime::parse(t, &Rfc3339)
-            .map_err(|e| format!("{t:?} is not an RFC 3339 time ({e})"))?;
-        if !(CLOCK_MIN_YEAR..=CLOCK_MAX_YEAR).contains(&when.year()) {
-            return Err(format!(
-                "{t:?}: the device clock runs from year {CLOCK_MIN_YEAR} to {CLOCK_MAX_YEAR}"
-            ));
-        }
+    /// Sets the device clock (`clock set`).
+    pub fn set_clock(&self, t: &str) -> Result<(), ClockError> {
+        let when = parse_clock(t)?;
         self.lock().clock_offset = when - OffsetDateTime::now_utc();
         Ok(())
     }
 
-    pub fn add_user(&self, name: &str, password: &str, address: &str) -> Result<(), String> {
-        settings::validate("smtp.auth.user", name).map_err(|r| format!("NAME {}", r.rule))?;
+    /// Registers a device user (`user add`).
+    pub fn add_user(&self, name: &str, password: &str, address: &str) -> Result<(), UserError> {
+        settings::validate(Key::SmtpAuthUser, name).map_err(UserError::Name)?;
         if name.is_empty() {
-            return Err("NAME must not be empty".into());
+            return Err(UserError::EmptyName);
         }
-        settings::validate("smtp.auth.password", password)
-            .map_err(|r| format!("PASSWORD {}", r.rule))?;
+        settings::validate(Key::SmtpAuthPassword, password).map_err(UserError::Password)?;
         if !address.is_empty() {
-            settings::check_email(address, 320).map_err(|why| format!("ADDRESS must be {why}"))?;
+            settings::check_email(address, 320).map_err(UserError::Address)?;
         }
         let mut s = self.lock();
         if s.users.len() >= MAX_USERS {
-            return Err(format!("the user list is full ({MAX_USERS} users)"));
+            return Err(UserError::Full);
         }
         if s.users.iter().any(|u| u.name == name) {
-            return Err(format!("a user {} exists already", quote(name)));
+            return Err(UserError::Exists(name.into()));
         }
         s.users.push(User {
             name: name.into(),
@@ -306,13 +256,12 @@ impl Device {
         Ok(())
     }
 
-    pub fn add_notify(&self, address: &str) -> Result<(), String> {
-        settings::check_email(address, 320).map_err(|why| format!("ADDRESS must be {why}"))?;
+    /// Registers a notification address (`notify add`); one already there is kept.
+    pub fn add_notify(&self, address: &str) -> Result<(), NotifyError> {
+        settings::check_email(address, 320).map_err(NotifyError::Address)?;
         let mut s = self.lock();
         if s.notify.len() >= MAX_NOTIFY && !s.notify.iter().any(|a| a == address) {
-            return Err(format!(
-                "the notification list is full ({MAX_NOTIFY} addresses)"
-            ));
+            return Err(NotifyError::Full);
         }
         if !s.notify.iter().any(|a| a == address) {
             s.notify.push(address.into());
@@ -321,7 +270,7 @@ impl Device {
     }
 
     /// Imports one PEM certificate into the external store.
-    pub fn import_cert(&self, pem: &str) -> Result<(), String> {
+    pub fn import_cert(&self, pem: &str) -> Result<(), CertError> {
         let mut body = String::new();
         let mut inside = false;
         let mut seen_end = false;
@@ -334,29 +283,22 @@ impl Device {
                 }
                 "" => {}
                 l if inside => body.push_str(l),
-                l => {
-                    return Err(format!(
-                        "unexpected line {:?} outside the PEM block",
-                        crate::smtp_client::printable(l)
-                    ))
-                }
+                l => return Err(CertError::OutsideBlock(printable(l))),
             }
         }
         if !seen_end {
-            return Err("no -----BEGIN CERTIFICATE----- block".into());
+            return Err(CertError::NoBlock);
         }
         let der = base64::engine::general_purpose::STANDARD
             .decode(body.as_bytes())
-            .map_err(|e| format!("the PEM body is not base64: {e}"))?;
+            .map_err(CertError::NotBase64)?;
         // A certificate is a DER SEQUENCE; the full parse comes with the checks.
         if der.first() != Some(&0x30) || der.len() < 64 {
-            return Err("the PEM body is not a DER certificate".into());
+            return Err(CertError::NotDer);
         }
         let mut s = self.lock();
         if s.certs.len() >= MAX_CERTS {
-            return Err(format!(
-                "the external certificate store is full ({MAX_CERTS} certificates)"
-            ));
+            return Err(CertError::StoreFull);
         }
         Arc::make_mut(&mut s.certs).push(der);
         Ok(())
@@ -364,14 +306,14 @@ impl Device {
 
     /// Records a job, or refuses it at once (`disabled` scan, unknown user); the job
     /// runs after [`Device::run_submitted`].
-    pub fn submit(&self, trigger: Trigger) -> Result<u64, (&'static str, String)> {
+    pub fn submit(&self, trigger: Trigger) -> Result<u64, JobError> {
         let mut s = self.lock();
         if let Trigger::Scan {
             user: Some(name), ..
         } = &trigger
         {
             if !s.users.iter().any(|u| &u.name == name) {
-                return Err((
+                return Err(JobError::new(
                     "config",
                     format!("scan send: no device user {}", quote(name)),
                 ));
@@ -393,7 +335,12 @@ impl Device {
                 Some(k) => {
                     s.jobs.remove(&k);
                 }
-                None => return Err(("config", format!("the job queue is full ({MAX_JOBS} jobs)"))),
+                None => {
+                    return Err(JobError::new(
+                        "config",
+                        format!("the job queue is full ({MAX_JOBS} jobs)"),
+                    ))
+                }
             }
         }
         let input = JobInput {
@@ -430,7 +377,7 @@ impl Device {
                 job.state = JobState::Failed;
                 job.input = None;
                 job.result = Some(JobResult {
-                    error: Some(("config", "the job worker has stopped".into())),
+                    error: Some(JobError::new("config", "the job worker has stopped")),
                     recipients: Vec::new(),
                 });
             }
@@ -447,7 +394,12 @@ impl Device {
             job.input.take()
         };
         let Some(input) = input else { return };
+        tracing::debug!(job = id, "job running");
         let result = rt.block_on(jobs::run(input, &self.opts));
+        match &result.error {
+            None => tracing::debug!(job = id, "job done"),
+            Some(e) => tracing::debug!(job = id, error = %e, "job failed"),
+        }
         let event = JobEvent {
             id,
             error: result.error.clone(),

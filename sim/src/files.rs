@@ -23,6 +23,18 @@ impl std::fmt::Debug for FileStore {
     }
 }
 
+/// Why the download service cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error("download service on {bind}: {source}")]
+    Bind {
+        bind: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
 /// The running download service.
 pub struct FileStore {
     files: Mutex<Vec<Stored>>,
@@ -31,9 +43,10 @@ pub struct FileStore {
 
 impl FileStore {
     /// Listens on `bind` (port 0: any free port) and serves until the process ends.
-    pub fn start(bind: &str) -> std::io::Result<Arc<FileStore>> {
-        let listener = TcpListener::bind(bind).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("download service on {bind}: {e}"))
+    pub fn start(bind: &str) -> Result<Arc<FileStore>, FilesError> {
+        let listener = TcpListener::bind(bind).map_err(|source| FilesError::Bind {
+            bind: bind.into(),
+            source,
         })?;
         let store = Arc::new(FileStore {
             files: Mutex::new(Vec::new()),

@@ -6,6 +6,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::resolve::{resolve, ResolveError};
+
 /// Largest response body the device accepts.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
@@ -17,11 +19,25 @@ pub struct Url {
     pub path: String,
 }
 
+/// Why a URL is not one the device fetches.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("{0:?}: only http:// URLs are fetched")]
+    NotHttp(String),
+    #[error("{0:?}: bad IPv6 host")]
+    BadIpv6(String),
+    #[error("{url:?}: bad port {port:?}")]
+    BadPort { url: String, port: String },
+    #[error("{0:?}: no host")]
+    NoHost(String),
+}
+
 impl Url {
-    pub fn parse(url: &str) -> Result<Url, String> {
+    /// Reads `http://HOST[:PORT]/PATH` (an IPv6 host in brackets).
+    pub fn parse(url: &str) -> Result<Url, UrlError> {
         let rest = url
             .strip_prefix("http://")
-            .ok_or_else(|| format!("{url:?}: only http:// URLs are fetched"))?;
+            .ok_or_else(|| UrlError::NotHttp(url.into()))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -29,7 +45,7 @@ impl Url {
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, p) = v6
                 .split_once(']')
-                .ok_or_else(|| format!("{url:?}: bad IPv6 host"))?;
+                .ok_or_else(|| UrlError::BadIpv6(url.into()))?;
             (
                 h.to_string(),
                 p.strip_prefix(':').unwrap_or("80").to_string(),
@@ -40,11 +56,12 @@ impl Url {
                 None => (authority.to_string(), "80".to_string()),
             }
         };
-        let port = port
-            .parse()
-            .map_err(|_| format!("{url:?}: bad port {port:?}"))?;
+        let port = port.parse().map_err(|_| UrlError::BadPort {
+            url: url.into(),
+            port,
+        })?;
         if host.is_empty() {
-            return Err(format!("{url:?}: no host"));
+            return Err(UrlError::NoHost(url.into()));
         }
         Ok(Url {
             host,
@@ -61,22 +78,61 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-fn decode_chunked(mut b: &[u8]) -> Result<Vec<u8>, String> {
+/// Why a chunked body cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkError {
+    #[error("chunked body without a chunk size line")]
+    NoSizeLine,
+    #[error("bad chunk size {0:?}")]
+    BadSize(String),
+    #[error("truncated or oversized chunk")]
+    Truncated,
+}
+
+/// Why a request got no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The name resolved to no address at all.
+    #[error("no address")]
+    NoAddress,
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// Writing the request or reading the answer failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("the answer is too large")]
+    TooLarge,
+    #[error("the answer has no end of headers")]
+    NoEndOfHeaders,
+    #[error("bad status line {0:?}")]
+    BadStatusLine(String),
+    #[error(transparent)]
+    Chunked(#[from] ChunkError),
+    #[error("no answer within {secs:.1}s", secs = .0.as_secs_f64())]
+    Timeout(Duration),
+}
+
+fn decode_chunked(mut b: &[u8]) -> Result<Vec<u8>, ChunkError> {
     let mut out = Vec::new();
     loop {
         let eol = b
             .windows(2)
             .position(|w| w == b"\r\n")
-            .ok_or("chunked body without a chunk size line")?;
+            .ok_or(ChunkError::NoSizeLine)?;
         let size_text = String::from_utf8_lossy(&b[..eol]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+            .map_err(|_| ChunkError::BadSize(size_text.to_string()))?;
         b = &b[eol + 2..];
         if size == 0 {
             return Ok(out);
         }
         if b.len() < size + 2 || out.len() + size > MAX_BODY {
-            return Err("truncated or oversized chunk".into());
+            return Err(ChunkError::Truncated);
         }
         out.extend_from_slice(&b[..size]);
         b = &b[size + 2..];
@@ -90,21 +146,23 @@ pub async fn request(
     body: Option<(&str, &[u8])>,
     timeout: Duration,
     fixed: &[(String, std::net::IpAddr)],
-) -> Result<Response, String> {
+) -> Result<Response, HttpError> {
     let work = async {
-        let addrs = crate::net::resolve(&url.host, url.port, fixed).await?;
-        let mut last = String::from("no address");
+        let addrs = resolve(&url.host, url.port, fixed).await?;
+        let mut last = None;
         let mut stream = None;
-        for a in addrs {
-            match TcpStream::connect(a).await {
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
                 Ok(s) => {
                     stream = Some(s);
                     break;
                 }
-                Err(e) => last = format!("connect to {a}: {e}"),
+                Err(source) => last = Some(HttpError::Connect { addr, source }),
             }
         }
-        let mut s = stream.ok_or(last)?;
+        let Some(mut s) = stream else {
+            return Err(last.unwrap_or(HttpError::NoAddress));
+        };
         let host = if url.host.contains(':') {
             format!("[{}]", url.host)
         } else {
@@ -127,29 +185,31 @@ pub async fn request(
         if let Some((_, b)) = body {
             req.extend_from_slice(b);
         }
-        s.write_all(&req).await.map_err(|e| e.to_string())?;
+        s.write_all(&req).await?;
         let mut raw = Vec::new();
         let mut chunk = [0u8; 8192];
         loop {
-            let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            let n = s.read(&mut chunk).await?;
             if n == 0 {
                 break;
             }
             raw.extend_from_slice(&chunk[..n]);
             if raw.len() > MAX_BODY + 16 * 1024 {
-                return Err("the answer is too large".to_string());
+                return Err(HttpError::TooLarge);
             }
         }
         let head_end = raw
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
-            .ok_or("the answer has no end of headers")?;
+            .ok_or(HttpError::NoEndOfHeaders)?;
         let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
         let status = head
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse::<u16>().ok())
-            .ok_or_else(|| format!("bad status line {:?}", head.lines().next().unwrap_or("")))?;
+            .ok_or_else(|| {
+                HttpError::BadStatusLine(head.lines().next().unwrap_or("").to_string())
+            })?;
         let chunked = head.lines().any(|l| {
             l.split_once(':').is_some_and(|(k, v)| {
                 k.trim().eq_ignore_ascii_case("transfer-encoding")
@@ -166,7 +226,7 @@ pub async fn request(
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,
-        Err(_) => Err(format!("no answer within {:.1}s", timeout.as_secs_f64())),
+        Err(_) => Err(HttpError::Timeout(timeout)),
     }
 }
 

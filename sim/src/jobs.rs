@@ -6,15 +6,36 @@ use std::time::Duration;
 use time::format_description::well_known::Rfc2822;
 use time::OffsetDateTime;
 
-use crate::device::{Options, Trigger, User};
+use crate::clock::device_now;
 use crate::mime::{self, Attachment, Mail};
 use crate::net;
+use crate::options::Options;
 use crate::partial;
 use crate::pop_client::{PopAuth, PopPlan};
 use crate::sasl_client::Credentials;
-use crate::settings::Settings;
+use crate::settings::{Key, Settings};
 use crate::smtp_client::{AuthPlan, Envelope, Outcome, RcptResult, TlsMode};
 use crate::verify::Checks;
+
+/// What a console command asks the device to send.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    Scan {
+        to: Vec<String>,
+        size_kb: u32,
+        user: Option<String>,
+    },
+    Alert(&'static str),
+    Counter,
+}
+
+/// A registered device user (for `device_user` credentials and the scan From).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+    pub address: String,
+}
 
 /// Everything a job needs, copied when it was triggered.
 #[derive(Debug, Clone)]
@@ -32,27 +53,44 @@ pub struct JobInput {
 #[derive(Debug, Clone, Default)]
 pub struct JobResult {
     /// `None` when delivered; else the error class of SPEC §5 and the detail.
-    pub error: Option<(&'static str, String)>,
+    pub error: Option<JobError>,
     pub recipients: Vec<RcptResult>,
 }
 
-type Refusal = (&'static str, String);
+/// Why a job failed or was refused: an error class of SPEC §5 and the detail, as the
+/// consoles show them (`ERR class detail`, `EVENT JOB n failed class detail`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{class} {detail}")]
+pub struct JobError {
+    pub class: &'static str,
+    pub detail: String,
+}
 
-fn refuse<T>(class: &'static str, detail: impl Into<String>) -> Result<T, Refusal> {
-    Err((class, detail.into()))
+impl JobError {
+    pub fn new(class: &'static str, detail: impl Into<String>) -> JobError {
+        JobError {
+            class,
+            detail: detail.into(),
+        }
+    }
+}
+
+fn refuse<T>(class: &'static str, detail: impl Into<String>) -> Result<T, JobError> {
+    Err(JobError::new(class, detail))
 }
 
 /// The switches for scans (SPEC §2): a scan with them off is refused at once.
-pub fn scan_gate(s: &Settings) -> Result<(), Refusal> {
-    if !s.flag("email.enabled") {
+pub fn scan_gate(s: &Settings) -> Result<(), JobError> {
+    if !s.flag(Key::EmailEnabled) {
         return refuse("disabled", "e-mail sending is off (email.enabled=off)");
     }
-    if !s.flag("email.scan") {
+    if !s.flag(Key::EmailScan) {
         return refuse("disabled", "scan to e-mail is off (email.scan=off)");
     }
     Ok(())
 }
 
+/// Everything one job's SMTP sessions need, decided before any connection.
 struct Plan {
     pop: Option<(net::PopTarget, Duration)>,
     /// The message, or its `message/partial` fragments, each its own transaction.
@@ -63,198 +101,38 @@ struct Plan {
     tls: net::TlsSetup,
 }
 
-fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
+/// Decides what a job sends, to whom, from whom and how (SPEC §2–§4), or why it
+/// cannot be sent; the checks come in the order that decides which error a job gets.
+fn plan(input: &JobInput, opts: &Options) -> Result<Plan, JobError> {
     let s = &input.settings;
-    let (kind_switch, what) = match &input.trigger {
-        Trigger::Scan { .. } => ("email.scan", "scan to e-mail"),
-        Trigger::Alert(_) => ("email.notify", "alert notification"),
-        Trigger::Counter => ("email.counter", "total counter notification"),
-    };
-    if !s.flag("email.enabled") {
-        return refuse("disabled", "e-mail sending is off (email.enabled=off)");
-    }
-    if !s.flag(kind_switch) {
-        return refuse("disabled", format!("{what} is off ({kind_switch}=off)"));
-    }
-    let user: Option<&User> = match &input.trigger {
-        Trigger::Scan {
-            user: Some(name), ..
-        } => input.users.iter().find(|u| &u.name == name),
-        _ => None,
-    };
-    let recipients = match &input.trigger {
-        Trigger::Scan { to, .. } => to.clone(),
-        _ => {
-            if input.notify.is_empty() {
-                return refuse("config", "no notification address is registered");
-            }
-            input.notify.clone()
-        }
-    };
-    let server = s.text("smtp.server");
-    if server.is_empty() {
+    kind_gate(input)?;
+    let user = job_user(input);
+    let recipients = recipients(input)?;
+    if s.text(Key::SmtpServer).is_empty() {
         return refuse("config", "smtp.server is empty");
     }
-    let header_from = match user {
-        Some(u) if !u.address.is_empty() => u.address.clone(),
-        _ => s.text("device.address").to_string(),
-    };
-    if header_from.is_empty() {
-        return refuse("config", "no From address: device.address is empty");
-    }
-    let mut mail_from = match s.text("envelope_from.mode") {
-        "specified" => s.text("envelope_from.address").to_string(),
-        _ => s.text("admin.address").to_string(),
-    };
-    if s.flag("smtp.auth.enabled") && s.text("smtp.auth.source") == "device_user" {
-        if let Some(u) = user.filter(|u| !u.address.is_empty()) {
-            mail_from = u.address.clone();
-        }
-    }
-    if mail_from.is_empty() {
-        let key = if s.text("envelope_from.mode") == "specified" {
-            "envelope_from.address"
-        } else {
-            "admin.address"
-        };
-        return refuse("config", format!("no envelope sender: {key} is empty"));
-    }
-    let now = crate::device::device_now(input.clock_offset);
+    let header_from = header_from(s, user)?;
+    let mail_from = envelope_sender(s, user)?;
+    let now = device_now(input.clock_offset);
     let boundary = input.id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let mut mail = compose(
-        input,
-        now,
-        header_from.clone(),
-        recipients.clone(),
-        &opts.hostname,
-    );
-    let mut message = mime::encode(&mail, boundary);
-    // SPEC §4: server load reduction, on the size of the whole encoded message.
-    let over = s.text("load.max_size") == "limited"
-        && message.len() as u64 > s.number("load.server_capacity") * 1024;
-    let by_url = match s.text("load.mode") {
-        "abort_over_limit" if over => {
-            return refuse(
-                "size_over_limit",
-                format!(
-                    "the message is {} KB, over load.server_capacity={} KB",
-                    message.len().div_ceil(1024),
-                    s.number("load.server_capacity")
-                ),
-            )
-        }
-        "url_over_limit" => over,
-        "url_always" => true,
-        _ => false,
-    };
-    if by_url {
-        if let Some(a) = mail.attachment.take() {
-            let Some(store) = &opts.downloads else {
-                return refuse(
-                    "config",
-                    "load.mode needs the download service, which is off",
-                );
-            };
-            let ttl = Duration::from_secs_f64(opts.url_ttl_s as f64 / opts.time_scale.max(1e-6));
-            let until = now + time::Duration::seconds(opts.url_ttl_s as i64);
-            let token = format!("{:016x}", boundary ^ now.unix_timestamp() as u64);
-            let url = store.put(&token, &a.filename, a.bytes, ttl);
-            mail.text.push_str(&format!(
-                "\nThe scanned document is not attached. Download it until {}:\n{url}\n",
-                until.format(&Rfc2822).unwrap_or_default()
-            ));
-            message = mime::encode(&mail, boundary);
-        }
-    }
-    let split_at =
-        (s.text("load.mode") == "split").then(|| s.number("load.split_size") as usize * 1024);
-    let messages = match split_at {
-        Some(limit) if message.len() > limit => {
-            let id = format!("{}.{}@{}", input.id, now.unix_timestamp(), opts.hostname);
-            let mid = |n: u32| {
-                format!(
-                    "<{}.{}.part{n}@{}>",
-                    now.unix_timestamp(),
-                    input.id,
-                    opts.hostname
-                )
-            };
-            let to_header = recipients.join(", ");
-            match partial::split(
-                &message,
-                limit,
-                &id,
-                &header_from,
-                &to_header,
-                &mail.subject,
-                &now.format(&Rfc2822).unwrap_or_default(),
-                &mid,
-            ) {
-                Ok(frags) => frags.into_iter().map(|f| f.bytes).collect(),
-                Err(e) => return refuse("config", format!("load.mode=split: {e}")),
-            }
-        }
-        _ => vec![message],
-    };
-    let timeout_s = s.number("smtp.timeout") as f64 / opts.time_scale.max(1e-6);
-    let mode = match s.text("smtp.tls") {
+    let mut mail = compose(input, now, header_from, recipients.clone(), &opts.hostname);
+    let message = reduce_load(s, opts, &mut mail, now, boundary)?;
+    let messages = split_for_server(s, input.id, opts, now, &mail, message)?;
+    let timeout = device_seconds(s.number(Key::SmtpTimeout), opts);
+    let mode = match s.text(Key::SmtpTls) {
         "smtps" => TlsMode::Smtps,
         "starttls" => TlsMode::Starttls,
         _ => TlsMode::None,
     };
     let port_key = if mode == TlsMode::Smtps {
-        "smtp.ssl_port"
+        Key::SmtpSslPort
     } else {
-        "smtp.port"
+        Key::SmtpPort
     };
-    let pop = s.flag("pop_before_smtp.enabled").then(|| {
-        let implicit_tls = s.text("pop.tls") == "pop3s";
-        let port_key = if implicit_tls {
-            "pop.ssl_port"
-        } else {
-            "pop.port"
-        };
-        let wait = s.number("pop_before_smtp.wait") as f64 / opts.time_scale.max(1e-6);
-        (
-            net::PopTarget {
-                server: s.text("pop.server").to_string(),
-                port: s.number(port_key) as u16,
-                implicit_tls,
-                plan: PopPlan {
-                    user: s.text("pop.user").to_string(),
-                    password: s.text("pop.password").to_string(),
-                    auth: if s.flag("pop.apop") {
-                        PopAuth::Apop
-                    } else {
-                        PopAuth::UserPass
-                    },
-                    stls: s.text("pop.tls") == "stls",
-                },
-            },
-            Duration::from_secs_f64(wait),
-        )
-    });
-    if pop.as_ref().is_some_and(|(t, _)| t.server.is_empty()) {
-        return refuse(
-            "config",
-            "pop_before_smtp.enabled is on but pop.server is empty",
-        );
-    }
+    let pop = pop_target(s, opts)?;
     Ok(Plan {
         pop,
-        tls: net::TlsSetup {
-            checks: Checks {
-                expiry: s.flag("smtp.verify.expiry"),
-                cn: s.flag("smtp.verify.cn"),
-                key_usage: s.flag("smtp.verify.key_usage"),
-                chain: s.flag("smtp.verify.chain"),
-                revocation: s.flag("smtp.verify.revocation"),
-                cn_only: opts.variants.cn_only,
-            },
-            now_unix: now.unix_timestamp(),
-            store: std::sync::Arc::clone(&input.certs),
-            soft_fail_revocation: opts.variants.soft_fail_revocation,
-        },
+        tls: tls_setup(input, opts, now),
         envelope: Envelope {
             tls: mode,
             plaintext_fallback: opts.variants.plaintext_after_starttls_failure,
@@ -266,25 +144,245 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, Refusal> {
         },
         messages,
         port: s.number(port_key) as u16,
-        timeout: Duration::from_secs_f64(timeout_s),
+        timeout,
     })
+}
+
+/// SPEC §2: the master switch and the switch of the job's kind of mail.
+fn kind_gate(input: &JobInput) -> Result<(), JobError> {
+    let s = &input.settings;
+    let (kind_switch, what) = match &input.trigger {
+        Trigger::Scan { .. } => (Key::EmailScan, "scan to e-mail"),
+        Trigger::Alert(_) => (Key::EmailNotify, "alert notification"),
+        Trigger::Counter => (Key::EmailCounter, "total counter notification"),
+    };
+    if !s.flag(Key::EmailEnabled) {
+        return refuse("disabled", "e-mail sending is off (email.enabled=off)");
+    }
+    if !s.flag(kind_switch) {
+        return refuse("disabled", format!("{what} is off ({kind_switch}=off)"));
+    }
+    Ok(())
+}
+
+/// The device user a scan names, if any.
+fn job_user(input: &JobInput) -> Option<&User> {
+    match &input.trigger {
+        Trigger::Scan {
+            user: Some(name), ..
+        } => input.users.iter().find(|u| &u.name == name),
+        _ => None,
+    }
+}
+
+/// A scan's addresses, or every notification address (SPEC §2: none is `config`).
+fn recipients(input: &JobInput) -> Result<Vec<String>, JobError> {
+    match &input.trigger {
+        Trigger::Scan { to, .. } => Ok(to.clone()),
+        _ if input.notify.is_empty() => refuse("config", "no notification address is registered"),
+        _ => Ok(input.notify.clone()),
+    }
+}
+
+/// The header From (SPEC §2): the job user's address, else `device.address`.
+fn header_from(s: &Settings, user: Option<&User>) -> Result<String, JobError> {
+    let from = match user {
+        Some(u) if !u.address.is_empty() => u.address.clone(),
+        _ => s.text(Key::DeviceAddress).to_string(),
+    };
+    if from.is_empty() {
+        return refuse("config", "no From address: device.address is empty");
+    }
+    Ok(from)
+}
+
+/// MAIL FROM (SPEC §3.8): `envelope_from.address` when specified, else
+/// `admin.address`; with `device_user` credentials the job user's address.
+fn envelope_sender(s: &Settings, user: Option<&User>) -> Result<String, JobError> {
+    let specified = s.text(Key::EnvelopeFromMode) == "specified";
+    let key = if specified {
+        Key::EnvelopeFromAddress
+    } else {
+        Key::AdminAddress
+    };
+    let mut sender = s.text(key).to_string();
+    if s.flag(Key::SmtpAuthEnabled) && s.text(Key::SmtpAuthSource) == "device_user" {
+        if let Some(u) = user.filter(|u| !u.address.is_empty()) {
+            sender = u.address.clone();
+        }
+    }
+    if sender.is_empty() {
+        return refuse("config", format!("no envelope sender: {key} is empty"));
+    }
+    Ok(sender)
+}
+
+/// SPEC §4 on the size of the whole encoded message: refused over the limit
+/// (`abort_over_limit`), or the attachment left on the device behind a download URL
+/// (`url_over_limit`, `url_always`). Answers the message to send.
+fn reduce_load(
+    s: &Settings,
+    opts: &Options,
+    mail: &mut Mail,
+    now: OffsetDateTime,
+    boundary: u64,
+) -> Result<Vec<u8>, JobError> {
+    let message = mime::encode(mail, boundary);
+    let over = s.text(Key::LoadMaxSize) == "limited"
+        && message.len() as u64 > s.number(Key::LoadServerCapacity) * 1024;
+    let by_url = match s.text(Key::LoadMode) {
+        "abort_over_limit" if over => {
+            return refuse(
+                "size_over_limit",
+                format!(
+                    "the message is {} KB, over load.server_capacity={} KB",
+                    message.len().div_ceil(1024),
+                    s.number(Key::LoadServerCapacity)
+                ),
+            )
+        }
+        "url_over_limit" => over,
+        "url_always" => true,
+        _ => false,
+    };
+    if !by_url {
+        return Ok(message);
+    }
+    let Some(a) = mail.attachment.take() else {
+        return Ok(message);
+    };
+    let Some(store) = &opts.downloads else {
+        return refuse(
+            "config",
+            "load.mode needs the download service, which is off",
+        );
+    };
+    let ttl = device_seconds(opts.url_ttl_s, opts);
+    let until = now + time::Duration::seconds(opts.url_ttl_s as i64);
+    let token = format!("{:016x}", boundary ^ now.unix_timestamp() as u64);
+    let url = store.put(&token, &a.filename, a.bytes, ttl);
+    mail.text.push_str(&format!(
+        "\nThe scanned document is not attached. Download it until {}:\n{url}\n",
+        until.format(&Rfc2822).unwrap_or_default()
+    ));
+    Ok(mime::encode(mail, boundary))
+}
+
+/// SPEC §4 `split`: a message over `load.split_size` as `message/partial`
+/// fragments; any other message whole.
+fn split_for_server(
+    s: &Settings,
+    job: u64,
+    opts: &Options,
+    now: OffsetDateTime,
+    mail: &Mail,
+    message: Vec<u8>,
+) -> Result<Vec<Vec<u8>>, JobError> {
+    let limit = match s.text(Key::LoadMode) {
+        "split" => s.number(Key::LoadSplitSize) as usize * 1024,
+        _ => return Ok(vec![message]),
+    };
+    if message.len() <= limit {
+        return Ok(vec![message]);
+    }
+    let host = &opts.hostname;
+    let stamp = now.unix_timestamp();
+    let id = format!("{job}.{stamp}@{host}");
+    let mid = |n: u32| format!("<{stamp}.{job}.part{n}@{host}>");
+    match partial::split(
+        &message,
+        limit,
+        &id,
+        &mail.from,
+        &mail.to.join(", "),
+        &mail.subject,
+        &now.format(&Rfc2822).unwrap_or_default(),
+        &mid,
+    ) {
+        Ok(frags) => Ok(frags.into_iter().map(|f| f.bytes).collect()),
+        Err(e) => refuse("config", format!("load.mode=split: {e}")),
+    }
+}
+
+/// POP before SMTP (SPEC §3.6), when it is on: where to log in, and how long to
+/// wait after it.
+fn pop_target(
+    s: &Settings,
+    opts: &Options,
+) -> Result<Option<(net::PopTarget, Duration)>, JobError> {
+    if !s.flag(Key::PopBeforeSmtpEnabled) {
+        return Ok(None);
+    }
+    if s.text(Key::PopServer).is_empty() {
+        return refuse(
+            "config",
+            "pop_before_smtp.enabled is on but pop.server is empty",
+        );
+    }
+    let implicit_tls = s.text(Key::PopTls) == "pop3s";
+    let port_key = if implicit_tls {
+        Key::PopSslPort
+    } else {
+        Key::PopPort
+    };
+    let target = net::PopTarget {
+        server: s.text(Key::PopServer).to_string(),
+        port: s.number(port_key) as u16,
+        implicit_tls,
+        plan: PopPlan {
+            user: s.text(Key::PopUser).to_string(),
+            password: s.text(Key::PopPassword).to_string(),
+            auth: if s.flag(Key::PopApop) {
+                PopAuth::Apop
+            } else {
+                PopAuth::UserPass
+            },
+            stls: s.text(Key::PopTls) == "stls",
+        },
+    };
+    let wait = device_seconds(s.number(Key::PopBeforeSmtpWait), opts);
+    Ok(Some((target, wait)))
+}
+
+/// The certificate checks that are on (SPEC §3.5), with the device clock and store.
+fn tls_setup(input: &JobInput, opts: &Options, now: OffsetDateTime) -> net::TlsSetup {
+    let s = &input.settings;
+    net::TlsSetup {
+        checks: Checks {
+            expiry: s.flag(Key::SmtpVerifyExpiry),
+            cn: s.flag(Key::SmtpVerifyCn),
+            key_usage: s.flag(Key::SmtpVerifyKeyUsage),
+            chain: s.flag(Key::SmtpVerifyChain),
+            revocation: s.flag(Key::SmtpVerifyRevocation),
+            cn_only: opts.variants.cn_only,
+        },
+        now_unix: now.unix_timestamp(),
+        store: std::sync::Arc::clone(&input.certs),
+        soft_fail_revocation: opts.variants.soft_fail_revocation,
+    }
+}
+
+/// `seconds` of device time as wall time: device time runs `--time-scale` times
+/// faster.
+fn device_seconds(seconds: u64, opts: &Options) -> Duration {
+    Duration::from_secs_f64(seconds as f64 / opts.time_scale.max(1e-6))
 }
 
 /// What AUTH needs (SPEC §3.7), when it is on.
 fn auth_plan(input: &JobInput, user: Option<&User>, opts: &Options) -> Option<AuthPlan> {
     let s = &input.settings;
-    if !s.flag("smtp.auth.enabled") {
+    if !s.flag(Key::SmtpAuthEnabled) {
         return None;
     }
     let configured = Credentials {
-        user: s.text("smtp.auth.user").to_string(),
-        password: s.text("smtp.auth.password").to_string(),
-        realm: s.text("smtp.auth.realm").to_string(),
-        token: s.text("smtp.auth.token").to_string(),
+        user: s.text(Key::SmtpAuthUser).to_string(),
+        password: s.text(Key::SmtpAuthPassword).to_string(),
+        realm: s.text(Key::SmtpAuthRealm).to_string(),
+        token: s.text(Key::SmtpAuthToken).to_string(),
     };
     // device_user: the job user's login; notifications have no user and use the
     // configured credentials.
-    let creds = match (s.text("smtp.auth.source"), user) {
+    let creds = match (s.text(Key::SmtpAuthSource), user) {
         ("device_user", Some(u)) => Credentials {
             user: u.name.clone(),
             password: u.password.clone(),
@@ -295,7 +393,7 @@ fn auth_plan(input: &JobInput, user: Option<&User>, opts: &Options) -> Option<Au
     Some(AuthPlan {
         enabled: s.mechanisms().into_iter().map(str::to_string).collect(),
         creds,
-        service_host: s.text("smtp.server").to_string(),
+        service_host: s.text(Key::SmtpServer).to_string(),
         cnonce_seed: input.id,
         send_without_auth: opts.variants.send_without_auth,
     })
@@ -359,14 +457,14 @@ pub async fn run(input: JobInput, opts: &Options) -> JobResult {
             }
         }
     };
-    let server = input.settings.text("smtp.server").to_string();
+    let server = input.settings.text(Key::SmtpServer).to_string();
     // SPEC §3.6: POP before SMTP first; a POP failure makes no SMTP connection.
     if let Some((target, wait)) = plan.pop {
         if let Err(Outcome::Failed { class, detail }) =
             net::pop_before_smtp(target, plan.timeout, &opts.resolve).await
         {
             return JobResult {
-                error: Some((class, detail)),
+                error: Some(JobError::new(class, detail)),
                 recipients: Vec::new(),
             };
         }
@@ -398,7 +496,7 @@ pub async fn run(input: JobInput, opts: &Options) -> JobResult {
                 detail
             };
             return JobResult {
-                error: Some((class, detail)),
+                error: Some(JobError::new(class, detail)),
                 recipients,
             };
         }

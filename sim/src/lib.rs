@@ -1,27 +1,62 @@
 //! mfp-sim: a simulated multifunction printer's e-mail (SMTP) sending function with
 //! its serial console, following the behaviour contract in SPEC.md.
 //!
-//! The modules follow one concept each: `settings` (schema and validation),
-//! `console` (the reference line protocol, no I/O), `menu` (the second dialect),
-//! `dialect` (what a transport needs of either), `device` (state and job queue), `jobs`
-//! (what a job sends), `mime` (building mails), `smtp_client` (the SMTP state
-//! machine, no I/O), `net` (its tokio layer), `transport` (pty, stdio, TCP).
+//! # The modules and their arrows
+//!
+//! One concept per module. An arrow A → B means A uses items of B; the arrows only
+//! ever point down this list, so the module graph is a DAG (`tests/module_graph.rs`
+//! reads the sources, the crate root included, and fails on a cycle, naming it).
+//!
+//! ```text
+//! (lib.rs)   → transport, dialects, menu, device, options, files, settings
+//!                                                     run(): options, device, console
+//! transport  → dialects, dialect, device, line        bytes in and out (pty, stdio, TCP)
+//! dialects   → console, menu, dialect                 the factory: --dialect → a session
+//! menu       → console, dialect, device, jobs, …      the second dialect (numbered menus)
+//! console    → dialect, device, jobs, settings, …     the reference dialect (SPEC §6)
+//! dialect    → device, line                           the Dialect trait, knowing no dialect
+//! device     → jobs, settings, options, clock, text   state, stores, job queue, job events
+//! jobs       → net, smtp_client, sasl_client, pop_client, partial, mime, settings,
+//!              options, clock, verify                 what one job sends (SPEC §2–§4)
+//! net        → smtp_client, pop_client, revocation, resolve, verify
+//!                                                     the tokio layer under the clients
+//! revocation → http, verify                           OCSP then CRL (SPEC §3.5)
+//! smtp_client → sasl_client, mime, text               the SMTP state machine, no I/O
+//! http       → resolve                                the HTTP client of revocation
+//! sasl_client → text                                  SASL mechanisms, a pure lower layer
+//! settings   → text                                   keys, schema, validation (SPEC §1)
+//! options    → files                                  what the device is started with
+//! partial                                             message/partial fragments (SPEC §4)
+//! text, line, clock, resolve, files, mime, verify, pop_client    the ground floor
+//! ```
+//!
+//! The rules behind the cuts: the device owns the job events and the consoles render
+//! them (the device never formats a console line); the [`dialect::Dialect`] trait
+//! knows none of its implementations (only [`dialects`] does); the HTTP client knows
+//! nothing of the SMTP layer (both stand on [`resolve`]); the SASL client knows
+//! nothing of SMTP (both stand on [`text`]).
 
+pub mod clock;
 pub mod console;
 pub mod device;
 pub mod dialect;
+pub mod dialects;
 pub mod files;
 pub mod http;
 pub mod jobs;
+pub mod line;
 pub mod menu;
 pub mod mime;
 pub mod net;
+pub mod options;
 pub mod partial;
 pub mod pop_client;
+pub mod resolve;
 pub mod revocation;
 pub mod sasl_client;
 pub mod settings;
 pub mod smtp_client;
+pub mod text;
 pub mod transport;
 pub mod verify;
 
@@ -63,34 +98,69 @@ pub struct SimArgs {
     pub url_ttl: u64,
 }
 
+/// Why the simulated device does not run, or stopped: a bad option (named as on the
+/// command line), or a device or console that cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("--time-scale {0}: must be a number from 1 to 10000")]
+    TimeScale(f64),
+    #[error("--hostname {name:?}: {source}")]
+    Hostname {
+        name: String,
+        source: settings::HostError,
+    },
+    #[error("--resolve {0:?}: expected NAME=ADDR")]
+    ResolveSyntax(String),
+    #[error("--resolve {spec:?}: {addr:?} is not an IP address")]
+    ResolveAddress { spec: String, addr: String },
+    #[error("--dialect {0:?}: must be one of {words}", words = dialects::DIALECTS.join(", "))]
+    Dialect(String),
+    #[error("--menu-login: only with --dialect menu (the reference dialect has no login)")]
+    LoginWithoutMenu,
+    #[error(transparent)]
+    MenuLogin(#[from] menu::LoginError),
+    #[error(transparent)]
+    Variant(#[from] options::UnknownVariant),
+    #[error("--downloads: {0}")]
+    Downloads(#[source] files::FilesError),
+    #[error("cannot start the device: {0}")]
+    Start(#[source] device::StartError),
+    #[error("--console {0:?}: must be pty, stdio or tcp:ADDR:PORT")]
+    ConsoleSpec(String),
+    #[error("console ({console}): {source}")]
+    Console {
+        console: String,
+        source: transport::TransportError,
+    },
+}
+
 /// Runs the device until its console ends.
-pub fn run(args: SimArgs) -> Result<(), String> {
+pub fn run(args: SimArgs) -> Result<(), SimError> {
     if !(args.time_scale.is_finite() && args.time_scale >= 1.0 && args.time_scale <= 10_000.0) {
-        return Err(format!(
-            "--time-scale {}: must be a number from 1 to 10000",
-            args.time_scale
-        ));
+        return Err(SimError::TimeScale(args.time_scale));
     }
-    settings::check_host(&args.hostname)
-        .map_err(|e| format!("--hostname {:?}: {e}", args.hostname))?;
+    settings::check_host(&args.hostname).map_err(|source| SimError::Hostname {
+        name: args.hostname.clone(),
+        source,
+    })?;
     let mut resolve = Vec::new();
     for r in &args.resolve {
         let (name, addr) = r
             .split_once('=')
-            .ok_or_else(|| format!("--resolve {r:?}: expected NAME=ADDR"))?;
-        let ip = addr
-            .parse()
-            .map_err(|_| format!("--resolve {r:?}: {addr:?} is not an IP address"))?;
+            .ok_or_else(|| SimError::ResolveSyntax(r.clone()))?;
+        let ip = addr.parse().map_err(|_| SimError::ResolveAddress {
+            spec: r.clone(),
+            addr: addr.into(),
+        })?;
         resolve.push((name.to_ascii_lowercase(), ip));
     }
     let dialect = dialect_of(&args)?;
-    let mut variants = device::Variants::default();
+    let mut variants = options::Variants::default();
     for v in &args.variant {
         variants.set(v)?;
     }
-    let downloads =
-        files::FileStore::start(&args.downloads).map_err(|e| format!("--downloads: {e}"))?;
-    let dev = device::Device::start(device::Options {
+    let downloads = files::FileStore::start(&args.downloads).map_err(SimError::Downloads)?;
+    let dev = device::Device::start(options::Options {
         variants,
         downloads: Some(downloads),
         url_ttl_s: args.url_ttl,
@@ -98,36 +168,93 @@ pub fn run(args: SimArgs) -> Result<(), String> {
         time_scale: args.time_scale,
         resolve,
     })
-    .map_err(|e| format!("cannot start the device: {e}"))?;
+    .map_err(SimError::Start)?;
     let r = match args.console.as_str() {
         "pty" => transport::serve_pty(dev, &dialect),
         "stdio" => transport::serve_stdio(dev, &dialect),
         other => match other.strip_prefix("tcp:") {
             Some(addr) => transport::serve_tcp(addr, dev, &dialect),
-            None => {
-                return Err(format!(
-                    "--console {other:?}: must be pty, stdio or tcp:ADDR:PORT"
-                ))
-            }
+            None => return Err(SimError::ConsoleSpec(other.into())),
         },
     };
-    r.map_err(|e| format!("console ({}): {e}", args.console))
+    r.map_err(|source| SimError::Console {
+        console: args.console.clone(),
+        source,
+    })
 }
 
 /// The dialect `--dialect` and `--menu-login` ask for.
-fn dialect_of(args: &SimArgs) -> Result<dialect::DialectKind, String> {
+fn dialect_of(args: &SimArgs) -> Result<dialects::DialectKind, SimError> {
     match (args.dialect.as_str(), &args.menu_login) {
-        ("reference", None) => Ok(dialect::DialectKind::Reference),
-        ("reference", Some(_)) => Err(
-            "--menu-login: only with --dialect menu (the reference dialect has no login)".into(),
-        ),
-        ("menu", login) => Ok(dialect::DialectKind::Menu(match login {
+        ("reference", None) => Ok(dialects::DialectKind::Reference),
+        ("reference", Some(_)) => Err(SimError::LoginWithoutMenu),
+        ("menu", login) => Ok(dialects::DialectKind::Menu(match login {
             Some(spec) => menu::MenuLogin::parse(spec)?,
             None => menu::MenuLogin::default(),
         })),
-        (other, _) => Err(format!(
-            "--dialect {other:?}: must be one of {}",
-            dialect::DIALECTS.join(", ")
-        )),
+        (other, _) => Err(SimError::Dialect(other.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimArgs,
+    }
+
+    /// The error `run` answers for these options (all refused before anything starts).
+    fn refusal(options: &[&str]) -> String {
+        let args = Cli::parse_from(std::iter::once("mfp-sim").chain(options.iter().copied())).args;
+        match run(args) {
+            Ok(()) => panic!("{options:?} accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn bad_options_are_named_as_on_the_command_line() {
+        for (options, want) in [
+            (
+                &["--time-scale", "0.5"][..],
+                "--time-scale 0.5: must be a number from 1 to 10000",
+            ),
+            (
+                &["--hostname", "a..b"],
+                "--hostname \"a..b\": must be a host name (RFC 1123, at most 253 characters), \
+                 an IPv4 address or an IPv6 address with optional %zone; it has an empty label",
+            ),
+            (
+                &["--resolve", "foo"],
+                "--resolve \"foo\": expected NAME=ADDR",
+            ),
+            (
+                &["--resolve", "foo=bar"],
+                "--resolve \"foo=bar\": \"bar\" is not an IP address",
+            ),
+            (
+                &["--dialect", "nope"],
+                "--dialect \"nope\": must be one of reference, menu",
+            ),
+            (
+                &["--menu-login", "a:b"],
+                "--menu-login: only with --dialect menu (the reference dialect has no login)",
+            ),
+            (
+                &["--dialect", "menu", "--menu-login", "nocolon"],
+                "--menu-login: expected USER:PASSWORD",
+            ),
+            (
+                &["--variant", "nope"],
+                "--variant \"nope\": one of plaintext-after-starttls-failure, \
+                 send-without-auth, cn-only, soft-fail-revocation",
+            ),
+        ] {
+            assert_eq!(refusal(options), want, "{options:?}");
+        }
     }
 }

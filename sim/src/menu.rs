@@ -18,12 +18,13 @@
 //! Bad input of any kind is answered with an `Error [config]: …` line (before the
 //! login: a message and the login prompt again) and the console keeps serving.
 
-use crate::console::{
-    line_text, quote, scan_trigger, split_words, Line, PemCollector, PemStep, ALERT_KINDS,
-};
-use crate::device::{Device, JobEvent, JobState, JobStatus, Trigger};
+use crate::console::{scan_trigger, PemCollector, PemStep, ALERT_KINDS};
+use crate::device::{Device, JobEvent, JobState, JobStatus};
 use crate::dialect::{lines, Dialect};
-use crate::settings::{self, Refusal, SCHEMA};
+use crate::jobs::Trigger;
+use crate::line::{line_text, Line};
+use crate::settings::{self, Key, Refusal, Refused};
+use crate::text::{quote, split_words};
 
 /// The prompt printed after every answer once logged in (no newline after it).
 pub const PROMPT: &str = "MFP> ";
@@ -62,25 +63,32 @@ impl std::fmt::Debug for MenuLogin {
     }
 }
 
+/// Why `--menu-login` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    #[error("--menu-login: expected USER:PASSWORD")]
+    NoColon,
+    #[error("--menu-login: the user {0:?} must be 1 to 32 letters, digits, '.', '_' or '-', starting with a letter")]
+    BadUser(String),
+    #[error("--menu-login: the password must be 1 to 64 printable ASCII characters")]
+    BadPassword,
+}
+
 impl MenuLogin {
     /// Reads `USER:PASSWORD`: a user name as [`valid_user`] says, a password of
     /// 1 to 64 printable ASCII characters (spaces allowed).
-    pub fn parse(spec: &str) -> Result<MenuLogin, String> {
+    pub fn parse(spec: &str) -> Result<MenuLogin, LoginError> {
         let Some((user, password)) = spec.split_once(':') else {
-            return Err("--menu-login: expected USER:PASSWORD".into());
+            return Err(LoginError::NoColon);
         };
         if !valid_user(user) {
-            return Err(format!(
-                "--menu-login: the user {user:?} must be 1 to 32 letters, digits, '.', '_' or '-', starting with a letter"
-            ));
+            return Err(LoginError::BadUser(user.into()));
         }
         if password.is_empty()
             || password.chars().count() > 64
             || !password.chars().all(|c| (' '..='~').contains(&c))
         {
-            return Err(
-                "--menu-login: the password must be 1 to 64 printable ASCII characters".into(),
-            );
+            return Err(LoginError::BadPassword);
         }
         Ok(MenuLogin {
             user: user.into(),
@@ -104,9 +112,13 @@ pub fn menu_key(spec_key: &str) -> String {
     spec_key.replace('.', "_").to_ascii_uppercase()
 }
 
-/// The SPEC key behind a menu key, if there is one.
-pub fn spec_key(menu: &str) -> Option<&'static str> {
-    SCHEMA.iter().map(|d| d.key).find(|k| menu_key(k) == menu)
+/// The SPEC key behind a menu key, if there is one: the one place where the menu's
+/// text becomes a [`Key`].
+pub fn spec_key(menu: &str) -> Option<Key> {
+    Key::ALL
+        .iter()
+        .copied()
+        .find(|k| menu_key(k.as_str()) == menu)
 }
 
 /// The menu's alert words, each with the SPEC kind it raises.
@@ -200,8 +212,8 @@ fn done<S: AsRef<str>>(data: &[S]) -> String {
 }
 
 /// The answer to a refused selection: `Error [CLASS]: detail`, the prompt.
-fn error(class: &str, detail: impl AsRef<str>) -> String {
-    format!("Error [{class}]: {}\r\n{PROMPT}", detail.as_ref())
+fn error(class: &str, detail: impl std::fmt::Display) -> String {
+    format!("Error [{class}]: {detail}\r\n{PROMPT}")
 }
 
 fn usage(u: &str) -> String {
@@ -210,9 +222,9 @@ fn usage(u: &str) -> String {
 
 /// A value line: the key padded to the longest key, ` : `, the value quoted.
 fn value_line(key: &str, value: &str) -> String {
-    let width = SCHEMA
+    let width = Key::ALL
         .iter()
-        .map(|d| menu_key(d.key).len())
+        .map(|k| menu_key(k.as_str()).len())
         .max()
         .unwrap_or(0);
     format!("{key:<width$} : {}", quote(value))
@@ -226,7 +238,7 @@ fn describe(refusals: &[Refusal]) -> String {
             format!(
                 "{}: {} refused ({})",
                 menu_key(&r.key),
-                crate::console::shown_value(r),
+                r.shown_value(),
                 r.rule
             )
         })
@@ -251,7 +263,7 @@ fn job_line(job: &JobStatus) -> String {
         JobState::Failed => "aborted",
     };
     match &job.error {
-        Some((class, detail)) => format!("Job #{} {state} [{class}] {detail}", job.id),
+        Some(e) => format!("Job #{} {state} [{}] {}", job.id, e.class, e.detail),
         None => format!("Job #{} {state}", job.id),
     }
 }
@@ -338,7 +350,7 @@ impl Menu {
                 self.started.push(id);
                 done(&[format!("Job #{id} accepted")])
             }
-            Err((class, detail)) => error(class, detail),
+            Err(e) => error(e.class, e.detail),
         }
     }
 
@@ -368,7 +380,7 @@ impl Menu {
         }
         match dev.apply_checked(&spec_pairs) {
             Ok(()) => done::<&str>(&[]),
-            Err(r) => error("config", describe(&r)),
+            Err(Refused(r)) => error("config", describe(&r)),
         }
     }
 
@@ -389,15 +401,13 @@ impl Menu {
                     .unwrap_or_default();
                 done(items)
             }
-            ["1.1", key] => {
-                match spec_key(key).and_then(|k| dev.settings().get(k).map(str::to_string)) {
-                    Some(v) => done(&[value_line(key, &v)]),
-                    None => error(
-                        "config",
-                        format!("{}: no such setting (1.4 lists them)", truncate(key, 60)),
-                    ),
-                }
-            }
+            ["1.1", key] => match spec_key(key) {
+                Some(k) => done(&[value_line(key, dev.settings().get(k))]),
+                None => error(
+                    "config",
+                    format!("{}: no such setting (1.4 lists them)", truncate(key, 60)),
+                ),
+            },
             ["1.1", ..] => usage("1.1 KEY"),
             ["1.2", key, value] => self.change(dev, &[(key, value)]),
             ["1.2", ..] => usage("1.2 KEY VALUE (quote a value with spaces)"),
@@ -425,7 +435,7 @@ impl Menu {
                     .settings()
                     .show()
                     .into_iter()
-                    .map(|(k, v)| value_line(&menu_key(k), &v))
+                    .map(|(k, v)| value_line(&menu_key(k.as_str()), &v))
                     .collect();
                 done(&shown)
             }
@@ -545,7 +555,7 @@ impl Dialect for Menu {
         }
         let line = match &e.error {
             None => format!("*** Job #{} completed", e.id),
-            Some((class, detail)) => format!("*** Job #{} aborted [{class}] {detail}", e.id),
+            Some(f) => format!("*** Job #{} aborted [{}] {}", e.id, f.class, f.detail),
         };
         if self.pem.is_some() {
             // No prompt is showing while PEM lines are pasted.
@@ -607,10 +617,10 @@ mod tests {
     #[test]
     fn keys_are_all_distinct_and_map_back() {
         let mut seen = std::collections::BTreeSet::new();
-        for d in SCHEMA {
-            let k = menu_key(d.key);
+        for key in Key::ALL {
+            let k = menu_key(key.as_str());
             assert!(seen.insert(k.clone()), "{k} twice");
-            assert_eq!(spec_key(&k), Some(d.key));
+            assert_eq!(spec_key(&k), Some(*key));
             assert!(
                 k.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
                 "{k}"
@@ -660,7 +670,7 @@ mod tests {
         m.answer(text("tech"), &dev);
         assert!(m.answer(text("a b:\"c"), &dev).contains("Welcome, tech."));
         for bad in ["", "nocolon", ":pw", "1x:pw", "u:", "u:\u{e9}"] {
-            let e = MenuLogin::parse(bad).unwrap_err();
+            let e = MenuLogin::parse(bad).unwrap_err().to_string();
             assert!(e.starts_with("--menu-login"), "{bad}: {e}");
         }
     }
@@ -701,12 +711,12 @@ mod tests {
             m.answer(text("1.2 SMTP_AUTH_PASSWORD \"p w 'x'\""), &dev),
             "Done.\r\nMFP> "
         );
-        assert_eq!(dev.settings().get("smtp.auth.password"), Some("p w 'x'"));
+        assert_eq!(dev.settings().get(Key::SmtpAuthPassword), "p w 'x'");
         // 1.4 lists every key in menu words, secrets masked.
         let all = m.answer(text("1.4"), &dev);
         assert!(all.contains("SMTP_AUTH_PASSWORD      : ***\r\n"), "{all}");
         assert!(all.contains("POP_BEFORE_SMTP_WAIT    : 5\r\n"), "{all}");
-        assert_eq!(all.matches(" : ").count(), SCHEMA.len(), "{all}");
+        assert_eq!(all.matches(" : ").count(), Key::ALL.len(), "{all}");
         assert!(!all.contains("smtp."), "{all}");
         // 1.3 is all or nothing, every problem named in menu words.
         let a = m.answer(
@@ -722,7 +732,7 @@ mod tests {
             "{a}"
         );
         assert!(a.ends_with("; nothing changed\r\nMFP> "), "{a}");
-        assert_eq!(dev.settings().get("smtp.port"), Some("25"));
+        assert_eq!(dev.settings().get(Key::SmtpPort), "25");
         assert_eq!(
             m.answer(
                 text("1.3 SMTP_PORT=2525 SMTP_SERVER=\"mx.hil.test\" DEVICE_ADDRESS=\"\""),
@@ -730,8 +740,8 @@ mod tests {
             ),
             "Done.\r\nMFP> "
         );
-        assert_eq!(dev.settings().get("smtp.port"), Some("2525"));
-        assert_eq!(dev.settings().get("smtp.server"), Some("mx.hil.test"));
+        assert_eq!(dev.settings().get(Key::SmtpPort), "2525");
+        assert_eq!(dev.settings().get(Key::SmtpServer), "mx.hil.test");
         // A secret is never shown in a refusal.
         let a = m.answer(text("1.2 SMTP_AUTH_PASSWORD \"sec\\\"ret\""), &dev);
         assert!(
@@ -743,7 +753,7 @@ mod tests {
             m.answer(text("1.9"), &dev),
             "Factory settings restored.\r\nDone.\r\nMFP> "
         );
-        assert_eq!(dev.settings().get("smtp.port"), Some("25"));
+        assert_eq!(dev.settings().get(Key::SmtpPort), "25");
     }
 
     #[test]

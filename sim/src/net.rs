@@ -2,12 +2,14 @@
 //! move bytes, and bound the connect and every wait for a reply by the timeout
 //! (SPEC §3 steps 1–2).
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::resolve::resolve;
+use crate::revocation;
 use crate::smtp_client::{
     Action, Client, Envelope, Outcome, RcptResult, ReplyReader, Step, TlsMode,
 };
@@ -92,7 +94,7 @@ async fn handshake(
         Ok(Ok(tls)) => {
             if setup.checks.revocation {
                 let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                crate::revocation::check(
+                revocation::check(
                     &seen,
                     setup.now_unix,
                     timeout,
@@ -129,50 +131,6 @@ fn failed(class: &'static str, detail: String) -> Outcome {
     Outcome::Failed { class, detail }
 }
 
-/// Resolves `smtp.server` (host name, IPv4, or IPv6 with optional `%zone`).
-pub async fn resolve(
-    server: &str,
-    port: u16,
-    fixed: &[(String, IpAddr)],
-) -> Result<Vec<SocketAddr>, String> {
-    if let Some((_, ip)) = fixed.iter().find(|(n, _)| n.eq_ignore_ascii_case(server)) {
-        return Ok(vec![SocketAddr::new(*ip, port)]);
-    }
-    if let Some((addr, zone)) = server.split_once('%') {
-        let ip: Ipv6Addr = addr
-            .parse()
-            .map_err(|_| format!("{server:?} is not an IPv6 address"))?;
-        let scope = match zone.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => {
-                interface_index(zone).ok_or_else(|| format!("no network interface {zone:?}"))?
-            }
-        };
-        return Ok(vec![SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope))]);
-    }
-    if let Ok(ip) = server.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    match tokio::net::lookup_host((server, port)).await {
-        Ok(addrs) => {
-            let v: Vec<SocketAddr> = addrs.collect();
-            if v.is_empty() {
-                Err(format!("host {server:?} has no address"))
-            } else {
-                Ok(v)
-            }
-        }
-        Err(e) => Err(format!("cannot resolve {server:?}: {e}")),
-    }
-}
-
-fn interface_index(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (i != 0).then_some(i)
-}
-
 /// Connects to the first address that answers within `timeout`.
 pub async fn connect(
     server: &str,
@@ -182,7 +140,7 @@ pub async fn connect(
 ) -> Result<TcpStream, Outcome> {
     let addrs = resolve(server, port, fixed)
         .await
-        .map_err(|e| failed("connect", e))?;
+        .map_err(|e| failed("connect", e.to_string()))?;
     let mut last = String::new();
     for addr in addrs {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {

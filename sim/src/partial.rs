@@ -66,6 +66,66 @@ pub struct Fragment {
     pub bytes: Vec<u8>,
 }
 
+/// Why a message cannot be fragmented exactly, or its fragments cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SplitError {
+    #[error("the message is empty")]
+    Empty,
+    #[error("the message does not end with CRLF (last line at byte {0})")]
+    NoFinalCrlf(usize),
+    #[error("bare LF at byte {0}")]
+    BareLf(usize),
+    #[error("bare CR at byte {0}")]
+    BareCr(usize),
+    #[error("the line at byte {at} has {octets} octets (at most {max})", max = MAX_LINE)]
+    LongLine { at: usize, octets: usize },
+    #[error("the message starts with a continuation line")]
+    StartsWithContinuation,
+    #[error("header line {0} is not a field (\"Name: value\")")]
+    NotAField(usize),
+    #[error(transparent)]
+    NameNotUtf8(std::str::Utf8Error),
+    #[error("the message has no blank line after its header")]
+    NoBlankLine,
+    #[error(
+        "header {late} comes after {first}: for a byte-exact reassembly (RFC 2046 \
+         §5.2.2.1) every field other than Content-*, Subject, Message-ID, \
+         Encrypted and MIME-Version must come before all of those; put the \
+         message through partial::canonical_order first"
+    )]
+    OutOfOrder { late: String, first: String },
+    #[error(
+        "the message has no {0} field: fragment 1 must carry the \
+         original's own {0}, since reassembly copies it"
+    )]
+    MissingField(&'static str),
+    #[error("the partial id {0:?} must be non-empty, without '\"' or '\\'")]
+    BadId(String),
+    #[error("the {what} {value:?} contains a control character")]
+    ControlCharacter { what: &'static str, value: String },
+    #[error("the fragment's {name} line would have {octets} octets (at most {max})", max = MAX_LINE)]
+    FieldTooLong { name: &'static str, octets: usize },
+    #[error(
+        "a fragment of at most {max_bytes} bytes cannot hold fragment 1: \
+         its headers and the message's whole header block need {need} bytes"
+    )]
+    HeaderBlockTooBig { max_bytes: usize, need: usize },
+    #[error(
+        "a fragment of at most {max_bytes} bytes cannot hold fragment {n}: \
+         its headers ({headers} bytes) and the next line ({line} bytes) do not fit"
+    )]
+    LineTooBig {
+        max_bytes: usize,
+        n: u32,
+        headers: usize,
+        line: usize,
+    },
+    #[error("too many fragments")]
+    TooMany,
+    #[error("the fragment count does not settle")]
+    Unsettled,
+}
+
 /// Whether RFC 2046 §5.2.2.1 takes this field from the enclosed message (rather
 /// than from the first enclosing one).
 fn is_enclosed_field(name: &str) -> bool {
@@ -85,28 +145,26 @@ struct Field<'a> {
 
 /// A message cut into lines (each range includes its CRLF), checked to have CRLF
 /// line endings only, lines of at most 998 octets, and a final CRLF.
-fn lines(message: &[u8]) -> Result<Vec<std::ops::Range<usize>>, String> {
+fn lines(message: &[u8]) -> Result<Vec<std::ops::Range<usize>>, SplitError> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < message.len() {
         let Some(lf) = message[start..].iter().position(|b| *b == b'\n') else {
-            return Err(format!(
-                "the message does not end with CRLF (last line at byte {start})"
-            ));
+            return Err(SplitError::NoFinalCrlf(start));
         };
         let end = start + lf + 1;
         if lf == 0 || message[end - 2] != b'\r' {
-            return Err(format!("bare LF at byte {}", end - 1));
+            return Err(SplitError::BareLf(end - 1));
         }
         let content = &message[start..end - 2];
         if let Some(cr) = content.iter().position(|b| *b == b'\r') {
-            return Err(format!("bare CR at byte {}", start + cr));
+            return Err(SplitError::BareCr(start + cr));
         }
         if content.len() > MAX_LINE {
-            return Err(format!(
-                "the line at byte {start} has {} octets (at most {MAX_LINE})",
-                content.len()
-            ));
+            return Err(SplitError::LongLine {
+                at: start,
+                octets: content.len(),
+            });
         }
         out.push(start..end);
         start = end;
@@ -119,7 +177,7 @@ fn lines(message: &[u8]) -> Result<Vec<std::ops::Range<usize>>, String> {
 fn header_fields<'a>(
     message: &'a [u8],
     lines: &[std::ops::Range<usize>],
-) -> Result<(Vec<Field<'a>>, usize), String> {
+) -> Result<(Vec<Field<'a>>, usize), SplitError> {
     let mut fields: Vec<Field<'a>> = Vec::new();
     // The field being read: where it starts, and its name.
     let mut open: Option<(usize, &'a str)> = None;
@@ -138,7 +196,7 @@ fn header_fields<'a>(
         }
         if content[0] == b' ' || content[0] == b'\t' {
             if open.is_none() {
-                return Err("the message starts with a continuation line".into());
+                return Err(SplitError::StartsWithContinuation);
             }
             continue;
         }
@@ -147,16 +205,13 @@ fn header_fields<'a>(
             .map(|c| &content[..c])
             .filter(|n| !n.is_empty() && n.iter().all(|b| (33..=126).contains(b)));
         let Some(name) = name else {
-            return Err(format!(
-                "header line {} is not a field (\"Name: value\")",
-                i + 1
-            ));
+            return Err(SplitError::NotAField(i + 1));
         };
         // The name is printable ASCII, so this always succeeds.
-        let name = std::str::from_utf8(name).map_err(|e| e.to_string())?;
+        let name = std::str::from_utf8(name).map_err(SplitError::NameNotUtf8)?;
         open = Some((r.start, name));
     }
-    Err("the message has no blank line after its header".into())
+    Err(SplitError::NoBlankLine)
 }
 
 /// Reorders a message's header fields into the order RFC 2046 reassembly yields:
@@ -187,21 +242,24 @@ pub fn canonical_order(message: &[u8]) -> Vec<u8> {
 }
 
 /// A value for a header line of a fragment: one line, no control characters.
-fn check_value(what: &str, value: &str) -> Result<(), String> {
+fn check_value(what: &'static str, value: &str) -> Result<(), SplitError> {
     if value.chars().any(char::is_control) {
-        return Err(format!("the {what} {value:?} contains a control character"));
+        return Err(SplitError::ControlCharacter {
+            what,
+            value: value.into(),
+        });
     }
     Ok(())
 }
 
 /// Appends `name: value` CRLF, refusing a line longer than 998 octets.
-fn push_field(out: &mut Vec<u8>, name: &str, value: &str) -> Result<(), String> {
+fn push_field(out: &mut Vec<u8>, name: &'static str, value: &str) -> Result<(), SplitError> {
     let line = format!("{name}: {value}");
     if line.len() > MAX_LINE {
-        return Err(format!(
-            "the fragment's {name} line would have {} octets (at most {MAX_LINE})",
-            line.len()
-        ));
+        return Err(SplitError::FieldTooLong {
+            name,
+            octets: line.len(),
+        });
     }
     out.extend_from_slice(line.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -233,35 +291,27 @@ pub fn split(
     subject: &str,
     date: &str,
     message_id_for: &dyn Fn(u32) -> String,
-) -> Result<Vec<Fragment>, String> {
+) -> Result<Vec<Fragment>, SplitError> {
     if message.is_empty() {
-        return Err("the message is empty".into());
+        return Err(SplitError::Empty);
     }
     let ls = lines(message)?;
     let (fields, header_lines) = header_fields(message, &ls)?;
     if let Some(first) = fields.iter().position(|f| is_enclosed_field(f.name)) {
         if let Some(late) = fields[first..].iter().find(|f| !is_enclosed_field(f.name)) {
-            return Err(format!(
-                "header {} comes after {}: for a byte-exact reassembly (RFC 2046 \
-                 §5.2.2.1) every field other than Content-*, Subject, Message-ID, \
-                 Encrypted and MIME-Version must come before all of those; put the \
-                 message through partial::canonical_order first",
-                late.name, fields[first].name
-            ));
+            return Err(SplitError::OutOfOrder {
+                late: late.name.into(),
+                first: fields[first].name.into(),
+            });
         }
     }
     for needed in ["Date", "From"] {
         if !fields.iter().any(|f| f.name.eq_ignore_ascii_case(needed)) {
-            return Err(format!(
-                "the message has no {needed} field: fragment 1 must carry the \
-                 original's own {needed}, since reassembly copies it"
-            ));
+            return Err(SplitError::MissingField(needed));
         }
     }
     if id.is_empty() || id.contains(['"', '\\']) {
-        return Err(format!(
-            "the partial id {id:?} must be non-empty, without '\"' or '\\'"
-        ));
+        return Err(SplitError::BadId(id.into()));
     }
     check_value("partial id", id)?;
     check_value("From", outer_from)?;
@@ -275,7 +325,7 @@ pub fn split(
         .filter(|f| !is_enclosed_field(f.name))
         .flat_map(|f| f.raw.iter().copied())
         .collect();
-    let headers = |n: u32, total: u32| -> Result<Vec<u8>, String> {
+    let headers = |n: u32, total: u32| -> Result<Vec<u8>, SplitError> {
         let mut h = Vec::with_capacity(kept.len() + 256);
         if n == 1 {
             h.extend_from_slice(&kept);
@@ -303,11 +353,11 @@ pub fn split(
     // Greedy packing of whole lines, for a guessed total. Longer totals only make
     // headers longer, so the count never shrinks as the guess grows: iterating
     // from 1 reaches the total that reproduces itself.
-    let pack = |total: u32| -> Result<Vec<Packed>, String> {
+    let pack = |total: u32| -> Result<Vec<Packed>, SplitError> {
         let mut out = Vec::new();
         let mut i = 0;
         while i < ls.len() {
-            let n = u32::try_from(out.len() + 1).map_err(|_| "too many fragments")?;
+            let n = u32::try_from(out.len() + 1).map_err(|_| SplitError::TooMany)?;
             let h = headers(n, total)?;
             let budget = max_bytes.saturating_sub(h.len());
             let first = i;
@@ -319,18 +369,15 @@ pub fn split(
             if n == 1 && i < header_lines {
                 let need: usize =
                     h.len() + ls[..header_lines].iter().map(|r| r.len()).sum::<usize>();
-                return Err(format!(
-                    "a fragment of at most {max_bytes} bytes cannot hold fragment 1: \
-                     its headers and the message's whole header block need {need} bytes"
-                ));
+                return Err(SplitError::HeaderBlockTooBig { max_bytes, need });
             }
             if i == first {
-                return Err(format!(
-                    "a fragment of at most {max_bytes} bytes cannot hold fragment {n}: \
-                     its headers ({} bytes) and the next line ({} bytes) do not fit",
-                    h.len(),
-                    ls[i].len()
-                ));
+                return Err(SplitError::LineTooBig {
+                    max_bytes,
+                    n,
+                    headers: h.len(),
+                    line: ls[i].len(),
+                });
             }
             out.push((h, ls[first].start..ls[i - 1].end));
         }
@@ -340,7 +387,7 @@ pub fn split(
     let mut total: u32 = 1;
     for _ in 0..64 {
         let packed = pack(total)?;
-        let count = u32::try_from(packed.len()).map_err(|_| "too many fragments")?;
+        let count = u32::try_from(packed.len()).map_err(|_| SplitError::TooMany)?;
         if count == total {
             return Ok(packed
                 .into_iter()
@@ -357,7 +404,7 @@ pub fn split(
         }
         total = count;
     }
-    Err("the fragment count does not settle".into())
+    Err(SplitError::Unsettled)
 }
 
 #[cfg(test)]
@@ -545,6 +592,7 @@ mod tests {
         format!("<42.1767225600.{n}@mfp-sim>")
     }
 
+    /// Splits with fixed arguments; an error as its text.
     fn cut(m: &[u8], max: usize) -> Result<Vec<Fragment>, String> {
         split(
             m,
@@ -556,6 +604,7 @@ mod tests {
             "Thu, 1 Jan 2026 00:00:00 +0000",
             &mid,
         )
+        .map_err(|e| e.to_string())
     }
 
     fn names(m: &[u8]) -> Vec<String> {
@@ -728,7 +777,9 @@ mod tests {
         // one base64 line.
         let smallest = (300..2000).find(|max| cut(&m, *max).is_ok()).unwrap();
         let to = format!("{}@example.com", "x".repeat(smallest));
-        let e = split(&m, smallest, "x", "a@b", &to, "s", "now", &mid).unwrap_err();
+        let e = split(&m, smallest, "x", "a@b", &to, "s", "now", &mid)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot hold fragment 2"), "{e}");
         assert!(e.contains("and the next line"), "{e}");
     }
@@ -792,7 +843,9 @@ Content-transfer-encoding: base64\r\n\r\n"
             .contains("no Date"));
         assert!(cut(b"", 1024).is_err());
         let args = |id: &str, subject: &str| {
-            split(&ok, 4096, id, "a@b", "c@d", subject, "now", &mid).unwrap_err()
+            split(&ok, 4096, id, "a@b", "c@d", subject, "now", &mid)
+                .unwrap_err()
+                .to_string()
         };
         assert!(args("a\"b", "s").contains("partial id"));
         assert!(args("", "s").contains("partial id"));
@@ -802,7 +855,8 @@ Content-transfer-encoding: base64\r\n\r\n"
         let e = split(&ok, 4096, "x", "a@b", "c@d", "s", "now", &|_| {
             "<a\r\nb>".into()
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("Message-ID"), "{e}");
     }
 }

@@ -111,7 +111,7 @@ async fn ask_ocsp(
     };
     let parsed_url = match Url::parse(url) {
         Ok(u) => u,
-        Err(e) => return none(e),
+        Err(e) => return none(e.to_string()),
     };
     let resp = match http::request(
         &parsed_url,
@@ -122,7 +122,7 @@ async fn ask_ocsp(
     .await
     {
         Ok(r) => r,
-        Err(e) => return none(e),
+        Err(e) => return none(e.to_string()),
     };
     if resp.status != 200 {
         return none(format!("HTTP {}", resp.status));
@@ -179,11 +179,11 @@ async fn ask_crl(
     let none = |why: String| Answer::None(format!("CRL {url}: {why}"));
     let parsed_url = match Url::parse(url) {
         Ok(u) => u,
-        Err(e) => return none(e),
+        Err(e) => return none(e.to_string()),
     };
     let resp = match http::request(&parsed_url, None, timeout, fixed).await {
         Ok(r) => r,
-        Err(e) => return none(e),
+        Err(e) => return none(e.to_string()),
     };
     if resp.status != 200 {
         return none(format!("HTTP {}", resp.status));

@@ -16,7 +16,7 @@ use std::fmt;
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
 
-use crate::smtp_client::printable;
+use crate::text::printable;
 
 /// A SASL mechanism the device knows by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

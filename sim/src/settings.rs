@@ -4,9 +4,10 @@
 //! Values are kept in their canonical console form (SPEC "Value syntax"), so what
 //! `get` answers can be set back unchanged; typed accessors read them for the jobs.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::text::quote;
 
 /// AUTH mechanisms in the device's order of preference (SPEC §3.7), xoauth2 aside.
 pub const MECHANISM_ORDER: &[&str] = &[
@@ -50,27 +51,221 @@ pub enum Kind {
     Mechanisms,
 }
 
+/// Declares [`Key`] with its console text, in the order `show` lists the keys, and
+/// with it [`Key::ALL`] and [`Key::as_str`], so that the three can never disagree.
+macro_rules! keys {
+    ($($(#[$doc:meta])* $key:ident = $text:literal,)*) => {
+        /// A setting the device knows: every key of SPEC §1, the POP keys and the
+        /// XOAUTH2 token. Code names a setting by this enum, so a misspelt key does
+        /// not compile; the console's text becomes a `Key` in one place,
+        /// [`Key::parse`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Key {
+            $($(#[$doc])* $key,)*
+        }
+
+        impl Key {
+            /// Every key, in the order `show` lists them.
+            pub const ALL: &'static [Key] = &[$(Key::$key,)*];
+
+            /// The key as the console, device profiles and reports write it
+            /// (`smtp.auth.methods`).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Key::$key => $text,)*
+                }
+            }
+        }
+    };
+}
+
+keys! {
+    EmailEnabled = "email.enabled",
+    EmailScan = "email.scan",
+    EmailNotify = "email.notify",
+    EmailCounter = "email.counter",
+    SmtpServer = "smtp.server",
+    SmtpTls = "smtp.tls",
+    SmtpPort = "smtp.port",
+    SmtpSslPort = "smtp.ssl_port",
+    SmtpVerifyExpiry = "smtp.verify.expiry",
+    SmtpVerifyCn = "smtp.verify.cn",
+    SmtpVerifyKeyUsage = "smtp.verify.key_usage",
+    SmtpVerifyChain = "smtp.verify.chain",
+    SmtpVerifyRevocation = "smtp.verify.revocation",
+    SmtpTimeout = "smtp.timeout",
+    AdminAddress = "admin.address",
+    DeviceAddress = "device.address",
+    PopBeforeSmtpEnabled = "pop_before_smtp.enabled",
+    PopBeforeSmtpWait = "pop_before_smtp.wait",
+    SmtpAuthEnabled = "smtp.auth.enabled",
+    SmtpAuthMethods = "smtp.auth.methods",
+    SmtpAuthUser = "smtp.auth.user",
+    SmtpAuthPassword = "smtp.auth.password",
+    /// The XOAUTH2 bearer token (an extension of SPEC §1).
+    SmtpAuthToken = "smtp.auth.token",
+    SmtpAuthRealm = "smtp.auth.realm",
+    SmtpAuthSource = "smtp.auth.source",
+    EnvelopeFromMode = "envelope_from.mode",
+    EnvelopeFromAddress = "envelope_from.address",
+    LoadMode = "load.mode",
+    LoadSplitSize = "load.split_size",
+    LoadMaxSize = "load.max_size",
+    LoadServerCapacity = "load.server_capacity",
+    PopServer = "pop.server",
+    PopTls = "pop.tls",
+    PopPort = "pop.port",
+    PopSslPort = "pop.ssl_port",
+    PopApop = "pop.apop",
+    PopUser = "pop.user",
+    PopPassword = "pop.password",
+}
+
+/// The rule an unknown key breaks.
+const UNKNOWN_KEY: &str = "unknown key (see `show` for the keys)";
+
+/// A key the device does not know, as the console gave it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {}", UNKNOWN_KEY)]
+pub struct UnknownKey {
+    pub key: String,
+}
+
+impl Key {
+    /// The key the console's text names: the one place where text becomes a key.
+    pub fn parse(text: &str) -> Result<Key, UnknownKey> {
+        Key::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| UnknownKey { key: text.into() })
+    }
+
+    /// The key's type, rule, default and secrecy.
+    pub fn def(self) -> &'static KeyDef {
+        // SCHEMA is built from ALL, which lists the keys in declaration order.
+        &SCHEMA[self as usize]
+    }
+
+    /// The type, rule, default and secrecy of each key (SPEC §1).
+    const fn define(self) -> KeyDef {
+        use Key::*;
+        match self {
+            EmailEnabled | EmailScan | EmailNotify | EmailCounter => def(self, Kind::Bool, "on"),
+            SmtpServer | PopServer => def(self, Kind::Host, ""),
+            SmtpTls => def(self, Kind::Choice(&["none", "smtps", "starttls"]), "none"),
+            SmtpPort => def(self, PORT, "25"),
+            SmtpSslPort => def(self, PORT, "465"),
+            SmtpVerifyExpiry => def(self, Kind::Bool, "on"),
+            SmtpVerifyCn | SmtpVerifyKeyUsage | SmtpVerifyChain | SmtpVerifyRevocation => {
+                def(self, Kind::Bool, "off")
+            }
+            SmtpTimeout => def(self, Kind::Int { min: 30, max: 300 }, "60"),
+            AdminAddress | DeviceAddress | EnvelopeFromAddress => def(self, ADDRESS, ""),
+            PopBeforeSmtpEnabled | SmtpAuthEnabled | PopApop => def(self, Kind::Bool, "off"),
+            PopBeforeSmtpWait => def(self, Kind::Int { min: 0, max: 60 }, "5"),
+            SmtpAuthMethods => def(self, Kind::Mechanisms, "digest-md5,cram-md5,login,plain"),
+            SmtpAuthUser | PopUser => def(self, USER, ""),
+            SmtpAuthPassword | PopPassword => secret(self, PASSWORD),
+            SmtpAuthToken => secret(
+                self,
+                Kind::Text {
+                    max: 2048,
+                    half_width: true,
+                    forbid: "\"",
+                },
+            ),
+            SmtpAuthRealm => def(
+                self,
+                Kind::Text {
+                    max: 253,
+                    half_width: true,
+                    forbid: "",
+                },
+                "",
+            ),
+            SmtpAuthSource => def(
+                self,
+                Kind::Choice(&["configured", "device_user"]),
+                "configured",
+            ),
+            EnvelopeFromMode => def(self, Kind::Choice(&["admin", "specified"]), "admin"),
+            LoadMode => def(
+                self,
+                Kind::Choice(&[
+                    "none",
+                    "split",
+                    "abort_over_limit",
+                    "url_over_limit",
+                    "url_always",
+                ]),
+                "none",
+            ),
+            LoadSplitSize => def(
+                self,
+                Kind::Int {
+                    min: 100,
+                    max: 15000,
+                },
+                "1024",
+            ),
+            LoadMaxSize => def(self, Kind::Choice(&["unlimited", "limited"]), "unlimited"),
+            LoadServerCapacity => def(
+                self,
+                Kind::Int {
+                    min: 1,
+                    max: 102400,
+                },
+                "10240",
+            ),
+            PopTls => def(self, Kind::Choice(&["none", "pop3s", "stls"]), "none"),
+            PopPort => def(self, PORT, "110"),
+            PopSslPort => def(self, PORT, "995"),
+        }
+    }
+}
+
+/// `smtp.auth.methods`: the key as the console writes it.
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Key {
+    type Err = UnknownKey;
+
+    fn from_str(text: &str) -> Result<Key, UnknownKey> {
+        Key::parse(text)
+    }
+}
+
 /// One setting: its console key, type, factory default and whether it is a secret.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyDef {
+    /// The key as the console writes it ([`Key::as_str`]).
     pub key: &'static str,
+    /// The key itself.
+    pub id: Key,
     pub kind: Kind,
     pub default: &'static str,
     pub secret: bool,
 }
 
-const fn def(key: &'static str, kind: Kind, default: &'static str) -> KeyDef {
+const fn def(key: Key, kind: Kind, default: &'static str) -> KeyDef {
     KeyDef {
-        key,
+        key: key.as_str(),
+        id: key,
         kind,
         default,
         secret: false,
     }
 }
 
-const fn secret(key: &'static str, kind: Kind) -> KeyDef {
+const fn secret(key: Key, kind: Kind) -> KeyDef {
     KeyDef {
-        key,
+        key: key.as_str(),
+        id: key,
         kind,
         default: "",
         secret: true,
@@ -90,142 +285,106 @@ const PASSWORD: Kind = Kind::Text {
     forbid: "\"",
 };
 
-/// Every key of SPEC §1, the POP keys included, in the order `show` lists them.
-pub const SCHEMA: &[KeyDef] = &[
-    def("email.enabled", Kind::Bool, "on"),
-    def("email.scan", Kind::Bool, "on"),
-    def("email.notify", Kind::Bool, "on"),
-    def("email.counter", Kind::Bool, "on"),
-    def("smtp.server", Kind::Host, ""),
-    def(
-        "smtp.tls",
-        Kind::Choice(&["none", "smtps", "starttls"]),
-        "none",
-    ),
-    def("smtp.port", PORT, "25"),
-    def("smtp.ssl_port", PORT, "465"),
-    def("smtp.verify.expiry", Kind::Bool, "on"),
-    def("smtp.verify.cn", Kind::Bool, "off"),
-    def("smtp.verify.key_usage", Kind::Bool, "off"),
-    def("smtp.verify.chain", Kind::Bool, "off"),
-    def("smtp.verify.revocation", Kind::Bool, "off"),
-    def("smtp.timeout", Kind::Int { min: 30, max: 300 }, "60"),
-    def("admin.address", ADDRESS, ""),
-    def("device.address", ADDRESS, ""),
-    def("pop_before_smtp.enabled", Kind::Bool, "off"),
-    def("pop_before_smtp.wait", Kind::Int { min: 0, max: 60 }, "5"),
-    def("smtp.auth.enabled", Kind::Bool, "off"),
-    def(
-        "smtp.auth.methods",
-        Kind::Mechanisms,
-        "digest-md5,cram-md5,login,plain",
-    ),
-    def("smtp.auth.user", USER, ""),
-    secret("smtp.auth.password", PASSWORD),
-    KeyDef {
-        key: "smtp.auth.token",
-        kind: Kind::Text {
-            max: 2048,
-            half_width: true,
-            forbid: "\"",
-        },
-        default: "",
-        secret: true,
-    },
-    def(
-        "smtp.auth.realm",
-        Kind::Text {
-            max: 253,
-            half_width: true,
-            forbid: "",
-        },
-        "",
-    ),
-    def(
-        "smtp.auth.source",
-        Kind::Choice(&["configured", "device_user"]),
-        "configured",
-    ),
-    def(
-        "envelope_from.mode",
-        Kind::Choice(&["admin", "specified"]),
-        "admin",
-    ),
-    def("envelope_from.address", ADDRESS, ""),
-    def(
-        "load.mode",
-        Kind::Choice(&[
-            "none",
-            "split",
-            "abort_over_limit",
-            "url_over_limit",
-            "url_always",
-        ]),
-        "none",
-    ),
-    def(
-        "load.split_size",
-        Kind::Int {
-            min: 100,
-            max: 15000,
-        },
-        "1024",
-    ),
-    def(
-        "load.max_size",
-        Kind::Choice(&["unlimited", "limited"]),
-        "unlimited",
-    ),
-    def(
-        "load.server_capacity",
-        Kind::Int {
-            min: 1,
-            max: 102400,
-        },
-        "10240",
-    ),
-    def("pop.server", Kind::Host, ""),
-    def("pop.tls", Kind::Choice(&["none", "pop3s", "stls"]), "none"),
-    def("pop.port", PORT, "110"),
-    def("pop.ssl_port", PORT, "995"),
-    def("pop.apop", Kind::Bool, "off"),
-    def("pop.user", USER, ""),
-    secret("pop.password", PASSWORD),
-];
+/// The number of keys.
+const KEYS: usize = Key::ALL.len();
 
-/// Looks a key up in the schema.
+/// [`SCHEMA`]'s array: each key's definition, at the key's index.
+const DEFINITIONS: [KeyDef; KEYS] = {
+    let mut out = [def(Key::EmailEnabled, Kind::Bool, ""); KEYS];
+    let mut i = 0;
+    while i < KEYS {
+        out[i] = Key::ALL[i].define();
+        i += 1;
+    }
+    out
+};
+
+/// Every key of SPEC §1, the POP keys included, in the order `show` lists them.
+pub const SCHEMA: &[KeyDef] = &DEFINITIONS;
+
+/// Looks a key up in the schema by its console text.
 pub fn lookup(key: &str) -> Option<&'static KeyDef> {
-    SCHEMA.iter().find(|d| d.key == key)
+    Key::parse(key).ok().map(Key::def)
 }
 
 /// A refused value: the key, the value as given and the rule it breaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// The key as given (an unknown key too).
     pub key: String,
     pub value: String,
     pub rule: String,
+    /// Whether the value is a secret, never to be shown.
+    pub secret: bool,
 }
 
+impl Refusal {
+    fn new(key: Key, value: &str, rule: impl Into<String>) -> Refusal {
+        Refusal {
+            key: key.as_str().to_string(),
+            value: value.to_string(),
+            rule: rule.into(),
+            secret: key.def().secret,
+        }
+    }
+
+    fn unknown(e: UnknownKey, value: &str) -> Refusal {
+        Refusal {
+            key: e.key,
+            value: value.to_string(),
+            rule: UNKNOWN_KEY.to_string(),
+            secret: false,
+        }
+    }
+
+    /// The refused value as a console shows it: quoted, or `*** (N characters)` for a
+    /// secret.
+    pub fn shown_value(&self) -> String {
+        if self.secret {
+            format!("*** ({} characters)", self.value.chars().count())
+        } else {
+            quote(&self.value)
+        }
+    }
+}
+
+/// `KEY: VALUE refused: RULE`, the value as [`Refusal::shown_value`] shows it.
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {:?} refused: {}", self.key, self.value, self.rule)
+        write!(
+            f,
+            "{}: {} refused: {}",
+            self.key,
+            self.shown_value(),
+            self.rule
+        )
     }
 }
 
-fn refuse(key: &str, value: &str, rule: impl Into<String>) -> Refusal {
-    Refusal {
-        key: key.to_string(),
-        value: value.to_string(),
-        rule: rule.into(),
+impl std::error::Error for Refusal {}
+
+/// A change refused as a whole: every refusal, in the order the keys were given.
+/// Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub Vec<Refusal>);
+
+/// The refusals joined by `; `, then `; nothing changed` (the reference dialect's
+/// `ERR config` detail).
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for r in &self.0 {
+            write!(f, "{r}; ")?;
+        }
+        f.write_str("nothing changed")
     }
 }
+
+impl std::error::Error for Refused {}
 
 /// Checks `value` against the rule of `key`; answers the canonical form.
-pub fn validate(key: &str, value: &str) -> Result<String, Refusal> {
-    let Some(d) = lookup(key) else {
-        return Err(refuse(key, value, "unknown key (see `show` for the keys)"));
-    };
-    let r = |rule: String| refuse(key, value, rule);
+pub fn validate(key: Key, value: &str) -> Result<String, Refusal> {
+    let d = key.def();
+    let r = |rule: String| Refusal::new(key, value, rule);
     match d.kind {
         Kind::Bool => match value {
             "on" | "off" => Ok(value.to_string()),
@@ -252,7 +411,9 @@ pub fn validate(key: &str, value: &str) -> Result<String, Refusal> {
             if value.is_empty() {
                 return Ok(String::new());
             }
-            check_host(value).map(|_| value.to_string()).map_err(r)
+            check_host(value)
+                .map(|_| value.to_string())
+                .map_err(|e| r(e.to_string()))
         }
         Kind::Email { max } => {
             if value.is_empty() {
@@ -260,7 +421,7 @@ pub fn validate(key: &str, value: &str) -> Result<String, Refusal> {
             }
             check_email(value, max)
                 .map(|_| value.to_string())
-                .map_err(r)
+                .map_err(|e| r(e.to_string()))
         }
         Kind::Text {
             max,
@@ -297,53 +458,108 @@ pub fn validate(key: &str, value: &str) -> Result<String, Refusal> {
             }
             Ok(value.to_string())
         }
-        Kind::Mechanisms => canonical_mechanisms(value).map_err(r),
+        Kind::Mechanisms => canonical_mechanisms(value).map_err(|e| r(e.to_string())),
     }
 }
 
-fn canonical_mechanisms(value: &str) -> Result<String, String> {
+/// Why a set of AUTH mechanisms is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MechanismError {
+    #[error(
+        "unknown mechanism {0:?}; a comma-separated set of {words} (no spaces), or none",
+        words = MECHANISM_WORDS.join(", ")
+    )]
+    Unknown(String),
+    #[error("mechanism {name} cannot be enabled: {why}")]
+    NotImplemented { name: String, why: &'static str },
+    #[error("mechanism {0} is listed twice")]
+    Twice(String),
+}
+
+/// Every mechanism word of `smtp.auth.methods`, in the order a canonical set lists
+/// them: xoauth2 first of all when enabled (SPEC §3.7), then [`MECHANISM_ORDER`].
+const MECHANISM_WORDS: &[&str] = &[
+    "xoauth2",
+    "gss-spnego",
+    "ntlm",
+    "digest-md5",
+    "cram-md5",
+    "login",
+    "plain",
+];
+
+fn canonical_mechanisms(value: &str) -> Result<String, MechanismError> {
     if value == "none" {
         return Ok("none".into());
     }
-    // xoauth2 comes first of all when enabled (SPEC §3.7).
-    let all: Vec<&str> = std::iter::once("xoauth2")
-        .chain(MECHANISM_ORDER.iter().copied())
-        .collect();
     let mut chosen: Vec<&str> = Vec::new();
     for name in value.split(',') {
-        if !all.contains(&name) {
-            return Err(format!(
-                "unknown mechanism {name:?}; a comma-separated set of {} (no spaces), or none",
-                all.join(", ")
-            ));
+        if !MECHANISM_WORDS.contains(&name) {
+            return Err(MechanismError::Unknown(name.into()));
         }
         if !IMPLEMENTED_MECHANISMS.contains(&name) {
             let why = match name {
                 "gss-spnego" => "it needs a Kerberos realm, which this device does not have",
                 _ => "this firmware does not implement it",
             };
-            return Err(format!("mechanism {name} cannot be enabled: {why}"));
+            return Err(MechanismError::NotImplemented {
+                name: name.into(),
+                why,
+            });
         }
         if chosen.contains(&name) {
-            return Err(format!("mechanism {name} is listed twice"));
+            return Err(MechanismError::Twice(name.into()));
         }
         chosen.push(name);
     }
-    let ordered: Vec<&str> = all.into_iter().filter(|m| chosen.contains(m)).collect();
+    let ordered: Vec<&str> = MECHANISM_WORDS
+        .iter()
+        .copied()
+        .filter(|m| chosen.contains(m))
+        .collect();
     Ok(ordered.join(","))
 }
 
+/// The rule of `smtp.server`, the start of every [`HostError`].
+const HOST_RULE: &str = "must be a host name (RFC 1123, at most 253 characters), an IPv4 address or an IPv6 address with optional %zone";
+
+/// Why a value is not one of the three address forms of `smtp.server` (SPEC §1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    #[error("{rule}; {addr:?} is not an IPv6 address", rule = HOST_RULE)]
+    NotIpv6 { addr: String },
+    #[error("{rule}; the zone {zone:?} is not an interface name or index", rule = HOST_RULE)]
+    BadZone { zone: String },
+    #[error("{rule}; {value:?} looks like an IPv4 address but is not one", rule = HOST_RULE)]
+    NotIpv4 { value: String },
+    #[error("{rule}; {0}", rule = HOST_RULE)]
+    Name(HostnameError),
+}
+
+/// Why a value is not a host name (RFC 1123).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostnameError {
+    #[error("{0} characters is longer than 253")]
+    TooLong(usize),
+    #[error("it has an empty label")]
+    EmptyLabel,
+    #[error("the label {0:?} is longer than 63 characters")]
+    LongLabel(String),
+    #[error("the character {0:?} is not allowed in a host name")]
+    BadCharacter(char),
+    #[error("the label {0:?} starts or ends with '-'")]
+    Hyphen(String),
+}
+
 /// Checks the three address forms of `smtp.server` (SPEC §1).
-pub fn check_host(value: &str) -> Result<(), String> {
-    const RULE: &str =
-        "must be a host name (RFC 1123, at most 253 characters), an IPv4 address or an IPv6 address with optional %zone";
+pub fn check_host(value: &str) -> Result<(), HostError> {
     if value.contains(':') {
         let (addr, zone) = match value.split_once('%') {
             Some((a, z)) => (a, Some(z)),
             None => (value, None),
         };
         if addr.parse::<Ipv6Addr>().is_err() {
-            return Err(format!("{RULE}; {addr:?} is not an IPv6 address"));
+            return Err(HostError::NotIpv6 { addr: addr.into() });
         }
         if let Some(z) = zone {
             if z.is_empty()
@@ -351,9 +567,7 @@ pub fn check_host(value: &str) -> Result<(), String> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             {
-                return Err(format!(
-                    "{RULE}; the zone {z:?} is not an interface name or index"
-                ));
+                return Err(HostError::BadZone { zone: z.into() });
             }
         }
         return Ok(());
@@ -366,63 +580,83 @@ pub fn check_host(value: &str) -> Result<(), String> {
         return value
             .parse::<Ipv4Addr>()
             .map(|_| ())
-            .map_err(|_| format!("{RULE}; {value:?} looks like an IPv4 address but is not one"));
+            .map_err(|_| HostError::NotIpv4 {
+                value: value.into(),
+            });
     }
-    check_hostname(value).map_err(|why| format!("{RULE}; {why}"))
+    check_hostname(value).map_err(HostError::Name)
 }
 
-fn check_hostname(value: &str) -> Result<(), String> {
+fn check_hostname(value: &str) -> Result<(), HostnameError> {
     if value.len() > 253 {
-        return Err(format!("{} characters is longer than 253", value.len()));
+        return Err(HostnameError::TooLong(value.len()));
     }
     let trimmed = value.strip_suffix('.').unwrap_or(value);
     for label in trimmed.split('.') {
         if label.is_empty() {
-            return Err("it has an empty label".into());
+            return Err(HostnameError::EmptyLabel);
         }
         if label.len() > 63 {
-            return Err(format!("the label {label:?} is longer than 63 characters"));
+            return Err(HostnameError::LongLabel(label.into()));
         }
         if let Some(c) = label
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
         {
-            return Err(format!("the character {c:?} is not allowed in a host name"));
+            return Err(HostnameError::BadCharacter(c));
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!("the label {label:?} starts or ends with '-'"));
+            return Err(HostnameError::Hyphen(label.into()));
         }
     }
     Ok(())
 }
 
+/// What an e-mail address must be and a value is not; it reads after "must be"
+/// (`ADDRESS must be an e-mail address local@domain (no '@' found)`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("an e-mail address of at most {max} characters (got {got})")]
+    TooLong { max: usize, got: usize },
+    #[error("an e-mail address of half-width characters without spaces, found {0:?}")]
+    NotHalfWidth(char),
+    #[error("an e-mail address local@domain (no '@' found)")]
+    NoAt,
+    #[error("an e-mail address whose local part has 1 to 64 characters")]
+    LocalLength,
+    #[error("an e-mail address whose local part has no special characters")]
+    LocalSpecial,
+    #[error("an e-mail address whose local part has no empty dot-separated atom")]
+    LocalEmptyAtom,
+    #[error("an e-mail address whose domain literal {0} is an IP address")]
+    BadLiteral(String),
+    #[error("an e-mail address whose domain is a host name: {0}")]
+    Domain(HostnameError),
+}
+
 /// An e-mail address: `local@domain`, printable ASCII without spaces, at most `max`
 /// characters, the domain a host name or an address literal.
-pub fn check_email(value: &str, max: usize) -> Result<(), String> {
+pub fn check_email(value: &str, max: usize) -> Result<(), AddressError> {
     let n = value.chars().count();
     if n > max {
-        return Err(format!(
-            "an e-mail address of at most {max} characters (got {n})"
-        ));
+        return Err(AddressError::TooLong { max, got: n });
     }
     if let Some(c) = value.chars().find(|c| !('!'..='~').contains(c)) {
-        return Err(format!(
-            "an e-mail address of half-width characters without spaces, found {c:?}"
-        ));
+        return Err(AddressError::NotHalfWidth(c));
     }
     let Some((local, domain)) = value.rsplit_once('@') else {
-        return Err("an e-mail address local@domain (no '@' found)".into());
+        return Err(AddressError::NoAt);
     };
     if local.is_empty() || local.len() > 64 {
-        return Err("an e-mail address whose local part has 1 to 64 characters".into());
+        return Err(AddressError::LocalLength);
     }
     if local.contains('@')
         || local.contains(['<', '>', '(', ')', ',', ';', ':', '\\', '"', '[', ']'])
     {
-        return Err("an e-mail address whose local part has no special characters".into());
+        return Err(AddressError::LocalSpecial);
     }
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-        return Err("an e-mail address whose local part has no empty dot-separated atom".into());
+        return Err(AddressError::LocalEmptyAtom);
     }
     if let Some(lit) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
         let ok = match lit.strip_prefix("IPv6:") {
@@ -432,103 +666,123 @@ pub fn check_email(value: &str, max: usize) -> Result<(), String> {
         return if ok {
             Ok(())
         } else {
-            Err(format!(
-                "an e-mail address whose domain literal {domain} is an IP address"
-            ))
+            Err(AddressError::BadLiteral(domain.into()))
         };
     }
-    check_hostname(domain)
-        .map_err(|why| format!("an e-mail address whose domain is a host name: {why}"))
+    check_hostname(domain).map_err(AddressError::Domain)
 }
 
-/// The stored settings, always valid; changed only through [`Settings::set`] and
-/// [`Settings::apply`], which change everything asked or nothing.
+/// The stored settings, always valid; changed only through [`Settings::set`],
+/// [`Settings::apply`] and [`Settings::apply_text`], which change everything asked or
+/// nothing.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    values: BTreeMap<&'static str, String>,
+    /// Each key's canonical value, at the key's index.
+    values: Vec<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            values: SCHEMA
-                .iter()
-                .map(|d| (d.key, d.default.to_string()))
-                .collect(),
+            values: SCHEMA.iter().map(|d| d.default.to_string()).collect(),
         }
     }
 }
 
 impl Settings {
-    /// The canonical value of `key`, or `None` for an unknown key.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(String::as_str)
+    /// The canonical value of `key`, as `get` answers it.
+    pub fn get(&self, key: Key) -> &str {
+        self.values
+            .get(key as usize)
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     /// Sets one key; on refusal nothing changes.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), Refusal> {
-        self.apply(&[(key, value)]).map_err(|mut v| v.remove(0))
+    pub fn set(&mut self, key: Key, value: &str) -> Result<(), Refusal> {
+        let v = validate(key, value)?;
+        self.store(vec![(key, v)]);
+        Ok(())
     }
 
     /// Sets every pair or, if any is refused, none; answers every refusal.
-    pub fn apply(&mut self, pairs: &[(&str, &str)]) -> Result<(), Vec<Refusal>> {
-        let mut staged = Vec::with_capacity(pairs.len());
+    pub fn apply(&mut self, pairs: &[(Key, &str)]) -> Result<(), Refused> {
+        let checked = pairs.iter().map(|(k, v)| validate(*k, v).map(|c| (*k, c)));
+        self.apply_all(checked)
+    }
+
+    /// [`Settings::apply`] for keys as the console's text gives them: an unknown key
+    /// is refused like a bad value, in its place among the others.
+    pub fn apply_text(&mut self, pairs: &[(&str, &str)]) -> Result<(), Refused> {
+        let checked = pairs.iter().map(|(k, v)| match Key::parse(k) {
+            Ok(key) => validate(key, v).map(|c| (key, c)),
+            Err(e) => Err(Refusal::unknown(e, v)),
+        });
+        self.apply_all(checked)
+    }
+
+    /// Stores every checked value, or none if any was refused.
+    fn apply_all(
+        &mut self,
+        checked: impl Iterator<Item = Result<(Key, String), Refusal>>,
+    ) -> Result<(), Refused> {
+        let mut staged = Vec::new();
         let mut refused = Vec::new();
-        for (key, value) in pairs {
-            match validate(key, value) {
-                Ok(v) => staged.push((*key, v)),
+        for c in checked {
+            match c {
+                Ok(kv) => staged.push(kv),
                 Err(e) => refused.push(e),
             }
         }
         if !refused.is_empty() {
-            return Err(refused);
+            return Err(Refused(refused));
         }
-        for (key, value) in staged {
-            if let Some(slot) = self.values.get_mut(key) {
-                *slot = value;
-            }
-        }
+        self.store(staged);
         Ok(())
     }
 
+    fn store(&mut self, checked: Vec<(Key, String)>) {
+        for (key, value) in checked {
+            if let Some(slot) = self.values.get_mut(key as usize) {
+                *slot = value;
+            }
+        }
+    }
+
     /// Every key and value in schema order, secrets masked as `***` when set.
-    pub fn show(&self) -> Vec<(&'static str, String)> {
+    pub fn show(&self) -> Vec<(Key, String)> {
         SCHEMA
             .iter()
             .map(|d| {
-                let v = self.values.get(d.key).cloned().unwrap_or_default();
+                let v = self.get(d.id);
                 let shown = if d.secret && !v.is_empty() {
                     "***".to_string()
                 } else {
-                    v
+                    v.to_string()
                 };
-                (d.key, shown)
+                (d.id, shown)
             })
             .collect()
     }
 
-    fn raw(&self, key: &str) -> &str {
-        self.values.get(key).map(String::as_str).unwrap_or("")
-    }
-
     /// A boolean key's value.
-    pub fn flag(&self, key: &str) -> bool {
-        self.raw(key) == "on"
+    pub fn flag(&self, key: Key) -> bool {
+        self.get(key) == "on"
     }
 
     /// A numeric key's value (0 for a non-numeric key, which the schema prevents).
-    pub fn number(&self, key: &str) -> u64 {
-        self.raw(key).parse().unwrap_or(0)
+    pub fn number(&self, key: Key) -> u64 {
+        self.get(key).parse().unwrap_or(0)
     }
 
     /// A text key's value.
-    pub fn text(&self, key: &str) -> &str {
-        self.raw(key)
+    pub fn text(&self, key: Key) -> &str {
+        self.get(key)
     }
 
     /// The enabled AUTH mechanisms, in preference order (xoauth2 first when enabled).
     pub fn mechanisms(&self) -> Vec<&str> {
-        match self.raw("smtp.auth.methods") {
+        match self.get(Key::SmtpAuthMethods) {
             "none" => Vec::new(),
             v => v.split(',').collect(),
         }
@@ -543,7 +797,7 @@ mod tests {
     fn defaults_are_valid_and_canonical() {
         for d in SCHEMA {
             assert_eq!(
-                validate(d.key, d.default).as_deref(),
+                validate(d.id, d.default).as_deref(),
                 Ok(d.default),
                 "{}",
                 d.key
@@ -552,23 +806,54 @@ mod tests {
     }
 
     #[test]
+    fn keys_parse_from_their_text_and_index_the_schema() {
+        assert_eq!(Key::ALL.len(), SCHEMA.len());
+        for (i, k) in Key::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i, "{k}");
+            assert_eq!(k.def().id, *k);
+            assert_eq!(k.def().key, k.as_str());
+            assert_eq!(Key::parse(k.as_str()), Ok(*k));
+            assert_eq!(k.as_str().parse::<Key>(), Ok(*k));
+        }
+        assert_eq!(
+            Key::parse("smtp.prot").unwrap_err().to_string(),
+            "smtp.prot: unknown key (see `show` for the keys)"
+        );
+        assert!(lookup("pop.password").is_some_and(|d| d.secret));
+        assert!(lookup("SMTP.PORT").is_none());
+    }
+
+    #[test]
     fn apply_is_all_or_nothing() {
         let mut s = Settings::default();
-        let err = s
+        let Refused(err) = s
             .apply(&[
-                ("smtp.port", "2525"),
-                ("smtp.timeout", "29"),
-                ("email.scan", "maybe"),
+                (Key::SmtpPort, "2525"),
+                (Key::SmtpTimeout, "29"),
+                (Key::EmailScan, "maybe"),
             ])
             .unwrap_err();
         assert_eq!(err.len(), 2);
         assert_eq!(err[0].key, "smtp.timeout");
         assert_eq!(err[1].key, "email.scan");
-        assert_eq!(s.get("smtp.port"), Some("25"));
-        s.apply(&[("smtp.port", "2525"), ("smtp.timeout", "30")])
+        assert_eq!(s.get(Key::SmtpPort), "25");
+        s.apply(&[(Key::SmtpPort, "2525"), (Key::SmtpTimeout, "30")])
             .unwrap();
-        assert_eq!(s.get("smtp.port"), Some("2525"));
-        assert_eq!(s.get("smtp.timeout"), Some("30"));
+        assert_eq!(s.get(Key::SmtpPort), "2525");
+        assert_eq!(s.get(Key::SmtpTimeout), "30");
+        // Keys as the console gives them: an unknown one is refused in its place.
+        let Refused(err) = s
+            .apply_text(&[("smtp.port", "26"), ("smtp.nope", "1"), ("smtp.port", "0")])
+            .unwrap_err();
+        let keys: Vec<&str> = err.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["smtp.nope", "smtp.port"]);
+        assert_eq!(
+            err[0].to_string(),
+            "smtp.nope: 1 refused: unknown key (see `show` for the keys)"
+        );
+        assert_eq!(s.get(Key::SmtpPort), "2525");
+        s.apply_text(&[("smtp.port", "26")]).unwrap();
+        assert_eq!(s.get(Key::SmtpPort), "26");
     }
 
     #[test]
@@ -602,25 +887,31 @@ mod tests {
     #[test]
     fn mechanisms_are_canonical_and_refused_when_unimplemented() {
         assert_eq!(
-            validate("smtp.auth.methods", "plain,cram-md5").unwrap(),
+            validate(Key::SmtpAuthMethods, "plain,cram-md5").unwrap(),
             "cram-md5,plain"
         );
-        assert_eq!(validate("smtp.auth.methods", "none").unwrap(), "none");
-        assert!(validate("smtp.auth.methods", "gss-spnego")
+        assert_eq!(validate(Key::SmtpAuthMethods, "none").unwrap(), "none");
+        assert!(validate(Key::SmtpAuthMethods, "gss-spnego")
             .unwrap_err()
             .rule
             .contains("Kerberos"));
-        assert!(validate("smtp.auth.methods", "plain,plain").is_err());
-        assert!(validate("smtp.auth.methods", "plain, login").is_err());
-        assert!(validate("smtp.auth.methods", "").is_err());
+        assert!(validate(Key::SmtpAuthMethods, "plain,plain").is_err());
+        assert!(validate(Key::SmtpAuthMethods, "plain, login").is_err());
+        assert!(validate(Key::SmtpAuthMethods, "").is_err());
+    }
+
+    #[test]
+    fn mechanism_words_are_xoauth2_then_the_order_of_preference() {
+        assert_eq!(MECHANISM_WORDS[0], "xoauth2");
+        assert_eq!(&MECHANISM_WORDS[1..], MECHANISM_ORDER);
     }
 
     #[test]
     fn lengths_count_characters() {
         let sixty_four = "ユ".repeat(64);
-        assert!(validate("smtp.auth.user", &sixty_four).is_ok());
-        assert!(validate("smtp.auth.user", &"ユ".repeat(65)).is_err());
-        assert!(validate("smtp.auth.password", "ユ").is_err());
-        assert!(validate("smtp.auth.password", "a\"b").is_err());
+        assert!(validate(Key::SmtpAuthUser, &sixty_four).is_ok());
+        assert!(validate(Key::SmtpAuthUser, &"ユ".repeat(65)).is_err());
+        assert!(validate(Key::SmtpAuthPassword, "ユ").is_err());
+        assert!(validate(Key::SmtpAuthPassword, "a\"b").is_err());
     }
 }

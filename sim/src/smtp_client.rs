@@ -2,7 +2,9 @@
 //! 8–10): replies go in, the next bytes to send (or the end) come out. `net.rs` moves
 //! the bytes and enforces the timeout.
 
-use std::fmt;
+use crate::mime::dot_stuff;
+use crate::sasl_client::{self, Credentials, SaslClient, SaslStep};
+use crate::text::printable;
 
 /// A complete server reply: its code and the text of each line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,34 +28,15 @@ impl Reply {
     }
 }
 
-/// Makes server text safe for one console line: control characters become `?`, and
-/// it is cut at 300 characters.
-pub fn printable(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(300)
-        .collect();
-    if s.chars().count() > 300 {
-        out.push('…');
-    }
-    out.trim().to_string()
-}
-
 /// Longest reply line the device accepts (RFC 5321 allows 512; servers send more).
 pub const MAX_REPLY_LINE: usize = 4096;
 /// Most lines one reply may have.
 pub const MAX_REPLY_LINES: usize = 256;
 
-/// A reply that cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A reply that cannot be read: why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct BadReply(pub String);
-
-impl fmt::Display for BadReply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Assembles replies from bytes: `250-a`, `250-b`, `250 c` is one reply.
 #[derive(Debug, Default)]
@@ -141,7 +124,7 @@ pub enum TlsMode {
 pub struct AuthPlan {
     /// `smtp.auth.methods`, as setting words.
     pub enabled: Vec<String>,
-    pub creds: crate::sasl_client::Credentials,
+    pub creds: Credentials,
     /// The server name for DIGEST-MD5's digest-uri.
     pub service_host: String,
     pub cnonce_seed: u64,
@@ -237,7 +220,7 @@ pub enum Action {
 #[derive(Debug)]
 pub struct Client {
     env: Envelope,
-    sasl: Option<crate::sasl_client::SaslClient>,
+    sasl: Option<SaslClient>,
     /// The mechanism used, once AUTH succeeded.
     authenticated: Option<&'static str>,
     step: Step,
@@ -304,9 +287,9 @@ impl Client {
             self.step = Step::Mail;
             return Action::Send(self.mail_from());
         };
-        let offered = crate::sasl_client::offered_mechanisms(&self.extensions);
+        let offered = sasl_client::offered_mechanisms(&self.extensions);
         let enabled: Vec<&str> = plan.enabled.iter().map(String::as_str).collect();
-        let Some(mech) = crate::sasl_client::choose(&enabled, &offered) else {
+        let Some(mech) = sasl_client::choose(&enabled, &offered) else {
             if plan.send_without_auth {
                 self.step = Step::Mail;
                 return Action::Send(self.mail_from());
@@ -326,12 +309,7 @@ impl Client {
             );
             return self.fail("auth_no_mechanism", detail, true);
         };
-        let mut sasl = crate::sasl_client::SaslClient::new(
-            mech,
-            plan.creds,
-            &plan.service_host,
-            plan.cnonce_seed,
-        );
+        let mut sasl = SaslClient::new(mech, plan.creds, &plan.service_host, plan.cnonce_seed);
         let mut line = format!("AUTH {}", mech.name());
         if let Some(initial) = sasl.initial_response() {
             line.push(' ');
@@ -405,182 +383,222 @@ impl Client {
         Action::Send(format!("EHLO {}\r\n", self.env.ehlo_host).into_bytes())
     }
 
-    /// Advances on one reply.
+    /// Advances on one reply: each step has its own handler.
     pub fn on_reply(&mut self, reply: Reply) -> Action {
         match self.step {
-            Step::Greeting => {
-                if reply.class() != 2 {
-                    return self.rejected(&reply);
-                }
-                self.step = Step::Ehlo;
-                Action::Send(format!("EHLO {}\r\n", self.env.ehlo_host).into_bytes())
-            }
-            Step::Ehlo | Step::Ehlo2 => {
-                if self.step == Step::Ehlo && (500..=504).contains(&reply.code) {
-                    self.step = Step::Helo;
-                    return Action::Send(format!("HELO {}\r\n", self.env.ehlo_host).into_bytes());
-                }
-                if reply.class() != 2 {
-                    return self.rejected(&reply);
-                }
-                // Only the extensions of the last EHLO count (SPEC §3.4).
-                self.extensions = reply.lines.iter().skip(1).cloned().collect();
-                if self.step == Step::Ehlo && self.env.tls == TlsMode::Starttls {
-                    return self.starttls();
-                }
-                self.after_greeting()
-            }
-            Step::Helo => {
-                if reply.class() != 2 {
-                    return self.rejected(&reply);
-                }
-                self.extensions.clear();
-                if self.env.tls == TlsMode::Starttls {
-                    return self.starttls();
-                }
-                self.after_greeting()
-            }
-            Step::Auth => {
-                if reply.code == 334 {
-                    use base64::Engine;
-                    let text = reply.lines.first().map(String::as_str).unwrap_or("").trim();
-                    let challenge = match base64::engine::general_purpose::STANDARD.decode(text) {
-                        Ok(c) => c,
-                        Err(_) => {
-                            return self.fail(
-                                "auth_failed",
-                                "the server's AUTH challenge is not base64".into(),
-                                true,
-                            )
-                        }
-                    };
-                    let step = match self.sasl.as_mut() {
-                        Some(x) => x.step(&challenge),
-                        None => crate::sasl_client::SaslStep::Fail("no exchange under way".into()),
-                    };
-                    return match step {
-                        crate::sasl_client::SaslStep::Send(bytes) => {
-                            let mut line = base64::engine::general_purpose::STANDARD.encode(bytes);
-                            line.push_str("\r\n");
-                            Action::Send(line.into_bytes())
-                        }
-                        crate::sasl_client::SaslStep::Done => Action::Send(b"\r\n".to_vec()),
-                        crate::sasl_client::SaslStep::Fail(why) => {
-                            // Cancel the exchange (RFC 4954 §4), then give up.
-                            self.step = Step::Closed;
-                            Action::Finish(
-                                b"*\r\nQUIT\r\n".to_vec(),
-                                Outcome::Failed {
-                                    class: "auth_failed",
-                                    detail: format!("AUTH {}: {why}", self.mech_name()),
-                                },
-                            )
-                        }
-                    };
-                }
-                if reply.class() == 2 {
-                    self.authenticated = Some(self.mech_name());
-                    self.step = Step::Mail;
-                    return Action::Send(self.mail_from());
-                }
-                let detail = format!("AUTH {} {}", self.mech_name(), reply.summary());
-                self.fail("auth_failed", detail, reply.code != 421)
-            }
-            Step::Starttls => {
-                if reply.code != 220 && self.env.plaintext_fallback {
-                    return self.after_greeting();
-                }
-                if reply.code != 220 {
-                    // Nothing else is sent (SPEC §3.4).
-                    self.step = Step::Closed;
-                    return Action::Finish(
-                        Vec::new(),
-                        Outcome::Failed {
-                            class: "starttls_unavailable",
-                            detail: format!("STARTTLS answered {}", reply.summary()),
-                        },
-                    );
-                }
-                self.step = Step::Handshake;
-                Action::StartTls
-            }
+            Step::Greeting => self.on_greeting(&reply),
+            Step::Ehlo | Step::Ehlo2 => self.on_ehlo(&reply),
+            Step::Helo => self.on_helo(&reply),
+            Step::Auth => self.on_auth(&reply),
+            Step::Starttls => self.on_starttls(&reply),
             Step::Handshake => Action::StartTls,
-            Step::Mail => {
-                if reply.class() != 2 {
-                    return self.rejected(&reply);
-                }
-                if self.env.recipients.is_empty() {
-                    return self.fail("config", "no recipients".into(), true);
-                }
-                self.step = Step::Rcpt(0);
-                Action::Send(self.rcpt(0))
-            }
-            Step::Rcpt(i) => {
-                let accepted = reply.class() == 2;
-                if reply.code == 421 {
-                    return self.rejected(&reply);
-                }
-                self.rcpts.push(RcptResult {
-                    address: self.env.recipients[i].clone(),
-                    accepted,
-                    reply: reply.summary(),
-                });
-                if i + 1 < self.env.recipients.len() {
-                    self.step = Step::Rcpt(i + 1);
-                    return Action::Send(self.rcpt(i + 1));
-                }
-                if !self.rcpts.iter().any(|r| r.accepted) {
-                    let first = self
-                        .rcpts
-                        .first()
-                        .map(|r| r.reply.clone())
-                        .unwrap_or_default();
-                    return self.fail(
-                        "rejected",
-                        format!("RCPT TO: every recipient refused ({first})"),
-                        true,
-                    );
-                }
-                self.step = Step::Data;
-                Action::Send(b"DATA\r\n".to_vec())
-            }
-            Step::Data => {
-                if reply.class() != 3 {
-                    return self.rejected(&reply);
-                }
-                self.step = Step::EndOfData;
-                Action::Send(crate::mime::dot_stuff(&self.env.message))
-            }
-            Step::EndOfData => {
-                if reply.class() != 2 {
-                    return self.rejected(&reply);
-                }
-                self.step = Step::Quit;
-                Action::Send(b"QUIT\r\n".to_vec())
-            }
-            Step::Quit => {
-                self.step = Step::Closed;
-                if reply.class() != 2 {
-                    let detail = format!("QUIT {}", reply.summary());
-                    self.failure = Some(Outcome::Failed {
-                        class: "rejected",
-                        detail: detail.clone(),
-                    });
-                    return Action::Finish(
-                        Vec::new(),
-                        Outcome::Failed {
-                            class: "rejected",
-                            detail,
-                        },
-                    );
-                }
-                Action::Finish(Vec::new(), Outcome::Delivered)
-            }
+            Step::Mail => self.on_mail(&reply),
+            Step::Rcpt(i) => self.on_rcpt(i, &reply),
+            Step::Data => self.on_data(&reply),
+            Step::EndOfData => self.on_end_of_data(&reply),
+            Step::Quit => self.on_quit(&reply),
             Step::Closed => Action::Finish(
                 Vec::new(),
                 self.failure.clone().unwrap_or(Outcome::Delivered),
             ),
         }
+    }
+
+    /// The greeting: EHLO (SPEC §3.3).
+    fn on_greeting(&mut self, reply: &Reply) -> Action {
+        if reply.class() != 2 {
+            return self.rejected(reply);
+        }
+        self.step = Step::Ehlo;
+        Action::Send(format!("EHLO {}\r\n", self.env.ehlo_host).into_bytes())
+    }
+
+    /// EHLO's reply: HELO once on 500–504 to the first EHLO (SPEC §3.3); else the
+    /// extensions, then STARTTLS or what follows the greeting.
+    fn on_ehlo(&mut self, reply: &Reply) -> Action {
+        if self.step == Step::Ehlo && (500..=504).contains(&reply.code) {
+            self.step = Step::Helo;
+            return Action::Send(format!("HELO {}\r\n", self.env.ehlo_host).into_bytes());
+        }
+        if reply.class() != 2 {
+            return self.rejected(reply);
+        }
+        // Only the extensions of the last EHLO count (SPEC §3.4).
+        self.extensions = reply.lines.iter().skip(1).cloned().collect();
+        if self.step == Step::Ehlo && self.env.tls == TlsMode::Starttls {
+            return self.starttls();
+        }
+        self.after_greeting()
+    }
+
+    /// HELO's reply: no extensions.
+    fn on_helo(&mut self, reply: &Reply) -> Action {
+        if reply.class() != 2 {
+            return self.rejected(reply);
+        }
+        self.extensions.clear();
+        if self.env.tls == TlsMode::Starttls {
+            return self.starttls();
+        }
+        self.after_greeting()
+    }
+
+    /// A reply during AUTH (SPEC §3.7): a 334 challenge goes to the SASL client;
+    /// 2xx is success; anything else fails the job.
+    fn on_auth(&mut self, reply: &Reply) -> Action {
+        if reply.code == 334 {
+            return self.on_challenge(reply);
+        }
+        if reply.class() == 2 {
+            self.authenticated = Some(self.mech_name());
+            self.step = Step::Mail;
+            return Action::Send(self.mail_from());
+        }
+        let detail = format!("AUTH {} {}", self.mech_name(), reply.summary());
+        self.fail("auth_failed", detail, reply.code != 421)
+    }
+
+    /// A 334 challenge: decoded, answered by the SASL client, the answer encoded; a
+    /// failed exchange is cancelled (RFC 4954 §4).
+    fn on_challenge(&mut self, reply: &Reply) -> Action {
+        use base64::Engine;
+        let text = reply.lines.first().map(String::as_str).unwrap_or("").trim();
+        let challenge = match base64::engine::general_purpose::STANDARD.decode(text) {
+            Ok(c) => c,
+            Err(_) => {
+                return self.fail(
+                    "auth_failed",
+                    "the server's AUTH challenge is not base64".into(),
+                    true,
+                )
+            }
+        };
+        let step = match self.sasl.as_mut() {
+            Some(x) => x.step(&challenge),
+            None => SaslStep::Fail("no exchange under way".into()),
+        };
+        match step {
+            SaslStep::Send(bytes) => {
+                let mut line = base64::engine::general_purpose::STANDARD.encode(bytes);
+                line.push_str("\r\n");
+                Action::Send(line.into_bytes())
+            }
+            SaslStep::Done => Action::Send(b"\r\n".to_vec()),
+            SaslStep::Fail(why) => {
+                // Cancel the exchange (RFC 4954 §4), then give up.
+                self.step = Step::Closed;
+                Action::Finish(
+                    b"*\r\nQUIT\r\n".to_vec(),
+                    Outcome::Failed {
+                        class: "auth_failed",
+                        detail: format!("AUTH {}: {why}", self.mech_name()),
+                    },
+                )
+            }
+        }
+    }
+
+    /// STARTTLS's reply: 220 starts the handshake; anything else ends the session
+    /// with nothing more sent (SPEC §3.4), unless the firmware falls back.
+    fn on_starttls(&mut self, reply: &Reply) -> Action {
+        if reply.code != 220 && self.env.plaintext_fallback {
+            return self.after_greeting();
+        }
+        if reply.code != 220 {
+            // Nothing else is sent (SPEC §3.4).
+            self.step = Step::Closed;
+            return Action::Finish(
+                Vec::new(),
+                Outcome::Failed {
+                    class: "starttls_unavailable",
+                    detail: format!("STARTTLS answered {}", reply.summary()),
+                },
+            );
+        }
+        self.step = Step::Handshake;
+        Action::StartTls
+    }
+
+    /// MAIL FROM's reply: the first RCPT TO.
+    fn on_mail(&mut self, reply: &Reply) -> Action {
+        if reply.class() != 2 {
+            return self.rejected(reply);
+        }
+        if self.env.recipients.is_empty() {
+            return self.fail("config", "no recipients".into(), true);
+        }
+        self.step = Step::Rcpt(0);
+        Action::Send(self.rcpt(0))
+    }
+
+    /// RCPT TO's reply for recipient `i`, kept per recipient (SPEC §3.9): the next
+    /// RCPT TO, or DATA once one was accepted.
+    fn on_rcpt(&mut self, i: usize, reply: &Reply) -> Action {
+        let accepted = reply.class() == 2;
+        if reply.code == 421 {
+            return self.rejected(reply);
+        }
+        self.rcpts.push(RcptResult {
+            address: self.env.recipients[i].clone(),
+            accepted,
+            reply: reply.summary(),
+        });
+        if i + 1 < self.env.recipients.len() {
+            self.step = Step::Rcpt(i + 1);
+            return Action::Send(self.rcpt(i + 1));
+        }
+        if !self.rcpts.iter().any(|r| r.accepted) {
+            let first = self
+                .rcpts
+                .first()
+                .map(|r| r.reply.clone())
+                .unwrap_or_default();
+            return self.fail(
+                "rejected",
+                format!("RCPT TO: every recipient refused ({first})"),
+                true,
+            );
+        }
+        self.step = Step::Data;
+        Action::Send(b"DATA\r\n".to_vec())
+    }
+
+    /// DATA's reply: the message, dot-stuffed (SPEC §3.10).
+    fn on_data(&mut self, reply: &Reply) -> Action {
+        if reply.class() != 3 {
+            return self.rejected(reply);
+        }
+        self.step = Step::EndOfData;
+        Action::Send(dot_stuff(&self.env.message))
+    }
+
+    /// The reply at the end of DATA: accepted means delivered; QUIT.
+    fn on_end_of_data(&mut self, reply: &Reply) -> Action {
+        if reply.class() != 2 {
+            return self.rejected(reply);
+        }
+        self.step = Step::Quit;
+        Action::Send(b"QUIT\r\n".to_vec())
+    }
+
+    /// QUIT's reply: an explicit refusal is kept as the outcome.
+    fn on_quit(&mut self, reply: &Reply) -> Action {
+        self.step = Step::Closed;
+        if reply.class() != 2 {
+            let detail = format!("QUIT {}", reply.summary());
+            self.failure = Some(Outcome::Failed {
+                class: "rejected",
+                detail: detail.clone(),
+            });
+            return Action::Finish(
+                Vec::new(),
+                Outcome::Failed {
+                    class: "rejected",
+                    detail,
+                },
+            );
+        }
+        Action::Finish(Vec::new(), Outcome::Delivered)
     }
 }
 

@@ -12,9 +12,25 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serialport::SerialPort;
 
-use crate::console::LineBuffer;
 use crate::device::{Device, JobEvent};
-use crate::dialect::{Dialect, DialectKind};
+use crate::dialect::Dialect;
+use crate::dialects::DialectKind;
+use crate::line::LineBuffer;
+
+/// Why a console cannot be served, or stopped being served.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// No pseudo-terminal could be made.
+    #[error("{0}")]
+    Pty(#[source] serialport::Error),
+    #[error("the pty has no name")]
+    NoPtyName,
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: io::Error },
+    /// Reading the console, or announcing it, failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
 
 /// What the writer thread writes: a dialect's text, or a job event it words.
 enum Out {
@@ -32,7 +48,7 @@ pub fn serve<R, W>(
     mut writer: W,
     dev: Arc<Device>,
     dialect: &DialectKind,
-) -> io::Result<()>
+) -> Result<(), TransportError>
 where
     R: Read,
     W: Write + Send + 'static,
@@ -75,7 +91,7 @@ where
             Ok(0) => break Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => break Err(e),
+            Err(e) => break Err(e.into()),
         };
         for line in lines.push(&buf[..n]) {
             let (answer, started) = {
@@ -99,11 +115,9 @@ where
 
 /// Creates a pseudo-terminal, announces its path on standard output as the first line
 /// (`console: /dev/pts/N`), and serves it for as long as the process lives.
-pub fn serve_pty(dev: Arc<Device>, dialect: &DialectKind) -> io::Result<()> {
-    let (master, slave) = serialport::TTYPort::pair().map_err(io::Error::other)?;
-    let path = slave
-        .name()
-        .ok_or_else(|| io::Error::other("the pty has no name"))?;
+pub fn serve_pty(dev: Arc<Device>, dialect: &DialectKind) -> Result<(), TransportError> {
+    let (master, slave) = serialport::TTYPort::pair().map_err(TransportError::Pty)?;
+    let path = slave.name().ok_or(TransportError::NoPtyName)?;
     announce(&path)?;
     // Keep our handle on the slave open: the master then never sees a hang-up when a
     // harness closes the port, and a later open finds the console still serving.
@@ -115,29 +129,38 @@ pub fn serve_pty(dev: Arc<Device>, dialect: &DialectKind) -> io::Result<()> {
 }
 
 /// Serves the console on standard input and output.
-pub fn serve_stdio(dev: Arc<Device>, dialect: &DialectKind) -> io::Result<()> {
+pub fn serve_stdio(dev: Arc<Device>, dialect: &DialectKind) -> Result<(), TransportError> {
     serve(io::stdin(), io::stdout(), dev, dialect)
 }
 
 /// Serves raw TCP connections (as ser2net does), each a console of its own.
-pub fn serve_tcp(addr: &str, dev: Arc<Device>, dialect: &DialectKind) -> io::Result<()> {
-    let listener = TcpListener::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+pub fn serve_tcp(
+    addr: &str,
+    dev: Arc<Device>,
+    dialect: &DialectKind,
+) -> Result<(), TransportError> {
+    let listener = TcpListener::bind(addr).map_err(|source| TransportError::Listen {
+        addr: addr.into(),
+        source,
+    })?;
     announce(&format!("tcp:{}", listener.local_addr()?))?;
     for conn in listener.incoming() {
         let stream = match conn {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("mfp-sim: console accept failed: {e}");
+                tracing::warn!(error = %e, "console accept failed");
                 continue;
             }
         };
+        if let Ok(peer) = stream.peer_addr() {
+            tracing::debug!(%peer, "console connection");
+        }
         let writer = stream.try_clone()?;
         let dev = Arc::clone(&dev);
         let dialect = dialect.clone();
         std::thread::spawn(move || {
             if let Err(e) = serve(stream, writer, dev, &dialect) {
-                eprintln!("mfp-sim: console connection ended: {e}");
+                tracing::warn!(error = %e, "console connection ended");
             }
         });
     }

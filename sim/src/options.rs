@@ -1,0 +1,75 @@
+//! What the device is started with (`mfp-sim` options): the EHLO host name, the time
+//! scale, fixed name resolutions, the firmware variants it follows and the download
+//! service. The device holds them and every job reads them, so they live below both.
+
+use crate::files::FileStore;
+
+/// Options fixed when the device starts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The host name sent in EHLO/HELO.
+    pub hostname: String,
+    /// Device time runs this many times faster for timeouts and waits (1 on hardware).
+    pub time_scale: f64,
+    /// Names resolved without the resolver (`--resolve`).
+    pub resolve: Vec<(String, std::net::IpAddr)>,
+    /// Known firmware variants this device follows (SPEC: *variant*).
+    pub variants: Variants,
+    /// The download service of the URL load-reduction modes (SPEC §4).
+    pub downloads: Option<std::sync::Arc<FileStore>>,
+    /// How long a scan stays downloadable, in device seconds.
+    pub url_ttl_s: u64,
+}
+
+/// The firmware variants of SPEC the simulated device can follow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Variants {
+    /// Goes on in plaintext when STARTTLS is not offered or refused (SPEC §3.4).
+    pub plaintext_after_starttls_failure: bool,
+    /// Sends without AUTH when no mechanism is in common (SPEC §3.7).
+    pub send_without_auth: bool,
+    /// Checks the name against the CN only, never the SAN (SPEC §3.5).
+    pub cn_only: bool,
+    /// Accepts the certificate when neither OCSP nor the CRL answers (SPEC §3.5).
+    pub soft_fail_revocation: bool,
+}
+
+impl Variants {
+    /// The `--variant` words.
+    pub const NAMES: &'static [&'static str] = &[
+        "plaintext-after-starttls-failure",
+        "send-without-auth",
+        "cn-only",
+        "soft-fail-revocation",
+    ];
+
+    /// Follows the variant a `--variant` word names.
+    pub fn set(&mut self, name: &str) -> Result<(), UnknownVariant> {
+        match name {
+            "plaintext-after-starttls-failure" => self.plaintext_after_starttls_failure = true,
+            "send-without-auth" => self.send_without_auth = true,
+            "cn-only" => self.cn_only = true,
+            "soft-fail-revocation" => self.soft_fail_revocation = true,
+            other => return Err(UnknownVariant(other.into())),
+        }
+        Ok(())
+    }
+}
+
+/// A `--variant` word the device does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--variant {0:?}: one of {names}", names = Variants::NAMES.join(", "))]
+pub struct UnknownVariant(pub String);
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            hostname: "mfp-sim".into(),
+            time_scale: 1.0,
+            resolve: Vec::new(),
+            variants: Variants::default(),
+            downloads: None,
+            url_ttl_s: 7 * 24 * 3600,
+        }
+    }
+}
