@@ -101,7 +101,7 @@ fn zoo_checks(
     let opts = match hil_zoo::options_of(&o.certs) {
         Ok(z) => z,
         Err(e) => {
-            checks.push(check("certificate zoo", false, e));
+            checks.push(check("certificate zoo", false, e.to_string()));
             return checks;
         }
     };
@@ -287,7 +287,7 @@ fn probe_device(
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let responder = match zoo_ok {
         Some(addr) => {
-            let zoo = hil_zoo::load(&o.certs)?;
+            let zoo = hil_zoo::load(&o.certs).map_err(|e| e.to_string())?;
             Some(rt.block_on(Responder::start(addr, zoo, 1.0)).map_err(|e| {
                 format!("the zoo's responder cannot listen on {addr} (in use?): {e}")
             })?)

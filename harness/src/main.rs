@@ -369,7 +369,7 @@ fn select_cases(
 /// The zoo's OCSP responder and CRL server where its certificates point, on a
 /// runtime of its own for the whole run.
 fn start_responder(certs: &std::path::Path) -> Result<tokio::runtime::Runtime, String> {
-    let zoo = hil_zoo::load(certs)?;
+    let zoo = hil_zoo::load(certs).map_err(|e| e.to_string())?;
     let url = zoo.manifest.responder.clone();
     let addr = hil_zoo::responder_addr(&url)
         .ok_or_else(|| format!("the zoo's responder {url:?} is not http://IP:PORT"))?;
@@ -782,7 +782,7 @@ fn bench_setup(a: BenchSetupArgs) -> Result<bool, String> {
 }
 
 fn certs(a: CertsArgs) -> Result<(), String> {
-    let key = hil_zoo::keys::KeyKind::parse(&a.key)?;
+    let key = hil_zoo::keys::KeyKind::parse(&a.key).map_err(|e| e.to_string())?;
     let mut o = hil_zoo::zoo::ZooOptions {
         key,
         seed: a.seed,
@@ -792,7 +792,7 @@ fn certs(a: CertsArgs) -> Result<(), String> {
     if !a.host.is_empty() {
         o.hosts = a.host;
     }
-    let m = hil_zoo::zoo::generate(&a.out, &o)?;
+    let m = hil_zoo::zoo::generate(&a.out, &o).map_err(|e| e.to_string())?;
     say!(
         "hil certs: {} server certificates and {} CAs ({}, seed {}) in {}; trust anchor {}",
         m.cert.len(),
@@ -807,8 +807,8 @@ fn certs(a: CertsArgs) -> Result<(), String> {
 
 fn responder(a: ResponderArgs) -> Result<(), String> {
     use hil_zoo::responder::{Responder, RevocationFault};
-    let fault = RevocationFault::parse(&a.fault)?;
-    let zoo = hil_zoo::load(&a.certs)?;
+    let fault = RevocationFault::parse(&a.fault).map_err(|e| e.to_string())?;
+    let zoo = hil_zoo::load(&a.certs).map_err(|e| e.to_string())?;
     let bind = match a.bind {
         Some(b) => b,
         None => {
@@ -824,7 +824,9 @@ fn responder(a: ResponderArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     rt.block_on(async move {
-        let r = Responder::start_with(bind, zoo, a.time_scale, fault).await?;
+        let r = Responder::start_with(bind, zoo, a.time_scale, fault)
+            .await
+            .map_err(|e| e.to_string())?;
         say!(
             "hil responder: OCSP http://{0}/ocsp, CRLs http://{0}/crl/CA.crl, fault {1}",
             r.addr(),

@@ -323,7 +323,8 @@ impl Runner {
                     &name,
                     &dir.join(format!("{name}.crt")),
                     &dir.join(format!("{name}.key")),
-                )?;
+                )
+                .map_err(|e| e.to_string())?;
                 for kind in [ListenerKind::Starttls, ListenerKind::Tls] {
                     listens.push(Listen {
                         kind,

@@ -110,7 +110,7 @@ fn write_line(out: &Mutex<Out>, line: Line<'_>, flush: bool) -> Result<(), Strin
 
 /// Runs until Ctrl-C or SIGTERM; answers how many connections were written.
 pub fn run(o: ServeOptions) -> Result<usize, String> {
-    let scenario = Scenario::load(&o.scenario)?;
+    let scenario = Scenario::load(&o.scenario).map_err(|e| e.to_string())?;
     if !(o.time_scale.is_finite() && o.time_scale >= 1.0) {
         return Err(format!("--time-scale {}: must be at least 1", o.time_scale));
     }
@@ -127,7 +127,9 @@ pub fn run(o: ServeOptions) -> Result<usize, String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     rt.block_on(async move {
-        let running = serve::start(&scenario, &o.bind, &o.certs, o.time_scale).await?;
+        let running = serve::start(&scenario, &o.bind, &o.certs, o.time_scale)
+            .await
+            .map_err(|e| e.to_string())?;
         say!(
             "hil serve: scenario {} ({})",
             scenario.name,

@@ -24,7 +24,7 @@ fn certs() -> PathBuf {
 fn responder() {
     static STARTED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let r = STARTED.get_or_init(|| {
-        let zoo = hil_zoo::load(&certs())?;
+        let zoo = hil_zoo::load(&certs()).map_err(|e| e.to_string())?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread()
@@ -42,7 +42,7 @@ fn responder() {
                         std::future::pending::<()>().await;
                         drop(r);
                     }
-                    Err(e) => drop(tx.send(Err(e))),
+                    Err(e) => drop(tx.send(Err(e.to_string()))),
                 }
             })
         });

@@ -73,40 +73,77 @@ pub struct RawFault<S> {
     bytes_per_sec: Option<u32>,
 }
 
-impl<S> TryFrom<RawFault<S>> for Fault<S> {
-    type Error = String;
+/// Why a fault table in a scenario file is not a fault: a field its action does not
+/// take or needs, an action nobody knows, or both `nth` and `probability`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultTableError {
+    #[error("action {action:?} takes no field {field:?}")]
+    FieldNotTaken { action: String, field: &'static str },
+    #[error("action {action:?} needs {field}")]
+    FieldNeeded { action: String, field: &'static str },
+    #[error("unknown action {0:?}; one of reply, line, delay, throttle, drop, hang, garbage, half_line, abort_tls")]
+    UnknownAction(String),
+    #[error("a fault takes nth or probability, not both")]
+    NthAndProbability,
+}
 
-    fn try_from(r: RawFault<S>) -> Result<Self, String> {
+impl<S> TryFrom<RawFault<S>> for Fault<S> {
+    type Error = FaultTableError;
+
+    fn try_from(r: RawFault<S>) -> Result<Self, FaultTableError> {
         let a = r.action.as_str();
-        let unused = |names: &[(&str, bool)]| -> Result<(), String> {
-            for (n, present) in names {
-                if *present {
-                    return Err(format!("action {a:?} takes no field {n:?}"));
-                }
+        let unused = |names: &[(&'static str, bool)]| -> Result<(), FaultTableError> {
+            match names.iter().find(|(_, present)| *present) {
+                Some((field, _)) => Err(FaultTableError::FieldNotTaken {
+                    action: a.to_string(),
+                    field,
+                }),
+                None => Ok(()),
             }
-            Ok(())
         };
-        let need_text = |t: Option<String>| t.ok_or_else(|| format!("action {a:?} needs text"));
+        let needed = |field: &'static str| FaultTableError::FieldNeeded {
+            action: a.to_string(),
+            field,
+        };
         let action = match a {
             "reply" => {
-                unused(&[("ms", r.ms.is_some()), ("bytes_per_sec", r.bytes_per_sec.is_some())])?;
+                unused(&[
+                    ("ms", r.ms.is_some()),
+                    ("bytes_per_sec", r.bytes_per_sec.is_some()),
+                ])?;
                 Action::Reply {
-                    code: r.code.ok_or("action \"reply\" needs code")?,
-                    text: need_text(r.text)?,
+                    code: r.code.ok_or_else(|| needed("code"))?,
+                    text: r.text.ok_or_else(|| needed("text"))?,
                 }
             }
             "line" => {
-                unused(&[("code", r.code.is_some()), ("ms", r.ms.is_some()), ("bytes_per_sec", r.bytes_per_sec.is_some())])?;
-                Action::Line { text: need_text(r.text)? }
+                unused(&[
+                    ("code", r.code.is_some()),
+                    ("ms", r.ms.is_some()),
+                    ("bytes_per_sec", r.bytes_per_sec.is_some()),
+                ])?;
+                Action::Line {
+                    text: r.text.ok_or_else(|| needed("text"))?,
+                }
             }
             "delay" => {
-                unused(&[("code", r.code.is_some()), ("text", r.text.is_some()), ("bytes_per_sec", r.bytes_per_sec.is_some())])?;
-                Action::Delay { ms: r.ms.ok_or("action \"delay\" needs ms")? }
+                unused(&[
+                    ("code", r.code.is_some()),
+                    ("text", r.text.is_some()),
+                    ("bytes_per_sec", r.bytes_per_sec.is_some()),
+                ])?;
+                Action::Delay {
+                    ms: r.ms.ok_or_else(|| needed("ms"))?,
+                }
             }
             "throttle" => {
-                unused(&[("code", r.code.is_some()), ("text", r.text.is_some()), ("ms", r.ms.is_some())])?;
+                unused(&[
+                    ("code", r.code.is_some()),
+                    ("text", r.text.is_some()),
+                    ("ms", r.ms.is_some()),
+                ])?;
                 Action::Throttle {
-                    bytes_per_sec: r.bytes_per_sec.ok_or("action \"throttle\" needs bytes_per_sec")?,
+                    bytes_per_sec: r.bytes_per_sec.ok_or_else(|| needed("bytes_per_sec"))?,
                 }
             }
             "drop" | "hang" | "garbage" | "half_line" | "abort_tls" => {
@@ -124,14 +161,10 @@ impl<S> TryFrom<RawFault<S>> for Fault<S> {
                     _ => Action::AbortTls,
                 }
             }
-            other => {
-                return Err(format!(
-                    "unknown action {other:?}; one of reply, line, delay, throttle, drop, hang, garbage, half_line, abort_tls"
-                ))
-            }
+            other => return Err(FaultTableError::UnknownAction(other.to_string())),
         };
         if r.nth.is_some() && r.probability.is_some() {
-            return Err("a fault takes nth or probability, not both".into());
+            return Err(FaultTableError::NthAndProbability);
         }
         Ok(Fault {
             step: r.step,
@@ -219,31 +252,61 @@ impl<S: Copy + PartialEq> Script<S> {
     }
 }
 
+/// A rule of a fault list that a fault breaks.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FaultRule {
+    #[error("probability {0} is not between 0 and 1")]
+    Probability(f64),
+    #[error("nth counts from 1")]
+    NthZero,
+    #[error("reply code {0} is not between 200 and 599")]
+    ReplyCode(u16),
+    #[error("throttle needs bytes_per_sec of at least 1")]
+    ThrottleZero,
+}
+
+/// Why a fault list does not hold: which fault (1-based, and its step) and the rule.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("fault {number} (step {step}): {rule}")]
+pub struct FaultError {
+    /// The fault's place in its list, counted from 1.
+    pub number: usize,
+    /// The fault's step, as the scenario names it (`Debug` form).
+    pub step: String,
+    pub rule: FaultRule,
+}
+
 /// Checks a fault list: probabilities within 0..=1, nth at least 1, codes 200..=599.
-pub fn validate<S: std::fmt::Debug>(faults: &[Fault<S>]) -> Result<(), String> {
+pub fn validate<S: std::fmt::Debug>(faults: &[Fault<S>]) -> Result<(), FaultError> {
     for (i, f) in faults.iter().enumerate() {
-        let at = format!("fault {} (step {:?})", i + 1, f.step);
-        if let Some(p) = f.when.probability {
-            if !(0.0..=1.0).contains(&p) || p.is_nan() {
-                return Err(format!("{at}: probability {p} is not between 0 and 1"));
-            }
-        }
-        if f.when.nth == Some(0) {
-            return Err(format!("{at}: nth counts from 1"));
-        }
-        match &f.action {
-            Action::Reply { code, .. } if !(200..=599).contains(code) => {
-                return Err(format!(
-                    "{at}: reply code {code} is not between 200 and 599"
-                ))
-            }
-            Action::Throttle { bytes_per_sec: 0 } => {
-                return Err(format!("{at}: throttle needs bytes_per_sec of at least 1"))
-            }
-            _ => {}
+        if let Some(rule) = broken_rule(f) {
+            return Err(FaultError {
+                number: i + 1,
+                step: format!("{:?}", f.step),
+                rule,
+            });
         }
     }
     Ok(())
+}
+
+/// The first rule `f` breaks, if any.
+fn broken_rule<S>(f: &Fault<S>) -> Option<FaultRule> {
+    if let Some(p) = f.when.probability {
+        if !(0.0..=1.0).contains(&p) || p.is_nan() {
+            return Some(FaultRule::Probability(p));
+        }
+    }
+    if f.when.nth == Some(0) {
+        return Some(FaultRule::NthZero);
+    }
+    match &f.action {
+        Action::Reply { code, .. } if !(200..=599).contains(code) => {
+            Some(FaultRule::ReplyCode(*code))
+        }
+        Action::Throttle { bytes_per_sec: 0 } => Some(FaultRule::ThrottleZero),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -315,7 +378,9 @@ mod tests {
 
     #[test]
     fn validation_names_the_fault() {
-        let e = validate(&[fault(St::A, None, Some(1.5))]).unwrap_err();
+        let e = validate(&[fault(St::A, None, Some(1.5))])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("fault 1") && e.contains("1.5"), "{e}");
         assert!(validate(&[fault(St::A, Some(0), None)]).is_err());
     }

@@ -14,6 +14,39 @@
 //!   reassembly.
 //! - `scenario`, `serve`: scenario files and starting their servers; `netaddr`: bind
 //!   addresses (IPv4, IPv6, link-local with a zone) and this machine's interfaces.
+//!
+//! From a test of another crate: a scenario of the library served on 127.0.0.1 (any
+//! free port), one mail from a plain `TcpStream` client, and the server's record.
+//!
+//! ```
+//! use std::io::{BufRead, BufReader, Write};
+//! use std::time::Duration;
+//! use hil_mail::{netaddr::BindAddr, scenario::Scenario, serve};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+//! let scenario = Scenario::load(&repo.join("scenarios/plain-ok.toml"))?;
+//! let (certs, bind) = (repo.join("certs"), BindAddr::loopback()); // 127.0.0.1
+//! let rt = tokio::runtime::Runtime::new()?;
+//! let running = rt.block_on(serve::start(&scenario, &bind, &certs, 1.0))?;
+//!
+//! let addr = running.smtp_addr().ok_or("the scenario has no SMTP server")?;
+//! let mut client = BufReader::new(std::net::TcpStream::connect(addr)?);
+//! for line in ["", "EHLO me\r\n", "MAIL FROM:<a@hil.test>\r\n", "RCPT TO:<b@hil.test>\r\n",
+//!              "DATA\r\n", "Subject: hi\r\n\r\nhello\r\n.\r\n", "QUIT\r\n"] {
+//!     client.get_mut().write_all(line.as_bytes())?;
+//!     let mut reply = String::new();
+//!     while client.read_line(&mut reply)? > 0 && reply.as_bytes().get(3) == Some(&b'-') {
+//!         reply.clear(); // a line of a multi-line reply (`250-SIZE …`): read on
+//!     }
+//! }
+//!
+//! let seen = running.take_smtp(Duration::from_secs(10));
+//! assert!(seen.connections[0].transcript.iter().any(|e| e.text == "MAIL FROM:<a@hil.test>"));
+//! assert_eq!(seen.messages[0].recipients, ["b@hil.test"]);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod faults;
 pub mod netaddr;

@@ -91,11 +91,31 @@ impl fmt::Display for BindAddr {
     }
 }
 
+/// Why a `--bind` address does not parse; each names the input and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindAddrError {
+    #[error("{input:?} is not an IPv4 or IPv6 address (a link-local IPv6 address takes its zone: fe80::1%eth0)")]
+    NotAnAddress { input: String },
+    #[error("{input:?}: only an IPv6 link-local address takes a %zone")]
+    ZoneOnIpv4 { input: String },
+    #[error(
+        "{input:?}: {ip} is not link-local (fe80::/10); only link-local addresses take a %zone"
+    )]
+    ZoneNotLinkLocal { input: String, ip: Ipv6Addr },
+    #[error("{input:?}: the zone after % is empty")]
+    EmptyZone { input: String },
+    #[error("{input:?}: this machine has no network interface {zone:?} (see `ip link`)")]
+    NoInterface { input: String, zone: String },
+    #[error("{input:?} is link-local: name the interface it is on, e.g. {ip}%eth0")]
+    ZoneMissing { input: String, ip: Ipv6Addr },
+}
+
 impl FromStr for BindAddr {
-    type Err = String;
+    type Err = BindAddrError;
 
     /// `127.0.0.1`, `::1`, `[::1]`, `fe80::1%eth0`, `fe80::1%3`.
-    fn from_str(s: &str) -> Result<BindAddr, String> {
+    fn from_str(s: &str) -> Result<BindAddr, BindAddrError> {
+        let input = || s.to_string();
         let bare = s
             .strip_prefix('[')
             .and_then(|r| r.strip_suffix(']'))
@@ -104,30 +124,26 @@ impl FromStr for BindAddr {
             Some((a, z)) => (a, Some(z)),
             None => (bare, None),
         };
-        let ip: IpAddr = addr.parse().map_err(|_| {
-            format!(
-                "{s:?} is not an IPv4 or IPv6 address (a link-local IPv6 address takes its zone: fe80::1%eth0)"
-            )
-        })?;
+        let ip: IpAddr = addr
+            .parse()
+            .map_err(|_| BindAddrError::NotAnAddress { input: input() })?;
         match (ip, zone) {
-            (IpAddr::V4(_), Some(_)) => Err(format!(
-                "{s:?}: only an IPv6 link-local address takes a %zone"
-            )),
+            (IpAddr::V4(_), Some(_)) => Err(BindAddrError::ZoneOnIpv4 { input: input() }),
             (IpAddr::V6(v6), Some(z)) => {
                 if !is_link_local(&v6) {
-                    return Err(format!(
-                        "{s:?}: {v6} is not link-local (fe80::/10); only link-local addresses take a %zone"
-                    ));
+                    return Err(BindAddrError::ZoneNotLinkLocal {
+                        input: input(),
+                        ip: v6,
+                    });
                 }
                 if z.is_empty() {
-                    return Err(format!("{s:?}: the zone after % is empty"));
+                    return Err(BindAddrError::EmptyZone { input: input() });
                 }
                 let scope_id = match z.parse::<u32>() {
                     Ok(n) if n > 0 => n,
-                    _ => interface_index(z).ok_or_else(|| {
-                        format!(
-                            "{s:?}: this machine has no network interface {z:?} (see `ip link`)"
-                        )
+                    _ => interface_index(z).ok_or_else(|| BindAddrError::NoInterface {
+                        input: input(),
+                        zone: z.to_string(),
                     })?,
                 };
                 Ok(BindAddr {
@@ -136,9 +152,10 @@ impl FromStr for BindAddr {
                     zone: Some(z.to_string()),
                 })
             }
-            (IpAddr::V6(v6), None) if is_link_local(&v6) => Err(format!(
-                "{s:?} is link-local: name the interface it is on, e.g. {v6}%eth0"
-            )),
+            (IpAddr::V6(v6), None) if is_link_local(&v6) => Err(BindAddrError::ZoneMissing {
+                input: input(),
+                ip: v6,
+            }),
             (ip, None) => Ok(BindAddr::from(ip)),
         }
     }
@@ -334,7 +351,7 @@ mod tests {
             ("2001:db8::1%lo", "not link-local"),
             ("10.0.0.1%lo", "only an IPv6 link-local"),
         ] {
-            let e = input.parse::<BindAddr>().unwrap_err();
+            let e = input.parse::<BindAddr>().unwrap_err().to_string();
             assert!(e.contains(input), "{e}");
             assert!(e.contains(says), "{input}: {e}");
         }

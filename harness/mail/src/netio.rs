@@ -11,8 +11,73 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::faults::Action;
-use crate::smtp::GARBAGE;
+use crate::smtp::{ListenerKind, GARBAGE};
 use crate::tls::Identity;
+
+/// Which fake server a listener belongs to, as its errors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    Smtp,
+    Pop3,
+}
+
+impl Server {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Server::Smtp => "SMTP",
+            Server::Pop3 => "POP3",
+        }
+    }
+}
+
+/// Why a fake server did not start: a TLS listener without a certificate, or an
+/// address it cannot listen on.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The SMTP server's text never named the server (`the tls listener on …`); the
+    /// POP3 server's did.
+    #[error(
+        "the {}{} listener on {bind} needs a certificate",
+        match .server { Server::Smtp => "", Server::Pop3 => "POP3 " },
+        .kind.name()
+    )]
+    NeedsCertificate {
+        server: Server,
+        kind: ListenerKind,
+        bind: SocketAddr,
+    },
+    #[error("fake {} server cannot listen on {bind}: {source}", .server.name())]
+    CannotListen {
+        server: Server,
+        bind: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The listening socket has no local address (the system refused to say).
+    #[error("{0}")]
+    LocalAddr(std::io::Error),
+}
+
+/// Opens the listener of one `kind` of `server` on `bind`, refusing a TLS kind with no
+/// certificate; answers it and the address it got (the port, when `bind`'s was 0).
+pub async fn listen(
+    server: Server,
+    kind: ListenerKind,
+    bind: SocketAddr,
+    has_identity: bool,
+) -> Result<(TcpListener, SocketAddr), ListenError> {
+    if kind != ListenerKind::Plain && !has_identity {
+        return Err(ListenError::NeedsCertificate { server, kind, bind });
+    }
+    let listener = TcpListener::bind(bind)
+        .await
+        .map_err(|source| ListenError::CannotListen {
+            server,
+            bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(ListenError::LocalAddr)?;
+    Ok((listener, addr))
+}
 
 /// Accepts connections on `listener` for as long as the runtime runs, each served by
 /// `serve` on a task of its own.
@@ -105,6 +170,26 @@ pub async fn drain<S: AsyncRead + Unpin>(s: &mut S, idle: Duration) -> &'static 
     }
 }
 
+/// Why a connection has no TLS stream: a scripted fault of the `tls_handshake` step, or
+/// a handshake that failed or took too long. Its text is the connection's last
+/// transcript line.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("TLS handshake aborted (scripted)")]
+    Aborted,
+    /// `why`: how the hung connection ended (see [`drain`]).
+    #[error("TLS handshake hung (scripted); {why}")]
+    Hung { why: &'static str },
+    #[error("answered the ClientHello with garbage (scripted)")]
+    Garbage,
+    #[error("TLS handshake dropped (scripted)")]
+    Dropped,
+    #[error("TLS handshake failed: {0}")]
+    Failed(std::io::Error),
+    #[error("TLS handshake timed out")]
+    TimedOut,
+}
+
 /// Runs the TLS handshake on `tcp` with the scripted `fault` of the `tls_handshake`
 /// step (delay, abort mid-handshake, hang, garbage, drop); answers the TLS stream or
 /// why there is none. `delay` turns device milliseconds into wall time.
@@ -114,7 +199,7 @@ pub async fn handshake(
     fault: Option<Action>,
     idle: Duration,
     delay: impl Fn(u64) -> Duration,
-) -> Result<ServerStream, String> {
+) -> Result<ServerStream, HandshakeError> {
     let mut tcp = tcp;
     match fault {
         Some(Action::Delay { ms }) => tokio::time::sleep(delay(ms)).await,
@@ -123,23 +208,23 @@ pub async fn handshake(
             // a client that sends none meets a silent server (until the idle timeout).
             let mut buf = [0u8; 1024];
             let _ = tokio::time::timeout(idle, tcp.read(&mut buf)).await;
-            return Err("TLS handshake aborted (scripted)".into());
+            return Err(HandshakeError::Aborted);
         }
         Some(Action::Hang) => {
             let why = drain(&mut tcp, idle).await;
-            return Err(format!("TLS handshake hung (scripted); {why}"));
+            return Err(HandshakeError::Hung { why });
         }
         Some(Action::Garbage) => {
             let _ = tcp.write_all(GARBAGE).await;
-            return Err("answered the ClientHello with garbage (scripted)".into());
+            return Err(HandshakeError::Garbage);
         }
-        Some(_) => return Err("TLS handshake dropped (scripted)".into()),
+        Some(_) => return Err(HandshakeError::Dropped),
         None => {}
     }
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&identity.config));
     match tokio::time::timeout(idle, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => Ok(ServerStream::Tls(Box::new(tls))),
-        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
-        Err(_) => Err("TLS handshake timed out".into()),
+        Ok(Err(e)) => Err(HandshakeError::Failed(e)),
+        Err(_) => Err(HandshakeError::TimedOut),
     }
 }

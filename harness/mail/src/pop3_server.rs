@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::faults::Action;
-use crate::netio::{self, ServerStream};
+use crate::netio::{self, ListenError, Server, ServerStream};
 use crate::pop3::{Pop3Config, Pop3Output, Pop3Session, Pop3Step};
 use crate::pop_window::PopLogins;
 use crate::smtp::{Entry, ListenerKind};
@@ -86,7 +86,7 @@ impl Pop3Server {
         config: Pop3Config,
         time_scale: f64,
         logins: Arc<PopLogins>,
-    ) -> std::io::Result<Pop3Server> {
+    ) -> Result<Pop3Server, ListenError> {
         let shared = Arc::new(Shared {
             config: Arc::new(config),
             conns: Mutex::new(Vec::new()),
@@ -98,20 +98,8 @@ impl Pop3Server {
         });
         let mut listeners = Vec::new();
         for l in listens {
-            if l.kind != ListenerKind::Plain && l.identity.is_none() {
-                return Err(std::io::Error::other(format!(
-                    "the POP3 {} listener on {} needs a certificate",
-                    l.kind.name(),
-                    l.bind
-                )));
-            }
-            let listener = TcpListener::bind(l.bind).await.map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("fake POP3 server cannot listen on {}: {e}", l.bind),
-                )
-            })?;
-            let addr = listener.local_addr()?;
+            let (listener, addr) =
+                netio::listen(Server::Pop3, l.kind, l.bind, l.identity.is_some()).await?;
             listeners.push((l.kind, addr));
             let l = Pop3Listen { bind: addr, ..l };
             let s = Arc::clone(&shared);
@@ -166,7 +154,7 @@ async fn tls_accept(
     session: &mut Pop3Session,
     shared: &Arc<Shared>,
     idle: Duration,
-) -> Result<ServerStream, String> {
+) -> Result<ServerStream, netio::HandshakeError> {
     let fault = session.fault_for(Pop3Step::TlsHandshake);
     let shared = Arc::clone(shared);
     netio::handshake(tcp, identity, fault, idle, move |ms| shared.scaled(ms)).await
@@ -273,7 +261,7 @@ async fn run(
                     tls_note(&s, identity, shared, id, session);
                     s
                 }
-                Err(e) => return e,
+                Err(e) => return e.to_string(),
             }
         }
         _ => ServerStream::Plain(tcp),
@@ -316,7 +304,7 @@ async fn run(
             };
             stream = match tls_accept(tcp, identity, session, shared, idle).await {
                 Ok(s) => s,
-                Err(e) => return e,
+                Err(e) => return e.to_string(),
             };
             tls_note(&stream, identity, shared, id, session);
             session.tls_started();

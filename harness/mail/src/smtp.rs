@@ -10,7 +10,7 @@ use std::sync::Arc;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use smtp_proto::request::receiver::DataReceiver;
-use smtp_proto::{Error as ProtoError, Request};
+use smtp_proto::{Error as ProtoError, MailFrom, RcptTo, Request};
 
 use crate::faults::{Action, Fault, Script};
 use crate::sasl::{self, Account, Mechanism};
@@ -449,6 +449,24 @@ pub fn line_faults(data: &[u8]) -> (usize, usize) {
     (bare_lf, long_lines)
 }
 
+/// The reply to a command smtp-proto could not parse: 501 for a bad argument, 500
+/// for the rest.
+fn syntax_reply(e: ProtoError) -> (u16, String) {
+    let text = match e {
+        ProtoError::UnknownCommand => "5.5.2 Syntax error, command unrecognized".to_string(),
+        ProtoError::InvalidSenderAddress => "5.1.7 Bad sender address syntax".into(),
+        ProtoError::InvalidRecipientAddress => "5.1.3 Bad recipient address syntax".into(),
+        ProtoError::SyntaxError { syntax } => format!("5.5.4 Syntax: {syntax}"),
+        ProtoError::InvalidParameter { param } => format!("5.5.4 Invalid parameter {param}"),
+        ProtoError::UnsupportedParameter { param } => {
+            format!("5.5.4 Unsupported parameter {param}")
+        }
+        _ => "5.5.2 Syntax error".into(),
+    };
+    let code = if text.starts_with("5.5.4") { 501 } else { 500 };
+    (code, text)
+}
+
 /// Shows a client command line in a transcript with credentials removed.
 pub fn redact_command(line: &str) -> String {
     // A lone base64 word that is no command is most likely a credential a client
@@ -759,6 +777,7 @@ impl Session {
         text
     }
 
+    /// One command line from the client: logged, then answered by its verb's step.
     fn command(&mut self, raw: &[u8], out: &mut Vec<Output>) {
         let shown = String::from_utf8_lossy(raw)
             .trim_end_matches(['\r', '\n'])
@@ -771,120 +790,13 @@ impl Session {
         }
         let parsed = Request::parse(&mut raw.iter()).map(Request::into_owned);
         match parsed {
-            Ok(Request::Ehlo { host }) => {
-                if self.fault(Step::Ehlo, out) {
-                    return;
-                }
-                self.reset_transaction();
-                self.greeted_with = Some("EHLO".into());
-                let text = self.ehlo_text(&host);
-                self.helo = host;
-                self.send(out, 250, &text);
-            }
-            Ok(Request::Helo { host }) => {
-                if self.fault(Step::Helo, out) {
-                    return;
-                }
-                self.reset_transaction();
-                self.greeted_with = Some("HELO".into());
-                self.helo = host;
-                let text = self.cfg.hostname.clone();
-                self.send(out, 250, &text);
-            }
-            Ok(Request::StartTls) => {
-                if !self.env.starttls || self.env.tls {
-                    return self.send(out, 502, "5.5.1 STARTTLS not available");
-                }
-                if self.fault(Step::Starttls, out) {
-                    return;
-                }
-                self.send(out, 220, "2.0.0 Ready to start TLS");
-                out.push(Output::StartTls);
-            }
-            Ok(Request::Mail { from }) => {
-                if self.greeted_with.is_none() {
-                    return self.send(out, 503, "5.5.1 Error: send HELO/EHLO first");
-                }
-                if self.mail_from.is_some() {
-                    return self.send(out, 503, "5.5.1 Error: nested MAIL command");
-                }
-                if self.fault(Step::Mail, out) {
-                    return;
-                }
-                if self.cfg.policy.require_auth && self.auth_user.is_none() {
-                    return self.send(out, 530, "5.7.0 Authentication required");
-                }
-                if let Some(max) = self.cfg.policy.max_size {
-                    if from.size as u64 > max {
-                        let text = format!(
-                            "5.3.4 Message size exceeds fixed maximum message size ({max})"
-                        );
-                        return self.send(out, 552, &text);
-                    }
-                }
-                let size = (from.size > 0).then_some(from.size);
-                self.mail_from = Some((from.address, size));
-                self.send(out, 250, "2.1.0 Ok");
-            }
-            Ok(Request::Rcpt { to }) => {
-                if self.mail_from.is_none() {
-                    return self.send(out, 503, "5.5.1 Error: need MAIL command");
-                }
-                if self.fault(Step::Rcpt, out) {
-                    return;
-                }
-                if let Some(window) = self.cfg.policy.pop_before_smtp_window_s {
-                    if self.auth_user.is_none()
-                        && !(self.env.pop_login_within)(self.env.peer, window)
-                    {
-                        let text = format!("5.7.1 <{}>: Relay access denied", to.address);
-                        return self.send(out, 554, &text);
-                    }
-                }
-                if let Some(rule) = self.cfg.rule_for(&to.address).cloned() {
-                    if rule.code / 100 != 2 {
-                        return self.send(out, rule.code, &rule.text);
-                    }
-                }
-                if self.rcpts.len() >= MAX_RECIPIENTS {
-                    return self.send(out, 452, "4.5.3 Error: too many recipients");
-                }
-                self.rcpts.push(to.address);
-                self.send(out, 250, "2.1.5 Ok");
-            }
-            Ok(Request::Data) => {
-                if self.mail_from.is_none() {
-                    return self.send(out, 503, "5.5.1 Error: need MAIL command");
-                }
-                if self.rcpts.is_empty() {
-                    return self.send(out, 554, "5.5.1 Error: no valid recipients");
-                }
-                if self.fault(Step::Data, out) {
-                    return;
-                }
-                self.mode = Mode::Data;
-                self.data = DataReceiver::new();
-                // The message starts after the CRLF of DATA: its first line is a line
-                // like any other ("." ends it, a leading dot is removed; RFC 5321
-                // §4.5.2). smtp-proto's receiver starts without that CRLF behind it,
-                // so it is fed one and the byte buffer emptied again.
-                self.data_buf.clear();
-                self.data.ingest(&mut b"\r\n".iter(), &mut self.data_buf);
-                self.data_buf.clear();
-                self.data_dropped = 0;
-                self.send(out, 354, "End data with <CR><LF>.<CR><LF>");
-            }
-            Ok(Request::Quit) => {
-                if self.fault(Step::Quit, out) {
-                    return;
-                }
-                self.send(out, 221, "2.0.0 Bye");
-                if self.mode == Mode::Hung {
-                    return;
-                }
-                self.mode = Mode::Closed;
-                out.push(Output::Close);
-            }
+            Ok(Request::Ehlo { host }) => self.on_ehlo(host, out),
+            Ok(Request::Helo { host }) => self.on_helo(host, out),
+            Ok(Request::StartTls) => self.on_starttls(out),
+            Ok(Request::Mail { from }) => self.on_mail(from, out),
+            Ok(Request::Rcpt { to }) => self.on_rcpt(to, out),
+            Ok(Request::Data) => self.on_data(out),
+            Ok(Request::Quit) => self.on_quit(out),
             Ok(Request::Rset) => {
                 self.reset_transaction();
                 self.send(out, 250, "2.0.0 Ok");
@@ -895,27 +807,132 @@ impl Session {
                 self.send(out, 502, &msg)
             }
             Err(e) => {
-                let text = match e {
-                    ProtoError::UnknownCommand => {
-                        "5.5.2 Syntax error, command unrecognized".to_string()
-                    }
-                    ProtoError::InvalidSenderAddress => "5.1.7 Bad sender address syntax".into(),
-                    ProtoError::InvalidRecipientAddress => {
-                        "5.1.3 Bad recipient address syntax".into()
-                    }
-                    ProtoError::SyntaxError { syntax } => format!("5.5.4 Syntax: {syntax}"),
-                    ProtoError::InvalidParameter { param } => {
-                        format!("5.5.4 Invalid parameter {param}")
-                    }
-                    ProtoError::UnsupportedParameter { param } => {
-                        format!("5.5.4 Unsupported parameter {param}")
-                    }
-                    _ => "5.5.2 Syntax error".into(),
-                };
-                let code = if text.starts_with("5.5.4") { 501 } else { 500 };
+                let (code, text) = syntax_reply(e);
                 self.send(out, code, &text);
             }
         }
+    }
+
+    fn on_ehlo(&mut self, host: String, out: &mut Vec<Output>) {
+        if self.fault(Step::Ehlo, out) {
+            return;
+        }
+        self.reset_transaction();
+        self.greeted_with = Some("EHLO".into());
+        let text = self.ehlo_text(&host);
+        self.helo = host;
+        self.send(out, 250, &text);
+    }
+
+    fn on_helo(&mut self, host: String, out: &mut Vec<Output>) {
+        if self.fault(Step::Helo, out) {
+            return;
+        }
+        self.reset_transaction();
+        self.greeted_with = Some("HELO".into());
+        self.helo = host;
+        let text = self.cfg.hostname.clone();
+        self.send(out, 250, &text);
+    }
+
+    fn on_starttls(&mut self, out: &mut Vec<Output>) {
+        if !self.env.starttls || self.env.tls {
+            return self.send(out, 502, "5.5.1 STARTTLS not available");
+        }
+        if self.fault(Step::Starttls, out) {
+            return;
+        }
+        self.send(out, 220, "2.0.0 Ready to start TLS");
+        out.push(Output::StartTls);
+    }
+
+    /// MAIL FROM: after a greeting, outside a transaction, within the policy (AUTH
+    /// required, the SIZE the client announces).
+    fn on_mail(&mut self, from: MailFrom<String>, out: &mut Vec<Output>) {
+        if self.greeted_with.is_none() {
+            return self.send(out, 503, "5.5.1 Error: send HELO/EHLO first");
+        }
+        if self.mail_from.is_some() {
+            return self.send(out, 503, "5.5.1 Error: nested MAIL command");
+        }
+        if self.fault(Step::Mail, out) {
+            return;
+        }
+        if self.cfg.policy.require_auth && self.auth_user.is_none() {
+            return self.send(out, 530, "5.7.0 Authentication required");
+        }
+        if let Some(max) = self.cfg.policy.max_size {
+            if from.size as u64 > max {
+                let text = format!("5.3.4 Message size exceeds fixed maximum message size ({max})");
+                return self.send(out, 552, &text);
+            }
+        }
+        let size = (from.size > 0).then_some(from.size);
+        self.mail_from = Some((from.address, size));
+        self.send(out, 250, "2.1.0 Ok");
+    }
+
+    /// RCPT TO: after MAIL, within the policy (POP before SMTP, the recipient rules,
+    /// the most recipients kept).
+    fn on_rcpt(&mut self, to: RcptTo<String>, out: &mut Vec<Output>) {
+        if self.mail_from.is_none() {
+            return self.send(out, 503, "5.5.1 Error: need MAIL command");
+        }
+        if self.fault(Step::Rcpt, out) {
+            return;
+        }
+        if let Some(window) = self.cfg.policy.pop_before_smtp_window_s {
+            if self.auth_user.is_none() && !(self.env.pop_login_within)(self.env.peer, window) {
+                let text = format!("5.7.1 <{}>: Relay access denied", to.address);
+                return self.send(out, 554, &text);
+            }
+        }
+        if let Some(rule) = self.cfg.rule_for(&to.address).cloned() {
+            if rule.code / 100 != 2 {
+                return self.send(out, rule.code, &rule.text);
+            }
+        }
+        if self.rcpts.len() >= MAX_RECIPIENTS {
+            return self.send(out, 452, "4.5.3 Error: too many recipients");
+        }
+        self.rcpts.push(to.address);
+        self.send(out, 250, "2.1.5 Ok");
+    }
+
+    /// DATA: after MAIL and at least one accepted RCPT; the message follows.
+    fn on_data(&mut self, out: &mut Vec<Output>) {
+        if self.mail_from.is_none() {
+            return self.send(out, 503, "5.5.1 Error: need MAIL command");
+        }
+        if self.rcpts.is_empty() {
+            return self.send(out, 554, "5.5.1 Error: no valid recipients");
+        }
+        if self.fault(Step::Data, out) {
+            return;
+        }
+        self.mode = Mode::Data;
+        self.data = DataReceiver::new();
+        // The message starts after the CRLF of DATA: its first line is a line
+        // like any other ("." ends it, a leading dot is removed; RFC 5321
+        // §4.5.2). smtp-proto's receiver starts without that CRLF behind it,
+        // so it is fed one and the byte buffer emptied again.
+        self.data_buf.clear();
+        self.data.ingest(&mut b"\r\n".iter(), &mut self.data_buf);
+        self.data_buf.clear();
+        self.data_dropped = 0;
+        self.send(out, 354, "End data with <CR><LF>.<CR><LF>");
+    }
+
+    fn on_quit(&mut self, out: &mut Vec<Output>) {
+        if self.fault(Step::Quit, out) {
+            return;
+        }
+        self.send(out, 221, "2.0.0 Bye");
+        if self.mode == Mode::Hung {
+            return;
+        }
+        self.mode = Mode::Closed;
+        out.push(Output::Close);
     }
 
     fn decode(arg: &str) -> Option<Vec<u8>> {

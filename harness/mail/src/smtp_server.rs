@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::faults::Action;
-use crate::netio::{self, ServerStream};
+use crate::netio::{self, ListenError, Server, ServerStream};
 use crate::partial::{Assembler, Reassembled};
 use crate::pop_window::PopLogins;
 pub use crate::smtp::ListenerKind;
@@ -146,7 +146,7 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     /// One plain listener on `bind` (port 0 for any free port).
-    pub async fn start(bind: SocketAddr, config: SmtpConfig) -> std::io::Result<SmtpServer> {
+    pub async fn start(bind: SocketAddr, config: SmtpConfig) -> Result<SmtpServer, ListenError> {
         Self::start_with(
             vec![Listen {
                 kind: ListenerKind::Plain,
@@ -164,7 +164,7 @@ impl SmtpServer {
         listens: Vec<Listen>,
         config: SmtpConfig,
         opts: ServerOptions,
-    ) -> std::io::Result<SmtpServer> {
+    ) -> Result<SmtpServer, ListenError> {
         let shared = Arc::new(Shared {
             config: RwLock::new(Arc::new(config)),
             obs: Mutex::new(Observations::default()),
@@ -176,20 +176,8 @@ impl SmtpServer {
         });
         let mut listeners = Vec::new();
         for l in listens {
-            if l.kind != ListenerKind::Plain && l.identity.is_none() {
-                return Err(std::io::Error::other(format!(
-                    "the {} listener on {} needs a certificate",
-                    l.kind.name(),
-                    l.bind
-                )));
-            }
-            let listener = TcpListener::bind(l.bind).await.map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("fake SMTP server cannot listen on {}: {e}", l.bind),
-                )
-            })?;
-            let addr = listener.local_addr()?;
+            let (listener, addr) =
+                netio::listen(Server::Smtp, l.kind, l.bind, l.identity.is_some()).await?;
             listeners.push((l.kind, addr));
             let l = Listen { bind: addr, ..l };
             let s = Arc::clone(&shared);
@@ -292,7 +280,7 @@ async fn handshake(
     session: &mut Session,
     conn: &Conn,
     idle: Duration,
-) -> Result<ServerStream, String> {
+) -> Result<ServerStream, netio::HandshakeError> {
     let fault = session.fault_for(Step::TlsHandshake);
     let shared = Arc::clone(&conn.shared);
     netio::handshake(tcp, identity, fault, idle, move |ms| shared.scaled(ms)).await
@@ -413,7 +401,7 @@ async fn run(
                 record_tls(&s, identity, session, conn);
                 s
             }
-            Err(e) => return e,
+            Err(e) => return e.to_string(),
         }
     } else {
         ServerStream::Plain(tcp)
@@ -490,7 +478,7 @@ async fn run(
                     record_tls(&stream, identity, session, conn);
                     session.tls_started();
                 }
-                Err(e) => return e,
+                Err(e) => return e.to_string(),
             }
             shared.record(conn.id, session.take_transcript());
         }

@@ -60,20 +60,57 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Why a certificate chain and key cannot serve TLS; each names the file (or the
+/// certificate's label) and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("certificate {}: cannot read: {source}", path.display())]
+    CannotReadCertificate {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("certificate {}: not PEM: {source}", path.display())]
+    NotPem {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("certificate {}: no CERTIFICATE block", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("key {}: cannot read a private key: {source}", path.display())]
+    CannotReadKey {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("TLS versions: {0}")]
+    Versions(rustls::Error),
+    #[error("certificate {label}: rejected by TLS: {source}")]
+    Rejected {
+        label: String,
+        source: rustls::Error,
+    },
+}
+
 /// Loads PEM files into a server identity; errors name the file and the problem.
-pub fn load(label: &str, cert: &Path, key: &Path) -> Result<Identity, String> {
+pub fn load(label: &str, cert: &Path, key: &Path) -> Result<Identity, TlsError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("certificate {}: cannot read: {e}", cert.display()))?
+        .map_err(|source| TlsError::CannotReadCertificate {
+            path: cert.to_path_buf(),
+            source,
+        })?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("certificate {}: not PEM: {e}", cert.display()))?;
+        .map_err(|source| TlsError::NotPem {
+            path: cert.to_path_buf(),
+            source,
+        })?;
     if chain.is_empty() {
-        return Err(format!(
-            "certificate {}: no CERTIFICATE block",
-            cert.display()
-        ));
+        return Err(TlsError::NoCertificate {
+            path: cert.to_path_buf(),
+        });
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("key {}: cannot read a private key: {e}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::CannotReadKey {
+        path: key.to_path_buf(),
+        source,
+    })?;
     from_der(label, chain, key)
 }
 
@@ -82,13 +119,16 @@ pub fn from_der(
     label: &str,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-) -> Result<Identity, String> {
+) -> Result<Identity, TlsError> {
     let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS versions: {e}"))?
+        .map_err(TlsError::Versions)?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| format!("certificate {label}: rejected by TLS: {e}"))?;
+        .map_err(|source| TlsError::Rejected {
+            label: label.to_string(),
+            source,
+        })?;
     Ok(Identity {
         label: label.to_string(),
         config: Arc::new(config),

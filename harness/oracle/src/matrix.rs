@@ -1020,7 +1020,7 @@ type Catalogue = (BTreeMap<String, ServerFault>, Vec<(String, String)>);
 fn scenario_faults(dir: &Path) -> Result<Catalogue, String> {
     let mut m = BTreeMap::new();
     let mut excluded = Vec::new();
-    for s in Scenario::load_dir(dir)? {
+    for s in Scenario::load_dir(dir).map_err(|e| e.to_string())? {
         if let Some(why) = unmodelled(&s) {
             excluded.push((s.name.clone(), why));
             continue;

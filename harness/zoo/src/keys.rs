@@ -18,15 +18,28 @@ pub enum KeyKind {
     Ed25519,
 }
 
+/// A key algorithm `hil certs --key` does not offer (or a manifest names).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--key {0:?}: one of rsa2048, ecdsa-p256, ed25519")]
+pub struct UnknownKeyKind(pub String);
+
+/// A key that could not be made or encoded; names the algorithm and the key's role.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} key for {role}: {detail}", .kind.name())]
+pub struct KeyError {
+    pub kind: KeyKind,
+    pub role: String,
+    /// What the key library said.
+    pub detail: String,
+}
+
 impl KeyKind {
-    pub fn parse(s: &str) -> Result<KeyKind, String> {
+    pub fn parse(s: &str) -> Result<KeyKind, UnknownKeyKind> {
         match s {
             "rsa2048" => Ok(KeyKind::Rsa2048),
             "ecdsa-p256" => Ok(KeyKind::EcdsaP256),
             "ed25519" => Ok(KeyKind::Ed25519),
-            other => Err(format!(
-                "--key {other:?}: one of rsa2048, ecdsa-p256, ed25519"
-            )),
+            other => Err(UnknownKeyKind(other.to_string())),
         }
     }
 
@@ -69,10 +82,14 @@ fn rng(seed: u64, role: &str) -> ChaCha20Rng {
 
 impl ZooKey {
     /// The key of `role` under `seed`.
-    pub fn generate(kind: KeyKind, seed: u64, role: &str) -> Result<ZooKey, String> {
+    pub fn generate(kind: KeyKind, seed: u64, role: &str) -> Result<ZooKey, KeyError> {
         use p256::pkcs8::EncodePrivateKey as _;
         let mut rng = rng(seed, role);
-        let err = |e: &dyn std::fmt::Display| format!("{} key for {role}: {e}", kind.name());
+        let err = |e: &dyn std::fmt::Display| KeyError {
+            kind,
+            role: role.to_string(),
+            detail: e.to_string(),
+        };
         match kind {
             KeyKind::Rsa2048 => {
                 use rsa::pkcs1::EncodeRsaPublicKey;

@@ -59,6 +59,44 @@ const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112")
 /// anywhere in the zoo's validity (2025–2045) accepts it.
 pub const VALIDITY: time::Duration = time::Duration::days(7305);
 
+/// Why an OCSP request could not be built (or a response signed); names the part.
+/// [`respond`] never shows it: a client gets `internalError`.
+#[derive(Debug, thiserror::Error)]
+pub enum OcspError {
+    /// A certificate, name, hash, nonce, request or response that does not encode or
+    /// decode; `what` names it.
+    #[error("{what}: {source}")]
+    Der {
+        what: &'static str,
+        source: der::Error,
+    },
+    #[error("nonce extension: {0}")]
+    NonceExtension(x509_ocsp::builder::Error),
+    #[error("signature algorithm: {0}")]
+    SignatureAlgorithm(spki::Error),
+    #[error("signing: {0}")]
+    Signing(signature::Error),
+    #[error("year {year}: {source}")]
+    Year {
+        year: i32,
+        source: std::num::TryFromIntError,
+    },
+    #[error("time {time}: {source}")]
+    Time {
+        time: time::OffsetDateTime,
+        source: der::Error,
+    },
+    #[error("{now} + {}", VALIDITY)]
+    TimeOverflow { now: time::OffsetDateTime },
+    #[error("issuer index out of range")]
+    IssuerIndex,
+}
+
+/// `OcspError::Der` for `what`, as a `map_err` argument.
+fn der_error(what: &'static str) -> impl Fn(der::Error) -> OcspError {
+    move |source| OcspError::Der { what, source }
+}
+
 /// A signature made by a [`ZooKey`], as the OCSP builders want it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZooSignature(pub Vec<u8>);
@@ -191,9 +229,12 @@ fn serial_bytes(s: &SerialNumber) -> &[u8] {
 }
 
 /// `t` as an OCSP GeneralizedTime (UTC, whole seconds).
-fn gtime(t: time::OffsetDateTime) -> Result<OcspGeneralizedTime, String> {
+fn gtime(t: time::OffsetDateTime) -> Result<OcspGeneralizedTime, OcspError> {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let year = u16::try_from(t.year()).map_err(|e| format!("year {}: {e}", t.year()))?;
+    let year = u16::try_from(t.year()).map_err(|source| OcspError::Year {
+        year: t.year(),
+        source,
+    })?;
     let dt = der::DateTime::new(
         year,
         u8::from(t.month()),
@@ -202,7 +243,7 @@ fn gtime(t: time::OffsetDateTime) -> Result<OcspGeneralizedTime, String> {
         t.minute(),
         t.second(),
     )
-    .map_err(|e| format!("time {t}: {e}"))?;
+    .map_err(|source| OcspError::Time { time: t, source })?;
     Ok(OcspGeneralizedTime(GeneralizedTime::from_date_time(dt)))
 }
 
@@ -212,27 +253,27 @@ fn sign_response<S, Sig>(
     signer: &S,
     tbs: ResponseData,
     certs: Option<Vec<Certificate>>,
-) -> Result<OcspResponse, String>
+) -> Result<OcspResponse, OcspError>
 where
     S: signature::Signer<Sig> + DynSignatureAlgorithmIdentifier,
     Sig: SignatureBitStringEncoding,
 {
     let signature_algorithm = signer
         .signature_algorithm_identifier()
-        .map_err(|e| format!("signature algorithm: {e}"))?;
-    let tbs_der = tbs.to_der().map_err(|e| format!("tbsResponseData: {e}"))?;
+        .map_err(OcspError::SignatureAlgorithm)?;
+    let tbs_der = tbs.to_der().map_err(der_error("tbsResponseData"))?;
     let signature = signer
         .try_sign(&tbs_der)
-        .map_err(|e| format!("signing: {e}"))?
+        .map_err(OcspError::Signing)?
         .to_bitstring()
-        .map_err(|e| format!("signature: {e}"))?;
+        .map_err(der_error("signature"))?;
     OcspResponse::successful(BasicOcspResponse {
         tbs_response_data: tbs,
         signature_algorithm,
         signature,
         certs,
     })
-    .map_err(|e| format!("response: {e}"))
+    .map_err(der_error("response"))
 }
 
 /// The signed response, `None` if we know none of the issuers asked about.
@@ -242,14 +283,14 @@ fn answer(
     state: &dyn Fn(usize, &[u8]) -> CertState,
     signer: Option<&OcspIssuer<'_>>,
     now: time::OffsetDateTime,
-) -> Result<Option<Vec<u8>>, String> {
-    let parse = |i: &OcspIssuer<'_>| -> Result<Known, String> {
-        let cert = Certificate::from_der(i.cert_der).map_err(|e| format!("issuer: {e}"))?;
+) -> Result<Option<Vec<u8>>, OcspError> {
+    let parse = |i: &OcspIssuer<'_>| -> Result<Known, OcspError> {
+        let cert = Certificate::from_der(i.cert_der).map_err(der_error("issuer"))?;
         let name_der = cert
             .tbs_certificate
             .subject
             .to_der()
-            .map_err(|e| format!("issuer name: {e}"))?;
+            .map_err(der_error("issuer name"))?;
         Ok(Known { cert, name_der })
     };
     let known = issuers.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
@@ -266,7 +307,7 @@ fn answer(
     let this_update = gtime(now)?;
     let next_update = gtime(
         now.checked_add(VALIDITY)
-            .ok_or_else(|| format!("{now} + {VALIDITY}"))?,
+            .ok_or(OcspError::TimeOverflow { now })?,
     )?;
     let mut responses = Vec::with_capacity(entries.len());
     for (entry, issuer) in entries.iter().zip(&found) {
@@ -300,8 +341,8 @@ fn answer(
     let (signing_cert, signing_key) = match signer {
         Some(s) => (parse(s)?.cert, s.key),
         None => {
-            let k = known.get(first).ok_or("issuer index out of range")?;
-            let i = issuers.get(first).ok_or("issuer index out of range")?;
+            let k = known.get(first).ok_or(OcspError::IssuerIndex)?;
+            let i = issuers.get(first).ok_or(OcspError::IssuerIndex)?;
             (k.cert.clone(), i.key)
         }
     };
@@ -313,24 +354,22 @@ fn answer(
         response_extensions: nonce.map(|e| vec![e]),
     };
     let resp = sign_response(&ZooSigner(signing_key), tbs, Some(vec![signing_cert]))?;
-    resp.to_der()
-        .map(Some)
-        .map_err(|e| format!("response: {e}"))
+    resp.to_der().map(Some).map_err(der_error("response"))
 }
 
 /// Builds an OCSP request (one SHA-1 CertID, as openssl sends, and a fresh 16-byte nonce)
 /// for a certificate and its issuer, for tests and probes. The issuer is taken as given:
 /// passing another CA's certificate makes a request about an issuer the responder may not
 /// know.
-pub fn request(cert_der: &[u8], issuer_der: &[u8]) -> Result<Vec<u8>, String> {
+pub fn request(cert_der: &[u8], issuer_der: &[u8]) -> Result<Vec<u8>, OcspError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let cert = Certificate::from_der(cert_der).map_err(|e| format!("certificate: {e}"))?;
-    let issuer = Certificate::from_der(issuer_der).map_err(|e| format!("issuer: {e}"))?;
+    let cert = Certificate::from_der(cert_der).map_err(der_error("certificate"))?;
+    let issuer = Certificate::from_der(issuer_der).map_err(der_error("issuer"))?;
     let name_der = issuer
         .tbs_certificate
         .subject
         .to_der()
-        .map_err(|e| format!("issuer name: {e}"))?;
+        .map_err(der_error("issuer name"))?;
     let spk = issuer
         .tbs_certificate
         .subject_public_key_info
@@ -342,9 +381,9 @@ pub fn request(cert_der: &[u8], issuer_der: &[u8]) -> Result<Vec<u8>, String> {
             parameters: Some(der::Any::null()),
         },
         issuer_name_hash: OctetString::new(Sha1::digest(&name_der).to_vec())
-            .map_err(|e| format!("name hash: {e}"))?,
+            .map_err(der_error("name hash"))?,
         issuer_key_hash: OctetString::new(Sha1::digest(spk).to_vec())
-            .map_err(|e| format!("key hash: {e}"))?,
+            .map_err(der_error("key hash"))?,
         serial_number: cert.tbs_certificate.serial_number.clone(),
     };
 
@@ -359,15 +398,15 @@ pub fn request(cert_der: &[u8], issuer_der: &[u8]) -> Result<Vec<u8>, String> {
     h.update(t.to_be_bytes());
     h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
     let nonce = Nonce::new(h.finalize().get(..16).unwrap_or_default().to_vec())
-        .map_err(|e| format!("nonce: {e}"))?;
+        .map_err(der_error("nonce"))?;
 
     OcspRequestBuilder::new(Version::V1)
         .with_request(Request::new(id))
         .with_extension(nonce)
-        .map_err(|e| format!("nonce extension: {e}"))?
+        .map_err(OcspError::NonceExtension)?
         .build()
         .to_der()
-        .map_err(|e| format!("request: {e}"))
+        .map_err(der_error("request"))
 }
 
 #[cfg(test)]

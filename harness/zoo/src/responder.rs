@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use super::keys::{KeyKind, ZooKey};
+use super::keys::{KeyError, KeyKind, UnknownKeyKind, ZooKey};
 use super::ocsp::{self, CertState, OcspIssuer};
 use super::zoo::{at, crl_params, Zoo};
 
@@ -40,8 +40,42 @@ pub enum RevocationFault {
     WrongSigner,
 }
 
+/// A revocation fault `hil responder --fault` does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("fault {0:?}: one of none, down, slow, http500, malformed, stale_crl, wrong_signer")]
+pub struct UnknownFault(pub String);
+
+/// Why the revocation services did not start (or listen again).
+#[derive(Debug, thiserror::Error)]
+pub enum ResponderError {
+    /// The zoo's manifest names a key algorithm there is none of.
+    #[error(transparent)]
+    KeyKind(#[from] UnknownKeyKind),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("rogue CA: {0}")]
+    RogueCa(rcgen::Error),
+    #[error("forged CRL of {label}: {source}")]
+    ForgedCrl { label: String, source: rcgen::Error },
+    #[error("a responder that starts down needs a port to come up on later")]
+    DownNeedsPort,
+    #[error("the revocation responder cannot listen on {bind}: {source}")]
+    Listen {
+        bind: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The listening socket has no local address (the system refused to say).
+    #[error("{0}")]
+    LocalAddr(std::io::Error),
+    #[error("the revocation responder cannot listen again on {addr}: {source}")]
+    ListenAgain {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
 impl RevocationFault {
-    pub fn parse(s: &str) -> Result<RevocationFault, String> {
+    pub fn parse(s: &str) -> Result<RevocationFault, UnknownFault> {
         Ok(match s {
             "none" => RevocationFault::None,
             "down" => RevocationFault::Down,
@@ -50,11 +84,7 @@ impl RevocationFault {
             "malformed" => RevocationFault::Malformed,
             "stale_crl" => RevocationFault::StaleCrl,
             "wrong_signer" => RevocationFault::WrongSigner,
-            other => {
-                return Err(format!(
-                    "fault {other:?}: one of none, down, slow, http500, malformed, stale_crl, wrong_signer"
-                ))
-            }
+            other => return Err(UnknownFault(other.to_string())),
         })
     }
 }
@@ -107,7 +137,7 @@ struct Rogue {
     der: Vec<u8>,
 }
 
-fn rogue(zoo: &Zoo) -> Result<Rogue, String> {
+fn rogue(zoo: &Zoo) -> Result<Rogue, ResponderError> {
     let kind = KeyKind::parse(&zoo.manifest.key)?;
     let key = ZooKey::generate(kind, zoo.manifest.seed, "rogue responder")?;
     let mut p = rcgen::CertificateParams::default();
@@ -117,7 +147,7 @@ fn rogue(zoo: &Zoo) -> Result<Rogue, String> {
     p.not_before = at(2024, Month::January, 1);
     p.not_after = at(2049, Month::December, 31);
     p.serial_number = Some(SerialNumber::from(7u64));
-    let cert = p.self_signed(&key).map_err(|e| format!("rogue CA: {e}"))?;
+    let cert = p.self_signed(&key).map_err(ResponderError::RogueCa)?;
     Ok(Rogue {
         key,
         der: cert.der().to_vec(),
@@ -125,7 +155,7 @@ fn rogue(zoo: &Zoo) -> Result<Rogue, String> {
 }
 
 /// CRLs of each CA signed with the rogue key (for `wrong_signer`).
-fn forge_crls(zoo: &Zoo, forger: &Rogue) -> Result<Vec<(String, Vec<u8>)>, String> {
+fn forge_crls(zoo: &Zoo, forger: &Rogue) -> Result<Vec<(String, Vec<u8>)>, ResponderError> {
     let mut out = Vec::new();
     for ca in &zoo.cas {
         let issuer = Issuer::from_params(&ca.params, &forger.key);
@@ -136,7 +166,10 @@ fn forge_crls(zoo: &Zoo, forger: &Rogue) -> Result<Vec<(String, Vec<u8>)>, Strin
             2,
         )
         .signed_by(&issuer)
-        .map_err(|e| format!("forged CRL of {}: {e}", ca.label))?;
+        .map_err(|source| ResponderError::ForgedCrl {
+            label: ca.label.clone(),
+            source,
+        })?;
         out.push((ca.label.clone(), crl.der().to_vec()));
     }
     Ok(out)
@@ -144,7 +177,11 @@ fn forge_crls(zoo: &Zoo, forger: &Rogue) -> Result<Vec<(String, Vec<u8>)>, Strin
 
 impl Responder {
     /// Serves `zoo` on `bind`.
-    pub async fn start(bind: SocketAddr, zoo: Zoo, time_scale: f64) -> Result<Responder, String> {
+    pub async fn start(
+        bind: SocketAddr,
+        zoo: Zoo,
+        time_scale: f64,
+    ) -> Result<Responder, ResponderError> {
         Self::start_with(bind, zoo, time_scale, RevocationFault::None).await
     }
 
@@ -155,7 +192,7 @@ impl Responder {
         zoo: Zoo,
         time_scale: f64,
         fault: RevocationFault,
-    ) -> Result<Responder, String> {
+    ) -> Result<Responder, ResponderError> {
         let rogue = rogue(&zoo)?;
         let forged_crls = forge_crls(&zoo, &rogue)?;
         let shared = Arc::new(Shared {
@@ -168,7 +205,7 @@ impl Responder {
         });
         if fault == RevocationFault::Down {
             if bind.port() == 0 {
-                return Err("a responder that starts down needs a port to come up on later".into());
+                return Err(ResponderError::DownNeedsPort);
             }
             return Ok(Responder {
                 shared,
@@ -178,8 +215,8 @@ impl Responder {
         }
         let listener = TcpListener::bind(bind)
             .await
-            .map_err(|e| format!("the revocation responder cannot listen on {bind}: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            .map_err(|source| ResponderError::Listen { bind, source })?;
+        let addr = listener.local_addr().map_err(ResponderError::LocalAddr)?;
         let task = tokio::spawn(accept(listener, Arc::clone(&shared)));
         Ok(Responder {
             shared,
@@ -194,7 +231,7 @@ impl Responder {
 
     /// Switches the fault. `down` stops listening; any other fault listens again on
     /// the same address.
-    pub async fn set_fault(&self, fault: RevocationFault) -> Result<(), String> {
+    pub async fn set_fault(&self, fault: RevocationFault) -> Result<(), ResponderError> {
         *self.shared.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
         let running = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = running {
@@ -202,11 +239,11 @@ impl Responder {
             let _ = t.await;
         }
         if fault != RevocationFault::Down {
-            let listener = TcpListener::bind(self.addr).await.map_err(|e| {
-                format!(
-                    "the revocation responder cannot listen again on {}: {e}",
-                    self.addr
-                )
+            let listener = TcpListener::bind(self.addr).await.map_err(|source| {
+                ResponderError::ListenAgain {
+                    addr: self.addr,
+                    source,
+                }
             })?;
             let task = tokio::spawn(accept(listener, Arc::clone(&self.shared)));
             *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
@@ -232,8 +269,39 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// Why a request was not read; its text is the answer's body and the record's `what`.
+#[derive(Debug, thiserror::Error)]
+enum BadRequest {
+    #[error("request head too long")]
+    HeadTooLong,
+    #[error("request timed out")]
+    HeadTimedOut,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("connection closed before the request ended")]
+    Closed,
+    #[error("411: send the body with Content-Length, not chunked")]
+    Chunked,
+    #[error("body of {0} bytes is too large")]
+    BodyTooLarge(usize),
+    #[error("request body timed out")]
+    BodyTimedOut,
+    #[error("the request took longer than 30 s")]
+    TooSlow,
+}
+
+impl BadRequest {
+    /// The HTTP status it is answered with.
+    fn status(&self) -> u16 {
+        match self {
+            BadRequest::Chunked => 411,
+            _ => 400,
+        }
+    }
+}
+
 /// Reads one HTTP/1.x request: method, path, body.
-async fn read_request(s: &mut TcpStream) -> Result<(String, String, Vec<u8>), String> {
+async fn read_request(s: &mut TcpStream) -> Result<(String, String, Vec<u8>), BadRequest> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -241,14 +309,13 @@ async fn read_request(s: &mut TcpStream) -> Result<(String, String, Vec<u8>), St
             break p + 4;
         }
         if buf.len() > MAX_HEAD {
-            return Err("request head too long".into());
+            return Err(BadRequest::HeadTooLong);
         }
         let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
             .await
-            .map_err(|_| "request timed out".to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| BadRequest::HeadTimedOut)??;
         if n == 0 {
-            return Err("connection closed before the request ended".into());
+            return Err(BadRequest::Closed);
         }
         buf.extend_from_slice(&chunk[..n]);
     };
@@ -262,7 +329,7 @@ async fn read_request(s: &mut TcpStream) -> Result<(String, String, Vec<u8>), St
         .iter()
         .any(|(k, _)| k.trim().eq_ignore_ascii_case("transfer-encoding"))
     {
-        return Err("411: send the body with Content-Length, not chunked".into());
+        return Err(BadRequest::Chunked);
     }
     let length = headers
         .iter()
@@ -270,14 +337,13 @@ async fn read_request(s: &mut TcpStream) -> Result<(String, String, Vec<u8>), St
         .and_then(|(_, v)| v.trim().parse::<usize>().ok())
         .unwrap_or(0);
     if length > MAX_BODY {
-        return Err(format!("body of {length} bytes is too large"));
+        return Err(BadRequest::BodyTooLarge(length));
     }
     let mut body = buf[head_end..].to_vec();
     while body.len() < length {
         let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
             .await
-            .map_err(|_| "request body timed out".to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| BadRequest::BodyTimedOut)??;
         if n == 0 {
             break;
         }
@@ -314,11 +380,11 @@ async fn serve(mut s: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let (method, path, body) = match read {
         Ok(Ok(r)) => r,
         other => {
-            let why = match other {
+            let bad = match other {
                 Ok(Err(e)) => e,
-                _ => "the request took longer than 30 s".to_string(),
+                _ => BadRequest::TooSlow,
             };
-            let status = if why.starts_with("411") { 411 } else { 400 };
+            let (status, why) = (bad.status(), bad.to_string());
             record(&shared, peer, "?", "?", status, &why);
             let _ = tokio::time::timeout(
                 Duration::from_secs(5),

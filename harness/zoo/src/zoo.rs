@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
@@ -17,7 +17,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
-use super::keys::{pem, KeyKind, ZooKey};
+use super::keys::{pem, KeyError, KeyKind, ZooKey};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -39,6 +39,35 @@ impl Default for ZooOptions {
             responder: "http://127.0.0.1:8099".into(),
         }
     }
+}
+
+/// Why a zoo could not be generated (or written); names the host, certificate, CRL
+/// or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ZooError {
+    #[error("at least one --host")]
+    NoHost,
+    #[error("--host {host:?}: {source}")]
+    Host { host: String, source: rcgen::Error },
+    /// A name the zoo writes itself (`wrong.hil.invalid`, `*.hil.test`) refused.
+    #[error("{0}")]
+    Name(rcgen::Error),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A CA or server certificate (by its label or name) that could not be signed.
+    #[error("{name}: {source}")]
+    Certificate { name: String, source: rcgen::Error },
+    #[error("{name}: no CA {issuer}")]
+    NoCa { name: String, issuer: String },
+    #[error("CRL of {label}: {source}")]
+    Crl { label: String, source: rcgen::Error },
+    #[error("manifest: {0}")]
+    Manifest(toml::ser::Error),
+    #[error("{}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A device's verdict with one verification flag on: `accept` or the error class.
@@ -170,14 +199,24 @@ fn name(cn: Option<&str>, org: &str) -> DistinguishedName {
     dn
 }
 
-fn san_of(host: &str) -> Result<SanType, String> {
+fn san_of(host: &str) -> Result<SanType, ZooError> {
     match host.parse::<IpAddr>() {
         Ok(ip) => Ok(SanType::IpAddress(ip)),
         Err(_) => host
             .try_into()
             .map(SanType::DnsName)
-            .map_err(|e| format!("--host {host:?}: {e}")),
+            .map_err(|source| ZooError::Host {
+                host: host.to_string(),
+                source,
+            }),
     }
+}
+
+/// A DNS name the zoo itself writes into a certificate (`*.hil.test`).
+fn dns_san(name: &str) -> Result<SanType, ZooError> {
+    name.try_into()
+        .map(SanType::DnsName)
+        .map_err(ZooError::Name)
 }
 
 fn san_label(s: &SanType) -> String {
@@ -270,7 +309,6 @@ pub fn crl_params(
     }
 }
 
-/// Generates the zoo into `dir` and answers its manifest.
 /// A CA of the zoo, kept whole for the OCSP responder and CRL server.
 pub struct ZooCa {
     pub label: String,
@@ -288,124 +326,245 @@ pub struct Zoo {
 }
 
 /// Generates the zoo into `dir` and answers its manifest.
-pub fn generate(dir: &Path, o: &ZooOptions) -> Result<Manifest, String> {
+pub fn generate(dir: &Path, o: &ZooOptions) -> Result<Manifest, ZooError> {
     let zoo = build(o)?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| ZooError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     for (file, data) in &zoo.files {
-        std::fs::write(dir.join(file), data)
-            .map_err(|e| format!("{}: {e}", dir.join(file).display()))?;
+        let path = dir.join(file);
+        std::fs::write(&path, data).map_err(|source| ZooError::Write { path, source })?;
     }
     Ok(zoo.manifest)
 }
 
-/// Builds the zoo in memory.
-pub fn build(o: &ZooOptions) -> Result<Zoo, String> {
-    if o.hosts.is_empty() {
-        return Err("at least one --host".into());
+/// Builds the zoo in memory: the CAs, the server certificates family by family (each
+/// CRL-listed one noted in its issuer), then each CA's files with its CRLs, then the
+/// manifest.
+pub fn build(o: &ZooOptions) -> Result<Zoo, ZooError> {
+    let hosts = Hosts::of(&o.hosts)?;
+    let mut cas = make_cas(o)?;
+    let specs = server_specs(&hosts)?;
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let leaf_key = ZooKey::generate(o.key, o.seed, "server")?;
+    let mut entries = Vec::new();
+    for s in &specs {
+        entries.push(issue_server_cert(o, s, &leaf_key, &mut cas, &mut files)?);
     }
-    let sans: Vec<SanType> = o
-        .hosts
-        .iter()
-        .map(|h| san_of(h))
-        .collect::<Result<_, _>>()?;
-    let main = o.hosts[0].clone();
-    let first_ip = |v6: bool| -> String {
-        o.hosts
-            .iter()
-            .find(|h| h.parse::<IpAddr>().is_ok_and(|ip| ip.is_ipv6() == v6))
-            .cloned()
-            .unwrap_or_else(|| if v6 { "::1".into() } else { "127.0.0.1".into() })
+    let mut ca_entries = BTreeMap::new();
+    for (label, ca) in &cas {
+        ca_entries.insert(label.to_string(), write_ca(label, ca, &mut files)?);
+    }
+    let manifest = Manifest {
+        seed: o.seed,
+        key: o.key.name().to_string(),
+        responder: o.responder.clone(),
+        hosts: o.hosts.clone(),
+        trust_anchor: "root.crt".into(),
+        ca: ca_entries,
+        cert: entries,
     };
-    let (v4, v6) = (first_ip(false), first_ip(true));
-    let dns_main = o
-        .hosts
-        .iter()
-        .find(|h| h.parse::<IpAddr>().is_err())
-        .cloned()
-        .unwrap_or_else(|| "localhost".into());
-    let ca_from = at(2024, Month::January, 1);
-    let ca_to = at(2049, Month::December, 31);
-    let leaf_from = at(2025, Month::January, 1);
-    let leaf_to = at(2045, Month::January, 1);
-    let old_from = at(2020, Month::January, 1);
-    let old_to = at(2021, Month::January, 1);
+    files.insert(
+        "manifest.toml".into(),
+        manifest_text(&manifest)?.into_bytes(),
+    );
+    let cas = cas
+        .into_iter()
+        .map(|(label, ca)| ZooCa {
+            label: label.to_string(),
+            params: ca.params,
+            key: ca.key,
+            der: ca.der,
+            revoked: ca.revoked,
+        })
+        .collect();
+    Ok(Zoo {
+        files,
+        manifest,
+        cas,
+    })
+}
 
-    let mk_ca =
-        |label: &str, cn: &str, issuer: Option<&Ca>, from, to, path_len| -> Result<Ca, String> {
-            let key = ZooKey::generate(o.key, o.seed, label)?;
-            let mut params = ca_params(cn, serial(o.seed, label), from, to, path_len);
-            params.use_authority_key_identifier_extension = issuer.is_some();
-            let cert = match issuer {
-                None => params.self_signed(&key),
-                Some(i) => params.signed_by(&key, &Issuer::from_params(&i.params, &i.key)),
-            }
-            .map_err(|e| format!("{label}: {e}"))?;
-            Ok(Ca {
-                der: cert.der().to_vec(),
-                params,
-                key,
-                revoked: Vec::new(),
-            })
+/// The validity of the CAs: 2024 to 2049.
+fn ca_validity() -> (OffsetDateTime, OffsetDateTime) {
+    (at(2024, Month::January, 1), at(2049, Month::December, 31))
+}
+
+/// The validity of the server certificates: 2025 to 2045.
+fn leaf_validity() -> (OffsetDateTime, OffsetDateTime) {
+    (at(2025, Month::January, 1), at(2045, Month::January, 1))
+}
+
+/// The validity of what expired: 2020 to 2021.
+fn expired_validity() -> (OffsetDateTime, OffsetDateTime) {
+    (at(2020, Month::January, 1), at(2021, Month::January, 1))
+}
+
+/// The hosts the zoo's server certificates are for, as the families of certificates
+/// need them.
+struct Hosts {
+    /// Every host, as SAN entries.
+    sans: Vec<SanType>,
+    /// The first host: the CN, and the server address of most certificates.
+    main: String,
+    /// The first IPv4 and IPv6 addresses given (else the loopback ones).
+    v4: String,
+    v6: String,
+    /// The first DNS name given (else `localhost`).
+    dns: String,
+}
+
+impl Hosts {
+    fn of(hosts: &[String]) -> Result<Hosts, ZooError> {
+        let Some(main) = hosts.first() else {
+            return Err(ZooError::NoHost);
         };
-    let root = mk_ca("root", "hil test root CA", None, ca_from, ca_to, None)?;
-    let mut cas: BTreeMap<&str, Ca> = BTreeMap::new();
-    let inter = mk_ca(
+        let sans = hosts.iter().map(|h| san_of(h)).collect::<Result<_, _>>()?;
+        let first_ip = |v6: bool| -> String {
+            hosts
+                .iter()
+                .find(|h| h.parse::<IpAddr>().is_ok_and(|ip| ip.is_ipv6() == v6))
+                .cloned()
+                .unwrap_or_else(|| if v6 { "::1".into() } else { "127.0.0.1".into() })
+        };
+        let dns = hosts
+            .iter()
+            .find(|h| h.parse::<IpAddr>().is_err())
+            .cloned()
+            .unwrap_or_else(|| "localhost".into());
+        Ok(Hosts {
+            sans,
+            main: main.clone(),
+            v4: first_ip(false),
+            v6: first_ip(true),
+            dns,
+        })
+    }
+}
+
+/// One CA, self-signed or signed by `issuer`.
+fn make_ca(
+    o: &ZooOptions,
+    label: &str,
+    cn: &str,
+    issuer: Option<&Ca>,
+    (from, to): (OffsetDateTime, OffsetDateTime),
+    path_len: Option<u8>,
+) -> Result<Ca, ZooError> {
+    let key = ZooKey::generate(o.key, o.seed, label)?;
+    let mut params = ca_params(cn, serial(o.seed, label), from, to, path_len);
+    params.use_authority_key_identifier_extension = issuer.is_some();
+    let cert = match issuer {
+        None => params.self_signed(&key),
+        Some(i) => params.signed_by(&key, &Issuer::from_params(&i.params, &i.key)),
+    }
+    .map_err(|source| ZooError::Certificate {
+        name: label.to_string(),
+        source,
+    })?;
+    Ok(Ca {
+        der: cert.der().to_vec(),
+        params,
+        key,
+        revoked: Vec::new(),
+    })
+}
+
+/// The zoo's CAs by label: the trusted root, its intermediate, an intermediate that
+/// expired in 2021, and a second root no device trusts.
+fn make_cas(o: &ZooOptions) -> Result<BTreeMap<&'static str, Ca>, ZooError> {
+    let root = make_ca(o, "root", "hil test root CA", None, ca_validity(), None)?;
+    let inter = make_ca(
+        o,
         "intermediate",
         "hil test intermediate CA",
         Some(&root),
-        ca_from,
-        ca_to,
+        ca_validity(),
         Some(0),
     )?;
-    let expired_inter = mk_ca(
+    let expired_inter = make_ca(
+        o,
         "expired-intermediate-ca",
         "hil test expired intermediate CA",
         Some(&root),
-        old_from,
-        old_to,
+        expired_validity(),
         Some(0),
     )?;
-    let other = mk_ca(
+    let other = make_ca(
+        o,
         "untrusted-root",
         "hil untrusted root CA",
         None,
-        ca_from,
-        ca_to,
+        ca_validity(),
         None,
     )?;
-    cas.insert("root", root);
-    cas.insert("intermediate", inter);
-    cas.insert("expired-intermediate-ca", expired_inter);
-    cas.insert("untrusted-root", other);
+    Ok(BTreeMap::from([
+        ("root", root),
+        ("intermediate", inter),
+        ("expired-intermediate-ca", expired_inter),
+        ("untrusted-root", other),
+    ]))
+}
 
-    let server_ku = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    let server_eku = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let base = |name: &'static str, description: &'static str| Spec {
+/// The `valid` certificate, which every other one is a variation of.
+fn base_spec(hosts: &Hosts, name: &'static str, description: &'static str) -> Spec {
+    let (from, to) = leaf_validity();
+    Spec {
         name,
         description,
         issuer: "intermediate",
-        cn: Some(main.clone()),
-        san: sans.clone(),
-        from: leaf_from,
-        to: leaf_to,
-        ku: server_ku.clone(),
-        eku: server_eku.clone(),
+        cn: Some(hosts.main.clone()),
+        san: hosts.sans.clone(),
+        from,
+        to,
+        ku: vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ],
+        eku: vec![ExtendedKeyUsagePurpose::ServerAuth],
         ocsp: true,
         crl: true,
         ocsp_status: "good",
         crl_listed: false,
         bare: false,
         self_signed: false,
-        server_address: main.clone(),
+        server_address: hosts.main.clone(),
         expect: [ACCEPT; 5],
         openssl: "OK",
-    };
+    }
+}
+
+/// Every server certificate, in the manifest's order: family by family, and the one
+/// under the expired intermediate last.
+fn server_specs(hosts: &Hosts) -> Result<Vec<Spec>, ZooError> {
+    let mut specs = validity_specs(hosts);
+    specs.extend(name_specs(hosts)?);
+    specs.extend(key_usage_specs(hosts));
+    specs.extend(chain_specs(hosts));
+    specs.extend(revocation_specs(hosts));
+    specs.push(Spec {
+        issuer: "expired-intermediate-ca",
+        openssl: "certificate has expired",
+        ..base_spec(
+            hosts,
+            "expired_intermediate",
+            "Issued by an intermediate that expired in 2021 (the leaf itself is valid; SPEC's expiry flag checks the server certificate only).",
+        )
+    });
+    Ok(specs)
+}
+
+/// `valid`, and the two outside their validity (the expiry flag).
+fn validity_specs(hosts: &Hosts) -> Vec<Spec> {
+    let base = |name, description| base_spec(hosts, name, description);
     let a = ACCEPT;
-    let specs = vec![
-        base("valid", "Valid for every host, chained to the root, good in OCSP and CRL."),
+    let (old_from, old_to) = expired_validity();
+    vec![
+        base(
+            "valid",
+            "Valid for every host, chained to the root, good in OCSP and CRL.",
+        ),
         Spec {
             from: old_from,
             to: old_to,
@@ -420,11 +579,20 @@ pub fn build(o: &ZooOptions) -> Result<Zoo, String> {
             openssl: "certificate is not yet valid",
             ..base("not_yet_valid", "Valid only from 2090.")
         },
+    ]
+}
+
+/// Where the host's name is, or is not (the CN flag): in the CN, a SAN, an IP SAN, a
+/// wildcard.
+fn name_specs(hosts: &Hosts) -> Result<Vec<Spec>, ZooError> {
+    let base = |name, description| base_spec(hosts, name, description);
+    let a = ACCEPT;
+    Ok(vec![
         Spec {
             cn: Some("wrong.hil.invalid".into()),
-            san: vec![SanType::DnsName("wrong.hil.invalid".try_into().map_err(|e| format!("{e}"))?)],
+            san: vec![dns_san("wrong.hil.invalid")?],
             expect: [a, "cert_name", a, a, a],
-            openssl: if main.parse::<IpAddr>().is_ok() {
+            openssl: if hosts.main.parse::<IpAddr>().is_ok() {
                 "IP address mismatch"
             } else {
                 "hostname mismatch"
@@ -432,35 +600,43 @@ pub fn build(o: &ZooOptions) -> Result<Zoo, String> {
             ..base("wrong_cn", "Names another host (CN and SAN wrong.hil.invalid).")
         },
         Spec {
-            cn: Some(dns_main.clone()),
+            cn: Some(hosts.dns.clone()),
             san: vec![],
-            server_address: dns_main.clone(),
+            server_address: hosts.dns.clone(),
             ..base("cn_only", "The host in the subject CN only, no SAN (matches by CN; a SAN-only checker refuses).")
         },
         Spec {
             cn: None,
-            san: vec![san_of(&dns_main)?],
-            server_address: dns_main.clone(),
+            san: vec![san_of(&hosts.dns)?],
+            server_address: hosts.dns.clone(),
             ..base("san_only", "No CN; the host in a SAN only (refused by the CN-only variant).")
         },
         Spec {
             cn: Some("ip-address-in-san-only".into()),
-            san: vec![san_of(&v4)?],
-            server_address: v4.clone(),
+            san: vec![san_of(&hosts.v4)?],
+            server_address: hosts.v4.clone(),
             ..base("ip_v4", "For the IPv4 address only: a SAN IP entry; the CN names no address.")
         },
         Spec {
             cn: Some("ip-address-in-san-only".into()),
-            san: vec![san_of(&v6)?],
-            server_address: v6.clone(),
+            san: vec![san_of(&hosts.v6)?],
+            server_address: hosts.v6.clone(),
             ..base("ip_v6", "For the IPv6 address only: a SAN IP entry; the CN names no address.")
         },
         Spec {
             cn: Some("*.hil.test".into()),
-            san: vec![SanType::DnsName("*.hil.test".try_into().map_err(|e| format!("{e}"))?)],
+            san: vec![dns_san("*.hil.test")?],
             server_address: "mx.hil.test".into(),
             ..base("wildcard", "*.hil.test, for a device whose smtp.server is mx.hil.test (which must resolve to the harness); it would not match a.b.hil.test nor hil.test.")
         },
+    ])
+}
+
+/// A KeyUsage or ExtendedKeyUsage that does not allow a TLS server (the key usage flag).
+fn key_usage_specs(hosts: &Hosts) -> Vec<Spec> {
+    let base = |name, description| base_spec(hosts, name, description);
+    let a = ACCEPT;
+    vec![
         Spec {
             ku: vec![KeyUsagePurpose::KeyCertSign],
             expect: [a, a, "cert_key_usage", a, a],
@@ -473,6 +649,14 @@ pub fn build(o: &ZooOptions) -> Result<Zoo, String> {
             openssl: "unsuitable certificate purpose",
             ..base("bad_eku", "ExtendedKeyUsage clientAuth only.")
         },
+    ]
+}
+
+/// No chain to the trusted root (the chain flag): another root, none, a missing link.
+fn chain_specs(hosts: &Hosts) -> Vec<Spec> {
+    let base = |name, description| base_spec(hosts, name, description);
+    let a = ACCEPT;
+    vec![
         Spec {
             issuer: "untrusted-root",
             expect: [a, a, a, "cert_chain", a],
@@ -497,10 +681,22 @@ pub fn build(o: &ZooOptions) -> Result<Zoo, String> {
                 "Served without its intermediate: no chain to the root. Without the issuer the device cannot ask OCSP, so revocation falls back to the CRL named in the certificate, which does not list it (SPEC §3.5 asks no signature check of OCSP answers or CRLs).",
             )
         },
+    ]
+}
+
+/// What OCSP and the CRL say (the revocation flag): revoked by either, unknown, no
+/// revocation information at all.
+fn revocation_specs(hosts: &Hosts) -> Vec<Spec> {
+    let base = |name, description| base_spec(hosts, name, description);
+    let a = ACCEPT;
+    vec![
         Spec {
             ocsp_status: "revoked",
             expect: [a, a, a, a, "cert_revoked"],
-            ..base("revoked_ocsp", "Revoked according to OCSP (its CRL does not list it).")
+            ..base(
+                "revoked_ocsp",
+                "Revoked according to OCSP (its CRL does not list it).",
+            )
         },
         Spec {
             ocsp: false,
@@ -512,7 +708,10 @@ pub fn build(o: &ZooOptions) -> Result<Zoo, String> {
         },
         Spec {
             ocsp_status: "unknown",
-            ..base("ocsp_unknown", "OCSP answers unknown; the CRL does not list it (accepted after the CRL).")
+            ..base(
+                "ocsp_unknown",
+                "OCSP answers unknown; the CRL does not list it (accepted after the CRL).",
+            )
         },
         Spec {
             ocsp: false,
@@ -520,178 +719,186 @@ pub fn build(o: &ZooOptions) -> Result<Zoo, String> {
             ocsp_status: "none",
             expect: [a, a, a, a, "cert_revocation_unknown"],
             openssl: "unable to get certificate CRL",
-            ..base("no_revocation_info", "Neither an OCSP URL nor a CRL distribution point (hard fail).")
-        },
-        Spec {
-            issuer: "expired-intermediate-ca",
-            openssl: "certificate has expired",
             ..base(
-                "expired_intermediate",
-                "Issued by an intermediate that expired in 2021 (the leaf itself is valid; SPEC's expiry flag checks the server certificate only).",
+                "no_revocation_info",
+                "Neither an OCSP URL nor a CRL distribution point (hard fail).",
             )
         },
-    ];
+    ]
+}
 
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut write = |file: &str, data: &[u8]| -> Result<(), String> {
-        files.insert(file.to_string(), data.to_vec());
-        Ok(())
-    };
-    let leaf_key = ZooKey::generate(o.key, o.seed, "server")?;
-    let mut entries = Vec::new();
-    for s in &specs {
-        let sn = serial(o.seed, s.name);
-        let mut p = CertificateParams::default();
-        p.distinguished_name = name(s.cn.as_deref(), "hil test server");
-        p.subject_alt_names = s.san.clone();
-        p.serial_number = Some(sn.clone());
-        p.not_before = s.from;
-        p.not_after = s.to;
-        p.key_usages = s.ku.clone();
-        p.extended_key_usages = s.eku.clone();
-        p.key_identifier_method = KeyIdMethod::Sha256;
-        p.use_authority_key_identifier_extension = !s.self_signed;
-        let issuer_name = if s.self_signed { s.name } else { s.issuer };
-        let ocsp_url = s.ocsp.then(|| format!("{}/ocsp", o.responder));
-        let crl_url = s
-            .crl
-            .then(|| format!("{}/crl/{}.crl", o.responder, s.issuer));
-        if let Some(u) = &ocsp_url {
-            p.custom_extensions.push(aia_ocsp(u));
-        }
-        if let Some(u) = &crl_url {
-            p.crl_distribution_points = vec![CrlDistributionPoint {
-                uris: vec![u.clone()],
-            }];
-        }
-        let (cert, chain) = if s.self_signed {
-            (
-                p.self_signed(&leaf_key)
-                    .map_err(|e| format!("{}: {e}", s.name))?,
-                Vec::new(),
-            )
-        } else {
-            let ca = cas
-                .get(s.issuer)
-                .ok_or_else(|| format!("{}: no CA {}", s.name, s.issuer))?;
-            let cert = p
-                .signed_by(&leaf_key, &Issuer::from_params(&ca.params, &ca.key))
-                .map_err(|e| format!("{}: {e}", s.name))?;
-            let chain = if s.bare || s.issuer == "untrusted-root" {
-                Vec::new()
-            } else {
-                vec![ca.der.clone()]
-            };
-            (cert, chain)
-        };
-        if s.crl_listed {
-            if let Some(ca) = cas.get_mut(s.issuer) {
-                ca.revoked.push(sn.clone());
-            }
-        }
-        let mut chain_pem = pem("CERTIFICATE", cert.der());
-        for c in &chain {
-            chain_pem.push_str(&pem("CERTIFICATE", c));
-        }
-        write(&format!("{}.crt", s.name), chain_pem.as_bytes())?;
-        write(&format!("{}.key", s.name), leaf_key.pkcs8_pem().as_bytes())?;
-        let [expiry, cn, key_usage, chain_v, revocation] = s.expect;
-        entries.push(CertEntry {
-            name: s.name.to_string(),
-            description: s.description.to_string(),
-            file: format!("{}.crt", s.name),
-            key: format!("{}.key", s.name),
-            issuer: issuer_name.to_string(),
-            serial: hex(sn.as_ref()),
-            subject_cn: s.cn.clone(),
-            san: s.san.iter().map(san_label).collect(),
-            not_before: rfc3339(s.from),
-            not_after: rfc3339(s.to),
-            key_usage: s.ku.iter().map(|k| format!("{k:?}")).collect(),
-            extended_key_usage: s.eku.iter().map(|k| format!("{k:?}")).collect(),
-            ocsp_url,
-            crl_url,
-            ocsp_status: s.ocsp_status.to_string(),
-            crl_listed: s.crl_listed,
-            server_address: s.server_address.clone(),
-            openssl_verify: s.openssl.to_string(),
-            expect: Expect {
-                expiry: expiry.into(),
-                cn: cn.into(),
-                key_usage: key_usage.into(),
-                chain: chain_v.into(),
-                revocation: revocation.into(),
-            },
-        });
+/// The certificate parameters of `s`, with its OCSP and CRL URLs (when it has them).
+fn server_params(
+    o: &ZooOptions,
+    s: &Spec,
+    sn: &SerialNumber,
+) -> (CertificateParams, Option<String>, Option<String>) {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = name(s.cn.as_deref(), "hil test server");
+    p.subject_alt_names = s.san.clone();
+    p.serial_number = Some(sn.clone());
+    p.not_before = s.from;
+    p.not_after = s.to;
+    p.key_usages = s.ku.clone();
+    p.extended_key_usages = s.eku.clone();
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    p.use_authority_key_identifier_extension = !s.self_signed;
+    let ocsp_url = s.ocsp.then(|| format!("{}/ocsp", o.responder));
+    let crl_url = s
+        .crl
+        .then(|| format!("{}/crl/{}.crl", o.responder, s.issuer));
+    if let Some(u) = &ocsp_url {
+        p.custom_extensions.push(aia_ocsp(u));
     }
-    let mut ca_entries = BTreeMap::new();
-    for (label, ca) in &cas {
-        write(
-            &format!("{label}.crt"),
-            pem("CERTIFICATE", &ca.der).as_bytes(),
-        )?;
-        write(&format!("{label}.key"), ca.key.pkcs8_pem().as_bytes())?;
-        let issuer = Issuer::from_params(&ca.params, &ca.key);
-        for (suffix, this, next) in [
-            ("", at(2026, Month::January, 1), at(2046, Month::January, 1)),
-            (
-                "-stale",
-                at(2020, Month::January, 1),
-                at(2020, Month::February, 1),
-            ),
-        ] {
-            let number = if suffix.is_empty() { 2 } else { 1 };
-            let crl = crl_params(&ca.revoked, this, next, number)
-                .signed_by(&issuer)
-                .map_err(|e| format!("CRL of {label}: {e}"))?;
-            write(&format!("{label}{suffix}.crl"), crl.der())?;
-        }
-        ca_entries.insert(
-            label.to_string(),
-            CaEntry {
-                file: format!("{label}.crt"),
-                key: format!("{label}.key"),
-                crl: format!("{label}.crl"),
-                stale_crl: format!("{label}-stale.crl"),
-                trusted: *label == "root",
-                not_after: rfc3339(ca.params.not_after),
-            },
-        );
+    if let Some(u) = &crl_url {
+        p.crl_distribution_points = vec![CrlDistributionPoint {
+            uris: vec![u.clone()],
+        }];
     }
-    let manifest = Manifest {
-        seed: o.seed,
-        key: o.key.name().to_string(),
-        responder: o.responder.clone(),
-        hosts: o.hosts.clone(),
-        trust_anchor: "root.crt".into(),
-        ca: ca_entries,
-        cert: entries,
+    (p, ocsp_url, crl_url)
+}
+
+/// Signs the server certificate of `s` (self-signed, or by its CA); answers it and
+/// the CA certificates served after it.
+fn sign_server(
+    s: &Spec,
+    p: &CertificateParams,
+    key: &ZooKey,
+    cas: &BTreeMap<&'static str, Ca>,
+) -> Result<(rcgen::Certificate, Vec<Vec<u8>>), ZooError> {
+    let signing = |source| ZooError::Certificate {
+        name: s.name.to_string(),
+        source,
     };
-    let text = toml::to_string(&manifest).map_err(|e| format!("manifest: {e}"))?;
-    let cas = cas
-        .into_iter()
-        .map(|(label, ca)| ZooCa {
-            label: label.to_string(),
-            params: ca.params,
-            key: ca.key,
-            der: ca.der,
-            revoked: ca.revoked,
-        })
-        .collect();
-    write(
-        "manifest.toml",
-        format!(
-            "# The certificate zoo, generated by `hil certs`; see certs/README.md.\n\
-             # expect.* is what a device with only that verification flag on does (SPEC §3.5):\n\
-             # \"accept\" or the error class it fails with.\n{text}"
-        )
-        .as_bytes(),
-    )?;
-    Ok(Zoo {
-        files,
-        manifest,
-        cas,
+    if s.self_signed {
+        return Ok((p.self_signed(key).map_err(signing)?, Vec::new()));
+    }
+    let ca = cas.get(s.issuer).ok_or_else(|| ZooError::NoCa {
+        name: s.name.to_string(),
+        issuer: s.issuer.to_string(),
+    })?;
+    let cert = p
+        .signed_by(key, &Issuer::from_params(&ca.params, &ca.key))
+        .map_err(signing)?;
+    let chain = if s.bare || s.issuer == "untrusted-root" {
+        Vec::new()
+    } else {
+        vec![ca.der.clone()]
+    };
+    Ok((cert, chain))
+}
+
+/// Issues the server certificate of `s`: its chain and key files, its place in its
+/// issuer's CRL, and its manifest entry.
+fn issue_server_cert(
+    o: &ZooOptions,
+    s: &Spec,
+    key: &ZooKey,
+    cas: &mut BTreeMap<&'static str, Ca>,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<CertEntry, ZooError> {
+    let sn = serial(o.seed, s.name);
+    let (p, ocsp_url, crl_url) = server_params(o, s, &sn);
+    let (cert, chain) = sign_server(s, &p, key, cas)?;
+    if s.crl_listed {
+        if let Some(ca) = cas.get_mut(s.issuer) {
+            ca.revoked.push(sn.clone());
+        }
+    }
+    let mut chain_pem = pem("CERTIFICATE", cert.der());
+    for c in &chain {
+        chain_pem.push_str(&pem("CERTIFICATE", c));
+    }
+    files.insert(format!("{}.crt", s.name), chain_pem.into_bytes());
+    files.insert(format!("{}.key", s.name), key.pkcs8_pem().into_bytes());
+    Ok(cert_entry(s, &sn, ocsp_url, crl_url))
+}
+
+/// The manifest entry of the server certificate of `s`.
+fn cert_entry(
+    s: &Spec,
+    sn: &SerialNumber,
+    ocsp_url: Option<String>,
+    crl_url: Option<String>,
+) -> CertEntry {
+    let [expiry, cn, key_usage, chain, revocation] = s.expect;
+    CertEntry {
+        name: s.name.to_string(),
+        description: s.description.to_string(),
+        file: format!("{}.crt", s.name),
+        key: format!("{}.key", s.name),
+        issuer: if s.self_signed { s.name } else { s.issuer }.to_string(),
+        serial: hex(sn.as_ref()),
+        subject_cn: s.cn.clone(),
+        san: s.san.iter().map(san_label).collect(),
+        not_before: rfc3339(s.from),
+        not_after: rfc3339(s.to),
+        key_usage: s.ku.iter().map(|k| format!("{k:?}")).collect(),
+        extended_key_usage: s.eku.iter().map(|k| format!("{k:?}")).collect(),
+        ocsp_url,
+        crl_url,
+        ocsp_status: s.ocsp_status.to_string(),
+        crl_listed: s.crl_listed,
+        server_address: s.server_address.clone(),
+        openssl_verify: s.openssl.to_string(),
+        expect: Expect {
+            expiry: expiry.into(),
+            cn: cn.into(),
+            key_usage: key_usage.into(),
+            chain: chain.into(),
+            revocation: revocation.into(),
+        },
+    }
+}
+
+/// Writes a CA's certificate, key, CRL (2026–2046) and stale CRL (2020); answers its
+/// manifest entry.
+fn write_ca(
+    label: &str,
+    ca: &Ca,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<CaEntry, ZooError> {
+    files.insert(
+        format!("{label}.crt"),
+        pem("CERTIFICATE", &ca.der).into_bytes(),
+    );
+    files.insert(format!("{label}.key"), ca.key.pkcs8_pem().into_bytes());
+    let issuer = Issuer::from_params(&ca.params, &ca.key);
+    for (suffix, this, next) in [
+        ("", at(2026, Month::January, 1), at(2046, Month::January, 1)),
+        (
+            "-stale",
+            at(2020, Month::January, 1),
+            at(2020, Month::February, 1),
+        ),
+    ] {
+        let number = if suffix.is_empty() { 2 } else { 1 };
+        let crl = crl_params(&ca.revoked, this, next, number)
+            .signed_by(&issuer)
+            .map_err(|source| ZooError::Crl {
+                label: label.to_string(),
+                source,
+            })?;
+        files.insert(format!("{label}{suffix}.crl"), crl.der().to_vec());
+    }
+    Ok(CaEntry {
+        file: format!("{label}.crt"),
+        key: format!("{label}.key"),
+        crl: format!("{label}.crl"),
+        stale_crl: format!("{label}-stale.crl"),
+        trusted: label == "root",
+        not_after: rfc3339(ca.params.not_after),
     })
+}
+
+/// `manifest.toml`: a header saying what it is, then the manifest.
+fn manifest_text(manifest: &Manifest) -> Result<String, ZooError> {
+    let text = toml::to_string(manifest).map_err(ZooError::Manifest)?;
+    Ok(format!(
+        "# The certificate zoo, generated by `hil certs`; see certs/README.md.\n\
+         # expect.* is what a device with only that verification flag on does (SPEC §3.5):\n\
+         # \"accept\" or the error class it fails with.\n{text}"
+    ))
 }
 
 #[cfg(test)]
