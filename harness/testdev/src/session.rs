@@ -685,54 +685,60 @@ impl Session {
         }
     }
 
+    /// The `?` listing: each command's syntax and, indented below it, what it does.
     fn help(&self) -> Vec<String> {
-        let mut h: Vec<String> = Vec::new();
+        let mut rows: Vec<(String, String)> = Vec::new();
+        let mut row = |cmd: &str, what: &str| rows.push((cmd.to_string(), what.to_string()));
         if self.in_config {
-            h.push("set PARAMETER VALUE [PARAMETER VALUE ...]   stage changes".into());
-            h.push("show configuration                          list the staged changes".into());
-            h.push("commit                                      apply the staged changes, all or nothing".into());
-            h.push(
-                "abort                                       drop the staged changes and leave"
-                    .into(),
-            );
-            h.push("end | exit                                  leave configuration mode".into());
-            return h;
-        }
-        h.push("show running-config [PARAMETER]   show all settings, or one".into());
-        h.push("show job NUMBER                   show a job".into());
-        h.push("show clock                        show the device clock".into());
-        if self.t.config_mode {
-            h.push(
-                "configure                         enter configuration mode to change settings"
-                    .into(),
-            );
+            row("set PARAMETER VALUE [PARAMETER VALUE ...]", "stage changes");
+            row("show configuration", "list the staged changes");
+            row("commit", "apply the staged changes, all or nothing");
+            row("abort", "drop the staged changes and leave");
+            row("end | exit", "leave configuration mode");
         } else {
-            h.push("set PARAMETER VALUE [...]         change settings, all or nothing".into());
+            row(
+                "show running-config [PARAMETER]",
+                "show all settings, or one",
+            );
+            row("show job NUMBER", "show a job");
+            row("show clock", "show the device clock");
+            if self.t.config_mode {
+                row("configure", "enter configuration mode to change settings");
+            } else {
+                row(
+                    "set PARAMETER VALUE [PARAMETER VALUE ...]",
+                    "change settings, all or nothing",
+                );
+            }
+            if self.t.clock {
+                row(
+                    "clock set HH:MM:SS DAY MONTH YEAR",
+                    "set the device clock (UTC)",
+                );
+            } else {
+                row("clock set RFC3339", "set the device clock");
+            }
+            row(
+                "factory-reset",
+                "restore factory settings, empty the stores",
+            );
+            row(command::USERNAME_USAGE, "add a device user");
+            row("notification add ADDRESS", "add a notification address");
+            row("certificate import", "import a CA certificate (PEM)");
+            row(command::SCAN_USAGE, "scan to e-mail");
+            let kinds = format!(
+                "raise an alert; KIND: {}",
+                self.render.words.alert_words().join(", ")
+            );
+            row("send alert KIND", &kinds);
+            row("send counter", "send the total counter now");
+            if self.t.login.is_some() {
+                row("logout | exit", "end the session");
+            }
         }
-        if self.t.clock {
-            h.push(format!(
-                "{:<34}set the device clock (UTC)",
-                clock::USAGE.split(" (").next().unwrap_or("clock set")
-            ));
-        } else {
-            h.push("clock set RFC3339                 set the device clock".into());
-        }
-        h.push(
-            "factory-reset                     restore factory settings, empty the stores".into(),
-        );
-        h.push(format!("{:<34}add a device user", command::USERNAME_USAGE));
-        h.push("notification add ADDRESS          add a notification address".into());
-        h.push("certificate import                import a CA certificate (PEM)".into());
-        h.push(command::SCAN_USAGE.into());
-        h.push(format!(
-            "send alert KIND                   KIND: {}",
-            self.render.words.alert_words().join(", ")
-        ));
-        h.push("send counter                      send the total counter now".into());
-        if self.t.login.is_some() {
-            h.push("logout | exit                     end the session".into());
-        }
-        h
+        rows.into_iter()
+            .flat_map(|(cmd, what)| [cmd, format!("    {what}")])
+            .collect()
     }
 
     /// Checks every parameter of a change; answers the SPEC pairs, or each bad one.
@@ -1162,6 +1168,108 @@ mod tests {
         );
         assert!(o.contains("% CONFIG-ERROR: no job 99"), "{o}");
         assert!(o.contains("% CONFIG-ERROR: line is not UTF-8"), "{o}");
+    }
+
+    /// Random keystrokes, engine answers and events never panic the session, and
+    /// every engine request is one the engine can read.
+    #[test]
+    fn random_input_never_panics() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let words: &[&[u8]] = &[
+            b"configure\r",
+            b"commit\r",
+            b"end\r",
+            b"set smtp-port ",
+            b"\"a b\" ",
+            b"'x''y' ",
+            b"show running-config\r",
+            b"show job 1\r",
+            b"send scan to a@b.test size 1\r",
+            b"send counter\r",
+            b"factory-reset\r",
+            b"certificate import\r",
+            b"-----BEGIN CERTIFICATE-----\r",
+            b"QUJD\r",
+            b"-----END CERTIFICATE-----\r",
+            b"yes\r",
+            b"\r\n",
+            b" ",
+            b"q",
+            b"\x03",
+            b"\x7f",
+            b"\x1b[A",
+            b"\xff",
+            b"admin\r",
+            b"admin123\r",
+            b"clock set 1:2:3 4 May 2020\r",
+            b"?\r",
+            b"\"",
+            b"\t",
+            b"exit\r",
+        ];
+        let replies: &[&str] = &[
+            "JOB 1",
+            "JOB x",
+            "clock=garbage",
+            "clock=2026-01-01T00:00:00Z",
+            "smtp.port=25",
+            "smtp.port=\"open",
+            "JOB 1 failed rejected 550 x",
+            "RCPT a@b accepted",
+            "",
+        ];
+        for traits in [Traits::router(), Traits::default()] {
+            let t = Traits {
+                crash_at: Some(3),
+                hang_at: Some(5),
+                paging: Some(3),
+                ..traits
+            };
+            let mut s = Session::new(t, Capabilities { scan_text: true });
+            s.boot();
+            for _ in 0..20_000 {
+                let w = words[(rnd() % words.len() as u64) as usize];
+                s.input(w);
+                if rnd() % 7 == 0 {
+                    s.event(&JobEnd {
+                        id: rnd() % 4,
+                        error: None,
+                    });
+                }
+                loop {
+                    match s.step() {
+                        Step::Idle => break,
+                        Step::Engine(lines) => {
+                            for l in &lines {
+                                assert!(l.len() <= MAX_LINE && !l.contains(['\r', '\n']), "{l:?}");
+                            }
+                            let data = (0..rnd() % 3)
+                                .map(|_| {
+                                    replies[(rnd() % replies.len() as u64) as usize].to_string()
+                                })
+                                .collect();
+                            let status = if rnd() % 4 == 0 {
+                                Status::Err {
+                                    class: "config".into(),
+                                    detail: "smtp.port: no".into(),
+                                }
+                            } else {
+                                Status::Ok
+                            };
+                            s.reply(Reply { data, status });
+                        }
+                        Step::Crash | Step::Hang => s.restart(),
+                    }
+                }
+                s.take_output();
+            }
+        }
     }
 
     #[test]
