@@ -759,7 +759,10 @@ impl Session {
             let secret = settings::lookup(spec).is_some_and(|d| d.secret);
             let checked = words
                 .value_in(spec, value)
-                .and_then(|v| settings::validate(spec, &v).map_err(|r| r.rule));
+                .and_then(|v| match settings::Key::parse(spec) {
+                    Ok(k) => settings::validate(k, &v).map_err(|r| r.rule),
+                    Err(e) => Err(e.to_string()),
+                });
             match checked {
                 Ok(v) => good.push((spec, v)),
                 Err(rule) => bad.push(Bad {
