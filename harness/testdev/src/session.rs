@@ -757,12 +757,13 @@ impl Session {
                 continue;
             };
             let secret = settings::lookup(spec).is_some_and(|d| d.secret);
-            let checked = words
-                .value_in(spec, value)
-                .and_then(|v| match settings::Key::parse(spec) {
-                    Ok(k) => settings::validate(k, &v).map_err(|r| r.rule),
-                    Err(e) => Err(e.to_string()),
-                });
+            let checked =
+                words
+                    .value_in(spec, value)
+                    .and_then(|v| match settings::Key::parse(spec) {
+                        Ok(k) => settings::validate(k, &v).map_err(|r| r.rule),
+                        Err(e) => Err(e.to_string()),
+                    });
             match checked {
                 Ok(v) => good.push((spec, v)),
                 Err(rule) => bad.push(Bad {
