@@ -182,6 +182,7 @@ fn console_round_trip_us(n: u32) -> f64 {
     use hil::device::{Console, Endpoint, LineSettings, Profile};
     let sim = EmbeddedSim::spawn(
         std::path::Path::new(env!("CARGO_BIN_EXE_hil")),
+        Some("sim"),
         &[],
         Duration::from_secs(10),
     )

@@ -420,6 +420,7 @@ fn wait_for_device(
             ServerOptions {
                 time_scale: 1.0,
                 pop_logins: Arc::clone(&logins),
+                epoch: None,
             },
         ))
         .map_err(|e| format!("SMTP listener on {}: {e}", o.bind.socket(o.smtp_port)))?;

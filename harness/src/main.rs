@@ -246,7 +246,9 @@ struct ServeArgs {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// `sim` (the embedded simulated device on a pty),
+    /// `sim` (the embedded simulated device on a pty), `sim:PROGRAM` (a simulated
+    /// device of one's own: started like `mfp-sim --console pty` with mfp-sim's
+    /// options, one per worker, it prints `console: PATH` first),
     /// `serial:PATH[,BAUD][,8N1][,none|rtscts|xonxoff]`, `tcp:HOST:PORT` (a raw TCP
     /// console such as ser2net) or `rfc2217:HOST:PORT[,BAUD][,8N1][,FLOW]` (a serial
     /// port served by an RFC 2217 telnet server). A lost link is waited for up to 20 s.
@@ -348,7 +350,7 @@ fn select_cases(
     facts: &DeviceFacts,
 ) -> Result<Vec<hil_oracle::model::Case>, String> {
     let matrix = a.matrix.clone().unwrap_or_else(|| {
-        if a.device == "sim" {
+        if a.device == "sim" || a.device.starts_with("sim:") {
             "exhaustive".into()
         } else {
             "pairwise".into()
@@ -478,11 +480,24 @@ fn reconnect_secs(s: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("{s:?} is not a number of seconds from 0 to 86400"))
 }
 
-/// The device `--device` names; the embedded sim runs at `time_scale` (default 50).
+/// The device `--device` names; the embedded sim (or `sim:PROGRAM`, a simulated
+/// device of one's own) runs at `time_scale` (default 50).
 fn device_choice(device: &str, time_scale: Option<f64>) -> Result<DeviceChoice, String> {
     Ok(if device == "sim" {
         DeviceChoice::Sim {
             time_scale: time_scale.unwrap_or(50.0),
+            program: None,
+        }
+    } else if let Some(program) = device.strip_prefix("sim:") {
+        let path = std::path::PathBuf::from(program);
+        if program.is_empty() || !path.is_file() {
+            return Err(format!(
+                "--device {device}: sim:PROGRAM names a simulated device's executable, and {program:?} is not a file"
+            ));
+        }
+        DeviceChoice::Sim {
+            time_scale: time_scale.unwrap_or(50.0),
+            program: Some(path),
         }
     } else {
         DeviceChoice::Endpoint(Endpoint::parse(device)?)

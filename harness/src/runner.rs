@@ -28,8 +28,13 @@ pub const SIM_PROFILE: &str = include_str!("../../fixtures/devices/sim.toml");
 /// Which device to drive.
 #[derive(Debug, Clone)]
 pub enum DeviceChoice {
-    /// The simulated device embedded in this binary, started on a pty.
-    Sim { time_scale: f64 },
+    /// The simulated device embedded in this binary (or `program`, a simulated device
+    /// of one's own that takes mfp-sim's options and prints `console: PATH`),
+    /// started on a pty, one per worker.
+    Sim {
+        time_scale: f64,
+        program: Option<PathBuf>,
+    },
     /// An already-running device.
     Endpoint(Endpoint),
 }
@@ -273,6 +278,8 @@ pub struct Runner {
     closed_port: u16,
     profile: Arc<Profile>,
     opts: RunOptions,
+    /// What the servers' transcripts and the console log count time from.
+    epoch: Instant,
     sim: Option<EmbeddedSim>,
     console: Option<Console>,
 }
@@ -301,7 +308,7 @@ impl Runner {
             .build()
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
         let time_scale = match opts.device {
-            DeviceChoice::Sim { time_scale } => time_scale,
+            DeviceChoice::Sim { time_scale, .. } => time_scale,
             DeviceChoice::Endpoint(_) => opts.device_time_scale,
         };
         let at = |port: u16| opts.bind.socket(port);
@@ -349,6 +356,8 @@ impl Runner {
             );
         }
         let logins = Arc::new(PopLogins::new(time_scale));
+        // One time line for the servers' transcripts and the console log.
+        let epoch = Instant::now();
         let server = rt
             .block_on(SmtpServer::start_with(
                 listens,
@@ -356,6 +365,7 @@ impl Runner {
                 ServerOptions {
                     time_scale,
                     pop_logins: Arc::clone(&logins),
+                    epoch: Some(epoch),
                 },
             ))
             .map_err(|e| e.to_string())?;
@@ -371,11 +381,12 @@ impl Runner {
             ..Pop3Config::default()
         };
         let pop = rt
-            .block_on(Pop3Server::start(
+            .block_on(Pop3Server::start_at(
                 pop_listens,
                 pop_config,
                 time_scale,
                 Arc::clone(&logins),
+                epoch,
             ))
             .map_err(|e| e.to_string())?;
         let pop_ports = pop
@@ -409,6 +420,7 @@ impl Runner {
             opts,
             sim: None,
             console: None,
+            epoch,
         };
         r.connect()?;
         Ok(r)
@@ -432,12 +444,19 @@ impl Runner {
     fn connect(&mut self) -> Result<(), String> {
         self.console = None;
         let endpoint = match &self.opts.device {
-            DeviceChoice::Sim { time_scale } => {
+            DeviceChoice::Sim {
+                time_scale,
+                ref program,
+            } => {
                 self.sim = None;
-                let exe = match &self.opts.sim_exe {
-                    Some(p) => p.clone(),
-                    None => std::env::current_exe()
-                        .map_err(|e| format!("cannot find the hil executable: {e}"))?,
+                let (exe, sub) = match (program, &self.opts.sim_exe) {
+                    (Some(p), _) => (p.clone(), None),
+                    (None, Some(p)) => (p.clone(), Some("sim")),
+                    (None, None) => (
+                        std::env::current_exe()
+                            .map_err(|e| format!("cannot find the hil executable: {e}"))?,
+                        Some("sim"),
+                    ),
                 };
                 let mut args = vec![
                     "--time-scale".to_string(),
@@ -451,6 +470,7 @@ impl Runner {
                 args.extend(self.profile.sim_args.iter().cloned());
                 let sim = EmbeddedSim::spawn(
                     &exe,
+                    sub,
                     &args,
                     Duration::from_millis(self.profile.timeouts.startup_ms),
                 )?;
@@ -471,8 +491,9 @@ impl Runner {
                 return Ok(());
             }
         };
-        let console =
-            Console::open(&endpoint, Arc::clone(&self.profile)).map_err(|e| e.to_string())?;
+        let mut console = Console::open_at(&endpoint, Arc::clone(&self.profile), self.epoch)
+            .map_err(|e| e.to_string())?;
+        console.set_pid(self.sim.as_ref().map(|s| s.pid()));
         self.console = Some(console);
         Ok(())
     }
@@ -480,7 +501,7 @@ impl Runner {
     /// How much faster than wall time the device's time runs.
     pub fn time_scale(&self) -> f64 {
         match self.opts.device {
-            DeviceChoice::Sim { time_scale } => time_scale,
+            DeviceChoice::Sim { time_scale, .. } => time_scale,
             DeviceChoice::Endpoint(_) => self.opts.device_time_scale,
         }
     }

@@ -202,6 +202,7 @@ fn serial(path: &str) -> Endpoint {
 fn the_login_password_is_masked_in_the_console_log() {
     let sim = EmbeddedSim::spawn(
         Path::new(env!("CARGO_BIN_EXE_hil")),
+        Some("sim"),
         &["--dialect".into(), "menu".into()],
         Duration::from_secs(10),
     )
@@ -226,6 +227,7 @@ fn the_login_password_is_masked_in_the_console_log() {
     // A refused login is an error naming it, not a hang.
     let sim = EmbeddedSim::spawn(
         Path::new(env!("CARGO_BIN_EXE_hil")),
+        Some("sim"),
         &[
             "--dialect".into(),
             "menu".into(),
@@ -248,6 +250,7 @@ fn a_serial_console_logged_in_already_is_used_as_it_is() {
     let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
     let sim = EmbeddedSim::spawn(
         Path::new(env!("CARGO_BIN_EXE_hil")),
+        Some("sim"),
         &[
             "--dialect".into(),
             "menu".into(),

@@ -87,11 +87,23 @@ impl Pop3Server {
         time_scale: f64,
         logins: Arc<PopLogins>,
     ) -> Result<Pop3Server, ListenError> {
+        Pop3Server::start_at(listens, config, time_scale, logins, Instant::now()).await
+    }
+
+    /// [`Pop3Server::start`], with transcript times counted from `epoch` (shared
+    /// with the SMTP server and a device's console log).
+    pub async fn start_at(
+        listens: Vec<Pop3Listen>,
+        config: Pop3Config,
+        time_scale: f64,
+        logins: Arc<PopLogins>,
+        epoch: Instant,
+    ) -> Result<Pop3Server, ListenError> {
         let shared = Arc::new(Shared {
             config: Arc::new(config),
             conns: Mutex::new(Vec::new()),
             next_id: Mutex::new(1),
-            epoch: Instant::now(),
+            epoch,
             time_scale,
             logins,
             finished: Mutex::new(None),

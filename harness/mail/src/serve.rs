@@ -124,6 +124,7 @@ pub async fn start(
         let opts = ServerOptions {
             time_scale,
             pop_logins: Arc::clone(&logins),
+            epoch: None,
         };
         let server = start_smtp(cfg, bind, certs_dir, &base, opts).await?;
         for ((kind, addr), spec) in server.listeners().iter().zip(&cfg.listeners) {

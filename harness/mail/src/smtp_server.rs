@@ -73,6 +73,9 @@ pub struct ServerOptions {
     pub time_scale: f64,
     /// The POP3 logins, for the POP-before-SMTP policy.
     pub pop_logins: Arc<PopLogins>,
+    /// What transcript times count from (`None`: the server's start), so that
+    /// several servers and a device's console log share one time line.
+    pub epoch: Option<Instant>,
 }
 
 impl Default for ServerOptions {
@@ -80,6 +83,7 @@ impl Default for ServerOptions {
         ServerOptions {
             time_scale: 1.0,
             pop_logins: Arc::new(PopLogins::new(1.0)),
+            epoch: None,
         }
     }
 }
@@ -170,7 +174,7 @@ impl SmtpServer {
             obs: Mutex::new(Observations::default()),
             assembler: Mutex::new(Assembler::default()),
             next_id: Mutex::new(1),
-            epoch: Instant::now(),
+            epoch: opts.epoch.unwrap_or_else(Instant::now),
             opts,
             finished: Mutex::new(None),
         });

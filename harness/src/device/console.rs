@@ -412,7 +412,6 @@ impl Console {
     /// of it removed. Logs the whole line.
     fn take_line(&mut self, text: &str, at: Instant, escapes: bool) -> String {
         self.escapes_seen |= escapes;
-        self.record_at(at, ConsoleDir::D, text);
         let used = std::mem::take(&mut self.partial_used);
         let prefix = self.partial.get(..used).unwrap_or("");
         let new = if used > 0 && text.starts_with(prefix) {
@@ -420,6 +419,10 @@ impl Console {
         } else {
             text
         };
+        // What was acted on of the line is in the log already.
+        if used == 0 || !new.is_empty() {
+            self.record_at(at, ConsoleDir::D, new);
+        }
         let new = self.profile.strip_prompt(new).to_string();
         self.partial.clear();
         self.at_prompt = false;
@@ -804,6 +807,10 @@ impl Console {
             self.use_partial(at, "prompt", "prompt");
             self.at_prompt = true;
             if until.expect.is_some() {
+                if matches!(a.status, Some(Status::Err { .. })) {
+                    // Refused before it could ask what the step waits for.
+                    return Ok(Next::Answered);
+                }
                 a.heard.push(new);
                 return Err(self.no_answer(until, &a.heard, true));
             }

@@ -39,10 +39,16 @@ pub fn kill_all() {
 }
 
 impl EmbeddedSim {
-    /// Starts `exe sim --console pty` with `extra` arguments.
-    pub fn spawn(exe: &Path, extra: &[String], startup: Duration) -> Result<EmbeddedSim, String> {
+    /// Starts `exe [sub] --console pty` with `extra` arguments (`hil sim …`, or a
+    /// simulated device of one's own that takes mfp-sim's options).
+    pub fn spawn(
+        exe: &Path,
+        sub: Option<&str>,
+        extra: &[String],
+        startup: Duration,
+    ) -> Result<EmbeddedSim, String> {
         let mut child = Command::new(exe)
-            .arg("sim")
+            .args(sub)
             .args(["--console", "pty"])
             .args(extra)
             .process_group(0)
@@ -101,6 +107,11 @@ impl EmbeddedSim {
             console_path: path.to_string(),
             child,
         })
+    }
+
+    /// The process id (for a profile's `power_cycle`, `{pid}`).
+    pub fn pid(&self) -> u32 {
+        locked(&self.child).id()
     }
 
     /// Whether the process is still running.

@@ -347,25 +347,24 @@ impl Console {
         }
     }
 
-    /// Reads the device's report of job `id`.
+    /// Reads the device's report of job `id`. The state line may span several lines
+    /// (`answers.job_state` is tried on each line, then on the lines joined by `\n`).
     pub fn job_report(&mut self, id: u64) -> Result<JobReport, DriverError> {
         let ids = id.to_string();
         let a = self.op_ok("job", &[("id", &ids)], &[])?;
         let p = Arc::clone(&self.profile);
-        let mut report: Option<JobReport> = None;
+        let report = groups_in(&p.job_state, &a.data).map(|g| JobReport {
+            state: g.get("state").map(|s| p.spec_state(s)).unwrap_or_default(),
+            class: g.get("class").map(|c| p.spec_class(c)),
+            detail: g.get("detail").cloned(),
+            recipients: Vec::new(),
+        });
         let mut recipients = Vec::new();
         for l in &a.data {
-            if let Some(c) = p.job_state.captures(l) {
-                report = Some(JobReport {
-                    state: c
-                        .name("state")
-                        .map(|m| p.spec_state(m.as_str()))
-                        .unwrap_or_default(),
-                    class: c.name("class").map(|m| p.spec_class(m.as_str())),
-                    detail: c.name("detail").map(|m| m.as_str().to_string()),
-                    recipients: Vec::new(),
-                });
-            } else if let Some(c) = p.recipient.captures(l) {
+            if p.job_state.is_match(l) {
+                continue;
+            }
+            if let Some(c) = p.recipient.captures(l) {
                 recipients.push(RecipientVerdict {
                     address: c
                         .name("address")
@@ -419,22 +418,20 @@ impl Console {
                 "the profile has no answers.clock to read the clock with".into(),
             ));
         };
-        for l in &a.data {
-            if let Some(m) = re.captures(l).and_then(|c| c.name("time")) {
-                return p.clock.read(m.as_str()).map_err(|e| {
-                    DriverError::Profile(Mismatch {
-                        op: "clock_get".into(),
-                        trait_: Trait::ClockFormat,
-                        field: "formats.clock".into(),
-                        what: format!(
-                            "the device's time {:?} does not read as {}: {e}",
-                            m.as_str(),
-                            p.clock.describe()
-                        ),
-                        fix: "give formats.clock the way the device writes its time".into(),
-                    })
-                });
-            }
+        if let Some(time) = groups_in(re, &a.data).and_then(|g| g.get("time").cloned()) {
+            let format = p.clock_read();
+            return format.read(&time).map_err(|e| {
+                DriverError::Profile(Mismatch {
+                    op: "clock_get".into(),
+                    trait_: Trait::ClockFormat,
+                    field: "formats.clock_read".into(),
+                    what: format!(
+                        "the device's time {time:?} does not read as {}: {e}",
+                        format.describe()
+                    ),
+                    fix: "give formats.clock (and formats.clock_read, when the device shows its time otherwise than it takes it) the way the device writes its time".into(),
+                })
+            });
         }
         Err(DriverError::Profile(Mismatch {
             op: "clock_get".into(),
@@ -448,4 +445,23 @@ impl Console {
             fix: "make answers.clock match the line with the time, with (?<time>)".into(),
         }))
     }
+}
+
+/// The named groups of `re` in the first line of `data` it matches or, when no one
+/// line does, in the lines joined by `\n` (a pattern written across lines).
+fn groups_in(
+    re: &regex::Regex,
+    data: &[String],
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let joined = data.join("\n");
+    let c = data
+        .iter()
+        .find_map(|l| re.captures(l))
+        .or_else(|| re.captures(&joined))?;
+    Some(
+        re.capture_names()
+            .flatten()
+            .filter_map(|n| c.name(n).map(|m| (n.to_string(), m.as_str().to_string())))
+            .collect(),
+    )
 }

@@ -536,6 +536,7 @@ struct Words {
     classes: WordMap,
     states: WordMap,
     clock: ClockFormat,
+    clock_shown: Option<ClockFormat>,
 }
 
 fn is_spec_key(k: &str) -> bool {
@@ -603,11 +604,22 @@ fn words(raw: &RawProfile, p: &mut Problems) -> Option<Words> {
             }
         },
     };
+    let clock_shown = match raw.formats.clock_read.as_deref() {
+        None => None,
+        Some(src) => match ClockFormat::parse(src) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                p.push(format!("formats.clock_read = {src:?}: {e}"));
+                return None;
+            }
+        },
+    };
     Some(Words {
         values: values?,
         classes: WordMap(classes),
         states: WordMap(states),
         clock,
+        clock_shown,
     })
 }
 
@@ -751,6 +763,7 @@ fn assemble(
         paging: b.paging,
         crash: b.crash,
         clock: w.clock,
+        clock_shown: w.clock_shown,
         facts,
         login,
         sim_args: raw.sim_args,

@@ -134,6 +134,8 @@ pub struct Profile {
     pub paging: Option<Paging>,
     pub crash: Option<Crash>,
     pub clock: ClockFormat,
+    /// How the device shows its clock, when not as it takes it (`formats.clock_read`).
+    pub clock_shown: Option<ClockFormat>,
     /// What the harness must know of the firmware: its variants, its ranges where
     /// SPEC marks †, the AUTH mechanisms it implements and its default methods.
     pub facts: DeviceFacts,
@@ -319,6 +321,11 @@ impl Profile {
         self.classes.to_spec(word)
     }
 
+    /// How the device shows its clock.
+    pub fn clock_read(&self) -> &ClockFormat {
+        self.clock_shown.as_ref().unwrap_or(&self.clock)
+    }
+
     /// A job state as the device wrote it, in SPEC's words.
     pub fn spec_state(&self, word: &str) -> String {
         self.states.to_spec(word)
@@ -349,7 +356,10 @@ impl Profile {
     /// Fills one step's text with the parameters, each quoted as the profile says
     /// for it unless named in `raw`.
     pub fn render_text(&self, text: &str, params: &[(&str, &str)], raw: &[&str]) -> String {
-        template::fill(text, |name| {
+        let text = template::optional_parts(text, |name| {
+            params.iter().any(|(k, v)| *k == name && v.is_empty())
+        });
+        template::fill(&text, |name| {
             params.iter().find(|(k, _)| *k == name).map(|(k, v)| {
                 if raw.contains(k) {
                     v.to_string()

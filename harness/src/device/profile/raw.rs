@@ -144,6 +144,9 @@ pub(super) struct RawFormats {
     /// The device's clock, in the `time` crate's format description.
     #[serde(default)]
     pub clock: Option<String>,
+    /// How it shows its clock, when not as it takes it.
+    #[serde(default)]
+    pub clock_read: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -178,6 +178,31 @@ impl Template {
     }
 }
 
+/// Leaves out each optional part of `template` — written `{[ … ]}` — whose
+/// placeholders are all empty (`is_empty` says which are), and keeps the text of the
+/// others without their brackets: `user {name}{[ email {address}]}` is `user bob` for
+/// an empty address.
+pub fn optional_parts(template: &str, is_empty: impl Fn(&str) -> bool) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find("{[") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("]}") else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let inner = &after[..close];
+        let names = placeholders(inner);
+        if names.is_empty() || !names.iter().all(|n| is_empty(n)) {
+            out.push_str(inner);
+        }
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The `{name}` placeholders in `template`, in order.
 pub fn placeholders(template: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -186,10 +211,12 @@ pub fn placeholders(template: &str) -> Vec<String> {
         let after = &rest[open + 1..];
         let Some(close) = after.find('}') else { break };
         let name = &after[..close];
-        if !name.is_empty()
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !out.iter().any(|n: &String| n == name)
-        {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            // Not a placeholder (`{[` opens an optional part): look on after the `{`.
+            rest = after;
+            continue;
+        }
+        if !out.iter().any(|n: &String| n == name) {
             out.push(name.to_string());
         }
         rest = &after[close + 1..];
@@ -252,6 +279,20 @@ mod tests {
             ["name", "password"]
         );
         assert!(placeholders("no { placeholder } here {}").is_empty());
+    }
+
+    #[test]
+    fn optional_parts_go_when_empty() {
+        let t = "username {name} password {password}{[ email {address}]}";
+        assert_eq!(
+            optional_parts(t, |n| n == "address"),
+            "username {name} password {password}"
+        );
+        assert_eq!(
+            optional_parts(t, |_| false),
+            "username {name} password {password} email {address}"
+        );
+        assert_eq!(placeholders(t), ["name", "password", "address"]);
     }
 
     #[test]
