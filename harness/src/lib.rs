@@ -28,6 +28,7 @@ pub mod bench_setup;
 pub mod device;
 pub mod fuzz;
 pub mod pool;
+pub mod probe;
 pub mod record;
 pub mod report;
 pub mod runner;

@@ -92,6 +92,70 @@ enum ProfileCmd {
         /// The profile file (TOML).
         file: PathBuf,
     },
+    /// Run each operation of a profile once against the device's console and print
+    /// every line received with how it was read and which profile field matched;
+    /// stop at the first operation the profile cannot express, naming the console
+    /// trait it misses and the fix. Exit 0 the profile fits, 1 it does not, 2 the
+    /// probe could not start.
+    Probe(ProbeArgs),
+}
+
+#[derive(clap::Args)]
+struct ProbeArgs {
+    /// The device, as for `hil run`: `sim`, `sim:PROGRAM`, `serial:…`, `tcp:…`,
+    /// `rfc2217:…`.
+    #[arg(long, default_value = "sim")]
+    device: String,
+    /// The profile to probe.
+    #[arg(long)]
+    profile: PathBuf,
+    /// Where the fake SMTP server listens (the device sends its probe jobs there).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: BindAddr,
+    /// The address the device is told, when it differs from --bind.
+    #[arg(long)]
+    server_address: Option<String>,
+    /// The certificate zoo whose root is imported (default: certs/).
+    #[arg(long)]
+    certs: Option<PathBuf>,
+    /// Device time runs this many times faster (a simulated device; default 50).
+    #[arg(long)]
+    time_scale: Option<f64>,
+}
+
+/// `hil profile probe`: the exit status.
+fn profile_probe(a: ProbeArgs) -> u8 {
+    let device = match device_choice(&a.device, a.time_scale) {
+        Ok(DeviceChoice::Sim {
+            time_scale,
+            program,
+        }) => hil::probe::ProbeDevice::Sim {
+            program,
+            time_scale,
+        },
+        Ok(DeviceChoice::Endpoint(ep)) => hil::probe::ProbeDevice::Endpoint(ep),
+        Err(e) => {
+            eprintln!("hil profile probe: {e}");
+            return 2;
+        }
+    };
+    let o = hil::probe::ProbeOptions {
+        device,
+        profile: a.profile,
+        bind: a.bind,
+        server_address: a.server_address,
+        certs: data_dir(a.certs, "certs"),
+        sim_exe: None,
+    };
+    let mut out = std::io::stdout();
+    match hil::probe::probe(&o, &mut out) {
+        Ok(r) if r.failure.is_none() => 0,
+        Ok(_) => 1,
+        Err(e) => {
+            eprintln!("hil profile probe: {e}");
+            2
+        }
+    }
 }
 
 /// `hil profile check FILE`: the exit status.
@@ -953,6 +1017,7 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Profile(ProfileCmd::Check { file }) => ExitCode::from(profile_check(&file)),
+        Cmd::Profile(ProfileCmd::Probe(a)) => ExitCode::from(profile_probe(a)),
         Cmd::BenchSetup(a) => match bench_setup(a) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,

@@ -236,6 +236,17 @@ impl Console {
         profile: Arc<Profile>,
         epoch: Instant,
     ) -> Result<Console, DriverError> {
+        Console::open_with(endpoint, profile, epoch, false)
+    }
+
+    /// [`Console::open_at`]; with `trace`, how each line was read is kept from the
+    /// first byte on (`hil profile probe`), the login included.
+    pub fn open_with(
+        endpoint: &Endpoint,
+        profile: Arc<Profile>,
+        epoch: Instant,
+        trace: bool,
+    ) -> Result<Console, DriverError> {
         let link = link::open(endpoint, profile.ansi).map_err(DriverError::Link)?;
         let name = link.name.clone();
         let mut c = Console {
@@ -243,7 +254,7 @@ impl Console {
             link,
             events: VecDeque::new(),
             log: Vec::new(),
-            trace: None,
+            trace: trace.then(Vec::new),
             secrets: Vec::new(),
             epoch,
             name,
@@ -275,6 +286,11 @@ impl Console {
     /// Takes the lines traced since the last call.
     pub fn take_trace(&mut self) -> Vec<Traced> {
         self.trace.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Whether the device echoed a typed line back at least once.
+    pub fn echo_seen(&self) -> bool {
+        self.echo_seen
     }
 
     /// The profile this console speaks.
@@ -671,6 +687,7 @@ impl Console {
             return Err(self.crashed(until.op, &line));
         }
         if line.trim().is_empty() {
+            self.traced(at, ConsoleDir::D, &line, "blank", "");
             return Ok(Next::More);
         }
         if self.is_echo(&line) {
@@ -1051,7 +1068,10 @@ impl Console {
                     let line = self.take_line(&text, at, escapes);
                     asked = false;
                     if self.profile.event.is_match(&line) {
+                        self.traced(at, ConsoleDir::D, &line, "event", "status.event");
                         self.push_event(line);
+                    } else {
+                        self.traced(at, ConsoleDir::D, &line, "greeting", "");
                     }
                 }
                 ReadMsg::Partial { text, at } => {
@@ -1162,13 +1182,18 @@ impl Console {
                 ReadMsg::Line { text, at, escapes } => {
                     let line = self.take_line(&text, at, escapes);
                     if prompt.is_match(&line) {
+                        self.traced(at, ConsoleDir::D, &line, "login", "login");
                         return Ok(Waited::Prompt);
                     }
                     if self.is_echo(&line) {
+                        self.traced(at, ConsoleDir::D, &line, "echo", "echo");
                         continue;
                     }
                     if self.profile.event.is_match(&line) {
+                        self.traced(at, ConsoleDir::D, &line, "event", "status.event");
                         self.push_event(line);
+                    } else {
+                        self.traced(at, ConsoleDir::D, &line, "login", "");
                     }
                 }
                 ReadMsg::Partial { text, at } => {
