@@ -327,14 +327,15 @@ fn rows_of(
     strength: Option<u8>,
     seed: u64,
 ) -> Result<Vec<hil_oracle::matrix::Row>, String> {
+    let covering = |t: usize| m.covering(t, seed).map_err(|e| e.to_string());
     if let Some(t) = strength {
-        return m.covering(t as usize, seed);
+        return covering(t as usize);
     }
     match matrix {
         "exhaustive" => Ok(m.exhaustive()),
-        "pairwise" | "2-way" => m.covering(2, seed),
-        "3-way" => m.covering(3, seed),
-        "4-way" => m.covering(4, seed),
+        "pairwise" | "2-way" => covering(2),
+        "3-way" => covering(3),
+        "4-way" => covering(4),
         other => Err(format!(
             "--matrix {other}: say exhaustive, pairwise, 3-way, 4-way or classic"
         )),

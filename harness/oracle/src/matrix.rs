@@ -1271,7 +1271,7 @@ impl Matrix {
     /// A t-way covering array over every dimension's valid values (seeded), each row
     /// then reduced (don't-cares at base, duplicates dropped), then one case per
     /// invalid value.
-    pub fn covering(&self, t: usize, seed: u64) -> Result<Vec<Row>, String> {
+    pub fn covering(&self, t: usize, seed: u64) -> Result<Vec<Row>, covering::CoveringError> {
         let model = self.covering_model();
         let valid: Vec<Vec<usize>> = (0..self.dims.len()).map(|i| self.valid_values(i)).collect();
         let rows = covering::generate(&model, t, seed)?;
