@@ -155,8 +155,23 @@ pub const STEP_REPLIES: &[(Step, u16, &str, u16, &str)] = &[
 
 /// Every case of the first set, in a stable order.
 pub fn first_set() -> Vec<Case> {
+    [
+        switch_cases(),
+        envelope_cases(),
+        header_from_cases(),
+        recipient_cases(),
+        step_reply_cases(),
+        extension_and_size_cases(),
+        unreachable_cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// SPEC §2: the four switches × the three mail kinds.
+fn switch_cases() -> Vec<Case> {
     let mut v = Vec::new();
-    // The four switches × the three mail kinds.
     for bits in 0..16u8 {
         let on = |b: u8| if bits & (1 << b) != 0 { "off" } else { "on" };
         let sw = [
@@ -175,7 +190,13 @@ pub fn first_set() -> Vec<Case> {
             v.push(c);
         }
     }
-    // Envelope-from modes and the addresses they need.
+    v
+}
+
+/// SPEC §3.8: the envelope-from modes and the addresses they need (and the device
+/// address the header From needs), for each mail kind.
+fn envelope_cases() -> Vec<Case> {
+    let mut v = Vec::new();
     for t in kinds() {
         let k = t.kind();
         let mut c = base(format!("envelope/admin/{k}"), t.clone());
@@ -198,15 +219,22 @@ pub fn first_set() -> Vec<Case> {
         c.settings.extend(pairs(&[("device.address", "")]));
         v.push(c);
     }
-    // The header From of a scan: the job user's address, else the device address.
-    v.push(base(
-        "from/scan-user-with-address".into(),
-        scan_to(&["alice@hil.test"], 2, Some("taro")),
-    ));
-    v.push(base(
-        "from/scan-user-without-address".into(),
-        scan_to(&["alice@hil.test"], 2, Some("guest")),
-    ));
+    v
+}
+
+/// SPEC §2: the header From of a scan: the job user's address, else the device
+/// address; a scan as an unknown user.
+fn header_from_cases() -> Vec<Case> {
+    let mut v = vec![
+        base(
+            "from/scan-user-with-address".into(),
+            scan_to(&["alice@hil.test"], 2, Some("taro")),
+        ),
+        base(
+            "from/scan-user-without-address".into(),
+            scan_to(&["alice@hil.test"], 2, Some("guest")),
+        ),
+    ];
     let mut c = base(
         "from/scan-user-address-device-empty".into(),
         scan_to(&["alice@hil.test"], 2, Some("taro")),
@@ -217,7 +245,12 @@ pub fn first_set() -> Vec<Case> {
         "from/scan-unknown-user".into(),
         scan_to(&["alice@hil.test"], 2, Some("nobody")),
     ));
-    // Recipients refused.
+    v
+}
+
+/// SPEC §3.9: recipients refused (some, all, a notification address, once), and no
+/// notification address at all.
+fn recipient_cases() -> Vec<Case> {
     let refuse = |addrs: &[&str]| -> Vec<RecipientRule> {
         addrs
             .iter()
@@ -229,6 +262,7 @@ pub fn first_set() -> Vec<Case> {
             .collect()
     };
     let three = ["a@hil.test", "b@hil.test", "c@hil.test"];
+    let mut v = Vec::new();
     let mut c = base(
         "recipients/one-of-three-refused".into(),
         scan_to(&three, 1, None),
@@ -267,15 +301,19 @@ pub fn first_set() -> Vec<Case> {
     let mut c = base("recipients/none-registered".into(), TriggerSpec::Counter);
     c.notify.clear();
     v.push(c);
-    // A 4xx and a 5xx at each step.
-    let steps = STEP_REPLIES;
-    for (step, c4, t4, c5, t5) in steps {
+    v
+}
+
+/// SPEC §3.3 and §3.10: a 4xx and a 5xx at each step; EHLO refused as unknown (HELO
+/// once, then no extensions), and HELO refused too.
+fn step_reply_cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    for (step, c4, t4, c5, t5) in STEP_REPLIES {
         for (code, text) in [(c4, t4), (c5, t5)] {
             let c = base(format!("steps/{}-{code}", step.name()), scan());
             v.push(with_fault(c, reply(*step, *code, text)));
         }
     }
-    // EHLO refused as unknown: HELO once, then no extensions.
     for code in [500u16, 502] {
         let c = base(format!("steps/ehlo-{code}-helo-fallback"), scan());
         v.push(with_fault(
@@ -288,21 +326,31 @@ pub fn first_set() -> Vec<Case> {
         reply(Step::Ehlo, 502, "5.5.1 no"),
     );
     v.push(with_fault(c, reply(Step::Helo, 501, "5.5.4 Syntax error")));
-    // SIZE offered or not.
+    v
+}
+
+/// SPEC §3.8: SIZE offered (as "no limit") or no extensions at all; attachment sizes.
+fn extension_and_size_cases() -> Vec<Case> {
+    let mut v = Vec::new();
     let mut c = base("extensions/size-0".into(), scan());
     c.server.extensions = vec!["SIZE 0".into(), "8BITMIME".into()];
     v.push(c);
     let mut c = base("extensions/none".into(), scan());
     c.server.extensions = vec![];
     v.push(c);
-    // Attachment sizes.
     for kb in [0u32, 1, 300] {
         v.push(base(
             format!("scan/size-{kb}kb"),
             scan_to(&["alice@hil.test"], kb, None),
         ));
     }
-    // Servers that never answer, hang up, or are not there.
+    v
+}
+
+/// SPEC §3.1, §3.2 and §2: servers that never answer, hang up, or are not there, and
+/// no server address.
+fn unreachable_cases() -> Vec<Case> {
+    let mut v = Vec::new();
     let short = pairs(&[("smtp.timeout", "30")]);
     for step in [Step::Greeting, Step::Ehlo, Step::EndOfData, Step::Quit] {
         let mut c = base(format!("timeout/hang-at-{}", step.name()), scan());
