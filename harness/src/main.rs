@@ -362,7 +362,8 @@ fn select_cases(
         certs,
         &data_dir(a.model.scenarios.clone(), "scenarios"),
         facts,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let rows = rows_of(&m, &matrix, a.strength, a.seed)?;
     Ok(rows.iter().map(|r| m.case(r)).collect())
 }
@@ -430,11 +431,13 @@ fn select(a: &RunArgs, certs: &std::path::Path, facts: &DeviceFacts) -> Result<V
             certs,
             &data_dir(a.model.scenarios.clone(), "scenarios"),
             facts,
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         match m.parse_id(id) {
             Ok(row) => return Ok(vec![m.case(&row)]),
             // Only a matrix id's reason helps (a classic id has no matrix section).
-            Err(e) if !e.contains(": no section") => {
+            Err(e) if !matches!(e, hil_oracle::matrix::IdError::NoSection { .. }) => {
+                let e = e.to_string();
                 why = Some(
                     e.trim_start_matches(id.as_str())
                         .trim_start_matches(": ")
@@ -552,7 +555,7 @@ fn run(a: RunArgs) -> Result<u8, String> {
             || c.import_ca
             || c.settings
                 .iter()
-                .any(|(k, v)| k == "pop.tls" && v != "none")
+                .any(|(k, v)| *k == hil_oracle::model::Key::PopTls && v != "none")
     });
     let _responder = if tls_cases {
         Some(start_responder(&certs)?)
@@ -669,7 +672,8 @@ fn matrix(a: MatrixArgs) -> Result<(), String> {
         &data_dir(a.model.certs, "certs"),
         &data_dir(a.model.scenarios, "scenarios"),
         &facts,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     if a.matrix == "classic" && a.strength.is_none() {
         let cases = hil_oracle::cases::first_set();
         say!("classic: {} hand-written cases (not a matrix)", cases.len());
@@ -699,7 +703,8 @@ fn fuzz(a: FuzzArgs) -> Result<bool, String> {
         &certs,
         &data_dir(a.model.scenarios.clone(), "scenarios"),
         &facts,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let _responder = start_responder(&certs)?;
     let mut runner = Runner::start(RunOptions {
         device,

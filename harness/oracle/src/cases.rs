@@ -3,7 +3,7 @@
 //! addresses, refused recipients, a 4xx and a 5xx reply at each SMTP step, servers
 //! that never answer or hang up, and nothing listening.
 
-use crate::model::{Case, Target, TriggerSpec, UserSpec};
+use crate::model::{Case, Key, Target, TriggerSpec, UserSpec};
 use hil_mail::faults::{Action, Fault, When};
 use hil_mail::smtp::{RecipientRule, SmtpConfig, Step};
 
@@ -11,10 +11,8 @@ pub const ADMIN: &str = "admin@hil.test";
 pub const DEVICE: &str = "mfp@hil.test";
 pub const NOTIFY: &str = "ops@hil.test";
 
-fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-    p.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+fn pairs(p: &[(Key, &str)]) -> Vec<(Key, String)> {
+    p.iter().map(|(k, v)| (*k, v.to_string())).collect()
 }
 
 /// A case with the common settings: admin and device addresses, one notification
@@ -40,7 +38,7 @@ fn base(id: String, trigger: TriggerSpec) -> Case {
         section: id.split('/').next().unwrap_or("").to_string(),
         dims: Default::default(),
         id,
-        settings: pairs(&[("admin.address", ADMIN), ("device.address", DEVICE)]),
+        settings: pairs(&[(Key::AdminAddress, ADMIN), (Key::DeviceAddress, DEVICE)]),
         users: users(),
         notify: vec![NOTIFY.into()],
         trigger,
@@ -175,14 +173,14 @@ fn switch_cases() -> Vec<Case> {
     for bits in 0..16u8 {
         let on = |b: u8| if bits & (1 << b) != 0 { "off" } else { "on" };
         let sw = [
-            ("email.enabled", on(3)),
-            ("email.scan", on(2)),
-            ("email.notify", on(1)),
-            ("email.counter", on(0)),
+            (Key::EmailEnabled, on(3)),
+            (Key::EmailScan, on(2)),
+            (Key::EmailNotify, on(1)),
+            (Key::EmailCounter, on(0)),
         ];
         let label: Vec<String> = sw
             .iter()
-            .map(|(k, v)| format!("{}={v}", k.trim_start_matches("email.")))
+            .map(|(k, v)| format!("{}={v}", k.as_str().trim_start_matches("email.")))
             .collect();
         for t in kinds() {
             let mut c = base(format!("switches/{}/{}", label.join(","), t.kind()), t);
@@ -200,23 +198,24 @@ fn envelope_cases() -> Vec<Case> {
     for t in kinds() {
         let k = t.kind();
         let mut c = base(format!("envelope/admin/{k}"), t.clone());
-        c.settings.extend(pairs(&[("envelope_from.mode", "admin")]));
+        c.settings
+            .extend(pairs(&[(Key::EnvelopeFromMode, "admin")]));
         v.push(c);
         let mut c = base(format!("envelope/specified/{k}"), t.clone());
         c.settings.extend(pairs(&[
-            ("envelope_from.mode", "specified"),
-            ("envelope_from.address", "bounces@hil.test"),
+            (Key::EnvelopeFromMode, "specified"),
+            (Key::EnvelopeFromAddress, "bounces@hil.test"),
         ]));
         v.push(c);
         let mut c = base(format!("envelope/specified-empty/{k}"), t.clone());
         c.settings
-            .extend(pairs(&[("envelope_from.mode", "specified")]));
+            .extend(pairs(&[(Key::EnvelopeFromMode, "specified")]));
         v.push(c);
         let mut c = base(format!("envelope/admin-empty/{k}"), t.clone());
-        c.settings.extend(pairs(&[("admin.address", "")]));
+        c.settings.extend(pairs(&[(Key::AdminAddress, "")]));
         v.push(c);
         let mut c = base(format!("from/device-address-empty/{k}"), t);
-        c.settings.extend(pairs(&[("device.address", "")]));
+        c.settings.extend(pairs(&[(Key::DeviceAddress, "")]));
         v.push(c);
     }
     v
@@ -239,7 +238,7 @@ fn header_from_cases() -> Vec<Case> {
         "from/scan-user-address-device-empty".into(),
         scan_to(&["alice@hil.test"], 2, Some("taro")),
     );
-    c.settings.extend(pairs(&[("device.address", "")]));
+    c.settings.extend(pairs(&[(Key::DeviceAddress, "")]));
     v.push(c);
     v.push(base(
         "from/scan-unknown-user".into(),
@@ -351,7 +350,7 @@ fn extension_and_size_cases() -> Vec<Case> {
 /// no server address.
 fn unreachable_cases() -> Vec<Case> {
     let mut v = Vec::new();
-    let short = pairs(&[("smtp.timeout", "30")]);
+    let short = pairs(&[(Key::SmtpTimeout, "30")]);
     for step in [Step::Greeting, Step::Ehlo, Step::EndOfData, Step::Quit] {
         let mut c = base(format!("timeout/hang-at-{}", step.name()), scan());
         c.settings.extend(short.clone());
@@ -365,7 +364,7 @@ fn unreachable_cases() -> Vec<Case> {
     c.target = Target::ClosedPort;
     v.push(c);
     let mut c = base("config/empty-server".into(), scan());
-    c.settings.extend(pairs(&[("smtp.server", "")]));
+    c.settings.extend(pairs(&[(Key::SmtpServer, "")]));
     v.push(c);
     v
 }

@@ -13,7 +13,9 @@
 
 use serde::Serialize;
 
-use crate::model::{self, Case, DeviceFacts, SettingView, Target, TriggerSpec, UserSpec};
+use crate::model::{
+    self, Case, Check, DeviceFacts, Key, SettingView, Target, TriggerSpec, UserSpec,
+};
 use hil_mail::faults::Action;
 use hil_mail::sasl::Mechanism;
 use hil_mail::smtp::{ListenerKind, SmtpConfig, Step};
@@ -55,7 +57,7 @@ pub enum Expected {
     /// The settings are refused (SPEC §1 input rules) with `config`, naming `key`;
     /// nothing is stored.
     SettingsRefused {
-        key: String,
+        key: Key,
     },
     /// The trigger is refused at once (a scan with its switch off).
     Refused {
@@ -258,7 +260,7 @@ impl Walk<'_> {
 
     /// A failure as an expected outcome; a 530 with AUTH off is `auth_required`.
     fn failed(&self, x: Failure) -> Expected {
-        let class = if x.code == Some(530) && !self.s.on("smtp.auth.enabled") {
+        let class = if x.code == Some(530) && !self.s.on(Key::SmtpAuthEnabled) {
             "auth_required"
         } else {
             x.class
@@ -317,14 +319,14 @@ pub fn expect(case: &Case, settings: &SettingView) -> Expected {
 /// predicted (a message size too close to a limit).
 pub fn predict_pairs(
     case: &Case,
-    pairs: &[(String, String)],
+    pairs: &[(Key, String)],
     facts: &DeviceFacts,
 ) -> Result<Prediction, Unpredictable> {
     // SPEC §1: a value outside its rule refuses the whole apply.
     for (k, v) in pairs {
-        if model::validate_for(facts, k, v).is_err() {
+        if model::validate_for(facts, *k, v).is_err() {
             return Ok(Prediction {
-                outcome: Expected::SettingsRefused { key: k.clone() },
+                outcome: Expected::SettingsRefused { key: *k },
                 pop: None,
                 findings: Vec::new(),
             });
@@ -373,7 +375,7 @@ pub fn predict(
         s,
         case,
         variants,
-        timeout_ms: s.get("smtp.timeout").parse::<u64>().unwrap_or(60) * 1000,
+        timeout_ms: s.get(Key::SmtpTimeout).parse::<u64>().unwrap_or(60) * 1000,
         findings: Vec::new(),
     };
     let pop_login_in_window = pop.as_ref().is_some_and(|p| {
@@ -433,9 +435,9 @@ fn plan(case: &Case, s: &SettingView) -> Walked<Plan> {
 /// the mail kind.
 fn switches(case: &Case, s: &SettingView) -> Walked<()> {
     let (switch, is_scan) = match &case.trigger {
-        TriggerSpec::Scan { .. } => ("email.scan", true),
-        TriggerSpec::Alert(_) => ("email.notify", false),
-        TriggerSpec::Counter => ("email.counter", false),
+        TriggerSpec::Scan { .. } => (Key::EmailScan, true),
+        TriggerSpec::Alert(_) => (Key::EmailNotify, false),
+        TriggerSpec::Counter => (Key::EmailCounter, false),
     };
     // A scan as a user the device does not know cannot start (docs/oracle.md).
     if let TriggerSpec::Scan { user: Some(u), .. } = &case.trigger {
@@ -443,7 +445,7 @@ fn switches(case: &Case, s: &SettingView) -> Walked<()> {
             return Err(Expected::Refused { class: "config" }.into());
         }
     }
-    if !s.on("email.enabled") || !s.on(switch) {
+    if !s.on(Key::EmailEnabled) || !s.on(switch) {
         return Err(if is_scan {
             Expected::Refused { class: "disabled" }
         } else {
@@ -462,7 +464,7 @@ fn addresses<'a>(case: &'a Case, s: &SettingView) -> Walked<Addresses<'a>> {
         TriggerSpec::Scan { to, .. } => to.clone(),
         _ => case.notify.clone(),
     };
-    if to.is_empty() || s.get("smtp.server").is_empty() {
+    if to.is_empty() || s.get(Key::SmtpServer).is_empty() {
         return Err(fail("config", false).into());
     }
     // SPEC §2: the header From.
@@ -472,17 +474,17 @@ fn addresses<'a>(case: &'a Case, s: &SettingView) -> Walked<Addresses<'a>> {
     };
     let header_from = match user {
         Some(u) if !u.address.is_empty() => u.address.clone(),
-        _ => s.get("device.address").to_string(),
+        _ => s.get(Key::DeviceAddress).to_string(),
     };
     if header_from.is_empty() {
         return Err(fail("config", false).into());
     }
     // SPEC §3.8: the envelope sender.
-    let device_user = s.on("smtp.auth.enabled") && s.get("smtp.auth.source") == "device_user";
-    let mut mail_from = if s.get("envelope_from.mode") == "specified" {
-        s.get("envelope_from.address").to_string()
+    let device_user = s.on(Key::SmtpAuthEnabled) && s.get(Key::SmtpAuthSource) == "device_user";
+    let mut mail_from = if s.get(Key::EnvelopeFromMode) == "specified" {
+        s.get(Key::EnvelopeFromAddress).to_string()
     } else {
-        s.get("admin.address").to_string()
+        s.get(Key::AdminAddress).to_string()
     };
     if device_user {
         if let Some(u) = user.filter(|u| !u.address.is_empty()) {
@@ -504,10 +506,10 @@ fn addresses<'a>(case: &'a Case, s: &SettingView) -> Walked<Addresses<'a>> {
 /// SPEC §3.7: the configured credentials, or the job user's with `device_user`.
 fn credentials(s: &SettingView, a: &Addresses) -> Creds {
     let configured = Creds {
-        user: s.get("smtp.auth.user").to_string(),
-        password: s.get("smtp.auth.password").to_string(),
-        token: s.get("smtp.auth.token").to_string(),
-        realm: s.get("smtp.auth.realm").to_string(),
+        user: s.get(Key::SmtpAuthUser).to_string(),
+        password: s.get(Key::SmtpAuthPassword).to_string(),
+        token: s.get(Key::SmtpAuthToken).to_string(),
+        realm: s.get(Key::SmtpAuthRealm).to_string(),
     };
     match a.user {
         Some(u) if a.device_user => Creds {
@@ -522,16 +524,22 @@ fn credentials(s: &SettingView, a: &Addresses) -> Creds {
 /// SPEC §4: what load reduction decides before any connection — sent whole, in
 /// fragments, with a URL instead of the attachment, or not at all.
 fn load_reduction(case: &Case, s: &SettingView, a: Addresses) -> Walked<Message> {
-    let kb = |k: &str| s.get(k).parse::<u64>().unwrap_or(0) * 1024;
+    let kb = |k: Key| s.get(k).parse::<u64>().unwrap_or(0) * 1024;
     let addresses = a.header_from.len() + a.to.iter().map(String::len).sum::<usize>();
     let scan_kb = match &case.trigger {
         TriggerSpec::Scan { size_kb, .. } => Some(*size_kb),
         _ => None,
     };
     let whole = size_bounds(scan_kb.map(|k| k as u64 * 1024), addresses);
-    let limited = s.get("load.max_size") == "limited";
-    let over_capacity = || over(whole, kb("load.server_capacity"), "load.server_capacity");
-    let mode = s.get("load.mode");
+    let limited = s.get(Key::LoadMaxSize) == "limited";
+    let over_capacity = || {
+        over(
+            whole,
+            kb(Key::LoadServerCapacity),
+            Key::LoadServerCapacity.as_str(),
+        )
+    };
+    let mode = s.get(Key::LoadMode);
     let mut url = false;
     match mode {
         "abort_over_limit" if limited && over_capacity()? => {
@@ -546,8 +554,9 @@ fn load_reduction(case: &Case, s: &SettingView, a: Addresses) -> Walked<Message>
     } else {
         whole
     };
-    let split = kb("load.split_size");
-    let fragmented = (mode == "split" && over(sent, split, "load.split_size")?).then_some(split);
+    let split = kb(Key::LoadSplitSize);
+    let fragmented =
+        (mode == "split" && over(sent, split, Key::LoadSplitSize.as_str())?).then_some(split);
     Ok(Message {
         mail_from: a.mail_from,
         header_from: a.header_from,
@@ -562,23 +571,23 @@ fn load_reduction(case: &Case, s: &SettingView, a: Addresses) -> Walked<Message>
 /// SPEC §3.6: what POP before SMTP must look like, when it is on; `Err` (`config`)
 /// without a POP server.
 fn pop_expect(s: &SettingView) -> Walked<Option<PopExpect>> {
-    if !s.on("pop_before_smtp.enabled") {
+    if !s.on(Key::PopBeforeSmtpEnabled) {
         return Ok(None);
     }
-    if s.get("pop.server").is_empty() {
+    if s.get(Key::PopServer).is_empty() {
         return Err(fail("config", false).into());
     }
     let login_ok =
-        s.get("pop.user") == model::POP_USER && s.get("pop.password") == model::POP_PASSWORD;
+        s.get(Key::PopUser) == model::POP_USER && s.get(Key::PopPassword) == model::POP_PASSWORD;
     Ok(Some(PopExpect {
-        tls: match s.get("pop.tls") {
+        tls: match s.get(Key::PopTls) {
             "pop3s" => "pop3s",
             "stls" => "stls",
             _ => "none",
         },
-        method: if s.on("pop.apop") { "APOP" } else { "USER" },
+        method: if s.on(Key::PopApop) { "APOP" } else { "USER" },
         login_ok,
-        wait_ms: s.get("pop_before_smtp.wait").parse::<u64>().unwrap_or(5) * 1000,
+        wait_ms: s.get(Key::PopBeforeSmtpWait).parse::<u64>().unwrap_or(5) * 1000,
     }))
 }
 
@@ -588,19 +597,19 @@ fn cert_failure(w: &Walk) -> Option<&'static str> {
     let Some(cert) = &w.case.cert else {
         return None;
     };
-    let server = w.s.get("smtp.server");
-    for flag in ["expiry", "cn", "key_usage", "chain", "revocation"] {
-        if !w.s.on(&format!("smtp.verify.{flag}")) {
+    let server = w.s.get(Key::SmtpServer);
+    for &check in Check::ALL {
+        if !w.s.on(check.flag()) {
             continue;
         }
-        let verdict = if flag == "cn" && w.variant("cn-only") {
+        let verdict = if check == Check::Cn && w.variant("cn-only") {
             if model::name_matches(cert, server, true) {
                 "accept".to_string()
             } else {
                 "cert_name".to_string()
             }
         } else {
-            model::cert_check(cert, flag, server)
+            model::cert_check(cert, check, server)
         };
         if verdict == "cert_revocation_unknown" && w.variant("soft-fail-revocation") {
             continue;
@@ -622,7 +631,7 @@ fn cert_failure(w: &Walk) -> Option<&'static str> {
 
 /// The device's TLS mode: `none`, `smtps` or `starttls`.
 fn tls_mode(s: &SettingView) -> &'static str {
-    match s.get("smtp.tls") {
+    match s.get(Key::SmtpTls) {
         "smtps" => "smtps",
         "starttls" => "starttls",
         _ => "none",
@@ -653,7 +662,7 @@ fn session(
             .next()
             .is_some_and(|k| k.eq_ignore_ascii_case("SIZE"))
     });
-    let authenticated = if w.s.on("smtp.auth.enabled") {
+    let authenticated = if w.s.on(Key::SmtpAuthEnabled) {
         authenticate(w, in_tls, greeting.offers_ext, creds)?
     } else {
         None
@@ -829,7 +838,7 @@ fn authenticate(
     } else {
         Vec::new()
     };
-    let enabled: Vec<&str> = match w.s.get("smtp.auth.methods") {
+    let enabled: Vec<&str> = match w.s.get(Key::SmtpAuthMethods) {
         "none" => Vec::new(),
         v => v.split(',').collect(),
     };
@@ -1024,13 +1033,13 @@ mod tests {
     use super::*;
     use hil_mail::faults::{Fault, When};
 
-    fn case(trigger: TriggerSpec, settings: &[(&str, &str)]) -> (Case, SettingView) {
+    fn case(trigger: TriggerSpec, settings: &[(Key, &str)]) -> (Case, SettingView) {
         let mut pairs = vec![
-            ("smtp.server".to_string(), "127.0.0.1".to_string()),
-            ("admin.address".into(), "admin@hil.test".into()),
-            ("device.address".into(), "mfp@hil.test".into()),
+            (Key::SmtpServer, "127.0.0.1".to_string()),
+            (Key::AdminAddress, "admin@hil.test".into()),
+            (Key::DeviceAddress, "mfp@hil.test".into()),
         ];
-        pairs.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        pairs.extend(settings.iter().map(|(k, v)| (*k, v.to_string())));
         let c = Case {
             id: "t".into(),
             section: "t".into(),
@@ -1062,11 +1071,11 @@ mod tests {
 
     #[test]
     fn switches_gate_each_kind() {
-        let (c, s) = case(scan(None), &[("email.scan", "off")]);
+        let (c, s) = case(scan(None), &[(Key::EmailScan, "off")]);
         assert_eq!(expect(&c, &s), Expected::Refused { class: "disabled" });
-        let (c, s) = case(TriggerSpec::Counter, &[("email.enabled", "off")]);
+        let (c, s) = case(TriggerSpec::Counter, &[(Key::EmailEnabled, "off")]);
         assert_eq!(expect(&c, &s), fail("disabled", false));
-        let (c, s) = case(TriggerSpec::Counter, &[("email.scan", "off")]);
+        let (c, s) = case(TriggerSpec::Counter, &[(Key::EmailScan, "off")]);
         assert!(matches!(expect(&c, &s), Expected::Delivered(_)));
     }
 
@@ -1075,8 +1084,8 @@ mod tests {
         let (c, s) = case(
             scan(Some("taro")),
             &[
-                ("envelope_from.mode", "specified"),
-                ("envelope_from.address", "env@hil.test"),
+                (Key::EnvelopeFromMode, "specified"),
+                (Key::EnvelopeFromAddress, "env@hil.test"),
             ],
         );
         let Expected::Delivered(d) = expect(&c, &s) else {

@@ -8,7 +8,7 @@ use std::path::Path;
 use regex::Regex;
 use serde::Deserialize;
 
-use hil_oracle::model::{self, DeviceFacts, Range};
+use hil_oracle::model::{self, DeviceFacts, Key, Range};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,20 +256,17 @@ fn flatten(prefix: &str, t: &toml::Table, out: &mut Vec<(String, toml::Value)>) 
 
 /// `[ranges]`: each key one SPEC marks †, each value `[min, max]` inside the type's
 /// own range; the others stay SPEC's.
-fn ranges(file: &str, t: &toml::Table, problems: &mut Vec<String>) -> BTreeMap<String, Range> {
-    let mut out: BTreeMap<String, Range> = model::RANGED
-        .iter()
-        .map(|(k, r, _)| (k.to_string(), *r))
-        .collect();
+fn ranges(file: &str, t: &toml::Table, problems: &mut Vec<String>) -> BTreeMap<Key, Range> {
+    let mut out: BTreeMap<Key, Range> = model::RANGED.iter().map(|(k, r, _)| (*k, *r)).collect();
     let mut flat = Vec::new();
     flatten("", t, &mut flat);
     for (key, v) in flat {
-        let Some((_, _, ty)) = model::RANGED.iter().find(|(k, _, _)| *k == key) else {
+        let Some((ranged, _, ty)) = model::RANGED.iter().find(|(k, _, _)| k.as_str() == key) else {
             problems.push(format!(
                 "{file}: [ranges] {key}: not a setting whose range a profile may give; known: {}",
                 model::RANGED
                     .iter()
-                    .map(|(k, _, _)| *k)
+                    .map(|(k, _, _)| k.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
@@ -303,7 +300,7 @@ fn ranges(file: &str, t: &toml::Table, problems: &mut Vec<String>) -> BTreeMap<S
             continue;
         }
         out.insert(
-            key,
+            *ranged,
             Range {
                 min: lo as u64,
                 max: hi as u64,
@@ -420,9 +417,9 @@ impl Profile {
         }
         let ranges = ranges(file, &raw.ranges, &mut problems);
         // A job may wait POP before SMTP's wait and then one whole smtp.timeout.
-        let longest_s = ["smtp.timeout", "pop_before_smtp.wait"]
+        let longest_s = [Key::SmtpTimeout, Key::PopBeforeSmtpWait]
             .iter()
-            .map(|k| ranges.get(*k).map_or(0, |r| r.max))
+            .map(|k| ranges.get(k).map_or(0, |r| r.max))
             .sum::<u64>();
         if raw.timeouts.job_ms <= longest_s.saturating_mul(1000) {
             problems.push(format!(
@@ -614,7 +611,7 @@ impl Profile {
         ));
         s.push_str("ranges:\n");
         for (key, spec, _) in model::RANGED {
-            let r = self.facts.range(key);
+            let r = self.facts.range(*key);
             let note = if r == *spec {
                 "SPEC's"
             } else {
@@ -901,16 +898,16 @@ mod tests {
             )
             + "\n[login]\nuser_prompt = '^login: $'\npassword_prompt = '^Password: $'\nuser = \"admin\"\npassword = \"pw\"\n";
         let p = Profile::parse("x.toml", &text).expect("valid profile");
-        assert_eq!(p.facts.range("smtp.timeout"), Range { min: 10, max: 600 });
+        assert_eq!(p.facts.range(Key::SmtpTimeout), Range { min: 10, max: 600 });
         assert_eq!(
-            p.facts.range("load.split_size"),
+            p.facts.range(Key::LoadSplitSize),
             Range {
                 min: 50,
                 max: 20000
             }
         );
         assert_eq!(
-            p.facts.range("pop_before_smtp.wait"),
+            p.facts.range(Key::PopBeforeSmtpWait),
             Range { min: 0, max: 60 }
         );
         // In SPEC §3.7's order, whatever the file's.
@@ -963,7 +960,7 @@ mod tests {
         assert!(!p.event.is_match("Job #3 completed"));
         // Every SPEC key is named differently.
         for (k, _) in hil_oracle::model::DEFAULTS {
-            assert_ne!(p.device_key(k), *k, "{k}");
+            assert_ne!(p.device_key(k.as_str()), k.as_str(), "{k}");
         }
         // The reference: its word, no arguments.
         let r = Profile::parse("sim.toml", &sim_profile()).expect("valid profile");
