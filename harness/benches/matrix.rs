@@ -277,10 +277,10 @@ fn main() {
     let mut kind = std::collections::HashMap::new();
     for row in m.exhaustive().iter().chain(&m.invalid_rows()) {
         let c = m.case(row);
-        let tls = c
-            .settings
-            .iter()
-            .any(|(k, v)| (k == "smtp.tls" || k == "pop.tls") && v != "none");
+        let tls = c.settings.iter().any(|(k, v)| {
+            use hil_oracle::model::Key;
+            (*k == Key::SmtpTls || *k == Key::PopTls) && v != "none"
+        });
         kind.insert(c.id.clone(), (tls, hil::runner::device_wait_estimate(&c)));
     }
 

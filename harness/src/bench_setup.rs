@@ -274,7 +274,8 @@ fn probe_device(
         }
         None => hil_oracle::model::DeviceFacts::default(),
     };
-    let m = hil_oracle::matrix::Matrix::build(&o.certs, &o.scenarios, &facts)?;
+    let m = hil_oracle::matrix::Matrix::build(&o.certs, &o.scenarios, &facts)
+        .map_err(|e| e.to_string())?;
     let zoo_ok = hil_zoo::options_of(&o.certs)
         .ok()
         .and_then(|z| responder_addr(&z.responder))
@@ -321,7 +322,7 @@ fn probe_device(
             ));
             continue;
         }
-        let row = m.parse_id(id)?;
+        let row = m.parse_id(id).map_err(|e| e.to_string())?;
         let case = m.case(&row);
         let before = responder.as_ref().map(|r| r.requests().len()).unwrap_or(0);
         let r = runner.run_case(&case);

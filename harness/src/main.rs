@@ -393,14 +393,15 @@ fn rows_of(
     strength: Option<u8>,
     seed: u64,
 ) -> Result<Vec<hil_oracle::matrix::Row>, String> {
+    let covering = |t: usize| m.covering(t, seed).map_err(|e| e.to_string());
     if let Some(t) = strength {
-        return m.covering(t as usize, seed);
+        return covering(t as usize);
     }
     match matrix {
         "exhaustive" => Ok(m.exhaustive()),
-        "pairwise" | "2-way" => m.covering(2, seed),
-        "3-way" => m.covering(3, seed),
-        "4-way" => m.covering(4, seed),
+        "pairwise" | "2-way" => covering(2),
+        "3-way" => covering(3),
+        "4-way" => covering(4),
         other => Err(format!(
             "--matrix {other}: say exhaustive, pairwise, 3-way, 4-way or classic"
         )),
@@ -427,7 +428,8 @@ fn select_cases(
         certs,
         &data_dir(a.model.scenarios.clone(), "scenarios"),
         facts,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let rows = rows_of(&m, &matrix, a.strength, a.seed)?;
     Ok(rows.iter().map(|r| m.case(r)).collect())
 }
@@ -495,11 +497,13 @@ fn select(a: &RunArgs, certs: &std::path::Path, facts: &DeviceFacts) -> Result<V
             certs,
             &data_dir(a.model.scenarios.clone(), "scenarios"),
             facts,
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         match m.parse_id(id) {
             Ok(row) => return Ok(vec![m.case(&row)]),
             // Only a matrix id's reason helps (a classic id has no matrix section).
-            Err(e) if !e.contains(": no section") => {
+            Err(e) if !matches!(e, hil_oracle::matrix::IdError::NoSection { .. }) => {
+                let e = e.to_string();
                 why = Some(
                     e.trim_start_matches(id.as_str())
                         .trim_start_matches(": ")
@@ -630,7 +634,7 @@ fn run(a: RunArgs) -> Result<u8, String> {
             || c.import_ca
             || c.settings
                 .iter()
-                .any(|(k, v)| k == "pop.tls" && v != "none")
+                .any(|(k, v)| *k == hil_oracle::model::Key::PopTls && v != "none")
     });
     let _responder = if tls_cases {
         Some(start_responder(&certs)?)
@@ -747,7 +751,8 @@ fn matrix(a: MatrixArgs) -> Result<(), String> {
         &data_dir(a.model.certs, "certs"),
         &data_dir(a.model.scenarios, "scenarios"),
         &facts,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     if a.matrix == "classic" && a.strength.is_none() {
         let cases = hil_oracle::cases::first_set();
         say!("classic: {} hand-written cases (not a matrix)", cases.len());
@@ -777,7 +782,8 @@ fn fuzz(a: FuzzArgs) -> Result<bool, String> {
         &certs,
         &data_dir(a.model.scenarios.clone(), "scenarios"),
         &facts,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let _responder = start_responder(&certs)?;
     let mut runner = Runner::start(RunOptions {
         device,

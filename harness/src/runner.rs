@@ -19,7 +19,8 @@ use hil_mail::pop3_server::{Pop3Listen, Pop3Server};
 use hil_mail::pop_window::PopLogins;
 use hil_mail::smtp::{ListenerKind, SmtpConfig};
 use hil_mail::smtp_server::{Listen, Observations, ServerOptions, SmtpServer};
-use hil_oracle::model::{Case, SettingView, Target, TriggerSpec, SECRET_KEYS};
+use hil_oracle::matrix::Dim;
+use hil_oracle::model::{Case, Key, SettingView, Target, TriggerSpec, SECRET_KEYS};
 use hil_oracle::oracle::{self, Expected};
 
 /// The reference dialect's profile, built in so `hil run` works from any directory.
@@ -130,16 +131,16 @@ impl CaseResult {
 /// to start the longest cases first, so that their waits overlap with the rest.
 pub fn device_wait_estimate(case: &Case) -> u64 {
     use hil_mail::faults::Action;
-    let setting = |k: &str| {
+    let setting = |k: Key| {
         case.settings
             .iter()
-            .find(|(key, _)| key == k)
+            .find(|(key, _)| *key == k)
             .map(|(_, v)| v.as_str())
     };
-    let number = |k: &str, default: u64| setting(k).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let number = |k: Key, default: u64| setting(k).and_then(|v| v.parse().ok()).unwrap_or(default);
     let mut ms = 0;
-    if setting("pop_before_smtp.enabled") == Some("on") {
-        ms += number("pop_before_smtp.wait", 5) * 1000;
+    if setting(Key::PopBeforeSmtpEnabled) == Some("on") {
+        ms += number(Key::PopBeforeSmtpWait, 5) * 1000;
     }
     let stalls = case.server.faults.iter().any(|f| {
         matches!(
@@ -147,10 +148,10 @@ pub fn device_wait_estimate(case: &Case) -> u64 {
             Action::Delay { .. } | Action::Hang | Action::HalfLine | Action::Throttle { .. }
         )
     });
-    let implicit = setting("smtp.tls") == Some("smtps");
+    let implicit = setting(Key::SmtpTls) == Some("smtps");
     let mismatched = (case.listener == ListenerKind::Tls) != implicit;
     if stalls || mismatched {
-        ms += number("smtp.timeout", 60) * 1000;
+        ms += number(Key::SmtpTimeout, 60) * 1000;
     }
     ms
 }
@@ -178,27 +179,27 @@ impl Ports {
 /// POP server when POP before SMTP is on, then the case's own settings (a case's value
 /// of any of these replaces the runner's), leaving out every value that is already
 /// the factory default: only what the case needs.
-pub fn case_settings(case: &Case, server: &str, ports: Ports) -> Vec<(String, String)> {
+pub fn case_settings(case: &Case, server: &str, ports: Ports) -> Vec<(Key, String)> {
     let pop_on = case
         .settings
         .iter()
-        .any(|(k, v)| k == "pop_before_smtp.enabled" && v == "on");
+        .any(|(k, v)| *k == Key::PopBeforeSmtpEnabled && v == "on");
     let mut pairs = vec![
-        ("smtp.server".to_string(), server.to_string()),
-        ("smtp.port".to_string(), ports.smtp.to_string()),
-        ("smtp.ssl_port".to_string(), ports.smtp_ssl.to_string()),
+        (Key::SmtpServer, server.to_string()),
+        (Key::SmtpPort, ports.smtp.to_string()),
+        (Key::SmtpSslPort, ports.smtp_ssl.to_string()),
     ];
     if pop_on {
         pairs.extend([
-            ("pop.server".to_string(), server.to_string()),
-            ("pop.port".to_string(), ports.pop.to_string()),
-            ("pop.ssl_port".to_string(), ports.pop_ssl.to_string()),
+            (Key::PopServer, server.to_string()),
+            (Key::PopPort, ports.pop.to_string()),
+            (Key::PopSslPort, ports.pop_ssl.to_string()),
         ]);
     }
     for (k, v) in &case.settings {
         match pairs.iter_mut().find(|(pk, _)| pk == k) {
             Some(slot) => slot.1 = v.clone(),
-            None => pairs.push((k.clone(), v.clone())),
+            None => pairs.push((*k, v.clone())),
         }
     }
     pairs.retain(|(k, v)| {
@@ -292,7 +293,10 @@ fn free_closed_port(ip: &hil_mail::netaddr::BindAddr) -> std::io::Result<u16> {
 
 /// The zoo's certificate names, from its manifest.
 fn zoo_names(dir: &std::path::Path) -> Result<Vec<String>, String> {
-    Ok(hil_oracle::matrix::load_certs(dir)?.into_keys().collect())
+    Ok(hil_oracle::matrix::load_certs(dir)
+        .map_err(|e| e.to_string())?
+        .into_keys()
+        .collect())
 }
 
 impl Runner {
@@ -514,19 +518,19 @@ impl Runner {
     /// The settings the runner applies for `case`: the server address and ports (the
     /// case's listener on `smtp.port`, or on `smtp.ssl_port` with smtps; a closed port
     /// on the other), the POP server, then the case's own settings.
-    pub fn settings_for(&self, case: &Case) -> Result<Vec<(String, String)>, String> {
+    pub fn settings_for(&self, case: &Case) -> Result<Vec<(Key, String)>, String> {
         let tls = case
             .settings
             .iter()
             .rev()
-            .find(|(k, _)| k == "smtp.tls")
+            .find(|(k, _)| *k == Key::SmtpTls)
             .map(|(_, v)| v.as_str())
             .unwrap_or("none");
         let pop_tls = case
             .settings
             .iter()
             .rev()
-            .find(|(k, _)| k == "pop.tls")
+            .find(|(k, _)| *k == Key::PopTls)
             .map(|(_, v)| v.as_str())
             .unwrap_or("none");
         let listener = match case.target {
@@ -736,7 +740,7 @@ impl Runner {
         }
     }
 
-    fn drive(&mut self, case: &Case, pairs: &[(String, String)]) -> Result<Observed, DriverError> {
+    fn drive(&mut self, case: &Case, pairs: &[(Key, String)]) -> Result<Observed, DriverError> {
         let limit = self.job_limit();
         let root = if case.import_ca {
             self.root_pem.clone()
@@ -756,15 +760,20 @@ impl Runner {
                 )));
             }
         }
-        let a = con.apply(pairs, SECRET_KEYS)?;
+        let text_pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let secrets: Vec<&str> = SECRET_KEYS.iter().map(|k| k.as_str()).collect();
+        let a = con.apply(&text_pairs, &secrets)?;
         if let crate::device::Status::Err { class, detail } = a.status {
             // Nothing may have been stored: a key the apply changed still holds its
             // default.
             let probe = pairs
                 .iter()
-                .find(|(k, v)| k == "smtp.port" && hil_oracle::model::validate(k, v).is_ok())
-                .map(|(k, _)| k.clone())
-                .unwrap_or_else(|| "smtp.port".into());
+                .find(|(k, v)| *k == Key::SmtpPort && hil_oracle::model::validate(*k, v).is_ok())
+                .map(|(k, _)| k.to_string())
+                .unwrap_or_else(|| Key::SmtpPort.to_string());
             let value = con.get(&probe)?;
             return Ok(Observed {
                 trigger: TriggerAnswer::Refused {
@@ -882,7 +891,10 @@ pub fn describe_failure(r: &CaseResult) -> String {
 
 /// `value` masked when `key` holds a credential.
 fn masked(key: &str, value: &str) -> String {
-    if SECRET_KEYS.contains(&key) || key.ends_with("password") || key.ends_with("token") {
+    if key.parse::<Key>().is_ok_and(Key::is_secret)
+        || key.ends_with("password")
+        || key.ends_with("token")
+    {
         "***".to_string()
     } else {
         value.to_string()
@@ -898,7 +910,7 @@ fn describe_server(case: &Case) -> String {
     if let Some(c) = &case.cert {
         parts.push(format!("certificate {}", c.name));
     }
-    if let Some(f) = case.dims.get("server.fault").filter(|f| *f != "none") {
+    if let Some(f) = case.dims.get(&Dim::ServerFault).filter(|f| *f != "none") {
         parts.push(format!("server.fault {f}"));
     }
     let srv = &case.server;
@@ -982,12 +994,12 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
         dims: case
             .dims
             .iter()
-            .map(|(k, v)| (k.clone(), masked(k, v)))
+            .map(|(k, v)| (k.to_string(), masked(k.as_str(), v)))
             .collect(),
         settings: case
             .settings
             .iter()
-            .map(|(k, v)| (k.clone(), masked(k, v)))
+            .map(|(k, v)| (k.to_string(), masked(k.as_str(), v)))
             .collect(),
         scenario: describe_server(case),
         expected: format!("{:?}", r.expected),

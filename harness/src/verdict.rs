@@ -89,7 +89,9 @@ pub fn compare_all(p: &Prediction, obs: &Observed, judging: &Judging) -> Vec<Str
                         "the apply was refused with {class}, expected config"
                     ));
                 }
-                let name = judging.profile.map_or(key.as_str(), |p| p.device_key(key));
+                let name = judging
+                    .profile
+                    .map_or(key.as_str(), |p| p.device_key(key.as_str()));
                 if !detail.contains(name) {
                     bad.push(format!("the refusal {detail:?} does not name {name}"));
                 }
@@ -101,7 +103,7 @@ pub fn compare_all(p: &Prediction, obs: &Observed, judging: &Judging) -> Vec<Str
         if let Some((k, v)) = &obs.after_refusal {
             let default = hil_oracle::model::DEFAULTS
                 .iter()
-                .find(|(d, _)| d == k)
+                .find(|(d, _)| d.as_str() == k)
                 .map(|(_, v)| *v)
                 .unwrap_or("");
             if v != default {

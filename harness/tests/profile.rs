@@ -10,7 +10,7 @@ use hil::device::Profile;
 use hil::record::Verdict;
 use hil::runner::{case_settings, Ports};
 use hil_oracle::matrix::Matrix;
-use hil_oracle::model::DeviceFacts;
+use hil_oracle::model::{DeviceFacts, Key};
 use hil_oracle::oracle::{predict_pairs, Expected};
 
 fn root() -> PathBuf {
@@ -251,12 +251,12 @@ fn a_firmwares_facts_change_the_matrix_and_the_oracle() {
         .parse_id("invalid/smtp.timeout=9")
         .expect("an id of the model");
     let mut case = other.case(&row);
-    case.settings = vec![("smtp.timeout".into(), "10".into())];
+    case.settings = vec![(Key::SmtpTimeout, "10".into())];
     let pairs = case_settings(&case, "127.0.0.1", Ports::NOMINAL);
     let on_spec = predict_pairs(&case, &pairs, &DeviceFacts::default()).expect("predictable");
     let on_other = predict_pairs(&case, &pairs, &facts).expect("predictable");
     assert!(
-        matches!(&on_spec.outcome, Expected::SettingsRefused { key } if key == "smtp.timeout"),
+        matches!(&on_spec.outcome, Expected::SettingsRefused { key } if *key == Key::SmtpTimeout),
         "{:?}",
         on_spec.outcome
     );
@@ -265,11 +265,11 @@ fn a_firmwares_facts_change_the_matrix_and_the_oracle() {
         "{:?}",
         on_other.outcome
     );
-    case.settings = vec![("smtp.auth.methods".into(), "xoauth2".into())];
+    case.settings = vec![(Key::SmtpAuthMethods, "xoauth2".into())];
     let pairs = case_settings(&case, "127.0.0.1", Ports::NOMINAL);
     let on_other = predict_pairs(&case, &pairs, &facts).expect("predictable");
     assert!(
-        matches!(&on_other.outcome, Expected::SettingsRefused { key } if key == "smtp.auth.methods"),
+        matches!(&on_other.outcome, Expected::SettingsRefused { key } if *key == Key::SmtpAuthMethods),
         "{:?}",
         on_other.outcome
     );

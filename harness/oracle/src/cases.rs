@@ -3,7 +3,7 @@
 //! addresses, refused recipients, a 4xx and a 5xx reply at each SMTP step, servers
 //! that never answer or hang up, and nothing listening.
 
-use crate::model::{Case, Target, TriggerSpec, UserSpec};
+use crate::model::{Case, Key, Target, TriggerSpec, UserSpec};
 use hil_mail::faults::{Action, Fault, When};
 use hil_mail::smtp::{RecipientRule, SmtpConfig, Step};
 
@@ -11,10 +11,8 @@ pub const ADMIN: &str = "admin@hil.test";
 pub const DEVICE: &str = "mfp@hil.test";
 pub const NOTIFY: &str = "ops@hil.test";
 
-fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-    p.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+fn pairs(p: &[(Key, &str)]) -> Vec<(Key, String)> {
+    p.iter().map(|(k, v)| (*k, v.to_string())).collect()
 }
 
 /// A case with the common settings: admin and device addresses, one notification
@@ -40,7 +38,7 @@ fn base(id: String, trigger: TriggerSpec) -> Case {
         section: id.split('/').next().unwrap_or("").to_string(),
         dims: Default::default(),
         id,
-        settings: pairs(&[("admin.address", ADMIN), ("device.address", DEVICE)]),
+        settings: pairs(&[(Key::AdminAddress, ADMIN), (Key::DeviceAddress, DEVICE)]),
         users: users(),
         notify: vec![NOTIFY.into()],
         trigger,
@@ -155,19 +153,34 @@ pub const STEP_REPLIES: &[(Step, u16, &str, u16, &str)] = &[
 
 /// Every case of the first set, in a stable order.
 pub fn first_set() -> Vec<Case> {
+    [
+        switch_cases(),
+        envelope_cases(),
+        header_from_cases(),
+        recipient_cases(),
+        step_reply_cases(),
+        extension_and_size_cases(),
+        unreachable_cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// SPEC §2: the four switches × the three mail kinds.
+fn switch_cases() -> Vec<Case> {
     let mut v = Vec::new();
-    // The four switches × the three mail kinds.
     for bits in 0..16u8 {
         let on = |b: u8| if bits & (1 << b) != 0 { "off" } else { "on" };
         let sw = [
-            ("email.enabled", on(3)),
-            ("email.scan", on(2)),
-            ("email.notify", on(1)),
-            ("email.counter", on(0)),
+            (Key::EmailEnabled, on(3)),
+            (Key::EmailScan, on(2)),
+            (Key::EmailNotify, on(1)),
+            (Key::EmailCounter, on(0)),
         ];
         let label: Vec<String> = sw
             .iter()
-            .map(|(k, v)| format!("{}={v}", k.trim_start_matches("email.")))
+            .map(|(k, v)| format!("{}={v}", k.as_str().trim_start_matches("email.")))
             .collect();
         for t in kinds() {
             let mut c = base(format!("switches/{}/{}", label.join(","), t.kind()), t);
@@ -175,49 +188,68 @@ pub fn first_set() -> Vec<Case> {
             v.push(c);
         }
     }
-    // Envelope-from modes and the addresses they need.
+    v
+}
+
+/// SPEC §3.8: the envelope-from modes and the addresses they need (and the device
+/// address the header From needs), for each mail kind.
+fn envelope_cases() -> Vec<Case> {
+    let mut v = Vec::new();
     for t in kinds() {
         let k = t.kind();
         let mut c = base(format!("envelope/admin/{k}"), t.clone());
-        c.settings.extend(pairs(&[("envelope_from.mode", "admin")]));
+        c.settings
+            .extend(pairs(&[(Key::EnvelopeFromMode, "admin")]));
         v.push(c);
         let mut c = base(format!("envelope/specified/{k}"), t.clone());
         c.settings.extend(pairs(&[
-            ("envelope_from.mode", "specified"),
-            ("envelope_from.address", "bounces@hil.test"),
+            (Key::EnvelopeFromMode, "specified"),
+            (Key::EnvelopeFromAddress, "bounces@hil.test"),
         ]));
         v.push(c);
         let mut c = base(format!("envelope/specified-empty/{k}"), t.clone());
         c.settings
-            .extend(pairs(&[("envelope_from.mode", "specified")]));
+            .extend(pairs(&[(Key::EnvelopeFromMode, "specified")]));
         v.push(c);
         let mut c = base(format!("envelope/admin-empty/{k}"), t.clone());
-        c.settings.extend(pairs(&[("admin.address", "")]));
+        c.settings.extend(pairs(&[(Key::AdminAddress, "")]));
         v.push(c);
         let mut c = base(format!("from/device-address-empty/{k}"), t);
-        c.settings.extend(pairs(&[("device.address", "")]));
+        c.settings.extend(pairs(&[(Key::DeviceAddress, "")]));
         v.push(c);
     }
-    // The header From of a scan: the job user's address, else the device address.
-    v.push(base(
-        "from/scan-user-with-address".into(),
-        scan_to(&["alice@hil.test"], 2, Some("taro")),
-    ));
-    v.push(base(
-        "from/scan-user-without-address".into(),
-        scan_to(&["alice@hil.test"], 2, Some("guest")),
-    ));
+    v
+}
+
+/// SPEC §2: the header From of a scan: the job user's address, else the device
+/// address; a scan as an unknown user.
+fn header_from_cases() -> Vec<Case> {
+    let mut v = vec![
+        base(
+            "from/scan-user-with-address".into(),
+            scan_to(&["alice@hil.test"], 2, Some("taro")),
+        ),
+        base(
+            "from/scan-user-without-address".into(),
+            scan_to(&["alice@hil.test"], 2, Some("guest")),
+        ),
+    ];
     let mut c = base(
         "from/scan-user-address-device-empty".into(),
         scan_to(&["alice@hil.test"], 2, Some("taro")),
     );
-    c.settings.extend(pairs(&[("device.address", "")]));
+    c.settings.extend(pairs(&[(Key::DeviceAddress, "")]));
     v.push(c);
     v.push(base(
         "from/scan-unknown-user".into(),
         scan_to(&["alice@hil.test"], 2, Some("nobody")),
     ));
-    // Recipients refused.
+    v
+}
+
+/// SPEC §3.9: recipients refused (some, all, a notification address, once), and no
+/// notification address at all.
+fn recipient_cases() -> Vec<Case> {
     let refuse = |addrs: &[&str]| -> Vec<RecipientRule> {
         addrs
             .iter()
@@ -229,6 +261,7 @@ pub fn first_set() -> Vec<Case> {
             .collect()
     };
     let three = ["a@hil.test", "b@hil.test", "c@hil.test"];
+    let mut v = Vec::new();
     let mut c = base(
         "recipients/one-of-three-refused".into(),
         scan_to(&three, 1, None),
@@ -267,15 +300,19 @@ pub fn first_set() -> Vec<Case> {
     let mut c = base("recipients/none-registered".into(), TriggerSpec::Counter);
     c.notify.clear();
     v.push(c);
-    // A 4xx and a 5xx at each step.
-    let steps = STEP_REPLIES;
-    for (step, c4, t4, c5, t5) in steps {
+    v
+}
+
+/// SPEC §3.3 and §3.10: a 4xx and a 5xx at each step; EHLO refused as unknown (HELO
+/// once, then no extensions), and HELO refused too.
+fn step_reply_cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    for (step, c4, t4, c5, t5) in STEP_REPLIES {
         for (code, text) in [(c4, t4), (c5, t5)] {
             let c = base(format!("steps/{}-{code}", step.name()), scan());
             v.push(with_fault(c, reply(*step, *code, text)));
         }
     }
-    // EHLO refused as unknown: HELO once, then no extensions.
     for code in [500u16, 502] {
         let c = base(format!("steps/ehlo-{code}-helo-fallback"), scan());
         v.push(with_fault(
@@ -288,22 +325,32 @@ pub fn first_set() -> Vec<Case> {
         reply(Step::Ehlo, 502, "5.5.1 no"),
     );
     v.push(with_fault(c, reply(Step::Helo, 501, "5.5.4 Syntax error")));
-    // SIZE offered or not.
+    v
+}
+
+/// SPEC §3.8: SIZE offered (as "no limit") or no extensions at all; attachment sizes.
+fn extension_and_size_cases() -> Vec<Case> {
+    let mut v = Vec::new();
     let mut c = base("extensions/size-0".into(), scan());
     c.server.extensions = vec!["SIZE 0".into(), "8BITMIME".into()];
     v.push(c);
     let mut c = base("extensions/none".into(), scan());
     c.server.extensions = vec![];
     v.push(c);
-    // Attachment sizes.
     for kb in [0u32, 1, 300] {
         v.push(base(
             format!("scan/size-{kb}kb"),
             scan_to(&["alice@hil.test"], kb, None),
         ));
     }
-    // Servers that never answer, hang up, or are not there.
-    let short = pairs(&[("smtp.timeout", "30")]);
+    v
+}
+
+/// SPEC §3.1, §3.2 and §2: servers that never answer, hang up, or are not there, and
+/// no server address.
+fn unreachable_cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    let short = pairs(&[(Key::SmtpTimeout, "30")]);
     for step in [Step::Greeting, Step::Ehlo, Step::EndOfData, Step::Quit] {
         let mut c = base(format!("timeout/hang-at-{}", step.name()), scan());
         c.settings.extend(short.clone());
@@ -317,7 +364,7 @@ pub fn first_set() -> Vec<Case> {
     c.target = Target::ClosedPort;
     v.push(c);
     let mut c = base("config/empty-server".into(), scan());
-    c.settings.extend(pairs(&[("smtp.server", "")]));
+    c.settings.extend(pairs(&[(Key::SmtpServer, "")]));
     v.push(c);
     v
 }

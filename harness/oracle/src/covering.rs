@@ -106,6 +106,31 @@ impl Default for Options {
     }
 }
 
+/// Why no covering array can be generated for a model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CoveringError {
+    #[error("strength t={0} is not in 2..=4")]
+    Strength(usize),
+    #[error("parameter {0:?} has no values")]
+    NoValues(String),
+    #[error("forbidden combination {0} is empty")]
+    EmptyForbidden(usize),
+    #[error(
+        "forbidden combination {combination} names parameter {param} value {value}, which does not exist"
+    )]
+    NoSuchValue {
+        combination: usize,
+        param: usize,
+        value: usize,
+    },
+    #[error("the constraints forbid every row")]
+    ForbidsEveryRow,
+    #[error("too many {t}-sets of parameters ({sets})")]
+    TooManySets { t: usize, sets: usize },
+    #[error("too many {t}-tuples to track (more than {})", MAX_TUPLES)]
+    TooManyTuples { t: usize },
+}
+
 /// Generates rows (each a Vec<usize> of value indices, one per parameter) such that every
 /// t-tuple of values (over every set of t parameters) that is allowed by the constraints
 /// appears in at least one row, and no row contains a forbidden combination.
@@ -114,7 +139,7 @@ impl Default for Options {
 /// parameters. An empty model gives one empty row. Errors: `t` out of range, a
 /// parameter with no values, a forbidden combination naming a missing parameter or value
 /// or being empty, constraints that forbid every row, too many tuples to track.
-pub fn generate(model: &Model, t: usize, seed: u64) -> Result<Vec<Vec<usize>>, String> {
+pub fn generate(model: &Model, t: usize, seed: u64) -> Result<Vec<Vec<usize>>, CoveringError> {
     generate_with(model, t, seed, &Options::default())
 }
 
@@ -124,12 +149,12 @@ pub fn generate_with(
     t: usize,
     seed: u64,
     opts: &Options,
-) -> Result<Vec<Vec<usize>>, String> {
+) -> Result<Vec<Vec<usize>>, CoveringError> {
     if !(2..=4).contains(&t) {
-        return Err(format!("strength t={t} is not in 2..=4"));
+        return Err(CoveringError::Strength(t));
     }
     if let Some(p) = model.params.iter().find(|p| p.values == 0) {
-        return Err(format!("parameter {:?} has no values", p.name));
+        return Err(CoveringError::NoValues(p.name.clone()));
     }
     let k = model.params.len();
     if k == 0 {
@@ -138,7 +163,7 @@ pub fn generate_with(
     let t = t.min(k);
     let mut cons = Cons::build(model, true)?;
     if !cons.sat {
-        return Err("the constraints forbid every row".to_string());
+        return Err(CoveringError::ForbidsEveryRow);
     }
     let n: Vec<usize> = model.params.iter().map(|p| p.values).collect();
     let sp = Space::new(&n, t)?;
@@ -306,7 +331,7 @@ struct Cons {
 impl Cons {
     /// `strict`: reject out-of-range or empty forbidden combinations instead of taking
     /// them literally.
-    fn build(model: &Model, strict: bool) -> Result<Cons, String> {
+    fn build(model: &Model, strict: bool) -> Result<Cons, CoveringError> {
         let n: Vec<usize> = model.params.iter().map(|p| p.values).collect();
         let k = n.len();
         let mut forb: Vec<Vec<(usize, usize)>> = Vec::new();
@@ -314,7 +339,7 @@ impl Cons {
         'outer: for (i, f) in model.forbidden.iter().enumerate() {
             if f.0.is_empty() {
                 if strict {
-                    return Err(format!("forbidden combination {i} is empty"));
+                    return Err(CoveringError::EmptyForbidden(i));
                 }
                 all_bad = true;
                 continue;
@@ -323,9 +348,11 @@ impl Cons {
             for &(p, v) in &pairs {
                 if p >= k || v >= n[p] {
                     if strict {
-                        return Err(format!(
-                            "forbidden combination {i} names parameter {p} value {v}, which does not exist"
-                        ));
+                        return Err(CoveringError::NoSuchValue {
+                            combination: i,
+                            param: p,
+                            value: v,
+                        });
                     }
                     continue 'outer;
                 }
@@ -577,7 +604,7 @@ struct Space {
 }
 
 impl Space {
-    fn new(n: &[usize], t: usize) -> Result<Space, String> {
+    fn new(n: &[usize], t: usize) -> Result<Space, CoveringError> {
         let k = n.len();
         let mut binom = vec![0usize; (k + 1) * (t + 1)];
         for m in 0..=k {
@@ -593,7 +620,7 @@ impl Space {
         }
         let nsets = binom[k * (t + 1) + t];
         if nsets > MAX_TUPLES {
-            return Err(format!("too many {t}-sets of parameters ({nsets})"));
+            return Err(CoveringError::TooManySets { t, sets: nsets });
         }
         let mut sp = Space {
             k,
@@ -618,9 +645,7 @@ impl Space {
             sp.off[s] = total;
             total = total.saturating_add(size);
             if total > MAX_TUPLES {
-                return Err(format!(
-                    "too many {t}-tuples to track (more than {MAX_TUPLES})"
-                ));
+                return Err(CoveringError::TooManyTuples { t });
             }
         }
         sp.off[nsets] = total;

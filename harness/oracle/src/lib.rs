@@ -9,9 +9,16 @@
 //! - `matrix`: the setting matrix (dimensions, don't-care rules, sections, exhaustive
 //!   rows and covering arrays, case ids); `covering`: the t-way covering-array engine;
 //!   `cases`: the first hand-written set of cases.
+//!
+//! Settings (`model::Key`), certificate checks (`model::Check`) and dimensions
+//! (`matrix::Dim`) are named by enums, so a misspelt name does not compile; errors at
+//! the crate's boundary are typed (`model::InvalidValue`, `matrix::BuildError`,
+//! `matrix::IdError`, `oracle::Unpredictable`, `covering::CoveringError`).
 
 pub mod cases;
 pub mod covering;
+mod dim;
 pub mod matrix;
 pub mod model;
+mod named;
 pub mod oracle;

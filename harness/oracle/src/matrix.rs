@@ -20,16 +20,18 @@
 //! refuses the whole `apply`, so nothing else can matter.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::covering;
-use crate::model::{self, Case, CertFacts, DeviceFacts, Range, Target, TriggerSpec};
+use crate::model::{self, Case, CertFacts, Check, DeviceFacts, Key, Range, Target, TriggerSpec};
 use hil_mail::faults::{Action, Fault, When};
 use hil_mail::sasl::{Account, Mechanism};
 use hil_mail::scenario::Scenario;
 use hil_mail::smtp::{ListenerKind, RecipientRule, SmtpConfig, Step};
+
+pub use crate::dim::{Dim, UnknownDim};
 
 /// One value of a dimension.
 #[derive(Debug, Clone)]
@@ -39,20 +41,33 @@ pub struct Val {
     pub invalid: bool,
 }
 
-/// A row seen by the relevance functions: values by dimension name.
+/// A row seen by the relevance functions: values by dimension.
 pub struct Get<'a> {
-    dims: &'a [Dim],
+    dims: &'a [Dimension],
     row: &'a [usize],
     ctx: &'a Ctx,
 }
 
 impl Get<'_> {
-    /// The value of dimension `name`.
-    pub fn v(&self, name: &str) -> &str {
-        match self.dims.iter().position(|d| d.name == name) {
-            Some(i) => self.dims[i].values[self.row[i]].name.as_str(),
-            None => "",
-        }
+    /// The value of dimension `d`.
+    pub fn v(&self, d: Dim) -> &str {
+        let i = d.index();
+        self.dims[i].values[self.row[i]].name.as_str()
+    }
+
+    /// Whether `d` has the value `value`, which must be one of `d`'s values (checked in
+    /// debug builds: a misspelt value would silently never match).
+    pub fn is(&self, d: Dim, value: &str) -> bool {
+        debug_assert!(
+            self.dims[d.index()].declares(value),
+            "{d} has no value {value:?}"
+        );
+        self.v(d) == value
+    }
+
+    /// Whether `d` has one of `values` (each checked as by [`Get::is`]).
+    pub fn is_any(&self, d: Dim, values: &[&str]) -> bool {
+        values.iter().any(|v| self.is(d, v))
     }
 }
 
@@ -60,11 +75,25 @@ impl Get<'_> {
 type Relevance = fn(&Get) -> Option<&'static str>;
 
 /// A dimension of the model; its first value is the base value.
-pub struct Dim {
-    pub name: &'static str,
+pub struct Dimension {
+    pub name: Dim,
     pub values: Vec<Val>,
     pub doc: &'static str,
     pub relevant: Relevance,
+}
+
+impl Dimension {
+    /// Whether `value` is one of the dimension's values (valid or not).
+    pub fn declares(&self, value: &str) -> bool {
+        self.values.iter().any(|v| v.name == value)
+    }
+
+    /// Whether `val` (one of this dimension's values) is `value`, which must be one of
+    /// them too (checked in debug builds, as by [`Get::is`]).
+    fn is(&self, val: &Val, value: &str) -> bool {
+        debug_assert!(self.declares(value), "{} has no value {value:?}", self.name);
+        val.name == value
+    }
 }
 
 /// A value of `server.fault`: a built-in fault or a scenario from the library.
@@ -97,14 +126,15 @@ pub struct Ctx {
 pub struct Section {
     pub name: &'static str,
     pub doc: &'static str,
-    pub dims: Vec<&'static str>,
+    pub dims: Vec<Dim>,
     /// Dimensions whose values the section takes only some of.
-    pub only: Vec<(&'static str, &'static [&'static str])>,
+    pub only: Vec<(Dim, &'static [&'static str])>,
 }
 
 /// The model.
 pub struct Matrix {
-    pub dims: Vec<Dim>,
+    /// In the model's order: `dims[d.index()]` is dimension `d`.
+    pub dims: Vec<Dimension>,
     pub sections: Vec<Section>,
     pub ctx: Ctx,
 }
@@ -114,6 +144,43 @@ pub struct Matrix {
 pub struct Row {
     pub section: String,
     pub values: Vec<usize>,
+}
+
+/// Why a model cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The zoo's manifest cannot be read.
+    #[error("{}: {source}", path.display())]
+    ReadManifest {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The zoo's manifest is not what the oracle reads.
+    #[error("{}: {message}", path.display())]
+    ParseManifest { path: PathBuf, message: String },
+    /// The scenario library cannot be loaded (the loader's own words).
+    #[error("{0}")]
+    Scenarios(String),
+    #[error("the certificate zoo has no `valid` certificate")]
+    NoValidCertificate,
+}
+
+/// Why a text is not the id of a row of the model (`Matrix::parse_id`); each names
+/// the id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("{id}: not SECTION/DIM=VALUE,…")]
+    NotAnId { id: String },
+    #[error("{id}: no section {section:?}")]
+    NoSection { id: String, section: String },
+    #[error("{id}: {part:?} is not DIM=VALUE")]
+    NotDimValue { id: String, part: String },
+    #[error("{id}: no dimension {name:?}")]
+    NoDimension { id: String, name: String },
+    #[error("{id}: {dim} has no value {value:?}")]
+    NoValue { id: String, dim: Dim, value: String },
+    #[error("{id}: not in the canonical order {canonical}")]
+    NotCanonical { id: String, canonical: String },
 }
 
 fn vals(names: &[&str]) -> Vec<Val> {
@@ -152,6 +219,8 @@ pub const MECHANISM_ORDER: &[&str] = &[
     "plain",
 ];
 
+// ---- Relevance: whether a dimension can change the outcome of a row. ----
+
 /// Returns the reason from the enclosing relevance function when `$e` (a relevance
 /// answer) says the dimension does not matter.
 macro_rules! why {
@@ -163,23 +232,28 @@ macro_rules! why {
 }
 
 fn is_scan(g: &Get) -> bool {
-    g.v("trigger").starts_with("scan")
+    g.is_any(
+        Dim::Trigger,
+        &["scan", "scan_user", "scan_guest", "scan_unknown"],
+    )
 }
 
 /// The trigger gets past the switches (SPEC §2).
 fn gated(g: &Get) -> Option<&'static str> {
-    if g.v("trigger") == "scan_unknown" {
+    if g.is(Dim::Trigger, "scan_unknown") {
         return Some("a scan as an unknown user is refused before anything else");
     }
-    if g.v("email.enabled") == "off" {
+    if g.is(Dim::EmailEnabled, "off") {
         return Some("email.enabled=off: nothing is sent");
     }
-    let switch = match g.v("trigger") {
-        "alert" => "email.notify",
-        "counter" => "email.counter",
-        _ => "email.scan",
+    let switch = if g.is(Dim::Trigger, "alert") {
+        Dim::EmailNotify
+    } else if g.is(Dim::Trigger, "counter") {
+        Dim::EmailCounter
+    } else {
+        Dim::EmailScan
     };
-    if g.v(switch) == "off" {
+    if g.is(switch, "off") {
         return Some("the mail kind's switch is off: nothing is sent");
     }
     None
@@ -188,22 +262,22 @@ fn gated(g: &Get) -> Option<&'static str> {
 /// The job gets to the network: recipients, a server and a header From.
 fn sending(g: &Get) -> Option<&'static str> {
     why!(gated(g));
-    if !is_scan(g) && g.v("notify") == "none" {
+    if !is_scan(g) && g.is(Dim::Notify, "none") {
         return Some("no notification address: the job fails before connecting");
     }
-    if g.v("smtp.server") != "ipv4" {
+    if !g.is(Dim::SmtpServer, "ipv4") {
         return Some("smtp.server is not usable: the job fails before connecting");
     }
-    if g.v("trigger") != "scan_user" && g.v("device.address") == "empty" {
+    if !g.is(Dim::Trigger, "scan_user") && g.is(Dim::DeviceAddress, "empty") {
         return Some("no header From: the job fails before connecting");
     }
     None
 }
 
 fn user_address_is_envelope(g: &Get) -> bool {
-    g.v("smtp.auth.enabled") == "on"
-        && g.v("smtp.auth.source") == "device_user"
-        && g.v("trigger") == "scan_user"
+    g.is(Dim::SmtpAuthEnabled, "on")
+        && g.is(Dim::SmtpAuthSource, "device_user")
+        && g.is(Dim::Trigger, "scan_user")
 }
 
 /// The job has its addresses and connects.
@@ -212,9 +286,10 @@ fn addressed(g: &Get) -> Option<&'static str> {
     if user_address_is_envelope(g) {
         return None;
     }
-    let empty = match g.v("envelope_from.mode") {
-        "specified" => g.v("envelope_from.address") == "empty",
-        _ => g.v("admin.address") == "empty",
+    let empty = if g.is(Dim::EnvelopeFromMode, "specified") {
+        g.is(Dim::EnvelopeFromAddress, "empty")
+    } else {
+        g.is(Dim::AdminAddress, "empty")
     };
     if empty {
         return Some("no envelope sender: the job fails before connecting");
@@ -224,50 +299,60 @@ fn addressed(g: &Get) -> Option<&'static str> {
 
 /// The device and the server agree on TLS: a handshake with the zoo certificate.
 fn handshake(g: &Get) -> bool {
-    matches!(
-        (g.v("smtp.tls"), listener_of(g)),
-        ("smtps", ListenerKind::Tls) | ("starttls", ListenerKind::Starttls)
-    ) && g.v("server.listener") != "starttls_refused"
+    let listener = listener_of(g);
+    let agreed = (g.is(Dim::SmtpTls, "smtps") && listener == ListenerKind::Tls)
+        || (g.is(Dim::SmtpTls, "starttls") && listener == ListenerKind::Starttls);
+    agreed && !g.is(Dim::ServerListener, "starttls_refused")
 }
 
 fn listener_of(g: &Get) -> ListenerKind {
     if let Some(k) = g
         .ctx
         .faults
-        .get(g.v("server.fault"))
+        .get(g.v(Dim::ServerFault))
         .and_then(|f| f.listener)
     {
         return k;
     }
-    match g.v("server.listener") {
-        "starttls" | "starttls_refused" => ListenerKind::Starttls,
-        "tls" => ListenerKind::Tls,
-        "plain" => ListenerKind::Plain,
-        _ => matching(g.v("smtp.tls")),
+    named_listener(g).unwrap_or_else(|| matching(g))
+}
+
+/// The listener `server.listener` names (`None`: the matching one).
+fn named_listener(g: &Get) -> Option<ListenerKind> {
+    if g.is_any(Dim::ServerListener, &["starttls", "starttls_refused"]) {
+        Some(ListenerKind::Starttls)
+    } else if g.is(Dim::ServerListener, "tls") {
+        Some(ListenerKind::Tls)
+    } else if g.is(Dim::ServerListener, "plain") {
+        Some(ListenerKind::Plain)
+    } else {
+        None
     }
 }
 
-/// The listener a TLS mode expects.
-fn matching(tls: &str) -> ListenerKind {
-    match tls {
-        "smtps" => ListenerKind::Tls,
-        "starttls" => ListenerKind::Starttls,
-        _ => ListenerKind::Plain,
+/// The listener the row's TLS mode expects.
+fn matching(g: &Get) -> ListenerKind {
+    if g.is(Dim::SmtpTls, "smtps") {
+        ListenerKind::Tls
+    } else if g.is(Dim::SmtpTls, "starttls") {
+        ListenerKind::Starttls
+    } else {
+        ListenerKind::Plain
     }
 }
 
-fn flag_matters(g: &Get, flag: &str) -> Option<&'static str> {
+fn check_matters(g: &Get, check: Check) -> Option<&'static str> {
     why!(addressed(g));
     if !handshake(g) {
         return Some("no TLS handshake with a server certificate");
     }
-    let Some(cert) = g.ctx.certs.get(g.v("server.cert")) else {
+    let Some(cert) = g.ctx.certs.get(g.v(Dim::ServerCert)) else {
         return Some("no such certificate");
     };
     // Collapsed only when the check passes under every reading the harness knows:
     // SPEC's, and the variants' (cn-only).
-    let passes = model::cert_check(cert, flag, SERVER_IP) == "accept"
-        && (flag != "cn" || model::name_matches(cert, SERVER_IP, true));
+    let passes = model::cert_check(cert, check, SERVER_IP) == "accept"
+        && (check != Check::Cn || model::name_matches(cert, SERVER_IP, true));
     if passes {
         return Some("the certificate passes this check (also under the cn-only variant)");
     }
@@ -282,43 +367,53 @@ pub fn chosen_mechanism(enabled: &[&str], offered: &[Mechanism]) -> Option<&'sta
         .find(|m| enabled.contains(m) && offered.iter().any(|o| o.name().eq_ignore_ascii_case(m)))
 }
 
-fn methods_of<'a>(value: &'a str, default: &'a [String]) -> Vec<&'a str> {
-    match value {
-        "default" => default.iter().map(String::as_str).collect(),
-        "none" => Vec::new(),
-        v => v.split(',').collect(),
+/// The mechanisms the row's `smtp.auth.methods` enables.
+fn methods_of<'a>(g: &'a Get) -> Vec<&'a str> {
+    if g.is(Dim::SmtpAuthMethods, "default") {
+        g.ctx
+            .facts
+            .default_methods
+            .iter()
+            .map(String::as_str)
+            .collect()
+    } else if g.is(Dim::SmtpAuthMethods, "none") {
+        Vec::new()
+    } else {
+        g.v(Dim::SmtpAuthMethods).split(',').collect()
     }
 }
 
-fn offer_of(value: &str) -> Vec<Mechanism> {
+/// The mechanisms the row's server offers (`server.auth`).
+fn offer_of(g: &Get) -> Vec<Mechanism> {
     use Mechanism::*;
-    match value {
-        "plain_login" => vec![Plain, Login],
-        "cram_digest" => vec![CramMd5, DigestMd5],
-        "xoauth2" => vec![Xoauth2],
-        "all" => Mechanism::ALL.to_vec(),
-        _ => Vec::new(),
+    if g.is(Dim::ServerAuth, "plain_login") {
+        vec![Plain, Login]
+    } else if g.is(Dim::ServerAuth, "cram_digest") {
+        vec![CramMd5, DigestMd5]
+    } else if g.is(Dim::ServerAuth, "xoauth2") {
+        vec![Xoauth2]
+    } else if g.is(Dim::ServerAuth, "all") {
+        Mechanism::ALL.to_vec()
+    } else {
+        Vec::new()
     }
 }
 
 fn auth_on(g: &Get) -> Option<&'static str> {
     why!(addressed(g));
-    if g.v("smtp.auth.enabled") != "on" {
+    if !g.is(Dim::SmtpAuthEnabled, "on") {
         return Some("smtp.auth.enabled=off: the device never authenticates");
     }
     None
 }
 
 fn chosen(g: &Get) -> Option<&'static str> {
-    chosen_mechanism(
-        &methods_of(g.v("smtp.auth.methods"), &g.ctx.facts.default_methods),
-        &offer_of(g.v("server.auth")),
-    )
+    chosen_mechanism(&methods_of(g), &offer_of(g))
 }
 
 fn pop_on(g: &Get) -> Option<&'static str> {
     why!(addressed(g));
-    if g.v("pop_before_smtp.enabled") != "on" {
+    if !g.is(Dim::PopBeforeSmtpEnabled, "on") {
         return Some("POP before SMTP is off");
     }
     None
@@ -326,7 +421,7 @@ fn pop_on(g: &Get) -> Option<&'static str> {
 
 fn load_limited(g: &Get) -> Option<&'static str> {
     why!(addressed(g));
-    if !matches!(g.v("load.mode"), "abort_over_limit" | "url_over_limit") {
+    if !g.is_any(Dim::LoadMode, &["abort_over_limit", "url_over_limit"]) {
         return Some("only the over-limit modes look at load.max_size");
     }
     None
@@ -339,6 +434,8 @@ fn always(_: &Get) -> Option<&'static str> {
 fn never(_: &Get) -> Option<&'static str> {
     Some("only its invalid values are tried (the harness sets the ports)")
 }
+
+// ---- Values the device's facts decide. ----
 
 /// A ranged setting's values (SPEC §1 †, the firmware's range from its profile): the
 /// default (moved into the range if outside it), the lower bound (at least `low_from`
@@ -366,6 +463,18 @@ fn range_values(default: u64, r: Range, low_from: u64) -> Vec<Val> {
         }
     }
     out
+}
+
+/// The values of the dimension of a ranged setting `key` for a firmware with `facts`.
+fn ranged_values(key: Key, facts: &DeviceFacts) -> Vec<Val> {
+    let default = key.default_value().parse().unwrap_or(0);
+    // 1 KB of capacity is left out (the dimension's doc says why).
+    let low_from = if key == Key::LoadServerCapacity {
+        100
+    } else {
+        0
+    };
+    range_values(default, facts.range(key), low_from)
 }
 
 /// `smtp.auth.methods`' values for a firmware: the default, each implemented mechanism
@@ -401,444 +510,500 @@ fn methods_values(facts: &DeviceFacts) -> Vec<Val> {
     out
 }
 
-/// The dimensions, in dependency order.
-fn dims() -> Vec<Dim> {
+/// Names whose values the matrix fills in when it is built (from the zoo, the fault
+/// catalogue, the device's facts).
+fn filled_later(name: Dim, doc: &'static str, relevant: Relevance) -> Dimension {
+    Dimension {
+        name,
+        values: Vec::new(),
+        doc,
+        relevant,
+    }
+}
+
+fn dim(name: Dim, values: &[&str], doc: &'static str, relevant: Relevance) -> Dimension {
+    Dimension {
+        name,
+        values: vals(values),
+        doc,
+        relevant,
+    }
+}
+
+// ---- The dimensions, by family; `dims` puts them in the model's order. ----
+
+/// The dimensions in the model's (dependency) order, `Dim`'s: a dimension's relevance
+/// looks only at dimensions before it.
+fn dims() -> Vec<Dimension> {
+    let mut all = [
+        switch_dims(),
+        address_dims(),
+        tls_dims(),
+        auth_dims(),
+        pop_dims(),
+        load_dims(),
+        server_dims(),
+        port_dims(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    all.sort_by_key(|d| d.name.index());
+    all
+}
+
+/// SPEC §2: what is sent, and the switches that let it be sent.
+fn switch_dims() -> Vec<Dimension> {
     vec![
-        Dim {
-            name: "trigger",
-            values: vals(&["scan", "scan_user", "scan_guest", "scan_unknown", "alert", "counter"]),
-            doc: "what is sent: a scan (anonymous, as a user with an address, as a user without one, as an unknown user), an alert, a counter",
-            relevant: always,
-        },
-        Dim {
-            name: "email.enabled",
-            values: vals(&["on", "off", "~yes"]),
-            doc: "the master switch",
-            relevant: |g| (g.v("trigger") == "scan_unknown").then_some("a scan as an unknown user is refused before the switches"),
-        },
-        Dim {
-            name: "email.scan",
-            values: vals(&["on", "off"]),
-            doc: "the scan switch",
-            relevant: |g| {
-                if !is_scan(g) || g.v("trigger") == "scan_unknown" {
-                    return Some("not a scan");
-                }
-                (g.v("email.enabled") == "off").then_some("email.enabled=off: nothing is sent")
-            },
-        },
-        Dim {
-            name: "email.notify",
-            values: vals(&["on", "off"]),
-            doc: "the alert switch",
-            relevant: |g| {
-                if g.v("trigger") != "alert" {
-                    return Some("not an alert");
-                }
-                (g.v("email.enabled") == "off").then_some("email.enabled=off: nothing is sent")
-            },
-        },
-        Dim {
-            name: "email.counter",
-            values: vals(&["on", "off"]),
-            doc: "the counter switch",
-            relevant: |g| {
-                if g.v("trigger") != "counter" {
-                    return Some("not a counter mail");
-                }
-                (g.v("email.enabled") == "off").then_some("email.enabled=off: nothing is sent")
-            },
-        },
-        Dim {
-            name: "notify",
-            values: vals(&["one", "two", "none"]),
-            doc: "registered notification addresses",
-            relevant: |g| {
-                why!(gated(g));
-                is_scan(g).then_some("a scan goes to its own recipients")
-            },
-        },
-        Dim {
-            name: "recipients",
-            values: vals(&["one", "three"]),
-            doc: "a scan's recipients",
-            relevant: |g| {
-                why!(gated(g));
-                (!is_scan(g)).then_some("notifications go to the notification addresses")
-            },
-        },
-        Dim {
-            name: "smtp.server",
-            values: vals(&["ipv4", "empty", "~http://mx.hil.test/", "~mx.hil.test:25", "~mx .hil.test", "~a..b"]),
-            doc: "the server address: the harness's address (ipv4 names it; --bind or --server-address decides it, IPv6 too), empty, or refused forms",
-            relevant: |g| {
-                why!(gated(g));
-                (!is_scan(g) && g.v("notify") == "none").then_some("no notification address: the job fails first")
-            },
-        },
-        Dim {
-            name: "device.address",
-            values: vals(&["set", "empty", "longest", "~with space", "~over320"]),
-            doc: "the device's address (header From of notifications and anonymous scans); longest is the longest RFC 5321 allows (64 + 1 + 253 characters)",
-            relevant: |g| {
-                why!(gated(g));
-                if !is_scan(g) && g.v("notify") == "none" {
-                    return Some("no notification address: the job fails first");
-                }
-                if g.v("smtp.server") != "ipv4" {
-                    return Some("smtp.server is not usable: the job fails first");
-                }
-                (g.v("trigger") == "scan_user").then_some("the job user's address is the header From")
-            },
-        },
-        Dim {
-            name: "smtp.auth.enabled",
-            values: vals(&["off", "on", "~1"]),
-            doc: "SMTP AUTH",
-            relevant: sending,
-        },
-        Dim {
-            name: "smtp.auth.source",
-            values: vals(&["configured", "device_user", "~user"]),
-            doc: "whose credentials: the configured ones or the job user's",
-            relevant: |g| {
-                why!(sending(g));
-                if g.v("smtp.auth.enabled") != "on" {
-                    return Some("smtp.auth.enabled=off");
-                }
-                (!matches!(g.v("trigger"), "scan_user" | "scan_guest")).then_some("the job has no user: configured credentials are used")
-            },
-        },
-        Dim {
-            name: "envelope_from.mode",
-            values: vals(&["admin", "specified", "~custom"]),
-            doc: "the envelope sender's source",
-            relevant: |g| {
-                why!(sending(g));
-                user_address_is_envelope(g).then_some("device_user credentials: the job user's address is the envelope sender")
-            },
-        },
-        Dim {
-            name: "envelope_from.address",
-            values: vals(&["set", "empty"]),
-            doc: "the specified envelope sender",
-            relevant: |g| {
-                why!(sending(g));
-                if user_address_is_envelope(g) {
-                    return Some("the job user's address is the envelope sender");
-                }
-                (g.v("envelope_from.mode") != "specified").then_some("envelope_from.mode=admin")
-            },
-        },
-        Dim {
-            name: "admin.address",
-            values: vals(&["set", "empty"]),
-            doc: "the administrator's address (the default envelope sender)",
-            relevant: |g| {
-                why!(sending(g));
-                if user_address_is_envelope(g) {
-                    return Some("the job user's address is the envelope sender");
-                }
-                (g.v("envelope_from.mode") != "admin").then_some("envelope_from.mode=specified")
-            },
-        },
-        Dim {
-            name: "server.fault",
-            values: Vec::new(), // filled from the catalogue
-            doc: "the server's behaviour: well-behaved, a built-in fault, or a scenario from scenarios/",
-            relevant: addressed,
-        },
-        Dim {
-            name: "smtp.tls",
-            values: vals(&["none", "smtps", "starttls", "~ssl"]),
-            doc: "the TLS mode",
-            relevant: addressed,
-        },
-        Dim {
-            name: "server.listener",
-            values: vals(&["matching", "plain", "starttls", "tls", "starttls_refused"]),
-            doc: "the listener the device is pointed at: the one its TLS mode expects, or plain, offering STARTTLS, implicit TLS, offering STARTTLS but answering it 454",
-            relevant: |g| {
-                why!(addressed(g));
-                g.ctx.faults.get(g.v("server.fault")).and_then(|f| f.listener).map(|_| "the scenario names its listener")
-            },
-        },
-        Dim {
-            name: "server.cert",
-            values: Vec::new(), // filled from the zoo
-            doc: "the certificate the TLS listener presents (the zoo)",
-            relevant: |g| {
-                why!(addressed(g));
-                (!handshake(g)).then_some("no TLS handshake")
-            },
-        },
-        Dim {
-            name: "smtp.verify.expiry",
-            values: vals(&["on", "off"]),
-            doc: "certificate check: validity dates",
-            relevant: |g| flag_matters(g, "expiry"),
-        },
-        Dim {
-            name: "smtp.verify.cn",
-            values: vals(&["off", "on"]),
-            doc: "certificate check: name",
-            relevant: |g| flag_matters(g, "cn"),
-        },
-        Dim {
-            name: "smtp.verify.key_usage",
-            values: vals(&["off", "on"]),
-            doc: "certificate check: key usage",
-            relevant: |g| flag_matters(g, "key_usage"),
-        },
-        Dim {
-            name: "smtp.verify.chain",
-            values: vals(&["off", "on"]),
-            doc: "certificate check: chain to the external store",
-            relevant: |g| flag_matters(g, "chain"),
-        },
-        Dim {
-            name: "smtp.verify.revocation",
-            values: vals(&["off", "on"]),
-            doc: "certificate check: OCSP, then CRL",
-            relevant: |g| flag_matters(g, "revocation"),
-        },
-        Dim {
-            name: "smtp.auth.methods",
-            values: Vec::new(), // filled from the device's facts (its profile)
-            doc: "the enabled AUTH mechanisms (default: all the device implements)",
-            relevant: auth_on,
-        },
-        Dim {
-            name: "server.auth",
-            values: vals(&["plain_login", "none", "cram_digest", "xoauth2", "all"]),
-            doc: "the mechanisms the server offers",
-            relevant: |g| {
-                why!(auth_on(g));
-                g.ctx.faults.get(g.v("server.fault")).is_some_and(|f| !f.smtp.auth.is_empty()).then_some("the scenario sets the server's AUTH")
-            },
-        },
-        Dim {
-            name: "server.auth_before_tls",
-            values: vals(&["yes", "no"]),
-            doc: "whether a STARTTLS listener offers AUTH before TLS",
-            relevant: |g| {
-                why!(auth_on(g));
-                (listener_of(g) != ListenerKind::Starttls).then_some("not a STARTTLS listener")
-            },
-        },
-        Dim {
-            name: "server.require_auth",
-            values: vals(&["off", "on"]),
-            doc: "the server demands AUTH before MAIL (530)",
-            relevant: |g| {
-                why!(addressed(g));
-                if g.v("smtp.auth.enabled") == "on" && !g.ctx.variants.iter().any(|v| v == "send-without-auth") {
-                    return Some("the device authenticates or fails before MAIL");
-                }
-                None
-            },
-        },
-        Dim {
-            name: "smtp.auth.password",
-            values: vals(&["right", "wrong", "max64", "~over64", "~with\"quote"]),
-            doc: "the credentials (password, and the XOAUTH2 token) match the server's account or not",
-            relevant: |g| {
-                why!(auth_on(g));
-                chosen(g).is_none().then_some("no mechanism in common: no credentials are sent")
-            },
-        },
-        Dim {
-            name: "smtp.auth.realm",
-            values: vals(&["empty", "set", "~over253"]),
-            doc: "the DIGEST-MD5 realm (empty: the server's)",
-            relevant: |g| {
-                why!(auth_on(g));
-                (chosen(g) != Some("digest-md5")).then_some("DIGEST-MD5 is not the mechanism used")
-            },
-        },
-        Dim {
-            name: "pop_before_smtp.enabled",
-            values: vals(&["off", "on"]),
-            doc: "POP before SMTP",
-            relevant: addressed,
-        },
-        Dim {
-            name: "pop.tls",
-            values: vals(&["none", "pop3s", "stls", "~starttls"]),
-            doc: "POP3 TLS mode",
-            relevant: pop_on,
-        },
-        Dim {
-            name: "pop.apop",
-            values: vals(&["off", "on"]),
-            doc: "APOP instead of USER/PASS",
-            relevant: pop_on,
-        },
-        Dim {
-            name: "pop.password",
-            values: vals(&["right", "wrong", "~with\"quote"]),
-            doc: "the POP password matches the account or not",
-            relevant: pop_on,
-        },
-        Dim {
-            name: "pop_before_smtp.wait",
-            values: Vec::new(), // filled from the device's facts (its profile)
-            doc: "seconds between the POP login and the SMTP connection",
-            relevant: |g| {
-                why!(pop_on(g));
-                (g.v("pop.password") != "right").then_some("the POP login fails: no SMTP")
-            },
-        },
-        Dim {
-            name: "server.pop_window",
-            values: vals(&["off", "30"]),
-            doc: "the SMTP server relays only for a POP login within 30 s (554 otherwise)",
-            relevant: |g| {
-                why!(addressed(g));
-                (g.v("pop_before_smtp.enabled") == "on" && g.v("pop.password") != "right").then_some("the POP login fails: no SMTP")
-            },
-        },
-        Dim {
-            name: "load.mode",
-            values: vals(&["none", "split", "abort_over_limit", "url_over_limit", "url_always", "~compress"]),
-            doc: "server load reduction",
-            relevant: addressed,
-        },
-        Dim {
-            name: "load.split_size",
-            values: Vec::new(), // filled from the device's facts (its profile)
-            doc: "KB per fragment",
-            relevant: |g| {
-                why!(addressed(g));
-                (g.v("load.mode") != "split").then_some("load.mode is not split")
-            },
-        },
-        Dim {
-            name: "load.max_size",
-            values: vals(&["unlimited", "limited", "~none"]),
-            doc: "whether load.server_capacity applies",
-            relevant: load_limited,
-        },
-        Dim {
-            name: "load.server_capacity",
-            values: Vec::new(), // filled from the device's facts (its profile)
-            doc: "KB the server takes (1 KB, the lower bound, is left out: the device's own headers and text are unknown to the oracle within 4 KB, so no message is surely over or under it)",
-            relevant: |g| {
-                why!(load_limited(g));
-                (g.v("load.max_size") != "limited").then_some("load.max_size=unlimited")
-            },
-        },
-        Dim {
-            name: "scan.size_kb",
-            values: vals(&["4", "300"]),
-            doc: "the scan's size",
-            relevant: |g| {
-                why!(addressed(g));
-                (!is_scan(g)).then_some("not a scan")
-            },
-        },
-        Dim {
-            name: "server.size_limit",
-            values: vals(&["none", "200kb"]),
-            doc: "the server's message size limit (SIZE 204800, 552 beyond)",
-            relevant: addressed,
-        },
-        Dim {
-            name: "smtp.timeout",
-            values: Vec::new(), // filled from the device's facts (its profile)
-            doc: "seconds the device waits",
-            relevant: |g| {
-                why!(addressed(g));
-                let waits = g.ctx.faults.get(g.v("server.fault")).is_some_and(|f| f.waits)
-                    || (listener_of(g) == ListenerKind::Tls && g.v("smtp.tls") != "smtps");
-                (!waits).then_some("nothing makes the device wait")
-            },
-        },
-        Dim {
-            name: "smtp.port",
-            values: vals(&["harness", "~0", "~65536"]),
-            doc: "the SMTP port (the harness sets its listener's)",
-            relevant: never,
-        },
-        Dim {
-            name: "smtp.ssl_port",
-            values: vals(&["harness", "~0", "~x"]),
-            doc: "the SMTPS port (the harness sets its listener's)",
-            relevant: never,
-        },
-        Dim {
-            name: "smtp.auth.user",
-            values: vals(&["right", "~over64"]),
-            doc: "the AUTH user",
-            relevant: never,
-        },
+        dim(
+            Dim::Trigger,
+            &["scan", "scan_user", "scan_guest", "scan_unknown", "alert", "counter"],
+            "what is sent: a scan (anonymous, as a user with an address, as a user without one, as an unknown user), an alert, a counter",
+            always,
+        ),
+        dim(Dim::EmailEnabled, &["on", "off", "~yes"], "the master switch", |g| {
+            g.is(Dim::Trigger, "scan_unknown")
+                .then_some("a scan as an unknown user is refused before the switches")
+        }),
+        dim(Dim::EmailScan, &["on", "off"], "the scan switch", |g| {
+            if !is_scan(g) || g.is(Dim::Trigger, "scan_unknown") {
+                return Some("not a scan");
+            }
+            g.is(Dim::EmailEnabled, "off")
+                .then_some("email.enabled=off: nothing is sent")
+        }),
+        dim(Dim::EmailNotify, &["on", "off"], "the alert switch", |g| {
+            if !g.is(Dim::Trigger, "alert") {
+                return Some("not an alert");
+            }
+            g.is(Dim::EmailEnabled, "off")
+                .then_some("email.enabled=off: nothing is sent")
+        }),
+        dim(Dim::EmailCounter, &["on", "off"], "the counter switch", |g| {
+            if !g.is(Dim::Trigger, "counter") {
+                return Some("not a counter mail");
+            }
+            g.is(Dim::EmailEnabled, "off")
+                .then_some("email.enabled=off: nothing is sent")
+        }),
     ]
 }
 
+/// SPEC §2 and §3.8: recipients, the server address, header From and envelope sender.
+fn address_dims() -> Vec<Dimension> {
+    vec![
+        dim(Dim::Notify, &["one", "two", "none"], "registered notification addresses", |g| {
+            why!(gated(g));
+            is_scan(g).then_some("a scan goes to its own recipients")
+        }),
+        dim(Dim::Recipients, &["one", "three"], "a scan's recipients", |g| {
+            why!(gated(g));
+            (!is_scan(g)).then_some("notifications go to the notification addresses")
+        }),
+        dim(
+            Dim::SmtpServer,
+            &["ipv4", "empty", "~http://mx.hil.test/", "~mx.hil.test:25", "~mx .hil.test", "~a..b"],
+            "the server address: the harness's address (ipv4 names it; --bind or --server-address decides it, IPv6 too), empty, or refused forms",
+            |g| {
+                why!(gated(g));
+                (!is_scan(g) && g.is(Dim::Notify, "none"))
+                    .then_some("no notification address: the job fails first")
+            },
+        ),
+        dim(
+            Dim::DeviceAddress,
+            &["set", "empty", "longest", "~with space", "~over320"],
+            "the device's address (header From of notifications and anonymous scans); longest is the longest RFC 5321 allows (64 + 1 + 253 characters)",
+            |g| {
+                why!(gated(g));
+                if !is_scan(g) && g.is(Dim::Notify, "none") {
+                    return Some("no notification address: the job fails first");
+                }
+                if !g.is(Dim::SmtpServer, "ipv4") {
+                    return Some("smtp.server is not usable: the job fails first");
+                }
+                g.is(Dim::Trigger, "scan_user")
+                    .then_some("the job user's address is the header From")
+            },
+        ),
+        dim(
+            Dim::EnvelopeFromMode,
+            &["admin", "specified", "~custom"],
+            "the envelope sender's source",
+            |g| {
+                why!(sending(g));
+                user_address_is_envelope(g).then_some(
+                    "device_user credentials: the job user's address is the envelope sender",
+                )
+            },
+        ),
+        dim(
+            Dim::EnvelopeFromAddress,
+            &["set", "empty"],
+            "the specified envelope sender",
+            |g| {
+                why!(sending(g));
+                if user_address_is_envelope(g) {
+                    return Some("the job user's address is the envelope sender");
+                }
+                (!g.is(Dim::EnvelopeFromMode, "specified")).then_some("envelope_from.mode=admin")
+            },
+        ),
+        dim(
+            Dim::AdminAddress,
+            &["set", "empty"],
+            "the administrator's address (the default envelope sender)",
+            |g| {
+                why!(sending(g));
+                if user_address_is_envelope(g) {
+                    return Some("the job user's address is the envelope sender");
+                }
+                (!g.is(Dim::EnvelopeFromMode, "admin")).then_some("envelope_from.mode=specified")
+            },
+        ),
+    ]
+}
+
+/// SPEC §3.1, §3.4, §3.5: the TLS mode, the listener and certificate the server
+/// presents, and the five checks.
+fn tls_dims() -> Vec<Dimension> {
+    vec![
+        dim(
+            Dim::SmtpTls,
+            &["none", "smtps", "starttls", "~ssl"],
+            "the TLS mode",
+            addressed,
+        ),
+        dim(
+            Dim::ServerListener,
+            &["matching", "plain", "starttls", "tls", "starttls_refused"],
+            "the listener the device is pointed at: the one its TLS mode expects, or plain, offering STARTTLS, implicit TLS, offering STARTTLS but answering it 454",
+            |g| {
+                why!(addressed(g));
+                g.ctx
+                    .faults
+                    .get(g.v(Dim::ServerFault))
+                    .and_then(|f| f.listener)
+                    .map(|_| "the scenario names its listener")
+            },
+        ),
+        filled_later(
+            Dim::ServerCert, // from the zoo
+            "the certificate the TLS listener presents (the zoo)",
+            |g| {
+                why!(addressed(g));
+                (!handshake(g)).then_some("no TLS handshake")
+            },
+        ),
+        dim(
+            Dim::SmtpVerifyExpiry,
+            &["on", "off"],
+            "certificate check: validity dates",
+            |g| check_matters(g, Check::Expiry),
+        ),
+        dim(
+            Dim::SmtpVerifyCn,
+            &["off", "on"],
+            "certificate check: name",
+            |g| check_matters(g, Check::Cn),
+        ),
+        dim(
+            Dim::SmtpVerifyKeyUsage,
+            &["off", "on"],
+            "certificate check: key usage",
+            |g| check_matters(g, Check::KeyUsage),
+        ),
+        dim(
+            Dim::SmtpVerifyChain,
+            &["off", "on"],
+            "certificate check: chain to the external store",
+            |g| check_matters(g, Check::Chain),
+        ),
+        dim(
+            Dim::SmtpVerifyRevocation,
+            &["off", "on"],
+            "certificate check: OCSP, then CRL",
+            |g| check_matters(g, Check::Revocation),
+        ),
+    ]
+}
+
+/// SPEC §3.7: AUTH on the device's side and the server's.
+fn auth_dims() -> Vec<Dimension> {
+    vec![
+        dim(
+            Dim::SmtpAuthEnabled,
+            &["off", "on", "~1"],
+            "SMTP AUTH",
+            sending,
+        ),
+        dim(
+            Dim::SmtpAuthSource,
+            &["configured", "device_user", "~user"],
+            "whose credentials: the configured ones or the job user's",
+            |g| {
+                why!(sending(g));
+                if !g.is(Dim::SmtpAuthEnabled, "on") {
+                    return Some("smtp.auth.enabled=off");
+                }
+                (!g.is_any(Dim::Trigger, &["scan_user", "scan_guest"]))
+                    .then_some("the job has no user: configured credentials are used")
+            },
+        ),
+        filled_later(
+            Dim::SmtpAuthMethods, // from the device's facts (its profile)
+            "the enabled AUTH mechanisms (default: all the device implements)",
+            auth_on,
+        ),
+        dim(
+            Dim::ServerAuth,
+            &["plain_login", "none", "cram_digest", "xoauth2", "all"],
+            "the mechanisms the server offers",
+            |g| {
+                why!(auth_on(g));
+                g.ctx
+                    .faults
+                    .get(g.v(Dim::ServerFault))
+                    .is_some_and(|f| !f.smtp.auth.is_empty())
+                    .then_some("the scenario sets the server's AUTH")
+            },
+        ),
+        dim(
+            Dim::ServerAuthBeforeTls,
+            &["yes", "no"],
+            "whether a STARTTLS listener offers AUTH before TLS",
+            |g| {
+                why!(auth_on(g));
+                (listener_of(g) != ListenerKind::Starttls).then_some("not a STARTTLS listener")
+            },
+        ),
+        dim(
+            Dim::ServerRequireAuth,
+            &["off", "on"],
+            "the server demands AUTH before MAIL (530)",
+            |g| {
+                why!(addressed(g));
+                let falls_back = g.ctx.variants.iter().any(|v| v == "send-without-auth");
+                (g.is(Dim::SmtpAuthEnabled, "on") && !falls_back)
+                    .then_some("the device authenticates or fails before MAIL")
+            },
+        ),
+        dim(
+            Dim::SmtpAuthPassword,
+            &["right", "wrong", "max64", "~over64", "~with\"quote"],
+            "the credentials (password, and the XOAUTH2 token) match the server's account or not",
+            |g| {
+                why!(auth_on(g));
+                chosen(g)
+                    .is_none()
+                    .then_some("no mechanism in common: no credentials are sent")
+            },
+        ),
+        dim(
+            Dim::SmtpAuthRealm,
+            &["empty", "set", "~over253"],
+            "the DIGEST-MD5 realm (empty: the server's)",
+            |g| {
+                why!(auth_on(g));
+                (chosen(g) != Some("digest-md5")).then_some("DIGEST-MD5 is not the mechanism used")
+            },
+        ),
+    ]
+}
+
+/// SPEC §3.6: POP before SMTP, and a server that relays only after a POP login.
+fn pop_dims() -> Vec<Dimension> {
+    vec![
+        dim(
+            Dim::PopBeforeSmtpEnabled,
+            &["off", "on"],
+            "POP before SMTP",
+            addressed,
+        ),
+        dim(
+            Dim::PopTls,
+            &["none", "pop3s", "stls", "~starttls"],
+            "POP3 TLS mode",
+            pop_on,
+        ),
+        dim(
+            Dim::PopApop,
+            &["off", "on"],
+            "APOP instead of USER/PASS",
+            pop_on,
+        ),
+        dim(
+            Dim::PopPassword,
+            &["right", "wrong", "~with\"quote"],
+            "the POP password matches the account or not",
+            pop_on,
+        ),
+        filled_later(
+            Dim::PopBeforeSmtpWait, // from the device's facts (its profile)
+            "seconds between the POP login and the SMTP connection",
+            |g| {
+                why!(pop_on(g));
+                (!g.is(Dim::PopPassword, "right")).then_some("the POP login fails: no SMTP")
+            },
+        ),
+        dim(
+            Dim::ServerPopWindow,
+            &["off", "30"],
+            "the SMTP server relays only for a POP login within 30 s (554 otherwise)",
+            |g| {
+                why!(addressed(g));
+                (g.is(Dim::PopBeforeSmtpEnabled, "on") && !g.is(Dim::PopPassword, "right"))
+                    .then_some("the POP login fails: no SMTP")
+            },
+        ),
+    ]
+}
+
+/// SPEC §4: load reduction, the scan's size and the server's own limit.
+fn load_dims() -> Vec<Dimension> {
+    vec![
+        dim(
+            Dim::LoadMode,
+            &["none", "split", "abort_over_limit", "url_over_limit", "url_always", "~compress"],
+            "server load reduction",
+            addressed,
+        ),
+        filled_later(
+            Dim::LoadSplitSize, // from the device's facts (its profile)
+            "KB per fragment",
+            |g| {
+                why!(addressed(g));
+                (!g.is(Dim::LoadMode, "split")).then_some("load.mode is not split")
+            },
+        ),
+        dim(
+            Dim::LoadMaxSize,
+            &["unlimited", "limited", "~none"],
+            "whether load.server_capacity applies",
+            load_limited,
+        ),
+        filled_later(
+            Dim::LoadServerCapacity, // from the device's facts (its profile)
+            "KB the server takes (1 KB, the lower bound, is left out: the device's own headers and text are unknown to the oracle within 4 KB, so no message is surely over or under it)",
+            |g| {
+                why!(load_limited(g));
+                (!g.is(Dim::LoadMaxSize, "limited")).then_some("load.max_size=unlimited")
+            },
+        ),
+        dim(Dim::ScanSizeKb, &["4", "300"], "the scan's size", |g| {
+            why!(addressed(g));
+            (!is_scan(g)).then_some("not a scan")
+        }),
+        dim(
+            Dim::ServerSizeLimit,
+            &["none", "200kb"],
+            "the server's message size limit (SIZE 204800, 552 beyond)",
+            addressed,
+        ),
+    ]
+}
+
+/// SPEC §3.2, §3.3, §3.9, §3.10: how the server behaves, and how long the device
+/// waits for it.
+fn server_dims() -> Vec<Dimension> {
+    vec![
+        filled_later(
+            Dim::ServerFault, // from the catalogue
+            "the server's behaviour: well-behaved, a built-in fault, or a scenario from scenarios/",
+            addressed,
+        ),
+        filled_later(
+            Dim::SmtpTimeout, // from the device's facts (its profile)
+            "seconds the device waits",
+            |g| {
+                why!(addressed(g));
+                let waits = g
+                    .ctx
+                    .faults
+                    .get(g.v(Dim::ServerFault))
+                    .is_some_and(|f| f.waits)
+                    || (listener_of(g) == ListenerKind::Tls && !g.is(Dim::SmtpTls, "smtps"));
+                (!waits).then_some("nothing makes the device wait")
+            },
+        ),
+    ]
+}
+
+/// Settings the harness itself sets (the ports) or leaves alone (the AUTH user): only
+/// their invalid values are tried.
+fn port_dims() -> Vec<Dimension> {
+    vec![
+        dim(
+            Dim::SmtpPort,
+            &["harness", "~0", "~65536"],
+            "the SMTP port (the harness sets its listener's)",
+            never,
+        ),
+        dim(
+            Dim::SmtpSslPort,
+            &["harness", "~0", "~x"],
+            "the SMTPS port (the harness sets its listener's)",
+            never,
+        ),
+        dim(
+            Dim::SmtpAuthUser,
+            &["right", "~over64"],
+            "the AUTH user",
+            never,
+        ),
+    ]
+}
+
+/// The sections of exhaustive mode; a section varies its dimensions in the order
+/// listed (the order of its rows).
 fn sections() -> Vec<Section> {
     vec![
         Section {
             name: "delivery",
             doc: "SPEC §2 and §3.8: the switches, recipients, the server address, header From and envelope sender (with device_user credentials)",
-            dims: vec![
-                "trigger", "email.enabled", "email.scan", "email.notify", "email.counter",
-                "notify", "recipients", "smtp.server", "device.address", "smtp.auth.enabled",
-                "smtp.auth.source", "envelope_from.mode", "envelope_from.address", "admin.address",
-            ],
+            dims: vec![Dim::Trigger, Dim::EmailEnabled, Dim::EmailScan, Dim::EmailNotify, Dim::EmailCounter, Dim::Notify, Dim::Recipients, Dim::SmtpServer, Dim::DeviceAddress, Dim::SmtpAuthEnabled, Dim::SmtpAuthSource, Dim::EnvelopeFromMode, Dim::EnvelopeFromAddress, Dim::AdminAddress],
             only: vec![],
         },
         Section {
             name: "tls",
             doc: "SPEC §3.1, §3.4, §3.5: TLS mode × listener × every zoo certificate × the checks it fails",
-            dims: vec![
-                "smtp.tls", "server.listener", "server.cert", "smtp.verify.expiry", "smtp.verify.cn",
-                "smtp.verify.key_usage", "smtp.verify.chain", "smtp.verify.revocation",
-            ],
+            dims: vec![Dim::SmtpTls, Dim::ServerListener, Dim::ServerCert, Dim::SmtpVerifyExpiry, Dim::SmtpVerifyCn, Dim::SmtpVerifyKeyUsage, Dim::SmtpVerifyChain, Dim::SmtpVerifyRevocation],
             only: vec![],
         },
         Section {
             name: "auth",
             doc: "SPEC §3.7: mechanisms enabled × offered, credentials, realm, source, the 530 without AUTH",
-            dims: vec![
-                "trigger", "smtp.auth.enabled", "smtp.auth.source", "smtp.auth.methods", "server.auth",
-                "server.require_auth", "smtp.auth.password", "smtp.auth.realm",
-            ],
-            only: vec![("trigger", &["scan", "scan_user", "scan_guest"])],
+            dims: vec![Dim::Trigger, Dim::SmtpAuthEnabled, Dim::SmtpAuthSource, Dim::SmtpAuthMethods, Dim::ServerAuth, Dim::ServerRequireAuth, Dim::SmtpAuthPassword, Dim::SmtpAuthRealm],
+            only: vec![(Dim::Trigger, &["scan", "scan_user", "scan_guest"])],
         },
         Section {
             name: "auth_tls",
             doc: "SPEC §3.4 and §3.7 together: AUTH offered before or only after STARTTLS, credentials over plaintext",
-            dims: vec!["smtp.tls", "server.listener", "smtp.auth.enabled", "server.auth_before_tls"],
+            dims: vec![Dim::SmtpTls, Dim::ServerListener, Dim::SmtpAuthEnabled, Dim::ServerAuthBeforeTls],
             only: vec![],
         },
         Section {
             name: "pop",
             doc: "SPEC §3.6: POP before SMTP over each POP TLS mode, login method, password, wait, and a server that relays only after a POP login",
-            dims: vec![
-                "pop_before_smtp.enabled", "pop.tls", "pop.apop", "pop.password", "pop_before_smtp.wait",
-                "server.pop_window",
-            ],
+            dims: vec![Dim::PopBeforeSmtpEnabled, Dim::PopTls, Dim::PopApop, Dim::PopPassword, Dim::PopBeforeSmtpWait, Dim::ServerPopWindow],
             only: vec![],
         },
         Section {
             name: "load",
             doc: "SPEC §4: each load-reduction mode × sizes and limits × the server's own size limit",
-            dims: vec![
-                "trigger", "load.mode", "load.split_size", "load.max_size", "load.server_capacity",
-                "scan.size_kb", "server.size_limit",
-            ],
-            only: vec![("trigger", &["scan", "alert"])],
+            dims: vec![Dim::Trigger, Dim::LoadMode, Dim::LoadSplitSize, Dim::LoadMaxSize, Dim::LoadServerCapacity, Dim::ScanSizeKb, Dim::ServerSizeLimit],
+            only: vec![(Dim::Trigger, &["scan", "alert"])],
         },
         Section {
             name: "faults",
             doc: "SPEC §3.3, §3.9, §3.10: built-in faults and the scenario library × TLS mode × AUTH on or off",
-            dims: vec!["server.fault", "smtp.tls", "smtp.auth.enabled"],
+            dims: vec![Dim::ServerFault, Dim::SmtpTls, Dim::SmtpAuthEnabled],
             only: vec![],
         },
         Section {
             name: "timeouts",
             doc: "SPEC §3.2: every fault that makes the device wait × smtp.timeout's bounds and default",
-            dims: vec!["server.fault", "smtp.timeout"],
+            dims: vec![Dim::ServerFault, Dim::SmtpTimeout],
             only: vec![],
         },
     ]
@@ -1017,10 +1182,11 @@ fn unmodelled(s: &Scenario) -> Option<String> {
 /// Server faults by name, and the scenario files left out with why.
 type Catalogue = (BTreeMap<String, ServerFault>, Vec<(String, String)>);
 
-fn scenario_faults(dir: &Path) -> Result<Catalogue, String> {
+fn scenario_faults(dir: &Path) -> Result<Catalogue, BuildError> {
     let mut m = BTreeMap::new();
     let mut excluded = Vec::new();
-    for s in Scenario::load_dir(dir).map_err(|e| e.to_string())? {
+    let library = Scenario::load_dir(dir).map_err(|e| BuildError::Scenarios(e.to_string()))?;
+    for s in library {
         if let Some(why) = unmodelled(&s) {
             excluded.push((s.name.clone(), why));
             continue;
@@ -1046,73 +1212,51 @@ fn scenario_faults(dir: &Path) -> Result<Catalogue, String> {
 }
 
 /// The zoo's server certificates, from `manifest.toml`.
-pub fn load_certs(dir: &Path) -> Result<BTreeMap<String, CertFacts>, String> {
+pub fn load_certs(dir: &Path) -> Result<BTreeMap<String, CertFacts>, BuildError> {
     #[derive(Deserialize)]
     struct M {
         cert: Vec<CertFacts>,
     }
     let path = dir.join("manifest.toml");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let m: M = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(source) => return Err(BuildError::ReadManifest { path, source }),
+    };
+    let m: M = match toml::from_str(&text) {
+        Ok(m) => m,
+        Err(e) => {
+            return Err(BuildError::ParseManifest {
+                path,
+                message: e.message().to_string(),
+            })
+        }
+    };
     Ok(m.cert.into_iter().map(|c| (c.name.clone(), c)).collect())
 }
 
 impl Matrix {
     /// The model for a zoo (`certs`), a scenario library and the profile's variants.
-    pub fn build(certs: &Path, scenarios: &Path, facts: &DeviceFacts) -> Result<Matrix, String> {
+    pub fn build(
+        certs: &Path,
+        scenarios: &Path,
+        facts: &DeviceFacts,
+    ) -> Result<Matrix, BuildError> {
         let certs = load_certs(certs)?;
         let mut faults = builtin_faults();
         let (sf, excluded) = scenario_faults(scenarios)?;
         faults.extend(sf);
         let mut dims = dims();
+        debug_assert!(
+            dims.iter().map(|d| d.name).eq(Dim::ALL.iter().copied()),
+            "every dimension once, in Dim's order"
+        );
         for d in &mut dims {
-            match d.name {
-                "server.cert" => {
-                    let mut names: Vec<String> = certs.keys().cloned().collect();
-                    // The base value first.
-                    names.sort_by_key(|n| (n != "valid", n.clone()));
-                    d.values = names
-                        .into_iter()
-                        .map(|name| Val {
-                            name,
-                            invalid: false,
-                        })
-                        .collect();
-                }
-                "server.fault" => {
-                    let mut names: Vec<String> = faults.keys().cloned().collect();
-                    names.sort_by_key(|n| (n != "none", n.clone()));
-                    d.values = names
-                        .into_iter()
-                        .map(|name| Val {
-                            name,
-                            invalid: false,
-                        })
-                        .collect();
-                }
-                "smtp.auth.methods" => d.values = methods_values(facts),
-                key @ ("smtp.timeout"
-                | "pop_before_smtp.wait"
-                | "load.split_size"
-                | "load.server_capacity") => {
-                    let default = model::DEFAULTS
-                        .iter()
-                        .find(|(k, _)| *k == key)
-                        .and_then(|(_, v)| v.parse().ok())
-                        .unwrap_or(0);
-                    // 1 KB of capacity is left out (the dimension's doc says why).
-                    let low_from = if key == "load.server_capacity" {
-                        100
-                    } else {
-                        0
-                    };
-                    d.values = range_values(default, facts.range(key), low_from);
-                }
-                _ => {}
+            if let Some(values) = filled_values(d.name, &certs, &faults, facts) {
+                d.values = values;
             }
         }
         if !certs.contains_key("valid") {
-            return Err("the certificate zoo has no `valid` certificate".into());
+            return Err(BuildError::NoValidCertificate);
         }
         Ok(Matrix {
             dims,
@@ -1127,41 +1271,32 @@ impl Matrix {
         })
     }
 
-    fn index(&self, name: &str) -> Option<usize> {
-        self.dims.iter().position(|d| d.name == name)
+    /// A row (one value index per dimension) as the relevance rules see it.
+    pub fn view<'a>(&'a self, row: &'a [usize]) -> Get<'a> {
+        Get {
+            dims: &self.dims,
+            row,
+            ctx: &self.ctx,
+        }
     }
 
     /// Why dimension `i` does not matter in `row` (`None`: it matters).
     pub fn collapsed(&self, row: &[usize], i: usize) -> Option<&'static str> {
-        let g = Get {
-            dims: &self.dims,
-            row,
-            ctx: &self.ctx,
-        };
-        (self.dims[i].relevant)(&g)
+        (self.dims[i].relevant)(&self.view(row))
     }
 
     /// Every dimension that does not matter set to its base value, in order.
     pub fn normalise(&self, row: &mut [usize]) {
-        let tls = self.index("smtp.tls");
-        let listener = self.index("server.listener");
+        let listener = Dim::ServerListener.index();
         for i in 0..self.dims.len() {
             if self.collapsed(row, i).is_some() {
                 row[i] = 0;
             }
             // The listener the TLS mode expects, named explicitly, is `matching`.
-            if Some(i) == listener {
-                if let Some(t) = tls {
-                    let mode = self.dims[t].values[row[t]].name.as_str();
-                    let named = match self.dims[i].values[row[i]].name.as_str() {
-                        "plain" => Some(ListenerKind::Plain),
-                        "starttls" => Some(ListenerKind::Starttls),
-                        "tls" => Some(ListenerKind::Tls),
-                        _ => None,
-                    };
-                    if named == Some(matching(mode)) {
-                        row[i] = 0;
-                    }
+            if i == listener {
+                let g = self.view(row);
+                if explicit_listener(&g) == Some(matching(&g)) {
+                    row[i] = 0;
                 }
             }
         }
@@ -1173,7 +1308,7 @@ impl Matrix {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         for s in &self.sections {
-            let idx: Vec<usize> = s.dims.iter().filter_map(|d| self.index(d)).collect();
+            let idx: Vec<usize> = s.dims.iter().map(|d| d.index()).collect();
             let mut row = vec![0usize; self.dims.len()];
             self.enumerate(s, &idx, 0, &mut row, &mut |r| {
                 if seen.insert(r.to_vec()) {
@@ -1263,7 +1398,7 @@ impl Matrix {
             self.dims
                 .iter()
                 .enumerate()
-                .map(|(i, d)| covering::Param::new(d.name, self.valid_values(i).len()))
+                .map(|(i, d)| covering::Param::new(d.name.as_str(), self.valid_values(i).len()))
                 .collect(),
         )
     }
@@ -1271,7 +1406,7 @@ impl Matrix {
     /// A t-way covering array over every dimension's valid values (seeded), each row
     /// then reduced (don't-cares at base, duplicates dropped), then one case per
     /// invalid value.
-    pub fn covering(&self, t: usize, seed: u64) -> Result<Vec<Row>, String> {
+    pub fn covering(&self, t: usize, seed: u64) -> Result<Vec<Row>, covering::CoveringError> {
         let model = self.covering_model();
         let valid: Vec<Vec<usize>> = (0..self.dims.len()).map(|i| self.valid_values(i)).collect();
         let rows = covering::generate(&model, t, seed)?;
@@ -1322,63 +1457,69 @@ impl Matrix {
     /// The row a case id names (`section/dim=value,…`, the values not named at base):
     /// what `hil run --case ID` runs. A value may itself hold commas
     /// (`smtp.auth.methods=plain,cram-md5`).
-    pub fn parse_id(&self, id: &str) -> Result<Row, String> {
+    pub fn parse_id(&self, id: &str) -> Result<Row, IdError> {
         let (section, rest) = id
             .split_once('/')
-            .ok_or_else(|| format!("{id}: not SECTION/DIM=VALUE,…"))?;
+            .ok_or_else(|| IdError::NotAnId { id: id.to_string() })?;
         let known = self.sections.iter().any(|s| s.name == section)
             || section == "invalid"
             || section == "fuzz"
             || section.ends_with("-way");
         if !known {
-            return Err(format!("{id}: no section {section:?}"));
+            return Err(IdError::NoSection {
+                id: id.to_string(),
+                section: section.to_string(),
+            });
         }
         let mut values = vec![0usize; self.dims.len()];
         if rest != "base" {
-            let mut parts: Vec<String> = Vec::new();
-            for tok in rest.split(',') {
-                match (tok.contains('='), parts.last_mut()) {
-                    (false, Some(last)) => {
-                        last.push(',');
-                        last.push_str(tok);
-                    }
-                    _ => parts.push(tok.to_string()),
-                }
-            }
-            for p in parts {
-                let (name, value) = p
-                    .split_once('=')
-                    .ok_or_else(|| format!("{id}: {p:?} is not DIM=VALUE"))?;
-                let i = self
-                    .index(name)
-                    .ok_or_else(|| format!("{id}: no dimension {name:?}"))?;
-                let j = self.dims[i]
-                    .values
-                    .iter()
-                    .position(|v| v.name == value)
-                    .ok_or_else(|| format!("{id}: {name} has no value {value:?}"))?;
-                values[i] = j;
+            for p in id_parts(rest) {
+                let (d, j) = self.parse_part(id, &p)?;
+                values[d.index()] = j;
             }
         }
         let row = Row {
             section: section.to_string(),
             values,
         };
-        if self.id(&row) != id {
-            return Err(format!(
-                "{id}: not in the canonical order {}",
-                self.id(&row)
-            ));
+        let canonical = self.id(&row);
+        if canonical != id {
+            return Err(IdError::NotCanonical {
+                id: id.to_string(),
+                canonical,
+            });
         }
         Ok(row)
     }
 
-    /// Every value of a row by dimension name.
-    pub fn dims_of(&self, row: &Row) -> BTreeMap<String, String> {
+    /// One `DIM=VALUE` of id `id`: the dimension and the value's index.
+    fn parse_part(&self, id: &str, part: &str) -> Result<(Dim, usize), IdError> {
+        let (name, value) = part.split_once('=').ok_or_else(|| IdError::NotDimValue {
+            id: id.to_string(),
+            part: part.to_string(),
+        })?;
+        let d: Dim = name.parse().map_err(|_| IdError::NoDimension {
+            id: id.to_string(),
+            name: name.to_string(),
+        })?;
+        let j = self.dims[d.index()]
+            .values
+            .iter()
+            .position(|v| v.name == value)
+            .ok_or_else(|| IdError::NoValue {
+                id: id.to_string(),
+                dim: d,
+                value: value.to_string(),
+            })?;
+        Ok((d, j))
+    }
+
+    /// Every value of a row by dimension.
+    pub fn dims_of(&self, row: &Row) -> BTreeMap<Dim, String> {
         self.dims
             .iter()
             .zip(&row.values)
-            .map(|(d, j)| (d.name.to_string(), d.values[*j].name.clone()))
+            .map(|(d, j)| (d.name, d.values[*j].name.clone()))
             .collect()
     }
 
@@ -1407,7 +1548,11 @@ impl Matrix {
                 sec.name,
                 per_section.get(sec.name).copied().unwrap_or(0),
                 sec.doc,
-                sec.dims.join(", ")
+                sec.dims
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         for (name, n) in &per_section {
@@ -1464,9 +1609,69 @@ impl Matrix {
     }
 }
 
-fn pairs(p: &[(&str, String)]) -> Vec<(String, String)> {
-    p.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+/// A case id's `DIM=VALUE` parts; a token without `=` continues the value before it
+/// (`smtp.auth.methods=plain,cram-md5`).
+fn id_parts(rest: &str) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for tok in rest.split(',') {
+        match (tok.contains('='), parts.last_mut()) {
+            (false, Some(last)) => {
+                last.push(',');
+                last.push_str(tok);
+            }
+            _ => parts.push(tok.to_string()),
+        }
+    }
+    parts
 }
+
+/// The values of a dimension the model fills in when it is built: the zoo's
+/// certificates and the fault catalogue (base value first), and the values the
+/// device's facts decide. `None` for a dimension whose values are fixed.
+fn filled_values(
+    name: Dim,
+    certs: &BTreeMap<String, CertFacts>,
+    faults: &BTreeMap<String, ServerFault>,
+    facts: &DeviceFacts,
+) -> Option<Vec<Val>> {
+    let base_first = |names: Vec<&String>, base: &str| {
+        let mut names: Vec<String> = names.into_iter().cloned().collect();
+        names.sort_by_key(|n| (n != base, n.clone()));
+        names
+            .into_iter()
+            .map(|name| Val {
+                name,
+                invalid: false,
+            })
+            .collect()
+    };
+    Some(match name {
+        Dim::ServerCert => base_first(certs.keys().collect(), "valid"),
+        Dim::ServerFault => base_first(faults.keys().collect(), "none"),
+        Dim::SmtpAuthMethods => methods_values(facts),
+        Dim::SmtpTimeout => ranged_values(Key::SmtpTimeout, facts),
+        Dim::PopBeforeSmtpWait => ranged_values(Key::PopBeforeSmtpWait, facts),
+        Dim::LoadSplitSize => ranged_values(Key::LoadSplitSize, facts),
+        Dim::LoadServerCapacity => ranged_values(Key::LoadServerCapacity, facts),
+        _ => return None,
+    })
+}
+
+/// The listener `server.listener` names explicitly (`matching` and
+/// `starttls_refused` name none).
+fn explicit_listener(g: &Get) -> Option<ListenerKind> {
+    if g.is(Dim::ServerListener, "plain") {
+        Some(ListenerKind::Plain)
+    } else if g.is(Dim::ServerListener, "starttls") {
+        Some(ListenerKind::Starttls)
+    } else if g.is(Dim::ServerListener, "tls") {
+        Some(ListenerKind::Tls)
+    } else {
+        None
+    }
+}
+
+// ---- From a row to a case. ----
 
 /// A 320-character address (the longest `device.address` SPEC allows).
 fn address_of_len(n: usize) -> String {
@@ -1474,209 +1679,254 @@ fn address_of_len(n: usize) -> String {
     format!("{}{domain}", "d".repeat(n.saturating_sub(domain.len())))
 }
 
+/// The setting a dimension of the same name stands for, when the dimension's values
+/// are given to the device as they are.
+fn verbatim_key(d: Dim) -> Option<Key> {
+    Some(match d {
+        Dim::EmailEnabled => Key::EmailEnabled,
+        Dim::EmailScan => Key::EmailScan,
+        Dim::EmailNotify => Key::EmailNotify,
+        Dim::EmailCounter => Key::EmailCounter,
+        Dim::SmtpTls => Key::SmtpTls,
+        Dim::PopTls => Key::PopTls,
+        Dim::PopApop => Key::PopApop,
+        Dim::PopBeforeSmtpEnabled => Key::PopBeforeSmtpEnabled,
+        Dim::LoadMode => Key::LoadMode,
+        Dim::LoadSplitSize => Key::LoadSplitSize,
+        Dim::LoadMaxSize => Key::LoadMaxSize,
+        Dim::LoadServerCapacity => Key::LoadServerCapacity,
+        Dim::SmtpTimeout => Key::SmtpTimeout,
+        Dim::PopBeforeSmtpWait => Key::PopBeforeSmtpWait,
+        Dim::SmtpAuthEnabled => Key::SmtpAuthEnabled,
+        Dim::SmtpAuthSource => Key::SmtpAuthSource,
+        Dim::EnvelopeFromMode => Key::EnvelopeFromMode,
+        Dim::SmtpVerifyExpiry => Key::SmtpVerifyExpiry,
+        Dim::SmtpVerifyCn => Key::SmtpVerifyCn,
+        Dim::SmtpVerifyKeyUsage => Key::SmtpVerifyKeyUsage,
+        Dim::SmtpVerifyChain => Key::SmtpVerifyChain,
+        Dim::SmtpVerifyRevocation => Key::SmtpVerifyRevocation,
+        _ => return None,
+    })
+}
+
 /// The settings a dimension's value stands for (none for server-side dimensions).
-fn setting_of(dim: &'static str, raw: &str, invalid: bool) -> Vec<(&'static str, String)> {
-    let one = |v: String| vec![(dim, v)];
-    let addr = |set: &str| {
-        if raw == "set" {
+fn setting_of(d: &Dimension, val: &Val) -> Vec<(Key, String)> {
+    let raw = val.name.as_str();
+    let is = |value: &str| d.is(val, value);
+    let set_or_empty = |set: &str| {
+        if is("set") {
             set.to_string()
         } else {
             String::new()
         }
     };
-    match dim {
-        "email.enabled"
-        | "email.scan"
-        | "email.notify"
-        | "email.counter"
-        | "smtp.tls"
-        | "pop.tls"
-        | "pop.apop"
-        | "pop_before_smtp.enabled"
-        | "load.mode"
-        | "load.split_size"
-        | "load.max_size"
-        | "load.server_capacity"
-        | "smtp.timeout"
-        | "pop_before_smtp.wait"
-        | "smtp.auth.enabled"
-        | "smtp.auth.source"
-        | "envelope_from.mode" => one(raw.to_string()),
-        d if d.starts_with("smtp.verify.") => one(raw.to_string()),
-        "smtp.server" => match raw {
-            "ipv4" => vec![],
-            "empty" => one(String::new()),
-            bad => one(bad.to_string()),
-        },
-        "device.address" => one(match raw {
-            "set" => crate::cases::DEVICE.to_string(),
-            "empty" => String::new(),
-            "longest" => format!(
-                "{}@{}.{}.{}.{}",
-                "d".repeat(64),
-                "a".repeat(63),
-                "b".repeat(63),
-                "c".repeat(63),
-                "e".repeat(61)
-            ),
-            "over320" => address_of_len(321),
-            other => other.to_string(),
-        }),
-        "envelope_from.address" => one(addr("bounces@hil.test")),
-        "admin.address" => one(addr(crate::cases::ADMIN)),
-        "smtp.auth.methods" => match raw {
-            "default" => vec![],
-            other => one(other.to_string()),
-        },
-        "smtp.auth.password" => {
-            let (pw, token) = match raw {
-                "right" => (AUTH_PASSWORD.to_string(), AUTH_TOKEN.to_string()),
-                "max64" => ("p".repeat(64), AUTH_TOKEN.to_string()),
-                "over64" => ("p".repeat(65), AUTH_TOKEN.to_string()),
-                "wrong" => ("Wrong-Pass-9".into(), "ya29.wrong".into()),
-                other => (other.to_string(), AUTH_TOKEN.to_string()),
-            };
-            vec![
-                ("smtp.auth.user", AUTH_USER.to_string()),
-                ("smtp.auth.password", pw),
-                ("smtp.auth.token", token),
-            ]
+    if let Some(key) = verbatim_key(d.name) {
+        return vec![(key, raw.to_string())];
+    }
+    match d.name {
+        Dim::SmtpServer if is("ipv4") => vec![],
+        Dim::SmtpServer if is("empty") => vec![(Key::SmtpServer, String::new())],
+        Dim::SmtpServer => vec![(Key::SmtpServer, raw.to_string())],
+        Dim::DeviceAddress => vec![(Key::DeviceAddress, device_address(d, val))],
+        Dim::EnvelopeFromAddress => {
+            vec![(Key::EnvelopeFromAddress, set_or_empty("bounces@hil.test"))]
         }
-        "smtp.auth.realm" => match raw {
-            "set" => one(REALM.into()),
-            "over253" => one("r".repeat(254)),
-            _ => vec![],
-        },
-        "pop.password" => vec![
-            ("pop.user", POP_USER.to_string()),
-            (
-                "pop.password",
-                match raw {
-                    "right" => POP_PASSWORD.into(),
-                    "wrong" => "Wrong-Pop-9".into(),
-                    other => other.to_string(),
-                },
-            ),
-        ],
-        "smtp.port" | "smtp.ssl_port" if invalid => one(raw.to_string()),
-        "smtp.auth.user" if invalid => one("u".repeat(65)),
+        Dim::AdminAddress => vec![(Key::AdminAddress, set_or_empty(crate::cases::ADMIN))],
+        Dim::SmtpAuthMethods if is("default") => vec![],
+        Dim::SmtpAuthMethods => vec![(Key::SmtpAuthMethods, raw.to_string())],
+        Dim::SmtpAuthPassword => auth_credentials(d, val),
+        Dim::SmtpAuthRealm if is("set") => vec![(Key::SmtpAuthRealm, REALM.into())],
+        Dim::SmtpAuthRealm if is("over253") => vec![(Key::SmtpAuthRealm, "r".repeat(254))],
+        Dim::PopPassword => pop_credentials(d, val),
+        Dim::SmtpPort if val.invalid => vec![(Key::SmtpPort, raw.to_string())],
+        Dim::SmtpSslPort if val.invalid => vec![(Key::SmtpSslPort, raw.to_string())],
+        Dim::SmtpAuthUser if val.invalid => vec![(Key::SmtpAuthUser, "u".repeat(65))],
         _ => vec![],
     }
 }
 
-fn build_case(m: &Matrix, row: &Row) -> Case {
-    let g = Get {
-        dims: &m.dims,
-        row: &row.values,
-        ctx: &m.ctx,
-    };
-    let id = m.id(row);
-    let mut settings: Vec<(String, String)> = Vec::new();
-    for (i, d) in m.dims.iter().enumerate() {
-        let val = &d.values[row.values[i]];
-        settings.extend(
-            setting_of(d.name, &val.name, val.invalid)
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v)),
-        );
+/// `device.address` for a value of its dimension.
+fn device_address(d: &Dimension, val: &Val) -> String {
+    if d.is(val, "set") {
+        crate::cases::DEVICE.to_string()
+    } else if d.is(val, "empty") {
+        String::new()
+    } else if d.is(val, "longest") {
+        format!(
+            "{}@{}.{}.{}.{}",
+            "d".repeat(64),
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "e".repeat(61)
+        )
+    } else if d.is(val, "over320") {
+        address_of_len(321)
+    } else {
+        val.name.clone()
     }
-    let users = crate::cases::users();
-    let to: Vec<String> = match g.v("recipients") {
-        "three" => ["a@hil.test", "b@hil.test", "c@hil.test"]
-            .map(String::from)
-            .to_vec(),
-        _ => vec!["alice@hil.test".into()],
+}
+
+/// The AUTH user, password and XOAUTH2 token for a value of `smtp.auth.password`.
+fn auth_credentials(d: &Dimension, val: &Val) -> Vec<(Key, String)> {
+    let (pw, token) = if d.is(val, "right") {
+        (AUTH_PASSWORD.to_string(), AUTH_TOKEN.to_string())
+    } else if d.is(val, "max64") {
+        ("p".repeat(64), AUTH_TOKEN.to_string())
+    } else if d.is(val, "over64") {
+        ("p".repeat(65), AUTH_TOKEN.to_string())
+    } else if d.is(val, "wrong") {
+        ("Wrong-Pass-9".into(), "ya29.wrong".into())
+    } else {
+        (val.name.clone(), AUTH_TOKEN.to_string())
     };
-    let size_kb = g.v("scan.size_kb").parse().unwrap_or(4);
+    vec![
+        (Key::SmtpAuthUser, AUTH_USER.to_string()),
+        (Key::SmtpAuthPassword, pw),
+        (Key::SmtpAuthToken, token),
+    ]
+}
+
+/// The POP user and password for a value of `pop.password`.
+fn pop_credentials(d: &Dimension, val: &Val) -> Vec<(Key, String)> {
+    let password = if d.is(val, "right") {
+        POP_PASSWORD.to_string()
+    } else if d.is(val, "wrong") {
+        "Wrong-Pop-9".to_string()
+    } else {
+        val.name.clone()
+    };
+    vec![
+        (Key::PopUser, POP_USER.to_string()),
+        (Key::PopPassword, password),
+    ]
+}
+
+/// What the row sends: its trigger, with the scan's recipients and size.
+fn trigger_of(g: &Get) -> TriggerSpec {
+    let to: Vec<String> = if g.is(Dim::Recipients, "three") {
+        ["a@hil.test", "b@hil.test", "c@hil.test"]
+            .map(String::from)
+            .to_vec()
+    } else {
+        vec!["alice@hil.test".into()]
+    };
+    let size_kb = g.v(Dim::ScanSizeKb).parse().unwrap_or(4);
     let scan = |user: Option<&str>| TriggerSpec::Scan {
         to: to.clone(),
         size_kb,
         user: user.map(str::to_string),
     };
-    let trigger = match g.v("trigger") {
-        "scan_user" => scan(Some("taro")),
-        "scan_guest" => scan(Some("guest")),
-        "scan_unknown" => scan(Some("nobody")),
-        "alert" => TriggerSpec::Alert("paper_jam".into()),
-        "counter" => TriggerSpec::Counter,
-        _ => scan(None),
-    };
-    let notify = match g.v("notify") {
-        "two" => vec!["ops@hil.test".into(), "b@hil.test".into()],
-        "none" => vec![],
-        _ => vec!["ops@hil.test".into()],
-    };
-    // The server.
-    let f = m.ctx.faults.get(g.v("server.fault"));
+    if g.is(Dim::Trigger, "scan_user") {
+        scan(Some("taro"))
+    } else if g.is(Dim::Trigger, "scan_guest") {
+        scan(Some("guest"))
+    } else if g.is(Dim::Trigger, "scan_unknown") {
+        scan(Some("nobody"))
+    } else if g.is(Dim::Trigger, "alert") {
+        TriggerSpec::Alert("paper_jam".into())
+    } else if g.is(Dim::Trigger, "counter") {
+        TriggerSpec::Counter
+    } else {
+        scan(None)
+    }
+}
+
+/// The notification addresses the row registers.
+fn notify_of(g: &Get) -> Vec<String> {
+    if g.is(Dim::Notify, "two") {
+        vec!["ops@hil.test".into(), "b@hil.test".into()]
+    } else if g.is(Dim::Notify, "none") {
+        vec![]
+    } else {
+        vec!["ops@hil.test".into()]
+    }
+}
+
+/// The accounts of the fake server when no scenario sets its AUTH: the configured
+/// user's (in the DIGEST-MD5 realm, with an XOAUTH2 token) and the two device users'.
+fn harness_accounts() -> Vec<Account> {
+    vec![
+        Account {
+            user: AUTH_USER.into(),
+            password: AUTH_PASSWORD.into(),
+            realm: Some(REALM.into()),
+            token: Some(AUTH_TOKEN.into()),
+        },
+        Account {
+            user: "taro".into(),
+            password: "taro-pass-1".into(),
+            realm: None,
+            token: Some(AUTH_TOKEN.into()),
+        },
+        Account {
+            user: "guest".into(),
+            password: "guest-pass-1".into(),
+            realm: None,
+            token: None,
+        },
+    ]
+}
+
+/// The fake SMTP server of the row: the fault's or scenario's, with the row's AUTH
+/// offer and accounts (unless the scenario sets its own) and policies.
+fn server_of(g: &Get, f: Option<&ServerFault>) -> SmtpConfig {
     let mut server = f.map(|f| f.smtp.clone()).unwrap_or_default();
     let scenario_auth = f.is_some_and(|f| !f.smtp.auth.is_empty());
     if !scenario_auth {
-        server.auth = offer_of(g.v("server.auth"));
+        server.auth = offer_of(g);
         // Two realms, the account's second: an empty smtp.auth.realm takes the first.
         server.realms = vec!["corp.hil.test".into(), REALM.into()];
-        server.accounts = vec![
-            Account {
-                user: AUTH_USER.into(),
-                password: AUTH_PASSWORD.into(),
-                realm: Some(REALM.into()),
-                token: Some(AUTH_TOKEN.into()),
-            },
-            Account {
-                user: "taro".into(),
-                password: "taro-pass-1".into(),
-                realm: None,
-                token: Some(AUTH_TOKEN.into()),
-            },
-            Account {
-                user: "guest".into(),
-                password: "guest-pass-1".into(),
-                realm: None,
-                token: None,
-            },
-        ];
+        server.accounts = harness_accounts();
     }
-    server.auth_before_tls = g.v("server.auth_before_tls") != "no";
-    if g.v("server.require_auth") == "on" {
+    server.auth_before_tls = !g.is(Dim::ServerAuthBeforeTls, "no");
+    if g.is(Dim::ServerRequireAuth, "on") {
         server.policy.require_auth = true;
     }
-    if g.v("server.pop_window") == "30" {
+    if g.is(Dim::ServerPopWindow, "30") {
         server.policy.pop_before_smtp_window_s = Some(30);
     }
-    if g.v("server.size_limit") == "200kb" {
+    if g.is(Dim::ServerSizeLimit, "200kb") {
         server.policy.max_size = Some(200 * 1024);
         server.extensions = vec!["SIZE 204800".into(), "8BITMIME".into()];
     }
-    if g.v("server.listener") == "starttls_refused" {
+    if g.is(Dim::ServerListener, "starttls_refused") {
         server.faults.push(fault(
             Step::Starttls,
             None,
             reply(454, "4.7.0 TLS not available due to local problem"),
         ));
     }
+    server
+}
+
+fn build_case(m: &Matrix, row: &Row) -> Case {
+    let g = m.view(&row.values);
+    let settings: Vec<(Key, String)> = m
+        .dims
+        .iter()
+        .zip(&row.values)
+        .flat_map(|(d, j)| setting_of(d, &d.values[*j]))
+        .collect();
+    let f = m.ctx.faults.get(g.v(Dim::ServerFault));
     let listener = listener_of(&g);
     let cert_name = if f.and_then(|f| f.listener).is_some() {
         "valid"
     } else {
-        g.v("server.cert")
+        g.v(Dim::ServerCert)
     };
     let cert = (listener != ListenerKind::Plain)
         .then(|| m.ctx.certs.get(cert_name).cloned())
         .flatten();
-    let dims = m.dims_of(row);
     Case {
-        id,
+        id: m.id(row),
         section: row.section.clone(),
-        dims,
-        settings: pairs(
-            &settings
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.clone()))
-                .collect::<Vec<_>>(),
-        ),
-        users,
-        notify,
-        trigger,
-        server,
+        dims: m.dims_of(row),
+        settings,
+        users: crate::cases::users(),
+        notify: notify_of(&g),
+        trigger: trigger_of(&g),
+        server: server_of(&g, f),
         target: Target::FakeServer,
         listener,
         import_ca: cert.is_some(),
@@ -1685,12 +1935,10 @@ fn build_case(m: &Matrix, row: &Row) -> Case {
 }
 
 impl Row {
-    /// The value of dimension `name` in this row.
-    pub fn get<'a>(&self, m: &'a Matrix, name: &str) -> &'a str {
-        match m.index(name) {
-            Some(i) => m.dims[i].values[self.values[i]].name.as_str(),
-            None => "",
-        }
+    /// The value of dimension `d` in this row.
+    pub fn get<'a>(&self, m: &'a Matrix, d: Dim) -> &'a str {
+        let i = d.index();
+        m.dims[i].values[self.values[i]].name.as_str()
     }
 }
 
@@ -1708,9 +1956,8 @@ mod tests {
         .expect("model")
     }
 
-    fn values_of(m: &Matrix, dim: &str) -> Vec<String> {
-        let i = m.index(dim).expect("dimension");
-        m.dims[i]
+    fn values_of(m: &Matrix, dim: Dim) -> Vec<String> {
+        m.dims[dim.index()]
             .values
             .iter()
             .map(|v| {
@@ -1726,19 +1973,19 @@ mod tests {
     #[test]
     fn the_reference_facts_give_specs_values() {
         let m = matrix();
-        let want: &[(&str, &[&str])] = &[
-            ("smtp.timeout", &["60", "30", "300", "~29", "~301"]),
-            ("pop_before_smtp.wait", &["5", "0", "60", "~61"]),
+        let want: &[(Dim, &[&str])] = &[
+            (Dim::SmtpTimeout, &["60", "30", "300", "~29", "~301"]),
+            (Dim::PopBeforeSmtpWait, &["5", "0", "60", "~61"]),
             (
-                "load.split_size",
+                Dim::LoadSplitSize,
                 &["1024", "100", "15000", "~99", "~15001"],
             ),
             (
-                "load.server_capacity",
+                Dim::LoadServerCapacity,
                 &["10240", "100", "102400", "~0", "~102401"],
             ),
             (
-                "smtp.auth.methods",
+                Dim::SmtpAuthMethods,
                 &[
                     "default",
                     "plain",
@@ -1755,7 +2002,7 @@ mod tests {
             ),
         ];
         for (dim, values) in want {
-            assert_eq!(values_of(&m, dim), *values, "{dim}");
+            assert_eq!(values_of(&m, *dim), *values, "{dim}");
         }
     }
 
@@ -1765,31 +2012,31 @@ mod tests {
         let mut facts = DeviceFacts::default();
         facts
             .ranges
-            .insert("smtp.timeout".into(), Range { min: 10, max: 600 });
+            .insert(Key::SmtpTimeout, Range { min: 10, max: 600 });
         facts
             .ranges
-            .insert("pop_before_smtp.wait".into(), Range { min: 10, max: 20 });
+            .insert(Key::PopBeforeSmtpWait, Range { min: 10, max: 20 });
         facts
             .ranges
-            .insert("load.server_capacity".into(), Range { min: 1, max: 50 });
+            .insert(Key::LoadServerCapacity, Range { min: 1, max: 50 });
         facts.mechanisms = vec!["ntlm".into(), "login".into(), "plain".into()];
         facts.default_methods = vec!["login".into()];
         let m = Matrix::build(&root.join("certs"), &root.join("scenarios"), &facts).expect("model");
         assert_eq!(
-            values_of(&m, "smtp.timeout"),
+            values_of(&m, Dim::SmtpTimeout),
             ["60", "10", "600", "~9", "~601"]
         );
         // The default moved into the range.
         assert_eq!(
-            values_of(&m, "pop_before_smtp.wait"),
+            values_of(&m, Dim::PopBeforeSmtpWait),
             ["10", "20", "~9", "~21"]
         );
         assert_eq!(
-            values_of(&m, "load.server_capacity"),
+            values_of(&m, Dim::LoadServerCapacity),
             ["50", "1", "~0", "~51"]
         );
         assert_eq!(
-            values_of(&m, "smtp.auth.methods"),
+            values_of(&m, Dim::SmtpAuthMethods),
             [
                 "default",
                 "plain",
@@ -1805,10 +2052,8 @@ mod tests {
             ]
         );
         // The default takes the firmware's default methods.
-        assert_eq!(
-            methods_of("default", &m.ctx.facts.default_methods),
-            ["login"]
-        );
+        let base = vec![0; m.dims.len()];
+        assert_eq!(methods_of(&m.view(&base)), ["login"]);
         for r in m.exhaustive() {
             assert_eq!(m.parse_id(&m.id(&r)).expect("parses"), r);
         }
@@ -1842,23 +2087,21 @@ mod tests {
     fn dont_cares_collapse() {
         let m = matrix();
         let rows = m.exhaustive();
-        let tls = m.index("smtp.tls").unwrap_or(0);
-        let cn = m.index("smtp.verify.cn").unwrap_or(0);
-        let realm = m.index("smtp.auth.realm").unwrap_or(0);
-        let split = m.index("load.split_size").unwrap_or(0);
+        let tls = Dim::SmtpTls.index();
+        let cn = Dim::SmtpVerifyCn.index();
+        let realm = Dim::SmtpAuthRealm.index();
+        let split = Dim::LoadSplitSize.index();
         for r in rows.iter().filter(|r| r.section != "invalid") {
             if m.dims[tls].values[r.values[tls]].name == "none" {
                 assert_eq!(r.values[cn], 0, "verify flags without TLS: {}", m.id(r));
             }
             if r.values[split] != 0 {
-                assert_eq!(r.get(&m, "load.mode"), "split");
+                assert_eq!(r.get(&m, Dim::LoadMode), "split");
             }
             if r.values[realm] != 0 {
+                let g = m.view(&r.values);
                 assert_eq!(
-                    chosen_mechanism(
-                        &methods_of(r.get(&m, "smtp.auth.methods"), &m.ctx.facts.default_methods),
-                        &offer_of(r.get(&m, "server.auth"))
-                    ),
+                    chosen_mechanism(&methods_of(&g), &offer_of(&g)),
                     Some("digest-md5")
                 );
             }
@@ -1874,8 +2117,21 @@ mod tests {
             let id = m.id(&r);
             assert_eq!(m.parse_id(&id).expect("parses"), r, "{id}");
         }
-        assert!(m.parse_id("nope/base").is_err());
-        assert!(m.parse_id("tls/smtp.tls=bogus").is_err());
+        let no_section = m.parse_id("nope/base").expect_err("no such section");
+        assert!(matches!(no_section, IdError::NoSection { .. }));
+        assert_eq!(no_section.to_string(), "nope/base: no section \"nope\"");
+        let no_value = m.parse_id("tls/smtp.tls=bogus").expect_err("no such value");
+        assert_eq!(
+            no_value.to_string(),
+            "tls/smtp.tls=bogus: smtp.tls has no value \"bogus\""
+        );
+        let no_dim = m
+            .parse_id("tls/smtp.tsl=none")
+            .expect_err("no such dimension");
+        assert_eq!(
+            no_dim.to_string(),
+            "tls/smtp.tsl=none: no dimension \"smtp.tsl\""
+        );
     }
 
     #[test]
@@ -1889,10 +2145,9 @@ mod tests {
 
     #[test]
     fn covering_rows_keep_invalid_values_alone() {
-        let m = matrix();
-        let rows = m.covering(2, 1).expect("pairwise");
+        let (m, rows) = pairwise();
         assert!(rows.len() > m.invalid_rows().len() + 50, "{}", rows.len());
-        for r in &rows {
+        for r in rows {
             let invalid = r
                 .values
                 .iter()
@@ -1900,6 +2155,57 @@ mod tests {
                 .filter(|(i, j)| m.dims[*i].values[**j].invalid)
                 .count();
             assert!(invalid <= 1);
+        }
+    }
+
+    #[test]
+    fn dimensions_follow_dims_order() {
+        let m = matrix();
+        let names: Vec<Dim> = m.dims.iter().map(|d| d.name).collect();
+        assert_eq!(names, Dim::ALL);
+        for s in &m.sections {
+            for (d, values) in &s.only {
+                for v in *values {
+                    assert!(m.dims[d.index()].declares(v), "{}: {d}={v}", s.name);
+                }
+            }
+        }
+    }
+
+    /// The model and its pairwise rows, computed once for the tests that need them.
+    fn pairwise() -> &'static (Matrix, Vec<Row>) {
+        static PAIRWISE: std::sync::OnceLock<(Matrix, Vec<Row>)> = std::sync::OnceLock::new();
+        PAIRWISE.get_or_init(|| {
+            let m = matrix();
+            let rows = m.covering(2, 1).expect("pairwise");
+            (m, rows)
+        })
+    }
+
+    /// Every relevance rule and every case built, over every row of the exhaustive
+    /// matrix (for SPEC's device and one that sends without AUTH) and of a pairwise
+    /// array: in a debug build each comparison of a value with a literal checks that
+    /// the literal is one of the dimension's values.
+    #[test]
+    fn every_rule_reads_declared_values() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let fallback = DeviceFacts::with_variants(&["send-without-auth".into()]);
+        let fallback =
+            Matrix::build(&root.join("certs"), &root.join("scenarios"), &fallback).expect("model");
+        let (m, pairwise) = pairwise();
+        let runs = [
+            (m, m.exhaustive()),
+            (&fallback, fallback.exhaustive()),
+            (m, pairwise.clone()),
+        ];
+        for (m, rows) in &runs {
+            for r in rows {
+                for i in 0..m.dims.len() {
+                    let _ = m.collapsed(&r.values, i);
+                }
+                let case = m.case(r);
+                assert_eq!(case.dims.len(), m.dims.len());
+            }
         }
     }
 }

@@ -1,52 +1,155 @@
-//! The harness's own reading of SPEC §1–§2: setting defaults, secret keys, and what
-//! a case asks of the device. The oracle works from this, never from `mfp_sim`.
+//! The harness's own reading of SPEC §1–§2: the settings' names (`Key`) and the
+//! certificate checks (`Check`), setting defaults and input rules, secret keys, and
+//! what a case asks of the device. The oracle works from this, never from `mfp_sim`.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dim::Dim;
+use crate::named::named;
 use hil_mail::smtp::{ListenerKind, SmtpConfig};
 
-/// Factory defaults of the keys the oracle reads (SPEC §1).
-pub const DEFAULTS: &[(&str, &str)] = &[
-    ("email.enabled", "on"),
-    ("email.scan", "on"),
-    ("email.notify", "on"),
-    ("email.counter", "on"),
-    ("smtp.server", ""),
-    ("smtp.tls", "none"),
-    ("smtp.port", "25"),
-    ("smtp.ssl_port", "465"),
-    ("smtp.timeout", "60"),
-    ("admin.address", ""),
-    ("device.address", ""),
-    ("pop_before_smtp.enabled", "off"),
-    ("smtp.auth.enabled", "off"),
-    ("smtp.auth.source", "configured"),
-    ("envelope_from.mode", "admin"),
-    ("envelope_from.address", ""),
-    ("load.mode", "none"),
-    ("load.split_size", "1024"),
-    ("load.max_size", "unlimited"),
-    ("load.server_capacity", "10240"),
-    ("smtp.verify.expiry", "on"),
-    ("smtp.verify.cn", "off"),
-    ("smtp.verify.key_usage", "off"),
-    ("smtp.verify.chain", "off"),
-    ("smtp.verify.revocation", "off"),
-    ("smtp.auth.methods", "digest-md5,cram-md5,login,plain"),
-    ("smtp.auth.user", ""),
-    ("smtp.auth.password", ""),
-    ("smtp.auth.token", ""),
-    ("smtp.auth.realm", ""),
-    ("pop_before_smtp.wait", "5"),
-    ("pop.server", ""),
-    ("pop.tls", "none"),
-    ("pop.port", "110"),
-    ("pop.ssl_port", "995"),
-    ("pop.apop", "off"),
-    ("pop.user", ""),
-    ("pop.password", ""),
+named! {
+    /// A setting: SPEC §1's keys, the POP settings of its note, and the XOAUTH2 token
+    /// (docs/oracle.md). The names are the ones the console, device profiles (the left
+    /// side of `[keys]`), scenarios and reports use; `str::parse` is the one way from
+    /// text to a key and refuses any other name ([`UnknownKey`]). SPEC's `net.dns` is
+    /// not here: nothing in the harness sets or reads it yet.
+    pub enum Key / UnknownKey {
+        EmailEnabled = "email.enabled",
+        EmailScan = "email.scan",
+        EmailNotify = "email.notify",
+        EmailCounter = "email.counter",
+        SmtpServer = "smtp.server",
+        SmtpTls = "smtp.tls",
+        SmtpPort = "smtp.port",
+        SmtpSslPort = "smtp.ssl_port",
+        SmtpVerifyExpiry = "smtp.verify.expiry",
+        SmtpVerifyCn = "smtp.verify.cn",
+        SmtpVerifyKeyUsage = "smtp.verify.key_usage",
+        SmtpVerifyChain = "smtp.verify.chain",
+        SmtpVerifyRevocation = "smtp.verify.revocation",
+        SmtpTimeout = "smtp.timeout",
+        AdminAddress = "admin.address",
+        DeviceAddress = "device.address",
+        PopBeforeSmtpEnabled = "pop_before_smtp.enabled",
+        PopBeforeSmtpWait = "pop_before_smtp.wait",
+        SmtpAuthEnabled = "smtp.auth.enabled",
+        SmtpAuthMethods = "smtp.auth.methods",
+        SmtpAuthUser = "smtp.auth.user",
+        SmtpAuthPassword = "smtp.auth.password",
+        SmtpAuthRealm = "smtp.auth.realm",
+        SmtpAuthSource = "smtp.auth.source",
+        EnvelopeFromMode = "envelope_from.mode",
+        EnvelopeFromAddress = "envelope_from.address",
+        LoadMode = "load.mode",
+        LoadSplitSize = "load.split_size",
+        LoadMaxSize = "load.max_size",
+        LoadServerCapacity = "load.server_capacity",
+        PopServer = "pop.server",
+        PopTls = "pop.tls",
+        PopPort = "pop.port",
+        PopSslPort = "pop.ssl_port",
+        PopApop = "pop.apop",
+        PopUser = "pop.user",
+        PopPassword = "pop.password",
+        SmtpAuthToken = "smtp.auth.token",
+    }
+}
+
+/// A name that is not a setting: what parsing a key from a profile, a scenario or a
+/// command line answers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a setting (SPEC §1)")]
+pub struct UnknownKey(pub String);
+
+impl Key {
+    /// Whether the key holds a credential: never shown unmasked in anything we write.
+    pub fn is_secret(self) -> bool {
+        SECRET_KEYS.contains(&self)
+    }
+
+    /// The factory default (SPEC §1); `smtp.auth.methods`' is the reference device's
+    /// (a firmware's own is [`DeviceFacts::default_methods_value`]).
+    pub fn default_value(self) -> &'static str {
+        DEFAULTS
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("", |(_, v)| *v)
+    }
+}
+
+named! {
+    /// The certificate checks of SPEC §3.5, in its order, each switched on by its
+    /// `smtp.verify.*` flag; the names the zoo's manifest gives their verdicts under.
+    pub enum Check / UnknownCheck {
+        Expiry = "expiry",
+        Cn = "cn",
+        KeyUsage = "key_usage",
+        Chain = "chain",
+        Revocation = "revocation",
+    }
+}
+
+/// A name that is not a certificate check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a certificate check (SPEC §3.5)")]
+pub struct UnknownCheck(pub String);
+
+impl Check {
+    /// The setting that switches the check on.
+    pub const fn flag(self) -> Key {
+        match self {
+            Check::Expiry => Key::SmtpVerifyExpiry,
+            Check::Cn => Key::SmtpVerifyCn,
+            Check::KeyUsage => Key::SmtpVerifyKeyUsage,
+            Check::Chain => Key::SmtpVerifyChain,
+            Check::Revocation => Key::SmtpVerifyRevocation,
+        }
+    }
+}
+
+/// Factory defaults of every key (SPEC §1).
+pub const DEFAULTS: &[(Key, &str)] = &[
+    (Key::EmailEnabled, "on"),
+    (Key::EmailScan, "on"),
+    (Key::EmailNotify, "on"),
+    (Key::EmailCounter, "on"),
+    (Key::SmtpServer, ""),
+    (Key::SmtpTls, "none"),
+    (Key::SmtpPort, "25"),
+    (Key::SmtpSslPort, "465"),
+    (Key::SmtpTimeout, "60"),
+    (Key::AdminAddress, ""),
+    (Key::DeviceAddress, ""),
+    (Key::PopBeforeSmtpEnabled, "off"),
+    (Key::SmtpAuthEnabled, "off"),
+    (Key::SmtpAuthSource, "configured"),
+    (Key::EnvelopeFromMode, "admin"),
+    (Key::EnvelopeFromAddress, ""),
+    (Key::LoadMode, "none"),
+    (Key::LoadSplitSize, "1024"),
+    (Key::LoadMaxSize, "unlimited"),
+    (Key::LoadServerCapacity, "10240"),
+    (Key::SmtpVerifyExpiry, "on"),
+    (Key::SmtpVerifyCn, "off"),
+    (Key::SmtpVerifyKeyUsage, "off"),
+    (Key::SmtpVerifyChain, "off"),
+    (Key::SmtpVerifyRevocation, "off"),
+    (Key::SmtpAuthMethods, "digest-md5,cram-md5,login,plain"),
+    (Key::SmtpAuthUser, ""),
+    (Key::SmtpAuthPassword, ""),
+    (Key::SmtpAuthToken, ""),
+    (Key::SmtpAuthRealm, ""),
+    (Key::PopBeforeSmtpWait, "5"),
+    (Key::PopServer, ""),
+    (Key::PopTls, "none"),
+    (Key::PopPort, "110"),
+    (Key::PopSslPort, "995"),
+    (Key::PopApop, "off"),
+    (Key::PopUser, ""),
+    (Key::PopPassword, ""),
 ];
 
 /// The account of the harness's POP3 server (POP before SMTP).
@@ -54,7 +157,7 @@ pub const POP_USER: &str = "scanner@hil.test";
 pub const POP_PASSWORD: &str = "pop-Pass-1";
 
 /// Keys whose values are credentials: never shown unmasked in anything we write.
-pub const SECRET_KEYS: &[&str] = &["smtp.auth.password", "smtp.auth.token", "pop.password"];
+pub const SECRET_KEYS: &[Key] = &[Key::SmtpAuthPassword, Key::SmtpAuthToken, Key::PopPassword];
 
 /// A device user a case registers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -104,9 +207,9 @@ pub struct Case {
     /// The matrix section (or case group) the case belongs to.
     pub section: String,
     /// The case's value of each matrix dimension, for reports (secrets masked).
-    pub dims: BTreeMap<String, String>,
+    pub dims: BTreeMap<Dim, String>,
     /// Settings applied after `reset`, on top of the server address and port.
-    pub settings: Vec<(String, String)>,
+    pub settings: Vec<(Key, String)>,
     pub users: Vec<UserSpec>,
     pub notify: Vec<String>,
     pub trigger: TriggerSpec,
@@ -134,10 +237,10 @@ pub struct CertFacts {
     pub expect: BTreeMap<String, String>,
 }
 
-/// What one verification flag alone makes of `cert` for a device told `server`:
+/// What one certificate check alone makes of `cert` for a device told `server`:
 /// `accept` or the error class (SPEC §3.5).
-pub fn cert_check(cert: &CertFacts, flag: &str, server: &str) -> String {
-    if flag == "cn" {
+pub fn cert_check(cert: &CertFacts, check: Check, server: &str) -> String {
+    if check == Check::Cn {
         return if name_matches(cert, server, false) {
             "accept".into()
         } else {
@@ -145,7 +248,7 @@ pub fn cert_check(cert: &CertFacts, flag: &str, server: &str) -> String {
         };
     }
     cert.expect
-        .get(flag)
+        .get(check.as_str())
         .cloned()
         .unwrap_or_else(|| "accept".into())
 }
@@ -181,117 +284,152 @@ pub fn name_matches(cert: &CertFacts, server: &str, cn_only: bool) -> bool {
     })
 }
 
+/// Why a value breaks SPEC §1's input rules: the rule, in words (the text a
+/// refusal names).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidValue {
+    #[error("on or off")]
+    NotOnOff,
+    #[error("a number from {min} to {max}")]
+    OutOfRange { min: u64, max: u64 },
+    #[error("one of {}", .0.join(", "))]
+    NotAChoice(&'static [&'static str]),
+    #[error("an e-mail address (local@domain, RFC 5321) of at most 320 half-width characters, no spaces")]
+    NotAnAddress,
+    /// Too long, or a character the rule leaves out (not half-width, a quote).
+    #[error("at most {max} characters")]
+    BadText { max: usize },
+    #[error("a host name, an IPv4 address or an IPv6 address (with %zone)")]
+    NotAHost,
+    #[error("{0} is not a mechanism the device implements")]
+    NotImplemented(String),
+}
+
 /// SPEC §1's input rules, the harness's reading: `Err(rule)` when the reference device
 /// must refuse `value` for `key`.
-pub fn validate(key: &str, value: &str) -> Result<(), String> {
+pub fn validate(key: Key, value: &str) -> Result<(), InvalidValue> {
     validate_for(&DeviceFacts::default(), key, value)
 }
 
 /// SPEC §1's input rules for a device with `facts` (its profile's ranges where SPEC
 /// marks †, and the AUTH mechanisms it implements).
-pub fn validate_for(facts: &DeviceFacts, key: &str, value: &str) -> Result<(), String> {
-    let printable = |v: &str| v.chars().all(|c| c.is_ascii_graphic() || c == ' ');
-    let boolean = || match value {
-        "on" | "off" => Ok(()),
-        _ => Err("on or off".to_string()),
-    };
-    let range = |lo: u64, hi: u64| match value.parse::<u64>() {
-        Ok(n) if (lo..=hi).contains(&n) && !value.starts_with('+') => Ok(()),
-        _ => Err(format!("a number from {lo} to {hi}")),
-    };
-    let choice = |words: &[&str]| {
-        if words.contains(&value) {
-            Ok(())
-        } else {
-            Err(format!("one of {}", words.join(", ")))
-        }
-    };
-    let address = || {
-        let rule = || {
-            Err("an e-mail address (local@domain, RFC 5321) of at most 320 half-width characters, no spaces".to_string())
-        };
-        if value.is_empty() {
-            return Ok(());
-        }
-        if value.chars().count() > 320 || !printable(value) || value.contains(' ') {
-            return rule();
-        }
-        let Some((local, domain)) = value.rsplit_once('@') else {
-            return rule();
-        };
-        let local_ok = (1..=64).contains(&local.len())
-            && !local.contains(['@', '<', '>', '(', ')', ',', ';', ':', '\\', '"', '[', ']'])
-            && !local.starts_with('.')
-            && !local.ends_with('.')
-            && !local.contains("..");
-        let domain_ok = match domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
-            Some(lit) => match lit.strip_prefix("IPv6:") {
-                Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
-                None => lit.parse::<std::net::Ipv4Addr>().is_ok(),
-            },
-            None => !domain.is_empty() && !domain.contains('%') && host(domain).is_ok(),
-        };
-        if local_ok && domain_ok {
-            Ok(())
-        } else {
-            rule()
-        }
-    };
-    let text = |max: usize, half: bool, forbid: &str| {
-        if value.chars().count() > max
-            || (half && !printable(value))
-            || value.chars().any(|c| forbid.contains(c))
-        {
-            Err(format!("at most {max} characters"))
-        } else {
-            Ok(())
-        }
-    };
+pub fn validate_for(facts: &DeviceFacts, key: Key, value: &str) -> Result<(), InvalidValue> {
+    use Key::*;
     match key {
-        "email.enabled"
-        | "email.scan"
-        | "email.notify"
-        | "email.counter"
-        | "pop.apop"
-        | "pop_before_smtp.enabled"
-        | "smtp.auth.enabled" => boolean(),
-        k if k.starts_with("smtp.verify.") => boolean(),
-        "smtp.tls" => choice(&["none", "smtps", "starttls"]),
-        "pop.tls" => choice(&["none", "pop3s", "stls"]),
-        "smtp.auth.source" => choice(&["configured", "device_user"]),
-        "envelope_from.mode" => choice(&["admin", "specified"]),
-        "load.mode" => choice(&[
-            "none",
-            "split",
-            "abort_over_limit",
-            "url_over_limit",
-            "url_always",
-        ]),
-        "load.max_size" => choice(&["unlimited", "limited"]),
-        "smtp.port" | "smtp.ssl_port" | "pop.port" | "pop.ssl_port" => range(1, 65535),
-        "smtp.timeout" | "pop_before_smtp.wait" | "load.split_size" | "load.server_capacity" => {
+        EmailEnabled | EmailScan | EmailNotify | EmailCounter | PopApop | PopBeforeSmtpEnabled
+        | SmtpAuthEnabled | SmtpVerifyExpiry | SmtpVerifyCn | SmtpVerifyKeyUsage
+        | SmtpVerifyChain | SmtpVerifyRevocation => boolean(value),
+        SmtpTls => choice(value, &["none", "smtps", "starttls"]),
+        PopTls => choice(value, &["none", "pop3s", "stls"]),
+        SmtpAuthSource => choice(value, &["configured", "device_user"]),
+        EnvelopeFromMode => choice(value, &["admin", "specified"]),
+        LoadMode => choice(
+            value,
+            &[
+                "none",
+                "split",
+                "abort_over_limit",
+                "url_over_limit",
+                "url_always",
+            ],
+        ),
+        LoadMaxSize => choice(value, &["unlimited", "limited"]),
+        SmtpPort | SmtpSslPort | PopPort | PopSslPort => number(value, 1, 65535),
+        SmtpTimeout | PopBeforeSmtpWait | LoadSplitSize | LoadServerCapacity => {
             let r = facts.range(key);
-            range(r.min, r.max)
+            number(value, r.min, r.max)
         }
-        "admin.address" | "device.address" | "envelope_from.address" => address(),
-        "smtp.auth.user" | "pop.user" => text(64, false, ""),
-        "smtp.auth.password" | "pop.password" => text(64, true, "\""),
-        "smtp.auth.token" => text(2048, true, "\""),
-        "smtp.auth.realm" => text(253, true, ""),
-        "smtp.server" | "pop.server" => host(value),
-        "smtp.auth.methods" => {
-            if value == "none" {
-                return Ok(());
-            }
-            for m in value.split(',') {
-                if !facts.mechanisms.iter().any(|x| x == m) {
-                    return Err(format!("{m} is not a mechanism the device implements"));
-                }
-            }
-            Ok(())
-        }
-        _ => Err("not a setting".into()),
+        AdminAddress | DeviceAddress | EnvelopeFromAddress => address(value),
+        SmtpAuthUser | PopUser => text(value, 64, false, ""),
+        SmtpAuthPassword | PopPassword => text(value, 64, true, "\""),
+        SmtpAuthToken => text(value, 2048, true, "\""),
+        SmtpAuthRealm => text(value, 253, true, ""),
+        SmtpServer | PopServer => host(value),
+        SmtpAuthMethods => methods(facts, value),
     }
+}
+
+/// Printable ASCII (SPEC §1's half-width characters).
+fn printable(v: &str) -> bool {
+    v.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+}
+
+fn boolean(value: &str) -> Result<(), InvalidValue> {
+    match value {
+        "on" | "off" => Ok(()),
+        _ => Err(InvalidValue::NotOnOff),
+    }
+}
+
+/// A decimal number in `lo..=hi` (no sign).
+fn number(value: &str, lo: u64, hi: u64) -> Result<(), InvalidValue> {
+    match value.parse::<u64>() {
+        Ok(n) if (lo..=hi).contains(&n) && !value.starts_with('+') => Ok(()),
+        _ => Err(InvalidValue::OutOfRange { min: lo, max: hi }),
+    }
+}
+
+fn choice(value: &str, words: &'static [&'static str]) -> Result<(), InvalidValue> {
+    if words.contains(&value) {
+        Ok(())
+    } else {
+        Err(InvalidValue::NotAChoice(words))
+    }
+}
+
+/// An RFC 5321 address of at most 320 half-width characters, or empty.
+fn address(value: &str) -> Result<(), InvalidValue> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    if value.chars().count() > 320 || !printable(value) || value.contains(' ') {
+        return Err(InvalidValue::NotAnAddress);
+    }
+    let Some((local, domain)) = value.rsplit_once('@') else {
+        return Err(InvalidValue::NotAnAddress);
+    };
+    let local_ok = (1..=64).contains(&local.len())
+        && !local.contains(['@', '<', '>', '(', ')', ',', ';', ':', '\\', '"', '[', ']'])
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..");
+    let domain_ok = match domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        Some(lit) => match lit.strip_prefix("IPv6:") {
+            Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => lit.parse::<std::net::Ipv4Addr>().is_ok(),
+        },
+        None => !domain.is_empty() && !domain.contains('%') && host(domain).is_ok(),
+    };
+    if local_ok && domain_ok {
+        Ok(())
+    } else {
+        Err(InvalidValue::NotAnAddress)
+    }
+}
+
+/// At most `max` characters (half-width only with `half`), none of `forbid`.
+fn text(value: &str, max: usize, half: bool, forbid: &str) -> Result<(), InvalidValue> {
+    if value.chars().count() > max
+        || (half && !printable(value))
+        || value.chars().any(|c| forbid.contains(c))
+    {
+        Err(InvalidValue::BadText { max })
+    } else {
+        Ok(())
+    }
+}
+
+/// `smtp.auth.methods`: `none`, or mechanisms the device implements.
+fn methods(facts: &DeviceFacts, value: &str) -> Result<(), InvalidValue> {
+    if value == "none" {
+        return Ok(());
+    }
+    for m in value.split(',') {
+        if !facts.mechanisms.iter().any(|x| x == m) {
+            return Err(InvalidValue::NotImplemented(m.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// The mechanisms the reference device implements (gss-spnego needs a Kerberos realm,
@@ -321,9 +459,9 @@ pub struct Range {
 
 /// The settings whose ranges SPEC marks † (a device profile may override them): key,
 /// SPEC's range, and the type's own range (what any firmware's range must lie in).
-pub const RANGED: &[(&str, Range, Range)] = &[
+pub const RANGED: &[(Key, Range, Range)] = &[
     (
-        "smtp.timeout",
+        Key::SmtpTimeout,
         Range { min: 30, max: 300 },
         // seconds; a timeout of 0 never waits, a day is longer than any job
         Range {
@@ -332,7 +470,7 @@ pub const RANGED: &[(&str, Range, Range)] = &[
         },
     ),
     (
-        "pop_before_smtp.wait",
+        Key::PopBeforeSmtpWait,
         Range { min: 0, max: 60 },
         Range {
             min: 0,
@@ -340,7 +478,7 @@ pub const RANGED: &[(&str, Range, Range)] = &[
         },
     ),
     (
-        "load.split_size",
+        Key::LoadSplitSize,
         Range {
             min: 100,
             max: 15_000,
@@ -352,7 +490,7 @@ pub const RANGED: &[(&str, Range, Range)] = &[
         },
     ),
     (
-        "load.server_capacity",
+        Key::LoadServerCapacity,
         Range {
             min: 1,
             max: 102_400,
@@ -371,7 +509,7 @@ pub const RANGED: &[(&str, Range, Range)] = &[
 pub struct DeviceFacts {
     pub variants: Vec<String>,
     /// By key, for each key of [`RANGED`].
-    pub ranges: BTreeMap<String, Range>,
+    pub ranges: BTreeMap<Key, Range>,
     /// In SPEC §3.7's order.
     pub mechanisms: Vec<String>,
     /// The factory default of `smtp.auth.methods`, in SPEC §3.7's order.
@@ -382,7 +520,7 @@ impl Default for DeviceFacts {
     fn default() -> Self {
         DeviceFacts {
             variants: Vec::new(),
-            ranges: RANGED.iter().map(|(k, r, _)| (k.to_string(), *r)).collect(),
+            ranges: RANGED.iter().map(|(k, r, _)| (*k, *r)).collect(),
             mechanisms: DEVICE_MECHANISMS.iter().map(|s| s.to_string()).collect(),
             default_methods: DEFAULT_METHODS.iter().map(|s| s.to_string()).collect(),
         }
@@ -399,9 +537,9 @@ impl DeviceFacts {
     }
 
     /// The device's range of a key of [`RANGED`] (SPEC's when the key is unknown).
-    pub fn range(&self, key: &str) -> Range {
+    pub fn range(&self, key: Key) -> Range {
         self.ranges
-            .get(key)
+            .get(&key)
             .copied()
             .or_else(|| {
                 RANGED
@@ -422,8 +560,10 @@ impl DeviceFacts {
     }
 }
 
-fn host(v: &str) -> Result<(), String> {
-    let rule = || Err("a host name, an IPv4 address or an IPv6 address (with %zone)".to_string());
+/// A host name (RFC 1123, at most 253 characters), an IPv4 address or an IPv6 address
+/// with an optional `%zone`, or empty.
+fn host(v: &str) -> Result<(), InvalidValue> {
+    let rule = || Err(InvalidValue::NotAHost);
     if v.is_empty() {
         return Ok(());
     }
@@ -467,33 +607,91 @@ fn host(v: &str) -> Result<(), String> {
 /// Settings as the device holds them after a case's `apply`: defaults plus changes.
 #[derive(Debug, Clone, Default)]
 pub struct SettingView {
-    values: BTreeMap<String, String>,
+    values: BTreeMap<Key, String>,
 }
 
 impl SettingView {
     /// Defaults, then each pair in order.
-    pub fn from_pairs(pairs: &[(String, String)]) -> Self {
+    pub fn from_pairs(pairs: &[(Key, String)]) -> Self {
         Self::from_pairs_for(&DeviceFacts::default(), pairs)
     }
 
     /// The defaults of a device with `facts`, then each pair in order.
-    pub fn from_pairs_for(facts: &DeviceFacts, pairs: &[(String, String)]) -> Self {
-        let mut values: BTreeMap<String, String> = DEFAULTS
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        values.insert("smtp.auth.methods".into(), facts.default_methods_value());
+    pub fn from_pairs_for(facts: &DeviceFacts, pairs: &[(Key, String)]) -> Self {
+        let mut values: BTreeMap<Key, String> =
+            DEFAULTS.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        values.insert(Key::SmtpAuthMethods, facts.default_methods_value());
         for (k, v) in pairs {
-            values.insert(k.clone(), v.clone());
+            values.insert(*k, v.clone());
         }
         SettingView { values }
     }
 
-    pub fn get(&self, key: &str) -> &str {
-        self.values.get(key).map(String::as_str).unwrap_or("")
+    pub fn get(&self, key: Key) -> &str {
+        self.values.get(&key).map(String::as_str).unwrap_or("")
     }
 
-    pub fn on(&self, key: &str) -> bool {
+    pub fn on(&self, key: Key) -> bool {
         self.get(key) == "on"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_has_one_default_and_parses_back() {
+        for k in Key::ALL {
+            assert_eq!(DEFAULTS.iter().filter(|(d, _)| d == k).count(), 1, "{k}");
+            assert_eq!(k.as_str().parse::<Key>(), Ok(*k));
+        }
+        assert_eq!(DEFAULTS.len(), Key::ALL.len());
+        let e = "smtp.tsl".parse::<Key>().expect_err("not a key");
+        assert_eq!(e.to_string(), "\"smtp.tsl\" is not a setting (SPEC §1)");
+    }
+
+    #[test]
+    fn keys_read_as_their_names() {
+        assert_eq!(format!("{:?}", Key::SmtpTls), "\"smtp.tls\"");
+        assert_eq!(Key::SmtpTls.to_string(), "smtp.tls");
+        // Ordered by name, as string keys were.
+        let mut by_name: Vec<Key> = Key::ALL.to_vec();
+        by_name.sort();
+        let mut names: Vec<&str> = Key::ALL.iter().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            by_name.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            names
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_rule() {
+        let f = DeviceFacts::default();
+        let rule = |k, v| validate_for(&f, k, v).map_err(|e| e.to_string());
+        assert_eq!(rule(Key::EmailScan, "yes"), Err("on or off".into()));
+        assert_eq!(
+            rule(Key::SmtpTimeout, "29"),
+            Err("a number from 30 to 300".into())
+        );
+        assert_eq!(
+            rule(Key::SmtpTls, "ssl"),
+            Err("one of none, smtps, starttls".into())
+        );
+        assert_eq!(
+            rule(Key::SmtpAuthMethods, "ntlm"),
+            Err("ntlm is not a mechanism the device implements".into())
+        );
+        assert_eq!(
+            rule(Key::SmtpAuthPassword, "a\"b"),
+            Err("at most 64 characters".into())
+        );
+        assert_eq!(
+            rule(Key::SmtpServer, "mx.hil.test:25"),
+            Err("a host name, an IPv4 address or an IPv6 address (with %zone)".into())
+        );
+        assert!(rule(Key::DeviceAddress, "with space@hil.test").is_err());
+        assert_eq!(rule(Key::PopTls, "stls"), Ok(()));
     }
 }

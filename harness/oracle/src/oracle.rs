@@ -13,7 +13,9 @@
 
 use serde::Serialize;
 
-use crate::model::{self, Case, DeviceFacts, SettingView, Target, TriggerSpec};
+use crate::model::{
+    self, Case, Check, DeviceFacts, Key, SettingView, Target, TriggerSpec, UserSpec,
+};
 use hil_mail::faults::Action;
 use hil_mail::sasl::Mechanism;
 use hil_mail::smtp::{ListenerKind, SmtpConfig, Step};
@@ -55,7 +57,7 @@ pub enum Expected {
     /// The settings are refused (SPEC §1 input rules) with `config`, naming `key`;
     /// nothing is stored.
     SettingsRefused {
-        key: String,
+        key: Key,
     },
     /// The trigger is refused at once (a scan with its switch off).
     Refused {
@@ -166,17 +168,66 @@ fn size_bounds(attachment: Option<u64>, addresses: usize) -> (u64, u64) {
     (body + 200, body + 4096 + addresses as u64)
 }
 
+/// Why the oracle cannot predict a case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unpredictable {
+    /// The message's size is known only within bounds (the device's own headers and
+    /// text are not), and they straddle a limit.
+    #[error("the message ({low}..{high} bytes) is too close to {what} ({limit} bytes) to predict")]
+    TooCloseToLimit {
+        low: u64,
+        high: u64,
+        what: &'static str,
+        limit: u64,
+    },
+}
+
 /// Is a message of `bounds` over `limit` bytes? `Err` when the bounds straddle it.
-fn over(bounds: (u64, u64), limit: u64, what: &str) -> Result<bool, String> {
+fn over(bounds: (u64, u64), limit: u64, what: &'static str) -> Result<bool, Unpredictable> {
     if bounds.0 > limit {
         Ok(true)
     } else if bounds.1 <= limit {
         Ok(false)
     } else {
-        Err(format!(
-            "the message ({}..{} bytes) is too close to {what} ({limit} bytes) to predict",
-            bounds.0, bounds.1
-        ))
+        Err(Unpredictable::TooCloseToLimit {
+            low: bounds.0,
+            high: bounds.1,
+            what,
+            limit,
+        })
+    }
+}
+
+/// Why the walk through the session stops before a delivery: the job ends with an
+/// outcome, or the oracle cannot tell what happens.
+enum Stop {
+    /// Boxed: an outcome is large, and most steps go on.
+    Ends(Box<Expected>),
+    Unpredictable(Unpredictable),
+}
+
+impl From<Expected> for Stop {
+    fn from(e: Expected) -> Stop {
+        Stop::Ends(Box::new(e))
+    }
+}
+
+impl From<Unpredictable> for Stop {
+    fn from(u: Unpredictable) -> Stop {
+        Stop::Unpredictable(u)
+    }
+}
+
+/// A step of the walk: it goes on with a `T`, or stops.
+type Walked<T> = Result<T, Stop>;
+
+impl Stop {
+    /// The outcome the walk stopped at, or why there is none.
+    fn outcome(self) -> Result<Expected, Unpredictable> {
+        match self {
+            Stop::Ends(e) => Ok(*e),
+            Stop::Unpredictable(u) => Err(u),
+        }
     }
 }
 
@@ -209,7 +260,7 @@ impl Walk<'_> {
 
     /// A failure as an expected outcome; a 530 with AUTH off is `auth_required`.
     fn failed(&self, x: Failure) -> Expected {
-        let class = if x.code == Some(530) && !self.s.on("smtp.auth.enabled") {
+        let class = if x.code == Some(530) && !self.s.on(Key::SmtpAuthEnabled) {
             "auth_required"
         } else {
             x.class
@@ -229,8 +280,28 @@ impl Walk<'_> {
             .map(|x| self.failed(x))
     }
 
+    /// The `n`th `step` with the server's scripted faults: it goes on, or the job
+    /// ends (`ok_class` is the reply class that lets it go on).
+    fn pass(&self, step: Step, n: u32, ok_class: u16) -> Walked<()> {
+        match self.step(step, n, ok_class) {
+            Some(x) => Err(x.into()),
+            None => Ok(()),
+        }
+    }
+
     fn class_only(&self, class: &'static str) -> Expected {
         fail(class, true)
+    }
+
+    /// The device gives up waiting after its timeout.
+    fn timeout(&self) -> Expected {
+        Expected::Failed {
+            class: "timeout",
+            connects: true,
+            stored: false,
+            detail: None,
+            wait_ms: Some(self.timeout_ms),
+        }
     }
 }
 
@@ -248,14 +319,14 @@ pub fn expect(case: &Case, settings: &SettingView) -> Expected {
 /// predicted (a message size too close to a limit).
 pub fn predict_pairs(
     case: &Case,
-    pairs: &[(String, String)],
+    pairs: &[(Key, String)],
     facts: &DeviceFacts,
-) -> Result<Prediction, String> {
+) -> Result<Prediction, Unpredictable> {
     // SPEC §1: a value outside its rule refuses the whole apply.
     for (k, v) in pairs {
-        if model::validate_for(facts, k, v).is_err() {
+        if model::validate_for(facts, *k, v).is_err() {
             return Ok(Prediction {
-                outcome: Expected::SettingsRefused { key: k.clone() },
+                outcome: Expected::SettingsRefused { key: *k },
                 pop: None,
                 findings: Vec::new(),
             });
@@ -269,160 +340,43 @@ pub fn predict_pairs(
 }
 
 /// The expected outcome of `case` when the device holds `settings`, following the
-/// firmware `variants` its profile declares.
+/// firmware `variants` its profile declares: what is decided before any connection
+/// (SPEC §2, §4), POP before SMTP (§3.6), then the SMTP session (§3).
 pub fn predict(
     case: &Case,
     settings: &SettingView,
     variants: &[String],
-) -> Result<Prediction, String> {
+) -> Result<Prediction, Unpredictable> {
     let s = settings;
-    let done = |outcome| {
+    let ends = |outcome, pop| {
         Ok(Prediction {
             outcome,
-            pop: None,
+            pop,
             findings: Vec::new(),
         })
     };
-    // SPEC §2: the master switch and the switch of the mail kind.
-    let (switch, is_scan) = match &case.trigger {
-        TriggerSpec::Scan { .. } => ("email.scan", true),
-        TriggerSpec::Alert(_) => ("email.notify", false),
-        TriggerSpec::Counter => ("email.counter", false),
+    let plan = match plan(case, s) {
+        Ok(p) => p,
+        Err(stop) => return ends(stop.outcome()?, None),
     };
-    // A scan as a user the device does not know cannot start (docs/oracle.md).
-    if let TriggerSpec::Scan { user: Some(u), .. } = &case.trigger {
-        if !case.users.iter().any(|x| &x.name == u) {
-            return done(Expected::Refused { class: "config" });
-        }
-    }
-    if !s.on("email.enabled") || !s.on(switch) {
-        return done(if is_scan {
-            Expected::Refused { class: "disabled" }
-        } else {
-            fail("disabled", false)
-        });
-    }
-    // SPEC §2: alerts and counters go to the notification addresses.
-    let to: Vec<String> = match &case.trigger {
-        TriggerSpec::Scan { to, .. } => to.clone(),
-        _ => case.notify.clone(),
-    };
-    if to.is_empty() || s.get("smtp.server").is_empty() {
-        return done(fail("config", false));
-    }
-    // SPEC §2: the header From.
-    let user = match &case.trigger {
-        TriggerSpec::Scan { user: Some(u), .. } => case.users.iter().find(|x| &x.name == u),
-        _ => None,
-    };
-    let header_from = match user {
-        Some(u) if !u.address.is_empty() => u.address.clone(),
-        _ => s.get("device.address").to_string(),
-    };
-    if header_from.is_empty() {
-        return done(fail("config", false));
-    }
-    // SPEC §3.8: the envelope sender.
-    let device_user = s.on("smtp.auth.enabled") && s.get("smtp.auth.source") == "device_user";
-    let mut mail_from = if s.get("envelope_from.mode") == "specified" {
-        s.get("envelope_from.address").to_string()
-    } else {
-        s.get("admin.address").to_string()
-    };
-    if device_user {
-        if let Some(u) = user.filter(|u| !u.address.is_empty()) {
-            mail_from = u.address.clone();
-        }
-    }
-    if mail_from.is_empty() {
-        return done(fail("config", false));
-    }
-    // SPEC §4: load reduction decides what is sent before any connection.
-    let kb = |k: &str| s.get(k).parse::<u64>().unwrap_or(0) * 1024;
-    let addresses = header_from.len() + to.iter().map(String::len).sum::<usize>();
-    let scan_kb = match &case.trigger {
-        TriggerSpec::Scan { size_kb, .. } => Some(*size_kb),
-        _ => None,
-    };
-    let whole = size_bounds(scan_kb.map(|k| k as u64 * 1024), addresses);
-    let limited = s.get("load.max_size") == "limited";
-    let over_capacity = || over(whole, kb("load.server_capacity"), "load.server_capacity");
-    let mode = s.get("load.mode");
-    let mut url = false;
-    match mode {
-        "abort_over_limit" if limited && over_capacity()? => {
-            return done(fail("size_over_limit", false));
-        }
-        "url_over_limit" if limited && over_capacity()? => url = scan_kb.is_some(),
-        "url_always" => url = scan_kb.is_some(),
-        _ => {}
-    }
-    let sent = if url {
-        size_bounds(None, addresses + 200)
-    } else {
-        whole
-    };
-    let fragmented = (mode == "split" && over(sent, kb("load.split_size"), "load.split_size")?)
-        .then(|| kb("load.split_size"));
-    let timeout_ms = s.get("smtp.timeout").parse::<u64>().unwrap_or(60) * 1000;
     // SPEC §3.6: POP before SMTP, before any SMTP connection.
-    let pop = if s.on("pop_before_smtp.enabled") {
-        if s.get("pop.server").is_empty() {
-            return done(fail("config", false));
-        }
-        let login_ok =
-            s.get("pop.user") == model::POP_USER && s.get("pop.password") == model::POP_PASSWORD;
-        let p = PopExpect {
-            tls: match s.get("pop.tls") {
-                "pop3s" => "pop3s",
-                "stls" => "stls",
-                _ => "none",
-            },
-            method: if s.on("pop.apop") { "APOP" } else { "USER" },
-            login_ok,
-            wait_ms: s.get("pop_before_smtp.wait").parse::<u64>().unwrap_or(5) * 1000,
-        };
-        if !login_ok {
-            return Ok(Prediction {
-                outcome: fail("pop_auth", false),
-                pop: Some(p),
-                findings: Vec::new(),
-            });
-        }
-        Some(p)
-    } else {
-        None
+    let pop = match pop_expect(s) {
+        Ok(p) => p,
+        Err(stop) => return ends(stop.outcome()?, None),
     };
+    if pop.as_ref().is_some_and(|p| !p.login_ok) {
+        return ends(fail("pop_auth", false), pop);
+    }
     if case.target == Target::ClosedPort {
-        return Ok(Prediction {
-            outcome: fail("connect", true),
-            pop,
-            findings: Vec::new(),
-        });
+        return ends(fail("connect", true), pop);
     }
     let mut w = Walk {
         cfg: &case.server,
         s,
         case,
         variants,
-        timeout_ms,
+        timeout_ms: s.get(Key::SmtpTimeout).parse::<u64>().unwrap_or(60) * 1000,
         findings: Vec::new(),
-    };
-    let creds = {
-        let configured = Creds {
-            user: s.get("smtp.auth.user").to_string(),
-            password: s.get("smtp.auth.password").to_string(),
-            token: s.get("smtp.auth.token").to_string(),
-            realm: s.get("smtp.auth.realm").to_string(),
-        };
-        match user {
-            Some(u) if device_user => Creds {
-                user: u.name.clone(),
-                password: u.password.clone(),
-                ..configured
-            },
-            _ => configured,
-        }
     };
     let pop_login_in_window = pop.as_ref().is_some_and(|p| {
         case.server
@@ -430,20 +384,8 @@ pub fn predict(
             .pop_before_smtp_window_s
             .is_some_and(|win| p.wait_ms <= win * 1000)
     });
-    let outcome = session(
-        &mut w,
-        Message {
-            mail_from,
-            header_from,
-            to,
-            attachment_kb: if url { None } else { scan_kb },
-            size: sent,
-            fragmented,
-            url: if url { scan_kb } else { None },
-        },
-        &creds,
-        pop_login_in_window,
-    )?;
+    let outcome =
+        session(&mut w, plan.msg, &plan.creds, pop_login_in_window).or_else(Stop::outcome)?;
     Ok(Prediction {
         outcome,
         pop,
@@ -462,25 +404,212 @@ struct Message {
     url: Option<u32>,
 }
 
+/// What is decided before any connection: the message and the credentials.
+struct Plan {
+    msg: Message,
+    creds: Creds,
+}
+
+/// The job's addresses (SPEC §2, §3.8).
+struct Addresses<'a> {
+    to: Vec<String>,
+    /// The job's user, for a scan as a known user.
+    user: Option<&'a UserSpec>,
+    header_from: String,
+    mail_from: String,
+    /// The job user's credentials are used for AUTH.
+    device_user: bool,
+}
+
+/// Everything decided before a connection: the switches, the addresses, what load
+/// reduction makes of the message, and the credentials.
+fn plan(case: &Case, s: &SettingView) -> Walked<Plan> {
+    switches(case, s)?;
+    let a = addresses(case, s)?;
+    let creds = credentials(s, &a);
+    let msg = load_reduction(case, s, a)?;
+    Ok(Plan { msg, creds })
+}
+
+/// SPEC §2: a scan as a user the device knows, the master switch and the switch of
+/// the mail kind.
+fn switches(case: &Case, s: &SettingView) -> Walked<()> {
+    let (switch, is_scan) = match &case.trigger {
+        TriggerSpec::Scan { .. } => (Key::EmailScan, true),
+        TriggerSpec::Alert(_) => (Key::EmailNotify, false),
+        TriggerSpec::Counter => (Key::EmailCounter, false),
+    };
+    // A scan as a user the device does not know cannot start (docs/oracle.md).
+    if let TriggerSpec::Scan { user: Some(u), .. } = &case.trigger {
+        if !case.users.iter().any(|x| &x.name == u) {
+            return Err(Expected::Refused { class: "config" }.into());
+        }
+    }
+    if !s.on(Key::EmailEnabled) || !s.on(switch) {
+        return Err(if is_scan {
+            Expected::Refused { class: "disabled" }
+        } else {
+            fail("disabled", false)
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// SPEC §2 and §3.8: the recipients, the server, the header From and the envelope
+/// sender; any of them missing fails the job with `config` before a connection.
+fn addresses<'a>(case: &'a Case, s: &SettingView) -> Walked<Addresses<'a>> {
+    // SPEC §2: alerts and counters go to the notification addresses.
+    let to: Vec<String> = match &case.trigger {
+        TriggerSpec::Scan { to, .. } => to.clone(),
+        _ => case.notify.clone(),
+    };
+    if to.is_empty() || s.get(Key::SmtpServer).is_empty() {
+        return Err(fail("config", false).into());
+    }
+    // SPEC §2: the header From.
+    let user = match &case.trigger {
+        TriggerSpec::Scan { user: Some(u), .. } => case.users.iter().find(|x| &x.name == u),
+        _ => None,
+    };
+    let header_from = match user {
+        Some(u) if !u.address.is_empty() => u.address.clone(),
+        _ => s.get(Key::DeviceAddress).to_string(),
+    };
+    if header_from.is_empty() {
+        return Err(fail("config", false).into());
+    }
+    // SPEC §3.8: the envelope sender.
+    let device_user = s.on(Key::SmtpAuthEnabled) && s.get(Key::SmtpAuthSource) == "device_user";
+    let mut mail_from = if s.get(Key::EnvelopeFromMode) == "specified" {
+        s.get(Key::EnvelopeFromAddress).to_string()
+    } else {
+        s.get(Key::AdminAddress).to_string()
+    };
+    if device_user {
+        if let Some(u) = user.filter(|u| !u.address.is_empty()) {
+            mail_from = u.address.clone();
+        }
+    }
+    if mail_from.is_empty() {
+        return Err(fail("config", false).into());
+    }
+    Ok(Addresses {
+        to,
+        user,
+        header_from,
+        mail_from,
+        device_user,
+    })
+}
+
+/// SPEC §3.7: the configured credentials, or the job user's with `device_user`.
+fn credentials(s: &SettingView, a: &Addresses) -> Creds {
+    let configured = Creds {
+        user: s.get(Key::SmtpAuthUser).to_string(),
+        password: s.get(Key::SmtpAuthPassword).to_string(),
+        token: s.get(Key::SmtpAuthToken).to_string(),
+        realm: s.get(Key::SmtpAuthRealm).to_string(),
+    };
+    match a.user {
+        Some(u) if a.device_user => Creds {
+            user: u.name.clone(),
+            password: u.password.clone(),
+            ..configured
+        },
+        _ => configured,
+    }
+}
+
+/// SPEC §4: what load reduction decides before any connection — sent whole, in
+/// fragments, with a URL instead of the attachment, or not at all.
+fn load_reduction(case: &Case, s: &SettingView, a: Addresses) -> Walked<Message> {
+    let kb = |k: Key| s.get(k).parse::<u64>().unwrap_or(0) * 1024;
+    let addresses = a.header_from.len() + a.to.iter().map(String::len).sum::<usize>();
+    let scan_kb = match &case.trigger {
+        TriggerSpec::Scan { size_kb, .. } => Some(*size_kb),
+        _ => None,
+    };
+    let whole = size_bounds(scan_kb.map(|k| k as u64 * 1024), addresses);
+    let limited = s.get(Key::LoadMaxSize) == "limited";
+    let over_capacity = || {
+        over(
+            whole,
+            kb(Key::LoadServerCapacity),
+            Key::LoadServerCapacity.as_str(),
+        )
+    };
+    let mode = s.get(Key::LoadMode);
+    let mut url = false;
+    match mode {
+        "abort_over_limit" if limited && over_capacity()? => {
+            return Err(fail("size_over_limit", false).into());
+        }
+        "url_over_limit" if limited && over_capacity()? => url = scan_kb.is_some(),
+        "url_always" => url = scan_kb.is_some(),
+        _ => {}
+    }
+    let sent = if url {
+        size_bounds(None, addresses + 200)
+    } else {
+        whole
+    };
+    let split = kb(Key::LoadSplitSize);
+    let fragmented =
+        (mode == "split" && over(sent, split, Key::LoadSplitSize.as_str())?).then_some(split);
+    Ok(Message {
+        mail_from: a.mail_from,
+        header_from: a.header_from,
+        to: a.to,
+        attachment_kb: if url { None } else { scan_kb },
+        size: sent,
+        fragmented,
+        url: if url { scan_kb } else { None },
+    })
+}
+
+/// SPEC §3.6: what POP before SMTP must look like, when it is on; `Err` (`config`)
+/// without a POP server.
+fn pop_expect(s: &SettingView) -> Walked<Option<PopExpect>> {
+    if !s.on(Key::PopBeforeSmtpEnabled) {
+        return Ok(None);
+    }
+    if s.get(Key::PopServer).is_empty() {
+        return Err(fail("config", false).into());
+    }
+    let login_ok =
+        s.get(Key::PopUser) == model::POP_USER && s.get(Key::PopPassword) == model::POP_PASSWORD;
+    Ok(Some(PopExpect {
+        tls: match s.get(Key::PopTls) {
+            "pop3s" => "pop3s",
+            "stls" => "stls",
+            _ => "none",
+        },
+        method: if s.on(Key::PopApop) { "APOP" } else { "USER" },
+        login_ok,
+        wait_ms: s.get(Key::PopBeforeSmtpWait).parse::<u64>().unwrap_or(5) * 1000,
+    }))
+}
+
 /// The TLS handshake with the case's certificate: the first failing check, in SPEC
 /// §3.5's order (docs/oracle.md), or `None` when it passes.
 fn cert_failure(w: &Walk) -> Option<&'static str> {
     let Some(cert) = &w.case.cert else {
         return None;
     };
-    let server = w.s.get("smtp.server");
-    for flag in ["expiry", "cn", "key_usage", "chain", "revocation"] {
-        if !w.s.on(&format!("smtp.verify.{flag}")) {
+    let server = w.s.get(Key::SmtpServer);
+    for &check in Check::ALL {
+        if !w.s.on(check.flag()) {
             continue;
         }
-        let verdict = if flag == "cn" && w.variant("cn-only") {
+        let verdict = if check == Check::Cn && w.variant("cn-only") {
             if model::name_matches(cert, server, true) {
                 "accept".to_string()
             } else {
                 "cert_name".to_string()
             }
         } else {
-            model::cert_check(cert, flag, server)
+            model::cert_check(cert, check, server)
         };
         if verdict == "cert_revocation_unknown" && w.variant("soft-fail-revocation") {
             continue;
@@ -500,237 +629,305 @@ fn cert_failure(w: &Walk) -> Option<&'static str> {
     None
 }
 
-/// The SMTP session (SPEC §3 steps 1–5, 7–10) against the case's server.
+/// The device's TLS mode: `none`, `smtps` or `starttls`.
+fn tls_mode(s: &SettingView) -> &'static str {
+    match s.get(Key::SmtpTls) {
+        "smtps" => "smtps",
+        "starttls" => "starttls",
+        _ => "none",
+    }
+}
+
+/// The SMTP session (SPEC §3 steps 1–5, 7–10) against the case's server, step by
+/// step; each step goes on or ends the job.
 fn session(
     w: &mut Walk,
     msg: Message,
     creds: &Creds,
     pop_login_in_window: bool,
-) -> Result<Expected, String> {
-    let cfg = w.cfg;
-    let mode = match w.s.get("smtp.tls") {
-        "smtps" => "smtps",
-        "starttls" => "starttls",
-        _ => "none",
-    };
-    let kind = w.case.listener;
-    let t = w.timeout_ms;
-    let timeout = Expected::Failed {
-        class: "timeout",
-        connects: true,
-        stored: false,
-        detail: None,
-        wait_ms: Some(t),
-    };
-    let mut in_tls = false;
-    // Step 1: connect; implicit TLS at once with smtps.
-    if mode == "smtps" {
-        if kind != ListenerKind::Tls {
-            // The server's plaintext greeting is not a TLS handshake; a server that
-            // says nothing leaves the device waiting.
-            let silent = match w.at(Step::Connect, 1).or(w.at(Step::Greeting, 1)) {
-                Some(Action::Hang) => true,
-                Some(Action::Delay { ms }) => *ms >= t,
-                _ => false,
-            };
-            return Ok(if silent {
-                timeout
-            } else {
-                w.class_only("tls_handshake")
-            });
-        }
-        match w.at(Step::Connect, 1) {
-            Some(Action::Hang) => return Ok(timeout),
-            Some(Action::Delay { ms }) if *ms >= t => return Ok(timeout),
-            Some(Action::Delay { .. }) | None => {}
-            Some(_) => return Ok(w.class_only("tls_handshake")),
-        }
-        if let Some(Action::AbortTls | Action::Drop) = w.at(Step::TlsHandshake, 1) {
-            return Ok(w.class_only("tls_handshake"));
-        }
-        if let Some(c) = cert_failure(w) {
-            return Ok(w.class_only(c));
-        }
-        in_tls = true;
-    } else {
-        // A scripted answer at connect comes before any TLS, in plaintext.
-        if let Some(x) = w.step(Step::Connect, 1, 2) {
-            return Ok(x);
-        }
-        if kind == ListenerKind::Tls {
-            // The server waits for a ClientHello, the device for a greeting.
-            return Ok(timeout);
-        }
-    }
-    // Step 3: greeting, EHLO (HELO after 500–504).
-    if let Some(x) = w.step(Step::Greeting, 1, 2) {
-        return Ok(x);
-    }
-    let mut ehlo_n = 1;
-    let mut greeted_with = "EHLO";
-    let mut offers_ext = true;
-    if let Some(f) = w.at(Step::Ehlo, ehlo_n) {
-        match f {
-            Action::Reply { code, .. } if (500..=504).contains(code) => {
-                greeted_with = "HELO";
-                offers_ext = false;
-                if let Some(x) = w.step(Step::Helo, 1, 2) {
-                    return Ok(x);
-                }
-            }
-            _ => {
-                if let Some(x) = w.step(Step::Ehlo, ehlo_n, 2) {
-                    return Ok(x);
-                }
-            }
-        }
-    }
-    // Step 4: STARTTLS.
+) -> Walked<Expected> {
+    let mode = tls_mode(w.s);
+    let mut in_tls = connect(w, mode)?;
+    let greeting = greet(w)?;
     if mode == "starttls" {
-        let offered = offers_ext && kind == ListenerKind::Starttls;
-        let refusal = if !offered {
-            Some(None)
-        } else {
-            match w.at(Step::Starttls, 1) {
-                Some(Action::Reply { code, .. }) if *code != 220 => Some(Some(*code)),
-                Some(f) => {
-                    if let Some(x) = fault_effect(f, 2, t) {
-                        return Ok(w.failed(x));
-                    }
-                    None
-                }
-                None => None,
-            }
-        };
-        match refusal {
-            Some(code) if w.variant("plaintext-after-starttls-failure") => {
-                w.findings.push(format!(
-                    "plaintext downgrade: the STARTTLS step failed ({}) and the device went on without TLS",
-                    code.map(|c| c.to_string())
-                        .unwrap_or_else(|| "not offered".into())
-                ));
-            }
-            Some(code) => {
-                return Ok(Expected::Failed {
-                    class: "starttls_unavailable",
-                    connects: true,
-                    stored: false,
-                    detail: code.map(|c| c.to_string()),
-                    wait_ms: None,
-                })
-            }
-            None => {
-                if let Some(Action::AbortTls | Action::Drop) = w.at(Step::TlsHandshake, 1) {
-                    return Ok(w.class_only("tls_handshake"));
-                }
-                if let Some(c) = cert_failure(w) {
-                    return Ok(w.class_only(c));
-                }
-                in_tls = true;
-                // The EHLO again; only its extensions count.
-                ehlo_n = 2;
-                if let Some(x) = w.step(Step::Ehlo, ehlo_n, 2) {
-                    return Ok(x);
-                }
-            }
-        }
+        in_tls = starttls(w, greeting.offers_ext)?;
     }
-    let extensions: &[String] = if offers_ext { &cfg.extensions } else { &[] };
+    let extensions: &[String] = if greeting.offers_ext {
+        &w.cfg.extensions
+    } else {
+        &[]
+    };
     let size_param = extensions.iter().any(|e| {
         e.split_whitespace()
             .next()
             .is_some_and(|k| k.eq_ignore_ascii_case("SIZE"))
     });
-    // Step 7: AUTH.
-    let mut authenticated = None;
-    if w.s.on("smtp.auth.enabled") {
-        let offered: Vec<Mechanism> = if offers_ext && (in_tls || cfg.auth_before_tls) {
-            cfg.auth.clone()
+    let authenticated = if w.s.on(Key::SmtpAuthEnabled) {
+        authenticate(w, in_tls, greeting.offers_ext, creds)?
+    } else {
+        None
+    };
+    mail_from(w, &msg, size_param, authenticated)?;
+    let (accepted, refused) = rcpt_to(w, &msg, authenticated, pop_login_in_window)?;
+    data(w, &msg, size_param)?;
+    Ok(Expected::Delivered(Delivery {
+        mail_from: msg.mail_from,
+        header_from: msg.header_from,
+        to: msg.to,
+        accepted,
+        refused,
+        greeted_with: greeting.with,
+        size_param,
+        attachment_kb: msg.attachment_kb,
+        tls: if in_tls { mode } else { "none" },
+        auth: authenticated,
+        fragmented: msg.fragmented,
+        url: msg.url,
+    }))
+}
+
+/// Step 1: connect; implicit TLS at once with smtps (the handshake and the
+/// certificate checks, step 5). Answers whether the session is now in TLS.
+fn connect(w: &Walk, mode: &str) -> Walked<bool> {
+    let kind = w.case.listener;
+    let t = w.timeout_ms;
+    if mode != "smtps" {
+        // A scripted answer at connect comes before any TLS, in plaintext.
+        w.pass(Step::Connect, 1, 2)?;
+        if kind == ListenerKind::Tls {
+            // The server waits for a ClientHello, the device for a greeting.
+            return Err(w.timeout().into());
+        }
+        return Ok(false);
+    }
+    if kind != ListenerKind::Tls {
+        // The server's plaintext greeting is not a TLS handshake; a server that
+        // says nothing leaves the device waiting.
+        let silent = match w.at(Step::Connect, 1).or(w.at(Step::Greeting, 1)) {
+            Some(Action::Hang) => true,
+            Some(Action::Delay { ms }) => *ms >= t,
+            _ => false,
+        };
+        return Err(if silent {
+            w.timeout()
         } else {
-            Vec::new()
-        };
-        let enabled: Vec<&str> = match w.s.get("smtp.auth.methods") {
-            "none" => Vec::new(),
-            v => v.split(',').collect(),
-        };
-        match crate::matrix::chosen_mechanism(&enabled, &offered) {
-            None if w.variant("send-without-auth") => w.findings.push(
+            w.class_only("tls_handshake")
+        }
+        .into());
+    }
+    match w.at(Step::Connect, 1) {
+        Some(Action::Hang) => return Err(w.timeout().into()),
+        Some(Action::Delay { ms }) if *ms >= t => return Err(w.timeout().into()),
+        Some(Action::Delay { .. }) | None => {}
+        Some(_) => return Err(w.class_only("tls_handshake").into()),
+    }
+    handshake(w)?;
+    Ok(true)
+}
+
+/// Step 5: the TLS handshake (cut off or not) and the certificate checks.
+fn handshake(w: &Walk) -> Walked<()> {
+    if let Some(Action::AbortTls | Action::Drop) = w.at(Step::TlsHandshake, 1) {
+        return Err(w.class_only("tls_handshake").into());
+    }
+    if let Some(c) = cert_failure(w) {
+        return Err(w.class_only(c).into());
+    }
+    Ok(())
+}
+
+/// How the server was greeted.
+struct Greeting {
+    /// EHLO, or HELO after a 500–504 to EHLO.
+    with: &'static str,
+    /// Extensions are offered (not after HELO).
+    offers_ext: bool,
+}
+
+/// Step 3: the greeting, EHLO (HELO after 500–504).
+fn greet(w: &Walk) -> Walked<Greeting> {
+    w.pass(Step::Greeting, 1, 2)?;
+    match w.at(Step::Ehlo, 1) {
+        Some(Action::Reply { code, .. }) if (500..=504).contains(code) => {
+            w.pass(Step::Helo, 1, 2)?;
+            Ok(Greeting {
+                with: "HELO",
+                offers_ext: false,
+            })
+        }
+        _ => {
+            w.pass(Step::Ehlo, 1, 2)?;
+            Ok(Greeting {
+                with: "EHLO",
+                offers_ext: true,
+            })
+        }
+    }
+}
+
+/// Step 4: STARTTLS, the handshake and the second EHLO; a refusal fails the job, or
+/// (a variant, a finding) the device goes on in plaintext. Answers whether the
+/// session is now in TLS.
+fn starttls(w: &mut Walk, offers_ext: bool) -> Walked<bool> {
+    let offered = offers_ext && w.case.listener == ListenerKind::Starttls;
+    // `Some(code)`: refused (with that reply, or not offered).
+    let refusal = if !offered {
+        Some(None)
+    } else {
+        match w.at(Step::Starttls, 1) {
+            Some(Action::Reply { code, .. }) if *code != 220 => Some(Some(*code)),
+            Some(f) => {
+                if let Some(x) = fault_effect(f, 2, w.timeout_ms) {
+                    return Err(w.failed(x).into());
+                }
+                None
+            }
+            None => None,
+        }
+    };
+    match refusal {
+        Some(code) if w.variant("plaintext-after-starttls-failure") => {
+            w.findings.push(format!(
+                "plaintext downgrade: the STARTTLS step failed ({}) and the device went on without TLS",
+                code.map(|c| c.to_string())
+                    .unwrap_or_else(|| "not offered".into())
+            ));
+            Ok(false)
+        }
+        Some(code) => Err(Expected::Failed {
+            class: "starttls_unavailable",
+            connects: true,
+            stored: false,
+            detail: code.map(|c| c.to_string()),
+            wait_ms: None,
+        }
+        .into()),
+        None => {
+            handshake(w)?;
+            // The EHLO again; only its extensions count.
+            w.pass(Step::Ehlo, 2, 2)?;
+            Ok(true)
+        }
+    }
+}
+
+/// A failure of an AUTH exchange: a refusal is `auth_failed`.
+fn auth_failure(x: Failure) -> Failure {
+    Failure {
+        class: if x.class == "rejected" {
+            "auth_failed"
+        } else {
+            x.class
+        },
+        ..x
+    }
+}
+
+/// Step 7: AUTH with the first mechanism enabled and offered (the server offers its
+/// mechanisms in an EHLO, after TLS or before it when it allows). Answers the
+/// mechanism used (`None`: the device went on without AUTH, a variant and a finding).
+fn authenticate(
+    w: &mut Walk,
+    in_tls: bool,
+    offers_ext: bool,
+    creds: &Creds,
+) -> Walked<Option<&'static str>> {
+    let cfg = w.cfg;
+    let offered: Vec<Mechanism> = if offers_ext && (in_tls || cfg.auth_before_tls) {
+        cfg.auth.clone()
+    } else {
+        Vec::new()
+    };
+    let enabled: Vec<&str> = match w.s.get(Key::SmtpAuthMethods) {
+        "none" => Vec::new(),
+        v => v.split(',').collect(),
+    };
+    let Some(mech) = crate::matrix::chosen_mechanism(&enabled, &offered) else {
+        if w.variant("send-without-auth") {
+            w.findings.push(
                 "unauthenticated fallback: no AUTH mechanism in common and the device sent without AUTH".into(),
-            ),
-            None => return Ok(w.class_only("auth_no_mechanism")),
-            Some(mech) => {
-                let sasl = Mechanism::from_name(mech);
-                let name = sasl.map(|m| m.name()).unwrap_or("?");
-                // The AUTH command's own answer (a challenge, or 235 at once).
-                if let Some(f) = w.at(Step::Auth, 1) {
-                    if let Some(x) = fault_effect(f, 3, t) {
-                        let x = Failure {
-                            class: if x.class == "rejected" {
-                                "auth_failed"
-                            } else {
-                                x.class
-                            },
-                            ..x
-                        };
-                        // A 2xx at once is not a refusal.
-                        if !matches!(f, Action::Reply { code, .. } if code / 100 == 2) {
-                            return Ok(w.failed(x));
-                        }
-                    }
-                }
-                // A scripted answer to the credentials comes first; else the accounts.
-                if let Some(f) = w.at(Step::AuthResult, 1) {
-                    if let Some(x) = fault_effect(f, 2, t) {
-                        let x = Failure {
-                            class: if x.class == "rejected" {
-                                "auth_failed"
-                            } else {
-                                x.class
-                            },
-                            ..x
-                        };
-                        return Ok(w.failed(x));
-                    }
-                } else if !credentials_ok(cfg, sasl, creds) {
-                    return Ok(Expected::Failed {
-                        class: "auth_failed",
-                        connects: true,
-                        stored: false,
-                        detail: Some("535".into()),
-                        wait_ms: None,
-                    });
-                }
-                if !in_tls && matches!(mech, "plain" | "login" | "xoauth2") {
-                    w.findings.push(format!(
-                        "credentials over plaintext: AUTH {name} without TLS"
-                    ));
-                }
-                authenticated = Some(name);
+            );
+            return Ok(None);
+        }
+        return Err(w.class_only("auth_no_mechanism").into());
+    };
+    let sasl = Mechanism::from_name(mech);
+    let name = sasl.map(|m| m.name()).unwrap_or("?");
+    auth_exchange(w, sasl, creds)?;
+    if !in_tls && matches!(mech, "plain" | "login" | "xoauth2") {
+        w.findings.push(format!(
+            "credentials over plaintext: AUTH {name} without TLS"
+        ));
+    }
+    Ok(Some(name))
+}
+
+/// Step 7's exchange: the AUTH command's answer, then the answer to the credentials
+/// (a scripted one, else the server's accounts).
+fn auth_exchange(w: &Walk, sasl: Option<Mechanism>, creds: &Creds) -> Walked<()> {
+    let t = w.timeout_ms;
+    // The AUTH command's own answer (a challenge, or 235 at once).
+    if let Some(f) = w.at(Step::Auth, 1) {
+        if let Some(x) = fault_effect(f, 3, t) {
+            // A 2xx at once is not a refusal.
+            if !matches!(f, Action::Reply { code, .. } if code / 100 == 2) {
+                return Err(w.failed(auth_failure(x)).into());
             }
         }
     }
-    // Step 8: MAIL FROM (the server's own policies first).
-    if let Some(x) = w.step(Step::Mail, 1, 2) {
-        return Ok(x);
+    // A scripted answer to the credentials comes first; else the accounts.
+    if let Some(f) = w.at(Step::AuthResult, 1) {
+        if let Some(x) = fault_effect(f, 2, t) {
+            return Err(w.failed(auth_failure(x)).into());
+        }
+    } else if !credentials_ok(w.cfg, sasl, creds) {
+        return Err(Expected::Failed {
+            class: "auth_failed",
+            connects: true,
+            stored: false,
+            detail: Some("535".into()),
+            wait_ms: None,
+        }
+        .into());
     }
+    Ok(())
+}
+
+/// A refusal with a reply code.
+fn rejected(code: Option<u16>) -> Failure {
+    Failure {
+        class: "rejected",
+        code,
+        waits: false,
+    }
+}
+
+/// Step 8: MAIL FROM — a scripted answer, then the server's policies (AUTH required,
+/// its SIZE limit when the device declares the size).
+fn mail_from(w: &Walk, msg: &Message, size_param: bool, authenticated: Option<&str>) -> Walked<()> {
+    let cfg = w.cfg;
+    w.pass(Step::Mail, 1, 2)?;
     if cfg.policy.require_auth && authenticated.is_none() {
-        return Ok(w.failed(Failure {
-            class: "rejected",
-            code: Some(530),
-            waits: false,
-        }));
+        return Err(w.failed(rejected(Some(530))).into());
     }
     if let Some(max) = cfg.policy.max_size {
         if size_param && msg.fragmented.is_none() && over(msg.size, max, "the server's SIZE limit")?
         {
-            return Ok(w.failed(Failure {
-                class: "rejected",
-                code: Some(552),
-                waits: false,
-            }));
+            return Err(w.failed(rejected(Some(552))).into());
         }
     }
-    // Step 9: RCPT TO.
+    Ok(())
+}
+
+/// Step 9: RCPT TO for each recipient; answers the accepted and the refused ones.
+/// None accepted fails the job.
+fn rcpt_to(
+    w: &Walk,
+    msg: &Message,
+    authenticated: Option<&str>,
+    pop_login_in_window: bool,
+) -> Walked<(Vec<String>, Vec<String>)> {
+    let cfg = w.cfg;
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
     let mut first_refusal = None;
@@ -745,8 +942,8 @@ fn session(
                 continue;
             }
             Some(f) => {
-                if let Some(x) = fault_effect(f, 2, t) {
-                    return Ok(w.failed(x));
+                if let Some(x) = fault_effect(f, 2, w.timeout_ms) {
+                    return Err(w.failed(x).into());
                 }
             }
             None => {}
@@ -757,14 +954,10 @@ fn session(
             continue;
         }
         match cfg.rule_for(r) {
-            Some(rule) if rule.code / 100 != 2 || rule.code == 421 => {
-                if rule.code == 421 {
-                    return Ok(w.failed(Failure {
-                        class: "rejected",
-                        code: Some(421),
-                        waits: false,
-                    }));
-                }
+            Some(rule) if rule.code == 421 => {
+                return Err(w.failed(rejected(Some(421))).into());
+            }
+            Some(rule) if rule.code / 100 != 2 => {
                 refused.push(r.clone());
                 first_refusal.get_or_insert(rule.code);
             }
@@ -772,58 +965,39 @@ fn session(
         }
     }
     if accepted.is_empty() {
-        return Ok(w.failed(Failure {
-            class: "rejected",
-            code: first_refusal,
-            waits: false,
-        }));
+        return Err(w.failed(rejected(first_refusal)).into());
     }
-    // Step 10: DATA, the end of data, QUIT.
-    if let Some(x) = w.step(Step::Data, 1, 3) {
-        return Ok(x);
-    }
-    if let Some(x) = w.step(Step::EndOfData, 1, 2) {
-        return Ok(x);
-    }
-    if let Some(max) = cfg.policy.max_size {
+    Ok((accepted, refused))
+}
+
+/// Step 10: DATA, the end of data (and the server's size limit when the size was not
+/// declared), QUIT.
+fn data(w: &Walk, msg: &Message, size_param: bool) -> Walked<()> {
+    w.pass(Step::Data, 1, 3)?;
+    w.pass(Step::EndOfData, 1, 2)?;
+    if let Some(max) = w.cfg.policy.max_size {
         if !size_param
             && msg.fragmented.is_none()
             && over(msg.size, max, "the server's size limit")?
         {
-            return Ok(w.failed(Failure {
-                class: "rejected",
-                code: Some(552),
-                waits: false,
-            }));
+            return Err(w.failed(rejected(Some(552))).into());
         }
     }
     // The message is with the server now. An explicit refusal of QUIT fails the job
     // (SPEC §3.10: any step); silence or a hang-up at QUIT does not undo delivery.
     if let Some(Action::Reply { code, .. }) = w.at(Step::Quit, 1) {
         if code / 100 != 2 {
-            return Ok(Expected::Failed {
+            return Err(Expected::Failed {
                 class: "rejected",
                 connects: true,
                 stored: true,
                 detail: Some(code.to_string()),
                 wait_ms: None,
-            });
+            }
+            .into());
         }
     }
-    Ok(Expected::Delivered(Delivery {
-        mail_from: msg.mail_from,
-        header_from: msg.header_from,
-        to: msg.to,
-        accepted,
-        refused,
-        greeted_with,
-        size_param,
-        attachment_kb: msg.attachment_kb,
-        tls: if in_tls { mode } else { "none" },
-        auth: authenticated,
-        fragmented: msg.fragmented,
-        url: msg.url,
-    }))
+    Ok(())
 }
 
 /// Whether the server's accounts take these credentials with this mechanism.
@@ -857,16 +1031,15 @@ fn credentials_ok(cfg: &SmtpConfig, mech: Option<Mechanism>, c: &Creds) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::UserSpec;
     use hil_mail::faults::{Fault, When};
 
-    fn case(trigger: TriggerSpec, settings: &[(&str, &str)]) -> (Case, SettingView) {
+    fn case(trigger: TriggerSpec, settings: &[(Key, &str)]) -> (Case, SettingView) {
         let mut pairs = vec![
-            ("smtp.server".to_string(), "127.0.0.1".to_string()),
-            ("admin.address".into(), "admin@hil.test".into()),
-            ("device.address".into(), "mfp@hil.test".into()),
+            (Key::SmtpServer, "127.0.0.1".to_string()),
+            (Key::AdminAddress, "admin@hil.test".into()),
+            (Key::DeviceAddress, "mfp@hil.test".into()),
         ];
-        pairs.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        pairs.extend(settings.iter().map(|(k, v)| (*k, v.to_string())));
         let c = Case {
             id: "t".into(),
             section: "t".into(),
@@ -898,11 +1071,11 @@ mod tests {
 
     #[test]
     fn switches_gate_each_kind() {
-        let (c, s) = case(scan(None), &[("email.scan", "off")]);
+        let (c, s) = case(scan(None), &[(Key::EmailScan, "off")]);
         assert_eq!(expect(&c, &s), Expected::Refused { class: "disabled" });
-        let (c, s) = case(TriggerSpec::Counter, &[("email.enabled", "off")]);
+        let (c, s) = case(TriggerSpec::Counter, &[(Key::EmailEnabled, "off")]);
         assert_eq!(expect(&c, &s), fail("disabled", false));
-        let (c, s) = case(TriggerSpec::Counter, &[("email.scan", "off")]);
+        let (c, s) = case(TriggerSpec::Counter, &[(Key::EmailScan, "off")]);
         assert!(matches!(expect(&c, &s), Expected::Delivered(_)));
     }
 
@@ -911,8 +1084,8 @@ mod tests {
         let (c, s) = case(
             scan(Some("taro")),
             &[
-                ("envelope_from.mode", "specified"),
-                ("envelope_from.address", "env@hil.test"),
+                (Key::EnvelopeFromMode, "specified"),
+                (Key::EnvelopeFromAddress, "env@hil.test"),
             ],
         );
         let Expected::Delivered(d) = expect(&c, &s) else {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 
-use hil_oracle::model::{self, DeviceFacts, Range};
+use hil_oracle::model::{self, DeviceFacts, Key, Range};
 
 use super::lint;
 use super::raw::{RawProfile, RawStep, RawTemplate};
@@ -392,9 +392,9 @@ fn timeouts(raw: &RawProfile, p: &mut Problems) {
 fn facts(raw: &RawProfile, p: &mut Problems) -> DeviceFacts {
     let ranges = ranges(&raw.ranges, p);
     // A job may wait POP before SMTP's wait and then one whole smtp.timeout.
-    let longest_s = ["smtp.timeout", "pop_before_smtp.wait"]
+    let longest_s = [Key::SmtpTimeout, Key::PopBeforeSmtpWait]
         .iter()
-        .map(|k| ranges.get(*k).map_or(0, |r| r.max))
+        .map(|k| ranges.get(k).map_or(0, |r| r.max))
         .sum::<u64>();
     if raw.timeouts.job_ms <= longest_s.saturating_mul(1000) {
         p.push(format!(
@@ -449,20 +449,17 @@ fn flatten(prefix: &str, t: &toml::Table, out: &mut Vec<(String, toml::Value)>) 
 
 /// `[ranges]`: each key one SPEC marks †, each value `[min, max]` inside the type's
 /// own range; the others stay SPEC's.
-fn ranges(t: &toml::Table, p: &mut Problems) -> BTreeMap<String, Range> {
-    let mut out: BTreeMap<String, Range> = model::RANGED
-        .iter()
-        .map(|(k, r, _)| (k.to_string(), *r))
-        .collect();
+fn ranges(t: &toml::Table, p: &mut Problems) -> BTreeMap<Key, Range> {
+    let mut out: BTreeMap<Key, Range> = model::RANGED.iter().map(|(k, r, _)| (*k, *r)).collect();
     let mut flat = Vec::new();
     flatten("", t, &mut flat);
     for (key, v) in flat {
-        let Some((_, _, ty)) = model::RANGED.iter().find(|(k, _, _)| *k == key) else {
+        let Some((ranged, _, ty)) = model::RANGED.iter().find(|(k, _, _)| k.as_str() == key) else {
             p.push(format!(
                 "[ranges] {key}: not a setting whose range a profile may give; known: {}",
                 model::RANGED
                     .iter()
-                    .map(|(k, _, _)| *k)
+                    .map(|(k, _, _)| k.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
@@ -496,7 +493,7 @@ fn ranges(t: &toml::Table, p: &mut Problems) -> BTreeMap<String, Range> {
             continue;
         }
         out.insert(
-            key,
+            *ranged,
             Range {
                 min: lo as u64,
                 max: hi as u64,
@@ -540,7 +537,7 @@ struct Words {
 }
 
 fn is_spec_key(k: &str) -> bool {
-    model::DEFAULTS.iter().any(|(d, _)| *d == k) || k == "net.dns"
+    k.parse::<Key>().is_ok() || k == "net.dns"
 }
 
 fn one_word(field: &str, w: &str, p: &mut Problems) {

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use regex::Regex;
 
-use hil_oracle::model::{self, DeviceFacts};
+use hil_oracle::model::{self, DeviceFacts, Key};
 
 pub use template::{Quoting, Step, Template};
 pub use words::{ClockFormat, ValueWords, WordMap};
@@ -219,9 +219,8 @@ pub struct ProfileError(pub String);
 
 /// Whether a SPEC setting is an on/off one (its default is `on` or `off`).
 pub fn is_bool_key(key: &str) -> bool {
-    model::DEFAULTS
-        .iter()
-        .any(|(k, v)| *k == key && (*v == "on" || *v == "off"))
+    key.parse::<Key>()
+        .is_ok_and(|k| matches!(k.default_value(), "on" | "off"))
 }
 
 impl Profile {
@@ -404,7 +403,7 @@ impl Profile {
         ));
         s.push_str("ranges:\n");
         for (key, spec, _) in model::RANGED {
-            let r = self.facts.range(key);
+            let r = self.facts.range(*key);
             let note = if r == *spec {
                 "SPEC's"
             } else {
@@ -624,16 +623,16 @@ mod tests {
             )
             + "\n[login]\nuser_prompt = '^login: $'\npassword_prompt = '^Password: $'\nuser = \"admin\"\npassword = \"pw\"\n";
         let p = Profile::parse("x.toml", &text).expect("valid profile");
-        assert_eq!(p.facts.range("smtp.timeout"), Range { min: 10, max: 600 });
+        assert_eq!(p.facts.range(Key::SmtpTimeout), Range { min: 10, max: 600 });
         assert_eq!(
-            p.facts.range("load.split_size"),
+            p.facts.range(Key::LoadSplitSize),
             Range {
                 min: 50,
                 max: 20000
             }
         );
         assert_eq!(
-            p.facts.range("pop_before_smtp.wait"),
+            p.facts.range(Key::PopBeforeSmtpWait),
             Range { min: 0, max: 60 }
         );
         // In SPEC §3.7's order, whatever the file's.
@@ -687,7 +686,7 @@ mod tests {
         assert!(!p.event.is_match("Job #3 completed"));
         // Every SPEC key is named differently.
         for (k, _) in hil_oracle::model::DEFAULTS {
-            assert_ne!(p.device_key(k), *k, "{k}");
+            assert_ne!(p.device_key(k.as_str()), k.as_str(), "{k}");
         }
         // The reference: its word, no arguments.
         let r = Profile::parse("sim.toml", &sim_profile()).expect("valid profile");
