@@ -174,6 +174,8 @@ struct Reading {
     /// then (the lines continuing a refusal).
     quiet_until: Option<Instant>,
     lines_since: usize,
+    /// Lines that were neither blank nor the echo of what was typed.
+    replies: usize,
 }
 
 impl Reading {
@@ -648,7 +650,7 @@ impl Console {
                 None if a.quiet_until.is_some() && a.status.is_some() => {
                     return Ok(Ended::Answer(a.answer()));
                 }
-                None => return Err(self.no_answer(until, &a.heard, false)),
+                None => return Err(self.no_answer(until, &a.heard, false, a.replies > 0)),
             };
             let step = match msg {
                 ReadMsg::Line { text, at, escapes } => {
@@ -696,6 +698,7 @@ impl Console {
             return Ok(Next::More);
         }
         a.heard.push(line.clone());
+        a.replies += 1;
         if p.event.is_match(&line) {
             self.traced(at, ConsoleDir::D, &line, "event", "status.event");
             self.push_event(line);
@@ -829,11 +832,11 @@ impl Console {
                     return Ok(Next::Answered);
                 }
                 a.heard.push(new);
-                return Err(self.no_answer(until, &a.heard, true));
+                return Err(self.no_answer(until, &a.heard, true, true));
             }
             if a.status.is_none() {
                 if p.ok.is_some() {
-                    return Err(self.no_answer(until, &a.heard, true));
+                    return Err(self.no_answer(until, &a.heard, true, true));
                 }
                 a.status = Some(Status::Ok);
             }
@@ -866,13 +869,20 @@ impl Console {
 
     /// The read ended without an answer the profile can read: a silent device, or a
     /// profile that does not fit what it said.
-    fn no_answer(&mut self, until: &Until, heard: &[String], prompt_seen: bool) -> DriverError {
+    fn no_answer(
+        &mut self,
+        until: &Until,
+        heard: &[String],
+        prompt_seen: bool,
+        replied: bool,
+    ) -> DriverError {
         let partial = self
             .partial
             .get(self.partial_used..)
             .unwrap_or("")
             .to_string();
-        if heard.is_empty() && partial.trim().is_empty() && !prompt_seen {
+        // Only its own echo, or nothing at all: a silent device.
+        if !replied && partial.trim().is_empty() && !prompt_seen {
             return self.silent(
                 until.op,
                 &format!("gave no answer to {:?}", until.sent.join(" / ")),
@@ -1228,4 +1238,192 @@ enum Waited {
     /// The command prompt: the console is logged in already.
     Ready,
     Nothing,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    fn sim_text() -> String {
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/devices/sim.toml"
+        ))
+        .expect("sim.toml")
+    }
+
+    /// The reference profile with a `[login]`.
+    fn profile() -> Arc<Profile> {
+        let text = sim_text()
+            + "\n[login]\nuser_prompt = '^login: ?$'\npassword_prompt = '^Password: ?$'\nuser = \"admin\"\npassword = \"Adm1n-secret\"\n";
+        Arc::new(Profile::parse("login.toml", &text).expect("valid profile"))
+    }
+
+    /// A console that prints `login: ` and `Password: ` without a newline, takes
+    /// admin / Adm1n-secret (asking again otherwise), then answers `get KEY`.
+    fn fake_console() -> String {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        std::thread::spawn(move || {
+            let Ok((s, _)) = l.accept() else { return };
+            let mut w = s.try_clone().expect("clone");
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            loop {
+                let _ = w.write_all(b"Welcome\r\nlogin: ");
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let user = line.trim().to_string();
+                let _ = w.write_all(b"Password: ");
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if user == "admin" && line.trim() == "Adm1n-secret" {
+                    break;
+                }
+                let _ = w.write_all(b"Login incorrect\r\n");
+            }
+            let _ = w.write_all(b"ready\r\n");
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if let Some(k) = line.trim().strip_prefix("get ") {
+                    let _ = w.write_all(format!("{k}=60\r\nOK\r\n").as_bytes());
+                }
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn the_login_step_is_performed_and_the_password_masked() {
+        let addr = fake_console();
+        let mut c = Console::open(&Endpoint::Tcp { addr }, profile()).expect("logged in");
+        assert_eq!(c.get("smtp.timeout").expect("get"), "60");
+        let log = c.take_log();
+        let text: Vec<String> = log
+            .iter()
+            .map(|l| format!("{:?} {}", l.dir, l.text))
+            .collect();
+        assert!(text.contains(&"H admin".to_string()), "{text:#?}");
+        assert!(text.contains(&"H ***".to_string()), "{text:#?}");
+        assert!(
+            !text.iter().any(|l| l.contains("Adm1n-secret")),
+            "{text:#?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_login_is_an_error() {
+        let addr = fake_console();
+        let text = sim_text()
+            + "\n[login]\nuser_prompt = '^login: ?$'\npassword_prompt = '^Password: ?$'\nuser = \"admin\"\npassword = \"wrong\"\n";
+        let p = Arc::new(Profile::parse("login.toml", &text).expect("valid profile"));
+        let e = Console::open(&Endpoint::Tcp { addr }, p)
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("refused the login"), "{e}");
+    }
+
+    /// A reference console that answers each command after `pause`, and first sends
+    /// `stale` (a line no command asked for) after `reset`'s answer.
+    fn slow_console(stale: &'static str, pause: Duration) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        std::thread::spawn(move || {
+            let Ok((s, _)) = l.accept() else { return };
+            let mut w = s.try_clone().expect("clone");
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                std::thread::sleep(pause);
+                let cmd = line.trim();
+                let answer = if cmd == "reset" {
+                    format!("OK\r\n{stale}\r\n")
+                } else if let Some(k) = cmd.strip_prefix("get ") {
+                    format!("{k}=25\r\nOK\r\n")
+                } else if cmd.starts_with("user add") {
+                    "ERR config user add: no such thing\r\n".to_string()
+                } else {
+                    "OK\r\n".to_string()
+                };
+                // A line in two writes, some time apart.
+                let (a, b) = answer.split_at(answer.len() / 2);
+                let _ = w.write_all(a.as_bytes());
+                std::thread::sleep(Duration::from_millis(30));
+                let _ = w.write_all(b.as_bytes());
+            }
+        });
+        addr
+    }
+
+    fn reference() -> Arc<Profile> {
+        Arc::new(Profile::parse("sim.toml", &sim_text()).expect("valid profile"))
+    }
+
+    #[test]
+    fn a_line_left_unread_is_drained_and_logged_before_the_next_command() {
+        let addr = slow_console("ERR config left over from before", Duration::ZERO);
+        let mut c = Console::open(&Endpoint::Tcp { addr }, reference()).expect("open");
+        c.op_ok("reset", &[], &[]).expect("reset");
+        std::thread::sleep(Duration::from_millis(100));
+        // The leftover is not taken for the answer to `get`.
+        assert_eq!(c.get("smtp.port").expect("get"), "25");
+        // An error names the command that caused it, not the leftover.
+        let e = c
+            .op_ok(
+                "user_add",
+                &[("name", "a"), ("password", "b"), ("address", "c@d")],
+                &["password"],
+            )
+            .err()
+            .expect("refused");
+        assert_eq!(
+            e.to_string(),
+            "user_add was refused: config user add: no such thing"
+        );
+        let log: Vec<String> = c.take_log().iter().map(|l| l.text.clone()).collect();
+        assert!(
+            log.iter()
+                .any(|l| l.contains("unread before get") && l.contains("left over from before")),
+            "{log:#?}"
+        );
+    }
+
+    #[test]
+    fn each_line_is_stamped_when_it_arrives_on_the_callers_clock() {
+        let epoch = Instant::now();
+        let addr = slow_console("", Duration::from_millis(200));
+        let c = Console::open_at(&Endpoint::Tcp { addr }, reference(), epoch);
+        let mut c = c.expect("open");
+        std::thread::sleep(Duration::from_millis(100));
+        c.op_ok("reset", &[], &[]).expect("reset");
+        c.get("smtp.port").expect("get");
+        let log = c.take_log();
+        let t = |dir: ConsoleDir, text: &str| {
+            log.iter()
+                .find(|l| l.dir == dir && l.text == text)
+                .map(|l| l.t_ms)
+                .unwrap_or_else(|| panic!("{text:?} not in {log:#?}"))
+        };
+        let sent = t(ConsoleDir::H, "reset");
+        let ok = t(ConsoleDir::D, "OK");
+        let value = t(ConsoleDir::D, "smtp.port=25");
+        // Counted from the caller's epoch, not from the open.
+        assert!(sent >= 100, "{log:#?}");
+        // Each device line at its arrival (the device answers 200 ms after a command).
+        assert!(ok >= sent + 200, "{log:#?}");
+        assert!(value >= ok + 200, "{log:#?}");
+    }
 }

@@ -789,4 +789,116 @@ mod tests {
         let e = Profile::parse("bad.toml", &text).unwrap_err();
         assert_eq!(e.0.lines().count(), 4, "{e}");
     }
+
+    /// What `hil profile check` lints and the new fields it checks, each named.
+    #[test]
+    fn lints_and_console_fields_name_the_field() {
+        let base = sim_profile();
+        let cases: &[(&str, String, &[&str])] = &[
+            (
+                "event matching the empty line",
+                base.replace("event = '^EVENT '", "event = '^'"),
+                &["status.event", "matches an empty line"],
+            ),
+            (
+                "event matching every line",
+                base.replace("event = '^EVENT '", "event = '.'"),
+                &["status.event", "matches every line"],
+            ),
+            (
+                "event overlapping a status line",
+                base.replace("event = '^EVENT '", "event = '^(EVENT |OK)'"),
+                &["status.event", "\"OK\", a line of status.ok"],
+            ),
+            (
+                "a job end the event pattern misses",
+                base.replace(
+                    "job_done = '^EVENT JOB (?<id>\\d+) done$'",
+                    "job_done = '^JOB (?<id>\\d+) done$'",
+                ),
+                &["status.event", "events.job_done"],
+            ),
+            (
+                "no ok word and no prompt",
+                base.replace("ok = '^OK$'", "ok = ''"),
+                &["status.ok", "no prompt"],
+            ),
+            (
+                "an undefined placeholder",
+                base.replace("reset = \"reset\"", "reset = \"reset {force}\""),
+                &["[commands] reset", "{force} is not a parameter of reset"],
+            ),
+            (
+                "a class word for no SPEC class",
+                base.clone() + "\n[classes]\n\"AUTH-FAIL\" = \"authentication\"\n",
+                &["[classes] \"AUTH-FAIL\"", "not an error class of SPEC"],
+            ),
+            (
+                "two values with one word",
+                base.clone()
+                    + "\n[values]\n\"smtp.tls\" = { none = \"plain\", smtps = \"plain\" }\n",
+                &["[values] \"smtp.tls\"", "stands for two values"],
+            ),
+            (
+                "a bool shorthand without off",
+                base.clone() + "\n[values]\nbool = { on = \"enable\" }\n",
+                &["[values] \"bool\"", "on = "],
+            ),
+            (
+                "a clock format that loses the date",
+                base.clone() + "\n[formats]\nclock = \"[hour]:[minute]:[second]\"\n",
+                &["formats.clock", "back"],
+            ),
+            (
+                "an unknown echo",
+                base.replace(
+                    "quoting = \"double\"",
+                    "quoting = \"double\"\necho = \"sometimes\"",
+                ),
+                &["echo = \"sometimes\""],
+            ),
+            (
+                "a power cycle with an unknown placeholder",
+                base.clone() + "\n[crash]\npower_cycle = \"pdu {outlet}\"\n",
+                &["crash.power_cycle", "{outlet}"],
+            ),
+        ];
+        for (what, text, want) in cases {
+            let problems = match Profile::check("bad.toml", text) {
+                Ok(_) => panic!("{what}: accepted"),
+                Err(p) => p,
+            };
+            let all = problems.join("\n");
+            for w in *want {
+                assert!(all.contains(w), "{what}: {w:?} not in\n{all}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_router_profile_reads_its_words() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/devices/router.toml"
+        ))
+        .expect("router.toml");
+        let p = Profile::parse("router.toml", &text).expect("valid profile");
+        assert!(p.is_prompt("mfp-4000(config)# ") && p.is_prompt("mfp-4000# "));
+        assert_eq!(p.strip_prompt("mfp-4000# show clock"), "show clock");
+        assert_eq!(p.device_value("email.scan", "off"), "disable");
+        assert_eq!(p.spec_value("smtp.tls", "tls"), "smtps");
+        assert_eq!(p.spec_class("AUTH-FAIL"), "auth_failed");
+        assert_eq!(p.spec_state("aborted"), "failed");
+        assert_eq!(p.quoting_of("address"), Quoting::None);
+        assert_eq!(p.quoting_of("value"), Quoting::Double);
+        assert_eq!(
+            p.render_text(
+                "username {name} password {password}{[ email {address}]}",
+                &[("name", "bob"), ("password", "a b"), ("address", "")],
+                &[]
+            ),
+            "username bob password \"a b\""
+        );
+        assert!(p.ok.is_none() && p.job_started_is_status && p.continuation.is_some());
+    }
 }

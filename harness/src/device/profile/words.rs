@@ -37,13 +37,19 @@ impl ValueWords {
         None
     }
 
-    /// `value` of `key` (SPEC's words) in the device's words.
+    /// `value` of `key` (SPEC's words) in the device's words. A value that is not
+    /// SPEC's (an invalid one, sent to be refused) but is the device's own word for
+    /// another value would be taken: it is sent with `~` after it, so that it stays
+    /// a value the device does not know.
     pub fn to_device(&self, key: &str, value: &str, is_bool: bool) -> String {
         let Some(m) = self.map_for(key, is_bool) else {
             return value.to_string();
         };
         if let Some(w) = m.get(value) {
             return w.clone();
+        }
+        if m.values().any(|w| w == value) {
+            return format!("{value}~");
         }
         if SET_KEYS.contains(&key) && value.contains(',') {
             return value
@@ -190,6 +196,9 @@ mod tests {
         assert_eq!(w.to_spec("smtp.tls", "plain", false), "none");
         assert_eq!(w.to_device("smtp.tls", "starttls", false), "starttls");
         assert_eq!(w.to_device("smtp.port", "25", false), "25");
+        // An invalid SPEC value that is the device's word for another value.
+        assert_eq!(w.to_device("smtp.tls", "tls", false), "tls~");
+        assert_eq!(w.to_device("smtp.tls", "ssl", false), "ssl");
         assert_eq!(
             w.to_device("smtp.auth.methods", "plain,cram-md5", false),
             "plain,CRAM-MD5"
