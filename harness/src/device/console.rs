@@ -1387,8 +1387,8 @@ mod tests {
                 &[("name", "a"), ("password", "b"), ("address", "c@d")],
                 &["password"],
             )
-            .err()
-            .expect("refused");
+            .map(|a| a.data)
+            .expect_err("refused");
         assert_eq!(
             e.to_string(),
             "user_add was refused: config user add: no such thing"
