@@ -536,3 +536,40 @@ fn a_device_that_hangs_is_power_cycled_and_the_run_completes() {
         .all(|r| r.verdict == Verdict::Pass || r.verdict == Verdict::Crash));
     assert!(printed.contains("1 device crashes"), "{printed}");
 }
+
+#[test]
+fn questions_are_answered_wherever_they_show_and_the_session_is_set_up() {
+    // The factory reset's confirmation answered by a [[questions]] entry instead of
+    // a step; a session set-up typed after the login; characters typed slowly.
+    let p = altered(
+        "questions",
+        &[
+            (
+                "reset = [{ send = \"factory-reset\", expect = '\\[confirm\\]' }, \"\"]",
+                "reset = \"factory-reset\"\nsession_setup = \"show clock\"",
+            ),
+            (
+                "startup_ms = 10000",
+                "startup_ms = 10000\nchar_delay_ms = 1",
+            ),
+            (
+                "[login]",
+                "[[questions]]\nexpect = '\\[confirm\\]$'\nsend = \"\"\n\n[login]",
+            ),
+        ],
+    );
+    let out = probe(&p);
+    let printed = text(&out);
+    let _ = std::fs::remove_file(&p);
+    assert_eq!(out.status.code(), Some(0), "{printed}");
+    assert!(printed.contains("[[questions]]"), "{printed}");
+    let setup = printed
+        .lines()
+        .position(|l| l.contains("show clock"))
+        .expect("the session set-up typed");
+    let reset = printed
+        .lines()
+        .position(|l| l.contains("factory-reset"))
+        .expect("reset typed");
+    assert!(setup < reset, "{printed}");
+}

@@ -249,7 +249,8 @@ impl Console {
         epoch: Instant,
         trace: bool,
     ) -> Result<Console, DriverError> {
-        let link = link::open(endpoint, profile.ansi).map_err(DriverError::Link)?;
+        let link =
+            link::open(endpoint, profile.ansi, profile.encoding).map_err(DriverError::Link)?;
         let name = link.name.clone();
         let mut c = Console {
             profile,
@@ -397,11 +398,20 @@ impl Console {
         }
         self.at_prompt = false;
         let name = self.name.clone();
-        self.link
-            .writer
-            .write_all(&bytes)
-            .and_then(|_| self.link.writer.flush())
-            .map_err(|e| DriverError::Link(format!("writing to {name}: {e}")))
+        let delay = Duration::from_millis(self.profile.timeouts.char_delay_ms);
+        let w = &mut self.link.writer;
+        let written = if delay.is_zero() {
+            w.write_all(&bytes).and_then(|_| w.flush())
+        } else {
+            // A console that drops what is typed faster than it reads it.
+            bytes.iter().try_for_each(|b| {
+                w.write_all(&[*b])?;
+                w.flush()?;
+                std::thread::sleep(delay);
+                Ok(())
+            })
+        };
+        written.map_err(|e| DriverError::Link(format!("writing to {name}: {e}")))
     }
 
     /// The next message, or `None` at `deadline`.
@@ -615,10 +625,12 @@ impl Console {
     }
 
     fn is_login_prompt(&self, text: &str) -> bool {
-        self.profile
-            .login
-            .as_ref()
-            .is_some_and(|l| l.user_prompt.is_match(self.profile.strip_prompt(text)))
+        self.profile.login.as_ref().is_some_and(|l| {
+            l.user_prompt
+                .as_ref()
+                .unwrap_or(&l.password_prompt)
+                .is_match(self.profile.strip_prompt(text))
+        })
     }
 
     /// Sends `lines` (at once) and reads until the answer ends or `until.expect`
@@ -821,6 +833,11 @@ impl Console {
             self.use_partial(at, "expected", "commands (expect)");
             return Ok(Next::Expected);
         }
+        if let Some((answer, raw)) = self.question(&new) {
+            self.use_partial(at, "question", "[[questions]]");
+            self.send(&answer, !raw, &answer)?;
+            return Ok(Next::More);
+        }
         // A prompt after the command was sent (a new line, or a longer line).
         let fresh = a.lines_since > 0 || self.partial != partial_at_send;
         if self.at_prompt && fresh {
@@ -969,7 +986,8 @@ impl Console {
         let r = match self.profile.login.clone() {
             Some(l) => self.login(&l, true),
             None => Ok(()),
-        };
+        }
+        .and_then(|_| self.session_setup());
         match r {
             Ok(()) => DriverError::Crash(format!("{op}: the device {what} (it restarted)")),
             Err(e) => DriverError::Crash(format!(
@@ -1010,9 +1028,17 @@ impl Console {
         Ok(())
     }
 
-    /// Waits for the device to come back after a crash or a power cycle: its boot
-    /// line, its login prompt (answered) or its command prompt.
+    /// Waits for the device to come back after a crash or a power cycle (see
+    /// [`Console::await_up`]), then types the profile's `session_setup`.
     fn await_boot(&mut self, op: &str) -> Result<(), String> {
+        self.await_up(op)?;
+        self.session_setup()
+            .map_err(|e| format!("came back, but {e}"))
+    }
+
+    /// Waits for the device's boot line, its login prompt (answered) or its command
+    /// prompt.
+    fn await_up(&mut self, op: &str) -> Result<(), String> {
         let (boot, boot_ms) = match &self.profile.crash {
             Some(c) => (c.boot.clone(), c.boot_ms),
             None => (None, 60_000),
@@ -1103,69 +1129,96 @@ impl Console {
                 self.login(&login, asked)?;
             }
         }
-        Ok(())
+        self.session_setup()
     }
 
-    /// The profile's login step: answers the user prompt, then the password prompt
-    /// (the password masked in the log). `seen`: the device showed the user prompt
-    /// last already.
+    /// The profile's login step: answers the user prompt (if the console asks for a
+    /// user), then the password prompt (the password masked in the log). `seen`: the
+    /// device showed its first login prompt last already.
     pub(super) fn login(&mut self, login: &Login, seen: bool) -> Result<(), DriverError> {
         self.add_secret(&login.password);
         let wait = Duration::from_millis(self.profile.timeouts.command_ms);
+        let (first, field) = match &login.user_prompt {
+            Some(u) => (u.clone(), "login.user_prompt"),
+            None => (login.password_prompt.clone(), "login.password_prompt"),
+        };
         if !seen {
-            match self.await_login_prompt(&login.user_prompt, wait, true)? {
+            match self.await_login_prompt(&first, wait, true)? {
                 Waited::Prompt => {}
                 Waited::Ready => return Ok(()),
                 Waited::Nothing => {
                     // Some consoles show their login prompt only after a key press;
                     // one that answers it with its command prompt is logged in.
                     self.send("", true, "")?;
-                    match self.await_login_prompt(&login.user_prompt, wait, true)? {
+                    match self.await_login_prompt(&first, wait, true)? {
                         Waited::Prompt => {}
                         Waited::Ready => return Ok(()),
                         Waited::Nothing => {
                             return Err(DriverError::Timeout(format!(
-                                "{} showed no login prompt matching login.user_prompt {:?}",
+                                "{} showed no login prompt matching {field} {:?}",
                                 self.name,
-                                login.user_prompt.as_str()
+                                first.as_str()
                             )))
                         }
                     }
                 }
             }
         }
-        self.send(&login.user, true, &login.user)?;
-        if !matches!(
-            self.await_login_prompt(&login.password_prompt, wait, false)?,
-            Waited::Prompt
-        ) {
-            return Err(DriverError::Timeout(format!(
-                "{} showed no password prompt matching login.password_prompt {:?}",
-                self.name,
-                login.password_prompt.as_str()
-            )));
+        if login.user_prompt.is_some() {
+            self.send(&login.user, true, &login.user)?;
+            if !matches!(
+                self.await_login_prompt(&login.password_prompt, wait, false)?,
+                Waited::Prompt
+            ) {
+                return Err(DriverError::Timeout(format!(
+                    "{} showed no password prompt matching login.password_prompt {:?}",
+                    self.name,
+                    login.password_prompt.as_str()
+                )));
+            }
         }
         self.send(&login.password, true, "***")?;
         self.pending_echo.clear();
         // A console that asks again refused the login.
         let settle = Duration::from_millis(self.profile.timeouts.command_ms.min(500));
-        match self.await_login_prompt(&login.user_prompt, settle, true)? {
-            Waited::Prompt => Err(DriverError::Refused(format!(
-                "{} refused the login as {:?} (it asked again)",
-                self.name, login.user
-            ))),
+        let again = match self.await_login_prompt(&first, settle, true)? {
+            Waited::Prompt => true,
             Waited::Ready | Waited::Nothing => {
-                if self.await_login_prompt(&login.password_prompt, Duration::ZERO, false)?
+                self.await_login_prompt(&login.password_prompt, Duration::ZERO, false)?
                     == Waited::Prompt
-                {
-                    return Err(DriverError::Refused(format!(
-                        "{} refused the login as {:?} (it asked again)",
-                        self.name, login.user
-                    )));
-                }
-                Ok(())
             }
+        };
+        if again {
+            return Err(DriverError::Refused(format!(
+                "{} refused the login{} (it asked again)",
+                self.name,
+                if login.user.is_empty() {
+                    String::new()
+                } else {
+                    format!(" as {:?}", login.user)
+                }
+            )));
         }
+        Ok(())
+    }
+
+    /// Types the profile's `session_setup` (turn paging off, enter a privileged
+    /// mode), if it has one: once the console is open, and after a reboot.
+    fn session_setup(&mut self) -> Result<(), DriverError> {
+        if self.profile.template("session_setup").is_none() {
+            return Ok(());
+        }
+        self.op_ok("session_setup", &[], &[]).map(|_| ())
+    }
+
+    /// A question of `[[questions]]` that `text` (a line not ended yet) asks: what to
+    /// send, and whether without a line ending.
+    fn question(&self, text: &str) -> Option<(String, bool)> {
+        self.profile
+            .questions
+            .iter()
+            .find(|q| q.expect.is_match(text))
+            .map(|q| (q.send.clone(), q.raw))
     }
 
     /// Waits up to `wait` for a line, or a line not yet ended, matching `prompt`;
@@ -1318,6 +1371,43 @@ mod tests {
             !text.iter().any(|l| l.contains("Adm1n-secret")),
             "{text:#?}"
         );
+    }
+
+    #[test]
+    fn a_console_asking_for_a_password_only_is_logged_in() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        std::thread::spawn(move || {
+            let Ok((s, _)) = l.accept() else { return };
+            let mut w = s.try_clone().expect("clone");
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            loop {
+                let _ = w.write_all(b"Password: ");
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if line.trim() == "s3cret" {
+                    break;
+                }
+            }
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if let Some(k) = line.trim().strip_prefix("get ") {
+                    let _ = w.write_all(format!("{k}=30\r\nOK\r\n").as_bytes());
+                }
+            }
+        });
+        let text =
+            sim_text() + "\n[login]\npassword_prompt = '^Password: ?$'\npassword = \"s3cret\"\n";
+        let p = Arc::new(Profile::parse("pw.toml", &text).expect("valid profile"));
+        let mut c = Console::open(&Endpoint::Tcp { addr }, p).expect("logged in");
+        assert_eq!(c.get("smtp.timeout").expect("get"), "30");
+        assert!(c.take_log().iter().all(|l| !l.text.contains("s3cret")));
     }
 
     #[test]

@@ -59,9 +59,10 @@ fn reader_thread(
     tx: mpsc::Sender<ReadMsg>,
     stop: Arc<AtomicBool>,
     ansi: Ansi,
+    encoding: &'static encoding_rs::Encoding,
 ) {
     let mut buf = vec![0u8; 4096];
-    let mut term = Term::new(ansi);
+    let mut term = Term::with_encoding(ansi, encoding);
     loop {
         if stop.load(Ordering::SeqCst) {
             return;
@@ -158,8 +159,13 @@ fn open_serial(path: &str, line: &super::LineSettings, name: &str) -> Result<Hal
     Ok((Box::new(port), Box::new(w), None))
 }
 
-/// Opens the console at `endpoint` and starts its reader.
-pub fn open(endpoint: &Endpoint, ansi: Ansi) -> Result<Link, String> {
+/// Opens the console at `endpoint` and starts its reader, which shows lines as a
+/// terminal in `encoding` would.
+pub fn open(
+    endpoint: &Endpoint,
+    ansi: Ansi,
+    encoding: &'static encoding_rs::Encoding,
+) -> Result<Link, String> {
     let name = endpoint.describe();
     let (reader, writer, hangup): Halves = match endpoint {
         Endpoint::Serial { path, line } => open_serial(path, line, &name)?,
@@ -184,7 +190,7 @@ pub fn open(endpoint: &Endpoint, ansi: Ansi) -> Result<Link, String> {
     let stop_reader = Arc::clone(&stop);
     let reader = std::thread::Builder::new()
         .name("console-in".into())
-        .spawn(move || reader_thread(reader, tx, stop_reader, ansi))
+        .spawn(move || reader_thread(reader, tx, stop_reader, ansi, encoding))
         .map_err(|e| format!("cannot start a reader for {name}: {e}"))?;
     Ok(Link {
         writer,

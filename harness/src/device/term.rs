@@ -47,6 +47,10 @@ pub enum Ansi {
 #[derive(Debug, Clone)]
 pub struct Term {
     ansi: Ansi,
+    /// The console's character encoding (lines are kept as bytes and decoded when
+    /// shown; the control bytes every ASCII-compatible encoding shares are handled
+    /// before).
+    encoding: &'static encoding_rs::Encoding,
     line: Vec<u8>,
     col: usize,
     esc: Esc,
@@ -62,8 +66,14 @@ pub struct Term {
 
 impl Term {
     pub fn new(ansi: Ansi) -> Term {
+        Term::with_encoding(ansi, encoding_rs::UTF_8)
+    }
+
+    /// A terminal whose lines are text in `encoding` (Shift_JIS, EUC-JP, …).
+    pub fn with_encoding(ansi: Ansi, encoding: &'static encoding_rs::Encoding) -> Term {
         Term {
             ansi,
+            encoding,
             line: Vec::new(),
             col: 0,
             esc: Esc::None,
@@ -88,7 +98,10 @@ impl Term {
     /// The line being written, not ended yet (a prompt, a pager's `--More--`), as
     /// displayed; empty when the last byte ended a line.
     pub fn partial(&self) -> String {
-        String::from_utf8_lossy(&self.line).into_owned()
+        self.encoding
+            .decode_without_bom_handling(&self.line)
+            .0
+            .into_owned()
     }
 
     /// Whether escape sequences were seen since the last call.
@@ -147,7 +160,11 @@ impl Term {
     }
 
     fn end_line(&mut self) -> String {
-        let mut text = String::from_utf8_lossy(&self.line).into_owned();
+        let mut text = self
+            .encoding
+            .decode_without_bom_handling(&self.line)
+            .0
+            .into_owned();
         if self.redrawn {
             text.truncate(text.trim_end().len());
         }
@@ -293,6 +310,14 @@ mod tests {
         let mut k = Term::new(Ansi::Keep);
         assert_eq!(k.feed(b"\x1b[1mA\n"), ["\x1b[1mA"]);
         assert_eq!(printable("\x1b[1mA"), "\\x1b[1mA");
+    }
+
+    #[test]
+    fn a_console_in_shift_jis_reads_as_text() {
+        let mut t = Term::with_encoding(Ansi::Strip, encoding_rs::SHIFT_JIS);
+        let (bytes, _, _) = encoding_rs::SHIFT_JIS.encode("送信完了\r\n設定> ");
+        assert_eq!(t.feed(&bytes), ["送信完了"]);
+        assert_eq!(t.partial(), "設定> ");
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub(super) fn check(file: &str, text: &str) -> Result<Profile, Vec<String>> {
     let facts = facts(&raw, &mut p);
     let words = words(&raw, &mut p);
     let login = login(&raw, &mut p);
+    let questions = questions(&raw, &mut p);
     sim_args(&raw, &mut p);
     let built = patterns(&raw, &mut p);
     let (Some(built), Some(commands), Some(words)) = (built, commands, words) else {
@@ -84,7 +85,8 @@ pub(super) fn check(file: &str, text: &str) -> Result<Profile, Vec<String>> {
     if !p.list.is_empty() {
         return Err(p.list);
     }
-    let profile = assemble(raw, built, commands, words, facts, login);
+    let mut profile = assemble(raw, built, commands, words, facts, login);
+    profile.questions = questions;
     let lints = lint::lint(&profile);
     if !lints.is_empty() {
         return Err(lints.into_iter().map(|l| format!("{file}: {l}")).collect());
@@ -327,6 +329,17 @@ fn console_fields(raw: &RawProfile, p: &mut Problems) {
     if let Some(e) = &raw.echo {
         if !matches!(e.as_str(), "auto" | "on" | "off") {
             p.push(format!("echo = {e:?}: must be \"auto\", \"on\" or \"off\""));
+        }
+    }
+    if let Some(e) = &raw.encoding {
+        match encoding_rs::Encoding::for_label(e.as_bytes()) {
+            None => p.push(format!(
+                "encoding = {e:?}: not a character encoding (utf-8, shift_jis, euc-jp, iso-2022-jp, windows-1252, …)"
+            )),
+            Some(enc) if !enc.is_ascii_compatible() => p.push(format!(
+                "encoding = {e:?}: a console's line endings and escapes need an ASCII-compatible encoding"
+            )),
+            Some(_) => {}
         }
     }
     if let Some(a) = &raw.ansi {
@@ -673,23 +686,53 @@ fn value_words(raw: &RawProfile, p: &mut Problems) -> Option<ValueWords> {
 
 fn login(raw: &RawProfile, p: &mut Problems) -> Result<Option<Login>, ()> {
     let Some(l) = &raw.login else { return Ok(None) };
-    let user_prompt = p.pattern("login.user_prompt", &l.user_prompt, &[]);
+    let user_prompt = match &l.user_prompt {
+        Some(src) => Some(p.pattern("login.user_prompt", src, &[]).ok_or(())?),
+        None => None,
+    };
     let password_prompt = p.pattern("login.password_prompt", &l.password_prompt, &[]);
-    if l.user.is_empty() {
-        p.push("login.user: must not be empty");
+    let user = l.user.clone().unwrap_or_default();
+    match (&user_prompt, user.is_empty()) {
+        (Some(_), true) => p.push("login.user: must not be empty (there is a user_prompt)"),
+        (None, false) => p.push(
+            "login.user: a console without user_prompt asks for a password only; leave user out",
+        ),
+        _ => {}
     }
-    if l.user.contains(['\r', '\n']) || l.password.contains(['\r', '\n']) {
+    if user.contains(['\r', '\n']) || l.password.contains(['\r', '\n']) {
         p.push("login: user and password must be one line each");
     }
-    match (user_prompt, password_prompt) {
-        (Some(user_prompt), Some(password_prompt)) => Ok(Some(Login {
-            user_prompt,
-            password_prompt,
-            user: l.user.clone(),
-            password: l.password.clone(),
-        })),
-        _ => Err(()),
+    let password_prompt = password_prompt.ok_or(())?;
+    Ok(Some(Login {
+        user_prompt,
+        password_prompt,
+        user,
+        password: l.password.clone(),
+    }))
+}
+
+/// `[[questions]]`: each a pattern and what to answer.
+fn questions(raw: &RawProfile, p: &mut Problems) -> Vec<super::Question> {
+    let mut out = Vec::new();
+    for (i, q) in raw.questions.iter().enumerate() {
+        if q.send.contains(['\r', '\n']) {
+            p.push(format!("[[questions]] {i}: send is one line"));
+        }
+        if let Some(expect) = p.pattern(&format!("[[questions]] {i}: expect"), &q.expect, &[]) {
+            if expect.is_match("") {
+                p.push(format!(
+                    "[[questions]] {i}: expect {:?} matches an empty line: every line would be answered",
+                    q.expect
+                ));
+            }
+            out.push(super::Question {
+                expect,
+                send: q.send.clone(),
+                raw: q.raw,
+            });
+        }
     }
+    out
 }
 
 fn sim_args(raw: &RawProfile, p: &mut Problems) {
@@ -733,11 +776,17 @@ fn assemble(
             Some("keep") => Ansi::Keep,
             _ => Ansi::Strip,
         },
+        encoding: raw
+            .encoding
+            .as_deref()
+            .and_then(|e| encoding_rs::Encoding::for_label(e.as_bytes()))
+            .unwrap_or(encoding_rs::UTF_8),
         quoting,
         timeouts: Timeouts {
             command_ms: raw.timeouts.command_ms,
             job_ms: raw.timeouts.job_ms,
             startup_ms: raw.timeouts.startup_ms,
+            char_delay_ms: raw.timeouts.char_delay_ms,
         },
         synthetic_scan: raw.synthetic_scan,
         variants: raw.variants,
@@ -763,6 +812,7 @@ fn assemble(
         clock_shown: w.clock_shown,
         facts,
         login,
+        questions: Vec::new(),
         sim_args: raw.sim_args,
         values: w.values,
         classes: w.classes,

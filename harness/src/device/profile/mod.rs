@@ -32,7 +32,8 @@ use crate::device::term::Ansi;
 /// the device prints, also without a newline after it) and what to answer.
 #[derive(Clone)]
 pub struct Login {
-    pub user_prompt: Regex,
+    /// `None`: the console asks for a password only.
+    pub user_prompt: Option<Regex>,
     pub password_prompt: Regex,
     pub user: String,
     /// Masked in every log, like the other secrets (and in `{:?}`).
@@ -42,7 +43,7 @@ pub struct Login {
 impl std::fmt::Debug for Login {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Login")
-            .field("user_prompt", &self.user_prompt.as_str())
+            .field("user_prompt", &self.user_prompt.as_ref().map(Regex::as_str))
             .field("password_prompt", &self.password_prompt.as_str())
             .field("user", &self.user)
             .field("password", &"***")
@@ -56,6 +57,18 @@ pub struct Timeouts {
     pub command_ms: u64,
     pub job_ms: u64,
     pub startup_ms: u64,
+    /// A pause after each character typed (0: type at once).
+    pub char_delay_ms: u64,
+}
+
+/// A question the device may ask during any operation (a conditional confirmation,
+/// `Save changes? [y/n]`), answered whenever it shows.
+#[derive(Debug, Clone)]
+pub struct Question {
+    pub expect: Regex,
+    pub send: String,
+    /// Sent without a line ending.
+    pub raw: bool,
 }
 
 /// Whether the device echoes what is typed.
@@ -99,6 +112,8 @@ pub struct Profile {
     pub prompt: Option<Regex>,
     pub echo: Echo,
     pub ansi: Ansi,
+    /// The console's character encoding.
+    pub encoding: &'static encoding_rs::Encoding,
     pub quoting: Quoting,
     pub timeouts: Timeouts,
     /// The scan attachment follows the simulator's rule (byte i = i mod 251) and is
@@ -141,6 +156,8 @@ pub struct Profile {
     pub facts: DeviceFacts,
     /// The login step, for consoles that ask for one.
     pub login: Option<Login>,
+    /// Questions answered whenever they show.
+    pub questions: Vec<Question>,
     /// Only for profiles of the simulated device: the arguments the embedded
     /// simulated device is started with (after the harness's own).
     pub sim_args: Vec<String>,
@@ -173,8 +190,14 @@ pub const OPERATIONS: &[(&str, &[&str])] = &[
 /// Operations a profile may give, with the parameters they may use: `clock_get`
 /// reads the clock (its answer matched by `answers.clock`); `on_error` is typed after
 /// a step of a several-step operation was refused, to leave the device as it was
-/// (discard a candidate configuration, leave a configure mode).
-pub const OPTIONAL_OPERATIONS: &[(&str, &[&str])] = &[("clock_get", &[]), ("on_error", &[])];
+/// (discard a candidate configuration, leave a configure mode); `session_setup` is
+/// typed once a console is open and logged in, and again after a reboot (turn paging
+/// off, enter a privileged mode).
+pub const OPTIONAL_OPERATIONS: &[(&str, &[&str])] = &[
+    ("clock_get", &[]),
+    ("on_error", &[]),
+    ("session_setup", &[]),
+];
 
 /// The operations that start a job.
 pub const TRIGGERS: &[&str] = &["scan", "scan_as_user", "alert", "counter"];
@@ -450,7 +473,7 @@ impl Profile {
                 .map_or("none".to_string(), |p| format!("/{}/", p.as_str()))
         ));
         s.push_str(&format!(
-            "echo: {}; ansi: {}\n",
+            "echo: {}; ansi: {}; encoding: {}\n",
             match self.echo {
                 Echo::Auto => "auto",
                 Echo::On => "on",
@@ -459,7 +482,8 @@ impl Profile {
             match self.ansi {
                 Ansi::Strip => "strip",
                 Ansi::Keep => "keep",
-            }
+            },
+            self.encoding.name()
         ));
         s.push_str(&format!(
             "success word: {}; job start is the status: {}; continuation lines: {}\n",
@@ -639,7 +663,12 @@ mod tests {
         assert_eq!(p.facts.mechanisms, ["ntlm", "login", "plain"]);
         assert_eq!(p.facts.default_methods_value(), "login,plain");
         let l = p.login.as_ref().expect("a login");
-        assert!(l.user_prompt.is_match("login: ") && l.user == "admin");
+        assert!(
+            l.user_prompt
+                .as_ref()
+                .is_some_and(|u| u.is_match("login: "))
+                && l.user == "admin"
+        );
         let s = p.summary();
         assert!(
             s.contains("10 to 600 (the firmware's)") && !s.contains("\"pw\""),

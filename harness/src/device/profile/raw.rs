@@ -22,6 +22,10 @@ pub(super) struct RawProfile {
     /// `strip` (default) or `keep`.
     #[serde(default)]
     pub ansi: Option<String>,
+    /// The console's character encoding (a WHATWG label: `utf-8`, `shift_jis`,
+    /// `euc-jp`, …); default UTF-8.
+    #[serde(default)]
+    pub encoding: Option<String>,
     pub quoting: String,
     /// Per parameter: `double`, `single` or `none`, overriding `quoting`.
     #[serde(default)]
@@ -65,6 +69,9 @@ pub(super) struct RawProfile {
     pub default_auth_methods: Option<Vec<String>>,
     #[serde(default)]
     pub login: Option<RawLogin>,
+    /// Questions the device may ask during any operation (`[[questions]]`).
+    #[serde(default)]
+    pub questions: Vec<RawQuestion>,
     #[serde(default)]
     pub sim_args: Vec<String>,
 }
@@ -75,6 +82,10 @@ pub(super) struct RawTimeouts {
     pub command_ms: u64,
     pub job_ms: u64,
     pub startup_ms: u64,
+    /// A pause after each character typed, for a console that drops characters
+    /// typed faster than it reads them.
+    #[serde(default)]
+    pub char_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -185,10 +196,23 @@ fn default_boot_ms() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLogin {
-    pub user_prompt: String,
+    /// Absent (with `user`): a console that asks for a password only.
+    #[serde(default)]
+    pub user_prompt: Option<String>,
     pub password_prompt: String,
-    pub user: String,
+    #[serde(default)]
+    pub user: Option<String>,
     pub password: String,
+}
+
+/// A question the device may ask during any operation, and its answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQuestion {
+    pub expect: String,
+    pub send: String,
+    #[serde(default)]
+    pub raw: bool,
 }
 
 /// A template: one command line (or several, pasted at once), or a list of steps.
