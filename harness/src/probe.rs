@@ -70,6 +70,11 @@ pub struct ProbeReport {
     pub notes: Vec<String>,
 }
 
+/// Why the probe could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProbeError(pub String);
+
 /// A probe step's outcome.
 type Step = Result<String, ProbeFailure>;
 
@@ -114,7 +119,11 @@ struct Probe<'a> {
 
 /// Runs the probe, printing as it goes. `Err`: the probe could not start (no
 /// profile, no device, no server).
-pub fn probe(o: &ProbeOptions, out: &mut dyn Write) -> Result<ProbeReport, String> {
+pub fn probe(o: &ProbeOptions, out: &mut dyn Write) -> Result<ProbeReport, ProbeError> {
+    start_and_probe(o, out).map_err(ProbeError)
+}
+
+fn start_and_probe(o: &ProbeOptions, out: &mut dyn Write) -> Result<ProbeReport, String> {
     let profile = Arc::new(Profile::load(&o.profile).map_err(|e| e.to_string())?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

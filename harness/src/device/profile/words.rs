@@ -99,6 +99,19 @@ impl WordMap {
     }
 }
 
+/// A clock format that cannot be used, or a time it cannot write or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClockError {
+    #[error("not a format description: {0}")]
+    Format(String),
+    #[error("{0}")]
+    Lossy(String),
+    #[error("{0}")]
+    Write(String),
+    #[error("{0}")]
+    Read(String),
+}
+
 /// How the device writes its clock.
 #[derive(Debug, Clone)]
 pub enum ClockFormat {
@@ -113,14 +126,15 @@ pub enum ClockFormat {
 }
 
 impl ClockFormat {
-    pub fn parse(source: &str) -> Result<ClockFormat, String> {
+    pub fn parse(source: &str) -> Result<ClockFormat, ClockError> {
         if source.eq_ignore_ascii_case("rfc3339") {
             return Ok(ClockFormat::Rfc3339);
         }
         let items = time::format_description::parse_owned::<2>(source)
-            .map_err(|e| format!("not a format description: {e}"))?;
+            .map_err(|e| ClockError::Format(e.to_string()))?;
         // It must write a time that reads back as the same time.
-        let t = OffsetDateTime::from_unix_timestamp(1_796_000_000).map_err(|e| e.to_string())?;
+        let t = OffsetDateTime::from_unix_timestamp(1_796_000_000)
+            .map_err(|e| ClockError::Write(e.to_string()))?;
         let f = ClockFormat::Own {
             source: source.to_string(),
             items,
@@ -128,10 +142,10 @@ impl ClockFormat {
         let text = f.write(t)?;
         match f.read(&text) {
             Ok(back) if back == t => Ok(f),
-            Ok(back) => Err(format!(
+            Ok(back) => Err(ClockError::Lossy(format!(
                 "{text:?} reads back as {back}, not {t}: the format loses part of the time (seconds, the year, the day?)"
-            )),
-            Err(e) => Err(format!("{text:?} does not read back: {e}")),
+            ))),
+            Err(e) => Err(ClockError::Lossy(format!("{text:?} does not read back: {e}"))),
         }
     }
 
@@ -143,14 +157,13 @@ impl ClockFormat {
     }
 
     /// `t` as the device writes it.
-    pub fn write(&self, t: OffsetDateTime) -> Result<String, String> {
+    pub fn write(&self, t: OffsetDateTime) -> Result<String, ClockError> {
         let t = t.to_offset(time::UtcOffset::UTC);
         match self {
-            ClockFormat::Rfc3339 => t
-                .format(&time::format_description::well_known::Rfc3339)
-                .map_err(|e| e.to_string()),
-            ClockFormat::Own { items, .. } => t.format(items).map_err(|e| e.to_string()),
+            ClockFormat::Rfc3339 => t.format(&time::format_description::well_known::Rfc3339),
+            ClockFormat::Own { items, .. } => t.format(items),
         }
+        .map_err(|e| ClockError::Write(e.to_string()))
     }
 
     /// A time the device wrote.
@@ -220,7 +233,7 @@ mod tests {
         assert_eq!(s, "21:23:25 5 Dec 2026");
         assert_eq!(f.read(&s).expect("read"), t);
         let e = ClockFormat::parse("[hour]:[minute]").expect_err("lossy");
-        assert!(e.contains("back"), "{e}");
+        assert!(e.to_string().contains("back"), "{e}");
         assert!(ClockFormat::parse("[nonsense]").is_err());
         let r = ClockFormat::parse("rfc3339").expect("rfc");
         assert_eq!(r.write(t).expect("w"), "2026-12-05T21:23:25Z");
