@@ -573,3 +573,54 @@ fn questions_are_answered_wherever_they_show_and_the_session_is_set_up() {
         .expect("reset typed");
     assert!(setup < reset, "{printed}");
 }
+
+#[test]
+fn a_console_whose_profile_has_no_job_events_is_polled_for_the_job_end() {
+    let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
+    // As for firmware that prints no job events: the profile leaves them out, and
+    // the harness asks `show job N` until the job is done or failed.
+    let p = altered(
+        "poll",
+        &[
+            ("event = '^%MAIL-'\n", ""),
+            (
+                "[events]\njob_done = '^%MAIL-\\d-JOBEND: Job (?<id>\\d+) sent$'\njob_failed = '^%MAIL-\\d-JOBEND: Job (?<id>\\d+) aborted \\((?<class>[A-Z-]+)\\)(?:: (?<detail>.*))?$'\n",
+                "",
+            ),
+        ],
+    );
+    let dev = device();
+    let (records, out, dir) = run(
+        "poll",
+        &[
+            "--device",
+            &dev,
+            "--profile",
+            &p.to_string_lossy(),
+            "--filter",
+            "delivery/",
+            "--jobs",
+            "4",
+        ],
+    );
+    let printed = text(&out);
+    let _ = std::fs::remove_file(&p);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(records.len() > 50, "{printed}");
+    let bad: Vec<&str> = records
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}\n{printed}");
+    // The job's end was read from `show job`, asked more than once for some job.
+    assert!(
+        records.iter().any(|r| r
+            .console
+            .iter()
+            .filter(|l| l.contains("H: show job"))
+            .count()
+            > 1),
+        "no job was polled"
+    );
+}

@@ -139,6 +139,10 @@ pub struct Traced {
 /// Most unclaimed event lines kept; the oldest go first.
 const MAX_EVENTS: usize = 10_000;
 
+/// How long a prompt seen before the echo of the command must stand alone to end the
+/// answer (a device that does not echo this one command).
+const ECHO_GRACE: Duration = Duration::from_millis(300);
+
 /// How long a console without a prompt is given, after a refusal, for the lines that
 /// continue it.
 const CONTINUATION_QUIET: Duration = Duration::from_millis(300);
@@ -176,6 +180,8 @@ struct Reading {
     lines_since: usize,
     /// Lines that were neither blank nor the echo of what was typed.
     replies: usize,
+    /// A prompt seen before the echo of the command came, when.
+    prompt_at: Option<Instant>,
 }
 
 impl Reading {
@@ -393,7 +399,9 @@ impl Console {
         let now = Instant::now();
         self.record_at(now, ConsoleDir::H, shown);
         self.traced(now, ConsoleDir::H, shown, "sent", "");
-        if self.profile.echo != Echo::Off && !text.is_empty() {
+        // A key sent without a line ending (a pager, a confirmation) is not waited
+        // for as an echo: it may come back in the middle of a line, or not at all.
+        if self.profile.echo != Echo::Off && !text.is_empty() && line_end {
             self.pending_echo.push_back(text.to_string());
         }
         self.at_prompt = false;
@@ -659,15 +667,37 @@ impl Console {
                 .map_or(until.deadline, |q| q.min(until.deadline));
             let msg = match self.recv(deadline)? {
                 Some(m) => m,
+                // A prompt before the echo, and nothing after it: the answer's end.
+                None if a.prompt_at.is_some() => {
+                    let at = a.prompt_at.take().unwrap_or_else(Instant::now);
+                    a.quiet_until = None;
+                    let new = self
+                        .partial
+                        .get(self.partial_used..)
+                        .unwrap_or("")
+                        .to_string();
+                    match self.answer_at_prompt(at, until, new, &mut a)? {
+                        Next::Answered => return Ok(Ended::Answer(a.answer())),
+                        _ => continue,
+                    }
+                }
                 None if a.quiet_until.is_some() && a.status.is_some() => {
                     return Ok(Ended::Answer(a.answer()));
                 }
                 None => return Err(self.no_answer(until, &a.heard, false, a.replies > 0)),
             };
+            // Something came after a prompt seen before the echo: it was a redraw.
+            if a.prompt_at.take().is_some() {
+                a.quiet_until = None;
+            }
             let step = match msg {
                 ReadMsg::Line { text, at, escapes } => {
-                    a.lines_since += 1;
                     let line = self.take_line(&text, at, escapes);
+                    // An event line is not the device answering (it may redraw its
+                    // prompt after it before it has read the command).
+                    if !self.profile.event.is_match(&line) {
+                        a.lines_since += 1;
+                    }
                     self.answer_line(line, at, until, &mut a)?
                 }
                 ReadMsg::Partial { text, at } => {
@@ -823,7 +853,6 @@ impl Console {
         if let Some(pg) = p.paging.as_ref().filter(|pg| pg.more.is_match(&new)) {
             self.use_partial(at, "pager", "paging.more");
             self.send(&pg.send, false, &format!("<pager: {:?}>", pg.send))?;
-            self.pending_echo.pop_back();
             return Ok(Next::More);
         }
         if until
@@ -841,29 +870,51 @@ impl Console {
         // A prompt after the command was sent (a new line, or a longer line).
         let fresh = a.lines_since > 0 || self.partial != partial_at_send;
         if self.at_prompt && fresh {
-            self.use_partial(at, "prompt", "prompt");
-            self.at_prompt = true;
-            if until.expect.is_some() {
-                if matches!(a.status, Some(Status::Err { .. })) {
-                    // Refused before it could ask what the step waits for.
-                    return Ok(Next::Answered);
-                }
-                a.heard.push(new);
-                return Err(self.no_answer(until, &a.heard, true, true));
+            // On a console that echoes, the prompt that ends the answer comes after
+            // the echo of the command; one before it may be a prompt redrawn after an
+            // event. It ends the answer only if nothing follows it for a moment.
+            let echoing = self.profile.echo == Echo::On
+                || (self.profile.echo == Echo::Auto && self.echo_seen);
+            if echoing && !self.pending_echo.is_empty() {
+                a.prompt_at = Some(at);
+                a.quiet_until = Some(Instant::now() + ECHO_GRACE);
+                return Ok(Next::More);
             }
-            if a.status.is_none() {
-                if p.ok.is_some() {
-                    return Err(self.no_answer(until, &a.heard, true, true));
-                }
-                a.status = Some(Status::Ok);
-            }
-            return Ok(Next::Answered);
+            return self.answer_at_prompt(at, until, new, a);
         }
         if p.login.is_some() && self.is_login_prompt(&new) {
             self.use_partial(at, "login", "login.user_prompt");
             return Err(self.relogin(until.op, "asked for a login in the middle of an answer"));
         }
         Ok(Next::More)
+    }
+
+    /// The prompt has shown after the command: the answer ends (a success if no
+    /// status line came and the profile has no success word).
+    fn answer_at_prompt(
+        &mut self,
+        at: Instant,
+        until: &Until,
+        new: String,
+        a: &mut Reading,
+    ) -> Result<Next, DriverError> {
+        self.use_partial(at, "prompt", "prompt");
+        self.at_prompt = true;
+        if until.expect.is_some() {
+            if matches!(a.status, Some(Status::Err { .. })) {
+                // Refused before it could ask what the step waits for.
+                return Ok(Next::Answered);
+            }
+            a.heard.push(new);
+            return Err(self.no_answer(until, &a.heard, true, true));
+        }
+        if a.status.is_none() {
+            if self.profile.ok.is_some() {
+                return Err(self.no_answer(until, &a.heard, true, true));
+            }
+            a.status = Some(Status::Ok);
+        }
+        Ok(Next::Answered)
     }
 
     /// Which answer pattern a data line matches, for the trace.

@@ -288,8 +288,69 @@ impl Console {
         None
     }
 
-    /// Waits for the event that ends job `id`, for at most `limit`.
+    /// Waits for the end of job `id`, for at most `limit`: its event, or, on a
+    /// console without job events (or with `[events] poll_ms`), `job` asked until
+    /// its state is done or failed.
     pub fn wait_job(&mut self, id: u64, limit: Duration) -> Result<JobEnd, DriverError> {
+        if let Some(ms) = self.profile.poll_ms {
+            return self.poll_job(id, limit, Duration::from_millis(ms));
+        }
+        self.await_job_event(id, limit)
+    }
+
+    /// Asks `job` every `every` until the job's state is done or failed.
+    fn poll_job(
+        &mut self,
+        id: u64,
+        limit: Duration,
+        every: Duration,
+    ) -> Result<JobEnd, DriverError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            // An event may come first: take it.
+            if let Some(pos) = self
+                .events
+                .iter()
+                .position(|e| self.match_end(e, id).is_some())
+            {
+                let e = self.events.remove(pos).unwrap_or_default();
+                if let Some(end) = self.match_end(&e, id) {
+                    return Ok(end);
+                }
+            }
+            let r = self.job_report(id)?;
+            match r.state.as_str() {
+                "done" => return Ok(JobEnd::Done),
+                "failed" => {
+                    return Ok(JobEnd::Failed {
+                        class: r.class.unwrap_or_default(),
+                        detail: r.detail.unwrap_or_default(),
+                    })
+                }
+                "queued" | "running" => {}
+                other => return Err(DriverError::Profile(Mismatch {
+                    op: "job".into(),
+                    trait_: Trait::AnswerWords,
+                    field: "[states]".into(),
+                    what: format!("job {id}'s state reads {other:?}, no job state of SPEC §6"),
+                    fix: "map the device's state words in [states] (queued, running, done, failed)"
+                        .into(),
+                })),
+            }
+            if Instant::now() + every > deadline {
+                return Err(DriverError::Timeout(format!(
+                    "{}: job {id} did not end within {} ms (job_ms); its state is {}",
+                    self.name,
+                    limit.as_millis(),
+                    r.state
+                )));
+            }
+            std::thread::sleep(every);
+        }
+    }
+
+    /// Waits for the event that ends job `id`, for at most `limit`.
+    fn await_job_event(&mut self, id: u64, limit: Duration) -> Result<JobEnd, DriverError> {
         if let Some(pos) = self
             .events
             .iter()

@@ -124,7 +124,11 @@ fn patterns(raw: &RawProfile, p: &mut Problems) -> Option<Built> {
         p.push("status.ok: empty (answers end at the prompt), but there is no prompt: an answer would never end; give status.ok or prompt");
     }
     let error = p.pattern("status.error", &raw.status.error, &[]);
-    let event = p.pattern("status.event", &raw.status.event, &[]);
+    let event = p.pattern(
+        "status.event",
+        raw.status.event.as_deref().unwrap_or(super::NO_LINE),
+        &[],
+    );
     let continuation =
         p.optional_pattern("status.continuation", raw.status.continuation.as_deref());
     let value = p.pattern("answers.value", &raw.answers.value, &["key", "value"]);
@@ -143,12 +147,7 @@ fn patterns(raw: &RawProfile, p: &mut Problems) -> Option<Built> {
         Some(src) => Some(p.pattern("answers.clock", src, &["time"])?),
         None => None,
     };
-    let job_done = p.pattern("events.job_done", &raw.events.job_done, &["id"]);
-    let job_failed = p.pattern(
-        "events.job_failed",
-        &raw.events.job_failed,
-        &["id", "class"],
-    );
+    let (job_done, job_failed) = job_events(raw, p);
     let paging = raw.paging.as_ref().and_then(|r| {
         if r.send.is_empty() || r.send.len() > 8 {
             p.push(format!(
@@ -178,6 +177,41 @@ fn patterns(raw: &RawProfile, p: &mut Problems) -> Option<Built> {
         paging,
         crash,
     })
+}
+
+/// `[events]`: a job's end as an event line, or (neither given) no events: the
+/// harness polls `job`.
+fn job_events(raw: &RawProfile, p: &mut Problems) -> (Option<Regex>, Option<Regex>) {
+    let ev = raw.events.as_ref();
+    let done = ev.and_then(|e| e.job_done.as_deref());
+    let failed = ev.and_then(|e| e.job_failed.as_deref());
+    let job_done = p.pattern(
+        "events.job_done",
+        done.unwrap_or(super::NO_LINE),
+        if done.is_some() { &["id"] } else { &[] },
+    );
+    let job_failed = p.pattern(
+        "events.job_failed",
+        failed.unwrap_or(super::NO_LINE),
+        if failed.is_some() {
+            &["id", "class"]
+        } else {
+            &[]
+        },
+    );
+    if done.is_some() != failed.is_some() {
+        p.push(
+            "[events]: give both job_done and job_failed, or neither (then the harness polls job)",
+        );
+    } else if done.is_some() && raw.status.event.is_none() {
+        p.push("status.event: missing; it must match the lines of events.job_done and events.job_failed");
+    }
+    if let Some(ms) = ev.and_then(|e| e.poll_ms) {
+        if !(50..=600_000).contains(&ms) {
+            p.push(format!("[events] poll_ms = {ms}: from 50 to 600000 ms"));
+        }
+    }
+    (job_done, job_failed)
 }
 
 fn crash(raw: &RawProfile, p: &mut Problems) -> Option<Crash> {
@@ -806,6 +840,11 @@ fn assemble(
         clock_answer: b.clock_answer,
         job_done: b.job_done,
         job_failed: b.job_failed,
+        poll_ms: match &raw.events {
+            Some(e) if e.job_done.is_some() => e.poll_ms,
+            Some(e) => Some(e.poll_ms.unwrap_or(super::DEFAULT_POLL_MS)),
+            None => Some(super::DEFAULT_POLL_MS),
+        },
         paging: b.paging,
         crash: b.crash,
         clock: w.clock,

@@ -146,6 +146,9 @@ pub struct Profile {
     pub clock_answer: Option<Regex>,
     pub job_done: Regex,
     pub job_failed: Regex,
+    /// Poll `job` this often for a job's end (`[events] poll_ms`, or a console
+    /// without job events).
+    pub poll_ms: Option<u64>,
     pub paging: Option<Paging>,
     pub crash: Option<Crash>,
     pub clock: ClockFormat,
@@ -174,9 +177,7 @@ pub struct Profile {
 pub const OPERATIONS: &[(&str, &[&str])] = &[
     ("reset", &[]),
     ("get", &["key"]),
-    ("set", &["key", "value"]),
     ("apply", &["pairs"]),
-    ("clock_set", &["time"]),
     ("cert_import", &["pem"]),
     ("user_add", &["name", "password", "address"]),
     ("notify_add", &["address"]),
@@ -187,13 +188,16 @@ pub const OPERATIONS: &[(&str, &[&str])] = &[
     ("job", &["id"]),
 ];
 
-/// Operations a profile may give, with the parameters they may use: `clock_get`
-/// reads the clock (its answer matched by `answers.clock`); `on_error` is typed after
+/// Operations a profile may give, with the parameters they may use: `set` (one
+/// setting; the harness applies settings with `apply`), `clock_set` sets the clock,
+/// `clock_get` reads it (its answer matched by `answers.clock`); `on_error` is typed after
 /// a step of a several-step operation was refused, to leave the device as it was
 /// (discard a candidate configuration, leave a configure mode); `session_setup` is
 /// typed once a console is open and logged in, and again after a reboot (turn paging
 /// off, enter a privileged mode).
 pub const OPTIONAL_OPERATIONS: &[(&str, &[&str])] = &[
+    ("set", &["key", "value"]),
+    ("clock_set", &["time"]),
     ("clock_get", &[]),
     ("on_error", &[]),
     ("session_setup", &[]),
@@ -231,6 +235,12 @@ pub const SPEC_CLASSES: &[&str] = &[
     "rejected",
     "size_over_limit",
 ];
+
+/// A pattern that matches no line: a console without event lines.
+pub const NO_LINE: &str = r"[^\s\S]";
+
+/// How often a console without job events is polled for a job's end.
+pub const DEFAULT_POLL_MS: u64 = 500;
 
 /// The job states of SPEC §6.
 pub const SPEC_STATES: &[&str] = &["queued", "running", "done", "failed"];

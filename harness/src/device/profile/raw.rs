@@ -34,7 +34,9 @@ pub(super) struct RawProfile {
     pub status: RawStatus,
     pub commands: BTreeMap<String, RawTemplate>,
     pub answers: RawAnswers,
-    pub events: RawEvents,
+    /// Absent: the device prints no job events; the harness polls `job`.
+    #[serde(default)]
+    pub events: Option<RawEvents>,
     #[serde(default)]
     pub synthetic_scan: bool,
     #[serde(default)]
@@ -99,7 +101,9 @@ pub(super) struct RawStatus {
     /// The class of an error line whose pattern has no `class` group.
     #[serde(default)]
     pub error_class: Option<String>,
-    pub event: String,
+    /// Absent: the console prints no event lines.
+    #[serde(default)]
+    pub event: Option<String>,
     /// Lines right after a status error (or a job state) that belong to it.
     #[serde(default)]
     pub continuation: Option<String>,
@@ -128,8 +132,14 @@ fn default_recipient_accepted() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawEvents {
-    pub job_done: String,
-    pub job_failed: String,
+    #[serde(default)]
+    pub job_done: Option<String>,
+    #[serde(default)]
+    pub job_failed: Option<String>,
+    /// Poll `job` this often (ms) for a job's end, instead of (or as well as)
+    /// waiting for its event.
+    #[serde(default)]
+    pub poll_ms: Option<u64>,
 }
 
 /// How `apply` writes one setting, and what joins several.
