@@ -80,7 +80,7 @@ impl Console {
             let lines = |ps: &[(&str, &str)]| -> Vec<String> {
                 step.send.as_deref().map_or_else(Vec::new, |t| {
                     self.profile
-                        .render_text(t, ps, raw)
+                        .render_text(op, t, ps, raw)
                         .split('\n')
                         .map(str::to_string)
                         .collect()

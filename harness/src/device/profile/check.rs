@@ -392,16 +392,30 @@ fn console_fields(raw: &RawProfile, p: &mut Problems) {
         .flat_map(|(_, ps)| ps.iter().copied())
         .chain(["value"])
         .collect();
-    for (param, style) in &raw.quote {
+    for (key, style) in &raw.quote {
         if Quoting::parse(style).is_none() {
             p.push(format!(
-                "[quote] {param} = {style:?}: must be \"double\", \"single\" or \"none\""
+                "[quote] {key} = {style:?}: must be \"double\", \"single\" or \"none\""
             ));
         }
-        if !params.contains(&param.as_str()) {
-            p.push(format!(
-                "[quote] {param}: not a parameter of any operation (value, key, name, password, address, to, user, kind, time…)"
-            ));
+        // `PARAM`, or `OP.PARAM` for one operation's template only.
+        let (op, param) = match key.split_once('.') {
+            Some((op, param)) => (Some(op), param),
+            None => (None, key.as_str()),
+        };
+        match op {
+            Some(op) => match OPERATIONS.iter().chain(OPTIONAL_OPERATIONS).find(|(o, _)| *o == op) {
+                None => p.push(format!("[quote] {key}: {op:?} is not an operation")),
+                Some((_, ps)) if !ps.contains(&param) && param != "value" => p.push(format!(
+                    "[quote] {key}: {param:?} is not a parameter of {op} ({})",
+                    ps.join(", ")
+                )),
+                Some(_) => {}
+            },
+            None if !params.contains(&param) => p.push(format!(
+                "[quote] {key}: not a parameter of any operation (value, key, name, password, address, to, user, kind, time…)"
+            )),
+            None => {}
         }
     }
     for ph in ["{key}", "{value}"] {

@@ -305,6 +305,15 @@ impl Profile {
         self.quote_of.get(param).copied().unwrap_or(self.quoting)
     }
 
+    /// How `param` is quoted in operation `op`: `[quote] "OP.PARAM"`, else
+    /// `[quote] PARAM`, else `quoting`.
+    pub fn quoting_in(&self, op: &str, param: &str) -> Quoting {
+        self.quote_of
+            .get(&format!("{op}.{param}"))
+            .copied()
+            .unwrap_or_else(|| self.quoting_of(param))
+    }
+
     /// Quotes one value the way the dialect writes values of settings.
     pub fn quote(&self, value: &str) -> String {
         self.quoting_of("value").quote(value)
@@ -382,12 +391,18 @@ impl Profile {
             .iter()
             .find_map(|s| s.send.as_deref())
             .unwrap_or_default();
-        Ok(self.render_text(send, params, raw))
+        Ok(self.render_text(op, send, params, raw))
     }
 
     /// Fills one step's text with the parameters, each quoted as the profile says
     /// for it unless named in `raw`.
-    pub fn render_text(&self, text: &str, params: &[(&str, &str)], raw: &[&str]) -> String {
+    pub fn render_text(
+        &self,
+        op: &str,
+        text: &str,
+        params: &[(&str, &str)],
+        raw: &[&str],
+    ) -> String {
         let text = template::optional_parts(text, |name| {
             params.iter().any(|(k, v)| *k == name && v.is_empty())
         });
@@ -396,7 +411,7 @@ impl Profile {
                 if raw.contains(k) {
                     v.to_string()
                 } else {
-                    self.quoting_of(k).quote(v)
+                    self.quoting_in(op, k).quote(v)
                 }
             })
         })
@@ -932,6 +947,7 @@ mod tests {
         assert_eq!(p.quoting_of("value"), Quoting::Double);
         assert_eq!(
             p.render_text(
+                "user_add",
                 "username {name} password {password}{[ email {address}]}",
                 &[("name", "bob"), ("password", "a b"), ("address", "")],
                 &[]
@@ -939,5 +955,19 @@ mod tests {
             "username bob password \"a b\""
         );
         assert!(p.ok.is_none() && p.job_started_is_status && p.continuation.is_some());
+        // Quoting for one operation's template only.
+        let one = text.replace(
+            "[quote]\n",
+            "[quote]\n\"notify_add.address\" = \"double\"\n",
+        );
+        let q = Profile::parse("router.toml", &one).expect("valid profile");
+        assert_eq!(q.quoting_in("notify_add", "address"), Quoting::Double);
+        assert_eq!(q.quoting_in("user_add", "address"), Quoting::None);
+        let bad = text.replace("[quote]\n", "[quote]\n\"notify_add.name\" = \"double\"\n");
+        let e = Profile::parse("router.toml", &bad).expect_err("not a parameter");
+        assert!(
+            e.0.contains("\"name\" is not a parameter of notify_add"),
+            "{e}"
+        );
     }
 }
