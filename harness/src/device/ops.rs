@@ -263,6 +263,16 @@ impl Console {
         }
     }
 
+    /// The end of job `id` among the events kept aside, taken out of them.
+    fn take_queued_end(&mut self, id: u64) -> Option<JobEnd> {
+        let pos = self
+            .events
+            .iter()
+            .position(|e| self.match_end(e, id).is_some())?;
+        let e = self.events.remove(pos)?;
+        self.match_end(&e, id)
+    }
+
     fn match_end(&self, line: &str, id: u64) -> Option<JobEnd> {
         let p = &self.profile;
         let ours = |c: &regex::Captures| c.name("id").is_some_and(|m| m.as_str() == id.to_string());
@@ -308,15 +318,8 @@ impl Console {
         let deadline = Instant::now() + limit;
         loop {
             // An event may come first: take it.
-            if let Some(pos) = self
-                .events
-                .iter()
-                .position(|e| self.match_end(e, id).is_some())
-            {
-                let e = self.events.remove(pos).unwrap_or_default();
-                if let Some(end) = self.match_end(&e, id) {
-                    return Ok(end);
-                }
+            if let Some(end) = self.take_queued_end(id) {
+                return Ok(end);
             }
             let r = self.job_report(id)?;
             match r.state.as_str() {
@@ -351,15 +354,8 @@ impl Console {
 
     /// Waits for the event that ends job `id`, for at most `limit`.
     fn await_job_event(&mut self, id: u64, limit: Duration) -> Result<JobEnd, DriverError> {
-        if let Some(pos) = self
-            .events
-            .iter()
-            .position(|e| self.match_end(e, id).is_some())
-        {
-            let e = self.events.remove(pos).unwrap_or_default();
-            if let Some(end) = self.match_end(&e, id) {
-                return Ok(end);
-            }
+        if let Some(end) = self.take_queued_end(id) {
+            return Ok(end);
         }
         let deadline = Instant::now() + limit;
         // Lines seen meanwhile (the last few), for the message if none ends the job.
