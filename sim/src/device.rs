@@ -161,6 +161,7 @@ impl Device {
             queue: Mutex::new(tx),
             opts,
         });
+        dev.lock().settings = Settings::with_lacks(dev.lacked());
         let worker = Arc::clone(&dev);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -203,10 +204,19 @@ impl Device {
         self.lock().settings.apply(pairs)
     }
 
+    /// The `(key, value)` settings this firmware lacks (`--without`).
+    fn lacked(&self) -> Vec<(Key, &'static str)> {
+        crate::options::Lacks::FEATURES
+            .iter()
+            .filter(|(w, _)| self.opts.lacks.0.contains(w))
+            .flat_map(|(_, kv)| kv.iter().copied())
+            .collect()
+    }
+
     /// Factory defaults and empty stores; job numbers keep counting up.
     pub fn reset(&self) {
         let mut s = self.lock();
-        s.settings = Settings::default();
+        s.settings = Settings::with_lacks(self.lacked());
         s.users.clear();
         s.certs = Arc::default();
         s.notify.clear();

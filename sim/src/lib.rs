@@ -90,6 +90,13 @@ pub struct SimArgs {
     /// send-without-auth, cn-only, soft-fail-revocation.
     #[arg(long, value_name = "VARIANT")]
     pub variant: Vec<String>,
+    /// A feature this firmware does not implement (repeat): its settings are refused
+    /// when set. pop-before-smtp, apop, pop3s, stls, smtps, starttls, split,
+    /// abort-over-limit, url-over-limit, url-always, load-reduction (all four modes),
+    /// check-cn, check-key-usage, check-chain, check-revocation, device-user,
+    /// envelope-from-specified.
+    #[arg(long, value_name = "FEATURE")]
+    pub without: Vec<String>,
     /// Where the device serves scans it mails as download URLs (SPEC §4 url modes).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub downloads: String,
@@ -121,6 +128,8 @@ pub enum SimError {
     MenuLogin(#[from] menu::LoginError),
     #[error(transparent)]
     Variant(#[from] options::UnknownVariant),
+    #[error(transparent)]
+    Without(#[from] options::UnknownFeature),
     #[error("--downloads: {0}")]
     Downloads(#[source] files::FilesError),
     #[error("cannot start the device: {0}")]
@@ -159,6 +168,10 @@ pub fn run(args: SimArgs) -> Result<(), SimError> {
     for v in &args.variant {
         variants.set(v)?;
     }
+    let mut lacks = options::Lacks::default();
+    for f in &args.without {
+        lacks.add(f)?;
+    }
     let downloads = files::FileStore::start(&args.downloads).map_err(SimError::Downloads)?;
     let dev = device::Device::start(options::Options {
         variants,
@@ -167,6 +180,7 @@ pub fn run(args: SimArgs) -> Result<(), SimError> {
         hostname: args.hostname.clone(),
         time_scale: args.time_scale,
         resolve,
+        lacks,
     })
     .map_err(SimError::Start)?;
     let r = match args.console.as_str() {

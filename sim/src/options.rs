@@ -3,6 +3,7 @@
 //! service. The device holds them and every job reads them, so they live below both.
 
 use crate::files::FileStore;
+use crate::settings::Key;
 
 /// Options fixed when the device starts.
 #[derive(Debug, Clone)]
@@ -19,7 +20,70 @@ pub struct Options {
     pub downloads: Option<std::sync::Arc<FileStore>>,
     /// How long a scan stays downloadable, in device seconds.
     pub url_ttl_s: u64,
+    /// Features this firmware does not implement (`--without`): their settings'
+    /// values are refused when set.
+    pub lacks: Lacks,
 }
+
+/// Features of SPEC a firmware may lack (`--without`), each the setting values it
+/// then refuses ("not supported by this firmware").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lacks(pub Vec<&'static str>);
+
+impl Lacks {
+    /// The `--without` words and the `(key, value)` settings each makes unsupported.
+    pub const FEATURES: &'static [(&'static str, &'static [(Key, &'static str)])] = &[
+        ("pop-before-smtp", &[(Key::PopBeforeSmtpEnabled, "on")]),
+        ("apop", &[(Key::PopApop, "on")]),
+        ("pop3s", &[(Key::PopTls, "pop3s")]),
+        ("stls", &[(Key::PopTls, "stls")]),
+        ("smtps", &[(Key::SmtpTls, "smtps")]),
+        ("starttls", &[(Key::SmtpTls, "starttls")]),
+        ("split", &[(Key::LoadMode, "split")]),
+        ("abort-over-limit", &[(Key::LoadMode, "abort_over_limit")]),
+        ("url-over-limit", &[(Key::LoadMode, "url_over_limit")]),
+        ("url-always", &[(Key::LoadMode, "url_always")]),
+        (
+            "load-reduction",
+            &[
+                (Key::LoadMode, "split"),
+                (Key::LoadMode, "abort_over_limit"),
+                (Key::LoadMode, "url_over_limit"),
+                (Key::LoadMode, "url_always"),
+            ],
+        ),
+        ("check-cn", &[(Key::SmtpVerifyCn, "on")]),
+        ("check-key-usage", &[(Key::SmtpVerifyKeyUsage, "on")]),
+        ("check-chain", &[(Key::SmtpVerifyChain, "on")]),
+        ("check-revocation", &[(Key::SmtpVerifyRevocation, "on")]),
+        ("device-user", &[(Key::SmtpAuthSource, "device_user")]),
+        ("envelope-from-specified", &[(Key::EnvelopeFromMode, "specified")]),
+    ];
+
+    /// Lacks the feature a `--without` word names.
+    pub fn add(&mut self, word: &str) -> Result<(), UnknownFeature> {
+        let Some((w, _)) = Lacks::FEATURES.iter().find(|(w, _)| *w == word) else {
+            return Err(UnknownFeature(word.into()));
+        };
+        if !self.0.contains(w) {
+            self.0.push(w);
+        }
+        Ok(())
+    }
+
+    /// Whether `key` set to `value` needs a feature this firmware lacks.
+    pub fn refuses(&self, key: Key, value: &str) -> bool {
+        Lacks::FEATURES
+            .iter()
+            .filter(|(w, _)| self.0.contains(w))
+            .any(|(_, kv)| kv.iter().any(|(k, v)| *k == key && *v == value))
+    }
+}
+
+/// A `--without` word the device does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--without {0:?}: one of {names}", names = Lacks::FEATURES.iter().map(|(w, _)| *w).collect::<Vec<_>>().join(", "))]
+pub struct UnknownFeature(pub String);
 
 /// The firmware variants of SPEC the simulated device can follow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,6 +134,7 @@ impl Default for Options {
             variants: Variants::default(),
             downloads: None,
             url_ttl_s: 7 * 24 * 3600,
+            lacks: Lacks::default(),
         }
     }
 }

@@ -679,12 +679,15 @@ pub fn check_email(value: &str, max: usize) -> Result<(), AddressError> {
 pub struct Settings {
     /// Each key's canonical value, at the key's index.
     values: Vec<String>,
+    /// Setting values this firmware does not support (`--without`): refused.
+    lacks: Vec<(Key, &'static str)>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             values: SCHEMA.iter().map(|d| d.default.to_string()).collect(),
+            lacks: Vec::new(),
         }
     }
 }
@@ -698,27 +701,51 @@ impl Settings {
             .unwrap_or("")
     }
 
+    /// Factory settings of a firmware that lacks the `(key, value)` settings in
+    /// `lacks` (they are refused when set).
+    pub fn with_lacks(lacks: Vec<(Key, &'static str)>) -> Settings {
+        Settings {
+            lacks,
+            ..Settings::default()
+        }
+    }
+
+    /// [`validate`], and refused if this firmware lacks the feature.
+    fn check(&self, key: Key, value: &str) -> Result<String, Refusal> {
+        let v = validate(key, value)?;
+        if self.lacks.iter().any(|(k, lv)| *k == key && *lv == v) {
+            return Err(Refusal::new(key, value, "not supported by this firmware"));
+        }
+        Ok(v)
+    }
+
     /// Sets one key; on refusal nothing changes.
     pub fn set(&mut self, key: Key, value: &str) -> Result<(), Refusal> {
-        let v = validate(key, value)?;
+        let v = self.check(key, value)?;
         self.store(vec![(key, v)]);
         Ok(())
     }
 
     /// Sets every pair or, if any is refused, none; answers every refusal.
     pub fn apply(&mut self, pairs: &[(Key, &str)]) -> Result<(), Refused> {
-        let checked = pairs.iter().map(|(k, v)| validate(*k, v).map(|c| (*k, c)));
-        self.apply_all(checked)
+        let checked: Vec<_> = pairs
+            .iter()
+            .map(|(k, v)| self.check(*k, v).map(|c| (*k, c)))
+            .collect();
+        self.apply_all(checked.into_iter())
     }
 
     /// [`Settings::apply`] for keys as the console's text gives them: an unknown key
     /// is refused like a bad value, in its place among the others.
     pub fn apply_text(&mut self, pairs: &[(&str, &str)]) -> Result<(), Refused> {
-        let checked = pairs.iter().map(|(k, v)| match Key::parse(k) {
-            Ok(key) => validate(key, v).map(|c| (key, c)),
-            Err(e) => Err(Refusal::unknown(e, v)),
-        });
-        self.apply_all(checked)
+        let checked: Vec<_> = pairs
+            .iter()
+            .map(|(k, v)| match Key::parse(k) {
+                Ok(key) => self.check(key, v).map(|c| (key, c)),
+                Err(e) => Err(Refusal::unknown(e, v)),
+            })
+            .collect();
+        self.apply_all(checked.into_iter())
     }
 
     /// Stores every checked value, or none if any was refused.

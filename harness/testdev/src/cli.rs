@@ -136,6 +136,9 @@ pub struct FrontArgs {
     /// Passed to the engine: follow a firmware variant of SPEC (repeat).
     #[arg(long, value_name = "VARIANT")]
     pub variant: Vec<String>,
+    /// Passed to the engine: a feature this firmware lacks (repeat).
+    #[arg(long, value_name = "FEATURE")]
+    pub without: Vec<String>,
     /// Passed to the engine: where scans mailed as URLs are served.
     #[arg(long, value_name = "ADDR:PORT")]
     pub downloads: Option<String>,
@@ -215,6 +218,9 @@ impl FrontArgs {
         }
         for v in &self.variant {
             opt("--variant", v.clone());
+        }
+        for f in &self.without {
+            opt("--without", f.clone());
         }
         if let Some(d) = &self.downloads {
             opt("--downloads", d.clone());
