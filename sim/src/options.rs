@@ -57,7 +57,10 @@ impl Lacks {
         ("check-chain", &[(Key::SmtpVerifyChain, "on")]),
         ("check-revocation", &[(Key::SmtpVerifyRevocation, "on")]),
         ("device-user", &[(Key::SmtpAuthSource, "device_user")]),
-        ("envelope-from-specified", &[(Key::EnvelopeFromMode, "specified")]),
+        (
+            "envelope-from-specified",
+            &[(Key::EnvelopeFromMode, "specified")],
+        ),
     ];
 
     /// Lacks the feature a `--without` word names.

@@ -1254,6 +1254,7 @@ impl Matrix {
             if let Some(values) = filled_values(d.name, &certs, &faults, facts) {
                 d.values = values;
             }
+            mark_unsupported(d, facts);
         }
         if !certs.contains_key("valid") {
             return Err(BuildError::NoValidCertificate);
@@ -1657,6 +1658,36 @@ fn filled_values(
     })
 }
 
+/// A value of a setting's dimension that needs a feature the firmware lacks is an
+/// invalid value: tested once, alone, to be refused, and in no other case.
+fn mark_unsupported(d: &mut Dimension, facts: &DeviceFacts) {
+    let Ok(key) = d.name.as_str().parse::<Key>() else {
+        return;
+    };
+    for v in &mut d.values {
+        if facts.lacks(key, &v.name).is_some() {
+            v.invalid = true;
+        }
+    }
+}
+
+/// The values of the matrix that the firmware's facts make refusal cases only
+/// (features it lacks), as `(dimension, value, feature)`.
+pub fn unsupported_values(m: &Matrix) -> Vec<(Dim, String, &'static str)> {
+    let mut out = Vec::new();
+    for d in &m.dims {
+        let Ok(key) = d.name.as_str().parse::<Key>() else {
+            continue;
+        };
+        for v in &d.values {
+            if let Some(f) = m.ctx.facts.lacks(key, &v.name) {
+                out.push((d.name, v.name.clone(), f));
+            }
+        }
+    }
+    out
+}
+
 /// The listener `server.listener` names explicitly (`matching` and
 /// `starttls_refused` name none).
 fn explicit_listener(g: &Get) -> Option<ListenerKind> {
@@ -2057,6 +2088,58 @@ mod tests {
         for r in m.exhaustive() {
             assert_eq!(m.parse_id(&m.id(&r)).expect("parses"), r);
         }
+    }
+
+    #[test]
+    fn features_a_firmware_lacks_are_refusal_cases_only() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let facts = DeviceFacts {
+            unsupported: vec![
+                "pop-before-smtp".into(),
+                "load-reduction".into(),
+                "check-revocation".into(),
+            ],
+            ..DeviceFacts::default()
+        };
+        let m = Matrix::build(&root.join("certs"), &root.join("scenarios"), &facts).expect("model");
+        assert_eq!(values_of(&m, Dim::PopBeforeSmtpEnabled), ["off", "~on"]);
+        assert_eq!(
+            values_of(&m, Dim::LoadMode),
+            [
+                "none",
+                "~split",
+                "~abort_over_limit",
+                "~url_over_limit",
+                "~url_always",
+                "~compress"
+            ]
+        );
+        let dropped = unsupported_values(&m);
+        assert_eq!(dropped.len(), 6, "{dropped:?}");
+        // Each unsupported value: exactly one case (alone, expected refused), in the
+        // exhaustive matrix and in a pairwise array; none elsewhere.
+        let pairwise = m.covering(2, 1).expect("pairwise");
+        for rows in [m.exhaustive(), pairwise] {
+            for (d, v, _) in &dropped {
+                let with: Vec<String> = rows
+                    .iter()
+                    .filter(|r| m.dims[d.index()].values[r.values[d.index()]].name == *v)
+                    .map(|r| m.id(r))
+                    .collect();
+                assert_eq!(with.len(), 1, "{d:?}={v}: {with:?}");
+                let case =
+                    m.case(&rows[rows.iter().position(|r| m.id(r) == with[0]).expect("row")]);
+                let pairs: Vec<(Key, String)> = case.settings.clone();
+                let p = crate::oracle::predict_pairs(&case, &pairs, &facts).expect("predicts");
+                assert!(
+                    matches!(p.outcome, crate::oracle::Expected::SettingsRefused { .. }),
+                    "{d:?}={v}: {:?}",
+                    p.outcome
+                );
+            }
+        }
+        assert!(model::validate_for(&facts, Key::SmtpVerifyRevocation, "on").is_err());
+        assert!(model::validate_for(&facts, Key::SmtpVerifyRevocation, "off").is_ok());
     }
 
     #[test]

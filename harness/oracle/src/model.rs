@@ -290,6 +290,9 @@ pub fn name_matches(cert: &CertFacts, server: &str, cn_only: bool) -> bool {
 pub enum InvalidValue {
     #[error("on or off")]
     NotOnOff,
+    /// A value of a feature the firmware lacks (the profile's `unsupported`).
+    #[error("not supported by this firmware (it lacks {0})")]
+    Unsupported(&'static str),
     #[error("a number from {min} to {max}")]
     OutOfRange { min: u64, max: u64 },
     #[error("one of {}", .0.join(", "))]
@@ -314,6 +317,9 @@ pub fn validate(key: Key, value: &str) -> Result<(), InvalidValue> {
 /// SPEC §1's input rules for a device with `facts` (its profile's ranges where SPEC
 /// marks †, and the AUTH mechanisms it implements).
 pub fn validate_for(facts: &DeviceFacts, key: Key, value: &str) -> Result<(), InvalidValue> {
+    if let Some(feature) = facts.lacks(key, value) {
+        return Err(InvalidValue::Unsupported(feature));
+    }
     use Key::*;
     match key {
         EmailEnabled | EmailScan | EmailNotify | EmailCounter | PopApop | PopBeforeSmtpEnabled
@@ -514,6 +520,9 @@ pub struct DeviceFacts {
     pub mechanisms: Vec<String>,
     /// The factory default of `smtp.auth.methods`, in SPEC §3.7's order.
     pub default_methods: Vec<String>,
+    /// Features of [`FEATURES`] the firmware does not implement: their settings'
+    /// values are expected refused, and the matrix tests them only that way.
+    pub unsupported: Vec<String>,
 }
 
 impl Default for DeviceFacts {
@@ -523,11 +532,56 @@ impl Default for DeviceFacts {
             ranges: RANGED.iter().map(|(k, r, _)| (*k, *r)).collect(),
             mechanisms: DEVICE_MECHANISMS.iter().map(|s| s.to_string()).collect(),
             default_methods: DEFAULT_METHODS.iter().map(|s| s.to_string()).collect(),
+            unsupported: Vec::new(),
         }
     }
 }
 
+/// Features of SPEC a firmware may lack, each the setting values that need it. A
+/// profile names the ones its firmware lacks in `unsupported`; the device is then
+/// expected to refuse those values when set (nothing stored), and the matrix keeps
+/// one refusal case per value instead of testing them.
+pub const FEATURES: &[(&str, &[(Key, &str)])] = &[
+    ("pop-before-smtp", &[(Key::PopBeforeSmtpEnabled, "on")]),
+    ("apop", &[(Key::PopApop, "on")]),
+    ("pop3s", &[(Key::PopTls, "pop3s")]),
+    ("stls", &[(Key::PopTls, "stls")]),
+    ("smtps", &[(Key::SmtpTls, "smtps")]),
+    ("starttls", &[(Key::SmtpTls, "starttls")]),
+    ("split", &[(Key::LoadMode, "split")]),
+    ("abort-over-limit", &[(Key::LoadMode, "abort_over_limit")]),
+    ("url-over-limit", &[(Key::LoadMode, "url_over_limit")]),
+    ("url-always", &[(Key::LoadMode, "url_always")]),
+    (
+        "load-reduction",
+        &[
+            (Key::LoadMode, "split"),
+            (Key::LoadMode, "abort_over_limit"),
+            (Key::LoadMode, "url_over_limit"),
+            (Key::LoadMode, "url_always"),
+        ],
+    ),
+    ("check-cn", &[(Key::SmtpVerifyCn, "on")]),
+    ("check-key-usage", &[(Key::SmtpVerifyKeyUsage, "on")]),
+    ("check-chain", &[(Key::SmtpVerifyChain, "on")]),
+    ("check-revocation", &[(Key::SmtpVerifyRevocation, "on")]),
+    ("device-user", &[(Key::SmtpAuthSource, "device_user")]),
+    (
+        "envelope-from-specified",
+        &[(Key::EnvelopeFromMode, "specified")],
+    ),
+];
+
 impl DeviceFacts {
+    /// The feature `key` set to `value` needs, if the firmware lacks it.
+    pub fn lacks(&self, key: Key, value: &str) -> Option<&'static str> {
+        FEATURES
+            .iter()
+            .filter(|(f, _)| self.unsupported.iter().any(|u| u == f))
+            .find(|(_, kv)| kv.iter().any(|(k, v)| *k == key && *v == value))
+            .map(|(f, _)| *f)
+    }
+
     /// The reference device following `variants`.
     pub fn with_variants(variants: &[String]) -> Self {
         DeviceFacts {

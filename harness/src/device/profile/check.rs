@@ -485,11 +485,29 @@ fn facts(raw: &RawProfile, p: &mut Problems) -> DeviceFacts {
             ));
         }
     }
+    let mut unsupported = Vec::new();
+    for f in &raw.unsupported {
+        if !model::FEATURES.iter().any(|(w, _)| w == f) {
+            p.push(format!(
+                "unsupported: {f:?} is not a feature; known: {}",
+                model::FEATURES
+                    .iter()
+                    .map(|(w, _)| *w)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        } else if unsupported.contains(f) {
+            p.push(format!("unsupported: {f:?} is named twice"));
+        } else {
+            unsupported.push(f.clone());
+        }
+    }
     DeviceFacts {
         variants: raw.variants.clone(),
         ranges,
         mechanisms: mechs,
         default_methods,
+        unsupported,
     }
 }
 

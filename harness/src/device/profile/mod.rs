@@ -471,6 +471,12 @@ impl Profile {
             "default smtp.auth.methods: {}\n",
             self.facts.default_methods_value()
         ));
+        if !self.facts.unsupported.is_empty() {
+            s.push_str(&format!(
+                "features the firmware lacks: {}\n",
+                self.facts.unsupported.join(", ")
+            ));
+        }
         if !self.sim_args.is_empty() {
             s.push_str(&format!(
                 "embedded simulated device started with: {}\n",

@@ -65,6 +65,9 @@ pub(super) struct RawProfile {
     /// SPEC §1 † ranges: `key = [min, max]` (dotted keys nest, so read as a table).
     #[serde(default)]
     pub ranges: toml::Table,
+    /// Features the firmware lacks (`hil_oracle::model::FEATURES`).
+    #[serde(default)]
+    pub unsupported: Vec<String>,
     #[serde(default)]
     pub auth_mechanisms: Option<Vec<String>>,
     #[serde(default)]
