@@ -768,13 +768,10 @@ impl Runner {
         let a = con.apply(&text_pairs, &secrets)?;
         if let crate::device::Status::Err { class, detail } = a.status {
             // Nothing may have been stored: a key the apply changed still holds its
-            // default.
-            let probe = pairs
-                .iter()
-                .find(|(k, v)| *k == Key::SmtpPort && hil_oracle::model::validate(*k, v).is_ok())
-                .map(|(k, _)| k.to_string())
-                .unwrap_or_else(|| Key::SmtpPort.to_string());
-            let value = con.get(&probe)?;
+            // default. `smtp.port` is one: the runner always sets it (to a listener's
+            // or the closed port).
+            let probe = Key::SmtpPort;
+            let value = con.get(probe.as_str())?;
             return Ok(Observed {
                 trigger: TriggerAnswer::Refused {
                     class: "apply".into(),
@@ -889,16 +886,22 @@ pub fn describe_failure(r: &CaseResult) -> String {
     s
 }
 
-/// `value` masked when `key` holds a credential.
-fn masked(key: &str, value: &str) -> String {
-    if key.parse::<Key>().is_ok_and(Key::is_secret)
-        || key.ends_with("password")
-        || key.ends_with("token")
-    {
+/// `value` masked when `secret`.
+fn masked(secret: bool, value: &str) -> String {
+    if secret {
         "***".to_string()
     } else {
         value.to_string()
     }
+}
+
+/// Whether a matrix dimension's value is a credential: the dimension sets a secret
+/// setting, or its name says so.
+fn secret_dim(dim: Dim) -> bool {
+    let name = dim.as_str();
+    name.parse::<Key>().is_ok_and(Key::is_secret)
+        || name.ends_with("password")
+        || name.ends_with("token")
 }
 
 /// The server side of a case in words.
@@ -994,12 +997,12 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
         dims: case
             .dims
             .iter()
-            .map(|(k, v)| (k.to_string(), masked(k.as_str(), v)))
+            .map(|(k, v)| (k.to_string(), masked(secret_dim(*k), v)))
             .collect(),
         settings: case
             .settings
             .iter()
-            .map(|(k, v)| (k.to_string(), masked(k.as_str(), v)))
+            .map(|(k, v)| (k.to_string(), masked(k.is_secret(), v)))
             .collect(),
         scenario: describe_server(case),
         expected: format!("{:?}", r.expected),

@@ -8,6 +8,7 @@ use crate::device::{JobEnd, JobReport, TriggerAnswer};
 use hil_mail::pop3_server::Pop3Connection;
 use hil_mail::smtp::Received;
 use hil_mail::smtp_server::Observations;
+use hil_oracle::model::Key;
 use hil_oracle::oracle::{Delivery, Expected, PopExpect, Prediction};
 
 /// Everything one case saw.
@@ -24,7 +25,7 @@ pub struct Observed {
     /// The device refused the case's `apply`: its class and detail.
     pub apply_refused: Option<(String, String)>,
     /// After a refused `apply`: a key it tried to change, and the value `get` reads.
-    pub after_refusal: Option<(String, String)>,
+    pub after_refusal: Option<(Key, String)>,
     /// The file behind a download URL in the mail, fetched from the device.
     #[serde(skip)]
     pub downloaded: Option<Result<Vec<u8>, String>>,
@@ -101,11 +102,7 @@ pub fn compare_all(p: &Prediction, obs: &Observed, judging: &Judging) -> Vec<Str
             )),
         }
         if let Some((k, v)) = &obs.after_refusal {
-            let default = hil_oracle::model::DEFAULTS
-                .iter()
-                .find(|(d, _)| d.as_str() == k)
-                .map(|(_, v)| *v)
-                .unwrap_or("");
+            let default = k.default_value();
             if v != default {
                 bad.push(format!(
                     "after the refused apply {k} is {v:?}, not its default {default:?}: part of the apply was stored"
