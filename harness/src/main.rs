@@ -8,6 +8,7 @@ use std::time::Duration;
 use hil::say;
 
 use clap::{Parser, Subcommand};
+use tracing::error;
 
 use hil::device::Endpoint;
 use hil::pool::{self, CaseRunner, MakeRunner, PoolOptions, PoolSummary, Shard, WriteReport};
@@ -19,8 +20,41 @@ use hil_oracle::model::{Case, DeviceFacts};
 #[derive(Parser)]
 #[command(name = "hil", version)]
 struct Cli {
+    /// More log detail on standard error: -v debug, -vv trace (before the command:
+    /// `hil -v run`; `hil run -v` prints every case's transcript). RUST_LOG, when set,
+    /// chooses instead.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors on standard error.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// Log events (diagnostics, never the results) go to standard error: `info` and up
+/// by default, `debug` with -v, `trace` with -vv, errors only with -q; `RUST_LOG`,
+/// when set and readable, chooses instead. With -v (or `RUST_LOG`) each line also
+/// shows its time and module.
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let detailed = verbose > 0 || from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if detailed {
+        fmt.init();
+    } else {
+        fmt.without_time().with_target(false).init();
+    }
 }
 
 #[derive(Subcommand)]
@@ -135,7 +169,7 @@ fn profile_probe(a: ProbeArgs) -> u8 {
         },
         Ok(DeviceChoice::Endpoint(ep)) => hil::probe::ProbeDevice::Endpoint(ep),
         Err(e) => {
-            eprintln!("hil profile probe: {e}");
+            error!("hil profile probe: {e}");
             return 2;
         }
     };
@@ -152,7 +186,7 @@ fn profile_probe(a: ProbeArgs) -> u8 {
         Ok(r) if r.failure.is_none() => 0,
         Ok(_) => 1,
         Err(e) => {
-            eprintln!("hil profile probe: {e}");
+            error!("hil profile probe: {e}");
             2
         }
     }
@@ -164,7 +198,7 @@ fn profile_check(file: &std::path::Path) -> u8 {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("hil profile check: {name}: cannot read: {e}");
+            error!("hil profile check: {name}: cannot read: {e}");
             return 2;
         }
     };
@@ -176,9 +210,9 @@ fn profile_check(file: &std::path::Path) -> u8 {
         }
         Err(problems) => {
             for p in &problems {
-                eprintln!("{p}");
+                error!("{p}");
             }
-            eprintln!(
+            error!(
                 "{name}: not a valid profile ({} problem{})",
                 problems.len(),
                 if problems.len() == 1 { "" } else { "s" }
@@ -709,10 +743,10 @@ fn run(a: RunArgs) -> Result<u8, String> {
         say!("hil: results in {}", d.join("results.jsonl").display());
     }
     if let Some(why) = &s.stopped {
-        eprintln!("hil: stopped early: {why}");
+        error!("hil: stopped early: {why}");
     }
     if let Some(e) = &s.report_error {
-        eprintln!("hil: the report: {e}");
+        error!("hil: the report: {e}");
     }
     say!("{}", s.last_line());
     let _ = std::io::stdout().flush();
@@ -964,11 +998,13 @@ fn report(a: ReportArgs) -> Result<bool, String> {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match cli.cmd {
         Cmd::Run(a) => match run(a) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
-                eprintln!("hil: {e}");
+                error!("hil: {e}");
                 ExitCode::from(2)
             }
         },
@@ -981,28 +1017,28 @@ fn main() -> ExitCode {
         }) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("hil serve: {e}");
+                error!("hil serve: {e}");
                 ExitCode::from(2)
             }
         },
         Cmd::Certs(a) => match certs(a) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("hil certs: {e}");
+                error!("hil certs: {e}");
                 ExitCode::from(2)
             }
         },
         Cmd::Responder(a) => match responder(a) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("hil responder: {e}");
+                error!("hil responder: {e}");
                 ExitCode::from(2)
             }
         },
         Cmd::Matrix(a) => match matrix(a) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("hil matrix: {e}");
+                error!("hil matrix: {e}");
                 ExitCode::from(2)
             }
         },
@@ -1010,7 +1046,7 @@ fn main() -> ExitCode {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {
-                eprintln!("hil fuzz: {e}");
+                error!("hil fuzz: {e}");
                 ExitCode::from(2)
             }
         },
@@ -1018,7 +1054,7 @@ fn main() -> ExitCode {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {
-                eprintln!("hil report: {e}");
+                error!("hil report: {e}");
                 ExitCode::from(2)
             }
         },
@@ -1028,14 +1064,14 @@ fn main() -> ExitCode {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {
-                eprintln!("hil bench-setup: {e}");
+                error!("hil bench-setup: {e}");
                 ExitCode::from(2)
             }
         },
         Cmd::Sim(args) => match mfp_sim::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("hil sim: {e}");
+                error!("hil sim: {e}");
                 ExitCode::FAILURE
             }
         },

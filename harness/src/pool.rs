@@ -282,8 +282,11 @@ impl Worker {
         }
     }
 
+    /// Takes cases until none is left, the run stops, or no runner can be started;
+    /// its events carry a `worker{n}` span.
     fn run(self) {
         let _exit = ExitGuard(self.tx.clone());
+        let _span = tracing::info_span!("worker", n = self.index + 1).entered();
         let mut runner: Option<Box<dyn CaseRunner>> = None;
         let mut announced = false;
         loop {
@@ -772,7 +775,8 @@ impl Collector<'_> {
                         }
                     }
                 }
-                self.say(&format!("hil: worker {}: {what}", worker + 1));
+                self.progress.clear();
+                tracing::debug!("hil: worker {}: {what}", worker + 1);
             }
             Msg::StartFailed {
                 worker,
@@ -934,7 +938,9 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
                     }
                     if flag.swap(true, Ordering::SeqCst) {
                         QUITTING.store(true, Ordering::SeqCst);
-                        eprintln!("\nhil: interrupted again: quitting now");
+                        // Off the progress line (and the terminal's `^C`) first.
+                        let _ = std::io::stderr().write_all(b"\n");
+                        tracing::warn!("hil: interrupted again: quitting now");
                         crate::device::embedded::kill_all();
                         std::process::exit(130);
                     }

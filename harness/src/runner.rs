@@ -234,7 +234,7 @@ fn open_endpoint(ep: &Endpoint, profile: Arc<Profile>, wait: Duration) -> Result
             Ok(c) => {
                 ENDPOINT_OPENED.store(true, Ordering::SeqCst);
                 if was_up {
-                    eprintln!(
+                    tracing::info!(
                         "reconnected to {} ({} attempt(s), {} ms)",
                         ep.describe(),
                         tries,
@@ -580,8 +580,9 @@ impl Runner {
         Ok(pairs)
     }
 
-    /// Runs one case and records all it saw.
+    /// Runs one case and records all it saw (its events in a `case{id}` span).
     pub fn run_case(&mut self, case: &Case) -> CaseResult {
+        let _span = tracing::info_span!("case", id = %case.id).entered();
         let started = Instant::now();
         let pairs = match self.settings_for(case) {
             Ok(p) => p,
