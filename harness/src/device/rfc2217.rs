@@ -385,6 +385,17 @@ pub fn command_name(code: u8) -> &'static str {
     }
 }
 
+/// The server set something other than what one of our SET commands asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the server answered {command} with {got} instead of {asked}")]
+pub struct WrongAnswer {
+    /// The command's name (`SET-BAUDRATE`).
+    pub command: &'static str,
+    /// What the server set and what was asked, as numbers (the baud rate) or bytes.
+    pub got: String,
+    pub asked: String,
+}
+
 /// Checks the server's answer to one of our SET commands: `None` if it is not an
 /// answer to `code`, `Some(Err)` if the server set something else.
 pub fn check_answer(
@@ -392,7 +403,7 @@ pub fn check_answer(
     asked: &[u8],
     got_code: u8,
     got: &[u8],
-) -> Option<Result<(), String>> {
+) -> Option<Result<(), WrongAnswer>> {
     if got_code != code + SERVER_OFFSET {
         return None;
     }
@@ -409,18 +420,46 @@ pub fn check_answer(
                 format!("{v:?}")
             }
         };
-        Err(format!(
-            "the server answered {} with {} instead of {}",
-            command_name(code),
-            show(got),
-            show(asked)
-        ))
+        Err(WrongAnswer {
+            command: command_name(code),
+            got: show(got),
+            asked: show(asked),
+        })
     })
+}
+
+/// Why an RFC 2217 connection could not be set up; each names the server
+/// (`HOST:PORT`) and the step.
+#[derive(Debug, thiserror::Error)]
+pub enum Rfc2217Error {
+    #[error("cannot resolve the RFC 2217 server {server}: {source}")]
+    Resolve { server: String, source: io::Error },
+    #[error("the RFC 2217 server {server}: the name resolves to no address")]
+    NoAddress { server: String },
+    #[error("cannot connect to the RFC 2217 server {server}: {source}")]
+    Connect { server: String, source: io::Error },
+    #[error("cannot use the connection to the RFC 2217 server {server}: {source}")]
+    Clone { server: String, source: io::Error },
+    #[error("writing to the RFC 2217 server {server}: {source}")]
+    Write { server: String, source: io::Error },
+    #[error("reading from the RFC 2217 server {server}: {source}")]
+    Read { server: String, source: io::Error },
+    /// The socket's read timeout cannot be set.
+    #[error("the RFC 2217 server {server}: {source}")]
+    Socket { server: String, source: io::Error },
+    #[error("the RFC 2217 server {server} did not answer {what} within {} s: is it an RFC 2217 server (ser2net telnet(rfc2217))?", NEGOTIATION_TIMEOUT.as_secs())]
+    Silent { server: String, what: String },
+    #[error("the RFC 2217 server {server} closed the connection while negotiating {what}")]
+    Closed { server: String, what: String },
+    #[error("the RFC 2217 server {server} refused COM-PORT-OPTION (DONT 44): it is a plain telnet server, not RFC 2217; use tcp: for a raw port")]
+    NoComPort { server: String },
+    #[error("the RFC 2217 server {server}: {source}")]
+    WrongAnswer { server: String, source: WrongAnswer },
 }
 
 /// Says when a negotiation step is over: `Some(Ok)` done, `Some(Err)` failed, `None`
 /// read on.
-type Until<'a> = dyn FnMut(&Codec, &Event) -> Option<Result<(), String>> + 'a;
+type Until<'a> = dyn FnMut(&Codec, &Event) -> Option<Result<(), Rfc2217Error>> + 'a;
 
 /// How long the server has to agree COM-PORT-OPTION and to answer each SET.
 pub const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -496,44 +535,65 @@ impl Write for Rfc2217Writer {
 
 /// Connects to the RFC 2217 server at `addr`, agrees COM-PORT-OPTION, sets the line
 /// to `line` and checks every answer. Errors name the server and what went wrong.
-pub fn connect(addr: &str, line: &LineSettings) -> Result<(Rfc2217Reader, Rfc2217Writer), String> {
-    let who = format!("the RFC 2217 server {addr}");
+pub fn connect(
+    addr: &str,
+    line: &LineSettings,
+) -> Result<(Rfc2217Reader, Rfc2217Writer), Rfc2217Error> {
+    let server = || addr.to_string();
     let target = addr
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {who}: {e}"))?
+        .map_err(|source| Rfc2217Error::Resolve {
+            server: server(),
+            source,
+        })?
         .next()
-        .ok_or_else(|| format!("{who}: the name resolves to no address"))?;
-    let mut stream = TcpStream::connect_timeout(&target, NEGOTIATION_TIMEOUT)
-        .map_err(|e| format!("cannot connect to {who}: {e}"))?;
+        .ok_or_else(|| Rfc2217Error::NoAddress { server: server() })?;
+    let mut stream =
+        TcpStream::connect_timeout(&target, NEGOTIATION_TIMEOUT).map_err(|source| {
+            Rfc2217Error::Connect {
+                server: server(),
+                source,
+            }
+        })?;
     let _ = stream.set_nodelay(true);
-    let writer =
-        Arc::new(Mutex::new(stream.try_clone().map_err(|e| {
-            format!("cannot use the connection to {who}: {e}")
-        })?));
+    let writer = Arc::new(Mutex::new(stream.try_clone().map_err(|source| {
+        Rfc2217Error::Clone {
+            server: server(),
+            source,
+        }
+    })?));
+    let write_error = |source| Rfc2217Error::Write {
+        server: server(),
+        source,
+    };
     let mut codec = Codec::new();
     let mut pending = VecDeque::new();
-    send(&writer, &codec.start()).map_err(|e| format!("writing to {who}: {e}"))?;
+    send(&writer, &codec.start()).map_err(write_error)?;
 
     // Reads until `done` says so (Some(result)) or the deadline passes.
     let mut raw = [0u8; 4096];
-    let mut wait = |codec: &mut Codec, what: &str, done: &mut Until| -> Result<(), String> {
+    let mut wait = |codec: &mut Codec, what: &str, done: &mut Until| -> Result<(), Rfc2217Error> {
         let deadline = Instant::now() + NEGOTIATION_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!(
-                    "{who} did not answer {what} within {} s: is it an RFC 2217 server (ser2net telnet(rfc2217))?",
-                    NEGOTIATION_TIMEOUT.as_secs()
-                ));
+                return Err(Rfc2217Error::Silent {
+                    server: server(),
+                    what: what.to_string(),
+                });
             }
             stream
                 .set_read_timeout(Some(left))
-                .map_err(|e| format!("{who}: {e}"))?;
+                .map_err(|source| Rfc2217Error::Socket {
+                    server: server(),
+                    source,
+                })?;
             let n = match stream.read(&mut raw) {
                 Ok(0) => {
-                    return Err(format!(
-                        "{who} closed the connection while negotiating {what}"
-                    ))
+                    return Err(Rfc2217Error::Closed {
+                        server: server(),
+                        what: what.to_string(),
+                    })
                 }
                 Ok(n) => n,
                 Err(e)
@@ -546,11 +606,16 @@ pub fn connect(addr: &str, line: &LineSettings) -> Result<(Rfc2217Reader, Rfc221
                 {
                     continue
                 }
-                Err(e) => return Err(format!("reading from {who}: {e}")),
+                Err(source) => {
+                    return Err(Rfc2217Error::Read {
+                        server: server(),
+                        source,
+                    })
+                }
             };
             let r = codec.receive(&raw[..n]);
             if !r.reply.is_empty() {
-                send(&writer, &r.reply).map_err(|e| format!("writing to {who}: {e}"))?;
+                send(&writer, &r.reply).map_err(write_error)?;
             }
             pending.extend(r.data);
             for e in &r.events {
@@ -561,17 +626,13 @@ pub fn connect(addr: &str, line: &LineSettings) -> Result<(Rfc2217Reader, Rfc221
         }
     };
 
-    wait(&mut codec, "WILL COM-PORT-OPTION", &mut |c, e| {
-        match e {
+    wait(&mut codec, "WILL COM-PORT-OPTION", &mut |c, e| match e {
         Event::Refused {
             ours: true,
             option: OPT_COM_PORT,
-        } => Some(Err(format!(
-            "{who} refused COM-PORT-OPTION (DONT 44): it is a plain telnet server, not RFC 2217; use tcp: for a raw port"
-        ))),
+        } => Some(Err(Rfc2217Error::NoComPort { server: server() })),
         _ if c.com_port() => Some(Ok(())),
         _ => None,
-    }
     })?;
 
     let mut out = Vec::new();
@@ -579,7 +640,7 @@ pub fn connect(addr: &str, line: &LineSettings) -> Result<(Rfc2217Reader, Rfc221
     for (code, value) in &commands {
         out.extend(Codec::com_port_command(*code, value));
     }
-    send(&writer, &out).map_err(|e| format!("writing to {who}: {e}"))?;
+    send(&writer, &out).map_err(write_error)?;
     let mut answered = vec![false; commands.len()];
     let names: Vec<&str> = commands.iter().map(|(c, _)| command_name(*c)).collect();
     wait(&mut codec, &names.join(", "), &mut |_, e| {
@@ -593,7 +654,12 @@ pub fn connect(addr: &str, line: &LineSettings) -> Result<(Rfc2217Reader, Rfc221
         for (i, (code, value)) in commands.iter().enumerate() {
             match check_answer(*code, value, *got, v) {
                 None => {}
-                Some(Err(m)) => return Some(Err(format!("{who}: {m}"))),
+                Some(Err(source)) => {
+                    return Some(Err(Rfc2217Error::WrongAnswer {
+                        server: server(),
+                        source,
+                    }))
+                }
                 Some(Ok(())) => answered[i] = true,
             }
         }
@@ -601,7 +667,10 @@ pub fn connect(addr: &str, line: &LineSettings) -> Result<(Rfc2217Reader, Rfc221
     })?;
     stream
         .set_read_timeout(None)
-        .map_err(|e| format!("{who}: {e}"))?;
+        .map_err(|source| Rfc2217Error::Socket {
+            server: server(),
+            source,
+        })?;
     Ok((
         Rfc2217Reader {
             stream,
@@ -809,10 +878,8 @@ mod tests {
         assert_eq!(check_answer(SET_BAUDRATE, &asked, 102, &asked), None);
         let e = check_answer(SET_BAUDRATE, &asked, 101, &4800u32.to_be_bytes());
         assert_eq!(
-            e,
-            Some(Err(
-                "the server answered SET-BAUDRATE with 4800 instead of 9600".into()
-            ))
+            e.and_then(Result::err).map(|e| e.to_string()).as_deref(),
+            Some("the server answered SET-BAUDRATE with 4800 instead of 9600")
         );
         assert!(matches!(
             check_answer(SET_PARITY, &[3], 103, &[1]),
