@@ -429,32 +429,33 @@ pub fn check_answer(
 }
 
 /// Why an RFC 2217 connection could not be set up; each names the server
-/// (`HOST:PORT`) and the step.
+/// (`HOST:PORT`, the first field) and the step.
 #[derive(Debug, thiserror::Error)]
 pub enum Rfc2217Error {
-    #[error("cannot resolve the RFC 2217 server {server}: {source}")]
-    Resolve { server: String, source: io::Error },
-    #[error("the RFC 2217 server {server}: the name resolves to no address")]
-    NoAddress { server: String },
-    #[error("cannot connect to the RFC 2217 server {server}: {source}")]
-    Connect { server: String, source: io::Error },
-    #[error("cannot use the connection to the RFC 2217 server {server}: {source}")]
-    Clone { server: String, source: io::Error },
-    #[error("writing to the RFC 2217 server {server}: {source}")]
-    Write { server: String, source: io::Error },
-    #[error("reading from the RFC 2217 server {server}: {source}")]
-    Read { server: String, source: io::Error },
+    #[error("cannot resolve the RFC 2217 server {0}: {1}")]
+    Resolve(String, #[source] io::Error),
+    #[error("the RFC 2217 server {0}: the name resolves to no address")]
+    NoAddress(String),
+    #[error("cannot connect to the RFC 2217 server {0}: {1}")]
+    Connect(String, #[source] io::Error),
+    #[error("cannot use the connection to the RFC 2217 server {0}: {1}")]
+    Clone(String, #[source] io::Error),
+    #[error("writing to the RFC 2217 server {0}: {1}")]
+    Write(String, #[source] io::Error),
+    #[error("reading from the RFC 2217 server {0}: {1}")]
+    Read(String, #[source] io::Error),
     /// The socket's read timeout cannot be set.
-    #[error("the RFC 2217 server {server}: {source}")]
-    Socket { server: String, source: io::Error },
-    #[error("the RFC 2217 server {server} did not answer {what} within {} s: is it an RFC 2217 server (ser2net telnet(rfc2217))?", NEGOTIATION_TIMEOUT.as_secs())]
-    Silent { server: String, what: String },
-    #[error("the RFC 2217 server {server} closed the connection while negotiating {what}")]
-    Closed { server: String, what: String },
-    #[error("the RFC 2217 server {server} refused COM-PORT-OPTION (DONT 44): it is a plain telnet server, not RFC 2217; use tcp: for a raw port")]
-    NoComPort { server: String },
-    #[error("the RFC 2217 server {server}: {source}")]
-    WrongAnswer { server: String, source: WrongAnswer },
+    #[error("the RFC 2217 server {0}: {1}")]
+    Socket(String, #[source] io::Error),
+    /// No answer to `what` (the second field) in time.
+    #[error("the RFC 2217 server {0} did not answer {1} within {secs} s: is it an RFC 2217 server (ser2net telnet(rfc2217))?", secs = NEGOTIATION_TIMEOUT.as_secs())]
+    Silent(String, String),
+    #[error("the RFC 2217 server {0} closed the connection while negotiating {1}")]
+    Closed(String, String),
+    #[error("the RFC 2217 server {0} refused COM-PORT-OPTION (DONT 44): it is a plain telnet server, not RFC 2217; use tcp: for a raw port")]
+    NoComPort(String),
+    #[error("the RFC 2217 server {0}: {1}")]
+    WrongAnswer(String, #[source] WrongAnswer),
 }
 
 /// Says when a negotiation step is over: `Some(Ok)` done, `Some(Err)` failed, `None`
@@ -533,68 +534,41 @@ impl Write for Rfc2217Writer {
     }
 }
 
-/// Connects to the RFC 2217 server at `addr`, agrees COM-PORT-OPTION, sets the line
-/// to `line` and checks every answer. Errors name the server and what went wrong.
-pub fn connect(
-    addr: &str,
-    line: &LineSettings,
-) -> Result<(Rfc2217Reader, Rfc2217Writer), Rfc2217Error> {
-    let server = || addr.to_string();
-    let target = addr
-        .to_socket_addrs()
-        .map_err(|source| Rfc2217Error::Resolve {
-            server: server(),
-            source,
-        })?
-        .next()
-        .ok_or_else(|| Rfc2217Error::NoAddress { server: server() })?;
-    let mut stream =
-        TcpStream::connect_timeout(&target, NEGOTIATION_TIMEOUT).map_err(|source| {
-            Rfc2217Error::Connect {
-                server: server(),
-                source,
-            }
-        })?;
-    let _ = stream.set_nodelay(true);
-    let writer = Arc::new(Mutex::new(stream.try_clone().map_err(|source| {
-        Rfc2217Error::Clone {
-            server: server(),
-            source,
-        }
-    })?));
-    let write_error = |source| Rfc2217Error::Write {
-        server: server(),
-        source,
-    };
-    let mut codec = Codec::new();
-    let mut pending = VecDeque::new();
-    send(&writer, &codec.start()).map_err(write_error)?;
+/// A connection being set up: the server's bytes are read and its options
+/// answered, and serial data that arrives meanwhile is kept for the reader.
+struct Negotiation<'a> {
+    /// The server's `HOST:PORT`, for errors.
+    server: &'a str,
+    stream: TcpStream,
+    writer: Arc<Mutex<TcpStream>>,
+    codec: Codec,
+    pending: VecDeque<u8>,
+}
 
-    // Reads until `done` says so (Some(result)) or the deadline passes.
-    let mut raw = [0u8; 4096];
-    let mut wait = |codec: &mut Codec, what: &str, done: &mut Until| -> Result<(), Rfc2217Error> {
+impl Negotiation<'_> {
+    fn server(&self) -> String {
+        self.server.to_string()
+    }
+
+    fn send(&self, bytes: &[u8]) -> Result<(), Rfc2217Error> {
+        send(&self.writer, bytes).map_err(|e| Rfc2217Error::Write(self.server(), e))
+    }
+
+    /// Reads until `done` says so (`Some(result)`) or [`NEGOTIATION_TIMEOUT`]
+    /// passes without it; `what` names the step for errors.
+    fn wait(&mut self, what: &str, done: &mut Until) -> Result<(), Rfc2217Error> {
+        let mut raw = [0u8; 4096];
         let deadline = Instant::now() + NEGOTIATION_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(Rfc2217Error::Silent {
-                    server: server(),
-                    what: what.to_string(),
-                });
+                return Err(Rfc2217Error::Silent(self.server(), what.to_string()));
             }
-            stream
+            self.stream
                 .set_read_timeout(Some(left))
-                .map_err(|source| Rfc2217Error::Socket {
-                    server: server(),
-                    source,
-                })?;
-            let n = match stream.read(&mut raw) {
-                Ok(0) => {
-                    return Err(Rfc2217Error::Closed {
-                        server: server(),
-                        what: what.to_string(),
-                    })
-                }
+                .map_err(|e| Rfc2217Error::Socket(self.server(), e))?;
+            let n = match self.stream.read(&mut raw) {
+                Ok(0) => return Err(Rfc2217Error::Closed(self.server(), what.to_string())),
                 Ok(n) => n,
                 Err(e)
                     if matches!(
@@ -606,31 +580,55 @@ pub fn connect(
                 {
                     continue
                 }
-                Err(source) => {
-                    return Err(Rfc2217Error::Read {
-                        server: server(),
-                        source,
-                    })
-                }
+                Err(e) => return Err(Rfc2217Error::Read(self.server(), e)),
             };
-            let r = codec.receive(&raw[..n]);
+            let r = self.codec.receive(&raw[..n]);
             if !r.reply.is_empty() {
-                send(&writer, &r.reply).map_err(write_error)?;
+                self.send(&r.reply)?;
             }
-            pending.extend(r.data);
+            self.pending.extend(r.data);
             for e in &r.events {
-                if let Some(result) = done(codec, e) {
+                if let Some(result) = done(&self.codec, e) {
                     return result;
                 }
             }
         }
-    };
+    }
+}
 
-    wait(&mut codec, "WILL COM-PORT-OPTION", &mut |c, e| match e {
+/// Connects to the RFC 2217 server at `addr`, agrees COM-PORT-OPTION, sets the line
+/// to `line` and checks every answer. Errors name the server and what went wrong.
+pub fn connect(
+    addr: &str,
+    line: &LineSettings,
+) -> Result<(Rfc2217Reader, Rfc2217Writer), Rfc2217Error> {
+    let server = || addr.to_string();
+    let target = addr
+        .to_socket_addrs()
+        .map_err(|e| Rfc2217Error::Resolve(server(), e))?
+        .next()
+        .ok_or_else(|| Rfc2217Error::NoAddress(server()))?;
+    let stream = TcpStream::connect_timeout(&target, NEGOTIATION_TIMEOUT)
+        .map_err(|e| Rfc2217Error::Connect(server(), e))?;
+    let _ = stream.set_nodelay(true);
+    let writer = stream
+        .try_clone()
+        .map_err(|e| Rfc2217Error::Clone(server(), e))?;
+    let mut n = Negotiation {
+        server: addr,
+        stream,
+        writer: Arc::new(Mutex::new(writer)),
+        codec: Codec::new(),
+        pending: VecDeque::new(),
+    };
+    let start = n.codec.start();
+    n.send(&start)?;
+
+    n.wait("WILL COM-PORT-OPTION", &mut |c, e| match e {
         Event::Refused {
             ours: true,
             option: OPT_COM_PORT,
-        } => Some(Err(Rfc2217Error::NoComPort { server: server() })),
+        } => Some(Err(Rfc2217Error::NoComPort(server()))),
         _ if c.com_port() => Some(Ok(())),
         _ => None,
     })?;
@@ -640,10 +638,10 @@ pub fn connect(
     for (code, value) in &commands {
         out.extend(Codec::com_port_command(*code, value));
     }
-    send(&writer, &out).map_err(write_error)?;
+    n.send(&out)?;
     let mut answered = vec![false; commands.len()];
     let names: Vec<&str> = commands.iter().map(|(c, _)| command_name(*c)).collect();
-    wait(&mut codec, &names.join(", "), &mut |_, e| {
+    n.wait(&names.join(", "), &mut |_, e| {
         let Event::ComPort {
             code: got,
             value: v,
@@ -654,31 +652,23 @@ pub fn connect(
         for (i, (code, value)) in commands.iter().enumerate() {
             match check_answer(*code, value, *got, v) {
                 None => {}
-                Some(Err(source)) => {
-                    return Some(Err(Rfc2217Error::WrongAnswer {
-                        server: server(),
-                        source,
-                    }))
-                }
+                Some(Err(wrong)) => return Some(Err(Rfc2217Error::WrongAnswer(server(), wrong))),
                 Some(Ok(())) => answered[i] = true,
             }
         }
         answered.iter().all(|a| *a).then_some(Ok(()))
     })?;
-    stream
+    n.stream
         .set_read_timeout(None)
-        .map_err(|source| Rfc2217Error::Socket {
-            server: server(),
-            source,
-        })?;
+        .map_err(|e| Rfc2217Error::Socket(server(), e))?;
     Ok((
         Rfc2217Reader {
-            stream,
-            codec,
-            pending,
-            writer: Arc::clone(&writer),
+            stream: n.stream,
+            codec: n.codec,
+            pending: n.pending,
+            writer: Arc::clone(&n.writer),
         },
-        Rfc2217Writer { writer },
+        Rfc2217Writer { writer: n.writer },
     ))
 }
 
