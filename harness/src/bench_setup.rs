@@ -34,6 +34,49 @@ pub struct BenchSetupOptions {
     pub reconnect_wait: Duration,
 }
 
+/// Why `hil bench-setup` could not check the bench: the harness address, the
+/// profile, the matrix or zoo, or the device's console (each said as for `hil run`).
+#[derive(Debug, thiserror::Error)]
+pub enum BenchSetupError {
+    /// `--bind` is on no interface of this machine: the ones it has (not loopback).
+    #[error(
+        "--bind {bind}: no interface of this machine has {}; give one it has ({}), or add it first (ip addr add {}/24 dev IFACE)",
+        bind.ip(),
+        if have.is_empty() { "none but loopback".to_string() } else { have.join(", ") },
+        bind.ip()
+    )]
+    NoInterface { bind: BindAddr, have: Vec<String> },
+    #[error("--bind {0} listens on every address: say which one the device should use with --server-address")]
+    AnyAddress(BindAddr),
+    #[error(transparent)]
+    Profile(#[from] crate::device::profile::ProfileError),
+    #[error(transparent)]
+    Matrix(#[from] hil_oracle::matrix::BuildError),
+    #[error(transparent)]
+    Zoo(#[from] hil_zoo::LoadError),
+    #[error(transparent)]
+    Id(#[from] hil_oracle::matrix::IdError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("the zoo's responder cannot listen on {addr} (in use?): {source}")]
+    Responder {
+        addr: std::net::SocketAddr,
+        source: hil_zoo::responder::ResponderError,
+    },
+    #[error("cannot reach the device's console: {0}")]
+    Runner(#[source] crate::runner::StartError),
+    #[error("SMTP listener on {bind}: {source}")]
+    SmtpListener {
+        bind: std::net::SocketAddr,
+        source: hil_mail::netio::ListenError,
+    },
+    #[error("POP3 listener on {bind}: {source}")]
+    PopListener {
+        bind: std::net::SocketAddr,
+        source: hil_mail::netio::ListenError,
+    },
+}
+
 /// One line of the check: what, and whether it passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
@@ -51,7 +94,7 @@ fn check(what: &str, ok: bool, detail: impl Into<String>) -> Check {
 }
 
 /// The interface that holds `bind`, or why none does.
-fn interface_of(bind: &BindAddr, all: &[LocalAddr]) -> Result<Option<LocalAddr>, String> {
+fn interface_of(bind: &BindAddr, all: &[LocalAddr]) -> Result<Option<LocalAddr>, BenchSetupError> {
     if bind.is_unspecified() {
         return Ok(None);
     }
@@ -60,31 +103,23 @@ fn interface_of(bind: &BindAddr, all: &[LocalAddr]) -> Result<Option<LocalAddr>,
         .cloned()
         .map(Some)
         .ok_or_else(|| {
-            let have: Vec<String> = all
+            let have = all
                 .iter()
                 .filter(|a| !a.ip.is_loopback())
                 .map(|a| format!("{}/{} on {}", a.ip, a.prefix, a.interface))
                 .collect();
-            format!(
-                "--bind {bind}: no interface of this machine has {}; give one it has ({}), or add it first (ip addr add {}/24 dev IFACE)",
-                bind.ip(),
-                if have.is_empty() {
-                    "none but loopback".to_string()
-                } else {
-                    have.join(", ")
-                },
-                bind.ip()
-            )
+            BenchSetupError::NoInterface {
+                bind: bind.clone(),
+                have,
+            }
         })
 }
 
 /// The `smtp.server` value the device gets.
-fn server_address(o: &BindAddr, given: &Option<String>) -> Result<String, String> {
+fn server_address(o: &BindAddr, given: &Option<String>) -> Result<String, BenchSetupError> {
     match given {
         Some(a) => Ok(a.clone()),
-        None if o.is_unspecified() => Err(format!(
-            "--bind {o} listens on every address: say which one the device should use with --server-address"
-        )),
+        None if o.is_unspecified() => Err(BenchSetupError::AnyAddress(o.clone())),
         None => Ok(o.to_string()),
     }
 }
@@ -159,7 +194,7 @@ fn zoo_checks(
 }
 
 /// Prints the set-up and runs the checks; answers whether every check passed.
-pub fn run(o: &BenchSetupOptions, say: &mut dyn FnMut(&str)) -> Result<bool, String> {
+pub fn run(o: &BenchSetupOptions, say: &mut dyn FnMut(&str)) -> Result<bool, BenchSetupError> {
     let all = local_addresses();
     let iface = interface_of(&o.bind, &all)?;
     let server = server_address(&o.bind, &o.server_address)?;
@@ -265,17 +300,12 @@ fn probe_device(
     responder_ok: bool,
     server: &str,
     say: &mut dyn FnMut(&str),
-) -> Result<Vec<Check>, String> {
+) -> Result<Vec<Check>, BenchSetupError> {
     let facts = match &o.profile {
-        Some(p) => {
-            crate::device::Profile::load(p)
-                .map_err(|e| e.to_string())?
-                .facts
-        }
+        Some(p) => crate::device::Profile::load(p)?.facts,
         None => hil_oracle::model::DeviceFacts::default(),
     };
-    let m = hil_oracle::matrix::Matrix::build(&o.certs, &o.scenarios, &facts)
-        .map_err(|e| e.to_string())?;
+    let m = hil_oracle::matrix::Matrix::build(&o.certs, &o.scenarios, &facts)?;
     let zoo_ok = hil_zoo::options_of(&o.certs)
         .ok()
         .and_then(|z| responder_addr(&z.responder))
@@ -285,13 +315,14 @@ fn probe_device(
         .worker_threads(1)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(BenchSetupError::Runtime)?;
     let responder = match zoo_ok {
         Some(addr) => {
-            let zoo = hil_zoo::load(&o.certs).map_err(|e| e.to_string())?;
-            Some(rt.block_on(Responder::start(addr, zoo, 1.0)).map_err(|e| {
-                format!("the zoo's responder cannot listen on {addr} (in use?): {e}")
-            })?)
+            let zoo = hil_zoo::load(&o.certs)?;
+            Some(
+                rt.block_on(Responder::start(addr, zoo, 1.0))
+                    .map_err(|source| BenchSetupError::Responder { addr, source })?,
+            )
         }
         None => None,
     };
@@ -310,7 +341,7 @@ fn probe_device(
         sim_exe: None,
         reconnect_wait: o.reconnect_wait,
     })
-    .map_err(|e| format!("cannot reach the device's console: {e}"))?;
+    .map_err(BenchSetupError::Runner)?;
     let mut checks = Vec::new();
     for (id, what) in PROBES {
         let tls = id.starts_with("tls/");
@@ -322,7 +353,7 @@ fn probe_device(
             ));
             continue;
         }
-        let row = m.parse_id(id).map_err(|e| e.to_string())?;
+        let row = m.parse_id(id)?;
         let case = m.case(&row);
         let before = responder.as_ref().map(|r| r.requests().len()).unwrap_or(0);
         let r = runner.run_case(&case);
@@ -393,7 +424,7 @@ fn wait_for_device(
     o: &BenchSetupOptions,
     server: &str,
     say: &mut dyn FnMut(&str),
-) -> Result<Vec<Check>, String> {
+) -> Result<Vec<Check>, BenchSetupError> {
     use hil_mail::pop3::Pop3Config;
     use hil_mail::pop3_server::{Pop3Listen, Pop3Server};
     use hil_mail::pop_window::PopLogins;
@@ -408,7 +439,7 @@ fn wait_for_device(
         .worker_threads(1)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(BenchSetupError::Runtime)?;
     let logins = Arc::new(PopLogins::new(1.0));
     let smtp = rt
         .block_on(SmtpServer::start_with(
@@ -424,7 +455,10 @@ fn wait_for_device(
                 epoch: None,
             },
         ))
-        .map_err(|e| format!("SMTP listener on {}: {e}", o.bind.socket(o.smtp_port)))?;
+        .map_err(|source| BenchSetupError::SmtpListener {
+            bind: o.bind.socket(o.smtp_port),
+            source,
+        })?;
     let pop = rt
         .block_on(Pop3Server::start(
             vec![Pop3Listen {
@@ -436,7 +470,10 @@ fn wait_for_device(
             1.0,
             Arc::clone(&logins),
         ))
-        .map_err(|e| format!("POP3 listener on {}: {e}", o.bind.socket(o.pop_port)))?;
+        .map_err(|source| BenchSetupError::PopListener {
+            bind: o.bind.socket(o.pop_port),
+            source,
+        })?;
     let pop_port = pop.listeners().first().map(|(_, a)| a.port()).unwrap_or(0);
     say("No --device: check by hand. On the device, set");
     say(&format!("  smtp.server    {server}"));
@@ -506,7 +543,9 @@ mod tests {
     #[test]
     fn an_address_not_on_this_machine_is_named() {
         let all = local_addresses();
-        let e = interface_of(&"192.0.2.77".parse().unwrap(), &all).unwrap_err();
+        let e = interface_of(&"192.0.2.77".parse().unwrap(), &all)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("192.0.2.77"), "{e}");
         assert!(e.contains("no interface of this machine"), "{e}");
         let lo = interface_of(&BindAddr::loopback(), &all).unwrap();

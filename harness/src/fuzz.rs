@@ -38,6 +38,17 @@ pub enum Outcome {
     Failed(Found),
 }
 
+/// Why fuzzing stopped without a verdict: proptest gave up (too many harness errors,
+/// which are rejections, not failures).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("fuzzing gave up: {why} ({harness_errors} harness errors in {runs} cases)")]
+pub struct GaveUp {
+    /// proptest's reason.
+    pub why: String,
+    pub harness_errors: u32,
+    pub runs: u32,
+}
+
 /// The strategy: for each dimension an index into its valid values.
 fn strategy(m: &Matrix) -> impl Strategy<Value = Vec<usize>> {
     (0..m.dims.len())
@@ -67,7 +78,7 @@ pub fn fuzz(
     cases: u32,
     seed: u64,
     progress: &mut dyn FnMut(&str, &str),
-) -> Result<Outcome, String> {
+) -> Result<Outcome, GaveUp> {
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &key);
@@ -170,9 +181,10 @@ pub fn fuzz(
                 runs,
             }))
         }
-        Err(TestError::Abort(why)) => Err(format!(
-            "fuzzing gave up: {why} ({} harness errors in {runs} cases)",
-            errors.into_inner()
-        )),
+        Err(TestError::Abort(why)) => Err(GaveUp {
+            why: why.to_string(),
+            harness_errors: errors.into_inner(),
+            runs,
+        }),
     }
 }

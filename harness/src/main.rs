@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use hil::say;
 
+use anyhow::{anyhow, bail};
 use clap::{Parser, Subcommand};
+use tracing::error;
 
 use hil::device::Endpoint;
 use hil::pool::{self, CaseRunner, MakeRunner, PoolOptions, PoolSummary, Shard, WriteReport};
@@ -19,8 +21,41 @@ use hil_oracle::model::{Case, DeviceFacts};
 #[derive(Parser)]
 #[command(name = "hil", version)]
 struct Cli {
+    /// More log detail on standard error: -v debug, -vv trace (before the command:
+    /// `hil -v run`; `hil run -v` prints every case's transcript). RUST_LOG, when set,
+    /// chooses instead.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors on standard error.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// Log events (diagnostics, never the results) go to standard error: `info` and up
+/// by default, `debug` with -v, `trace` with -vv, errors only with -q; `RUST_LOG`,
+/// when set and readable, chooses instead. With -v (or `RUST_LOG`) each line also
+/// shows its time and module.
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let detailed = verbose > 0 || from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if detailed {
+        fmt.init();
+    } else {
+        fmt.without_time().with_target(false).init();
+    }
 }
 
 #[derive(Subcommand)]
@@ -135,7 +170,7 @@ fn profile_probe(a: ProbeArgs) -> u8 {
         },
         Ok(DeviceChoice::Endpoint(ep)) => hil::probe::ProbeDevice::Endpoint(ep),
         Err(e) => {
-            eprintln!("hil profile probe: {e}");
+            error!("hil profile probe: {e}");
             return 2;
         }
     };
@@ -152,7 +187,7 @@ fn profile_probe(a: ProbeArgs) -> u8 {
         Ok(r) if r.failure.is_none() => 0,
         Ok(_) => 1,
         Err(e) => {
-            eprintln!("hil profile probe: {e}");
+            error!("hil profile probe: {e}");
             2
         }
     }
@@ -164,7 +199,7 @@ fn profile_check(file: &std::path::Path) -> u8 {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("hil profile check: {name}: cannot read: {e}");
+            error!("hil profile check: {name}: cannot read: {e}");
             return 2;
         }
     };
@@ -176,9 +211,9 @@ fn profile_check(file: &std::path::Path) -> u8 {
         }
         Err(problems) => {
             for p in &problems {
-                eprintln!("{p}");
+                error!("{p}");
             }
-            eprintln!(
+            error!(
                 "{name}: not a valid profile ({} problem{})",
                 problems.len(),
                 if problems.len() == 1 { "" } else { "s" }
@@ -392,8 +427,8 @@ fn rows_of(
     matrix: &str,
     strength: Option<u8>,
     seed: u64,
-) -> Result<Vec<hil_oracle::matrix::Row>, String> {
-    let covering = |t: usize| m.covering(t, seed).map_err(|e| e.to_string());
+) -> anyhow::Result<Vec<hil_oracle::matrix::Row>> {
+    let covering = |t: usize| Ok(m.covering(t, seed)?);
     if let Some(t) = strength {
         return covering(t as usize);
     }
@@ -402,9 +437,7 @@ fn rows_of(
         "pairwise" | "2-way" => covering(2),
         "3-way" => covering(3),
         "4-way" => covering(4),
-        other => Err(format!(
-            "--matrix {other}: say exhaustive, pairwise, 3-way, 4-way or classic"
-        )),
+        other => bail!("--matrix {other}: say exhaustive, pairwise, 3-way, 4-way or classic"),
     }
 }
 
@@ -413,7 +446,7 @@ fn select_cases(
     a: &RunArgs,
     certs: &std::path::Path,
     facts: &DeviceFacts,
-) -> Result<Vec<hil_oracle::model::Case>, String> {
+) -> anyhow::Result<Vec<hil_oracle::model::Case>> {
     let matrix = a.matrix.clone().unwrap_or_else(|| {
         if a.device == "sim" || a.device.starts_with("sim:") {
             "exhaustive".into()
@@ -428,28 +461,27 @@ fn select_cases(
         certs,
         &data_dir(a.model.scenarios.clone(), "scenarios"),
         facts,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let rows = rows_of(&m, &matrix, a.strength, a.seed)?;
     Ok(rows.iter().map(|r| m.case(r)).collect())
 }
 
 /// The zoo's OCSP responder and CRL server where its certificates point, on a
 /// runtime of its own for the whole run.
-fn start_responder(certs: &std::path::Path) -> Result<tokio::runtime::Runtime, String> {
-    let zoo = hil_zoo::load(certs).map_err(|e| e.to_string())?;
+fn start_responder(certs: &std::path::Path) -> anyhow::Result<tokio::runtime::Runtime> {
+    let zoo = hil_zoo::load(certs)?;
     let url = zoo.manifest.responder.clone();
     let addr = hil_zoo::responder_addr(&url)
-        .ok_or_else(|| format!("the zoo's responder {url:?} is not http://IP:PORT"))?;
+        .ok_or_else(|| anyhow!("the zoo's responder {url:?} is not http://IP:PORT"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(|e| anyhow!("cannot start the async runtime: {e}"))?;
     let r = rt
         .block_on(hil_zoo::responder::Responder::start(addr, zoo, 1.0))
         .map_err(|e| {
-            format!(
+            anyhow!(
                 "the certificate zoo's OCSP responder cannot listen on {addr} (is it in use?): {e}"
             )
         })?;
@@ -464,17 +496,17 @@ const MAX_DEFAULT_SIM_JOBS: usize = 48;
 
 /// How many workers: one for a real device (there is one) or a fixed fake server
 /// port (the workers cannot share it); else --jobs, by default SIM_JOBS_PER_CORE per core.
-fn choose_jobs(a: &RunArgs, real_device: bool) -> Result<usize, String> {
+fn choose_jobs(a: &RunArgs, real_device: bool) -> anyhow::Result<usize> {
     match a.jobs {
-        Some(0) => Err("--jobs 0: must be at least 1".into()),
-        Some(n) if n > 1 && real_device => Err(format!(
+        Some(0) => bail!("--jobs 0: must be at least 1"),
+        Some(n) if n > 1 && real_device => bail!(
             "--jobs {n}: --device {} is one real device and runs one case at a time; give --jobs 1 or leave it out",
             a.device
-        )),
-        Some(n) if n > 1 && a.smtp_port != 0 => Err(format!(
+        ),
+        Some(n) if n > 1 && a.smtp_port != 0 => bail!(
             "--jobs {n} with --smtp-port {}: each worker needs a fake SMTP server port of its own; give --smtp-port 0 (any free port) or --jobs 1",
             a.smtp_port
-        )),
+        ),
         Some(n) => Ok(n),
         None if real_device || a.smtp_port != 0 => Ok(1),
         // Most of a simulated case is device time spent waiting (timeouts, POP before
@@ -488,7 +520,7 @@ fn choose_jobs(a: &RunArgs, real_device: bool) -> Result<usize, String> {
 }
 
 /// The cases to run: `--case ID` alone, else the shard of the full list, filtered.
-fn select(a: &RunArgs, certs: &std::path::Path, facts: &DeviceFacts) -> Result<Vec<Case>, String> {
+fn select(a: &RunArgs, certs: &std::path::Path, facts: &DeviceFacts) -> anyhow::Result<Vec<Case>> {
     let mut why: Option<String> = None;
     if let Some(id) = &a.case {
         // A matrix case id names its values: the case is rebuilt from it, whatever
@@ -497,8 +529,7 @@ fn select(a: &RunArgs, certs: &std::path::Path, facts: &DeviceFacts) -> Result<V
             certs,
             &data_dir(a.model.scenarios.clone(), "scenarios"),
             facts,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         match m.parse_id(id) {
             Ok(row) => return Ok(vec![m.case(&row)]),
             // Only a matrix id's reason helps (a classic id has no matrix section).
@@ -521,14 +552,13 @@ fn select(a: &RunArgs, certs: &std::path::Path, facts: &DeviceFacts) -> Result<V
         let ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
         let near = pool::closest_ids(id, &ids, 8);
         let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
-        return Err(if near.is_empty() {
-            format!("--case {id}: no case has this id{why} (hil run --list lists them)")
-        } else {
-            format!(
-                "--case {id}: no case has this id{why}; the closest: {} (hil run --list lists them)",
-                near.join(", ")
-            )
-        });
+        if near.is_empty() {
+            bail!("--case {id}: no case has this id{why} (hil run --list lists them)");
+        }
+        bail!(
+            "--case {id}: no case has this id{why}; the closest: {} (hil run --list lists them)",
+            near.join(", ")
+        );
     }
     let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
     Ok(all
@@ -550,7 +580,7 @@ fn reconnect_secs(s: &str) -> Result<f64, String> {
 
 /// The device `--device` names; the embedded sim (or `sim:PROGRAM`, a simulated
 /// device of one's own) runs at `time_scale` (default 50).
-fn device_choice(device: &str, time_scale: Option<f64>) -> Result<DeviceChoice, String> {
+fn device_choice(device: &str, time_scale: Option<f64>) -> anyhow::Result<DeviceChoice> {
     Ok(if device == "sim" {
         DeviceChoice::Sim {
             time_scale: time_scale.unwrap_or(50.0),
@@ -559,9 +589,9 @@ fn device_choice(device: &str, time_scale: Option<f64>) -> Result<DeviceChoice, 
     } else if let Some(program) = device.strip_prefix("sim:") {
         let path = std::path::PathBuf::from(program);
         if program.is_empty() || !path.is_file() {
-            return Err(format!(
+            bail!(
                 "--device {device}: sim:PROGRAM names a simulated device's executable, and {program:?} is not a file"
-            ));
+            );
         }
         DeviceChoice::Sim {
             time_scale: time_scale.unwrap_or(50.0),
@@ -574,17 +604,15 @@ fn device_choice(device: &str, time_scale: Option<f64>) -> Result<DeviceChoice, 
 
 /// What a profile says of the firmware: variants, ranges, AUTH mechanisms (the
 /// reference device's for the built-in profile).
-fn profile_facts(profile: Option<&std::path::Path>) -> Result<DeviceFacts, String> {
+fn profile_facts(profile: Option<&std::path::Path>) -> anyhow::Result<DeviceFacts> {
     match profile {
-        Some(p) => Ok(hil::device::Profile::load(p)
-            .map_err(|e| e.to_string())?
-            .facts),
+        Some(p) => Ok(hil::device::Profile::load(p)?.facts),
         None => Ok(DeviceFacts::default()),
     }
 }
 
 /// Runs the cases; answers the exit status.
-fn run(a: RunArgs) -> Result<u8, String> {
+fn run(a: RunArgs) -> anyhow::Result<u8> {
     let device = device_choice(&a.device, a.time_scale)?;
     let certs = data_dir(a.model.certs.clone(), "certs");
     let facts = profile_facts(a.profile.as_deref())?;
@@ -609,7 +637,7 @@ fn run(a: RunArgs) -> Result<u8, String> {
         if let Some(f) = &a.filter {
             what.push(format!("--filter {f:?}"));
         }
-        return Err(format!("no case matches {}", what.join(" and ")));
+        bail!("no case matches {}", what.join(" and "));
     }
     // The longest waits first: with several workers they overlap with the rest
     // instead of ending the run alone.
@@ -625,7 +653,7 @@ fn run(a: RunArgs) -> Result<u8, String> {
     };
     if let Some(d) = &report_dir {
         std::fs::create_dir_all(d)
-            .map_err(|e| format!("--report {}: cannot create it: {e}", d.display()))?;
+            .map_err(|e| anyhow!("--report {}: cannot create it: {e}", d.display()))?;
     }
     let stop = pool::stop_on_signals()?;
     // The zoo serves SMTP TLS listeners and the POP3 TLS ones (its `valid` cert).
@@ -679,7 +707,7 @@ fn run(a: RunArgs) -> Result<u8, String> {
     let command: Vec<String> = std::env::args().collect();
     let shard = a.shard.clone();
     let device_name = a.device.clone();
-    let write_report = |records: &[Record], summary: &PoolSummary| -> Result<(), String> {
+    let write_report = |records: &[Record], summary: &PoolSummary| {
         let Some(dir) = &report_dir else {
             return Ok(());
         };
@@ -709,10 +737,10 @@ fn run(a: RunArgs) -> Result<u8, String> {
         say!("hil: results in {}", d.join("results.jsonl").display());
     }
     if let Some(why) = &s.stopped {
-        eprintln!("hil: stopped early: {why}");
+        error!("hil: stopped early: {why}");
     }
     if let Some(e) = &s.report_error {
-        eprintln!("hil: the report: {e}");
+        error!("hil: the report: {e}");
     }
     say!("{}", s.last_line());
     let _ = std::io::stdout().flush();
@@ -745,14 +773,13 @@ fn data_dir(given: Option<PathBuf>, name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join(name)
 }
 
-fn matrix(a: MatrixArgs) -> Result<(), String> {
+fn matrix(a: MatrixArgs) -> anyhow::Result<()> {
     let facts = profile_facts(a.profile.as_deref())?;
     let m = hil_oracle::matrix::Matrix::build(
         &data_dir(a.model.certs, "certs"),
         &data_dir(a.model.scenarios, "scenarios"),
         &facts,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     if a.matrix == "classic" && a.strength.is_none() {
         let cases = hil_oracle::cases::first_set();
         say!("classic: {} hand-written cases (not a matrix)", cases.len());
@@ -774,7 +801,7 @@ fn matrix(a: MatrixArgs) -> Result<(), String> {
 }
 
 /// `hil fuzz`: answers whether every case matched.
-fn fuzz(a: FuzzArgs) -> Result<bool, String> {
+fn fuzz(a: FuzzArgs) -> anyhow::Result<bool> {
     let device = device_choice(&a.device, a.time_scale)?;
     let certs = data_dir(a.model.certs.clone(), "certs");
     let facts = profile_facts(a.profile.as_deref())?;
@@ -782,8 +809,7 @@ fn fuzz(a: FuzzArgs) -> Result<bool, String> {
         &certs,
         &data_dir(a.model.scenarios.clone(), "scenarios"),
         &facts,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let _responder = start_responder(&certs)?;
     let mut runner = Runner::start(RunOptions {
         device,
@@ -839,7 +865,7 @@ fn fuzz(a: FuzzArgs) -> Result<bool, String> {
 }
 
 /// `hil bench-setup`: answers whether every check passed.
-fn bench_setup(a: BenchSetupArgs) -> Result<bool, String> {
+fn bench_setup(a: BenchSetupArgs) -> anyhow::Result<bool> {
     let device = a
         .device
         .as_deref()
@@ -860,14 +886,14 @@ fn bench_setup(a: BenchSetupArgs) -> Result<bool, String> {
     };
     // A closed standard output (a pager quit) ends nothing but the printing.
     let mut out = std::io::stdout();
-    hil::bench_setup::run(&o, &mut |l| {
+    Ok(hil::bench_setup::run(&o, &mut |l| {
         let _ = writeln!(out, "{l}");
         let _ = out.flush();
-    })
+    })?)
 }
 
-fn certs(a: CertsArgs) -> Result<(), String> {
-    let key = hil_zoo::keys::KeyKind::parse(&a.key).map_err(|e| e.to_string())?;
+fn certs(a: CertsArgs) -> anyhow::Result<()> {
+    let key = hil_zoo::keys::KeyKind::parse(&a.key)?;
     let mut o = hil_zoo::zoo::ZooOptions {
         key,
         seed: a.seed,
@@ -877,7 +903,7 @@ fn certs(a: CertsArgs) -> Result<(), String> {
     if !a.host.is_empty() {
         o.hosts = a.host;
     }
-    let m = hil_zoo::zoo::generate(&a.out, &o).map_err(|e| e.to_string())?;
+    let m = hil_zoo::zoo::generate(&a.out, &o)?;
     say!(
         "hil certs: {} server certificates and {} CAs ({}, seed {}) in {}; trust anchor {}",
         m.cert.len(),
@@ -890,16 +916,16 @@ fn certs(a: CertsArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn responder(a: ResponderArgs) -> Result<(), String> {
+fn responder(a: ResponderArgs) -> anyhow::Result<()> {
     use hil_zoo::responder::{Responder, RevocationFault};
-    let fault = RevocationFault::parse(&a.fault).map_err(|e| e.to_string())?;
-    let zoo = hil_zoo::load(&a.certs).map_err(|e| e.to_string())?;
+    let fault = RevocationFault::parse(&a.fault)?;
+    let zoo = hil_zoo::load(&a.certs)?;
     let bind = match a.bind {
         Some(b) => b,
         None => {
             let url = &zoo.manifest.responder;
             hil_zoo::responder_addr(url).ok_or_else(|| {
-                format!("the manifest's responder {url:?} is not http://IP:PORT; give --bind")
+                anyhow!("the manifest's responder {url:?} is not http://IP:PORT; give --bind")
             })?
         }
     };
@@ -907,11 +933,9 @@ fn responder(a: ResponderArgs) -> Result<(), String> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(|e| anyhow!("cannot start the async runtime: {e}"))?;
     rt.block_on(async move {
-        let r = Responder::start_with(bind, zoo, a.time_scale, fault)
-            .await
-            .map_err(|e| e.to_string())?;
+        let r = Responder::start_with(bind, zoo, a.time_scale, fault).await?;
         say!(
             "hil responder: OCSP http://{0}/ocsp, CRLs http://{0}/crl/CA.crl, fault {1}",
             r.addr(),
@@ -920,7 +944,7 @@ fn responder(a: ResponderArgs) -> Result<(), String> {
         say!("ready");
         let _ = std::io::Write::flush(&mut std::io::stdout());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+            .map_err(|e| anyhow!("cannot watch for SIGTERM: {e}"))?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
@@ -953,7 +977,7 @@ struct ReportArgs {
 }
 
 /// Ok(false) when a case failed or could not be run.
-fn report(a: ReportArgs) -> Result<bool, String> {
+fn report(a: ReportArgs) -> anyhow::Result<bool> {
     let inputs = match a.from {
         Some(f) => vec![f],
         None => a.merge,
@@ -963,81 +987,55 @@ fn report(a: ReportArgs) -> Result<bool, String> {
     Ok(s.counts.failed == 0 && s.counts.harness_errors == 0)
 }
 
+/// The exit status of a command that answers whether everything passed: 0, or 1 when
+/// something failed; when the command could not run, its error is said after
+/// `prefix` on standard error and the status is `status`.
+fn exit(result: anyhow::Result<bool>, prefix: &str, status: u8) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            error!("{prefix}: {e}");
+            ExitCode::from(status)
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match cli.cmd {
         Cmd::Run(a) => match run(a) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
-                eprintln!("hil: {e}");
+                error!("hil: {e}");
                 ExitCode::from(2)
             }
         },
-        Cmd::Serve(a) => match hil::serve_cmd::run(hil::serve_cmd::ServeOptions {
-            scenario: a.scenario,
-            bind: a.bind,
-            certs: a.certs,
-            transcripts: a.transcripts,
-            time_scale: a.time_scale,
-        }) {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hil serve: {e}");
-                ExitCode::from(2)
-            }
-        },
-        Cmd::Certs(a) => match certs(a) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hil certs: {e}");
-                ExitCode::from(2)
-            }
-        },
-        Cmd::Responder(a) => match responder(a) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hil responder: {e}");
-                ExitCode::from(2)
-            }
-        },
-        Cmd::Matrix(a) => match matrix(a) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hil matrix: {e}");
-                ExitCode::from(2)
-            }
-        },
-        Cmd::Fuzz(a) => match fuzz(a) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("hil fuzz: {e}");
-                ExitCode::from(2)
-            }
-        },
-        Cmd::Report(a) => match report(a) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("hil report: {e}");
-                ExitCode::from(2)
-            }
-        },
+        Cmd::Serve(a) => {
+            let o = hil::serve_cmd::ServeOptions {
+                scenario: a.scenario,
+                bind: a.bind,
+                certs: a.certs,
+                transcripts: a.transcripts,
+                time_scale: a.time_scale,
+            };
+            let ran = hil::serve_cmd::run(o).map(|_| true);
+            exit(ran.map_err(Into::into), "hil serve", 2)
+        }
+        Cmd::Certs(a) => exit(certs(a).map(|()| true), "hil certs", 2),
+        Cmd::Responder(a) => exit(responder(a).map(|()| true), "hil responder", 2),
+        Cmd::Matrix(a) => exit(matrix(a).map(|()| true), "hil matrix", 2),
+        Cmd::Fuzz(a) => exit(fuzz(a), "hil fuzz", 2),
+        Cmd::Report(a) => exit(report(a), "hil report", 2),
         Cmd::Profile(ProfileCmd::Check { file }) => ExitCode::from(profile_check(&file)),
         Cmd::Profile(ProfileCmd::Probe(a)) => ExitCode::from(profile_probe(a)),
-        Cmd::BenchSetup(a) => match bench_setup(a) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("hil bench-setup: {e}");
-                ExitCode::from(2)
-            }
-        },
-        Cmd::Sim(args) => match mfp_sim::run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hil sim: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Cmd::BenchSetup(a) => exit(bench_setup(a), "hil bench-setup", 2),
+        // The simulated device's own failure status (1), as mfp-sim exits.
+        Cmd::Sim(args) => exit(
+            mfp_sim::run(args).map(|()| true).map_err(Into::into),
+            "hil sim",
+            1,
+        ),
     }
 }

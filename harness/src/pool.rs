@@ -8,8 +8,10 @@
 //! port in use, a lost console) is retried on a freshly started runner; a case that
 //! still cannot run is recorded as [`Verdict::HarnessError`], counted apart from the
 //! device's failures. A worker runs a case only once it has a runner; one that cannot
-//! start a runner after its retries stops, and the other workers take the rest. Every
-//! case handed out ends as a record.
+//! start a runner after its retries stops, and the other workers take the rest. A
+//! configuration error (a profile, a zoo or an option that is wrong:
+//! [`StartError::is_retryable`] says no) is never retried: the worker stops at once
+//! with it. Every case handed out ends as a record.
 //!
 //! A stop request (Ctrl-C or SIGTERM, see [`stop_on_signals`]) ends the handing out;
 //! the cases in flight may finish within a grace period, then the summary and the
@@ -24,7 +26,8 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::record::{self, Record, Verdict};
-use crate::runner::{self, describe_failure, CaseResult, Runner};
+use crate::report::ReportError;
+use crate::runner::{self, describe_failure, CaseResult, Runner, StartError};
 use hil_oracle::model::Case;
 
 /// What a worker runs cases with: [`Runner`], or a stand-in in tests.
@@ -52,10 +55,67 @@ impl CaseRunner for Runner {
 }
 
 /// Makes worker `i`'s runner (called again for a fresh one after a harness fault).
-pub type MakeRunner = dyn Fn(usize) -> Result<Box<dyn CaseRunner>, String> + Send + Sync;
+/// A start error that is not retryable (a configuration error) stops the worker.
+pub type MakeRunner = dyn Fn(usize) -> Result<Box<dyn CaseRunner>, StartError> + Send + Sync;
 
 /// Writes the final report from every record of the run (resumed ones included).
-pub type WriteReport<'a> = dyn Fn(&[Record], &PoolSummary) -> Result<(), String> + 'a;
+pub type WriteReport<'a> = dyn Fn(&[Record], &PoolSummary) -> Result<(), ReportError> + 'a;
+
+/// Why a `--shard` text is not `K/N`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--shard {spec}: {problem}")]
+pub struct ShardError {
+    pub spec: String,
+    pub problem: ShardProblem,
+}
+
+/// What is wrong with a `--shard` text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ShardProblem {
+    #[error("expected K/N, like 2/4")]
+    NotKOverN,
+    #[error("K is not a whole number")]
+    K,
+    #[error("N is not a whole number")]
+    N,
+    #[error("N must be at least 1")]
+    NoSlice,
+    #[error("K must be between 1 and N")]
+    KOutOfRange,
+}
+
+/// Why the pool did not run: the earlier results cannot be read or written, a
+/// worker thread cannot start, or no worker could start a runner.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// `results.jsonl` cannot be read for `--resume`.
+    #[error(transparent)]
+    Resume(#[from] record::ReadError),
+    /// `results.jsonl` cannot be started afresh.
+    #[error("{}: {source}", path.display())]
+    Results {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start worker {worker}: {source}")]
+    Thread {
+        /// From 1.
+        worker: usize,
+        source: std::io::Error,
+    },
+    /// No worker could start a runner: the last one's reason.
+    #[error("cannot start the device and fake servers: {0}")]
+    NoRunner(String),
+}
+
+/// Why the signal watcher cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    #[error("cannot start the signal watcher: {0}")]
+    Start(#[source] std::io::Error),
+    #[error("cannot watch for Ctrl-C and SIGTERM: {0}")]
+    Watch(#[source] std::io::Error),
+}
 
 /// `--shard K/N`: the K-th of N slices of the full case list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,24 +127,21 @@ pub struct Shard {
 
 impl Shard {
     /// Parses `K/N`.
-    pub fn parse(s: &str) -> Result<Shard, String> {
-        let bad = |why: &str| format!("--shard {s}: {why}");
+    pub fn parse(s: &str) -> Result<Shard, ShardError> {
+        let bad = |problem| ShardError {
+            spec: s.to_string(),
+            problem,
+        };
         let (k, n) = s
             .split_once('/')
-            .ok_or_else(|| bad("expected K/N, like 2/4"))?;
-        let k: usize = k
-            .trim()
-            .parse()
-            .map_err(|_| bad("K is not a whole number"))?;
-        let n: usize = n
-            .trim()
-            .parse()
-            .map_err(|_| bad("N is not a whole number"))?;
+            .ok_or_else(|| bad(ShardProblem::NotKOverN))?;
+        let k: usize = k.trim().parse().map_err(|_| bad(ShardProblem::K))?;
+        let n: usize = n.trim().parse().map_err(|_| bad(ShardProblem::N))?;
         if n == 0 {
-            return Err(bad("N must be at least 1"));
+            return Err(bad(ShardProblem::NoSlice));
         }
         if k < 1 || k > n {
-            return Err(bad("K must be between 1 and N"));
+            return Err(bad(ShardProblem::KOutOfRange));
         }
         Ok(Shard { k, n })
     }
@@ -275,52 +332,34 @@ impl Worker {
         self.stop.load(Ordering::SeqCst) || self.halt.load(Ordering::SeqCst)
     }
 
-    fn start(&self) -> Result<Box<dyn CaseRunner>, String> {
+    fn start(&self) -> Result<Box<dyn CaseRunner>, StartError> {
         match std::panic::catch_unwind(AssertUnwindSafe(|| (self.make)(self.index))) {
             Ok(r) => r,
-            Err(p) => Err(format!("starting the runner panicked: {}", panic_text(&*p))),
+            Err(p) => Err(StartError::Panicked(panic_text(&*p))),
         }
     }
 
+    /// Takes cases until none is left, the run stops, or no runner can be started;
+    /// its events carry a `worker{n}` span.
     fn run(self) {
         let _exit = ExitGuard(self.tx.clone());
+        let _span = tracing::info_span!("worker", n = self.index + 1).entered();
         let mut runner: Option<Box<dyn CaseRunner>> = None;
         let mut announced = false;
         loop {
             // A case is taken only with a runner in hand.
-            let mut failures = 0;
-            while runner.is_none() {
-                if self.stopped() || self.next.load(Ordering::SeqCst) >= self.cases.len() {
+            if runner.is_none() {
+                let Some(r) = self.start_before_a_case() else {
                     return;
+                };
+                if !announced {
+                    announced = true;
+                    let _ = self.tx.send(Msg::Started {
+                        worker: self.index,
+                        what: r.describe(),
+                    });
                 }
-                match self.start() {
-                    Ok(r) => {
-                        if !announced {
-                            announced = true;
-                            let _ = self.tx.send(Msg::Started {
-                                worker: self.index,
-                                what: r.describe(),
-                            });
-                        }
-                        runner = Some(r);
-                    }
-                    Err(why) => {
-                        failures += 1;
-                        if failures > self.retries {
-                            let _ = self.tx.send(Msg::Retired {
-                                worker: self.index,
-                                why,
-                            });
-                            return;
-                        }
-                        let _ = self.tx.send(Msg::StartFailed {
-                            worker: self.index,
-                            attempt: failures,
-                            why,
-                        });
-                        std::thread::sleep(Duration::from_millis(200 * u64::from(failures)));
-                    }
-                }
+                runner = Some(r);
             }
             if self.stopped() {
                 break;
@@ -329,73 +368,141 @@ impl Worker {
             let Some(case) = self.cases.get(index) else {
                 break;
             };
-            let mut attempts = 0;
-            let result = loop {
-                attempts += 1;
-                let t0 = Instant::now();
-                if runner.is_none() {
-                    match self.start() {
-                        Ok(r) => runner = Some(r),
-                        Err(why) => {
-                            let ms = t0.elapsed().as_millis() as u64;
-                            let r = CaseResult::not_run(
-                                case,
-                                format!("cannot start the device and fake servers: {why}"),
-                                ms,
-                            );
-                            if attempts > self.retries || self.stopped() {
-                                break r;
-                            }
-                            let _ = self.tx.send(Msg::Retry {
-                                index,
-                                attempt: attempts,
-                                why: r.harness_error.clone().unwrap_or_default(),
-                            });
-                            std::thread::sleep(Duration::from_millis(200 * u64::from(attempts)));
-                            continue;
-                        }
-                    }
-                }
-                let Some(rn) = runner.as_mut() else {
-                    continue;
-                };
-                let r = match std::panic::catch_unwind(AssertUnwindSafe(|| rn.run_case(case))) {
-                    Ok(r) => r,
-                    Err(p) => CaseResult::not_run(
-                        case,
-                        format!("the runner panicked: {}", panic_text(&*p)),
-                        t0.elapsed().as_millis() as u64,
-                    ),
-                };
-                let Some(why) = r.harness_error.clone() else {
-                    break r;
-                };
-                if !r.retry {
-                    // The same case would fail the same way (a profile that does not
-                    // fit, a refused set-up step): no retry, and the runner stays.
-                    break r;
-                }
-                // The runner may be broken: the next attempt gets a fresh one.
-                if let Some(old) = runner.take() {
-                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| old.shutdown()));
-                }
-                if attempts > self.retries || self.stopped() {
-                    break r;
-                }
-                let _ = self.tx.send(Msg::Retry {
-                    index,
-                    attempt: attempts,
-                    why,
-                });
-            };
+            let ran = self.run_one(case, index, &mut runner);
             let _ = self.tx.send(Msg::Done {
                 index,
-                result: Box::new(result),
-                attempts,
+                result: Box::new(ran.result),
+                attempts: ran.attempts,
             });
+            if let Some(why) = ran.config_error {
+                let _ = self.tx.send(Msg::Retired {
+                    worker: self.index,
+                    why,
+                });
+                break;
+            }
         }
         if let Some(r) = runner {
             let _ = std::panic::catch_unwind(AssertUnwindSafe(|| r.shutdown()));
+        }
+    }
+
+    /// Starts a runner before taking a case, trying again after a retryable failure.
+    /// `None`: the worker stops (a stop request, no case left, or it gave up, which
+    /// it tells the main thread).
+    fn start_before_a_case(&self) -> Option<Box<dyn CaseRunner>> {
+        let mut failures = 0;
+        loop {
+            if self.stopped() || self.next.load(Ordering::SeqCst) >= self.cases.len() {
+                return None;
+            }
+            let e = match self.start() {
+                Ok(r) => return Some(r),
+                Err(e) => e,
+            };
+            failures += 1;
+            let why = e.to_string();
+            if !e.is_retryable() || failures > self.retries {
+                let _ = self.tx.send(Msg::Retired {
+                    worker: self.index,
+                    why,
+                });
+                return None;
+            }
+            let _ = self.tx.send(Msg::StartFailed {
+                worker: self.index,
+                attempt: failures,
+                why,
+            });
+            std::thread::sleep(Duration::from_millis(200 * u64::from(failures)));
+        }
+    }
+
+    /// Runs the case at `index`, on a fresh runner again after a retryable harness
+    /// error (up to `retries` times).
+    fn run_one(&self, case: &Case, index: usize, runner: &mut Option<Box<dyn CaseRunner>>) -> Ran {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let t0 = Instant::now();
+            if runner.is_none() {
+                match self.start() {
+                    Ok(r) => *runner = Some(r),
+                    Err(e) => {
+                        let ms = t0.elapsed().as_millis() as u64;
+                        let mut result = CaseResult::not_run(
+                            case,
+                            format!("cannot start the device and fake servers: {e}"),
+                            ms,
+                        );
+                        if !e.is_retryable() {
+                            // A configuration error: the same on every start.
+                            result.retry = false;
+                            let config_error = Some(e.to_string());
+                            return Ran::new(result, attempts, config_error);
+                        }
+                        if attempts > self.retries || self.stopped() {
+                            return Ran::new(result, attempts, None);
+                        }
+                        let _ = self.tx.send(Msg::Retry {
+                            index,
+                            attempt: attempts,
+                            why: result.harness_error.clone().unwrap_or_default(),
+                        });
+                        std::thread::sleep(Duration::from_millis(200 * u64::from(attempts)));
+                        continue;
+                    }
+                }
+            }
+            let Some(rn) = runner.as_mut() else {
+                continue;
+            };
+            let r = match std::panic::catch_unwind(AssertUnwindSafe(|| rn.run_case(case))) {
+                Ok(r) => r,
+                Err(p) => CaseResult::not_run(
+                    case,
+                    format!("the runner panicked: {}", panic_text(&*p)),
+                    t0.elapsed().as_millis() as u64,
+                ),
+            };
+            let Some(why) = r.harness_error.clone() else {
+                return Ran::new(r, attempts, None);
+            };
+            if !r.retry {
+                // The same case would fail the same way (a profile that does not
+                // fit, a refused set-up step): no retry, and the runner stays.
+                return Ran::new(r, attempts, None);
+            }
+            // The runner may be broken: the next attempt gets a fresh one.
+            if let Some(old) = runner.take() {
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| old.shutdown()));
+            }
+            if attempts > self.retries || self.stopped() {
+                return Ran::new(r, attempts, None);
+            }
+            let _ = self.tx.send(Msg::Retry {
+                index,
+                attempt: attempts,
+                why,
+            });
+        }
+    }
+}
+
+/// How a worker's case ended: its result, after how many attempts, and the
+/// configuration error that stops the worker, if starting a runner met one.
+struct Ran {
+    result: CaseResult,
+    attempts: u32,
+    config_error: Option<String>,
+}
+
+impl Ran {
+    fn new(result: CaseResult, attempts: u32, config_error: Option<String>) -> Ran {
+        Ran {
+            result,
+            attempts,
+            config_error,
         }
     }
 }
@@ -509,19 +616,22 @@ fn resume_plan(prior: Vec<Record>, selected: &HashSet<&str>) -> (Vec<Record>, Ha
 
 /// Starts `path` afresh holding `kept` (written to a temporary file, then renamed
 /// over it, so a cut last line of an earlier run goes), open for appending.
-fn open_results(path: &Path, kept: &[Record]) -> Result<std::fs::File, String> {
+fn open_results(path: &Path, kept: &[Record]) -> Result<std::fs::File, PoolError> {
     let tmp = path.with_extension("jsonl.tmp");
-    let name = |p: &Path| p.display().to_string();
-    let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", name(&tmp)))?;
+    let at = |p: &Path| {
+        let path = p.to_path_buf();
+        move |source| PoolError::Results { path, source }
+    };
+    let mut f = std::fs::File::create(&tmp).map_err(at(&tmp))?;
     for r in kept {
-        record::append(&mut f, r).map_err(|e| format!("{}: {e}", name(&tmp)))?;
+        record::append(&mut f, r).map_err(at(&tmp))?;
     }
     drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", name(path)))?;
+    std::fs::rename(&tmp, path).map_err(at(path))?;
     std::fs::OpenOptions::new()
         .append(true)
         .open(path)
-        .map_err(|e| format!("{}: {e}", name(path)))
+        .map_err(at(path))
 }
 
 fn tally(s: &mut PoolSummary, v: Verdict) {
@@ -549,7 +659,7 @@ pub fn run_pool(
     make_runner: Arc<MakeRunner>,
     out: &mut dyn Write,
     report: Option<&WriteReport>,
-) -> Result<PoolSummary, String> {
+) -> Result<PoolSummary, PoolError> {
     let started = Instant::now();
     let (todo, kept, mut summary) = plan_resume(cases, opts, out)?;
     let kept_len = kept.len();
@@ -576,7 +686,10 @@ pub fn run_pool(
             let h = std::thread::Builder::new()
                 .name(format!("worker-{}", i + 1))
                 .spawn(move || w.run())
-                .map_err(|e| format!("cannot start worker {}: {e}", i + 1))?;
+                .map_err(|source| PoolError::Thread {
+                    worker: i + 1,
+                    source,
+                })?;
             handles.push(h);
         }
     } else if let Some(p) = &opts.results {
@@ -618,9 +731,8 @@ pub fn run_pool(
         }
     }
     if total > 0 && !any_started && !summary.interrupted {
-        return Err(format!(
-            "cannot start the device and fake servers: {}",
-            last_retire.unwrap_or_else(|| "no worker started".into())
+        return Err(PoolError::NoRunner(
+            last_retire.unwrap_or_else(|| "no worker started".into()),
         ));
     }
     summary.ran = records.len() - kept_len;
@@ -634,7 +746,7 @@ pub fn run_pool(
     summary.elapsed_ms = started.elapsed().as_millis() as u64;
     if let Some(write) = report {
         if let Err(e) = write(&records, &summary) {
-            summary.report_error = Some(e);
+            summary.report_error = Some(e.to_string());
         }
     }
     Ok(summary)
@@ -646,7 +758,7 @@ fn plan_resume(
     cases: Vec<Case>,
     opts: &PoolOptions,
     out: &mut dyn Write,
-) -> Result<(Vec<Case>, Vec<Record>, PoolSummary), String> {
+) -> Result<(Vec<Case>, Vec<Record>, PoolSummary), PoolError> {
     let mut summary = PoolSummary {
         selected: cases.len(),
         ..Default::default()
@@ -772,7 +884,8 @@ impl Collector<'_> {
                         }
                     }
                 }
-                self.say(&format!("hil: worker {}: {what}", worker + 1));
+                self.progress.clear();
+                tracing::debug!("hil: worker {}: {what}", worker + 1);
             }
             Msg::StartFailed {
                 worker,
@@ -904,13 +1017,13 @@ impl Collector<'_> {
 /// Watches for Ctrl-C (SIGINT) and SIGTERM: the first sets the flag answered (the
 /// pool stops handing out cases and finishes); a second kills the embedded simulated
 /// devices and exits at once with status 130.
-pub fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>, SignalError> {
     use tokio::signal::unix::{signal, SignalKind};
     let stop = Arc::new(AtomicBool::new(false));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the signal watcher: {e}"))?;
+        .map_err(SignalError::Start)?;
     let (mut int, mut term) = rt
         .block_on(async {
             Ok::<_, std::io::Error>((
@@ -918,7 +1031,7 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
                 signal(SignalKind::terminate())?,
             ))
         })
-        .map_err(|e| format!("cannot watch for Ctrl-C and SIGTERM: {e}"))?;
+        .map_err(SignalError::Watch)?;
     let flag = Arc::clone(&stop);
     std::thread::Builder::new()
         .name("signals".into())
@@ -934,14 +1047,16 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
                     }
                     if flag.swap(true, Ordering::SeqCst) {
                         QUITTING.store(true, Ordering::SeqCst);
-                        eprintln!("\nhil: interrupted again: quitting now");
+                        // Off the progress line (and the terminal's `^C`) first.
+                        let _ = std::io::stderr().write_all(b"\n");
+                        tracing::warn!("hil: interrupted again: quitting now");
                         crate::device::embedded::kill_all();
                         std::process::exit(130);
                     }
                 }
             })
         })
-        .map_err(|e| format!("cannot start the signal watcher: {e}"))?;
+        .map_err(SignalError::Start)?;
     Ok(stop)
 }
 
@@ -1039,10 +1154,18 @@ mod tests {
                         runs: Arc::clone(&runs),
                     }) as Box<dyn CaseRunner>)
                 } else {
-                    Err(format!("fake start failure {k} of worker {}", w + 1))
+                    Err(fake_start_failure(format!(
+                        "fake start failure {k} of worker {}",
+                        w + 1
+                    )))
                 }
             })
         }
+    }
+
+    /// A start failure that may pass on a later start: the device's link is down.
+    fn fake_start_failure(why: String) -> StartError {
+        StartError::Device(crate::device::DriverError::Link(why).into())
     }
 
     fn cases(n: usize) -> Vec<Case> {
@@ -1067,7 +1190,7 @@ mod tests {
         cases: Vec<Case>,
         o: &PoolOptions,
         make: Arc<MakeRunner>,
-    ) -> (Result<PoolSummary, String>, String, Vec<Record>) {
+    ) -> (Result<PoolSummary, PoolError>, String, Vec<Record>) {
         let mut out = Vec::new();
         let seen: Mutex<Vec<Record>> = Mutex::new(Vec::new());
         let report = |r: &[Record], _: &PoolSummary| {
@@ -1176,13 +1299,74 @@ mod tests {
     }
 
     #[test]
+    fn a_configuration_error_stops_the_worker_at_once() {
+        let w = World::new(|_, _| Out::Pass);
+        let bad_profile = |_: usize| -> Result<Box<dyn CaseRunner>, StartError> {
+            Err(StartError::Profile(crate::device::profile::ProfileError(
+                "fake.toml: no such field".into(),
+            )))
+        };
+        let (s, out, _) = run(cases(4), &opts(2, None), Arc::new(bad_profile));
+        let e = s.unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "cannot start the device and fake servers: fake.toml: no such field"
+        );
+        assert!(!out.contains("cannot start (attempt"), "not retried: {out}");
+        assert_eq!(out.matches("gives up").count(), 2, "{out}");
+        assert!(w.runs.lock().unwrap().is_empty());
+
+        // Met on a fresh runner after a harness fault: the case ends at once, and the
+        // worker stops with the reason.
+        let w = World::new(|_, _| Out::Harness);
+        let made = Arc::clone(&w.made);
+        let plan = Arc::clone(&w.plan);
+        let runs = Arc::clone(&w.runs);
+        let make = move |w: usize| -> Result<Box<dyn CaseRunner>, StartError> {
+            let k = {
+                let mut m = made.lock().unwrap();
+                let k = m.entry(w).or_insert(0);
+                *k += 1;
+                *k
+            };
+            if k == 1 {
+                Ok(Box::new(Fake {
+                    plan: Arc::clone(&plan),
+                    runs: Arc::clone(&runs),
+                }))
+            } else {
+                Err(StartError::AnyAddress(
+                    hil_mail::netaddr::BindAddr::loopback(),
+                ))
+            }
+        };
+        let (s, out, recs) = run(cases(3), &opts(1, None), Arc::new(make));
+        let s = s.unwrap();
+        assert_eq!((s.harness_errors, s.not_run), (1, 2), "{out}");
+        assert_eq!(recs[0].attempts, 2, "{recs:?}");
+        assert!(
+            recs[0]
+                .harness_error
+                .as_deref()
+                .is_some_and(|m| m.contains("listens on every address")),
+            "{recs:?}"
+        );
+        assert_eq!(
+            w.made.lock().unwrap()[&0],
+            2,
+            "no start after the config error"
+        );
+        assert!(out.contains("worker 1 gives up"), "{out}");
+    }
+
+    #[test]
     fn no_worker_starting_is_an_error_and_keeps_the_old_results() {
         let d = dir("nostart");
         let p = d.join("results.jsonl");
         std::fs::write(&p, "old\n").unwrap();
         let w = World::new(|_, _| Out::Pass);
         let (s, _, _) = run(cases(4), &opts(2, Some(p.clone())), w.maker(|_, _| false));
-        let e = s.unwrap_err();
+        let e = s.unwrap_err().to_string();
         assert!(e.contains("fake start failure 3"), "{e}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "old\n");
     }
@@ -1315,19 +1499,12 @@ mod tests {
     #[test]
     fn shards_parse_and_split() {
         assert_eq!(Shard::parse("2/3"), Ok(Shard { k: 2, n: 3 }));
-        assert_eq!(
-            Shard::parse("3/2").unwrap_err(),
-            "--shard 3/2: K must be between 1 and N"
-        );
-        assert_eq!(
-            Shard::parse("0/2").unwrap_err(),
-            "--shard 0/2: K must be between 1 and N"
-        );
-        assert!(Shard::parse("1/0")
-            .unwrap_err()
-            .contains("N must be at least 1"));
-        assert!(Shard::parse("2").unwrap_err().contains("expected K/N"));
-        assert!(Shard::parse("a/2").unwrap_err().contains("K is not"));
+        let err = |s: &str| Shard::parse(s).unwrap_err().to_string();
+        assert_eq!(err("3/2"), "--shard 3/2: K must be between 1 and N");
+        assert_eq!(err("0/2"), "--shard 0/2: K must be between 1 and N");
+        assert!(err("1/0").contains("N must be at least 1"));
+        assert!(err("2").contains("expected K/N"));
+        assert!(err("a/2").contains("K is not"));
         let shards: Vec<Shard> = (1..=3).map(|k| Shard { k, n: 3 }).collect();
         for i in 0..100 {
             assert_eq!(shards.iter().filter(|s| s.keeps(i)).count(), 1);

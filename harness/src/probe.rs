@@ -171,7 +171,7 @@ fn start_and_probe(o: &ProbeOptions, out: &mut dyn Write) -> Result<ProbeReport,
             }
             args.extend(profile.sim_args.iter().cloned());
             let startup = Duration::from_millis(profile.timeouts.startup_ms);
-            let sim = EmbeddedSim::spawn(&exe, sub, &args, startup)?;
+            let sim = EmbeddedSim::spawn(&exe, sub, &args, startup).map_err(|e| e.to_string())?;
             let ep = Endpoint::Serial {
                 path: sim.console_path.clone(),
                 line: crate::device::LineSettings::default(),

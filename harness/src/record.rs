@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -88,14 +88,35 @@ pub fn append(out: &mut impl Write, r: &Record) -> std::io::Result<()> {
     out.flush()
 }
 
+/// Why a `results.jsonl` cannot be read; each names the file (and the line).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: not a case record: {source}", path.display())]
+    NotARecord {
+        path: PathBuf,
+        /// From 1.
+        line: usize,
+        source: serde_json::Error,
+    },
+}
+
 /// Reads a `results.jsonl`. A last line cut short (the run was killed while
 /// writing) is skipped; any other bad line is an error naming the file and line.
-pub fn read(path: &Path) -> Result<Vec<Record>, String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read(path: &Path) -> Result<Vec<Record>, ReadError> {
+    let io = |source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = std::fs::File::open(path).map_err(io)?;
     let lines: Vec<String> = std::io::BufReader::new(f)
         .lines()
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(io)?;
     let mut out = Vec::new();
     let last = lines.len();
     for (i, l) in lines.iter().enumerate() {
@@ -105,12 +126,12 @@ pub fn read(path: &Path) -> Result<Vec<Record>, String> {
         match serde_json::from_str::<Record>(l) {
             Ok(r) => out.push(r),
             Err(_) if i + 1 == last => break,
-            Err(e) => {
-                return Err(format!(
-                    "{}:{}: not a case record: {e}",
-                    path.display(),
-                    i + 1
-                ))
+            Err(source) => {
+                return Err(ReadError::NotARecord {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    source,
+                })
             }
         }
     }
@@ -156,7 +177,7 @@ mod tests {
         let got = read(&p).unwrap();
         assert_eq!(got, vec![rec("a"), rec("b")]);
         std::fs::write(&p, "garbage\n{}\n").unwrap();
-        let e = read(&p).unwrap_err();
+        let e = read(&p).unwrap_err().to_string();
         assert!(e.contains("results.jsonl:1"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -113,23 +113,71 @@ pub const RESULTS: &str = "results.jsonl";
 /// The file name of the run's [`RunMeta`], written by [`write_all`].
 pub const META: &str = "run.json";
 
+/// Why a report cannot be written, or runs cannot be merged into one; each names the
+/// file, the input or the case.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A file or directory cannot be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("run meta: {0}")]
+    Meta(#[source] serde_json::Error),
+    #[error("nothing to merge: no input given")]
+    NothingToMerge,
+    /// An input's `results.jsonl` cannot be read.
+    #[error(transparent)]
+    Records(#[from] crate::record::ReadError),
+    #[error("{}: not a report directory (no {RESULTS} in it)", .0.display())]
+    NotAReportDir(PathBuf),
+    #[error("{}: not a run's meta: {source}", path.display())]
+    NotAMeta {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    /// Two inputs hold different cases under one id.
+    #[error(
+        "case {id}: {first} and {second} hold different cases under this id ({first_case} vs {second_case}); \
+         were they run from different case sets?"
+    )]
+    Conflict {
+        id: String,
+        first: String,
+        second: String,
+        first_case: String,
+        second_case: String,
+    },
+    /// A record cannot be written as a JSON line.
+    #[error("case {id}: {source}")]
+    Record { id: String, source: std::io::Error },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Writes `junit.xml`, `report.html` and `run.json` into `dir` (created if missing).
 /// Any other file there (the runner's `results.jsonl`) is left alone.
-pub fn write_all(dir: &Path, records: &[Record], meta: &RunMeta) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+pub fn write_all(dir: &Path, records: &[Record], meta: &RunMeta) -> Result<(), ReportError> {
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     write_file(&dir.join("junit.xml"), junit(records, meta).as_bytes())?;
     write_file(&dir.join("report.html"), html(records, meta).as_bytes())?;
-    let m = serde_json::to_vec_pretty(meta).map_err(|e| format!("run meta: {e}"))?;
+    let m = serde_json::to_vec_pretty(meta).map_err(ReportError::Meta)?;
     write_file(&dir.join(META), &m)
 }
 
 /// Writes through a temporary file and a rename, so a reader never sees half a file.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::write(&tmp, bytes).map_err(io_error(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_error(path))
 }
 
 // ---------------------------------------------------------------------------------
@@ -143,9 +191,9 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
 /// case (same section, dims and settings): the later record that is not a harness error
 /// is kept, else the later one. The same id with other settings is an error naming both
 /// inputs. Inputs are read before anything is written, so `out` may be one of them.
-pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, String> {
+pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, ReportError> {
     if inputs.is_empty() {
-        return Err("nothing to merge: no input given".into());
+        return Err(ReportError::NothingToMerge);
     }
     // Per id: the record kept and the input it came from.
     let mut kept: HashMap<String, (Record, usize)> = HashMap::new();
@@ -164,15 +212,13 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, String> {
                 continue;
             };
             if old.section != r.section || old.dims != r.dims || old.settings != r.settings {
-                return Err(format!(
-                    "case {}: {} and {} hold different cases under this id ({} vs {}); \
-                     were they run from different case sets?",
-                    r.id,
-                    shown[*from],
-                    shown[n],
-                    describe_case(old),
-                    describe_case(&r)
-                ));
+                return Err(ReportError::Conflict {
+                    id: r.id.clone(),
+                    first: shown[*from].clone(),
+                    second: shown[n].clone(),
+                    first_case: describe_case(old),
+                    second_case: describe_case(&r),
+                });
             }
             duplicates += 1;
             if r.verdict != Verdict::HarnessError || old.verdict == Verdict::HarnessError {
@@ -185,9 +231,12 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, String> {
 
     let mut lines = Vec::new();
     for r in &records {
-        crate::record::append(&mut lines, r).map_err(|e| format!("case {}: {e}", r.id))?;
+        crate::record::append(&mut lines, r).map_err(|source| ReportError::Record {
+            id: r.id.clone(),
+            source,
+        })?;
     }
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(io_error(out))?;
     write_file(&out.join(RESULTS), &lines)?;
     write_all(out, &records, &merged_meta(inputs, out, &metas))?;
     Ok(MergeSummary {
@@ -201,31 +250,31 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, String> {
 /// An input's `results.jsonl`, and the `run.json` beside it if there is one (only for
 /// a report directory or a file named `results.jsonl`: a renamed shard file may sit
 /// beside another run's `run.json`).
-fn locate(input: &Path) -> Result<(PathBuf, Option<RunMeta>), String> {
-    let md = std::fs::metadata(input).map_err(|e| format!("{}: {e}", input.display()))?;
+fn locate(input: &Path) -> Result<(PathBuf, Option<RunMeta>), ReportError> {
+    let md = std::fs::metadata(input).map_err(io_error(input))?;
     if !md.is_dir() && input.file_name().is_none_or(|n| n != RESULTS) {
         return Ok((input.to_path_buf(), None));
     }
     let file = if md.is_dir() {
         let f = input.join(RESULTS);
         if !f.is_file() {
-            return Err(format!(
-                "{}: not a report directory (no {RESULTS} in it)",
-                input.display()
-            ));
+            return Err(ReportError::NotAReportDir(input.to_path_buf()));
         }
         f
     } else {
         input.to_path_buf()
     };
     let meta_path = file.with_file_name(META);
-    let meta = match std::fs::read(&meta_path) {
-        Ok(b) => Some(
-            serde_json::from_slice::<RunMeta>(&b)
-                .map_err(|e| format!("{}: not a run's meta: {e}", meta_path.display()))?,
-        ),
-        Err(_) => None,
-    };
+    let meta =
+        match std::fs::read(&meta_path) {
+            Ok(b) => Some(serde_json::from_slice::<RunMeta>(&b).map_err(|source| {
+                ReportError::NotAMeta {
+                    path: meta_path.clone(),
+                    source,
+                }
+            })?),
+            Err(_) => None,
+        };
     Ok((file, meta))
 }
 
@@ -1557,18 +1606,26 @@ mod tests {
         let mut other = rec("t/x=1", Verdict::Pass, &[("x", "1")]);
         other.settings[0].1 = "2".into();
         write_jsonl(&b, &[other]);
-        let e = merge(&[a.clone(), b.clone()], &d.join("out")).unwrap_err();
+        let e = merge(&[a.clone(), b.clone()], &d.join("out"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("t/x=1"), "{e}");
         assert!(e.contains("a.jsonl") && e.contains("b.jsonl"), "{e}");
         assert!(!d.join("out").exists());
 
         let missing = d.join("nope");
-        let e = merge(&[a.clone(), missing], &d.join("out")).unwrap_err();
+        let e = merge(&[a.clone(), missing], &d.join("out"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nope"), "{e}");
-        let e = merge(std::slice::from_ref(&d), &d.join("out")).unwrap_err();
+        let e = merge(std::slice::from_ref(&d), &d.join("out"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no results.jsonl"), "{e}");
         std::fs::write(&b, "not json\n{}\n").unwrap();
-        let e = merge(std::slice::from_ref(&b), &d.join("out")).unwrap_err();
+        let e = merge(std::slice::from_ref(&b), &d.join("out"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("b.jsonl:1"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }

@@ -11,15 +11,18 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::device::embedded::EmbeddedSim;
+use crate::device::embedded::{EmbeddedSim, SpawnError};
+use crate::device::profile::ProfileError;
 use crate::device::{Console, DriverError, Endpoint, Profile, TriggerAnswer};
 use crate::verdict::{self, Observed};
+use hil_mail::netaddr::BindAddr;
+use hil_mail::netio::ListenError;
 use hil_mail::pop3::{Pop3Config, PopAccount};
 use hil_mail::pop3_server::{Pop3Listen, Pop3Server};
 use hil_mail::pop_window::PopLogins;
 use hil_mail::smtp::{ListenerKind, SmtpConfig};
 use hil_mail::smtp_server::{Listen, Observations, ServerOptions, SmtpServer};
-use hil_oracle::matrix::Dim;
+use hil_oracle::matrix::{BuildError, Dim};
 use hil_oracle::model::{Case, Key, SettingView, Target, TriggerSpec, SECRET_KEYS};
 use hil_oracle::oracle::{self, Expected};
 
@@ -220,8 +223,122 @@ pub const RECONNECT_WAIT: Duration = Duration::from_secs(20);
 /// to come back. Process-wide because the pool starts a fresh runner after a harness error.
 static ENDPOINT_OPENED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Why a runner could not start. The kind says whether starting it again may help:
+/// a configuration error (a profile, a zoo or an option that is wrong) fails the same
+/// way every time, so the pool never retries it; a device, link or fake server that
+/// cannot be brought up now may come up on a later attempt ([`StartError::is_retryable`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The profile cannot be read or is not valid.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The certificate zoo's manifest cannot be read.
+    #[error(transparent)]
+    Zoo(#[from] BuildError),
+    /// A zoo certificate cannot serve TLS.
+    #[error(transparent)]
+    Certificate(#[from] hil_mail::tls::TlsError),
+    /// The zoo's trust anchor cannot be read.
+    #[error("{}: {source}", path.display())]
+    Root {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--bind {0} listens on every address: say which one the device should use with --server-address")]
+    AnyAddress(BindAddr),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// A fake server cannot listen (a port in use).
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("cannot find a closed port on {bind}: {source}")]
+    ClosedPort {
+        bind: BindAddr,
+        source: std::io::Error,
+    },
+    /// The device cannot be reached.
+    #[error(transparent)]
+    Device(#[from] ReachError),
+    /// Making the runner panicked (the pool catches it).
+    #[error("starting the runner panicked: {0}")]
+    Panicked(String),
+}
+
+impl StartError {
+    /// Whether starting again may succeed: not for a configuration error.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StartError::Profile(_)
+            | StartError::Zoo(_)
+            | StartError::Certificate(_)
+            | StartError::Root { .. }
+            | StartError::AnyAddress(_) => false,
+            StartError::Runtime(_)
+            | StartError::Listen(_)
+            | StartError::ClosedPort { .. }
+            | StartError::Panicked(_) => true,
+            StartError::Device(e) => e.is_retryable(),
+        }
+    }
+}
+
+/// Why the device could not be reached: its simulated device did not start, or its
+/// console could not be opened (or did not come back).
+#[derive(Debug, thiserror::Error)]
+pub enum ReachError {
+    #[error("cannot find the hil executable: {0}")]
+    Executable(#[source] std::io::Error),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// The console cannot be opened (boxed: a profile misfit is large).
+    #[error(transparent)]
+    Console(Box<DriverError>),
+    /// A link that was up before did not come back within `--reconnect-wait`.
+    #[error("the link to {endpoint} did not come back within {waited_s:.1} s ({tries} attempts): {source}")]
+    LinkLost {
+        endpoint: String,
+        waited_s: f64,
+        tries: u32,
+        source: Box<DriverError>,
+    },
+}
+
+impl From<DriverError> for ReachError {
+    fn from(e: DriverError) -> ReachError {
+        ReachError::Console(Box::new(e))
+    }
+}
+
+impl ReachError {
+    /// Whether trying again may reach the device: not when its profile does not fit
+    /// or the device refuses the login, nor when the program cannot be run.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ReachError::Executable(_) => false,
+            ReachError::Spawn(e) => e.is_retryable(),
+            ReachError::Console(e) => !matches!(
+                e.as_ref(),
+                DriverError::Profile(_) | DriverError::Refused(_)
+            ),
+            ReachError::LinkLost { .. } => true,
+        }
+    }
+}
+
+/// A case needs a TLS listener the runner does not have (no zoo was given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no {} listener with certificate {cert:?}: give --certs (the zoo)", kind.name())]
+pub struct NoListener {
+    pub kind: ListenerKind,
+    pub cert: String,
+}
+
 /// Opens the console at `ep`, waiting for a link that was up before and is lost.
-fn open_endpoint(ep: &Endpoint, profile: Arc<Profile>, wait: Duration) -> Result<Console, String> {
+fn open_endpoint(
+    ep: &Endpoint,
+    profile: Arc<Profile>,
+    wait: Duration,
+) -> Result<Console, ReachError> {
     use std::sync::atomic::Ordering;
     let was_up = ENDPOINT_OPENED.load(Ordering::SeqCst);
     let limit = if was_up { wait } else { Duration::ZERO };
@@ -234,7 +351,7 @@ fn open_endpoint(ep: &Endpoint, profile: Arc<Profile>, wait: Duration) -> Result
             Ok(c) => {
                 ENDPOINT_OPENED.store(true, Ordering::SeqCst);
                 if was_up {
-                    eprintln!(
+                    tracing::info!(
                         "reconnected to {} ({} attempt(s), {} ms)",
                         ep.describe(),
                         tries,
@@ -245,13 +362,14 @@ fn open_endpoint(ep: &Endpoint, profile: Arc<Profile>, wait: Duration) -> Result
             }
             Err(e) if t0.elapsed() + pause > limit => {
                 return Err(if was_up {
-                    format!(
-                        "the link to {} did not come back within {:.1} s ({tries} attempts): {e}",
-                        ep.describe(),
-                        limit.as_secs_f64()
-                    )
+                    ReachError::LinkLost {
+                        endpoint: ep.describe(),
+                        waited_s: limit.as_secs_f64(),
+                        tries,
+                        source: Box::new(e),
+                    }
                 } else {
-                    e.to_string()
+                    e.into()
                 });
             }
             Err(_) => {
@@ -285,32 +403,29 @@ pub struct Runner {
     console: Option<Console>,
 }
 
-fn free_closed_port(ip: &hil_mail::netaddr::BindAddr) -> std::io::Result<u16> {
+fn free_closed_port(ip: &BindAddr) -> std::io::Result<u16> {
     // Bind a port, note it, and let it go: nothing listens there afterwards.
     let l = TcpListener::bind(ip.socket(0))?;
     Ok(l.local_addr()?.port())
 }
 
 /// The zoo's certificate names, from its manifest.
-fn zoo_names(dir: &std::path::Path) -> Result<Vec<String>, String> {
-    Ok(hil_oracle::matrix::load_certs(dir)
-        .map_err(|e| e.to_string())?
-        .into_keys()
-        .collect())
+fn zoo_names(dir: &std::path::Path) -> Result<Vec<String>, BuildError> {
+    Ok(hil_oracle::matrix::load_certs(dir)?.into_keys().collect())
 }
 
 impl Runner {
     /// Starts the fake servers and reaches the device.
-    pub fn start(opts: RunOptions) -> Result<Runner, String> {
+    pub fn start(opts: RunOptions) -> Result<Runner, StartError> {
         let profile = match &opts.profile {
-            Some(p) => Profile::load(p).map_err(|e| e.to_string())?,
-            None => Profile::parse("built-in sim.toml", SIM_PROFILE).map_err(|e| e.to_string())?,
+            Some(p) => Profile::load(p)?,
+            None => Profile::parse("built-in sim.toml", SIM_PROFILE)?,
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+            .map_err(StartError::Runtime)?;
         let time_scale = match opts.device {
             DeviceChoice::Sim { time_scale, .. } => time_scale,
             DeviceChoice::Endpoint(_) => opts.device_time_scale,
@@ -334,8 +449,7 @@ impl Runner {
                     &name,
                     &dir.join(format!("{name}.crt")),
                     &dir.join(format!("{name}.key")),
-                )
-                .map_err(|e| e.to_string())?;
+                )?;
                 for kind in [ListenerKind::Starttls, ListenerKind::Tls] {
                     listens.push(Listen {
                         kind,
@@ -356,23 +470,22 @@ impl Runner {
             }
             let root = dir.join("root.crt");
             root_pem = Some(
-                std::fs::read_to_string(&root).map_err(|e| format!("{}: {e}", root.display()))?,
+                std::fs::read_to_string(&root)
+                    .map_err(|source| StartError::Root { path: root, source })?,
             );
         }
         let logins = Arc::new(PopLogins::new(time_scale));
         // One time line for the servers' transcripts and the console log.
         let epoch = Instant::now();
-        let server = rt
-            .block_on(SmtpServer::start_with(
-                listens,
-                SmtpConfig::default(),
-                ServerOptions {
-                    time_scale,
-                    pop_logins: Arc::clone(&logins),
-                    epoch: Some(epoch),
-                },
-            ))
-            .map_err(|e| e.to_string())?;
+        let server = rt.block_on(SmtpServer::start_with(
+            listens,
+            SmtpConfig::default(),
+            ServerOptions {
+                time_scale,
+                pop_logins: Arc::clone(&logins),
+                epoch: Some(epoch),
+            },
+        ))?;
         let ports = keys
             .into_iter()
             .zip(server.listeners().iter().map(|(_, a)| a.port()))
@@ -384,15 +497,13 @@ impl Runner {
             }],
             ..Pop3Config::default()
         };
-        let pop = rt
-            .block_on(Pop3Server::start_at(
-                pop_listens,
-                pop_config,
-                time_scale,
-                Arc::clone(&logins),
-                epoch,
-            ))
-            .map_err(|e| e.to_string())?;
+        let pop = rt.block_on(Pop3Server::start_at(
+            pop_listens,
+            pop_config,
+            time_scale,
+            Arc::clone(&logins),
+            epoch,
+        ))?;
         let pop_ports = pop
             .listeners()
             .iter()
@@ -401,15 +512,13 @@ impl Runner {
         let server_address = match (&opts.server_address, opts.bind.is_unspecified()) {
             (Some(a), _) => a.clone(),
             (None, false) => opts.bind.to_string(),
-            (None, true) => {
-                return Err(format!(
-                    "--bind {} listens on every address: say which one the device should use with --server-address",
-                    opts.bind
-                ))
-            }
+            (None, true) => return Err(StartError::AnyAddress(opts.bind.clone())),
         };
-        let closed_port = free_closed_port(&opts.bind)
-            .map_err(|e| format!("cannot find a closed port on {}: {e}", opts.bind))?;
+        let closed_port =
+            free_closed_port(&opts.bind).map_err(|source| StartError::ClosedPort {
+                bind: opts.bind.clone(),
+                source,
+            })?;
         let mut r = Runner {
             rt,
             server,
@@ -445,7 +554,7 @@ impl Runner {
         &self.profile.facts
     }
 
-    fn connect(&mut self) -> Result<(), String> {
+    fn connect(&mut self) -> Result<(), ReachError> {
         self.console = None;
         let endpoint = match &self.opts.device {
             DeviceChoice::Sim {
@@ -457,8 +566,7 @@ impl Runner {
                     (Some(p), _) => (p.clone(), None),
                     (None, Some(p)) => (p.clone(), Some("sim")),
                     (None, None) => (
-                        std::env::current_exe()
-                            .map_err(|e| format!("cannot find the hil executable: {e}"))?,
+                        std::env::current_exe().map_err(ReachError::Executable)?,
                         Some("sim"),
                     ),
                 };
@@ -495,8 +603,7 @@ impl Runner {
                 return Ok(());
             }
         };
-        let mut console = Console::open_at(&endpoint, Arc::clone(&self.profile), self.epoch)
-            .map_err(|e| e.to_string())?;
+        let mut console = Console::open_at(&endpoint, Arc::clone(&self.profile), self.epoch)?;
         console.set_pid(self.sim.as_ref().map(|s| s.pid()));
         self.console = Some(console);
         Ok(())
@@ -518,7 +625,7 @@ impl Runner {
     /// The settings the runner applies for `case`: the server address and ports (the
     /// case's listener on `smtp.port`, or on `smtp.ssl_port` with smtps; a closed port
     /// on the other), the POP server, then the case's own settings.
-    pub fn settings_for(&self, case: &Case) -> Result<Vec<(Key, String)>, String> {
+    pub fn settings_for(&self, case: &Case) -> Result<Vec<(Key, String)>, NoListener> {
         let tls = case
             .settings
             .iter()
@@ -547,11 +654,9 @@ impl Runner {
                 *self
                     .ports
                     .get(&(case.listener, cert.clone()))
-                    .ok_or_else(|| {
-                        format!(
-                            "no {} listener with certificate {cert:?}: give --certs (the zoo)",
-                            case.listener.name()
-                        )
+                    .ok_or(NoListener {
+                        kind: case.listener,
+                        cert,
                     })?
             }
         };
@@ -580,8 +685,9 @@ impl Runner {
         Ok(pairs)
     }
 
-    /// Runs one case and records all it saw.
+    /// Runs one case and records all it saw (its events in a `case{id}` span).
     pub fn run_case(&mut self, case: &Case) -> CaseResult {
+        let _span = tracing::info_span!("case", id = %case.id).entered();
         let started = Instant::now();
         let pairs = match self.settings_for(case) {
             Ok(p) => p,
@@ -590,7 +696,7 @@ impl Runner {
                     case,
                     oracle::expect(case, &SettingView::default()),
                     Vec::new(),
-                    e,
+                    e.to_string(),
                     started,
                 );
                 r.retry = false;
@@ -617,13 +723,15 @@ impl Runner {
         let expected = prediction.outcome.clone();
         if self.console.is_none() {
             if let Err(e) = self.connect() {
-                return self.harness_failure(
+                let mut r = self.harness_failure(
                     case,
                     expected,
                     prediction.findings,
                     format!("cannot reach the device: {e}"),
                     started,
                 );
+                r.retry = e.is_retryable();
+                return r;
             }
         }
         self.server.set_config(case.server.clone());
@@ -768,13 +876,10 @@ impl Runner {
         let a = con.apply(&text_pairs, &secrets)?;
         if let crate::device::Status::Err { class, detail } = a.status {
             // Nothing may have been stored: a key the apply changed still holds its
-            // default.
-            let probe = pairs
-                .iter()
-                .find(|(k, v)| *k == Key::SmtpPort && hil_oracle::model::validate(*k, v).is_ok())
-                .map(|(k, _)| k.to_string())
-                .unwrap_or_else(|| Key::SmtpPort.to_string());
-            let value = con.get(&probe)?;
+            // default. `smtp.port` is one: the runner always sets it (to a listener's
+            // or the closed port).
+            let probe = Key::SmtpPort;
+            let value = con.get(probe.as_str())?;
             return Ok(Observed {
                 trigger: TriggerAnswer::Refused {
                     class: "apply".into(),
@@ -889,16 +994,22 @@ pub fn describe_failure(r: &CaseResult) -> String {
     s
 }
 
-/// `value` masked when `key` holds a credential.
-fn masked(key: &str, value: &str) -> String {
-    if key.parse::<Key>().is_ok_and(Key::is_secret)
-        || key.ends_with("password")
-        || key.ends_with("token")
-    {
+/// `value` masked when `secret`.
+fn masked(secret: bool, value: &str) -> String {
+    if secret {
         "***".to_string()
     } else {
         value.to_string()
     }
+}
+
+/// Whether a matrix dimension's value is a credential: the dimension sets a secret
+/// setting, or its name says so.
+fn secret_dim(dim: Dim) -> bool {
+    let name = dim.as_str();
+    name.parse::<Key>().is_ok_and(Key::is_secret)
+        || name.ends_with("password")
+        || name.ends_with("token")
 }
 
 /// The server side of a case in words.
@@ -994,12 +1105,12 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
         dims: case
             .dims
             .iter()
-            .map(|(k, v)| (k.to_string(), masked(k.as_str(), v)))
+            .map(|(k, v)| (k.to_string(), masked(secret_dim(*k), v)))
             .collect(),
         settings: case
             .settings
             .iter()
-            .map(|(k, v)| (k.to_string(), masked(k.as_str(), v)))
+            .map(|(k, v)| (k.to_string(), masked(k.is_secret(), v)))
             .collect(),
         scenario: describe_server(case),
         expected: format!("{:?}", r.expected),

@@ -16,6 +16,34 @@ use hil_mail::serve;
 use hil_mail::smtp::Received;
 use hil_mail::smtp_server::Connection;
 
+/// Why `hil serve` did not run or stopped: its scenario or options, the servers, or
+/// writing the transcripts (each names the file).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Scenario(#[from] hil_mail::scenario::ScenarioError),
+    #[error("--time-scale {0}: must be at least 1")]
+    TimeScale(f64),
+    #[error("{}: cannot write transcripts: {source}", path.display())]
+    CreateTranscripts {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot serialise a record: {0}")]
+    Serialise(#[source] serde_json::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Start(#[from] serve::StartError),
+    #[error("cannot watch for SIGTERM: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
 /// What `hil serve` was asked.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -69,8 +97,8 @@ impl<'a> Line<'a> {
     /// The line's JSON, serialised straight from the records (no `serde_json::Value`
     /// in between: building and dropping one was half of `hil serve`'s instructions
     /// per connection).
-    pub fn to_json(&self) -> Result<String, String> {
-        serde_json::to_string(self).map_err(|e| format!("cannot serialise a record: {e}"))
+    pub fn to_json(&self) -> Result<String, ServeError> {
+        serde_json::to_string(self).map_err(ServeError::Serialise)
     }
 }
 
@@ -82,23 +110,27 @@ struct Out {
 }
 
 impl Out {
-    fn line(&mut self, line: &str) -> Result<(), String> {
+    fn line(&mut self, line: &str) -> Result<(), ServeError> {
         self.file
             .write_all(line.as_bytes())
             .and_then(|_| self.file.write_all(b"\n"))
-            .map_err(|e| format!("{}: cannot write: {e}", self.path.display()))?;
+            .map_err(|source| self.write_error(source))?;
         self.written += 1;
         Ok(())
     }
-    fn flush(&mut self) -> Result<(), String> {
-        self.file
-            .flush()
-            .map_err(|e| format!("{}: cannot write: {e}", self.path.display()))
+    fn flush(&mut self) -> Result<(), ServeError> {
+        self.file.flush().map_err(|source| self.write_error(source))
+    }
+    fn write_error(&self, source: std::io::Error) -> ServeError {
+        ServeError::Write {
+            path: self.path.clone(),
+            source,
+        }
     }
 }
 
 /// Writes one line to the shared `transcripts.jsonl`, flushing it when `flush`.
-fn write_line(out: &Mutex<Out>, line: Line<'_>, flush: bool) -> Result<(), String> {
+fn write_line(out: &Mutex<Out>, line: Line<'_>, flush: bool) -> Result<(), ServeError> {
     let json = line.to_json()?;
     let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
     out.line(&json)?;
@@ -109,13 +141,15 @@ fn write_line(out: &Mutex<Out>, line: Line<'_>, flush: bool) -> Result<(), Strin
 }
 
 /// Runs until Ctrl-C or SIGTERM; answers how many connections were written.
-pub fn run(o: ServeOptions) -> Result<usize, String> {
-    let scenario = Scenario::load(&o.scenario).map_err(|e| e.to_string())?;
+pub fn run(o: ServeOptions) -> Result<usize, ServeError> {
+    let scenario = Scenario::load(&o.scenario)?;
     if !(o.time_scale.is_finite() && o.time_scale >= 1.0) {
-        return Err(format!("--time-scale {}: must be at least 1", o.time_scale));
+        return Err(ServeError::TimeScale(o.time_scale));
     }
-    let file = File::create(&o.transcripts)
-        .map_err(|e| format!("{}: cannot write transcripts: {e}", o.transcripts.display()))?;
+    let file = File::create(&o.transcripts).map_err(|source| ServeError::CreateTranscripts {
+        path: o.transcripts.clone(),
+        source,
+    })?;
     let out = Out {
         file: BufWriter::new(file),
         path: o.transcripts.clone(),
@@ -125,11 +159,9 @@ pub fn run(o: ServeOptions) -> Result<usize, String> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(ServeError::Runtime)?;
     rt.block_on(async move {
-        let running = serve::start(&scenario, &o.bind, &o.certs, o.time_scale)
-            .await
-            .map_err(|e| e.to_string())?;
+        let running = serve::start(&scenario, &o.bind, &o.certs, o.time_scale).await?;
         say!(
             "hil serve: scenario {} ({})",
             scenario.name,
@@ -148,7 +180,7 @@ pub fn run(o: ServeOptions) -> Result<usize, String> {
         // it, on the runtime's workers (no hop to this thread per connection), and
         // flushed whenever no more are waiting. A write error ends the command.
         let out = Arc::new(Mutex::new(out));
-        let (err_tx, mut err_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let (err_tx, mut err_rx) = tokio::sync::mpsc::unbounded_channel::<ServeError>();
         if let Some(s) = &running.smtp {
             let (ctx, mut crx) = tokio::sync::mpsc::unbounded_channel();
             s.on_finished(ctx);
@@ -177,7 +209,7 @@ pub fn run(o: ServeOptions) -> Result<usize, String> {
         }
         drop(err_tx);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+            .map_err(ServeError::Signal)?;
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
         tokio::select! {

@@ -8,6 +8,7 @@ use crate::device::{JobEnd, JobReport, TriggerAnswer};
 use hil_mail::pop3_server::Pop3Connection;
 use hil_mail::smtp::Received;
 use hil_mail::smtp_server::Observations;
+use hil_oracle::model::Key;
 use hil_oracle::oracle::{Delivery, Expected, PopExpect, Prediction};
 
 /// Everything one case saw.
@@ -24,10 +25,33 @@ pub struct Observed {
     /// The device refused the case's `apply`: its class and detail.
     pub apply_refused: Option<(String, String)>,
     /// After a refused `apply`: a key it tried to change, and the value `get` reads.
-    pub after_refusal: Option<(String, String)>,
+    pub after_refusal: Option<(Key, String)>,
     /// The file behind a download URL in the mail, fetched from the device.
     #[serde(skip)]
-    pub downloaded: Option<Result<Vec<u8>, String>>,
+    pub downloaded: Option<Result<Vec<u8>, DownloadError>>,
+}
+
+/// Why the file behind a download URL could not be fetched; each names the URL
+/// (shared, so that an [`Observed`] can be cloned).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DownloadError {
+    #[error("{0}: not an http:// URL")]
+    NotHttp(String),
+    /// Resolving, connecting, sending or reading failed.
+    #[error("{url}: {source}")]
+    Io {
+        url: String,
+        source: std::sync::Arc<std::io::Error>,
+    },
+    #[error("{0}: no address")]
+    NoAddress(String),
+    /// The socket's read timeout cannot be set.
+    #[error("{0}")]
+    Timeout(#[source] std::sync::Arc<std::io::Error>),
+    #[error("{0}: no HTTP header end")]
+    NoHeaderEnd(String),
+    #[error("{url}: HTTP {status}")]
+    Status { url: String, status: String },
 }
 
 /// The download URL in a mail's text (SPEC §4's URL modes), if any.
@@ -42,37 +66,42 @@ pub fn download_url(data: &[u8]) -> Option<String> {
 }
 
 /// A bounded HTTP/1.0 GET of an `http://HOST:PORT/PATH` URL; the body on a 200.
-pub fn http_get(url: &str, timeout: std::time::Duration) -> Result<Vec<u8>, String> {
+pub fn http_get(url: &str, timeout: std::time::Duration) -> Result<Vec<u8>, DownloadError> {
     use std::io::{Read, Write};
+    use std::sync::Arc;
+    let io = |e: std::io::Error| DownloadError::Io {
+        url: url.to_string(),
+        source: Arc::new(e),
+    };
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: not an http:// URL"))?;
+        .ok_or_else(|| DownloadError::NotHttp(url.to_string()))?;
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
     let addr = std::net::ToSocketAddrs::to_socket_addrs(hostport)
-        .map_err(|e| format!("{url}: {e}"))?
+        .map_err(io)?
         .next()
-        .ok_or_else(|| format!("{url}: no address"))?;
-    let mut c =
-        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{url}: {e}"))?;
+        .ok_or_else(|| DownloadError::NoAddress(url.to_string()))?;
+    let mut c = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
     c.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| DownloadError::Timeout(Arc::new(e)))?;
     c.write_all(format!("GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n").as_bytes())
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(io)?;
     let mut buf = Vec::new();
-    c.take(64 * 1024 * 1024)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("{url}: {e}"))?;
+    c.take(64 * 1024 * 1024).read_to_end(&mut buf).map_err(io)?;
     let end = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("{url}: no HTTP header end"))?;
+        .ok_or_else(|| DownloadError::NoHeaderEnd(url.to_string()))?;
     let head = String::from_utf8_lossy(&buf[..end]);
     let status = head.split_whitespace().nth(1).unwrap_or("");
     if status != "200" {
-        return Err(format!("{url}: HTTP {status}"));
+        return Err(DownloadError::Status {
+            url: url.to_string(),
+            status: status.to_string(),
+        });
     }
     Ok(buf[end + 4..].to_vec())
 }
@@ -101,11 +130,7 @@ pub fn compare_all(p: &Prediction, obs: &Observed, judging: &Judging) -> Vec<Str
             )),
         }
         if let Some((k, v)) = &obs.after_refusal {
-            let default = hil_oracle::model::DEFAULTS
-                .iter()
-                .find(|(d, _)| d.as_str() == k)
-                .map(|(_, v)| *v)
-                .unwrap_or("");
+            let default = k.default_value();
             if v != default {
                 bad.push(format!(
                     "after the refused apply {k} is {v:?}, not its default {default:?}: part of the apply was stored"

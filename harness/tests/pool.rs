@@ -63,26 +63,48 @@ fn unique_ids(records: &[Record]) -> BTreeSet<String> {
     ids
 }
 
-/// `hil run` running, its standard output read line by line as it comes.
+/// A line of a running `hil`: from its standard output (the product: case lines, the
+/// summary) or its standard error (log events).
+enum Line {
+    Out(String),
+    Err(String),
+}
+
+/// `hil -v run` running, its standard output and standard error read line by line
+/// as they come (`-v`: each worker's start line is a debug event on standard error).
 struct Live {
     child: Child,
-    rx: mpsc::Receiver<String>,
+    rx: mpsc::Receiver<Line>,
+    /// Standard output's lines.
     lines: Vec<String>,
+    /// Standard error's lines.
+    log: Vec<String>,
 }
 
 impl Live {
     fn start(args: &[&str]) -> Live {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
+            .arg("-v")
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start hil run");
         let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
+        let err_tx = tx.clone();
         std::thread::spawn(move || {
             for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
+                if tx.send(Line::Out(l)).is_err() {
+                    return;
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                if err_tx.send(Line::Err(l)).is_err() {
                     return;
                 }
             }
@@ -91,6 +113,21 @@ impl Live {
             child,
             rx,
             lines: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+
+    /// Keeps a line where it came from; answers its text.
+    fn keep(&mut self, l: Line) -> String {
+        match l {
+            Line::Out(l) => {
+                self.lines.push(l.clone());
+                l
+            }
+            Line::Err(l) => {
+                self.log.push(l.clone());
+                l
+            }
         }
     }
 
@@ -98,19 +135,22 @@ impl Live {
         self.child.id() as i32
     }
 
-    /// Reads lines until one satisfies `want`.
+    /// Reads lines (of either stream) until one satisfies `want`.
     fn wait_for(&mut self, want: impl Fn(&str) -> bool, within: Duration) -> String {
         let end = Instant::now() + within;
         loop {
             let left = end.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
                 Ok(l) => {
-                    self.lines.push(l.clone());
+                    let l = self.keep(l);
                     if want(&l) {
                         return l;
                     }
                 }
-                Err(_) => panic!("no such line within {within:?}: {:#?}", self.lines),
+                Err(_) => panic!(
+                    "no such line within {within:?}: {:#?}\n{:#?}",
+                    self.lines, self.log
+                ),
             }
         }
     }
@@ -130,7 +170,7 @@ impl Live {
         };
         let took = t0.elapsed();
         while let Ok(l) = self.rx.recv_timeout(Duration::from_secs(2)) {
-            self.lines.push(l);
+            self.keep(l);
         }
         (status, self.lines.join("\n"), took)
     }
@@ -370,7 +410,7 @@ fn a_second_ctrl_c_quits_at_once_and_ends_the_devices() {
     ]);
     // Both workers have a device (their lines come in either order).
     for _ in 0..2 {
-        run.wait_for(|l| l.starts_with("hil: worker "), Duration::from_secs(60));
+        run.wait_for(|l| l.contains("hil: worker "), Duration::from_secs(60));
     }
     let sims = sims_of(run.pid());
     assert_eq!(sims.len(), 2, "{sims:?}");
@@ -405,7 +445,7 @@ fn a_device_killed_mid_case_is_retried_on_a_fresh_one() {
         "--report",
         &d,
     ]);
-    run.wait_for(|l| l.contains("worker 1:"), Duration::from_secs(60));
+    run.wait_for(|l| l.contains("hil: worker 1:"), Duration::from_secs(60));
     let sims = sims_of(run.pid());
     assert_eq!(sims.len(), 1, "{sims:?}");
     std::thread::sleep(Duration::from_millis(400));
@@ -441,7 +481,7 @@ fn a_device_that_keeps_dying_is_a_harness_error_counted_apart() {
         "--report",
         &d,
     ]);
-    run.wait_for(|l| l.contains("worker 1:"), Duration::from_secs(60));
+    run.wait_for(|l| l.contains("hil: worker 1:"), Duration::from_secs(60));
     // From now on every simulated device of this run dies 400 ms after it appears.
     let parent = run.pid();
     let done = Arc::new(AtomicBool::new(false));

@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -18,6 +18,40 @@ pub struct EmbeddedSim {
     child: Arc<Mutex<Child>>,
     /// The pty path of its console.
     pub console_path: String,
+}
+
+/// Why a simulated device did not start: its program cannot be run, or it did not
+/// announce its console (`console: PATH` on its first line) in time.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot start the simulated device ({}): {source}", exe.display())]
+    Exec {
+        exe: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the simulated device has no standard output")]
+    NoStdout,
+    #[error("reading the simulated device's first line: {0}")]
+    FirstLine(#[source] std::io::Error),
+    #[error("the simulated device printed no console line within {0:?}")]
+    Silent(Duration),
+    #[error("the simulated device's first line {0:?} is not `console: PATH`")]
+    NotConsoleLine(String),
+}
+
+impl SpawnError {
+    /// Whether starting it again may work: not for a program that is missing or
+    /// may not be run.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(
+            self,
+            SpawnError::Exec { source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                )
+        )
+    }
 }
 
 /// Every embedded simulated device this process started and has not dropped.
@@ -46,7 +80,7 @@ impl EmbeddedSim {
         sub: Option<&str>,
         extra: &[String],
         startup: Duration,
-    ) -> Result<EmbeddedSim, String> {
+    ) -> Result<EmbeddedSim, SpawnError> {
         let mut child = Command::new(exe)
             .args(sub)
             .args(["--console", "pty"])
@@ -56,11 +90,14 @@ impl EmbeddedSim {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("cannot start the simulated device ({}): {e}", exe.display()))?;
+            .map_err(|source| SpawnError::Exec {
+                exe: exe.to_path_buf(),
+                source,
+            })?;
         let Some(stdout) = child.stdout.take() else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err("the simulated device has no standard output".into());
+            return Err(SpawnError::NoStdout);
         };
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -79,23 +116,18 @@ impl EmbeddedSim {
             Ok(Err(e)) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("reading the simulated device's first line: {e}"));
+                return Err(SpawnError::FirstLine(e));
             }
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
-                    "the simulated device printed no console line within {startup:?}"
-                ));
+                return Err(SpawnError::Silent(startup));
             }
         };
         let Some(path) = line.trim().strip_prefix("console: ") else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!(
-                "the simulated device's first line {:?} is not `console: PATH`",
-                line.trim()
-            ));
+            return Err(SpawnError::NotConsoleLine(line.trim().to_string()));
         };
         let child = Arc::new(Mutex::new(child));
         {

@@ -170,7 +170,7 @@ pub fn open(
     let (reader, writer, hangup): Halves = match endpoint {
         Endpoint::Serial { path, line } => open_serial(path, line, &name)?,
         Endpoint::Rfc2217 { addr, line } => {
-            let (r, w) = super::rfc2217::connect(addr, line)?;
+            let (r, w) = super::rfc2217::connect(addr, line).map_err(|e| e.to_string())?;
             let hangup = w.hangup_handle().ok();
             (Box::new(r), Box::new(w), hangup)
         }

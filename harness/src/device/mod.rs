@@ -58,28 +58,76 @@ impl Default for LineSettings {
     }
 }
 
+/// Why a `--device` text is not an endpoint, or its line options are not a line
+/// setting: the whole text (`spec`) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{spec:?}: {problem}")]
+pub struct EndpointError {
+    pub spec: String,
+    pub problem: EndpointProblem,
+}
+
+/// What is wrong with an endpoint text; each names the option at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointProblem {
+    /// `what` (`the baud rate`, `the frame format`, `the flow control`) twice.
+    #[error("{what} is given twice ({option:?})")]
+    GivenTwice { what: &'static str, option: String },
+    #[error("the baud rate {0:?} is not a positive 32-bit integer")]
+    Baud(String),
+    #[error("{0:?}: data bits are 5 to 8")]
+    DataBits(String),
+    #[error("{0:?}: parity is N, O or E")]
+    Parity(String),
+    #[error("{0:?}: stop bits are 1 or 2")]
+    StopBits(String),
+    #[error("{0:?} is none of a baud rate (115200), a frame format (8N1) or a flow control (none, rtscts, xonxoff)")]
+    UnknownOption(String),
+    #[error("no port path after serial:")]
+    NoPath,
+    /// `tcp:` or `rfc2217:` without `HOST:PORT`.
+    #[error("expected {0}:HOST:PORT")]
+    NotHostPort(&'static str),
+    #[error("a device is {ENDPOINT_SYNTAX}")]
+    UnknownKind,
+}
+
+impl EndpointProblem {
+    fn of(self, spec: &str) -> EndpointError {
+        EndpointError {
+            spec: spec.to_string(),
+            problem: self,
+        }
+    }
+}
+
 impl LineSettings {
     /// Reads the options after the port: each of `BAUD` (digits), a frame format
     /// `DPS` (data bits 5-8, parity N/O/E, stop bits 1/2, e.g. `8N1`) and a flow
     /// control (`none`, `rtscts`, `xonxoff`, also written `flow=…`), in any order,
     /// each at most once.
-    pub fn parse_options(spec: &str, opts: &[&str]) -> Result<LineSettings, String> {
+    pub fn parse_options(spec: &str, opts: &[&str]) -> Result<LineSettings, EndpointError> {
+        use EndpointProblem as P;
         let mut s = LineSettings::default();
         let (mut baud, mut format, mut flow) = (false, false, false);
         for o in opts {
             let o = o.trim();
-            let once = |seen: &mut bool, what: &str| {
+            let bad = |problem: fn(String) -> EndpointProblem| problem(o.to_string()).of(spec);
+            let once = |seen: &mut bool, what: &'static str| {
                 if std::mem::replace(seen, true) {
-                    Err(format!("{spec:?}: {what} is given twice ({o:?})"))
+                    let option = o.to_string();
+                    Err(P::GivenTwice { what, option }.of(spec))
                 } else {
                     Ok(())
                 }
             };
             if !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit()) {
                 once(&mut baud, "the baud rate")?;
-                s.baud = o.parse::<u32>().ok().filter(|b| *b > 0).ok_or_else(|| {
-                    format!("{spec:?}: the baud rate {o:?} is not a positive 32-bit integer")
-                })?;
+                s.baud = o
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|b| *b > 0)
+                    .ok_or_else(|| bad(P::Baud))?;
             } else if let Some(f) = flow_word(o) {
                 once(&mut flow, "the flow control")?;
                 s.flow = f;
@@ -87,22 +135,20 @@ impl LineSettings {
                 once(&mut format, "the frame format")?;
                 s.data_bits = match d {
                     b'5'..=b'8' => d - b'0',
-                    _ => return Err(format!("{spec:?}: {o:?}: data bits are 5 to 8")),
+                    _ => return Err(bad(P::DataBits)),
                 };
                 s.parity = match p.to_ascii_uppercase() {
                     b'N' => Parity::None,
                     b'O' => Parity::Odd,
                     b'E' => Parity::Even,
-                    _ => return Err(format!("{spec:?}: {o:?}: parity is N, O or E")),
+                    _ => return Err(bad(P::Parity)),
                 };
                 s.stop_bits = match st {
                     b'1' | b'2' => st - b'0',
-                    _ => return Err(format!("{spec:?}: {o:?}: stop bits are 1 or 2")),
+                    _ => return Err(bad(P::StopBits)),
                 };
             } else {
-                return Err(format!(
-                    "{spec:?}: {o:?} is none of a baud rate (115200), a frame format (8N1) or a flow control (none, rtscts, xonxoff)"
-                ));
+                return Err(bad(P::UnknownOption));
             }
         }
         Ok(s)
@@ -158,12 +204,12 @@ pub enum Endpoint {
 /// The endpoint syntax, for messages.
 pub const ENDPOINT_SYNTAX: &str = "sim, serial:PATH[,BAUD][,8N1][,none|rtscts|xonxoff], tcp:HOST:PORT or rfc2217:HOST:PORT[,BAUD][,8N1][,none|rtscts|xonxoff]";
 
-fn check_addr(spec: &str, addr: &str, scheme: &str) -> Result<(), String> {
+fn check_addr(spec: &str, addr: &str, scheme: &'static str) -> Result<(), EndpointError> {
     if addr
         .rsplit_once(':')
         .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
     {
-        return Err(format!("{spec:?}: expected {scheme}:HOST:PORT"));
+        return Err(EndpointProblem::NotHostPort(scheme).of(spec));
     }
     Ok(())
 }
@@ -171,12 +217,12 @@ fn check_addr(spec: &str, addr: &str, scheme: &str) -> Result<(), String> {
 impl Endpoint {
     /// Reads `serial:PATH[,OPTIONS]`, `tcp:HOST:PORT` or `rfc2217:HOST:PORT[,OPTIONS]`
     /// (options: see [`LineSettings::parse_options`]).
-    pub fn parse(spec: &str) -> Result<Endpoint, String> {
+    pub fn parse(spec: &str) -> Result<Endpoint, EndpointError> {
         if let Some(rest) = spec.strip_prefix("serial:") {
             let mut parts = rest.split(',');
             let path = parts.next().unwrap_or_default();
             if path.is_empty() {
-                return Err(format!("{spec:?}: no port path after serial:"));
+                return Err(EndpointProblem::NoPath.of(spec));
             }
             let opts: Vec<&str> = parts.collect();
             return Ok(Endpoint::Serial {
@@ -200,7 +246,7 @@ impl Endpoint {
                 line: LineSettings::parse_options(spec, &opts)?,
             });
         }
-        Err(format!("{spec:?}: a device is {ENDPOINT_SYNTAX}"))
+        Err(EndpointProblem::UnknownKind.of(spec))
     }
 
     /// A short name for messages.
@@ -217,7 +263,7 @@ impl Endpoint {
 mod tests {
     use super::*;
 
-    fn serial(path: &str, line: LineSettings) -> Result<Endpoint, String> {
+    fn serial(path: &str, line: LineSettings) -> Result<Endpoint, EndpointError> {
         Ok(Endpoint::Serial {
             path: path.into(),
             line,
@@ -281,7 +327,9 @@ mod tests {
         assert!(Endpoint::parse("serial:/dev/x,9600,4800").is_err());
         assert!(Endpoint::parse("serial:/dev/x,0").is_err());
         assert!(Endpoint::parse("usb").is_err());
-        let e = Endpoint::parse("serial:/dev/x,fast").unwrap_err();
+        let e = Endpoint::parse("serial:/dev/x,fast")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"fast\"") && e.contains("baud rate"), "{e}");
     }
 }

@@ -385,6 +385,17 @@ pub fn command_name(code: u8) -> &'static str {
     }
 }
 
+/// The server set something other than what one of our SET commands asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the server answered {command} with {got} instead of {asked}")]
+pub struct WrongAnswer {
+    /// The command's name (`SET-BAUDRATE`).
+    pub command: &'static str,
+    /// What the server set and what was asked, as numbers (the baud rate) or bytes.
+    pub got: String,
+    pub asked: String,
+}
+
 /// Checks the server's answer to one of our SET commands: `None` if it is not an
 /// answer to `code`, `Some(Err)` if the server set something else.
 pub fn check_answer(
@@ -392,7 +403,7 @@ pub fn check_answer(
     asked: &[u8],
     got_code: u8,
     got: &[u8],
-) -> Option<Result<(), String>> {
+) -> Option<Result<(), WrongAnswer>> {
     if got_code != code + SERVER_OFFSET {
         return None;
     }
@@ -409,18 +420,47 @@ pub fn check_answer(
                 format!("{v:?}")
             }
         };
-        Err(format!(
-            "the server answered {} with {} instead of {}",
-            command_name(code),
-            show(got),
-            show(asked)
-        ))
+        Err(WrongAnswer {
+            command: command_name(code),
+            got: show(got),
+            asked: show(asked),
+        })
     })
+}
+
+/// Why an RFC 2217 connection could not be set up; each names the server
+/// (`HOST:PORT`, the first field) and the step.
+#[derive(Debug, thiserror::Error)]
+pub enum Rfc2217Error {
+    #[error("cannot resolve the RFC 2217 server {0}: {1}")]
+    Resolve(String, #[source] io::Error),
+    #[error("the RFC 2217 server {0}: the name resolves to no address")]
+    NoAddress(String),
+    #[error("cannot connect to the RFC 2217 server {0}: {1}")]
+    Connect(String, #[source] io::Error),
+    #[error("cannot use the connection to the RFC 2217 server {0}: {1}")]
+    Clone(String, #[source] io::Error),
+    #[error("writing to the RFC 2217 server {0}: {1}")]
+    Write(String, #[source] io::Error),
+    #[error("reading from the RFC 2217 server {0}: {1}")]
+    Read(String, #[source] io::Error),
+    /// The socket's read timeout cannot be set.
+    #[error("the RFC 2217 server {0}: {1}")]
+    Socket(String, #[source] io::Error),
+    /// No answer to `what` (the second field) in time.
+    #[error("the RFC 2217 server {0} did not answer {1} within {secs} s: is it an RFC 2217 server (ser2net telnet(rfc2217))?", secs = NEGOTIATION_TIMEOUT.as_secs())]
+    Silent(String, String),
+    #[error("the RFC 2217 server {0} closed the connection while negotiating {1}")]
+    Closed(String, String),
+    #[error("the RFC 2217 server {0} refused COM-PORT-OPTION (DONT 44): it is a plain telnet server, not RFC 2217; use tcp: for a raw port")]
+    NoComPort(String),
+    #[error("the RFC 2217 server {0}: {1}")]
+    WrongAnswer(String, #[source] WrongAnswer),
 }
 
 /// Says when a negotiation step is over: `Some(Ok)` done, `Some(Err)` failed, `None`
 /// read on.
-type Until<'a> = dyn FnMut(&Codec, &Event) -> Option<Result<(), String>> + 'a;
+type Until<'a> = dyn FnMut(&Codec, &Event) -> Option<Result<(), Rfc2217Error>> + 'a;
 
 /// How long the server has to agree COM-PORT-OPTION and to answer each SET.
 pub const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -494,47 +534,41 @@ impl Write for Rfc2217Writer {
     }
 }
 
-/// Connects to the RFC 2217 server at `addr`, agrees COM-PORT-OPTION, sets the line
-/// to `line` and checks every answer. Errors name the server and what went wrong.
-pub fn connect(addr: &str, line: &LineSettings) -> Result<(Rfc2217Reader, Rfc2217Writer), String> {
-    let who = format!("the RFC 2217 server {addr}");
-    let target = addr
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {who}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{who}: the name resolves to no address"))?;
-    let mut stream = TcpStream::connect_timeout(&target, NEGOTIATION_TIMEOUT)
-        .map_err(|e| format!("cannot connect to {who}: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let writer =
-        Arc::new(Mutex::new(stream.try_clone().map_err(|e| {
-            format!("cannot use the connection to {who}: {e}")
-        })?));
-    let mut codec = Codec::new();
-    let mut pending = VecDeque::new();
-    send(&writer, &codec.start()).map_err(|e| format!("writing to {who}: {e}"))?;
+/// A connection being set up: the server's bytes are read and its options
+/// answered, and serial data that arrives meanwhile is kept for the reader.
+struct Negotiation<'a> {
+    /// The server's `HOST:PORT`, for errors.
+    server: &'a str,
+    stream: TcpStream,
+    writer: Arc<Mutex<TcpStream>>,
+    codec: Codec,
+    pending: VecDeque<u8>,
+}
 
-    // Reads until `done` says so (Some(result)) or the deadline passes.
-    let mut raw = [0u8; 4096];
-    let mut wait = |codec: &mut Codec, what: &str, done: &mut Until| -> Result<(), String> {
+impl Negotiation<'_> {
+    fn server(&self) -> String {
+        self.server.to_string()
+    }
+
+    fn send(&self, bytes: &[u8]) -> Result<(), Rfc2217Error> {
+        send(&self.writer, bytes).map_err(|e| Rfc2217Error::Write(self.server(), e))
+    }
+
+    /// Reads until `done` says so (`Some(result)`) or [`NEGOTIATION_TIMEOUT`]
+    /// passes without it; `what` names the step for errors.
+    fn wait(&mut self, what: &str, done: &mut Until) -> Result<(), Rfc2217Error> {
+        let mut raw = [0u8; 4096];
         let deadline = Instant::now() + NEGOTIATION_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!(
-                    "{who} did not answer {what} within {} s: is it an RFC 2217 server (ser2net telnet(rfc2217))?",
-                    NEGOTIATION_TIMEOUT.as_secs()
-                ));
+                return Err(Rfc2217Error::Silent(self.server(), what.to_string()));
             }
-            stream
+            self.stream
                 .set_read_timeout(Some(left))
-                .map_err(|e| format!("{who}: {e}"))?;
-            let n = match stream.read(&mut raw) {
-                Ok(0) => {
-                    return Err(format!(
-                        "{who} closed the connection while negotiating {what}"
-                    ))
-                }
+                .map_err(|e| Rfc2217Error::Socket(self.server(), e))?;
+            let n = match self.stream.read(&mut raw) {
+                Ok(0) => return Err(Rfc2217Error::Closed(self.server(), what.to_string())),
                 Ok(n) => n,
                 Err(e)
                     if matches!(
@@ -546,32 +580,57 @@ pub fn connect(addr: &str, line: &LineSettings) -> Result<(Rfc2217Reader, Rfc221
                 {
                     continue
                 }
-                Err(e) => return Err(format!("reading from {who}: {e}")),
+                Err(e) => return Err(Rfc2217Error::Read(self.server(), e)),
             };
-            let r = codec.receive(&raw[..n]);
+            let r = self.codec.receive(&raw[..n]);
             if !r.reply.is_empty() {
-                send(&writer, &r.reply).map_err(|e| format!("writing to {who}: {e}"))?;
+                self.send(&r.reply)?;
             }
-            pending.extend(r.data);
+            self.pending.extend(r.data);
             for e in &r.events {
-                if let Some(result) = done(codec, e) {
+                if let Some(result) = done(&self.codec, e) {
                     return result;
                 }
             }
         }
-    };
+    }
+}
 
-    wait(&mut codec, "WILL COM-PORT-OPTION", &mut |c, e| {
-        match e {
+/// Connects to the RFC 2217 server at `addr`, agrees COM-PORT-OPTION, sets the line
+/// to `line` and checks every answer. Errors name the server and what went wrong.
+pub fn connect(
+    addr: &str,
+    line: &LineSettings,
+) -> Result<(Rfc2217Reader, Rfc2217Writer), Rfc2217Error> {
+    let server = || addr.to_string();
+    let target = addr
+        .to_socket_addrs()
+        .map_err(|e| Rfc2217Error::Resolve(server(), e))?
+        .next()
+        .ok_or_else(|| Rfc2217Error::NoAddress(server()))?;
+    let stream = TcpStream::connect_timeout(&target, NEGOTIATION_TIMEOUT)
+        .map_err(|e| Rfc2217Error::Connect(server(), e))?;
+    let _ = stream.set_nodelay(true);
+    let writer = stream
+        .try_clone()
+        .map_err(|e| Rfc2217Error::Clone(server(), e))?;
+    let mut n = Negotiation {
+        server: addr,
+        stream,
+        writer: Arc::new(Mutex::new(writer)),
+        codec: Codec::new(),
+        pending: VecDeque::new(),
+    };
+    let start = n.codec.start();
+    n.send(&start)?;
+
+    n.wait("WILL COM-PORT-OPTION", &mut |c, e| match e {
         Event::Refused {
             ours: true,
             option: OPT_COM_PORT,
-        } => Some(Err(format!(
-            "{who} refused COM-PORT-OPTION (DONT 44): it is a plain telnet server, not RFC 2217; use tcp: for a raw port"
-        ))),
+        } => Some(Err(Rfc2217Error::NoComPort(server()))),
         _ if c.com_port() => Some(Ok(())),
         _ => None,
-    }
     })?;
 
     let mut out = Vec::new();
@@ -579,10 +638,10 @@ pub fn connect(addr: &str, line: &LineSettings) -> Result<(Rfc2217Reader, Rfc221
     for (code, value) in &commands {
         out.extend(Codec::com_port_command(*code, value));
     }
-    send(&writer, &out).map_err(|e| format!("writing to {who}: {e}"))?;
+    n.send(&out)?;
     let mut answered = vec![false; commands.len()];
     let names: Vec<&str> = commands.iter().map(|(c, _)| command_name(*c)).collect();
-    wait(&mut codec, &names.join(", "), &mut |_, e| {
+    n.wait(&names.join(", "), &mut |_, e| {
         let Event::ComPort {
             code: got,
             value: v,
@@ -593,23 +652,23 @@ pub fn connect(addr: &str, line: &LineSettings) -> Result<(Rfc2217Reader, Rfc221
         for (i, (code, value)) in commands.iter().enumerate() {
             match check_answer(*code, value, *got, v) {
                 None => {}
-                Some(Err(m)) => return Some(Err(format!("{who}: {m}"))),
+                Some(Err(wrong)) => return Some(Err(Rfc2217Error::WrongAnswer(server(), wrong))),
                 Some(Ok(())) => answered[i] = true,
             }
         }
         answered.iter().all(|a| *a).then_some(Ok(()))
     })?;
-    stream
+    n.stream
         .set_read_timeout(None)
-        .map_err(|e| format!("{who}: {e}"))?;
+        .map_err(|e| Rfc2217Error::Socket(server(), e))?;
     Ok((
         Rfc2217Reader {
-            stream,
-            codec,
-            pending,
-            writer: Arc::clone(&writer),
+            stream: n.stream,
+            codec: n.codec,
+            pending: n.pending,
+            writer: Arc::clone(&n.writer),
         },
-        Rfc2217Writer { writer },
+        Rfc2217Writer { writer: n.writer },
     ))
 }
 
@@ -809,10 +868,8 @@ mod tests {
         assert_eq!(check_answer(SET_BAUDRATE, &asked, 102, &asked), None);
         let e = check_answer(SET_BAUDRATE, &asked, 101, &4800u32.to_be_bytes());
         assert_eq!(
-            e,
-            Some(Err(
-                "the server answered SET-BAUDRATE with 4800 instead of 9600".into()
-            ))
+            e.and_then(Result::err).map(|e| e.to_string()).as_deref(),
+            Some("the server answered SET-BAUDRATE with 4800 instead of 9600")
         );
         assert!(matches!(
             check_answer(SET_PARITY, &[3], 103, &[1]),
