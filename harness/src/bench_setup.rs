@@ -284,14 +284,57 @@ fn netmask_v4(prefix: u8) -> std::net::Ipv4Addr {
 const RESPONDER_CHECK: &str = "responder reachable by the device";
 
 /// The probe cases: an id of the setting matrix and what it shows reached.
-const PROBES: &[(&str, &str)] = &[
-    ("delivery/base", "SMTP"),
-    ("pop/pop_before_smtp.enabled=on", "POP3 (POP before SMTP)"),
-    (
-        "tls/smtp.tls=starttls,smtp.verify.revocation=on",
-        "STARTTLS and the OCSP responder",
-    ),
-];
+/// What a probe case must show reached the harness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    Smtp,
+    Pop,
+    /// SMTP over TLS, and the responder asked when `ocsp`.
+    Tls {
+        ocsp: bool,
+    },
+}
+
+/// The probe cases for a firmware: SMTP; POP before SMTP unless it lacks it; TLS
+/// (STARTTLS, else SMTPS, whichever it has) with an OCSP check unless it lacks
+/// revocation checking.
+fn probes(facts: &hil_oracle::model::DeviceFacts) -> Vec<(String, String, Reach)> {
+    use hil_oracle::model::Key;
+    let has = |k: Key, v: &str| facts.lacks(k, v).is_none();
+    let mut out = vec![("delivery/base".to_string(), "SMTP".to_string(), Reach::Smtp)];
+    if has(Key::PopBeforeSmtpEnabled, "on") {
+        out.push((
+            "pop/pop_before_smtp.enabled=on".into(),
+            "POP3 (POP before SMTP)".into(),
+            Reach::Pop,
+        ));
+    }
+    let mode = ["starttls", "smtps"]
+        .into_iter()
+        .find(|m| has(Key::SmtpTls, m));
+    if let Some(mode) = mode {
+        let name = if mode == "starttls" {
+            "STARTTLS"
+        } else {
+            "SMTPS"
+        };
+        let ocsp = has(Key::SmtpVerifyRevocation, "on");
+        out.push(if ocsp {
+            (
+                format!("tls/smtp.tls={mode},smtp.verify.revocation=on"),
+                format!("{name} and the OCSP responder"),
+                Reach::Tls { ocsp: true },
+            )
+        } else {
+            (
+                format!("tls/smtp.tls={mode}"),
+                name.to_string(),
+                Reach::Tls { ocsp: false },
+            )
+        });
+    }
+    out
+}
 
 /// Drives the device through the probe cases and reports what reached the harness.
 fn probe_device(
@@ -343,9 +386,9 @@ fn probe_device(
     })
     .map_err(BenchSetupError::Runner)?;
     let mut checks = Vec::new();
-    for (id, what) in PROBES {
-        let tls = id.starts_with("tls/");
-        if tls && responder.is_none() {
+    for (id, what, reach) in probes(&facts) {
+        let (id, what) = (id.as_str(), what.as_str());
+        if reach == (Reach::Tls { ocsp: true }) && responder.is_none() {
             checks.push(check(
                 what,
                 false,
@@ -380,9 +423,9 @@ fn probe_device(
                     .collect()
             })
             .unwrap_or_default();
-        let (reached, seen) = match *id {
-            "pop/pop_before_smtp.enabled=on" => (!pop_peers.is_empty(), pop_peers.join(", ")),
-            id if id.starts_with("tls/") => (
+        let (reached, seen) = match reach {
+            Reach::Pop => (!pop_peers.is_empty(), pop_peers.join(", ")),
+            Reach::Tls { ocsp: true } => (
                 !smtp_peers.is_empty() && !ocsp.is_empty(),
                 format!(
                     "SMTP from {}; responder: {}",
@@ -390,7 +433,9 @@ fn probe_device(
                     ocsp.join(", ")
                 ),
             ),
-            _ => (!smtp_peers.is_empty(), smtp_peers.join(", ")),
+            Reach::Tls { ocsp: false } | Reach::Smtp => {
+                (!smtp_peers.is_empty(), smtp_peers.join(", "))
+            }
         };
         let detail = if reached && r.passed {
             format!("reached ({seen}); case {id} passed")

@@ -24,6 +24,18 @@ macro_rules! say {
     }};
 }
 
+/// A line of a command's own report on standard error (the problems `hil profile
+/// check` lists, a probe's verdict): what the user asked for, not a log event, so
+/// neither `-q` nor `RUST_LOG` hides it.
+#[macro_export]
+macro_rules! tell {
+    ($($t:tt)*) => {{
+        #[allow(unused_imports)]
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 pub mod bench_setup;
 pub mod device;
 pub mod fuzz;

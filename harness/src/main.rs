@@ -211,9 +211,9 @@ fn profile_check(file: &std::path::Path) -> u8 {
         }
         Err(problems) => {
             for p in &problems {
-                error!("{p}");
+                hil::tell!("{p}");
             }
-            error!(
+            hil::tell!(
                 "{name}: not a valid profile ({} problem{})",
                 problems.len(),
                 if problems.len() == 1 { "" } else { "s" }
@@ -689,6 +689,12 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         a.device,
         if jobs == 1 { "" } else { "s" }
     );
+    if !facts.unsupported.is_empty() {
+        say!(
+            "hil: the profile says the firmware lacks {}: their settings are tested only as refusals (hil matrix --profile lists them)",
+            facts.unsupported.join(", ")
+        );
+    }
     let make: Arc<MakeRunner> = Arc::new(move |_worker| {
         Runner::start(opts.clone()).map(|r| Box::new(r) as Box<dyn CaseRunner>)
     });
@@ -791,6 +797,9 @@ fn matrix(a: MatrixArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let rows = rows_of(&m, &a.matrix, a.strength, a.seed)?;
+    for line in unsupported_lines(&m) {
+        say!("{line}");
+    }
     print!("{}", m.explain(&rows));
     if a.list {
         for r in &rows {
@@ -798,6 +807,27 @@ fn matrix(a: MatrixArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the matrix leaves out because the profile says the firmware lacks it: one
+/// line per feature with the values it drops (each kept as one refusal case).
+fn unsupported_lines(m: &hil_oracle::matrix::Matrix) -> Vec<String> {
+    let mut by_feature: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (d, v, f) in hil_oracle::matrix::unsupported_values(m) {
+        by_feature
+            .entry(f)
+            .or_default()
+            .push(format!("{}={v}", d.as_str()));
+    }
+    by_feature
+        .into_iter()
+        .map(|(f, vals)| {
+            format!(
+                "unsupported: the firmware lacks {f} (profile): {} dropped from every section and covering array, kept as one refusal case each",
+                vals.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// `hil fuzz`: answers whether every case matched.

@@ -160,16 +160,12 @@ fn start_and_probe(o: &ProbeOptions, out: &mut dyn Write) -> Result<ProbeReport,
                     Some("sim"),
                 ),
             };
-            let mut args = vec![
-                "--time-scale".to_string(),
-                time_scale.to_string(),
-                "--downloads".to_string(),
-                o.bind.socket(0).to_string(),
-            ];
-            for v in &profile.variants {
-                args.extend(["--variant".to_string(), v.clone()]);
-            }
-            args.extend(profile.sim_args.iter().cloned());
+            let args = crate::device::embedded::args_for(
+                &profile,
+                *time_scale,
+                &o.bind.socket(0).to_string(),
+                &[],
+            );
             let startup = Duration::from_millis(profile.timeouts.startup_ms);
             let sim = EmbeddedSim::spawn(&exe, sub, &args, startup).map_err(|e| e.to_string())?;
             let ep = Endpoint::Serial {

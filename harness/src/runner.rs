@@ -570,16 +570,12 @@ impl Runner {
                         Some("sim"),
                     ),
                 };
-                let mut args = vec![
-                    "--time-scale".to_string(),
-                    time_scale.to_string(),
-                    "--downloads".to_string(),
-                    self.opts.bind.socket(0).to_string(),
-                ];
-                for v in self.profile.variants.iter().chain(&self.opts.plant) {
-                    args.extend(["--variant".to_string(), v.clone()]);
-                }
-                args.extend(self.profile.sim_args.iter().cloned());
+                let args = crate::device::embedded::args_for(
+                    &self.profile,
+                    *time_scale,
+                    &self.opts.bind.socket(0).to_string(),
+                    &self.opts.plant,
+                );
                 let sim = EmbeddedSim::spawn(
                     &exe,
                     sub,

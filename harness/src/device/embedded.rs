@@ -159,3 +159,29 @@ impl Drop for EmbeddedSim {
         let _ = c.wait();
     }
 }
+
+/// The options a simulated device is started with, after `--console pty`: its time
+/// scale, where it serves download URLs, the firmware variants the profile declares
+/// (and `plant`, variants it does not: a bug the run must catch), the features the
+/// profile says it lacks (`--without`), then the profile's own `sim_args`.
+pub fn args_for(
+    profile: &super::Profile,
+    time_scale: f64,
+    downloads: &str,
+    plant: &[String],
+) -> Vec<String> {
+    let mut args = vec![
+        "--time-scale".to_string(),
+        time_scale.to_string(),
+        "--downloads".to_string(),
+        downloads.to_string(),
+    ];
+    for v in profile.variants.iter().chain(plant) {
+        args.extend(["--variant".to_string(), v.clone()]);
+    }
+    for f in &profile.facts.unsupported {
+        args.extend(["--without".to_string(), f.clone()]);
+    }
+    args.extend(profile.sim_args.iter().cloned());
+    args
+}

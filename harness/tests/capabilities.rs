@@ -1,0 +1,149 @@
+//! A firmware that lacks features (issue 16 item 1): the simulated device started
+//! `--without` POP before SMTP, load reduction and revocation checking, and a profile
+//! that says so (`unsupported`). The pairwise run has no case that fails only because
+//! of a missing feature, and each unsupported value is tested once, as a refusal.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use hil::record::{self, Verdict};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// One `hil run` at a time: a run with TLS cases serves the zoo's responder on its
+/// fixed port.
+static ONE: Mutex<()> = Mutex::new(());
+
+fn hil(args: &[&str]) -> Output {
+    let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
+    Command::new(env!("CARGO_BIN_EXE_hil"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .expect("run hil")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The reference profile of a firmware lacking `features` (the embedded sim is
+/// started `--without` each of them).
+fn lacking(name: &str, features: &[&str]) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("fixtures/devices/sim.toml")).expect("sim.toml");
+    let list: Vec<String> = features.iter().map(|f| format!("{f:?}")).collect();
+    let text = text.replacen(
+        "variants = []",
+        &format!("variants = []\nunsupported = [{}]", list.join(", ")),
+        1,
+    );
+    let p = std::env::temp_dir().join(format!(
+        "hil-capabilities-{}-{name}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&p, text).expect("write the profile");
+    p
+}
+
+const LACKS: &[&str] = &["pop-before-smtp", "load-reduction", "check-revocation"];
+
+/// The values a firmware lacking [`LACKS`] must refuse, as case id parts.
+const REFUSED: &[&str] = &[
+    "pop_before_smtp.enabled=on",
+    "load.mode=split",
+    "load.mode=abort_over_limit",
+    "load.mode=url_over_limit",
+    "load.mode=url_always",
+    "smtp.verify.revocation=on",
+];
+
+#[test]
+fn a_pairwise_run_on_a_firmware_lacking_features_tests_them_only_as_refusals() {
+    let p = lacking("pairwise", LACKS);
+    let ps = p.to_string_lossy().to_string();
+    let dir = std::env::temp_dir().join(format!("hil-capabilities-{}-run", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = hil(&[
+        "run",
+        "--matrix",
+        "pairwise",
+        "--profile",
+        &ps,
+        "--report",
+        &dir.to_string_lossy(),
+    ]);
+    let printed = text(&out);
+    let records = record::read(&dir.join("results.jsonl")).expect("results");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&p);
+    assert!(
+        printed.contains("the firmware lacks pop-before-smtp, load-reduction, check-revocation"),
+        "{printed}"
+    );
+    // No case fails: none sets a value the firmware lacks except the refusal cases.
+    let bad: Vec<(&str, Verdict)> = records
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .map(|r| (r.id.as_str(), r.verdict))
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}\n{printed}");
+    // Each unsupported value: one case, which expects and sees the refusal.
+    for v in REFUSED {
+        let with: Vec<&str> = records
+            .iter()
+            .filter(|r| r.id.split(['/', ',']).any(|part| part == *v))
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(with.len(), 1, "{v}: {with:?}");
+        let r = records.iter().find(|r| r.id == with[0]).expect("record");
+        assert!(
+            r.expected.contains("SettingsRefused"),
+            "{v}: {}",
+            r.expected
+        );
+    }
+}
+
+#[test]
+fn a_profile_that_does_not_declare_a_missing_feature_fails_its_cases() {
+    // The same firmware, but the profile says nothing of POP before SMTP: its POP
+    // cases fail at the refused apply (the device is right, the profile is not).
+    let p = lacking("undeclared", &["load-reduction"]);
+    let profile = std::fs::read_to_string(&p).expect("profile").replacen(
+        "variants = []",
+        "variants = []\nsim_args = [\"--without\", \"pop-before-smtp\"]",
+        1,
+    );
+    std::fs::write(&p, profile).expect("write");
+    let ps = p.to_string_lossy().to_string();
+    let dir = std::env::temp_dir().join(format!(
+        "hil-capabilities-{}-undeclared",
+        std::process::id()
+    ));
+    let out = hil(&[
+        "run",
+        "--profile",
+        &ps,
+        "--filter",
+        "pop/",
+        "--jobs",
+        "4",
+        "--report",
+        &dir.to_string_lossy(),
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&p);
+    let printed = text(&out);
+    assert!(
+        printed.contains("the device refused the case's settings")
+            && printed.contains("not supported by this firmware"),
+        "{printed}"
+    );
+}
