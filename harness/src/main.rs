@@ -368,6 +368,13 @@ struct RunArgs {
     /// Run only the cases whose id contains this text.
     #[arg(long)]
     filter: Option<String>,
+    /// Leave out the cases whose id contains this text (repeat for several).
+    #[arg(long, value_name = "TEXT")]
+    exclude: Vec<String>,
+    /// Run only the cases of this matrix section (`delivery`, `invalid`, `tls`,
+    /// `auth`, `pop`, `load`, `server`, …; repeat for several).
+    #[arg(long, value_name = "NAME")]
+    section: Vec<String>,
     /// How much faster than wall time the device's time runs: the embedded simulated
     /// device is started with it (default 50); for a running device give the scale
     /// it was started with (default 1, as for hardware).
@@ -380,7 +387,7 @@ struct RunArgs {
     /// endpoint is opened again with backoff before the next case.
     #[arg(long, default_value_t = 20.0, value_parser = reconnect_secs)]
     reconnect_wait: f64,
-    /// List the cases (after --shard and --filter) and exit.
+    /// List the cases (after --shard, --section, --filter and --exclude) and exit.
     #[arg(long)]
     list: bool,
     /// Which cases: exhaustive (every behaviourally distinct setting combination, per
@@ -561,12 +568,24 @@ fn select(a: &RunArgs, certs: &std::path::Path, facts: &DeviceFacts) -> anyhow::
         );
     }
     let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
+    let section_of = |id: &str| id.split('/').next().unwrap_or("").to_string();
+    let known: std::collections::BTreeSet<String> = all.iter().map(|c| section_of(&c.id)).collect();
+    for s in &a.section {
+        if !known.contains(s) {
+            bail!(
+                "--section {s}: no such section in this matrix; its sections: {}",
+                known.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
     Ok(all
         .into_iter()
         .enumerate()
         .filter(|(i, _)| shard.is_none_or(|s| s.keeps(*i)))
         .map(|(_, c)| c)
+        .filter(|c| a.section.is_empty() || a.section.contains(&section_of(&c.id)))
         .filter(|c| a.filter.as_deref().is_none_or(|f| c.id.contains(f)))
+        .filter(|c| !a.exclude.iter().any(|x| c.id.contains(x.as_str())))
         .collect())
 }
 
@@ -636,6 +655,12 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         }
         if let Some(f) = &a.filter {
             what.push(format!("--filter {f:?}"));
+        }
+        for s in &a.section {
+            what.push(format!("--section {s}"));
+        }
+        for x in &a.exclude {
+            what.push(format!("--exclude {x:?}"));
         }
         bail!("no case matches {}", what.join(" and "));
     }

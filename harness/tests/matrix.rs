@@ -143,3 +143,60 @@ fn a_listing_into_a_closed_pipe_ends_quietly() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// `--section`, `--exclude` (repeatable) beside `--filter`, and a section no matrix
+/// has named with the ones it has.
+#[test]
+fn sections_and_exclusions_select_cases() {
+    let list = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["run", "--list"];
+        all.extend(args);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hil"))
+            .current_dir(root())
+            .args(&all)
+            .output()
+            .expect("run hil");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let all = list(&[]);
+    let tls = list(&["--section", "tls"]);
+    assert!(!tls.is_empty() && tls.iter().all(|id| id.starts_with("tls/")));
+    // `--filter tls/` also picks `auth_tls/…`-like ids elsewhere; a section does not.
+    let two = list(&["--section", "tls", "--section", "pop"]);
+    assert_eq!(
+        two.len(),
+        tls.len() + all.iter().filter(|id| id.starts_with("pop/")).count()
+    );
+    let no_starttls = list(&[
+        "--section",
+        "tls",
+        "--exclude",
+        "starttls",
+        "--exclude",
+        "smtps",
+    ]);
+    assert!(no_starttls
+        .iter()
+        .all(|id| !id.contains("starttls") && !id.contains("smtps")));
+    assert!(!no_starttls.is_empty() && no_starttls.len() < tls.len());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hil"))
+        .current_dir(root())
+        .args(["run", "--list", "--section", "tsl"])
+        .output()
+        .expect("run hil");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("--section tsl: no such section")
+            && err.contains("tls"),
+        "{err}"
+    );
+}
