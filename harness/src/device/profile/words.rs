@@ -167,17 +167,16 @@ impl ClockFormat {
     }
 
     /// A time the device wrote.
-    pub fn read(&self, text: &str) -> Result<OffsetDateTime, String> {
+    pub fn read(&self, text: &str) -> Result<OffsetDateTime, ClockError> {
         match self {
             ClockFormat::Rfc3339 => {
                 OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| e.to_string())
             }
             ClockFormat::Own { items, .. } => time::PrimitiveDateTime::parse(text.trim(), items)
                 .map(|p| p.assume_utc())
-                .or_else(|_| OffsetDateTime::parse(text.trim(), items))
-                .map_err(|e| e.to_string()),
+                .or_else(|_| OffsetDateTime::parse(text.trim(), items)),
         }
+        .map_err(|e| ClockError::Read(e.to_string()))
     }
 }
 
