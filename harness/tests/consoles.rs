@@ -624,3 +624,48 @@ fn a_console_whose_profile_has_no_job_events_is_polled_for_the_job_end() {
         "no job was polled"
     );
 }
+
+#[test]
+fn a_step_that_restarts_the_device_and_a_get_that_lists_everything() {
+    // A reset that also reloads the device (it reboots and asks for the login
+    // again: the driver waits for it and logs in), with a long timeout of its own;
+    // a `get` that shows every setting (paged) and finds the key's line.
+    let p = altered(
+        "reload",
+        &[
+            (
+                "reset = [{ send = \"factory-reset\", expect = '\\[confirm\\]' }, \"\"]",
+                "reset = [{ send = \"factory-reset\", expect = '\\[confirm\\]' }, { send = \"\", timeout_ms = 20000 }, { send = \"reload\", reboot = true }]",
+            ),
+            ("get = \"show running-config {key}\"", "get = \"show running-config\""),
+        ],
+    );
+    let out = probe(&p);
+    let printed = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{printed}");
+    assert!(printed.contains("the device restarts"), "{printed}");
+    assert!(printed.contains("System ready."), "{printed}");
+    let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
+    let dev = device();
+    let (records, out, dir) = run(
+        "reload",
+        &[
+            "--device",
+            &dev,
+            "--profile",
+            &p.to_string_lossy(),
+            "--filter",
+            "invalid/smtp.port",
+            "--jobs",
+            "1",
+        ],
+    );
+    let printed = text(&out);
+    let _ = std::fs::remove_file(&p);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!records.is_empty(), "{printed}");
+    assert!(
+        records.iter().all(|r| r.verdict == Verdict::Pass),
+        "{printed}"
+    );
+}

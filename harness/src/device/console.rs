@@ -1079,6 +1079,18 @@ impl Console {
         Ok(())
     }
 
+    /// A step restarted the device on purpose (a factory reset that reboots it):
+    /// waits for it to come back, logs in again and types the session set-up.
+    pub(super) fn after_reboot(&mut self, op: &str) -> Result<(), DriverError> {
+        self.note(&format!("{op}: the device restarts"));
+        self.await_boot(op).map_err(|e| {
+            DriverError::Timeout(format!(
+                "{}: {op}: after its restart the device {e}",
+                self.name
+            ))
+        })
+    }
+
     /// Waits for the device to come back after a crash or a power cycle (see
     /// [`Console::await_up`]), then types the profile's `session_setup`.
     fn await_boot(&mut self, op: &str) -> Result<(), String> {

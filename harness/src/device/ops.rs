@@ -98,12 +98,21 @@ impl Console {
                 };
             for (sent, shown) in units {
                 units_done += 1;
+                if step.reboot {
+                    // Typed, then the device restarts: wait for it, log in again.
+                    for (l, s) in sent.iter().zip(&shown) {
+                        self.send(l, !step.raw, s)?;
+                    }
+                    self.after_reboot(op)?;
+                    continue;
+                }
                 let until = Until {
                     op,
                     sent: shown.clone(),
                     expect: step.expect.as_ref(),
                     trigger: trigger && i + 1 == steps,
-                    deadline: Instant::now() + command,
+                    deadline: Instant::now()
+                        + step.timeout_ms.map_or(command, Duration::from_millis),
                 };
                 let ended = if sent.is_empty() {
                     self.exchange(&[], &[], step.raw, &until)?

@@ -30,6 +30,8 @@ pub enum Command {
     Logout,
     /// `factory-reset`.
     FactoryReset,
+    /// `reload`: restart the device (as a power cycle does).
+    Reload,
     /// `clock set …`: the words after `set`.
     ClockSet(Vec<String>),
     /// `username NAME password PASSWORD [email ADDRESS]`.
@@ -131,6 +133,7 @@ pub fn parse(line: &str, q: Quoting) -> Result<Command, String> {
         "exit" => simple(&mut l, Command::Exit, "exit"),
         "logout" => simple(&mut l, Command::Logout, "logout"),
         "factory-reset" => simple(&mut l, Command::FactoryReset, "factory-reset"),
+        "reload" => simple(&mut l, Command::Reload, "reload"),
         "clock" => match l.keyword() {
             Some("set") => {
                 let mut words = Vec::new();

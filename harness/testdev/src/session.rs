@@ -553,6 +553,12 @@ impl Session {
                     self.ok()
                 }
             }
+            Command::Reload => {
+                // The device restarts at once: the answer is its boot.
+                self.line("Reloading ...");
+                self.mode = Mode::Down;
+                self.next = Some(Step::Crash);
+            }
             Command::FactoryReset => {
                 if self.t.confirm {
                     self.show_prompt(CONFIRM_RESET);

@@ -276,7 +276,10 @@ fn commands(raw: &RawProfile, p: &mut Problems) -> Option<BTreeMap<String, Templ
             Some(t) => {
                 let used = t.placeholders();
                 for q in *params {
-                    if !used.iter().any(|u| u == q) {
+                    // `get` may list every setting (`show config`): the value is then
+                    // the line of the key asked for.
+                    let optional = op == "get" && *q == "key";
+                    if !optional && !used.iter().any(|u| u == q) {
                         p.push(format!(
                             "[commands] {op} = {} does not use the parameter {{{q}}}",
                             t.describe()
@@ -328,6 +331,8 @@ fn template(op: &str, t: &RawTemplate, p: &mut Problems) -> Option<Template> {
                 expect: None,
                 raw: false,
                 paste: None,
+                timeout_ms: None,
+                reboot: false,
             },
             RawStep::Table(t) => {
                 let expect = match &t.expect {
@@ -342,11 +347,23 @@ fn template(op: &str, t: &RawTemplate, p: &mut Problems) -> Option<Template> {
                     ));
                     return None;
                 }
+                if t.timeout_ms == Some(0) || t.timeout_ms.is_some_and(|ms| ms > 3_600_000) {
+                    p.push(format!(
+                        "[commands] {op}[{i}].timeout_ms: from 1 to 3600000 ms"
+                    ));
+                }
+                if t.reboot && t.expect.is_some() {
+                    p.push(format!(
+                        "[commands] {op}[{i}]: a step that reboots the device waits for its boot, not for `expect`"
+                    ));
+                }
                 Step {
                     send: t.send,
                     expect,
                     raw: t.raw,
                     paste: t.paste,
+                    timeout_ms: t.timeout_ms,
+                    reboot: t.reboot,
                 }
             }
         };

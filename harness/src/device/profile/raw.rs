@@ -258,4 +258,11 @@ pub(super) struct RawStepTable {
     /// Send every line of the step at once and read one answer (a paste).
     #[serde(default)]
     pub paste: Option<bool>,
+    /// How long this step may take to answer, instead of `command_ms`.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// The device reboots after this step (a factory reset that restarts it): the
+    /// driver waits for its boot and logs in again.
+    #[serde(default)]
+    pub reboot: bool,
 }

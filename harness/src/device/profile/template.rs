@@ -108,6 +108,10 @@ pub struct Step {
     /// `Some(true)`: all lines sent at once, one answer read; `Some(false)`: each
     /// line answered before the next; `None`: the default (see [`Step::each_line`]).
     pub paste: Option<bool>,
+    /// How long this step may take, instead of `[timeouts] command_ms`.
+    pub timeout_ms: Option<u64>,
+    /// The device reboots after this step; the driver waits for it to come back.
+    pub reboot: bool,
 }
 
 impl Step {
@@ -153,6 +157,8 @@ impl Template {
             expect: None,
             raw: false,
             paste: None,
+            timeout_ms: None,
+            reboot: false,
         }] = self.steps.as_slice()
         {
             return format!("{s:?}");
@@ -170,6 +176,9 @@ impl Template {
                 }
                 if let Some(e) = &s.expect {
                     p.push(format!("expect /{}/", e.as_str()));
+                }
+                if s.reboot {
+                    p.push("the device reboots".into());
                 }
                 p.join(", ")
             })
