@@ -147,3 +147,48 @@ fn a_profile_that_does_not_declare_a_missing_feature_fails_its_cases() {
         "{printed}"
     );
 }
+
+/// Runs the `tls` section through `profile`; answers the ids that did not pass.
+fn tls_failures(profile: &Path, name: &str) -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!("hil-capabilities-{}-{name}", std::process::id()));
+    let _ = hil(&[
+        "run",
+        "--profile",
+        &profile.to_string_lossy(),
+        "--section",
+        "tls",
+        "--report",
+        &dir.to_string_lossy(),
+    ]);
+    let records = record::read(&dir.join("results.jsonl")).expect("results");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(records.len() > 50, "{} records", records.len());
+    records
+        .into_iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .map(|r| r.id)
+        .collect()
+}
+
+#[test]
+fn a_firmware_that_checks_revocation_by_ocsp_only_is_judged_so() {
+    // Declared: the oracle expects no CRL fallback, and the sim has none.
+    let p = lacking("ocsp-only", &["crl"]);
+    assert!(tls_failures(&p, "ocsp-only").is_empty());
+    let _ = std::fs::remove_file(&p);
+    // Undeclared: a certificate revoked only in the CRL is not found revoked, and
+    // the cases that show it fail.
+    let p = lacking("undeclared-crl", &[]);
+    let text = std::fs::read_to_string(&p).expect("profile").replacen(
+        "variants = []",
+        "variants = []\nsim_args = [\"--without\", \"crl\"]",
+        1,
+    );
+    std::fs::write(&p, text).expect("write");
+    let bad = tls_failures(&p, "undeclared-crl");
+    let _ = std::fs::remove_file(&p);
+    assert!(
+        !bad.is_empty() && bad.iter().all(|id| id.contains("server.cert=revoked_crl")),
+        "{bad:#?}"
+    );
+}

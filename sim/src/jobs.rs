@@ -359,6 +359,10 @@ fn tls_setup(input: &JobInput, opts: &Options, now: OffsetDateTime) -> net::TlsS
         now_unix: now.unix_timestamp(),
         store: std::sync::Arc::clone(&input.certs),
         soft_fail_revocation: opts.variants.soft_fail_revocation,
+        sources: crate::revocation::Sources {
+            ocsp: !opts.lacks.0.contains(&"ocsp"),
+            crl: !opts.lacks.0.contains(&"crl"),
+        },
     }
 }
 

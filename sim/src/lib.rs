@@ -93,8 +93,8 @@ pub struct SimArgs {
     /// A feature this firmware does not implement (repeat): its settings are refused
     /// when set. pop-before-smtp, apop, pop3s, stls, smtps, starttls, split,
     /// abort-over-limit, url-over-limit, url-always, load-reduction (all four modes),
-    /// check-cn, check-key-usage, check-chain, check-revocation, device-user,
-    /// envelope-from-specified.
+    /// check-cn, check-key-usage, check-chain, check-revocation, ocsp (revocation by
+    /// the CRL only), crl (by OCSP only), device-user, envelope-from-specified.
     #[arg(long, value_name = "FEATURE")]
     pub without: Vec<String>,
     /// Where the device serves scans it mails as download URLs (SPEC §4 url modes).

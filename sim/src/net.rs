@@ -23,6 +23,8 @@ pub struct TlsSetup {
     pub now_unix: i64,
     pub store: std::sync::Arc<Vec<Vec<u8>>>,
     pub soft_fail_revocation: bool,
+    /// Where revocation is asked: OCSP, the CRL, or both (a firmware may lack one).
+    pub sources: revocation::Sources,
 }
 
 /// A connection before or after TLS.
@@ -99,6 +101,7 @@ async fn handshake(
                     setup.now_unix,
                     timeout,
                     setup.soft_fail_revocation,
+                    setup.sources,
                     fixed,
                 )
                 .await
@@ -323,6 +326,7 @@ pub async fn pop_before_smtp(
         now_unix: 0,
         store: std::sync::Arc::new(Vec::new()),
         soft_fail_revocation: false,
+        sources: revocation::Sources::default(),
     };
     let mut stream = if target.implicit_tls {
         handshake(tcp, &target.server, &open, timeout, fixed).await?

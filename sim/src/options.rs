@@ -56,6 +56,10 @@ impl Lacks {
         ("check-key-usage", &[(Key::SmtpVerifyKeyUsage, "on")]),
         ("check-chain", &[(Key::SmtpVerifyChain, "on")]),
         ("check-revocation", &[(Key::SmtpVerifyRevocation, "on")]),
+        // How revocation is checked, not a setting: OCSP only (no CRL) or the CRL
+        // only (no OCSP).
+        ("ocsp", &[]),
+        ("crl", &[]),
         ("device-user", &[(Key::SmtpAuthSource, "device_user")]),
         (
             "envelope-from-specified",

@@ -235,6 +235,39 @@ pub struct CertFacts {
     /// The verdict of each flag alone (`accept` or an error class); `cn` is for the
     /// manifest's `server_address` and not used: the oracle matches names itself.
     pub expect: BTreeMap<String, String>,
+    /// The certificate's OCSP responder (AIA), if it names one.
+    #[serde(default)]
+    pub ocsp_url: Option<String>,
+    /// Its CRL distribution point, if it names one.
+    #[serde(default)]
+    pub crl_url: Option<String>,
+    /// What the responder says of it: `good`, `revoked`, `unknown`, `none`.
+    #[serde(default)]
+    pub ocsp_status: Option<String>,
+    /// Whether the CRL lists it.
+    #[serde(default)]
+    pub crl_listed: bool,
+}
+
+/// SPEC §3.5 revocation for a firmware that asks only some sources: OCSP first (if
+/// it asks OCSP), then the CRL (if it fetches CRLs); neither answering is
+/// `cert_revocation_unknown`. With both, this is the manifest's verdict.
+pub fn revocation_by(cert: &CertFacts, ocsp: bool, crl: bool) -> &'static str {
+    if ocsp && cert.ocsp_url.is_some() {
+        match cert.ocsp_status.as_deref() {
+            Some("good") => return "accept",
+            Some("revoked") => return "cert_revoked",
+            _ => {}
+        }
+    }
+    if crl && cert.crl_url.is_some() {
+        return if cert.crl_listed {
+            "cert_revoked"
+        } else {
+            "accept"
+        };
+    }
+    "cert_revocation_unknown"
 }
 
 /// What one certificate check alone makes of `cert` for a device told `server`:
@@ -565,6 +598,9 @@ pub const FEATURES: &[(&str, &[(Key, &str)])] = &[
     ("check-key-usage", &[(Key::SmtpVerifyKeyUsage, "on")]),
     ("check-chain", &[(Key::SmtpVerifyChain, "on")]),
     ("check-revocation", &[(Key::SmtpVerifyRevocation, "on")]),
+    // How revocation is checked (no setting): the CRL only, or OCSP only.
+    ("ocsp", &[]),
+    ("crl", &[]),
     ("device-user", &[(Key::SmtpAuthSource, "device_user")]),
     (
         "envelope-from-specified",
@@ -693,6 +729,36 @@ impl SettingView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cert(ocsp: Option<&str>, crl: Option<bool>) -> CertFacts {
+        CertFacts {
+            name: "c".into(),
+            subject_cn: None,
+            san: Vec::new(),
+            expect: BTreeMap::new(),
+            ocsp_url: ocsp.map(|_| "http://r/ocsp".into()),
+            crl_url: crl.map(|_| "http://r/crl".into()),
+            ocsp_status: ocsp.map(str::to_string),
+            crl_listed: crl.unwrap_or(false),
+        }
+    }
+
+    #[test]
+    fn revocation_by_the_sources_a_firmware_asks() {
+        // Revoked in the CRL only: both and CRL-only find it, OCSP-only cannot.
+        let c = cert(None, Some(true));
+        assert_eq!(revocation_by(&c, true, true), "cert_revoked");
+        assert_eq!(revocation_by(&c, false, true), "cert_revoked");
+        assert_eq!(revocation_by(&c, true, false), "cert_revocation_unknown");
+        // OCSP unknown, CRL clean: the fallback accepts, OCSP alone cannot tell.
+        let c = cert(Some("unknown"), Some(false));
+        assert_eq!(revocation_by(&c, true, true), "accept");
+        assert_eq!(revocation_by(&c, true, false), "cert_revocation_unknown");
+        // Revoked by OCSP, not listed: OCSP finds it first; the CRL alone does not.
+        let c = cert(Some("revoked"), Some(false));
+        assert_eq!(revocation_by(&c, true, true), "cert_revoked");
+        assert_eq!(revocation_by(&c, false, true), "accept");
+    }
 
     #[test]
     fn every_key_has_one_default_and_parses_back() {

@@ -244,14 +244,19 @@ struct Walk<'a> {
     cfg: &'a SmtpConfig,
     s: &'a SettingView,
     case: &'a Case,
-    variants: &'a [String],
+    facts: &'a DeviceFacts,
     timeout_ms: u64,
     findings: Vec<String>,
 }
 
 impl Walk<'_> {
     fn variant(&self, v: &str) -> bool {
-        self.variants.iter().any(|x| x == v)
+        self.facts.variants.iter().any(|x| x == v)
+    }
+
+    /// Whether the firmware lacks a feature of [`model::FEATURES`].
+    fn lacks(&self, f: &str) -> bool {
+        self.facts.unsupported.iter().any(|u| u == f)
     }
 
     fn at(&self, step: Step, n: u32) -> Option<&Action> {
@@ -307,7 +312,7 @@ impl Walk<'_> {
 
 /// The expected outcome of `case` when the device holds `settings` (no variants).
 pub fn expect(case: &Case, settings: &SettingView) -> Expected {
-    match predict(case, settings, &[]) {
+    match predict(case, settings, &DeviceFacts::default()) {
         Ok(p) => p.outcome,
         Err(_) => fail("config", false),
     }
@@ -332,20 +337,17 @@ pub fn predict_pairs(
             });
         }
     }
-    predict(
-        case,
-        &SettingView::from_pairs_for(facts, pairs),
-        &facts.variants,
-    )
+    predict(case, &SettingView::from_pairs_for(facts, pairs), facts)
 }
 
 /// The expected outcome of `case` when the device holds `settings`, following the
-/// firmware `variants` its profile declares: what is decided before any connection
-/// (SPEC §2, §4), POP before SMTP (§3.6), then the SMTP session (§3).
+/// firmware's facts its profile declares (its variants, what it lacks): what is
+/// decided before any connection (SPEC §2, §4), POP before SMTP (§3.6), then the
+/// SMTP session (§3).
 pub fn predict(
     case: &Case,
     settings: &SettingView,
-    variants: &[String],
+    facts: &DeviceFacts,
 ) -> Result<Prediction, Unpredictable> {
     let s = settings;
     let ends = |outcome, pop| {
@@ -374,7 +376,7 @@ pub fn predict(
         cfg: &case.server,
         s,
         case,
-        variants,
+        facts,
         timeout_ms: s.get(Key::SmtpTimeout).parse::<u64>().unwrap_or(60) * 1000,
         findings: Vec::new(),
     };
@@ -608,6 +610,8 @@ fn cert_failure(w: &Walk) -> Option<&'static str> {
             } else {
                 "cert_name".to_string()
             }
+        } else if check == Check::Revocation && (w.lacks("ocsp") || w.lacks("crl")) {
+            model::revocation_by(cert, !w.lacks("ocsp"), !w.lacks("crl")).to_string()
         } else {
             model::cert_check(cert, check, server)
         };
