@@ -635,6 +635,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     let device = device_choice(&a.device, a.time_scale)?;
     let certs = data_dir(a.model.certs.clone(), "certs");
     let facts = profile_facts(a.profile.as_deref())?;
+    ipv6_supported(&facts, &a.bind, a.server_address.as_deref())?;
     let real_device = matches!(device, DeviceChoice::Endpoint(_));
     let cases = select(&a, &certs, &facts)?;
     let jobs = if a.case.is_some() {
@@ -830,6 +831,33 @@ fn matrix(a: MatrixArgs) -> anyhow::Result<()> {
         for r in &rows {
             say!("{}", m.id(r));
         }
+    }
+    Ok(())
+}
+
+/// A firmware that lacks IPv6 (the profile's `unsupported`) cannot be told an IPv6
+/// server address: refused before anything starts, naming the option to change.
+fn ipv6_supported(
+    facts: &DeviceFacts,
+    bind: &BindAddr,
+    server_address: Option<&str>,
+) -> anyhow::Result<()> {
+    if !facts.unsupported.iter().any(|u| u == "ipv6") {
+        return Ok(());
+    }
+    let told = match server_address {
+        Some(a) => a
+            .split('%')
+            .next()
+            .unwrap_or(a)
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok(),
+        None => bind.ip().is_ipv6(),
+    };
+    if told {
+        bail!(
+            "the profile says the firmware lacks ipv6, so it cannot be told an IPv6 server address: give an IPv4 --bind (or --server-address)"
+        );
     }
     Ok(())
 }

@@ -192,3 +192,28 @@ fn a_firmware_that_checks_revocation_by_ocsp_only_is_judged_so() {
         "{bad:#?}"
     );
 }
+
+#[test]
+fn a_firmware_without_ipv6_is_not_told_an_ipv6_server() {
+    let p = lacking("no-ipv6", &["ipv6"]);
+    let ps = p.to_string_lossy().to_string();
+    let out = hil(&[
+        "run",
+        "--profile",
+        &ps,
+        "--bind",
+        "::1",
+        "--case",
+        "delivery/base",
+    ]);
+    let printed = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{printed}");
+    assert!(
+        printed.contains("lacks ipv6") && printed.contains("--bind"),
+        "{printed}"
+    );
+    // On IPv4 the same firmware runs its cases.
+    let out = hil(&["run", "--profile", &ps, "--case", "delivery/base"]);
+    let _ = std::fs::remove_file(&p);
+    assert!(text(&out).contains("1 passed, 0 failed"), "{}", text(&out));
+}

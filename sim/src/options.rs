@@ -60,6 +60,8 @@ impl Lacks {
         // only (no OCSP).
         ("ocsp", &[]),
         ("crl", &[]),
+        // IPv6 literals in smtp.server and pop.server are refused.
+        ("ipv6", &[]),
         ("device-user", &[(Key::SmtpAuthSource, "device_user")]),
         (
             "envelope-from-specified",

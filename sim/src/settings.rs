@@ -681,6 +681,8 @@ pub struct Settings {
     values: Vec<String>,
     /// Setting values this firmware does not support (`--without`): refused.
     lacks: Vec<(Key, &'static str)>,
+    /// IPv6 server addresses are refused (`--without ipv6`).
+    no_ipv6: bool,
 }
 
 impl Default for Settings {
@@ -688,6 +690,7 @@ impl Default for Settings {
         Settings {
             values: SCHEMA.iter().map(|d| d.default.to_string()).collect(),
             lacks: Vec::new(),
+            no_ipv6: false,
         }
     }
 }
@@ -703,9 +706,10 @@ impl Settings {
 
     /// Factory settings of a firmware that lacks the `(key, value)` settings in
     /// `lacks` (they are refused when set).
-    pub fn with_lacks(lacks: Vec<(Key, &'static str)>) -> Settings {
+    pub fn with_lacks(lacks: Vec<(Key, &'static str)>, no_ipv6: bool) -> Settings {
         Settings {
             lacks,
+            no_ipv6,
             ..Settings::default()
         }
     }
@@ -715,6 +719,17 @@ impl Settings {
         let v = validate(key, value)?;
         if self.lacks.iter().any(|(k, lv)| *k == key && *lv == v) {
             return Err(Refusal::new(key, value, "not supported by this firmware"));
+        }
+        let ipv6 = v
+            .split('%')
+            .next()
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+        if self.no_ipv6 && matches!(key, Key::SmtpServer | Key::PopServer) && ipv6 {
+            return Err(Refusal::new(
+                key,
+                value,
+                "IPv6 addresses are not supported by this firmware",
+            ));
         }
         Ok(v)
     }

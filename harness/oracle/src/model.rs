@@ -353,6 +353,16 @@ pub fn validate_for(facts: &DeviceFacts, key: Key, value: &str) -> Result<(), In
     if let Some(feature) = facts.lacks(key, value) {
         return Err(InvalidValue::Unsupported(feature));
     }
+    let ipv6 = || {
+        let addr = value.split('%').next().unwrap_or(value);
+        addr.parse::<std::net::Ipv6Addr>().is_ok()
+    };
+    if matches!(key, Key::SmtpServer | Key::PopServer)
+        && facts.unsupported.iter().any(|u| u == "ipv6")
+        && ipv6()
+    {
+        return Err(InvalidValue::Unsupported("ipv6"));
+    }
     use Key::*;
     match key {
         EmailEnabled | EmailScan | EmailNotify | EmailCounter | PopApop | PopBeforeSmtpEnabled
@@ -601,6 +611,8 @@ pub const FEATURES: &[(&str, &[(Key, &str)])] = &[
     // How revocation is checked (no setting): the CRL only, or OCSP only.
     ("ocsp", &[]),
     ("crl", &[]),
+    // IPv6 server addresses (`smtp.server`, `pop.server` as IPv6 literals).
+    ("ipv6", &[]),
     ("device-user", &[(Key::SmtpAuthSource, "device_user")]),
     (
         "envelope-from-specified",
