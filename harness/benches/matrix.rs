@@ -194,11 +194,11 @@ fn console_round_trip_us(n: u32) -> f64 {
     };
     let mut c = Console::open(&ep, profile).expect("console");
     for _ in 0..100 {
-        c.get("smtp.port").expect("warm-up");
+        c.get(hil_oracle::model::Key::SmtpPort).expect("warm-up");
     }
     let started = Instant::now();
     for _ in 0..n {
-        c.get("smtp.port").expect("get");
+        c.get(hil_oracle::model::Key::SmtpPort).expect("get");
     }
     let us = started.elapsed().as_secs_f64() * 1e6 / f64::from(n);
     drop(c);

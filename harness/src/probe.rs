@@ -25,6 +25,7 @@ use crate::device::diagnose::{Mismatch, Trait};
 use crate::device::embedded::EmbeddedSim;
 use crate::device::profile::{Echo, Profile, SPEC_CLASSES, SPEC_STATES};
 use crate::device::{Console, DriverError, Endpoint, JobEnd, Status, TriggerAnswer};
+use hil_oracle::model::Key;
 
 /// Where the device is.
 #[derive(Debug, Clone)]
@@ -364,7 +365,7 @@ impl Probe<'_> {
     fn get(&mut self) -> Step {
         let port = self
             .console
-            .get("smtp.port")
+            .get(Key::SmtpPort)
             .map_err(|e| driver("get", e))?;
         if port != "25" {
             self.notes.push(format!(
@@ -373,7 +374,7 @@ impl Probe<'_> {
         }
         let scan = self
             .console
-            .get("email.scan")
+            .get(Key::EmailScan)
             .map_err(|e| driver("get", e))?;
         if scan != "on" && scan != "off" {
             return Err(failed(
@@ -388,14 +389,11 @@ impl Probe<'_> {
     }
 
     /// Applies `pairs`; a refusal is a failure of `trait_`.
-    fn apply(&mut self, op: &str, pairs: &[(&str, &str)], trait_: Trait, hint: &str) -> Step {
-        let owned: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+    fn apply(&mut self, op: &str, pairs: &[(Key, &str)], trait_: Trait, hint: &str) -> Step {
+        let owned: Vec<(Key, String)> = pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
         let a = self
             .console
-            .apply(&owned, &["smtp.auth.password"])
+            .apply(&owned, &[Key::SmtpAuthPassword])
             .map_err(|e| driver(op, e))?;
         match a.status {
             Status::Ok => Ok(format!(
@@ -420,10 +418,10 @@ impl Probe<'_> {
         self.apply(
             "apply",
             &[
-                ("smtp.server", &addr),
-                ("smtp.port", &port),
-                ("admin.address", "probe-admin@hil.test"),
-                ("device.address", "probe-device@hil.test"),
+                (Key::SmtpServer, &addr),
+                (Key::SmtpPort, &port),
+                (Key::AdminAddress, "probe-admin@hil.test"),
+                (Key::DeviceAddress, "probe-device@hil.test"),
             ],
             Trait::AnswerWords,
             "are the device's setting names right ([keys]) and [apply] pair and separator?",
@@ -434,9 +432,9 @@ impl Probe<'_> {
         self.apply(
             "apply",
             &[
-                ("email.scan", "on"),
-                ("email.notify", "on"),
-                ("email.counter", "on"),
+                (Key::EmailScan, "on"),
+                (Key::EmailNotify, "on"),
+                (Key::EmailCounter, "on"),
             ],
             Trait::ValueWords,
             "the device has its own words for on/off: [values] bool = { on = \"…\", off = \"…\" }",
@@ -446,7 +444,7 @@ impl Probe<'_> {
     fn apply_choice(&mut self) -> Step {
         self.apply(
             "apply",
-            &[("smtp.tls", "none"), ("load.mode", "none")],
+            &[(Key::SmtpTls, "none"), (Key::LoadMode, "none")],
             Trait::ValueWords,
             "the device has its own words for the values of a choice: [values] \"smtp.tls\" = { none = \"…\", … }",
         )
@@ -455,13 +453,13 @@ impl Probe<'_> {
     fn apply_space(&mut self) -> Step {
         self.apply(
             "apply",
-            &[("smtp.auth.user", "probe user")],
+            &[(Key::SmtpAuthUser, "probe user")],
             Trait::Quoting,
             "a value with a space is written otherwise: quoting (double, single, none) and [quote]",
         )?;
         let back = self
             .console
-            .get("smtp.auth.user")
+            .get(Key::SmtpAuthUser)
             .map_err(|e| driver("get", e))?;
         if back != "probe user" {
             return Err(failed(
@@ -474,10 +472,10 @@ impl Probe<'_> {
     }
 
     fn apply_invalid(&mut self) -> Step {
-        let key = self.profile.device_key("smtp.port").to_string();
+        let key = self.profile.device_key(Key::SmtpPort).to_string();
         let a = self
             .console
-            .apply(&[("smtp.port".into(), "0".into())], &[])
+            .apply(&[(Key::SmtpPort, "0".into())], &[])
             .map_err(|e| driver("apply", e))?;
         let (class, detail) = match a.status {
             Status::Ok => {
@@ -529,7 +527,7 @@ impl Probe<'_> {
         }
         let port = self
             .console
-            .get("smtp.port")
+            .get(Key::SmtpPort)
             .map_err(|e| driver("get", e))?;
         if port != self.server_port.to_string() {
             self.notes.push(format!(
@@ -707,7 +705,7 @@ impl Probe<'_> {
         let port = self.closed_port.to_string();
         self.apply(
             "apply",
-            &[("smtp.port", &port)],
+            &[(Key::SmtpPort, &port)],
             Trait::AnswerWords,
             "the device refused a port it took before",
         )?;

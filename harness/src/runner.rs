@@ -864,18 +864,13 @@ impl Runner {
                 )));
             }
         }
-        let text_pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        let secrets: Vec<&str> = SECRET_KEYS.iter().map(|k| k.as_str()).collect();
-        let a = con.apply(&text_pairs, &secrets)?;
+        let a = con.apply(pairs, SECRET_KEYS)?;
         if let crate::device::Status::Err { class, detail } = a.status {
             // Nothing may have been stored: a key the apply changed still holds its
             // default. `smtp.port` is one: the runner always sets it (to a listener's
             // or the closed port).
             let probe = Key::SmtpPort;
-            let value = con.get(probe.as_str())?;
+            let value = con.get(probe)?;
             return Ok(Observed {
                 trigger: TriggerAnswer::Refused {
                     class: "apply".into(),

@@ -118,9 +118,7 @@ pub fn compare_all(p: &Prediction, obs: &Observed, judging: &Judging) -> Vec<Str
                         "the apply was refused with {class}, expected config"
                     ));
                 }
-                let name = judging
-                    .profile
-                    .map_or(key.as_str(), |p| p.device_key(key.as_str()));
+                let name = judging.profile.map_or(key.as_str(), |p| p.device_key(*key));
                 if !detail.contains(name) {
                     bad.push(format!("the refusal {detail:?} does not name {name}"));
                 }

@@ -208,7 +208,10 @@ fn the_login_password_is_masked_in_the_console_log() {
     )
     .expect("the simulated device");
     let mut con = Console::open(&serial(&sim.console_path), menu_profile()).expect("logged in");
-    assert_eq!(con.get("smtp.timeout").expect("get"), "60");
+    assert_eq!(
+        con.get(hil_oracle::model::Key::SmtpTimeout).expect("get"),
+        "60"
+    );
     let log: Vec<String> = con
         .take_log()
         .iter()

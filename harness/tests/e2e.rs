@@ -89,7 +89,7 @@ fn bench(console: &str, config: SmtpConfig) -> Bench {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let a = b.con.apply(&pairs, &[]).expect("apply");
+    let a = b.con.apply(&keyed(&pairs), &[]).expect("apply");
     assert_eq!(a.status, hil::device::Status::Ok);
     b
 }
@@ -268,7 +268,7 @@ fn specified_envelope_sender_and_a_refused_recipient_over_tcp_console() {
             "bounce@hil.test".to_string(),
         ),
     ];
-    b.con.apply(&pairs, &[]).expect("apply");
+    b.con.apply(&keyed(&pairs), &[]).expect("apply");
     let (end, obs) = b.run(
         "scan",
         &[("to", "gone@hil.test,here@hil.test"), ("size_kb", "1")],
@@ -469,7 +469,7 @@ fn a_60_s_timeout_at_time_scale_100_is_reported_as_a_timeout() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    con.apply(&pairs, &[]).expect("apply");
+    con.apply(&keyed(&pairs), &[]).expect("apply");
     let started = std::time::Instant::now();
     let TriggerAnswer::Job(id) = con
         .trigger("scan", &[("to", "a@hil.test"), ("size_kb", "1")])
@@ -496,4 +496,11 @@ fn a_60_s_timeout_at_time_scale_100_is_reported_as_a_timeout() {
     );
     assert!(wall < Duration::from_secs(5), "took {wall:?}");
     drop(sim);
+}
+
+/// Pairs with SPEC key names, keyed.
+fn keyed(p: &[(String, String)]) -> Vec<(hil_oracle::model::Key, String)> {
+    p.iter()
+        .map(|(k, v)| (k.parse().expect("a SPEC key"), v.clone()))
+        .collect()
 }

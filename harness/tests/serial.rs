@@ -243,8 +243,11 @@ fn rfc2217_end_to_end_sets_the_line_and_carries_the_console() {
         )
         .expect("apply");
     assert_eq!(a.status, hil::device::Status::Ok);
-    assert_eq!(con.get("smtp.port").expect("get"), "2525");
-    assert_eq!(con.get("smtp.server").expect("get"), "192.0.2.7");
+    assert_eq!(con.get(common::key("smtp.port")).expect("get"), "2525");
+    assert_eq!(
+        con.get(common::key("smtp.server")).expect("get"),
+        "192.0.2.7"
+    );
     // A setting refused by the device comes back as an error status, intact.
     let a = con
         .apply(&common::pairs(&[("smtp.port", "0")]), &[])

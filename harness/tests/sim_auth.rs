@@ -62,7 +62,10 @@ fn run(
     ];
     pairs.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let a = con
-        .apply(&pairs, &["smtp.auth.password", "smtp.auth.token"])
+        .apply(
+            &common::keyed(&pairs),
+            &common::keys(&["smtp.auth.password", "smtp.auth.token"]),
+        )
         .expect("apply");
     assert_eq!(a.status, hil::device::Status::Ok, "{pairs:?}");
     con.op_ok(

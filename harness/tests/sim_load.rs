@@ -41,7 +41,9 @@ fn run(
     ];
     pairs.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     assert_eq!(
-        con.apply(&pairs, &[]).expect("apply").status,
+        con.apply(&common::keyed(&pairs), &[])
+            .expect("apply")
+            .status,
         hil::device::Status::Ok
     );
     let kb = size_kb.to_string();

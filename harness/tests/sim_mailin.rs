@@ -94,7 +94,11 @@ fn deliver(method: &str) -> Inbox {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    con.apply(&pairs, &["smtp.auth.password"]).expect("apply");
+    con.apply(
+        &common::keyed(&pairs),
+        &common::keys(&["smtp.auth.password"]),
+    )
+    .expect("apply");
     let TriggerAnswer::Job(id) = con
         .trigger("scan", &[("to", "a@hil.test"), ("size_kb", "40")])
         .expect("trigger")

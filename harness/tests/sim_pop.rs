@@ -74,7 +74,9 @@ fn run(scn: &Scenario, settings: &[(&str, &str)]) -> (JobEnd, Duration, usize, u
         ("pop.password".into(), "pop-Pass-1".into()),
     ];
     pairs.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let a = con.apply(&pairs, &["pop.password"]).expect("apply");
+    let a = con
+        .apply(&common::keyed(&pairs), &common::keys(&["pop.password"]))
+        .expect("apply");
     assert_eq!(a.status, hil::device::Status::Ok, "{pairs:?}");
     let t0 = Instant::now();
     let TriggerAnswer::Job(id) = con

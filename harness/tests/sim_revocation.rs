@@ -52,7 +52,7 @@ fn scan(rt: &tokio::runtime::Runtime, cert: &str) -> JobEnd {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    con.apply(&pairs, &[]).expect("apply");
+    con.apply(&common::keyed(&pairs), &[]).expect("apply");
     let TriggerAnswer::Job(id) = con
         .trigger("scan", &[("to", "a@hil.test"), ("size_kb", "1")])
         .expect("trigger")

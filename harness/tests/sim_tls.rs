@@ -118,7 +118,7 @@ fn run_variant(
     let root = std::fs::read_to_string(certs().join("root.crt")).expect("root.crt");
     let imported = con.import_cert(&root).expect("cert import");
     assert_eq!(imported.status, hil::device::Status::Ok, "cert import");
-    let a = con.apply(&pairs, &[]).expect("apply");
+    let a = con.apply(&common::keyed(&pairs), &[]).expect("apply");
     assert_eq!(a.status, hil::device::Status::Ok, "{pairs:?}");
     let TriggerAnswer::Job(id) = con
         .trigger("scan", &[("to", "a@hil.test"), ("size_kb", "3")])

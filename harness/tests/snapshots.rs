@@ -251,7 +251,9 @@ fn observe(s: &Scenario) -> String {
     let root_pem = std::fs::read_to_string(root().join("certs/root.crt")).expect("root.crt");
     let imported = con.import_cert(&root_pem).expect("cert import");
     assert_eq!(imported.status, Status::Ok, "cert import");
-    let applied = con.apply(&pairs, &SECRET_KEYS).expect("apply");
+    let applied = con
+        .apply(&common::keyed(&pairs), &common::keys(&SECRET_KEYS))
+        .expect("apply");
     assert_eq!(applied.status, Status::Ok, "apply {pairs:?}");
 
     let mut out = String::new();

@@ -1359,6 +1359,7 @@ enum Waited {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hil_oracle::model::Key;
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
 
@@ -1422,7 +1423,7 @@ mod tests {
     fn the_login_step_is_performed_and_the_password_masked() {
         let addr = fake_console();
         let mut c = Console::open(&Endpoint::Tcp { addr }, profile()).expect("logged in");
-        assert_eq!(c.get("smtp.timeout").expect("get"), "60");
+        assert_eq!(c.get(Key::SmtpTimeout).expect("get"), "60");
         let log = c.take_log();
         let text: Vec<String> = log
             .iter()
@@ -1469,7 +1470,7 @@ mod tests {
             sim_text() + "\n[login]\npassword_prompt = '^Password: ?$'\npassword = \"s3cret\"\n";
         let p = Arc::new(Profile::parse("pw.toml", &text).expect("valid profile"));
         let mut c = Console::open(&Endpoint::Tcp { addr }, p).expect("logged in");
-        assert_eq!(c.get("smtp.timeout").expect("get"), "30");
+        assert_eq!(c.get(Key::SmtpTimeout).expect("get"), "30");
         assert!(c.take_log().iter().all(|l| !l.text.contains("s3cret")));
     }
 
@@ -1532,7 +1533,7 @@ mod tests {
         c.op_ok("reset", &[], &[]).expect("reset");
         std::thread::sleep(Duration::from_millis(100));
         // The leftover is not taken for the answer to `get`.
-        assert_eq!(c.get("smtp.port").expect("get"), "25");
+        assert_eq!(c.get(Key::SmtpPort).expect("get"), "25");
         // An error names the command that caused it, not the leftover.
         let e = c
             .op_ok(
@@ -1562,7 +1563,7 @@ mod tests {
         let mut c = c.expect("open");
         std::thread::sleep(Duration::from_millis(100));
         c.op_ok("reset", &[], &[]).expect("reset");
-        c.get("smtp.port").expect("get");
+        c.get(Key::SmtpPort).expect("get");
         let log = c.take_log();
         let t = |dir: ConsoleDir, text: &str| {
             log.iter()

@@ -15,6 +15,7 @@ use super::console::{
 };
 use super::diagnose::{Mismatch, Trait};
 use super::profile::TRIGGERS;
+use hil_oracle::model::Key;
 
 /// Parameters sent as they are, never quoted: already rendered (`pairs`), pasted
 /// (`pem`), or written by the profile's own format (`time`, unless `[quote] time`).
@@ -177,7 +178,7 @@ impl Console {
     }
 
     /// Reads one setting (a SPEC key), in SPEC's words.
-    pub fn get(&mut self, key: &str) -> Result<String, DriverError> {
+    pub fn get(&mut self, key: Key) -> Result<String, DriverError> {
         let dk = self.profile.device_key(key).to_string();
         let a = self.op_ok("get", &[("key", &dk)], &[])?;
         let p = Arc::clone(&self.profile);
@@ -208,16 +209,16 @@ impl Console {
     /// Applies settings all at once (SPEC keys and values; the profile maps them).
     pub fn apply(
         &mut self,
-        pairs: &[(String, String)],
-        secret_keys: &[&str],
+        pairs: &[(Key, String)],
+        secret_keys: &[Key],
     ) -> Result<Answer, DriverError> {
         let mut parts = Vec::new();
         let mut shown = Vec::new();
         for (k, v) in pairs {
-            let dk = self.profile.device_key(k).to_string();
-            let dv = self.profile.device_value(k, v);
+            let dk = self.profile.device_key(*k).to_string();
+            let dv = self.profile.device_value(*k, v);
             let pair = self.profile.render_pair(&dk, &dv);
-            if secret_keys.contains(&k.as_str()) && !v.is_empty() {
+            if secret_keys.contains(k) && !v.is_empty() {
                 self.add_secret(v);
                 shown.push(self.profile.render_pair(&dk, "***"));
             } else {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use hil::device::{Console, Endpoint, Profile};
 use hil::runner::SIM_PROFILE;
+use hil_oracle::model::Key;
 
 /// The simulated device's process; killed when dropped.
 pub struct Sim(pub Child);
@@ -64,11 +65,26 @@ pub fn sim_profile() -> Arc<Profile> {
     Arc::new(Profile::parse("sim.toml", SIM_PROFILE).expect("profile"))
 }
 
-/// Key/value pairs as the driver's `apply` takes them.
-pub fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-    p.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+/// Key/value pairs as the driver's `apply` takes them (SPEC keys parsed; a test's
+/// misspelt key panics here, by name).
+pub fn pairs(p: &[(&str, &str)]) -> Vec<(Key, String)> {
+    p.iter().map(|(k, v)| (key(k), v.to_string())).collect()
+}
+
+/// Pairs with string keys, keyed.
+pub fn keyed(p: &[(String, String)]) -> Vec<(Key, String)> {
+    p.iter().map(|(k, v)| (key(k), v.clone())).collect()
+}
+
+/// A SPEC key by its name.
+pub fn key(name: &str) -> Key {
+    name.parse()
+        .unwrap_or_else(|e| panic!("{name:?} is not a setting: {e}"))
+}
+
+/// Keys by their names.
+pub fn keys(names: &[&str]) -> Vec<Key> {
+    names.iter().map(|n| key(n)).collect()
 }
 
 /// The committed certificate zoo.

@@ -625,6 +625,7 @@ fn mechanisms(field: &str, list: &[String], p: &mut Problems) -> Vec<String> {
 /// What the device calls things: `[keys]`, `[values]`, `[classes]`, `[states]`,
 /// `[alert_kinds]`, `[formats]`, `answers.recipient_accepted`.
 struct Words {
+    keys: BTreeMap<Key, String>,
     values: ValueWords,
     classes: WordMap,
     states: WordMap,
@@ -632,8 +633,8 @@ struct Words {
     clock_shown: Option<ClockFormat>,
 }
 
-fn is_spec_key(k: &str) -> bool {
-    k.parse::<Key>().is_ok() || k == "net.dns"
+fn spec_key(k: &str) -> Option<Key> {
+    k.parse::<Key>().ok()
 }
 
 fn one_word(field: &str, w: &str, p: &mut Problems) {
@@ -643,9 +644,13 @@ fn one_word(field: &str, w: &str, p: &mut Problems) {
 }
 
 fn words(raw: &RawProfile, p: &mut Problems) -> Option<Words> {
+    let mut keys = BTreeMap::new();
     for (k, dk) in &raw.keys {
-        if !is_spec_key(k) {
-            p.push(format!("[keys] {k:?}: not a setting of SPEC §1"));
+        match spec_key(k) {
+            Some(key) => {
+                keys.insert(key, dk.clone());
+            }
+            None => p.push(format!("[keys] {k:?}: not a setting of SPEC §1")),
         }
         one_word(&format!("[keys] {k}"), dk, p);
     }
@@ -708,6 +713,7 @@ fn words(raw: &RawProfile, p: &mut Problems) -> Option<Words> {
         },
     };
     Some(Words {
+        keys,
         values: values?,
         classes: WordMap(classes),
         states: WordMap(states),
@@ -742,11 +748,11 @@ fn value_words(raw: &RawProfile, p: &mut Problems) -> Option<ValueWords> {
             }
             continue;
         }
-        if !is_spec_key(key) {
+        let Some(spec) = spec_key(key) else {
             p.push(format!("{field}: not a setting of SPEC §1 (or \"bool\")"));
             ok = false;
             continue;
-        }
+        };
         let mut seen: Vec<&str> = Vec::new();
         for (v, w) in map {
             one_word(&format!("{field}.{v}"), w, p);
@@ -757,12 +763,12 @@ fn value_words(raw: &RawProfile, p: &mut Problems) -> Option<ValueWords> {
             }
             seen.push(w);
         }
-        if super::is_bool_key(key) && map.keys().any(|v| v != "on" && v != "off") {
+        if super::is_bool_key(spec) && map.keys().any(|v| v != "on" && v != "off") {
             p.push(format!(
                 "{field}: an on/off setting has only the values on and off"
             ));
         }
-        out.per_key.insert(key.clone(), map.clone());
+        out.per_key.insert(spec, map.clone());
     }
     ok.then_some(out)
 }
@@ -912,6 +918,6 @@ fn assemble(
             .filter_map(|(k, v)| Quoting::parse(v).map(|q| (k.clone(), q)))
             .collect(),
         alert_kinds: raw.alert_kinds,
-        keys: raw.keys,
+        keys: w.keys,
     }
 }

@@ -170,7 +170,7 @@ pub struct Profile {
     commands: BTreeMap<String, Template>,
     quote_of: BTreeMap<String, Quoting>,
     alert_kinds: BTreeMap<String, String>,
-    keys: BTreeMap<String, String>,
+    keys: BTreeMap<Key, String>,
 }
 
 /// The operations a profile must give a template for, with the parameters each uses.
@@ -251,9 +251,8 @@ pub const SPEC_STATES: &[&str] = &["queued", "running", "done", "failed"];
 pub struct ProfileError(pub String);
 
 /// Whether a SPEC setting is an on/off one (its default is `on` or `off`).
-pub fn is_bool_key(key: &str) -> bool {
-    key.parse::<Key>()
-        .is_ok_and(|k| matches!(k.default_value(), "on" | "off"))
+pub fn is_bool_key(key: Key) -> bool {
+    matches!(key.default_value(), "on" | "off")
 }
 
 impl Profile {
@@ -330,13 +329,16 @@ impl Profile {
     }
 
     /// The device's name for a SPEC setting key.
-    pub fn device_key<'a>(&'a self, key: &'a str) -> &'a str {
-        self.keys.get(key).map(String::as_str).unwrap_or(key)
+    pub fn device_key(&self, key: Key) -> &str {
+        self.keys
+            .get(&key)
+            .map(String::as_str)
+            .unwrap_or(key.as_str())
     }
 
     /// Whether the profile names `key` itself (in `[keys]`).
-    pub fn maps_key(&self, key: &str) -> bool {
-        self.keys.contains_key(key)
+    pub fn maps_key(&self, key: Key) -> bool {
+        self.keys.contains_key(&key)
     }
 
     /// The device's word for a SPEC alert kind.
@@ -348,12 +350,12 @@ impl Profile {
     }
 
     /// A SPEC value of `key` in the device's words.
-    pub fn device_value(&self, key: &str, value: &str) -> String {
+    pub fn device_value(&self, key: Key, value: &str) -> String {
         self.values.to_device(key, value, is_bool_key(key))
     }
 
     /// A value the device showed for `key`, in SPEC's words.
-    pub fn spec_value(&self, key: &str, shown: &str) -> String {
+    pub fn spec_value(&self, key: Key, shown: &str) -> String {
         self.values.to_spec(key, shown, is_bool_key(key))
     }
 
@@ -721,7 +723,7 @@ mod tests {
         let p = Profile::parse("sim-menu.toml", &text).expect("valid profile");
         assert_eq!(p.sim_args, ["--dialect", "menu"]);
         assert!(p.recipient_is_accepted("sent") && !p.recipient_is_accepted("accepted"));
-        assert_eq!(p.device_key("pop_before_smtp.wait"), "POP_BEFORE_SMTP_WAIT");
+        assert_eq!(p.device_key(Key::PopBeforeSmtpWait), "POP_BEFORE_SMTP_WAIT");
         assert_eq!(p.alert_kind("paper_empty"), "paper-out");
         assert_eq!(p.strip_prompt("MFP> MFP> Done."), "Done.");
         let ok = p.ok.as_ref().expect("an ok word");
@@ -746,7 +748,7 @@ mod tests {
         assert!(!p.event.is_match("Job #3 completed"));
         // Every SPEC key is named differently.
         for (k, _) in hil_oracle::model::DEFAULTS {
-            assert_ne!(p.device_key(k.as_str()), k.as_str(), "{k}");
+            assert_ne!(p.device_key(*k), k.as_str(), "{k}");
         }
         // The reference: its word, no arguments.
         let r = Profile::parse("sim.toml", &sim_profile()).expect("valid profile");
@@ -945,8 +947,8 @@ mod tests {
         let p = Profile::parse("router.toml", &text).expect("valid profile");
         assert!(p.is_prompt("mfp-4000(config)# ") && p.is_prompt("mfp-4000# "));
         assert_eq!(p.strip_prompt("mfp-4000# show clock"), "show clock");
-        assert_eq!(p.device_value("email.scan", "off"), "disable");
-        assert_eq!(p.spec_value("smtp.tls", "tls"), "smtps");
+        assert_eq!(p.device_value(Key::EmailScan, "off"), "disable");
+        assert_eq!(p.spec_value(Key::SmtpTls, "tls"), "smtps");
         assert_eq!(p.spec_class("AUTH-FAIL"), "auth_failed");
         assert_eq!(p.spec_state("aborted"), "failed");
         assert_eq!(p.quoting_of("address"), Quoting::None);

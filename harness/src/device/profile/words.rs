@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use hil_oracle::model::Key;
 use time::format_description::OwnedFormatItem;
 use time::OffsetDateTime;
 
@@ -14,16 +15,16 @@ pub struct ValueWords {
     /// Every on/off setting: `on` and `off` written as these.
     pub bool_words: Option<(String, String)>,
     /// Per SPEC key (overrides `bool_words` for that key).
-    pub per_key: BTreeMap<String, BTreeMap<String, String>>,
+    pub per_key: BTreeMap<Key, BTreeMap<String, String>>,
 }
 
 /// Keys whose value is a comma-separated set of names (SPEC §1 value syntax): each
 /// name is a word of its own.
-const SET_KEYS: &[&str] = &["smtp.auth.methods"];
+const SET_KEYS: &[Key] = &[Key::SmtpAuthMethods];
 
 impl ValueWords {
-    fn map_for(&self, key: &str, is_bool: bool) -> Option<BTreeMap<String, String>> {
-        if let Some(m) = self.per_key.get(key) {
+    fn map_for(&self, key: Key, is_bool: bool) -> Option<BTreeMap<String, String>> {
+        if let Some(m) = self.per_key.get(&key) {
             return Some(m.clone());
         }
         if is_bool {
@@ -41,7 +42,7 @@ impl ValueWords {
     /// SPEC's (an invalid one, sent to be refused) but is the device's own word for
     /// another value would be taken: it is sent with `~` after it, so that it stays
     /// a value the device does not know.
-    pub fn to_device(&self, key: &str, value: &str, is_bool: bool) -> String {
+    pub fn to_device(&self, key: Key, value: &str, is_bool: bool) -> String {
         let Some(m) = self.map_for(key, is_bool) else {
             return value.to_string();
         };
@@ -63,7 +64,7 @@ impl ValueWords {
 
     /// A value the device showed for `key`, in SPEC's words (a word the map does not
     /// know is taken as it is).
-    pub fn to_spec(&self, key: &str, shown: &str, is_bool: bool) -> String {
+    pub fn to_spec(&self, key: Key, shown: &str, is_bool: bool) -> String {
         let Some(m) = self.map_for(key, is_bool) else {
             return shown.to_string();
         };
@@ -190,33 +191,33 @@ mod tests {
             bool_words: Some(("enable".into(), "disable".into())),
             per_key: BTreeMap::from([
                 (
-                    "smtp.tls".to_string(),
+                    Key::SmtpTls,
                     BTreeMap::from([
                         ("none".to_string(), "plain".to_string()),
                         ("smtps".to_string(), "tls".to_string()),
                     ]),
                 ),
                 (
-                    "smtp.auth.methods".to_string(),
+                    Key::SmtpAuthMethods,
                     BTreeMap::from([("cram-md5".to_string(), "CRAM-MD5".to_string())]),
                 ),
             ]),
         };
-        assert_eq!(w.to_device("email.scan", "on", true), "enable");
-        assert_eq!(w.to_spec("email.scan", "disable", true), "off");
-        assert_eq!(w.to_device("smtp.tls", "smtps", false), "tls");
-        assert_eq!(w.to_spec("smtp.tls", "plain", false), "none");
-        assert_eq!(w.to_device("smtp.tls", "starttls", false), "starttls");
-        assert_eq!(w.to_device("smtp.port", "25", false), "25");
+        assert_eq!(w.to_device(Key::EmailScan, "on", true), "enable");
+        assert_eq!(w.to_spec(Key::EmailScan, "disable", true), "off");
+        assert_eq!(w.to_device(Key::SmtpTls, "smtps", false), "tls");
+        assert_eq!(w.to_spec(Key::SmtpTls, "plain", false), "none");
+        assert_eq!(w.to_device(Key::SmtpTls, "starttls", false), "starttls");
+        assert_eq!(w.to_device(Key::SmtpPort, "25", false), "25");
         // An invalid SPEC value that is the device's word for another value.
-        assert_eq!(w.to_device("smtp.tls", "tls", false), "tls~");
-        assert_eq!(w.to_device("smtp.tls", "ssl", false), "ssl");
+        assert_eq!(w.to_device(Key::SmtpTls, "tls", false), "tls~");
+        assert_eq!(w.to_device(Key::SmtpTls, "ssl", false), "ssl");
         assert_eq!(
-            w.to_device("smtp.auth.methods", "plain,cram-md5", false),
+            w.to_device(Key::SmtpAuthMethods, "plain,cram-md5", false),
             "plain,CRAM-MD5"
         );
         assert_eq!(
-            w.to_spec("smtp.auth.methods", "CRAM-MD5,login", false),
+            w.to_spec(Key::SmtpAuthMethods, "CRAM-MD5,login", false),
             "cram-md5,login"
         );
     }
