@@ -255,8 +255,13 @@ impl Console {
         epoch: Instant,
         trace: bool,
     ) -> Result<Console, DriverError> {
-        let link =
-            link::open(endpoint, profile.ansi, profile.encoding).map_err(DriverError::Link)?;
+        let link = link::open(
+            endpoint,
+            profile.ansi,
+            profile.encoding,
+            profile.cr_ends_line,
+        )
+        .map_err(DriverError::Link)?;
         let name = link.name.clone();
         let mut c = Console {
             profile,
@@ -1472,6 +1477,36 @@ mod tests {
         let mut c = Console::open(&Endpoint::Tcp { addr }, p).expect("logged in");
         assert_eq!(c.get(Key::SmtpTimeout).expect("get"), "30");
         assert!(c.take_log().iter().all(|l| !l.text.contains("s3cret")));
+    }
+
+    #[test]
+    fn a_console_whose_lines_end_in_cr_alone() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        std::thread::spawn(move || {
+            let Ok((s, _)) = l.accept() else { return };
+            let mut w = s.try_clone().expect("clone");
+            let mut r = BufReader::new(s);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                if r.read_until(b'\r', &mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let text = String::from_utf8_lossy(&line).trim().to_string();
+                if let Some(k) = text.strip_prefix("get ") {
+                    let _ = w.write_all(format!("{k}=25\rOK\r").as_bytes());
+                }
+            }
+        });
+        let text = sim_text().replace(
+            "line_ending = \"\\r\\n\"",
+            "line_ending = \"\\r\"\ndevice_line_ending = \"cr\"",
+        );
+        let p = Arc::new(Profile::parse("cr.toml", &text).expect("valid profile"));
+        assert!(p.cr_ends_line);
+        let mut c = Console::open(&Endpoint::Tcp { addr }, p).expect("open");
+        assert_eq!(c.get(Key::SmtpPort).expect("get"), "25");
     }
 
     #[test]

@@ -60,9 +60,13 @@ fn reader_thread(
     stop: Arc<AtomicBool>,
     ansi: Ansi,
     encoding: &'static encoding_rs::Encoding,
+    cr_ends_line: bool,
 ) {
     let mut buf = vec![0u8; 4096];
     let mut term = Term::with_encoding(ansi, encoding);
+    if cr_ends_line {
+        term = term.cr_ends_lines();
+    }
     loop {
         if stop.load(Ordering::SeqCst) {
             return;
@@ -165,6 +169,7 @@ pub fn open(
     endpoint: &Endpoint,
     ansi: Ansi,
     encoding: &'static encoding_rs::Encoding,
+    cr_ends_line: bool,
 ) -> Result<Link, String> {
     let name = endpoint.describe();
     let (reader, writer, hangup): Halves = match endpoint {
@@ -190,7 +195,7 @@ pub fn open(
     let stop_reader = Arc::clone(&stop);
     let reader = std::thread::Builder::new()
         .name("console-in".into())
-        .spawn(move || reader_thread(reader, tx, stop_reader, ansi, encoding))
+        .spawn(move || reader_thread(reader, tx, stop_reader, ansi, encoding, cr_ends_line))
         .map_err(|e| format!("cannot start a reader for {name}: {e}"))?;
     Ok(Link {
         writer,

@@ -62,6 +62,8 @@ pub struct Term {
     escapes: bool,
     /// A CR was the last byte: CR LF ends a line without a redraw.
     after_cr: bool,
+    /// A CR ends a line (a console whose lines end in CR alone); CR LF is one end.
+    cr_ends_line: bool,
 }
 
 impl Term {
@@ -81,7 +83,15 @@ impl Term {
             redrawn: false,
             escapes: false,
             after_cr: false,
+            cr_ends_line: false,
         }
+    }
+
+    /// A terminal on which a CR ends a line (CR LF being one end), for a console
+    /// whose lines end in CR alone; a redraw by CR is then not seen as one.
+    pub fn cr_ends_lines(mut self) -> Term {
+        self.cr_ends_line = true;
+        self
     }
 
     /// Feeds bytes; returns the lines they complete, in order.
@@ -116,7 +126,13 @@ impl Term {
         }
         let after_cr = std::mem::take(&mut self.after_cr);
         match b {
+            // A LF right after a CR that ended the line is the same line end.
+            b'\n' if after_cr && self.cr_ends_line => {}
             b'\n' => return Some(self.end_line()),
+            b'\r' if self.cr_ends_line => {
+                self.after_cr = true;
+                return Some(self.end_line());
+            }
             b'\r' => {
                 self.col = 0;
                 self.after_cr = true;
@@ -310,6 +326,14 @@ mod tests {
         let mut k = Term::new(Ansi::Keep);
         assert_eq!(k.feed(b"\x1b[1mA\n"), ["\x1b[1mA"]);
         assert_eq!(printable("\x1b[1mA"), "\\x1b[1mA");
+    }
+
+    #[test]
+    fn a_console_whose_lines_end_in_cr() {
+        let mut t = Term::new(Ansi::Strip).cr_ends_lines();
+        assert_eq!(t.feed(b"OK\rERR x\r\nnext\n"), ["OK", "ERR x", "next"]);
+        t.feed(b"MFP> ");
+        assert_eq!(t.partial(), "MFP> ");
     }
 
     #[test]

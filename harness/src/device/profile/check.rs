@@ -377,6 +377,13 @@ fn console_fields(raw: &RawProfile, p: &mut Problems) {
     if !matches!(raw.line_ending.as_str(), "\r\n" | "\n" | "\r") {
         p.push("line_ending must be \"\\r\\n\", \"\\n\" or \"\\r\"");
     }
+    if let Some(e) = &raw.device_line_ending {
+        if !matches!(e.as_str(), "lf" | "cr") {
+            p.push(format!(
+                "device_line_ending = {e:?}: must be \"lf\" (a LF ends a line; the default) or \"cr\" (a CR alone ends one too)"
+            ));
+        }
+    }
     if let Some(e) = &raw.echo {
         if !matches!(e.as_str(), "auto" | "on" | "off") {
             p.push(format!("echo = {e:?}: must be \"auto\", \"on\" or \"off\""));
@@ -855,6 +862,7 @@ fn assemble(
         name: raw.name,
         description: raw.description,
         line_ending: raw.line_ending,
+        cr_ends_line: raw.device_line_ending.as_deref() == Some("cr"),
         prompt: b.prompt,
         echo: match raw.echo.as_deref() {
             Some("on") => Echo::On,

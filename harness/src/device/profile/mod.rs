@@ -106,6 +106,8 @@ pub struct Profile {
     pub name: String,
     pub description: String,
     pub line_ending: String,
+    /// A CR alone ends a line the device prints (`device_line_ending = "cr"`).
+    pub cr_ends_line: bool,
     /// The command prompt(s) as printed (no newline after them), anchored at the start
     /// of a line: stripped from the lines read; a line not ended yet that is nothing
     /// but prompts means the device waits for a command. `None`: no prompt.

@@ -13,6 +13,10 @@ pub(super) struct RawProfile {
     #[serde(default)]
     pub description: String,
     pub line_ending: String,
+    /// What ends a line the device prints: `lf` (default; a CR alone returns the
+    /// cursor, as a terminal does) or `cr` (a CR ends a line too).
+    #[serde(default)]
+    pub device_line_ending: Option<String>,
     /// A pattern for the command prompt(s); empty: the console shows none.
     #[serde(default)]
     pub prompt: String,
