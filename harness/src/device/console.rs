@@ -1510,6 +1510,50 @@ mod tests {
     }
 
     #[test]
+    fn a_telnet_console_negotiates_and_its_commands_stay_out_of_the_text() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        std::thread::spawn(move || {
+            let Ok((s, _)) = l.accept() else { return };
+            let mut w = s.try_clone().expect("clone");
+            let mut r = BufReader::new(s);
+            // IAC WILL ECHO, IAC DO TERMINAL-TYPE, then a greeting line.
+            let _ = w.write_all(&[255, 251, 1, 255, 253, 24]);
+            let _ = w.write_all(b"Welcome\r\n");
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                if r.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let text: String = String::from_utf8_lossy(&line)
+                    .chars()
+                    .filter(|c| c.is_ascii_graphic() || *c == ' ')
+                    .collect();
+                if let Some(k) = text.find("get ").map(|i| &text[i + 4..]) {
+                    // A telnet command in the middle of the answer.
+                    let _ = w.write_all(format!("{k}=25\r\n").as_bytes());
+                    let _ = w.write_all(&[255, 241]);
+                    let _ = w.write_all(b"OK\r\n");
+                }
+            }
+        });
+        let ep = Endpoint::parse(&format!("telnet:{addr}")).expect("endpoint");
+        let mut c = Console::open(
+            &ep,
+            Arc::new(Profile::parse("sim.toml", &sim_text()).expect("profile")),
+        )
+        .expect("open");
+        assert_eq!(c.get(Key::SmtpPort).expect("get"), "25");
+        let log: Vec<String> = c.take_log().iter().map(|l| l.text.clone()).collect();
+        assert!(
+            log.iter()
+                .all(|l| !l.contains('\u{fffd}') && !l.contains("\\x")),
+            "{log:#?}"
+        );
+    }
+
+    #[test]
     fn a_refused_login_is_an_error() {
         let addr = fake_console();
         let text = sim_text()

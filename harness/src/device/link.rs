@@ -174,6 +174,11 @@ pub fn open(
     let name = endpoint.describe();
     let (reader, writer, hangup): Halves = match endpoint {
         Endpoint::Serial { path, line } => open_serial(path, line, &name)?,
+        Endpoint::Telnet { addr } => {
+            let (r, w) = super::rfc2217::connect_telnet(addr).map_err(|e| e.to_string())?;
+            let hangup = w.hangup_handle().ok();
+            (Box::new(r), Box::new(w), hangup)
+        }
         Endpoint::Rfc2217 { addr, line } => {
             let (r, w) = super::rfc2217::connect(addr, line).map_err(|e| e.to_string())?;
             let hangup = w.hangup_handle().ok();

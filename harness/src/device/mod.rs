@@ -199,10 +199,13 @@ pub enum Endpoint {
     /// A serial port served by an RFC 2217 (telnet COM-PORT-OPTION) server, which is
     /// asked to set the line so.
     Rfc2217 { addr: String, line: LineSettings },
+    /// A telnet console (a device's own telnet service, ser2net `accepter: telnet`):
+    /// telnet's negotiation is answered and kept out of the console's text.
+    Telnet { addr: String },
 }
 
 /// The endpoint syntax, for messages.
-pub const ENDPOINT_SYNTAX: &str = "sim, serial:PATH[,BAUD][,8N1][,none|rtscts|xonxoff], tcp:HOST:PORT or rfc2217:HOST:PORT[,BAUD][,8N1][,none|rtscts|xonxoff]";
+pub const ENDPOINT_SYNTAX: &str = "sim, sim:PROGRAM, serial:PATH[,BAUD][,8N1][,none|rtscts|xonxoff], tcp:HOST:PORT, telnet:HOST:PORT or rfc2217:HOST:PORT[,BAUD][,8N1][,none|rtscts|xonxoff]";
 
 fn check_addr(spec: &str, addr: &str, scheme: &'static str) -> Result<(), EndpointError> {
     if addr
@@ -236,6 +239,12 @@ impl Endpoint {
                 addr: addr.to_string(),
             });
         }
+        if let Some(addr) = spec.strip_prefix("telnet:") {
+            check_addr(spec, addr, "telnet")?;
+            return Ok(Endpoint::Telnet {
+                addr: addr.to_string(),
+            });
+        }
         if let Some(rest) = spec.strip_prefix("rfc2217:") {
             let mut parts = rest.split(',');
             let addr = parts.next().unwrap_or_default();
@@ -255,6 +264,7 @@ impl Endpoint {
             Endpoint::Serial { path, line } => format!("serial port {path} ({line})"),
             Endpoint::Tcp { addr } => format!("TCP console {addr}"),
             Endpoint::Rfc2217 { addr, line } => format!("RFC 2217 port {addr} ({line})"),
+            Endpoint::Telnet { addr } => format!("telnet console {addr}"),
         }
     }
 }
@@ -318,6 +328,13 @@ mod tests {
                 line: LineSettings { baud: 9600, ..d }
             })
         );
+        assert_eq!(
+            Endpoint::parse("telnet:10.0.0.5:23"),
+            Ok(Endpoint::Telnet {
+                addr: "10.0.0.5:23".into()
+            })
+        );
+        assert!(Endpoint::parse("telnet:10.0.0.5").is_err());
         assert!(Endpoint::parse("tcp:host").is_err());
         assert!(Endpoint::parse("rfc2217:host,9600").is_err());
         assert!(Endpoint::parse("serial:/dev/x,fast").is_err());

@@ -154,6 +154,19 @@ impl Codec {
         out
     }
 
+    /// The opening negotiation of a plain telnet console: WILL and DO BINARY, WILL
+    /// and DO SUPPRESS-GO-AHEAD; no COM-PORT-OPTION (there is no line to set).
+    pub fn start_telnet(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for option in [OPT_BINARY, OPT_SGA] {
+            self.us[option as usize] = Opt::WantYes;
+            out.extend([IAC, WILL, option]);
+            self.him[option as usize] = Opt::WantYes;
+            out.extend([IAC, DO, option]);
+        }
+        out
+    }
+
     /// Whether the server agreed to COM-PORT-OPTION.
     pub fn com_port(&self) -> bool {
         self.us[OPT_COM_PORT as usize] == Opt::Yes
@@ -669,6 +682,41 @@ pub fn connect(
             writer: Arc::clone(&n.writer),
         },
         Rfc2217Writer { writer: n.writer },
+    ))
+}
+
+/// Connects to a telnet console: offers binary and no go-ahead, answers every other
+/// option the server asks about, and keeps telnet's commands out of the data (the
+/// reader and writer are the RFC 2217 ones, without a line to set).
+pub fn connect_telnet(addr: &str) -> Result<(Rfc2217Reader, Rfc2217Writer), Rfc2217Error> {
+    let server = || addr.to_string();
+    let target = addr
+        .to_socket_addrs()
+        .map_err(|e| Rfc2217Error::Resolve(server(), e))?
+        .next()
+        .ok_or_else(|| Rfc2217Error::NoAddress(server()))?;
+    let stream = TcpStream::connect_timeout(&target, NEGOTIATION_TIMEOUT)
+        .map_err(|e| Rfc2217Error::Connect(server(), e))?;
+    let _ = stream.set_nodelay(true);
+    let writer = stream
+        .try_clone()
+        .map_err(|e| Rfc2217Error::Clone(server(), e))?;
+    let mut codec = Codec::new();
+    let start = codec.start_telnet();
+    let writer = Arc::new(Mutex::new(writer));
+    {
+        let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
+        w.write_all(&start)
+            .map_err(|e| Rfc2217Error::Socket(server(), e))?;
+    }
+    Ok((
+        Rfc2217Reader {
+            stream,
+            codec,
+            pending: VecDeque::new(),
+            writer: Arc::clone(&writer),
+        },
+        Rfc2217Writer { writer },
     ))
 }
 
