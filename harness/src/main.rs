@@ -630,6 +630,24 @@ fn profile_facts(profile: Option<&std::path::Path>) -> anyhow::Result<DeviceFact
     }
 }
 
+/// The options that select cases, as typed (for "no case matches …").
+fn selection_words(a: &RunArgs) -> String {
+    let mut what = Vec::new();
+    if let Some(s) = &a.shard {
+        what.push(format!("--shard {s}"));
+    }
+    if let Some(f) = &a.filter {
+        what.push(format!("--filter {f:?}"));
+    }
+    for s in &a.section {
+        what.push(format!("--section {s}"));
+    }
+    for x in &a.exclude {
+        what.push(format!("--exclude {x:?}"));
+    }
+    what.join(" and ")
+}
+
 /// Runs the cases; answers the exit status.
 fn run(a: RunArgs) -> anyhow::Result<u8> {
     let device = device_choice(&a.device, a.time_scale)?;
@@ -650,20 +668,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     if cases.is_empty() {
-        let mut what = Vec::new();
-        if let Some(s) = &a.shard {
-            what.push(format!("--shard {s}"));
-        }
-        if let Some(f) = &a.filter {
-            what.push(format!("--filter {f:?}"));
-        }
-        for s in &a.section {
-            what.push(format!("--section {s}"));
-        }
-        for x in &a.exclude {
-            what.push(format!("--exclude {x:?}"));
-        }
-        bail!("no case matches {}", what.join(" and "));
+        bail!("no case matches {}", selection_words(&a));
     }
     // The longest waits first: with several workers they overlap with the rest
     // instead of ending the run alone.
