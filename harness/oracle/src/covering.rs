@@ -215,13 +215,17 @@ pub fn verify(
         Err(_) => return (Vec::new(), (0..rows.len()).collect()),
     };
     let mut bad = Vec::new();
-    let mut good: Vec<&Vec<usize>> = Vec::new();
+    // The good rows, column by column: counting one t-set's tuples then reads t
+    // contiguous columns.
+    let mut cols: Vec<Vec<u32>> = vec![Vec::new(); k];
     for (i, row) in rows.iter().enumerate() {
         let shape_ok = row.len() == k && row.iter().zip(&n).all(|(&v, &m)| v < m);
         if !shape_ok || cons.row_bad(row) {
             bad.push(i);
         } else {
-            good.push(row);
+            for (c, &v) in cols.iter_mut().zip(row) {
+                c.push(v as u32);
+            }
         }
     }
     let t = t.min(k);
@@ -229,22 +233,28 @@ pub fn verify(
     if t == 0 || !cons.sat {
         return (missing, bad);
     }
-    let mut ps: Vec<usize> = (0..t).collect();
-    loop {
-        let size = ps.iter().fold(1usize, |a, &p| a.saturating_mul(n[p]));
-        let mut covered = vec![false; size];
-        for row in &good {
-            covered[ps.iter().fold(0, |a, &p| a * n[p] + row[p])] = true;
-        }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let unseen: Vec<(Vec<usize>, Vec<usize>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|share| {
+                let (cols, n) = (&cols, &n);
+                scope.spawn(move || unseen_tuples(cols, n, t, share, threads))
+            })
+            .collect();
+        let mut all: Vec<(usize, Vec<usize>, Vec<usize>)> = handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("verify thread"))
+            .collect();
+        all.sort_by_key(|x| x.0);
+        all.into_iter().map(|(_, ps, idx)| (ps, idx)).collect()
+    });
+    for (ps, idxs) in unseen {
         let constrained: Vec<usize> = ps
             .iter()
             .copied()
             .filter(|&p| cons.comp[p] != NONE)
             .collect();
-        for (idx, &c) in covered.iter().enumerate() {
-            if c {
-                continue;
-            }
+        for idx in idxs {
             let vals = decode(&ps, &n, idx);
             let pairs: Vec<(usize, usize)> = ps.iter().copied().zip(vals).collect();
             let cpairs: Vec<(usize, usize)> = pairs
@@ -256,11 +266,54 @@ pub fn verify(
                 missing.push(pairs);
             }
         }
+    }
+    (missing, bad)
+}
+
+/// For every `threads`-th t-set (from `share` on, in lexicographic order): its number in
+/// that order, its parameters and the mixed-radix indices of its tuples no row holds.
+/// A set stops being read once all its tuples are seen.
+#[allow(clippy::needless_range_loop)] // row r is read from t columns at once
+fn unseen_tuples(
+    cols: &[Vec<u32>],
+    n: &[usize],
+    t: usize,
+    share: usize,
+    threads: usize,
+) -> Vec<(usize, Vec<usize>, Vec<usize>)> {
+    let k = n.len();
+    let rows = cols.first().map_or(0, |c| c.len());
+    let mut out = Vec::new();
+    let mut ps: Vec<usize> = (0..t).collect();
+    let mut seen: Vec<bool> = Vec::new();
+    let mut number = 0;
+    loop {
+        if number % threads == share {
+            let size = ps.iter().fold(1usize, |a, &p| a.saturating_mul(n[p]));
+            seen.clear();
+            seen.resize(size, false);
+            let mut count = 0;
+            for r in 0..rows {
+                let idx = ps.iter().fold(0, |a, &p| a * n[p] + cols[p][r] as usize);
+                if !seen[idx] {
+                    seen[idx] = true;
+                    count += 1;
+                    if count == size {
+                        break;
+                    }
+                }
+            }
+            if count < size {
+                let idxs = (0..size).filter(|&i| !seen[i]).collect();
+                out.push((number, ps.clone(), idxs));
+            }
+        }
+        number += 1;
         if !next_combo(&mut ps, k) {
             break;
         }
     }
-    (missing, bad)
+    out
 }
 
 /// Values of a mixed-radix index over the parameters `ps`.
@@ -1271,6 +1324,110 @@ mod tests {
         let (_, bad) = verify(&mixed(&[(2, 2)]), 2, &[vec![0], vec![0, 2], vec![1, 1]]);
         assert_eq!(bad, vec![0, 1]);
         assert_eq!(verify(&Model::default(), 3, &[vec![]]), (vec![], vec![]));
+    }
+
+    /// A random small model: 3..=7 parameters of 1..=4 values, up to 4 forbidden
+    /// combinations of 1..=3 pairs (some may make other tuples impossible, or forbid
+    /// everything: those models must be refused).
+    fn random_model(rng: &mut Rng) -> Model {
+        let k = 3 + below(rng, 5);
+        let params: Vec<Param> = (0..k)
+            .map(|i| Param::new(format!("r{i}"), 1 + below(rng, 4)))
+            .collect();
+        let mut model = Model::new(params);
+        for _ in 0..below(rng, 5) {
+            let len = 1 + below(rng, 3);
+            let mut pairs: Vec<(usize, usize)> = Vec::new();
+            while pairs.len() < len {
+                let p = below(rng, k);
+                if pairs.iter().all(|&(q, _)| q != p) {
+                    pairs.push((p, below(rng, model.params[p].values)));
+                }
+            }
+            model = model.forbid(&pairs);
+        }
+        model
+    }
+
+    /// Every complete row, by brute force.
+    fn all_rows(model: &Model) -> Vec<Vec<usize>> {
+        let mut rows = vec![Vec::new()];
+        for p in &model.params {
+            rows = rows
+                .into_iter()
+                .flat_map(|r| {
+                    (0..p.values).map(move |v| {
+                        let mut r = r.clone();
+                        r.push(v);
+                        r
+                    })
+                })
+                .collect();
+        }
+        rows
+    }
+
+    fn forbidden_row(model: &Model, row: &[usize]) -> bool {
+        model
+            .forbidden
+            .iter()
+            .any(|f| f.0.iter().all(|&(p, v)| row[p] == v))
+    }
+
+    /// `verify` is the ground truth: on small models its missing tuples are exactly the
+    /// t-tuples that some valid row holds and the given rows do not.
+    #[test]
+    fn verify_matches_brute_force() {
+        let mut rng = Rng::new(61);
+        for _ in 0..40 {
+            let model = random_model(&mut rng);
+            let valid: Vec<Vec<usize>> = all_rows(&model)
+                .into_iter()
+                .filter(|r| !forbidden_row(&model, r))
+                .collect();
+            // A random half of the valid rows, and one forbidden row if there is one.
+            let mut rows: Vec<Vec<usize>> = valid
+                .iter()
+                .filter(|_| below(&mut rng, 2) == 0)
+                .cloned()
+                .collect();
+            let forbidden = all_rows(&model)
+                .into_iter()
+                .find(|r| forbidden_row(&model, r));
+            if let Some(f) = &forbidden {
+                rows.push(f.clone());
+            }
+            let k = model.params.len();
+            for t in 2..=4.min(k) {
+                let mut want: Vec<Vec<(usize, usize)>> = Vec::new();
+                let mut ps: Vec<usize> = (0..t).collect();
+                loop {
+                    let tuple = |r: &Vec<usize>| -> Vec<(usize, usize)> {
+                        ps.iter().map(|&p| (p, r[p])).collect()
+                    };
+                    let mut possible: Vec<_> = valid.iter().map(tuple).collect();
+                    possible.sort();
+                    possible.dedup();
+                    for tu in possible {
+                        let held = rows
+                            .iter()
+                            .filter(|r| !forbidden_row(&model, r))
+                            .any(|r| tuple(r) == tu);
+                        if !held {
+                            want.push(tu);
+                        }
+                    }
+                    if !next_combo(&mut ps, k) {
+                        break;
+                    }
+                }
+                let (mut missing, bad) = verify(&model, t, &rows);
+                missing.sort();
+                want.sort();
+                assert_eq!(missing, want, "{model:?} t={t}");
+                assert_eq!(bad.len(), forbidden.iter().count(), "{model:?}");
+            }
+        }
     }
 
     /// (name, (values, count) groups, PICT's published pairwise size).
