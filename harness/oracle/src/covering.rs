@@ -120,7 +120,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             attempts: 2,
-            search: 8,
+            search: 4,
             budget: 20_000_000,
         }
     }
@@ -226,7 +226,8 @@ pub fn generate_with(
 /// Runs the IPOG attempts (see [`Options::attempts`]) and answers the smallest array
 /// and the work of one attempt. A model whose one construction would count more than
 /// 2 x 10^9 tuple look-ups (rows times t-sets, from the largest set's tuples) gets a
-/// single attempt that counts on every core instead.
+/// single attempt that counts on every core instead; a tiny one (under 10^5) runs its
+/// attempts on the calling thread.
 fn construct(
     sp: &Space,
     allowed: &[bool],
@@ -244,32 +245,40 @@ fn construct(
         })
         .max()
         .unwrap_or(0);
-    let big = (largest as u64).saturating_mul(sp.nsets() as u64) > 2_000_000_000;
-    let attempts = if big { 1 } else { opts.attempts.max(1) };
+    let estimate = (largest as u64).saturating_mul(sp.nsets() as u64);
+    let attempts = if estimate > 2_000_000_000 {
+        1
+    } else {
+        opts.attempts.max(1)
+    };
     let seeds: Vec<u64> = (0..attempts).map(|_| master.next_u64()).collect();
+    // Starting threads costs more than a tiny model's whole construction.
+    let threads = if estimate < 100_000 { 1 } else { threads };
     let inner = if attempts == 1 { threads } else { 1 };
-    let results: Vec<(Vec<Vec<usize>>, u64)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads.min(attempts))
-            .map(|share| {
-                let seeds = &seeds;
-                scope.spawn(move || {
-                    (share..seeds.len())
-                        .step_by(threads)
-                        .map(|a| {
-                            let g = Ipog::new(sp, allowed, cons.clone(), seeds[a], inner);
-                            (a, g.run(opts.search))
-                        })
-                        .collect::<Vec<_>>()
+    let run = |a: usize| Ipog::new(sp, allowed, cons.clone(), seeds[a], inner).run(opts.search);
+    let results: Vec<(Vec<Vec<usize>>, u64)> = if threads == 1 || attempts == 1 {
+        (0..attempts).map(run).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads.min(attempts))
+                .map(|share| {
+                    let run = &run;
+                    scope.spawn(move || {
+                        (share..attempts)
+                            .step_by(threads)
+                            .map(|a| (a, run(a)))
+                            .collect::<Vec<_>>()
+                    })
                 })
-            })
-            .collect();
-        let mut all: Vec<_> = handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("covering thread"))
-            .collect();
-        all.sort_by_key(|(a, _)| *a);
-        all.into_iter().map(|(_, r)| r).collect()
-    });
+                .collect();
+            let mut all: Vec<_> = handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("covering thread"))
+                .collect();
+            all.sort_by_key(|(a, _)| *a);
+            all.into_iter().map(|(_, r)| r).collect()
+        })
+    };
     let work = results.iter().map(|r| r.1).max().unwrap_or(0);
     let best = results
         .into_iter()
