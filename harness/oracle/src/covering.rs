@@ -216,7 +216,13 @@ pub fn generate_with(
         opts.budget.min(work / 4)
     };
     let mut rng = Rng::new(master.next_u64());
-    let rows = Gen::new(&sp, allowed).shrink(&cons, best, &mut rng, post);
+    // The post-pass first counts every row's tuples; when that alone is over its budget
+    // it could not remove a row, so its counters are not even allocated.
+    let rows = if (best.len() as u64).saturating_mul(sp.nsets() as u64) > post {
+        best
+    } else {
+        Gen::new(&sp, allowed).shrink(&cons, best, &mut rng, post)
+    };
     Ok(rows
         .into_iter()
         .map(|r| (0..k).map(|p| r[place[p]]).collect())
