@@ -11,7 +11,7 @@
 //! (`benches/pict.py`), so Python's start-up is not counted against it.
 //!
 //! Arguments (after `--`): words that pick models by name (e.g. `2^100 project`),
-//! `--t N` for one strength, `--no-pict`, `--no-4way`.
+//! `--t N` for one strength, `--seed N` for ours (1 by default), `--no-pict`, `--no-4way`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -129,6 +129,7 @@ fn run_pict(
 struct Args {
     names: Vec<String>,
     strengths: Vec<usize>,
+    seed: u64,
     pict: bool,
     four: bool,
 }
@@ -137,6 +138,7 @@ fn args() -> Args {
     let mut a = Args {
         names: Vec::new(),
         strengths: vec![2, 3],
+        seed: 1,
         pict: true,
         four: true,
     };
@@ -146,6 +148,7 @@ fn args() -> Args {
             "--bench" => {}
             "--no-pict" => a.pict = false,
             "--no-4way" => a.four = false,
+            "--seed" => a.seed = it.next().and_then(|s| s.parse().ok()).expect("--seed N"),
             "--t" => {
                 let t = it.next().and_then(|t| t.parse().ok()).expect("--t N");
                 a.strengths = vec![t];
@@ -157,9 +160,9 @@ fn args() -> Args {
 }
 
 /// One table row: ours, then PICT's, on one model at strength t.
-fn measure(name: &str, model: &Model, t: usize, pict: Option<&Path>, work: &Path) {
+fn measure(name: &str, model: &Model, t: usize, seed: u64, pict: Option<&Path>, work: &Path) {
     let started = Instant::now();
-    let (ours, ours_s, ours_check) = match generate(model, t, 1) {
+    let (ours, ours_s, ours_check) = match generate(model, t, seed) {
         Ok(rows) => {
             let s = started.elapsed().as_secs_f64();
             let c = check(model, t, &rows);
@@ -212,18 +215,21 @@ fn main() {
     models.push((project_name.clone(), project.clone()));
     let picked =
         |name: &str| a.names.is_empty() || a.names.iter().any(|w| name.contains(w.as_str()));
-    println!("covering arrays: ours (`covering::generate`, seed 1) beside PICT (pypict, default run), each verified");
+    println!(
+        "covering arrays: ours (`covering::generate`, seed {}) beside PICT (pypict, default run), each verified",
+        a.seed
+    );
     println!();
     println!("| model | t | ours: rows | ours: s | PICT: rows | PICT: s | check (ours / PICT) |");
     println!("|---|---|---|---|---|---|---|");
     for &t in &a.strengths {
         for (name, model) in models.iter().filter(|(n, _)| picked(n)) {
-            measure(name, model, t, pict.as_deref(), &work);
+            measure(name, model, t, a.seed, pict.as_deref(), &work);
         }
     }
     if a.four && picked(&project_name) {
         let started = Instant::now();
-        match generate(&project, 4, 1) {
+        match generate(&project, 4, a.seed) {
             Ok(rows) => {
                 let gen_s = started.elapsed().as_secs_f64();
                 let started = Instant::now();
