@@ -153,7 +153,7 @@ pub enum CoveringError {
     TooManyValues(String),
 }
 
-/// Generates rows (each a Vec<usize> of value indices, one per parameter) such that every
+/// Generates rows (each a `Vec<usize>` of value indices, one per parameter) such that every
 /// t-tuple of values (over every set of t parameters) that is allowed by the constraints
 /// appears in at least one row, and no row contains a forbidden combination.
 ///
@@ -876,7 +876,8 @@ impl Space {
     }
 }
 
-/// Generation state over one [`Space`].
+/// The row-eliminating post-pass's state: counts over every t-set's tuples (IPOG only
+/// ever counts one block at a time; removing a row needs them all).
 struct Gen<'a> {
     sp: &'a Space,
     allowed: Vec<bool>,
@@ -929,7 +930,8 @@ impl<'a> Gen<'a> {
         self.work += self.sp.nsets() as u64;
     }
 
-    /// Tabu search removing rows while full coverage can be restored.
+    /// Tabu search removing rows while full coverage can be restored: a construction's
+    /// last rows often cover few tuples alone, which other rows can take over.
     fn shrink(
         &mut self,
         cons: &Cons,
@@ -1173,13 +1175,18 @@ struct Ipog<'a> {
     rows: usize,
     /// Per row: free cells among the finished columns.
     free: Vec<u32>,
+    /// Threads for `recount` (1 when attempts already run side by side).
     threads: usize,
+    /// Work units spent (set visits and tuple look-ups), for the post-pass's budget.
     work: u64,
-    // The open block (column `p`).
+    /// The open block's column.
     p: usize,
     sets: Vec<BSet>,
+    /// The block's first tuple id in the [`Space`].
     lo: usize,
+    /// Per tuple of the block: rows holding it (BLOCKED if disallowed).
     cnt: Vec<u32>,
+    /// Per set of the block, and in all: tuples no row holds yet.
     unc_set: Vec<u32>,
     unc: usize,
 }
@@ -1594,7 +1601,8 @@ impl<'a> Ipog<'a> {
         }
     }
 
-    /// Adds (`sign` 1) or removes (`sign` -1) row `r`'s tuples of the block.
+    /// Adds (`add`) or removes row `r`'s tuples of the block, as a row's free cells are
+    /// filled.
     fn account(&mut self, r: usize, add: bool, rv: &mut Vec<u16>) {
         let (p, tm1) = (self.p, self.t - 1);
         self.row_vals(r, rv);
