@@ -14,18 +14,34 @@
 //! disallowed when the constraints together make it impossible (e.g. `a=0` forbidden
 //! with every value of `b`). [`generate`] and [`verify`] share this definition.
 //!
-//! **Algorithm.** Greedy one-row-at-a-time construction (AETG/PICT-like): a row starts
-//! from an uncovered tuple of the parameter set with the most uncovered tuples; the
-//! other parameters are filled in random order, each taking the value that covers the
-//! most uncovered tuples with the parameters already set, among values that keep the
-//! row completable. Several candidate rows are built and the best kept; several seeded
-//! attempts are run and the smallest array kept. Then a tabu local search shrinks it:
-//! drop the row covering the fewest tuples alone, then repeatedly pick an uncovered tuple
-//! and rewrite the row (among all rows) where writing it loses the least coverage, until
-//! everything is covered again (then drop another row) or the work budget runs out.
+//! **Algorithm** (issue 16 item 3: at most PICT's size, in at most its time, and 4-way
+//! on the project's model). IPOG, in-parameter-order: the parameters are sorted by
+//! falling value count and the array grows one column at a time, which suits models
+//! like ours where a few large parameters fix the size (the first t columns' product is
+//! already a lower bound) and the many small ones must fit into those rows. For each new
+//! column `p` (its *block*: the t-sets whose last parameter is `p`):
+//! 1. greedy pass: each row takes the value that covers the most missing tuples of the
+//!    block, ties broken at random, or stays a free cell ("don't care") if none covers
+//!    any; only sets with missing tuples are looked at, so this costs about the block's
+//!    tuples, not rows times sets;
+//! 2. local search: a missing tuple is taken at random and, among the rows that already
+//!    hold its other values, the one whose cell change loses the least coverage is moved
+//!    (sideways moves allowed, with a short tabu);
+//! 3. vertical growth: what is still missing goes into the first row whose cells for it
+//!    are free (or already right), else into a new row, free elsewhere.
 //!
-//! The budget counts work units (tuple look-ups), never wall time, so the answer depends
-//! only on the model, `t`, the seed and the [`Options`].
+//! Free cells are filled last (a completion of the row under the constraints, else value
+//! 0). Several seeded constructions run side by side on the cores and the smallest is
+//! kept; then a tabu post-pass eliminates rows: drop the row covering the fewest tuples
+//! alone, then repeatedly pick an uncovered tuple and rewrite the row (among all rows)
+//! where writing it loses the least coverage, until everything is covered again (then
+//! drop another row) or its budget runs out. Counts are kept per tuple (a dense index
+//! over each block, columns stored apart) and updated incrementally; a block's exact
+//! counts are redone set by set over the rows, shared among the cores.
+//!
+//! Effort counts work units (tuple look-ups), never wall time, and parallel results are
+//! combined in a fixed order, so the answer depends only on the model, `t`, the seed and
+//! the [`Options`].
 
 use std::collections::HashMap;
 
@@ -87,20 +103,24 @@ impl Model {
 /// Effort knobs for [`generate_with`]; [`generate`] uses [`Options::default`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
-    /// Seeded greedy attempts (the smallest array is kept).
+    /// IPOG constructions, each with its own seed, run on the machine's cores side by
+    /// side; the smallest array is kept (the earliest on a tie, so the answer does not
+    /// depend on the cores). Models whose construction alone is large get one.
     pub attempts: usize,
-    /// Candidate rows built per added row (the best is kept).
-    pub candidates: usize,
-    /// Total work units (tuple look-ups) for greedy attempts and the shrinking search;
-    /// roughly 10^8 units per second in release. At least one greedy attempt always runs.
+    /// Local-search steps per tuple a column's greedy pass leaves missing, before rows
+    /// are added for them.
+    pub search: usize,
+    /// Work units (tuple look-ups) for the post-pass that eliminates rows: all of it at
+    /// t = 2, where construction is cheap and the post-pass gains most; at t >= 3 at most
+    /// a quarter of the construction's own work, so that the post-pass never dominates.
     pub budget: u64,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
-            attempts: 8,
-            candidates: 8,
+            attempts: 2,
+            search: 4,
             budget: 20_000_000,
         }
     }
@@ -129,9 +149,11 @@ pub enum CoveringError {
     TooManySets { t: usize, sets: usize },
     #[error("too many {t}-tuples to track (more than {})", MAX_TUPLES)]
     TooManyTuples { t: usize },
+    #[error("parameter {0:?} has more than 65,534 values")]
+    TooManyValues(String),
 }
 
-/// Generates rows (each a Vec<usize> of value indices, one per parameter) such that every
+/// Generates rows (each a `Vec<usize>` of value indices, one per parameter) such that every
 /// t-tuple of values (over every set of t parameters) that is allowed by the constraints
 /// appears in at least one row, and no row contains a forbidden combination.
 ///
@@ -160,39 +182,116 @@ pub fn generate_with(
     if k == 0 {
         return Ok(vec![Vec::new()]);
     }
+    if let Some(p) = model.params.iter().find(|p| p.values >= DC as usize) {
+        return Err(CoveringError::TooManyValues(p.name.clone()));
+    }
     let t = t.min(k);
-    let mut cons = Cons::build(model, true)?;
-    if !cons.sat {
+    if !Cons::build(model, true)?.sat {
         return Err(CoveringError::ForbidsEveryRow);
     }
-    let n: Vec<usize> = model.params.iter().map(|p| p.values).collect();
+    // IPOG wants the parameters with the most values first.
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by_key(|&p| std::cmp::Reverse(model.params[p].values));
+    let mut place = vec![0; k];
+    for (i, &p) in order.iter().enumerate() {
+        place[p] = i;
+    }
+    let inner = Model {
+        params: order.iter().map(|&p| model.params[p].clone()).collect(),
+        forbidden: model
+            .forbidden
+            .iter()
+            .map(|f| Forbidden(f.0.iter().map(|&(p, v)| (place[p], v)).collect()))
+            .collect(),
+    };
+    let mut cons = Cons::build(&inner, true)?;
+    let n: Vec<usize> = inner.params.iter().map(|p| p.values).collect();
     let sp = Space::new(&n, t)?;
     let allowed = sp.allowed(&mut cons);
-    let mut g = Gen::new(&sp, allowed);
     let mut master = Rng::new(seed ^ 0x636f_7665_7269_6e67);
-    let greedy_budget = opts.budget / 3;
-    // Fewer candidates when one attempt would not fit the greedy share of the budget:
-    // a candidate costs about one look-up per t-set, rows are guessed at twice the
-    // largest t-set's allowed tuples.
-    g.reset();
-    let rows_guess = 2 * g.lower_bound().max(1) as u64;
-    let per_candidate = rows_guess.saturating_mul(sp.nsets() as u64).max(1);
-    let candidates = (greedy_budget / per_candidate).clamp(1, opts.candidates.max(1) as u64);
-    let mut best: Option<Vec<Vec<usize>>> = None;
-    for attempt in 0..opts.attempts.max(1) {
-        if attempt > 0 && g.work >= greedy_budget {
-            break;
-        }
-        let mut rng = Rng::new(master.next_u64());
-        let rows = g.greedy(&mut cons, &mut rng, candidates as usize);
-        if best.as_ref().is_none_or(|b| rows.len() < b.len()) {
-            best = Some(rows);
-        }
-    }
-    let best = best.unwrap_or_default();
+    let (best, work) = construct(&sp, &allowed, &cons, &mut master, opts);
+    let post = if t == 2 {
+        opts.budget
+    } else {
+        opts.budget.min(work / 4)
+    };
     let mut rng = Rng::new(master.next_u64());
-    let rows = g.shrink(&cons, best, &mut rng, opts.budget);
-    Ok(rows)
+    // The post-pass first counts every row's tuples; when that alone is over its budget
+    // it could not remove a row, so its counters are not even allocated.
+    let rows = if (best.len() as u64).saturating_mul(sp.nsets() as u64) > post {
+        best
+    } else {
+        Gen::new(&sp, allowed).shrink(&cons, best, &mut rng, post)
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| (0..k).map(|p| r[place[p]]).collect())
+        .collect())
+}
+
+/// Runs the IPOG attempts (see [`Options::attempts`]) and answers the smallest array
+/// and the work of one attempt. A model whose one construction would count more than
+/// 2 x 10^9 tuple look-ups (rows times t-sets, from the largest set's tuples) gets a
+/// single attempt that counts on every core instead; a tiny one (under 10^5) runs its
+/// attempts on the calling thread.
+fn construct(
+    sp: &Space,
+    allowed: &[bool],
+    cons: &Cons,
+    master: &mut Rng,
+    opts: &Options,
+) -> (Vec<Vec<usize>>, u64) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let largest = (0..sp.nsets())
+        .map(|s| {
+            allowed[sp.off[s]..sp.off[s + 1]]
+                .iter()
+                .filter(|&&a| a)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    let estimate = (largest as u64).saturating_mul(sp.nsets() as u64);
+    let attempts = if estimate > 2_000_000_000 {
+        1
+    } else {
+        opts.attempts.max(1)
+    };
+    let seeds: Vec<u64> = (0..attempts).map(|_| master.next_u64()).collect();
+    // Starting threads costs more than a tiny model's whole construction.
+    let threads = if estimate < 100_000 { 1 } else { threads };
+    let inner = if attempts == 1 { threads } else { 1 };
+    let run = |a: usize| Ipog::new(sp, allowed, cons.clone(), seeds[a], inner).run(opts.search);
+    let results: Vec<(Vec<Vec<usize>>, u64)> = if threads == 1 || attempts == 1 {
+        (0..attempts).map(run).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads.min(attempts))
+                .map(|share| {
+                    let run = &run;
+                    scope.spawn(move || {
+                        (share..attempts)
+                            .step_by(threads)
+                            .map(|a| (a, run(a)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut all: Vec<_> = handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("covering thread"))
+                .collect();
+            all.sort_by_key(|(a, _)| *a);
+            all.into_iter().map(|(_, r)| r).collect()
+        })
+    };
+    let work = results.iter().map(|r| r.1).max().unwrap_or(0);
+    let best = results
+        .into_iter()
+        .map(|r| r.0)
+        .min_by_key(|rows| rows.len())
+        .unwrap_or_default();
+    (best, work)
 }
 
 /// Checks coverage: answers the t-tuples (as Vec<(param, value)>) that are allowed but
@@ -215,13 +314,17 @@ pub fn verify(
         Err(_) => return (Vec::new(), (0..rows.len()).collect()),
     };
     let mut bad = Vec::new();
-    let mut good: Vec<&Vec<usize>> = Vec::new();
+    // The good rows, column by column: counting one t-set's tuples then reads t
+    // contiguous columns.
+    let mut cols: Vec<Vec<u32>> = vec![Vec::new(); k];
     for (i, row) in rows.iter().enumerate() {
         let shape_ok = row.len() == k && row.iter().zip(&n).all(|(&v, &m)| v < m);
         if !shape_ok || cons.row_bad(row) {
             bad.push(i);
         } else {
-            good.push(row);
+            for (c, &v) in cols.iter_mut().zip(row) {
+                c.push(v as u32);
+            }
         }
     }
     let t = t.min(k);
@@ -229,22 +332,28 @@ pub fn verify(
     if t == 0 || !cons.sat {
         return (missing, bad);
     }
-    let mut ps: Vec<usize> = (0..t).collect();
-    loop {
-        let size = ps.iter().fold(1usize, |a, &p| a.saturating_mul(n[p]));
-        let mut covered = vec![false; size];
-        for row in &good {
-            covered[ps.iter().fold(0, |a, &p| a * n[p] + row[p])] = true;
-        }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let unseen: Vec<(Vec<usize>, Vec<usize>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|share| {
+                let (cols, n) = (&cols, &n);
+                scope.spawn(move || unseen_tuples(cols, n, t, share, threads))
+            })
+            .collect();
+        let mut all: Vec<(usize, Vec<usize>, Vec<usize>)> = handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("verify thread"))
+            .collect();
+        all.sort_by_key(|x| x.0);
+        all.into_iter().map(|(_, ps, idx)| (ps, idx)).collect()
+    });
+    for (ps, idxs) in unseen {
         let constrained: Vec<usize> = ps
             .iter()
             .copied()
             .filter(|&p| cons.comp[p] != NONE)
             .collect();
-        for (idx, &c) in covered.iter().enumerate() {
-            if c {
-                continue;
-            }
+        for idx in idxs {
             let vals = decode(&ps, &n, idx);
             let pairs: Vec<(usize, usize)> = ps.iter().copied().zip(vals).collect();
             let cpairs: Vec<(usize, usize)> = pairs
@@ -256,11 +365,54 @@ pub fn verify(
                 missing.push(pairs);
             }
         }
+    }
+    (missing, bad)
+}
+
+/// For every `threads`-th t-set (from `share` on, in lexicographic order): its number in
+/// that order, its parameters and the mixed-radix indices of its tuples no row holds.
+/// A set stops being read once all its tuples are seen.
+#[allow(clippy::needless_range_loop)] // row r is read from t columns at once
+fn unseen_tuples(
+    cols: &[Vec<u32>],
+    n: &[usize],
+    t: usize,
+    share: usize,
+    threads: usize,
+) -> Vec<(usize, Vec<usize>, Vec<usize>)> {
+    let k = n.len();
+    let rows = cols.first().map_or(0, |c| c.len());
+    let mut out = Vec::new();
+    let mut ps: Vec<usize> = (0..t).collect();
+    let mut seen: Vec<bool> = Vec::new();
+    let mut number = 0;
+    loop {
+        if number % threads == share {
+            let size = ps.iter().fold(1usize, |a, &p| a.saturating_mul(n[p]));
+            seen.clear();
+            seen.resize(size, false);
+            let mut count = 0;
+            for r in 0..rows {
+                let idx = ps.iter().fold(0, |a, &p| a * n[p] + cols[p][r] as usize);
+                if !seen[idx] {
+                    seen[idx] = true;
+                    count += 1;
+                    if count == size {
+                        break;
+                    }
+                }
+            }
+            if count < size {
+                let idxs = (0..size).filter(|&i| !seen[i]).collect();
+                out.push((number, ps.clone(), idxs));
+            }
+        }
+        number += 1;
         if !next_combo(&mut ps, k) {
             break;
         }
     }
-    (missing, bad)
+    out
 }
 
 /// Values of a mixed-radix index over the parameters `ps`.
@@ -311,6 +463,7 @@ fn below(rng: &mut Rng, n: usize) -> usize {
 }
 
 /// The constraints, normalised, with a completion search.
+#[derive(Clone)]
 struct Cons {
     n: Vec<usize>,
     forb: Vec<Vec<(usize, usize)>>,
@@ -677,19 +830,6 @@ impl Space {
         self.off[self.rank(ps)] + ps.iter().fold(0, |a, &p| a * self.n[p] + row[p])
     }
 
-    /// For sorted set `ps` holding `p`: the tuple with `p` = 0 and the stride of `p`.
-    fn id_with(&self, ps: &[usize], row: &[usize], p: usize) -> (usize, usize) {
-        let mut idx = 0;
-        let mut stride = 1;
-        for &q in ps {
-            idx = idx * self.n[q] + if q == p { 0 } else { row[q] };
-            if q > p {
-                stride *= self.n[q];
-            }
-        }
-        (self.off[self.rank(ps)] + idx, stride)
-    }
-
     /// Which tuples are allowed.
     fn allowed(&self, cons: &mut Cons) -> Vec<bool> {
         let mut allowed = vec![true; self.total()];
@@ -736,7 +876,8 @@ impl Space {
     }
 }
 
-/// Generation state over one [`Space`].
+/// The row-eliminating post-pass's state: counts over every t-set's tuples (IPOG only
+/// ever counts one block at a time; removing a row needs them all).
 struct Gen<'a> {
     sp: &'a Space,
     allowed: Vec<bool>,
@@ -789,141 +930,8 @@ impl<'a> Gen<'a> {
         self.work += self.sp.nsets() as u64;
     }
 
-    fn greedy(&mut self, cons: &mut Cons, rng: &mut Rng, candidates: usize) -> Vec<Vec<usize>> {
-        self.reset();
-        let mut rows = Vec::new();
-        while self.unc_total > 0 {
-            let mut s_best = 0;
-            for s in 0..self.sp.nsets() {
-                if self.unc_set[s] > self.unc_set[s_best] {
-                    s_best = s;
-                }
-            }
-            self.work += self.sp.nsets() as u64 / 8;
-            let mut best: Option<(Vec<usize>, usize)> = None;
-            for _ in 0..candidates {
-                if let Some((row, gain)) = self.build_row(cons, s_best, rng) {
-                    if best.as_ref().is_none_or(|b| gain > b.1) {
-                        best = Some((row, gain));
-                    }
-                }
-            }
-            match best {
-                Some((row, _)) => {
-                    self.add_row(&row);
-                    rows.push(row);
-                }
-                None => {
-                    // Only if the completion search disagreed with `allowed`; the
-                    // offending tuples were dropped from the uncovered set.
-                    continue;
-                }
-            }
-        }
-        rows
-    }
-
-    /// A candidate row through a random uncovered tuple of set `s`, and how many
-    /// uncovered tuples it covers.
-    fn build_row(
-        &mut self,
-        cons: &mut Cons,
-        s: usize,
-        rng: &mut Rng,
-    ) -> Option<(Vec<usize>, usize)> {
-        let sp = self.sp;
-        let (k, t) = (sp.k, sp.t);
-        let mut r = below(rng, self.unc_set[s] as usize);
-        let mut pick = NONE;
-        for i in sp.off[s]..sp.off[s + 1] {
-            if self.cnt[i] == 0 && self.allowed[i] {
-                if r == 0 {
-                    pick = i;
-                    break;
-                }
-                r -= 1;
-            }
-        }
-        if pick == NONE {
-            return None;
-        }
-        let ps = sp.set(s);
-        let mut asg = vec![NONE; k];
-        for (&p, v) in ps.iter().zip(decode(ps, &sp.n, pick - sp.off[s])) {
-            asg[p] = v;
-        }
-        let mut wit = asg.clone();
-        if !cons.extend(&mut wit) {
-            self.allowed[pick] = false;
-            self.unc_set[s] -= 1;
-            self.unc_total -= 1;
-            return None;
-        }
-        let mut assigned: Vec<usize> = ps.to_vec();
-        let mut order: Vec<usize> = (0..k).filter(|&p| asg[p] == NONE).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, below(rng, i + 1));
-        }
-        let mut gain = 1;
-        let mut buf = Vec::new();
-        let mut scores: Vec<usize> = Vec::new();
-        let mut tset = [0usize; 4];
-        for &p in &order {
-            let np = sp.n[p];
-            scores.clear();
-            scores.resize(np, 0);
-            assigned.sort_unstable();
-            let (cnt, allowed) = (&self.cnt, &self.allowed);
-            let mut looks = 0u64;
-            for_combos(&assigned, t - 1, &mut buf, &mut |q| {
-                let m = Space::with(q, p, &mut tset);
-                let (base, stride) = sp.id_with(&tset[..m], &asg, p);
-                for (v, sc) in scores.iter_mut().enumerate() {
-                    let id = base + v * stride;
-                    if cnt[id] == 0 && allowed[id] {
-                        *sc += 1;
-                    }
-                }
-                looks += 1;
-            });
-            self.work += looks;
-            // Values by score, ties broken from a random start.
-            let start = below(rng, np);
-            let mut vals: Vec<usize> = (0..np).map(|i| (start + i) % np).collect();
-            vals.sort_by(|&a, &b| scores[b].cmp(&scores[a]));
-            let mut chosen = NONE;
-            for &v in &vals {
-                if wit[p] == v || cons.comp[p] == NONE {
-                    chosen = v;
-                    break;
-                }
-                let old = wit[p];
-                wit[p] = v;
-                if !cons.violated_at(&wit, p) {
-                    chosen = v;
-                    break;
-                }
-                wit[p] = old;
-                let mut trial = asg.clone();
-                trial[p] = v;
-                if cons.extend(&mut trial) {
-                    wit = trial;
-                    chosen = v;
-                    break;
-                }
-            }
-            if chosen == NONE {
-                return None; // cannot happen: the witness's own value always fits
-            }
-            wit[p] = chosen;
-            asg[p] = chosen;
-            assigned.push(p);
-            gain += scores[chosen];
-        }
-        Some((asg, gain))
-    }
-
-    /// Tabu search removing rows while full coverage can be restored.
+    /// Tabu search removing rows while full coverage can be restored: a construction's
+    /// last rows often cover few tuples alone, which other rows can take over.
     fn shrink(
         &mut self,
         cons: &Cons,
@@ -933,7 +941,8 @@ impl<'a> Gen<'a> {
     ) -> Vec<Vec<usize>> {
         let sp = self.sp;
         let k = sp.k;
-        if rows.len() <= 1 || self.work >= budget {
+        // Counting the rows' tuples alone would exceed the budget: nothing to gain.
+        if rows.len() <= 1 || (rows.len() as u64).saturating_mul(sp.nsets() as u64) > budget {
             return rows;
         }
         self.reset();
@@ -1130,6 +1139,623 @@ impl<'a> Gen<'a> {
     }
 }
 
+/// A free ("don't care") cell of an IPOG row: no tuple needs it yet, so it is decided
+/// as late as possible (a later column's missing tuple may claim it, else it is filled
+/// at the end).
+const DC: u16 = u16::MAX;
+/// The count of a disallowed tuple: never uncovered, never covered only once.
+const BLOCKED: u32 = u32::MAX / 2;
+/// Rows tried per local-search step (the best move among them is taken).
+const LS_CANDIDATES: usize = 12;
+
+/// One t-set of a block: its parameters other than the block's column, and how a row's
+/// values on them give the (block-relative) id of its tuple whose column value is 0.
+#[derive(Clone, Copy, Default)]
+struct BSet {
+    q: [u16; 3],
+    m: [u32; 3],
+    base: u32,
+}
+
+/// IPOG (in-parameter-order) construction over parameters sorted by falling value
+/// count: the first t columns start as their product; each further column `p` is first
+/// filled row by row with the value covering the most missing tuples of its block (the
+/// t-sets whose last parameter is `p`), then a local search moves single cells of
+/// column `p` to cover what is still missing, and only then are rows added (vertical
+/// growth), reusing free cells of earlier added rows first. Columns are stored apart
+/// (`cols[p][row]`) so that counting a set's tuples over all rows streams memory.
+struct Ipog<'a> {
+    sp: &'a Space,
+    allowed: &'a [bool],
+    cons: Cons,
+    rng: Rng,
+    t: usize,
+    n: Vec<usize>,
+    cols: Vec<Vec<u16>>,
+    rows: usize,
+    /// Per row: free cells among the finished columns.
+    free: Vec<u32>,
+    /// Threads for `recount` (1 when attempts already run side by side).
+    threads: usize,
+    /// Work units spent (set visits and tuple look-ups), for the post-pass's budget.
+    work: u64,
+    /// The open block's column.
+    p: usize,
+    sets: Vec<BSet>,
+    /// The block's first tuple id in the [`Space`].
+    lo: usize,
+    /// Per tuple of the block: rows holding it (BLOCKED if disallowed).
+    cnt: Vec<u32>,
+    /// Per set of the block, and in all: tuples no row holds yet.
+    unc_set: Vec<u32>,
+    unc: usize,
+}
+
+impl<'a> Ipog<'a> {
+    fn new(sp: &'a Space, allowed: &'a [bool], cons: Cons, seed: u64, threads: usize) -> Self {
+        Ipog {
+            sp,
+            allowed,
+            cons,
+            rng: Rng::new(seed),
+            t: sp.t,
+            n: sp.n.clone(),
+            cols: vec![Vec::new(); sp.k],
+            rows: 0,
+            free: Vec::new(),
+            threads: threads.max(1),
+            work: 0,
+            p: 0,
+            sets: Vec::new(),
+            lo: 0,
+            cnt: Vec::new(),
+            unc_set: Vec::new(),
+            unc: 0,
+        }
+    }
+
+    /// Builds the whole array (rows in the internal parameter order, every cell set).
+    fn run(mut self, search: usize) -> (Vec<Vec<usize>>, u64) {
+        for p in self.t - 1..self.sp.k {
+            self.open_block(p);
+            if p >= self.t {
+                self.horizontal();
+                self.recount();
+                let steps = search * (self.unc + 8);
+                self.local_search(steps);
+            }
+            self.vertical();
+            for r in 0..self.rows {
+                if self.cols[p][r] == DC {
+                    self.free[r] += 1;
+                }
+            }
+        }
+        let work = self.work;
+        (self.finish(), work)
+    }
+
+    fn binom(&self, m: usize, r: usize) -> usize {
+        self.sp.binom[m * (self.t + 1) + r]
+    }
+
+    /// Opens column `p`'s block: its sets, and counts with nothing covered.
+    fn open_block(&mut self, p: usize) {
+        let (t, sp) = (self.t, self.sp);
+        let (s_lo, s_hi) = (self.binom(p, t), self.binom(p + 1, t));
+        self.p = p;
+        self.lo = sp.off[s_lo];
+        let np = self.n[p];
+        self.sets.clear();
+        for s in s_lo..s_hi {
+            let ps = sp.set(s);
+            let mut b = BSet {
+                base: (sp.off[s] - self.lo) as u32,
+                ..BSet::default()
+            };
+            let mut m = np as u32;
+            for j in (0..t - 1).rev() {
+                b.q[j] = ps[j] as u16;
+                b.m[j] = m;
+                m *= self.n[ps[j]] as u32;
+            }
+            self.sets.push(b);
+        }
+        self.reset_counts();
+        self.work += (sp.off[s_hi] - self.lo) as u64;
+    }
+
+    /// Counts back to "nothing covered" (disallowed tuples blocked).
+    fn reset_counts(&mut self) {
+        let hi = self.lo + self.block_len();
+        let allowed = &self.allowed[self.lo..hi];
+        self.cnt.clear();
+        self.cnt
+            .extend(allowed.iter().map(|&a| if a { 0 } else { BLOCKED }));
+        self.unc_set.clear();
+        self.unc = 0;
+        for i in 0..self.sets.len() {
+            let (a, b) = self.set_range(i);
+            let u = self.cnt[a..b].iter().filter(|&&c| c == 0).count();
+            self.unc_set.push(u as u32);
+            self.unc += u;
+        }
+    }
+
+    fn block_len(&self) -> usize {
+        let s_hi = self.binom(self.p + 1, self.t);
+        self.sp.off[s_hi] - self.lo
+    }
+
+    /// Block-relative tuple range of set `i`.
+    fn set_range(&self, i: usize) -> (usize, usize) {
+        let a = self.sets[i].base as usize;
+        let b = match self.sets.get(i + 1) {
+            Some(s) => s.base as usize,
+            None => self.block_len(),
+        };
+        (a, b)
+    }
+
+    /// The values of `row` on columns `0..=p` into `rv`.
+    fn row_vals(&self, r: usize, rv: &mut Vec<u16>) {
+        rv.clear();
+        rv.extend(self.cols[..=self.p].iter().map(|c| c[r]));
+    }
+
+    /// Block-relative id of the tuple of set `b` with column value 0, if no cell of the
+    /// set is free in `rv`.
+    #[inline]
+    fn tuple(b: &BSet, tm1: usize, rv: &[u16]) -> Option<usize> {
+        let mut idx = b.base as usize;
+        for j in 0..tm1 {
+            let v = rv[b.q[j] as usize];
+            if v == DC {
+                return None;
+            }
+            idx += v as usize * b.m[j] as usize;
+        }
+        Some(idx)
+    }
+
+    /// Greedy pass: each existing row in turn takes the value covering the most missing
+    /// tuples (ties broken at random), or stays free if no value covers any. Only sets
+    /// with missing tuples are looked at, so the cost follows the block's tuples rather
+    /// than rows times sets; the counts of the other sets are redone by `recount`.
+    fn horizontal(&mut self) {
+        let (p, np, tm1) = (self.p, self.n[self.p], self.t - 1);
+        let mut active: Vec<u32> = (0..self.sets.len() as u32)
+            .filter(|&i| self.unc_set[i as usize] > 0)
+            .collect();
+        let mut rv = Vec::new();
+        let mut scores = vec![0u32; np];
+        let mut prefs: Vec<usize> = Vec::new();
+        for r in 0..self.rows {
+            if self.unc == 0 {
+                break;
+            }
+            self.row_vals(r, &mut rv);
+            scores.iter_mut().for_each(|s| *s = 0);
+            let mut dead = false;
+            for &i in &active {
+                if self.unc_set[i as usize] == 0 {
+                    dead = true;
+                    continue;
+                }
+                if let Some(b) = Self::tuple(&self.sets[i as usize], tm1, &rv) {
+                    for (s, &c) in scores.iter_mut().zip(&self.cnt[b..b + np]) {
+                        *s += (c == 0) as u32;
+                    }
+                }
+            }
+            self.work += active.len() as u64;
+            if dead {
+                let unc_set = &self.unc_set;
+                active.retain(|&i| unc_set[i as usize] > 0);
+            }
+            let start = below(&mut self.rng, np);
+            prefs.clear();
+            prefs.extend((0..np).map(|i| (start + i) % np).filter(|&c| scores[c] > 0));
+            prefs.sort_by(|&a, &b| scores[b].cmp(&scores[a]));
+            let Some(c) = prefs
+                .iter()
+                .copied()
+                .find(|&c| self.fits(r, &[(p, c as u16)]))
+            else {
+                continue;
+            };
+            self.cols[p][r] = c as u16;
+            for &i in &active {
+                if let Some(b) = Self::tuple(&self.sets[i as usize], tm1, &rv) {
+                    if self.cnt[b + c] == 0 {
+                        self.unc_set[i as usize] -= 1;
+                        self.unc -= 1;
+                    }
+                    self.cnt[b + c] += 1;
+                }
+            }
+        }
+    }
+
+    /// Exact counts of the block over all rows, set by set (each thread takes a share
+    /// of the sets, so each writes its own part of `cnt`).
+    fn recount(&mut self) {
+        let hi = self.lo + self.block_len();
+        for (c, &a) in self.cnt.iter_mut().zip(&self.allowed[self.lo..hi]) {
+            *c = if a { 0 } else { BLOCKED };
+        }
+        let (tm1, rows, p) = (self.t - 1, self.rows, self.p);
+        let (cols, sets) = (&self.cols, &self.sets);
+        let count = |sets: &[BSet], cnt: &mut [u32], off: usize| {
+            let pc = &cols[p][..rows];
+            for b in sets {
+                let mut qs: [&[u16]; 3] = [&[], &[], &[]];
+                for j in 0..tm1 {
+                    qs[j] = &cols[b.q[j] as usize][..rows];
+                }
+                'row: for r in 0..rows {
+                    let mut idx = b.base as usize - off;
+                    for (j, q) in qs[..tm1].iter().enumerate() {
+                        let v = q[r];
+                        if v == DC {
+                            continue 'row;
+                        }
+                        idx += v as usize * b.m[j] as usize;
+                    }
+                    if pc[r] != DC {
+                        cnt[idx + pc[r] as usize] += 1;
+                    }
+                }
+            }
+        };
+        let work = (rows * sets.len()) as u64;
+        self.work += work;
+        let chunks = if work < 2_000_000 { 1 } else { self.threads };
+        let per = sets.len().div_ceil(chunks).max(1);
+        let total = self.cnt.len();
+        std::thread::scope(|scope| {
+            let mut rest: &mut [u32] = &mut self.cnt;
+            let mut off = 0;
+            for (ci, part) in sets.chunks(per).enumerate() {
+                let stop = sets.get((ci + 1) * per).map_or(total, |s| s.base as usize);
+                let (mine, tail) = std::mem::take(&mut rest).split_at_mut(stop - off);
+                rest = tail;
+                let o = off;
+                off = stop;
+                let count = &count;
+                if ci + 1 == chunks.min(sets.len().div_ceil(per)) {
+                    count(part, mine, o);
+                } else {
+                    scope.spawn(move || count(part, mine, o));
+                }
+            }
+        });
+        self.unc = 0;
+        for i in 0..self.sets.len() {
+            let (a, b) = self.set_range(i);
+            let u = self.cnt[a..b].iter().filter(|&&c| c == 0).count();
+            self.unc_set[i] = u as u32;
+            self.unc += u;
+        }
+    }
+
+    /// The set and the values (of its other parameters, then of the column) of a
+    /// block-relative tuple id.
+    fn decode_tuple(&self, u: usize, vals: &mut [u16; 4]) -> usize {
+        let i = self.sets.partition_point(|b| b.base as usize <= u) - 1;
+        let b = &self.sets[i];
+        let mut rest = u - b.base as usize;
+        for (v, &m) in vals.iter_mut().zip(&b.m[..self.t - 1]) {
+            *v = (rest / m as usize) as u16;
+            rest %= m as usize;
+        }
+        vals[self.t - 1] = rest as u16;
+        i
+    }
+
+    /// Moves row `r`'s cell of the open column to `c`, keeping the counts; newly missing
+    /// tuples are pushed on `missing` (once, by `listed`).
+    fn change(
+        &mut self,
+        r: usize,
+        c: u16,
+        rv: &mut Vec<u16>,
+        missing: &mut Vec<u32>,
+        listed: &mut [bool],
+    ) {
+        let (p, tm1) = (self.p, self.t - 1);
+        self.row_vals(r, rv);
+        let old = rv[p];
+        for i in 0..self.sets.len() {
+            let Some(b) = Self::tuple(&self.sets[i], tm1, rv) else {
+                continue;
+            };
+            if old != DC {
+                let o = b + old as usize;
+                self.cnt[o] -= 1;
+                if self.cnt[o] == 0 {
+                    self.unc_set[i] += 1;
+                    self.unc += 1;
+                    if !listed[o] {
+                        listed[o] = true;
+                        missing.push(o as u32);
+                    }
+                }
+            }
+            let nw = b + c as usize;
+            if self.cnt[nw] == 0 {
+                self.unc_set[i] -= 1;
+                self.unc -= 1;
+            }
+            self.cnt[nw] += 1;
+        }
+        self.work += 2 * self.sets.len() as u64;
+        self.cols[p][r] = c;
+    }
+
+    /// Tuples lost minus tuples gained if row `r`'s cell of the open column became `c`.
+    fn delta(&mut self, r: usize, c: u16, rv: &mut Vec<u16>) -> i64 {
+        let (p, tm1) = (self.p, self.t - 1);
+        self.row_vals(r, rv);
+        let old = rv[p];
+        let mut d = 0i64;
+        for b in &self.sets {
+            if let Some(b) = Self::tuple(b, tm1, rv) {
+                if old != DC {
+                    d += (self.cnt[b + old as usize] == 1) as i64;
+                }
+                d -= (self.cnt[b + c as usize] == 0) as i64;
+            }
+        }
+        self.work += self.sets.len() as u64;
+        d
+    }
+
+    /// Local search on the open column: take a missing tuple at random, and among rows
+    /// that hold its other values (a sample of them), move the one whose cell change
+    /// loses the least; sideways moves are allowed but a row just moved is not moved
+    /// again at once unless that gains.
+    fn local_search(&mut self, max_steps: usize) {
+        let (p, tm1) = (self.p, self.t - 1);
+        let mut listed = vec![false; self.cnt.len()];
+        let mut missing: Vec<u32> = Vec::new();
+        for (u, &c) in self.cnt.iter().enumerate() {
+            if c == 0 {
+                listed[u] = true;
+                missing.push(u as u32);
+            }
+        }
+        let mut last = vec![0usize; self.rows];
+        let mut rv = Vec::new();
+        let mut cands: Vec<usize> = Vec::new();
+        let mut vals = [0u16; 4];
+        let mut step = 0;
+        while !missing.is_empty() && step < max_steps {
+            step += 1;
+            let i = below(&mut self.rng, missing.len());
+            let u = missing[i] as usize;
+            if self.cnt[u] != 0 {
+                listed[u] = false;
+                missing.swap_remove(i);
+                continue;
+            }
+            let si = self.decode_tuple(u, &mut vals);
+            let (b, c) = (self.sets[si], vals[tm1]);
+            cands.clear();
+            let pc = &self.cols[p];
+            'row: for (r, &cell) in pc.iter().enumerate() {
+                if cell == c {
+                    continue;
+                }
+                for (&q, &v) in b.q[..tm1].iter().zip(&vals) {
+                    if self.cols[q as usize][r] != v {
+                        continue 'row;
+                    }
+                }
+                cands.push(r);
+            }
+            self.work += self.rows as u64;
+            if cands.is_empty() {
+                continue;
+            }
+            let start = below(&mut self.rng, cands.len());
+            let take = cands.len().min(LS_CANDIDATES);
+            let mut best: Option<(usize, i64)> = None;
+            let mut ties = 0;
+            for k in 0..take {
+                let r = cands[(start + k) % cands.len()];
+                let d = if self.cols[p][r] == DC {
+                    -1
+                } else {
+                    self.delta(r, c, &mut rv)
+                };
+                if d >= 0 && last[r] + 3 > step && last[r] > 0 {
+                    continue;
+                }
+                if !self.fits(r, &[(p, c)]) {
+                    continue;
+                }
+                match best {
+                    Some((_, bd)) if d > bd => {}
+                    Some((_, bd)) if d == bd => {
+                        ties += 1;
+                        if below(&mut self.rng, ties) == 0 {
+                            best = Some((r, d));
+                        }
+                    }
+                    _ => {
+                        ties = 1;
+                        best = Some((r, d));
+                    }
+                }
+                if d < 0 && self.cols[p][r] == DC {
+                    break;
+                }
+            }
+            if let Some((r, d)) = best {
+                if d <= 0 {
+                    self.change(r, c, &mut rv, &mut missing, &mut listed);
+                    last[r] = step;
+                }
+            }
+        }
+    }
+
+    /// Adds (`add`) or removes row `r`'s tuples of the block, as a row's free cells are
+    /// filled.
+    fn account(&mut self, r: usize, add: bool, rv: &mut Vec<u16>) {
+        let (p, tm1) = (self.p, self.t - 1);
+        self.row_vals(r, rv);
+        let c = rv[p];
+        if c == DC {
+            return;
+        }
+        for i in 0..self.sets.len() {
+            if let Some(b) = Self::tuple(&self.sets[i], tm1, rv) {
+                let id = b + c as usize;
+                if add {
+                    if self.cnt[id] == 0 {
+                        self.unc_set[i] -= 1;
+                        self.unc -= 1;
+                    }
+                    self.cnt[id] += 1;
+                } else {
+                    self.cnt[id] -= 1;
+                    if self.cnt[id] == 0 {
+                        self.unc_set[i] += 1;
+                        self.unc += 1;
+                    }
+                }
+            }
+        }
+        self.work += self.sets.len() as u64;
+    }
+
+    /// Vertical growth: each tuple still missing goes into the first row whose cells
+    /// for it are free or already right (and stay completable), else into a new row
+    /// that is free everywhere else.
+    fn vertical(&mut self) {
+        let (p, tm1) = (self.p, self.t - 1);
+        let mut flex: Vec<usize> = (0..self.rows)
+            .filter(|&r| self.free[r] > 0 || self.cols[p][r] == DC)
+            .collect();
+        let mut rv = Vec::new();
+        let mut vals = [0u16; 4];
+        let mut cells: Vec<(usize, u16)> = Vec::new();
+        for u in 0..self.cnt.len() {
+            if self.cnt[u] != 0 {
+                continue;
+            }
+            let si = self.decode_tuple(u, &mut vals);
+            let b = self.sets[si];
+            let want = |j: usize| if j < tm1 { b.q[j] as usize } else { p };
+            let mut found = None;
+            for (fi, &r) in flex.iter().enumerate() {
+                cells.clear();
+                let mut ok = true;
+                for (j, &v) in vals.iter().enumerate().take(tm1 + 1) {
+                    let cur = self.cols[want(j)][r];
+                    if cur == DC {
+                        cells.push((want(j), v));
+                    } else if cur != v {
+                        ok = false;
+                        break;
+                    }
+                }
+                if ok && self.fits(r, &cells) {
+                    found = Some(fi);
+                    break;
+                }
+            }
+            self.work += flex.len() as u64;
+            match found {
+                Some(fi) => {
+                    let r = flex[fi];
+                    self.account(r, false, &mut rv);
+                    for &(q, v) in &cells {
+                        self.cols[q][r] = v;
+                        if q < p {
+                            self.free[r] -= 1;
+                        }
+                    }
+                    self.account(r, true, &mut rv);
+                    if self.free[r] == 0 && self.cols[p][r] != DC {
+                        flex.swap_remove(fi);
+                    }
+                }
+                None => {
+                    let r = self.rows;
+                    self.rows += 1;
+                    for col in &mut self.cols {
+                        col.push(DC);
+                    }
+                    for (j, &v) in vals.iter().enumerate().take(tm1 + 1) {
+                        self.cols[want(j)][r] = v;
+                    }
+                    self.free.push((p - tm1) as u32);
+                    self.account(r, true, &mut rv);
+                    if self.free[r] > 0 {
+                        flex.push(r);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether row `r` stays completable with `cells` set (cells of parameters in no
+    /// constraint always are).
+    fn fits(&mut self, r: usize, cells: &[(usize, u16)]) -> bool {
+        let cons = &self.cons;
+        let mut comps: Vec<usize> = cells
+            .iter()
+            .map(|&(q, _)| cons.comp[q])
+            .filter(|&c| c != NONE)
+            .collect();
+        if comps.is_empty() {
+            return true;
+        }
+        comps.sort_unstable();
+        comps.dedup();
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
+        for &c in &comps {
+            for &q in &cons.comps[c] {
+                let v = cells
+                    .iter()
+                    .find(|&&(x, _)| x == q)
+                    .map_or(self.cols[q][r], |&(_, v)| v);
+                if v != DC {
+                    pairs.push((q, v as usize));
+                }
+            }
+        }
+        pairs.sort_unstable();
+        self.cons.allowed(&pairs)
+    }
+
+    /// Every free cell filled (a completion of the row where constraints apply, else
+    /// value 0), as rows.
+    fn finish(mut self) -> Vec<Vec<usize>> {
+        let k = self.sp.k;
+        let mut out = Vec::with_capacity(self.rows);
+        for r in 0..self.rows {
+            let mut asg: Vec<usize> = (0..k)
+                .map(|q| match self.cols[q][r] {
+                    DC => NONE,
+                    v => v as usize,
+                })
+                .collect();
+            if asg.contains(&NONE) && !self.cons.extend(&mut asg) {
+                // Cannot happen: every cell was set through `fits`.
+                for v in asg.iter_mut().filter(|v| **v == NONE) {
+                    *v = 0;
+                }
+            }
+            out.push(asg);
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1271,6 +1897,137 @@ mod tests {
         let (_, bad) = verify(&mixed(&[(2, 2)]), 2, &[vec![0], vec![0, 2], vec![1, 1]]);
         assert_eq!(bad, vec![0, 1]);
         assert_eq!(verify(&Model::default(), 3, &[vec![]]), (vec![], vec![]));
+    }
+
+    /// A random small model: 3..=7 parameters of 1..=4 values, up to 4 forbidden
+    /// combinations of 1..=3 pairs (some may make other tuples impossible, or forbid
+    /// everything: those models must be refused).
+    fn random_model(rng: &mut Rng) -> Model {
+        let k = 3 + below(rng, 5);
+        let params: Vec<Param> = (0..k)
+            .map(|i| Param::new(format!("r{i}"), 1 + below(rng, 4)))
+            .collect();
+        let mut model = Model::new(params);
+        for _ in 0..below(rng, 5) {
+            let len = 1 + below(rng, 3);
+            let mut pairs: Vec<(usize, usize)> = Vec::new();
+            while pairs.len() < len {
+                let p = below(rng, k);
+                if pairs.iter().all(|&(q, _)| q != p) {
+                    pairs.push((p, below(rng, model.params[p].values)));
+                }
+            }
+            model = model.forbid(&pairs);
+        }
+        model
+    }
+
+    /// Every complete row, by brute force.
+    fn all_rows(model: &Model) -> Vec<Vec<usize>> {
+        let mut rows = vec![Vec::new()];
+        for p in &model.params {
+            rows = rows
+                .into_iter()
+                .flat_map(|r| {
+                    (0..p.values).map(move |v| {
+                        let mut r = r.clone();
+                        r.push(v);
+                        r
+                    })
+                })
+                .collect();
+        }
+        rows
+    }
+
+    fn forbidden_row(model: &Model, row: &[usize]) -> bool {
+        model
+            .forbidden
+            .iter()
+            .any(|f| f.0.iter().all(|&(p, v)| row[p] == v))
+    }
+
+    #[test]
+    fn random_models_are_covered_at_t_2_3_4() {
+        let mut rng = Rng::new(16);
+        for case in 0..80 {
+            let model = random_model(&mut rng);
+            let valid: Vec<Vec<usize>> = all_rows(&model)
+                .into_iter()
+                .filter(|r| !forbidden_row(&model, r))
+                .collect();
+            for t in 2..=4 {
+                let got = generate(&model, t, case);
+                if valid.is_empty() {
+                    assert_eq!(got, Err(CoveringError::ForbidsEveryRow), "{model:?}");
+                    continue;
+                }
+                let rows = got.unwrap_or_else(|e| panic!("{model:?} t={t}: {e}"));
+                let (missing, bad) = verify(&model, t, &rows);
+                assert!(missing.is_empty(), "{model:?} t={t}: {missing:?}");
+                assert!(bad.is_empty(), "{model:?} t={t}: {bad:?}");
+                assert!(rows.iter().all(|r| !forbidden_row(&model, r)));
+                // Never more rows than there are valid rows at all.
+                assert!(rows.len() <= valid.len(), "{model:?} t={t}");
+                assert_eq!(generate(&model, t, case), Ok(rows));
+            }
+        }
+    }
+
+    /// `verify` is the ground truth: on small models its missing tuples are exactly the
+    /// t-tuples that some valid row holds and the given rows do not.
+    #[test]
+    fn verify_matches_brute_force() {
+        let mut rng = Rng::new(61);
+        for _ in 0..40 {
+            let model = random_model(&mut rng);
+            let valid: Vec<Vec<usize>> = all_rows(&model)
+                .into_iter()
+                .filter(|r| !forbidden_row(&model, r))
+                .collect();
+            // A random half of the valid rows, and one forbidden row if there is one.
+            let mut rows: Vec<Vec<usize>> = valid
+                .iter()
+                .filter(|_| below(&mut rng, 2) == 0)
+                .cloned()
+                .collect();
+            let forbidden = all_rows(&model)
+                .into_iter()
+                .find(|r| forbidden_row(&model, r));
+            if let Some(f) = &forbidden {
+                rows.push(f.clone());
+            }
+            let k = model.params.len();
+            for t in 2..=4.min(k) {
+                let mut want: Vec<Vec<(usize, usize)>> = Vec::new();
+                let mut ps: Vec<usize> = (0..t).collect();
+                loop {
+                    let tuple = |r: &Vec<usize>| -> Vec<(usize, usize)> {
+                        ps.iter().map(|&p| (p, r[p])).collect()
+                    };
+                    let mut possible: Vec<_> = valid.iter().map(tuple).collect();
+                    possible.sort();
+                    possible.dedup();
+                    for tu in possible {
+                        let held = rows
+                            .iter()
+                            .filter(|r| !forbidden_row(&model, r))
+                            .any(|r| tuple(r) == tu);
+                        if !held {
+                            want.push(tu);
+                        }
+                    }
+                    if !next_combo(&mut ps, k) {
+                        break;
+                    }
+                }
+                let (mut missing, bad) = verify(&model, t, &rows);
+                missing.sort();
+                want.sort();
+                assert_eq!(missing, want, "{model:?} t={t}");
+                assert_eq!(bad.len(), forbidden.iter().count(), "{model:?}");
+            }
+        }
     }
 
     /// (name, (values, count) groups, PICT's published pairwise size).
