@@ -15,6 +15,7 @@ use hil::device::Endpoint;
 use hil::pool::{self, CaseRunner, MakeRunner, PoolOptions, PoolSummary, Shard, WriteReport};
 use hil::record::Record;
 use hil::runner::{DeviceChoice, RunOptions, Runner};
+use hil_oracle::matrix::Coverage;
 use hil_oracle::model::{Case, DeviceFacts};
 
 /// Hardware-in-the-loop harness for the e-mail (SMTP) function of a multifunction printer.
@@ -428,19 +429,30 @@ struct RunArgs {
     case: Option<String>,
 }
 
-/// The rows `--matrix` (or `--strength`) asks for.
+/// The rows `--matrix` (or `--strength`) asks for and, for a masking-aware covering
+/// array (pairwise, 3-way), what it covers, the plain array's figures beside.
 fn rows_of(
     m: &hil_oracle::matrix::Matrix,
     matrix: &str,
     strength: Option<u8>,
     seed: u64,
-) -> anyhow::Result<Vec<hil_oracle::matrix::Row>> {
-    let covering = |t: usize| Ok(m.covering(t, seed)?);
+) -> anyhow::Result<(Vec<hil_oracle::matrix::Row>, Option<Coverage>)> {
+    let covering = |t: usize| -> anyhow::Result<_> {
+        let a = m.covering_array(t, seed)?;
+        let coverage = match a.coverage {
+            Some(c) => Some(Coverage {
+                plain: Some(m.plain_coverage(t, seed)?),
+                ..c
+            }),
+            None => None,
+        };
+        Ok((a.rows, coverage))
+    };
     if let Some(t) = strength {
         return covering(t as usize);
     }
     match matrix {
-        "exhaustive" => Ok(m.exhaustive()),
+        "exhaustive" => Ok((m.exhaustive(), None)),
         "pairwise" | "2-way" => covering(2),
         "3-way" => covering(3),
         "4-way" => covering(4),
@@ -448,12 +460,13 @@ fn rows_of(
     }
 }
 
-/// The cases of a run: the matrix, or the classic set.
+/// The cases of a run: the matrix, or the classic set; and what a masking-aware
+/// covering array covers.
 fn select_cases(
     a: &RunArgs,
     certs: &std::path::Path,
     facts: &DeviceFacts,
-) -> anyhow::Result<Vec<hil_oracle::model::Case>> {
+) -> anyhow::Result<(Vec<hil_oracle::model::Case>, Option<Coverage>)> {
     let matrix = a.matrix.clone().unwrap_or_else(|| {
         if a.device == "sim" || a.device.starts_with("sim:") {
             "exhaustive".into()
@@ -462,15 +475,15 @@ fn select_cases(
         }
     });
     if matrix == "classic" && a.strength.is_none() {
-        return Ok(hil_oracle::cases::first_set());
+        return Ok((hil_oracle::cases::first_set(), None));
     }
     let m = hil_oracle::matrix::Matrix::build(
         certs,
         &data_dir(a.model.scenarios.clone(), "scenarios"),
         facts,
     )?;
-    let rows = rows_of(&m, &matrix, a.strength, a.seed)?;
-    Ok(rows.iter().map(|r| m.case(r)).collect())
+    let (rows, coverage) = rows_of(&m, &matrix, a.strength, a.seed)?;
+    Ok((rows.iter().map(|r| m.case(r)).collect(), coverage))
 }
 
 /// The zoo's OCSP responder and CRL server where its certificates point, on a
@@ -526,8 +539,13 @@ fn choose_jobs(a: &RunArgs, real_device: bool) -> anyhow::Result<usize> {
     }
 }
 
-/// The cases to run: `--case ID` alone, else the shard of the full list, filtered.
-fn select(a: &RunArgs, certs: &std::path::Path, facts: &DeviceFacts) -> anyhow::Result<Vec<Case>> {
+/// The cases to run: `--case ID` alone, else the shard of the full list, filtered;
+/// and what the whole covering array covers, when it is masking-aware.
+fn select(
+    a: &RunArgs,
+    certs: &std::path::Path,
+    facts: &DeviceFacts,
+) -> anyhow::Result<(Vec<Case>, Option<Coverage>)> {
     let mut why: Option<String> = None;
     if let Some(id) = &a.case {
         // A matrix case id names its values: the case is rebuilt from it, whatever
@@ -538,7 +556,7 @@ fn select(a: &RunArgs, certs: &std::path::Path, facts: &DeviceFacts) -> anyhow::
             facts,
         )?;
         match m.parse_id(id) {
-            Ok(row) => return Ok(vec![m.case(&row)]),
+            Ok(row) => return Ok((vec![m.case(&row)], None)),
             // Only a matrix id's reason helps (a classic id has no matrix section).
             Err(e) if !matches!(e, hil_oracle::matrix::IdError::NoSection { .. }) => {
                 let e = e.to_string();
@@ -551,10 +569,10 @@ fn select(a: &RunArgs, certs: &std::path::Path, facts: &DeviceFacts) -> anyhow::
             Err(_) => {}
         }
     }
-    let all = select_cases(a, certs, facts)?;
+    let (all, coverage) = select_cases(a, certs, facts)?;
     if let Some(id) = &a.case {
         if let Some(c) = all.iter().find(|c| &c.id == id) {
-            return Ok(vec![c.clone()]);
+            return Ok((vec![c.clone()], None));
         }
         let ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
         let near = pool::closest_ids(id, &ids, 8);
@@ -578,7 +596,7 @@ fn select(a: &RunArgs, certs: &std::path::Path, facts: &DeviceFacts) -> anyhow::
             );
         }
     }
-    Ok(all
+    let cases = all
         .into_iter()
         .enumerate()
         .filter(|(i, _)| shard.is_none_or(|s| s.keeps(*i)))
@@ -586,7 +604,8 @@ fn select(a: &RunArgs, certs: &std::path::Path, facts: &DeviceFacts) -> anyhow::
         .filter(|c| a.section.is_empty() || a.section.contains(&section_of(&c.id)))
         .filter(|c| a.filter.as_deref().is_none_or(|f| c.id.contains(f)))
         .filter(|c| !a.exclude.iter().any(|x| c.id.contains(x.as_str())))
-        .collect())
+        .collect();
+    Ok((cases, coverage))
 }
 
 /// `--reconnect-wait`: a number of seconds from 0 to one day.
@@ -648,6 +667,38 @@ fn selection_words(a: &RunArgs) -> String {
     what.join(" and ")
 }
 
+/// What a run says before its first case: how many cases on which device, the
+/// features the firmware lacks, what a masking-aware covering array covers.
+fn announce(
+    a: &RunArgs,
+    cases: usize,
+    jobs: usize,
+    facts: &DeviceFacts,
+    coverage: Option<&Coverage>,
+) {
+    say!(
+        "hil: {cases} cases, device {}, {jobs} worker{}",
+        a.device,
+        if jobs == 1 { "" } else { "s" }
+    );
+    if !facts.unsupported.is_empty() {
+        say!(
+            "hil: the profile says the firmware lacks {}: their settings are tested only as refusals (hil matrix --profile lists them)",
+            facts.unsupported.join(", ")
+        );
+    }
+    if let Some(c) = coverage {
+        let part = if a.shard.is_some() || a.filter.is_some() {
+            " (the whole array; this run takes part of it)"
+        } else {
+            ""
+        };
+        for line in c.lines() {
+            say!("hil: {line}{part}");
+        }
+    }
+}
+
 /// Runs the cases; answers the exit status.
 fn run(a: RunArgs) -> anyhow::Result<u8> {
     let device = device_choice(&a.device, a.time_scale)?;
@@ -655,7 +706,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     let facts = profile_facts(a.profile.as_deref())?;
     ipv6_supported(&facts, &a.bind, a.server_address.as_deref())?;
     let real_device = matches!(device, DeviceChoice::Endpoint(_));
-    let cases = select(&a, &certs, &facts)?;
+    let (cases, coverage) = select(&a, &certs, &facts)?;
     let jobs = if a.case.is_some() {
         1
     } else {
@@ -700,6 +751,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
+    announce(&a, cases.len(), jobs, &facts, coverage.as_ref());
     let opts = RunOptions {
         certs: tls_cases.then(|| certs.clone()),
         plant: a.plant.clone(),
@@ -714,18 +766,6 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         device_time_scale: a.time_scale.unwrap_or(1.0),
         reconnect_wait: Duration::from_secs_f64(a.reconnect_wait),
     };
-    say!(
-        "hil: {} cases, device {}, {jobs} worker{}",
-        cases.len(),
-        a.device,
-        if jobs == 1 { "" } else { "s" }
-    );
-    if !facts.unsupported.is_empty() {
-        say!(
-            "hil: the profile says the firmware lacks {}: their settings are tested only as refusals (hil matrix --profile lists them)",
-            facts.unsupported.join(", ")
-        );
-    }
     let make: Arc<MakeRunner> = Arc::new(move |_worker| {
         Runner::start(opts.clone()).map(|r| Box::new(r) as Box<dyn CaseRunner>)
     });
@@ -779,6 +819,9 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     if let Some(e) = &s.report_error {
         error!("hil: the report: {e}");
     }
+    if let Some(line) = s.reach_line() {
+        say!("{line}");
+    }
     say!("{}", s.last_line());
     let _ = std::io::stdout().flush();
     Ok(if s.interrupted {
@@ -827,11 +870,14 @@ fn matrix(a: MatrixArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let rows = rows_of(&m, &a.matrix, a.strength, a.seed)?;
+    let (rows, coverage) = rows_of(&m, &a.matrix, a.strength, a.seed)?;
     for line in unsupported_lines(&m) {
         say!("{line}");
     }
     print!("{}", m.explain(&rows));
+    for line in coverage.iter().flat_map(|c| c.lines()) {
+        say!("{line}");
+    }
     if a.list {
         for r in &rows {
             say!("{}", m.id(r));

@@ -237,6 +237,9 @@ pub struct PoolSummary {
     pub report_error: Option<String>,
     /// Wall time.
     pub elapsed_ms: u64,
+    /// Cases counted above whose record holds an SMTP connection to the fake server
+    /// (`Record::reached_smtp_server`): how much of the run tested the SMTP session.
+    pub reached_server: usize,
 }
 
 impl PoolSummary {
@@ -255,6 +258,19 @@ impl PoolSummary {
             s.push_str(&format!(", {} not run", self.not_run));
         }
         s
+    }
+
+    /// `hil: R of N cases reached the fake SMTP server (P%)`, over the cases counted
+    /// (`None` when there are none): printed before [`PoolSummary::last_line`].
+    pub fn reach_line(&self) -> Option<String> {
+        let n = self.passed + self.failed + self.harness_errors + self.crashes;
+        (n > 0).then(|| {
+            format!(
+                "hil: {} of {n} cases reached the fake SMTP server ({}%)",
+                self.reached_server,
+                (self.reached_server * 100 + n / 2) / n
+            )
+        })
     }
 
     /// Nothing failed, no harness error, every case ran, the report was written.
@@ -634,8 +650,11 @@ fn open_results(path: &Path, kept: &[Record]) -> Result<std::fs::File, PoolError
         .map_err(at(path))
 }
 
-fn tally(s: &mut PoolSummary, v: Verdict) {
-    match v {
+fn tally(s: &mut PoolSummary, r: &Record) {
+    if r.reached_smtp_server() {
+        s.reached_server += 1;
+    }
+    match r.verdict {
         Verdict::Pass => s.passed += 1,
         Verdict::Fail => s.failed += 1,
         Verdict::HarnessError => s.harness_errors += 1,
@@ -795,7 +814,7 @@ fn plan_resume(
         let _ = writeln!(out, "{line}");
     }
     for r in &kept {
-        tally(&mut summary, r.verdict);
+        tally(&mut summary, r);
     }
     Ok((todo, kept, summary))
 }
@@ -970,7 +989,7 @@ impl Collector<'_> {
                 "CRASH"
             }
         };
-        tally(self.summary, rec.verdict);
+        tally(self.summary, &rec);
         let tries = if attempts > 1 {
             format!(", {attempts} attempts")
         } else {
@@ -1524,6 +1543,22 @@ mod tests {
             ["steps/mail-451", "steps/ehlo-421"]
         );
         assert!(closest_ids("zzz", &ids, 5).is_empty());
+    }
+
+    #[test]
+    fn the_share_of_cases_that_reached_the_server() {
+        let s = PoolSummary {
+            passed: 2,
+            failed: 1,
+            reached_server: 2,
+            ..Default::default()
+        };
+        assert_eq!(
+            s.reach_line().as_deref(),
+            Some("hil: 2 of 3 cases reached the fake SMTP server (67%)")
+        );
+        assert_eq!(s.last_line(), "2 passed, 1 failed");
+        assert_eq!(PoolSummary::default().reach_line(), None);
     }
 
     #[test]

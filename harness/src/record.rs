@@ -79,6 +79,14 @@ pub struct Record {
     pub micros: u64,
 }
 
+impl Record {
+    /// Whether the case got as far as the fake SMTP server (one SMTP connection
+    /// at least): a case that fails earlier tests nothing of the SMTP session.
+    pub fn reached_smtp_server(&self) -> bool {
+        self.transcripts.iter().any(|t| t.server == "smtp")
+    }
+}
+
 /// Appends one record as a JSON line and flushes it, so a record is either whole on
 /// disk or absent.
 pub fn append(out: &mut impl Write, r: &Record) -> std::io::Result<()> {
@@ -162,6 +170,21 @@ mod tests {
             millis: 3,
             micros: 3000,
         }
+    }
+
+    #[test]
+    fn a_case_reached_the_server_when_it_has_an_smtp_transcript() {
+        let mut r = rec("a");
+        assert!(!r.reached_smtp_server());
+        let t = |server: &str| Transcript {
+            server: server.into(),
+            listener: "plain".into(),
+            lines: vec![],
+        };
+        r.transcripts.push(t("pop3"));
+        assert!(!r.reached_smtp_server(), "a POP login only");
+        r.transcripts.push(t("smtp"));
+        assert!(r.reached_smtp_server());
     }
 
     #[test]

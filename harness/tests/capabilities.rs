@@ -1,7 +1,9 @@
 //! A firmware that lacks features (issue 16 item 1): the simulated device started
 //! `--without` POP before SMTP, load reduction and revocation checking, and a profile
 //! that says so (`unsupported`). The pairwise run has no case that fails only because
-//! of a missing feature, and each unsupported value is tested once, as a refusal.
+//! of a missing feature, each unsupported value is tested once, as a refusal, and the
+//! run reports every testable pair covered (issue 16 item 2) and how many cases
+//! reached the fake SMTP server.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -87,6 +89,26 @@ fn a_pairwise_run_on_a_firmware_lacking_features_tests_them_only_as_refusals() {
         printed.contains("the firmware lacks pop-before-smtp, load-reduction, check-revocation"),
         "{printed}"
     );
+    // Masking-aware: every testable pair covered (the oracle's tests check it pair by
+    // pair), and the run says so, and how many cases reached the server.
+    let figures = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("hil: testable pairs: "))
+        .unwrap_or_else(|| panic!("no coverage figures: {printed}"));
+    let testable = figures.split(' ').next().expect("a count");
+    assert!(
+        figures.contains(&format!("; covered: {testable} ")),
+        "{figures}"
+    );
+    assert!(!printed.contains("undecided"), "{printed}");
+    let reached = printed
+        .lines()
+        .find(|l| l.contains("cases reached the fake SMTP server"))
+        .unwrap_or_else(|| panic!("no reach line: {printed}"));
+    assert!(reached.starts_with("hil: "), "{reached}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.trim_end().lines().last().unwrap_or_default();
+    assert!(last.ends_with(" passed, 0 failed"), "{printed}");
     // No case fails: none sets a value the firmware lacks except the refusal cases.
     let bad: Vec<(&str, Verdict)> = records
         .iter()

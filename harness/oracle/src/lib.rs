@@ -8,7 +8,8 @@
 //! - `oracle`: what a correct device does for a case (a `Prediction`).
 //! - `matrix`: the setting matrix (dimensions, don't-care rules, sections, exhaustive
 //!   rows and covering arrays, case ids); `covering`: the t-way covering-array engine;
-//!   `cases`: the first hand-written set of cases.
+//!   `masking`: masking-aware covering arrays over the matrix (a tuple counts only
+//!   where its dimensions matter); `cases`: the first hand-written set of cases.
 //!
 //! Settings (`model::Key`), certificate checks (`model::Check`) and dimensions
 //! (`matrix::Dim`) are named by enums, so a misspelt name does not compile; errors at
@@ -18,6 +19,7 @@
 pub mod cases;
 pub mod covering;
 mod dim;
+pub mod masking;
 pub mod matrix;
 pub mod model;
 mod named;

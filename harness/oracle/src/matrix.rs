@@ -14,17 +14,22 @@
 //! follow the session: gating and addresses, TLS and certificates, AUTH, POP before
 //! SMTP, load reduction, server faults and the scenario library. Interactions across
 //! sections are what the covering arrays (`--matrix pairwise`, `3-way`, `4-way`) are
-//! for: they run over every dimension at once.
+//! for: they run over every dimension at once. Pairwise and 3-way are masking-aware
+//! (`masking`): a tuple counts as covered only by a row in which each of its
+//! dimensions is relevant, which the relevance rules above decide.
 //!
 //! **Invalid values** (PICT's `~`) appear at most once per case, and alone: the device
 //! refuses the whole `apply`, so nothing else can matter.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::covering;
+use crate::masking;
+pub use crate::masking::Coverage;
 use crate::model::{self, Case, CertFacts, Check, DeviceFacts, Key, Range, Target, TriggerSpec};
 use hil_mail::faults::{Action, Fault, When};
 use hil_mail::sasl::{Account, Mechanism};
@@ -46,13 +51,27 @@ pub struct Get<'a> {
     dims: &'a [Dimension],
     row: &'a [usize],
     ctx: &'a Ctx,
+    /// The dimensions read so far, one bit each (`Dim::index`): what an answer
+    /// depended on, so that the masking-aware search (`masking`) can tell an answer
+    /// about a partly chosen row that no later choice can change.
+    read: Cell<u64>,
+    /// The dimensions read since the last gate (`why!`) let the row through: what a
+    /// "does not matter" answer depends on (every row that agrees on them gets one).
+    explained: Cell<u64>,
 }
 
 impl Get<'_> {
     /// The value of dimension `d`.
     pub fn v(&self, d: Dim) -> &str {
         let i = d.index();
+        self.read.set(self.read.get() | 1 << i);
+        self.explained.set(self.explained.get() | 1 << i);
         self.dims[i].values[self.row[i]].name.as_str()
+    }
+
+    /// A gate let the row through (`why!`).
+    fn gate_passed(&self) {
+        self.explained.set(0);
     }
 
     /// Whether `d` has the value `value`, which must be one of `d`'s values (checked in
@@ -146,6 +165,15 @@ pub struct Row {
     pub values: Vec<usize>,
 }
 
+/// A covering array as run: its cases (the array's rows, then one refusal case per
+/// invalid value) and, when masking-aware, what it covers.
+#[derive(Debug, Clone)]
+pub struct CoveringArray {
+    pub rows: Vec<Row>,
+    /// `None` for the plain 4-way array.
+    pub coverage: Option<Coverage>,
+}
+
 /// Why a model cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -221,13 +249,21 @@ pub const MECHANISM_ORDER: &[&str] = &[
 
 // ---- Relevance: whether a dimension can change the outcome of a row. ----
 
-/// Returns the reason from the enclosing relevance function when `$e` (a relevance
-/// answer) says the dimension does not matter.
+/// Returns the reason from the enclosing relevance function when `$f($g)` (a
+/// relevance answer, a gate) says the dimension does not matter. When the gate lets
+/// the row through, what it read no longer explains a "does not matter" answered
+/// after it: had the gate stopped the row, the answer would be "does not matter"
+/// too. `Get` forgets those reads for its explanation (see `Get::explained`). So a
+/// function that uses `why!` (a gate: `sending`, `addressed`, `auth_on`…) must only be
+/// called through `why!` or as a rule's whole answer: called in the middle of a rule,
+/// it would make the rule forget what it read before the call, and the masking-aware
+/// search would take some pairs for untestable (the masking tests would catch that).
 macro_rules! why {
-    ($e:expr) => {
-        if let Some(w) = $e {
+    ($f:ident($g:ident)) => {
+        if let Some(w) = $f($g) {
             return Some(w);
         }
+        $g.gate_passed();
     };
 }
 
@@ -1278,12 +1314,33 @@ impl Matrix {
             dims: &self.dims,
             row,
             ctx: &self.ctx,
+            read: Cell::new(0),
+            explained: Cell::new(0),
         }
     }
 
     /// Why dimension `i` does not matter in `row` (`None`: it matters).
     pub fn collapsed(&self, row: &[usize], i: usize) -> Option<&'static str> {
         (self.dims[i].relevant)(&self.view(row))
+    }
+
+    /// [`Matrix::collapsed`] as the masking-aware search (`masking`) needs it: whether
+    /// dimension `i` does not matter in `row`, the dimensions the answer read (a bit
+    /// per `Dim::index`: the answer holds for every row that agrees with `row` on
+    /// them), and for "does not matter" the fewer dimensions that explain it (every
+    /// row that agrees on those gets "does not matter" too, maybe for another reason).
+    pub(crate) fn collapsed_reading(&self, row: &[usize], i: usize) -> (bool, u64, u64) {
+        let g = self.view(row);
+        let collapsed = (self.dims[i].relevant)(&g).is_some();
+        (collapsed, g.read.get(), g.explained.get())
+    }
+
+    /// Whether [`Matrix::normalise`] rewrites `row`'s `server.listener` to `matching`
+    /// (it names the listener the TLS mode expects), and the dimensions that read.
+    pub(crate) fn listener_renamed_reading(&self, row: &[usize]) -> (bool, u64) {
+        let g = self.view(row);
+        let renamed = explicit_listener(&g) == Some(matching(&g));
+        (renamed, g.read.get())
     }
 
     /// Every dimension that does not matter set to its base value, in order.
@@ -1404,16 +1461,80 @@ impl Matrix {
         )
     }
 
-    /// A t-way covering array over every dimension's valid values (seeded), each row
-    /// then reduced (don't-cares at base, duplicates dropped), then one case per
-    /// invalid value.
+    /// The covering array `--matrix pairwise`, `3-way` and `4-way` run (seeded), then
+    /// one case per invalid value: for t = 2 and 3 masking-aware (`masking`: every
+    /// testable t-tuple in a row where each of its dimensions matters), for t = 4 the
+    /// plain array ([`Matrix::plain_covering`]), masking-aware 4-way being out of reach
+    /// on the project's model.
     pub fn covering(&self, t: usize, seed: u64) -> Result<Vec<Row>, covering::CoveringError> {
+        Ok(self.covering_array(t, seed)?.rows)
+    }
+
+    /// [`Matrix::covering`]'s rows and, for t = 2 and 3, what they cover (the plain
+    /// array's figures, [`Matrix::plain_coverage`], left to the caller: they cost a
+    /// plain generation).
+    pub fn covering_array(
+        &self,
+        t: usize,
+        seed: u64,
+    ) -> Result<CoveringArray, covering::CoveringError> {
+        if t == 4 {
+            return Ok(CoveringArray {
+                rows: self.plain_covering(t, seed)?,
+                coverage: None,
+            });
+        }
+        let (rows, mut coverage) = masking::generate(self, t, seed)?;
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for values in rows {
+            if seen.insert(values.clone()) {
+                out.push(Row {
+                    section: format!("{t}-way"),
+                    values,
+                });
+            }
+        }
+        let array = out.len();
+        for r in self.invalid_rows() {
+            if seen.insert(r.values.clone()) {
+                out.push(r);
+            }
+        }
+        coverage.refusals = out.len() - array;
+        Ok(CoveringArray {
+            rows: out,
+            coverage: Some(coverage),
+        })
+    }
+
+    /// The plain t-way covering array over every dimension's valid values (seeded),
+    /// each row then reduced (don't-cares at base, duplicates dropped), then one case
+    /// per invalid value: what `--matrix pairwise` ran before issue 16, and 4-way still.
+    /// Normalising loses the tuples whose dimensions a row's earlier values mask.
+    pub fn plain_covering(&self, t: usize, seed: u64) -> Result<Vec<Row>, covering::CoveringError> {
+        let mut out = self.plain_rows(t, seed)?.1;
+        let mut seen: BTreeSet<Vec<usize>> = out.iter().map(|r| r.values.clone()).collect();
+        for r in self.invalid_rows() {
+            if seen.insert(r.values.clone()) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The plain array's size before normalising, and its distinct normalised rows.
+    fn plain_rows(
+        &self,
+        t: usize,
+        seed: u64,
+    ) -> Result<(usize, Vec<Row>), covering::CoveringError> {
         let model = self.covering_model();
         let valid: Vec<Vec<usize>> = (0..self.dims.len()).map(|i| self.valid_values(i)).collect();
         let rows = covering::generate(&model, t, seed)?;
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
-        for r in rows {
+        for r in &rows {
             let mut r: Vec<usize> = r.iter().enumerate().map(|(i, j)| valid[i][*j]).collect();
             self.normalise(&mut r);
             if seen.insert(r.clone()) {
@@ -1423,12 +1544,40 @@ impl Matrix {
                 });
             }
         }
-        for r in self.invalid_rows() {
-            if seen.insert(r.values.clone()) {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        Ok((rows.len(), out))
+    }
+
+    /// The plain t-way array's figures beside a masking-aware one's: its rows, its
+    /// cases after normalisation, and how many testable t-tuples those still test
+    /// (t = 2 or 3).
+    pub fn plain_coverage(
+        &self,
+        t: usize,
+        seed: u64,
+    ) -> Result<masking::PlainCoverage, covering::CoveringError> {
+        let (rows, normalised) = self.plain_rows(t, seed)?;
+        Ok(masking::PlainCoverage {
+            rows,
+            normalised: normalised.len(),
+            covered: self.held_tuples(t, &normalised)?,
+        })
+    }
+
+    /// How many t-tuples of valid values (t = 2 or 3) `rows` hold with every dimension
+    /// relevant: each such tuple is testable, so this is the testable tuples the rows
+    /// cover. Rows with an invalid value (refusal cases) hold none.
+    pub fn held_tuples(&self, t: usize, rows: &[Row]) -> Result<usize, covering::CoveringError> {
+        let rows: Vec<Vec<usize>> = rows
+            .iter()
+            .filter(|r| {
+                r.values
+                    .iter()
+                    .enumerate()
+                    .all(|(i, j)| !self.dims[i].values[*j].invalid)
+            })
+            .map(|r| r.values.clone())
+            .collect();
+        masking::held_by(self, t, &rows)
     }
 
     /// The full product's size (every value of every dimension), as a float.
