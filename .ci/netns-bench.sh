@@ -6,8 +6,8 @@
 # reaches it over the link like a bench reaches a console server.
 #
 #   1. `hil bench-setup` over IPv4, driving the device through its console;
-#   2. the pairwise matrix over IPv4, console raw TCP, ser2net restarted mid-run;
-#   3. the pairwise matrix over IPv6 (servers, OCSP responder and CRLs on fd77::1),
+#   2. a tenth of the pairwise matrix over IPv4, console raw TCP, ser2net restarted mid-run;
+#   3. another tenth of the pairwise matrix over IPv6 (servers, OCSP responder and CRLs on fd77::1),
 #      console RFC 2217;
 #   4. the delivery and POP sections over the link-local address fe80::1, the harness
 #      binding it with its zone (%vbench) and the device given its own (%vdev);
@@ -111,7 +111,9 @@ if grep -q FAIL setup.log; then echo "bench-setup: a check failed"; exit 1; fi
 sleep 1
 
 echo "--- 2. pairwise over IPv4, console raw TCP, ser2net restarted mid-run"
-ip netns exec "$H" "$hil" run --matrix pairwise --device tcp:10.77.0.2:7001 --time-scale "$scale" \
+# A tenth of the (masking-aware, about 1,500-case) pairwise array: this bench checks the
+# network path, one case at a time; the whole array runs on the embedded sim in .ci/run.
+ip netns exec "$H" "$hil" run --matrix pairwise --shard 1/10 --device tcp:10.77.0.2:7001 --time-scale "$scale" \
   --bind 10.77.0.1 --certs zoo4 --report r4 > v4.log 2>&1 &
 run_pid=$!
 for _ in $(seq 600); do
@@ -132,7 +134,7 @@ if peers r4 | grep -v ' 10.77.0.2$'; then echo "r4: a peer other than the device
 sleep 1
 
 echo "--- 3. pairwise over IPv6, console RFC 2217"
-inh "$hil" run --matrix pairwise --seed 2 --device rfc2217:10.77.0.2:7002,115200,8N1,none \
+inh "$hil" run --matrix pairwise --seed 2 --shard 2/10 --device rfc2217:10.77.0.2:7002,115200,8N1,none \
   --time-scale "$scale" --bind fd77::1 --certs zoo6 --report r6 > v6.log 2>&1 || true
 check v6.log
 peers r6
