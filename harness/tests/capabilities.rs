@@ -239,3 +239,36 @@ fn a_firmware_without_ipv6_is_not_told_an_ipv6_server() {
     let _ = std::fs::remove_file(&p);
     assert!(text(&out).contains("1 passed, 0 failed"), "{}", text(&out));
 }
+
+#[test]
+fn a_firmware_with_one_switch_for_every_certificate_check_is_judged_so() {
+    // Declared: the matrix sets the five checks alike, following smtp.verify.expiry.
+    let p = lacking("one-switch", &["separate-cert-checks"]);
+    assert!(tls_failures(&p, "one-switch").is_empty());
+    let ps = p.to_string_lossy().to_string();
+    let ids = text(&hil(&[
+        "run",
+        "--list",
+        "--section",
+        "tls",
+        "--profile",
+        &ps,
+    ]));
+    let _ = std::fs::remove_file(&p);
+    assert!(
+        !ids.contains("smtp.verify.cn=on") && !ids.contains("smtp.verify.chain=on"),
+        "the checks other than expiry vary: {ids}"
+    );
+    // Undeclared on such a firmware: setting one check sets them all, and the cases
+    // that set one check alone fail.
+    let p = lacking("undeclared-one-switch", &[]);
+    let profile = std::fs::read_to_string(&p).expect("profile").replacen(
+        "variants = []",
+        "variants = []\nsim_args = [\"--without\", \"separate-cert-checks\"]",
+        1,
+    );
+    std::fs::write(&p, profile).expect("write");
+    let bad = tls_failures(&p, "undeclared-one-switch");
+    let _ = std::fs::remove_file(&p);
+    assert!(!bad.is_empty(), "no case showed the single switch");
+}

@@ -161,8 +161,11 @@ impl Device {
             queue: Mutex::new(tx),
             opts,
         });
-        dev.lock().settings =
-            Settings::with_lacks(dev.lacked(), dev.opts.lacks.0.contains(&"ipv6"));
+        dev.lock().settings = Settings::with_lacks(
+            dev.lacked(),
+            dev.opts.lacks.0.contains(&"ipv6"),
+            dev.opts.lacks.0.contains(&"separate-cert-checks"),
+        );
         let worker = Arc::clone(&dev);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -217,7 +220,11 @@ impl Device {
     /// Factory defaults and empty stores; job numbers keep counting up.
     pub fn reset(&self) {
         let mut s = self.lock();
-        s.settings = Settings::with_lacks(self.lacked(), self.opts.lacks.0.contains(&"ipv6"));
+        s.settings = Settings::with_lacks(
+            self.lacked(),
+            self.opts.lacks.0.contains(&"ipv6"),
+            self.opts.lacks.0.contains(&"separate-cert-checks"),
+        );
         s.users.clear();
         s.certs = Arc::default();
         s.notify.clear();

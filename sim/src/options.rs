@@ -62,6 +62,8 @@ impl Lacks {
         ("crl", &[]),
         // IPv6 literals in smtp.server and pop.server are refused.
         ("ipv6", &[]),
+        // One switch for every certificate check: setting one sets all five.
+        ("separate-cert-checks", &[]),
         ("device-user", &[(Key::SmtpAuthSource, "device_user")]),
         (
             "envelope-from-specified",

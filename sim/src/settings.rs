@@ -683,7 +683,19 @@ pub struct Settings {
     lacks: Vec<(Key, &'static str)>,
     /// IPv6 server addresses are refused (`--without ipv6`).
     no_ipv6: bool,
+    /// One switch for every certificate check (`--without separate-cert-checks`):
+    /// setting any `smtp.verify.*` sets all five.
+    one_check_switch: bool,
 }
+
+/// The certificate check flags (SPEC §3.5).
+const CHECK_KEYS: [Key; 5] = [
+    Key::SmtpVerifyExpiry,
+    Key::SmtpVerifyCn,
+    Key::SmtpVerifyKeyUsage,
+    Key::SmtpVerifyChain,
+    Key::SmtpVerifyRevocation,
+];
 
 impl Default for Settings {
     fn default() -> Self {
@@ -691,6 +703,7 @@ impl Default for Settings {
             values: SCHEMA.iter().map(|d| d.default.to_string()).collect(),
             lacks: Vec::new(),
             no_ipv6: false,
+            one_check_switch: false,
         }
     }
 }
@@ -706,12 +719,23 @@ impl Settings {
 
     /// Factory settings of a firmware that lacks the `(key, value)` settings in
     /// `lacks` (they are refused when set).
-    pub fn with_lacks(lacks: Vec<(Key, &'static str)>, no_ipv6: bool) -> Settings {
-        Settings {
+    pub fn with_lacks(
+        lacks: Vec<(Key, &'static str)>,
+        no_ipv6: bool,
+        one_check_switch: bool,
+    ) -> Settings {
+        let mut s = Settings {
             lacks,
             no_ipv6,
+            one_check_switch,
             ..Settings::default()
+        };
+        if one_check_switch {
+            // The one switch's factory setting: on (the expiry check's default).
+            let on = s.get(Key::SmtpVerifyExpiry).to_string();
+            s.store(vec![(Key::SmtpVerifyExpiry, on)]);
         }
+        s
     }
 
     /// [`validate`], and refused if this firmware lacks the feature.
@@ -785,8 +809,15 @@ impl Settings {
 
     fn store(&mut self, checked: Vec<(Key, String)>) {
         for (key, value) in checked {
-            if let Some(slot) = self.values.get_mut(key as usize) {
-                *slot = value;
+            let keys: &[Key] = if self.one_check_switch && CHECK_KEYS.contains(&key) {
+                &CHECK_KEYS
+            } else {
+                std::slice::from_ref(&key)
+            };
+            for k in keys {
+                if let Some(slot) = self.values.get_mut(*k as usize) {
+                    *slot = value.clone();
+                }
             }
         }
     }

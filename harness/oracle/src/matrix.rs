@@ -385,14 +385,38 @@ fn check_matters(g: &Get, check: Check) -> Option<&'static str> {
     let Some(cert) = g.ctx.certs.get(g.v(Dim::ServerCert)) else {
         return Some("no such certificate");
     };
-    // Collapsed only when the check passes under every reading the harness knows:
-    // SPEC's, and the variants' (cn-only).
-    let passes = model::cert_check(cert, check, SERVER_IP) == "accept"
-        && (check != Check::Cn || model::name_matches(cert, SERVER_IP, true));
-    if passes {
-        return Some("the certificate passes this check (also under the cn-only variant)");
+    let facts = &g.ctx.facts;
+    if facts.lacks_feature("separate-cert-checks") {
+        // One switch for every check: `smtp.verify.expiry` stands for it, and it
+        // matters when any check fails the certificate.
+        if check != Check::Expiry {
+            return Some("one switch for every check (the firmware lacks separate-cert-checks): follows smtp.verify.expiry");
+        }
+        return Check::ALL
+            .iter()
+            .all(|c| check_passes(cert, *c, facts))
+            .then_some("the certificate passes every check (one switch for all)");
     }
-    None
+    check_passes(cert, check, facts)
+        .then_some("the certificate passes this check (also under the cn-only variant)")
+}
+
+/// Whether `check` accepts `cert` under every reading the harness knows: SPEC's, the
+/// variants' (cn-only), and the firmware's revocation sources.
+fn check_passes(cert: &CertFacts, check: Check, facts: &DeviceFacts) -> bool {
+    let verdict = if check == Check::Revocation
+        && (facts.lacks_feature("ocsp") || facts.lacks_feature("crl"))
+    {
+        model::revocation_by(
+            cert,
+            !facts.lacks_feature("ocsp"),
+            !facts.lacks_feature("crl"),
+        )
+        .to_string()
+    } else {
+        model::cert_check(cert, check, SERVER_IP)
+    };
+    verdict == "accept" && (check != Check::Cn || model::name_matches(cert, SERVER_IP, true))
 }
 
 /// The AUTH mechanism the device picks: SPEC §3.7's order ∩ enabled ∩ offered.
@@ -2082,12 +2106,21 @@ fn server_of(g: &Get, f: Option<&ServerFault>) -> SmtpConfig {
 
 fn build_case(m: &Matrix, row: &Row) -> Case {
     let g = m.view(&row.values);
-    let settings: Vec<(Key, String)> = m
+    let mut settings: Vec<(Key, String)> = m
         .dims
         .iter()
         .zip(&row.values)
         .flat_map(|(d, j)| setting_of(d, &d.values[*j]))
         .collect();
+    if m.ctx.facts.lacks_feature("separate-cert-checks") {
+        // One switch: every check takes `smtp.verify.expiry`'s value.
+        let all = g.v(Dim::SmtpVerifyExpiry).to_string();
+        for (k, v) in &mut settings {
+            if Check::ALL.iter().any(|c| c.flag() == *k) {
+                *v = all.clone();
+            }
+        }
+    }
     let f = m.ctx.faults.get(g.v(Dim::ServerFault));
     let listener = listener_of(&g);
     let cert_name = if f.and_then(|f| f.listener).is_some() {

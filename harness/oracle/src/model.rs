@@ -613,6 +613,9 @@ pub const FEATURES: &[(&str, &[(Key, &str)])] = &[
     ("crl", &[]),
     // IPv6 server addresses (`smtp.server`, `pop.server` as IPv6 literals).
     ("ipv6", &[]),
+    // The certificate checks one by one; without it, one switch turns them all on or
+    // off together (the matrix sets the five flags alike).
+    ("separate-cert-checks", &[]),
     ("device-user", &[(Key::SmtpAuthSource, "device_user")]),
     (
         "envelope-from-specified",
@@ -621,6 +624,11 @@ pub const FEATURES: &[(&str, &[(Key, &str)])] = &[
 ];
 
 impl DeviceFacts {
+    /// Whether the firmware lacks `feature` (a word of [`FEATURES`]).
+    pub fn lacks_feature(&self, feature: &str) -> bool {
+        self.unsupported.iter().any(|u| u == feature)
+    }
+
     /// The feature `key` set to `value` needs, if the firmware lacks it.
     pub fn lacks(&self, key: Key, value: &str) -> Option<&'static str> {
         FEATURES
