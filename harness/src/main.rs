@@ -784,6 +784,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     let command: Vec<String> = std::env::args().collect();
     let shard = a.shard.clone();
     let device_name = a.device.clone();
+    let coverage_lines: Vec<String> = coverage.iter().flat_map(|c| c.lines()).collect();
     let write_report = |records: &[Record], summary: &PoolSummary| {
         let Some(dir) = &report_dir else {
             return Ok(());
@@ -796,6 +797,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
             duration_s: summary.elapsed_ms as f64 / 1000.0,
             shard: shard.clone(),
             inputs: Vec::new(),
+            coverage: coverage_lines.clone(),
         };
         hil::report::write_all(dir, records, &meta)
     };

@@ -34,6 +34,9 @@ pub struct RunMeta {
     pub shard: Option<String>,
     /// For a merge: the inputs it joined.
     pub inputs: Vec<String>,
+    /// What a covering array covers (testable and covered tuples), for a run of one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coverage: Vec<String>,
 }
 
 /// The time now as RFC 3339 in UTC, whole seconds (`2025-01-31T12:00:00Z`): the form
@@ -325,6 +328,7 @@ fn merged_meta(inputs: &[PathBuf], out: &Path, metas: &[RunMeta]) -> RunMeta {
         duration_s: metas.iter().fold(0.0, |t, m| t + m.duration_s),
         shard: None,
         inputs: shown,
+        coverage: Vec::new(),
     }
 }
 
@@ -664,7 +668,7 @@ pub fn html(records: &[Record], meta: &RunMeta) -> String {
          <title>hil report: {}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
         esc(&counts.line())
     );
-    summary(&mut h, &counts, meta);
+    summary(&mut h, &counts, meta, records);
 
     let mut bad: Vec<&Record> = records
         .iter()
@@ -771,7 +775,17 @@ pub fn html(records: &[Record], meta: &RunMeta) -> String {
     h
 }
 
-fn summary(h: &mut String, c: &Counts, meta: &RunMeta) {
+fn summary(h: &mut String, c: &Counts, meta: &RunMeta, records: &[Record]) {
+    let reached = records.iter().filter(|r| r.reached_smtp_server()).count();
+    let reach = if records.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "{reached} of {} cases reached the fake SMTP server ({}%)",
+            records.len(),
+            reached * 100 / records.len()
+        )
+    };
     let _ = writeln!(
         h,
         "<section id=\"summary\">\n<h1>hil report</h1>\n<p class=\"counts\">\
@@ -801,6 +815,8 @@ fn summary(h: &mut String, c: &Counts, meta: &RunMeta) {
         ("duration", duration),
         ("shard", meta.shard.clone().unwrap_or_default()),
         ("inputs", meta.inputs.join("\n")),
+        ("coverage", meta.coverage.join("\n")),
+        ("reached the server", reach),
     ];
     for (k, v) in rows.iter().filter(|(_, v)| !v.is_empty()) {
         let _ = writeln!(

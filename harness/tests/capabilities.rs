@@ -83,8 +83,14 @@ fn a_pairwise_run_on_a_firmware_lacking_features_tests_them_only_as_refusals() {
     ]);
     let printed = text(&out);
     let records = record::read(&dir.join("results.jsonl")).expect("results");
+    // The report states what the array covers and how many cases reached the server.
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&p);
+    assert!(
+        html.contains("testable pairs") && html.contains("cases reached the fake SMTP server"),
+        "report.html says nothing of the coverage"
+    );
     assert!(
         printed.contains("the firmware lacks pop-before-smtp, load-reduction, check-revocation"),
         "{printed}"

@@ -88,6 +88,7 @@ fn write_report(name: &str) -> PathBuf {
         duration_s: 60.0,
         shard: None,
         inputs: vec![],
+        coverage: vec![],
     };
     write_all(&dir, &records, &meta).unwrap();
     dir
