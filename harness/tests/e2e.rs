@@ -386,7 +386,7 @@ fn hil_run_drives_an_already_running_device_over_tcp_and_serial() {
 #[test]
 fn hil_run_names_a_bad_device_and_a_missing_port() {
     for (device, says) in [
-        ("usb:3", "a device is sim, serial:"),
+        ("usb:3", "a device is sim, sim:PROGRAM, serial:"),
         ("serial:/dev/does-not-exist", "/dev/does-not-exist"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_hil"))
