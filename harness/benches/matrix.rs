@@ -332,7 +332,7 @@ fn main() {
                 kind.get(&r.id)
                     .is_some_and(|(t, wait)| *t == tls && *wait == 0)
             })
-            .filter(|r| !r.expected.contains("wait_ms: Some"))
+            .filter(|r| r.expected.wait_ms.is_none())
             .collect();
         let mut ms: Vec<u64> = chosen.iter().map(|r| r.micros).collect();
         ms.sort_unstable();
@@ -342,7 +342,7 @@ fn main() {
         // Console commands per case (each a round trip), from the console logs.
         let commands = chosen
             .iter()
-            .map(|r| r.console.iter().filter(|l| l.contains(" H: ")).count())
+            .map(|r| r.console.iter().filter(|l| l.dir == "harness").count())
             .sum::<usize>() as f64
             / n.max(1) as f64;
         let median = ms.get(n / 2).copied().unwrap_or(0) as f64 / 1000.0;

@@ -444,14 +444,14 @@ fn probe_device(
                 "reached ({seen}), but case {id} did not pass: {}",
                 r.harness_error
                     .clone()
-                    .unwrap_or_else(|| r.mismatches.join("; "))
+                    .unwrap_or_else(|| crate::outcome::texts(&r.mismatches).join("; "))
             )
         } else {
             format!(
                 "nothing reached the harness in case {id}: {}",
                 r.harness_error
                     .clone()
-                    .or_else(|| r.mismatches.first().cloned())
+                    .or_else(|| r.mismatches.first().map(|m| m.text.clone()))
                     .unwrap_or_else(|| "no connection".into())
             )
         };

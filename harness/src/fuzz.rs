@@ -114,8 +114,10 @@ pub fn fuzz(
         if r.passed {
             Ok(())
         } else {
-            *last_fail.borrow_mut() = Some((case.id.clone(), r.mismatches.clone()));
-            Err(TestCaseError::fail(r.mismatches.join("; ")))
+            *last_fail.borrow_mut() = Some((case.id.clone(), crate::outcome::texts(&r.mismatches)));
+            Err(TestCaseError::fail(
+                crate::outcome::texts(&r.mismatches).join("; "),
+            ))
         }
     });
     let runs = runs.into_inner();
@@ -158,7 +160,7 @@ pub fn fuzz(
                     progress(&case.id, if fails { "FAIL" } else { "pass" });
                     if fails {
                         row = candidate;
-                        mismatches = r.mismatches;
+                        mismatches = crate::outcome::texts(&r.mismatches);
                         shrunk = true;
                     }
                 }

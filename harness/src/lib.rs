@@ -39,10 +39,12 @@ macro_rules! tell {
 pub mod bench_setup;
 pub mod device;
 pub mod fuzz;
+pub mod outcome;
 pub mod pool;
 pub mod probe;
 pub mod record;
 pub mod report;
 pub mod runner;
 pub mod serve_cmd;
+pub mod triage;
 pub mod verdict;

@@ -699,9 +699,87 @@ fn announce(
     }
 }
 
+/// A path as given, made absolute so that a printed command works from anywhere.
+fn absolute(p: &std::path::Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// The options of a run that decide a case's verdict, as `hil run` words.
+struct Rerun<'a> {
+    device: &'a str,
+    profile: Option<&'a std::path::Path>,
+    plant: &'a [String],
+    model: &'a ModelArgs,
+    bind: &'a BindAddr,
+    server_address: Option<&'a str>,
+    time_scale: Option<f64>,
+}
+
+impl Rerun<'_> {
+    /// `hil run` and the options; `--case ID` after them reproduces one case
+    /// (RunMeta::rerun, report::reproduce).
+    fn words(&self) -> Vec<String> {
+        let mut w: Vec<String> = vec!["hil".into(), "run".into()];
+        let mut opt = |name: &str, value: String| {
+            w.push(format!("--{name}"));
+            w.push(value);
+        };
+        if self.device != "sim" {
+            opt("device", self.device.to_string());
+        }
+        if let Some(p) = self.profile {
+            opt("profile", absolute(p));
+        }
+        for p in self.plant {
+            opt("plant", p.clone());
+        }
+        if let Some(c) = &self.model.certs {
+            opt("certs", absolute(c));
+        }
+        if let Some(s) = &self.model.scenarios {
+            opt("scenarios", absolute(s));
+        }
+        let bind = self.bind.to_string();
+        if bind != "127.0.0.1" {
+            opt("bind", bind);
+        }
+        if let Some(s) = self.server_address {
+            opt("server-address", s.to_string());
+        }
+        if let Some(t) = self.time_scale {
+            opt("time-scale", t.to_string());
+        }
+        w
+    }
+}
+
+/// The reproduce words of a `hil run` (the case id names the matrix values, so
+/// --matrix, --seed and --strength are not needed).
+fn rerun_words(a: &RunArgs) -> Vec<String> {
+    let mut w = Rerun {
+        device: &a.device,
+        profile: a.profile.as_deref(),
+        plant: &a.plant,
+        model: &a.model,
+        bind: &a.bind,
+        server_address: a.server_address.as_deref(),
+        time_scale: a.time_scale,
+    }
+    .words();
+    if a.smtp_port != 0 {
+        w.push("--smtp-port".into());
+        w.push(a.smtp_port.to_string());
+    }
+    w
+}
+
 /// Runs the cases; answers the exit status.
 fn run(a: RunArgs) -> anyhow::Result<u8> {
     let device = device_choice(&a.device, a.time_scale)?;
+    let rerun = rerun_words(&a);
     let certs = data_dir(a.model.certs.clone(), "certs");
     let facts = profile_facts(a.profile.as_deref())?;
     ipv6_supported(&facts, &a.bind, a.server_address.as_deref())?;
@@ -785,6 +863,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     let shard = a.shard.clone();
     let device_name = a.device.clone();
     let coverage_lines: Vec<String> = coverage.iter().flat_map(|c| c.lines()).collect();
+    let recap = std::cell::RefCell::new(Vec::<String>::new());
     let write_report = |records: &[Record], summary: &PoolSummary| {
         let Some(dir) = &report_dir else {
             return Ok(());
@@ -798,7 +877,13 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
             shard: shard.clone(),
             inputs: Vec::new(),
             coverage: coverage_lines.clone(),
+            rerun: rerun.clone(),
+            hil_version: hil::report::hil_build().0,
+            hil_commit: hil::report::hil_build().1,
         };
+        let triage = hil::triage::triage(records);
+        *recap.borrow_mut() =
+            hil::triage::recap(records, &triage, &|id| hil::report::reproduce(&meta, id));
         hil::report::write_all(dir, records, &meta)
     };
     let result = pool::run_pool(
@@ -822,6 +907,9 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         error!("hil: the report: {e}");
     }
     if let Some(line) = s.reach_line() {
+        say!("{line}");
+    }
+    for line in recap.borrow().iter() {
         say!("{line}");
     }
     say!("{}", s.last_line());
@@ -939,6 +1027,19 @@ fn unsupported_lines(m: &hil_oracle::matrix::Matrix) -> Vec<String> {
 /// `hil fuzz`: answers whether every case matched.
 fn fuzz(a: FuzzArgs) -> anyhow::Result<bool> {
     let device = device_choice(&a.device, a.time_scale)?;
+    let meta = hil::report::RunMeta {
+        rerun: Rerun {
+            device: &a.device,
+            profile: a.profile.as_deref(),
+            plant: &a.plant,
+            model: &a.model,
+            bind: &a.bind,
+            server_address: a.server_address.as_deref(),
+            time_scale: a.time_scale,
+        }
+        .words(),
+        ..Default::default()
+    };
     let certs = data_dir(a.model.certs.clone(), "certs");
     let facts = profile_facts(a.profile.as_deref())?;
     let m = hil_oracle::matrix::Matrix::build(
@@ -994,7 +1095,7 @@ fn fuzz(a: FuzzArgs) -> anyhow::Result<bool> {
             for mm in &f.mismatches {
                 say!("  - {mm}");
             }
-            say!("rerun: hil run --case '{}'", f.id);
+            say!("rerun: {}", hil::report::reproduce(&meta, &f.id));
             Ok(false)
         }
     }

@@ -1118,7 +1118,10 @@ mod tests {
                 },
                 Out::Fail => CaseResult {
                     harness_error: None,
-                    mismatches: vec!["fake mismatch".into()],
+                    mismatches: vec![crate::outcome::Mismatch::new(
+                        crate::outcome::MismatchKind::Outcome,
+                        "fake mismatch".into(),
+                    )],
                     ..base
                 },
                 Out::Harness => base,

@@ -9,11 +9,19 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::outcome::{Mismatch, Outcome};
+
+/// The version of the record's layout, written in every record
+/// (docs/results.schema.json describes it). 2: typed `expected`, `observed`,
+/// `mismatches`, `scenario`, transcript and console lines, and the failure `signature`.
+pub const SCHEMA_VERSION: u32 = 2;
+
 /// How a case ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The device did what the oracle expects.
+    #[default]
     Pass,
     /// The device did something else: a device failure.
     Fail,
@@ -26,21 +34,91 @@ pub enum Verdict {
     Crash,
 }
 
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::HarnessError => "harness_error",
+            Verdict::Crash => "crash",
+        }
+    }
+}
+
+/// One line of a transcript or of the console log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    /// Milliseconds on the case's clock (the servers and the console share it).
+    pub ms: u64,
+    /// Who spoke: `client` (the device) or `server` in a transcript, `harness` or
+    /// `device` on the console, `note` for the harness's own notes.
+    pub dir: String,
+    pub text: String,
+}
+
+impl std::fmt::Display for Line {
+    /// `    12ms C: EHLO mfp`, the form the reports print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let who = match self.dir.as_str() {
+            "client" => "C",
+            "server" => "S",
+            "harness" => "H",
+            "device" => "D",
+            "note" => "N",
+            other => other,
+        };
+        write!(f, "{:>6}ms {who}: {}", self.ms, self.text)
+    }
+}
+
 /// One connection's transcript, as the fake server recorded it (credentials
 /// already redacted by the server).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Transcript {
     /// `smtp` or `pop3`.
     pub server: String,
     /// The listener's name (`plain`, `starttls`, `tls`, …).
     pub listener: String,
-    /// `"   12ms C: EHLO mfp"` lines.
-    pub lines: Vec<String>,
+    pub lines: Vec<Line>,
+}
+
+/// The server side of a case.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// `fake_server`, or `closed_port` (nothing listening).
+    pub target: String,
+    /// The SMTP listener the device is sent to (`plain`, `starttls`, `tls`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener: Option<String>,
+    /// The zoo certificate the TLS listeners present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// The case's `server.fault` value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    /// The AUTH mechanisms the server offers.
+    #[serde(default)]
+    pub auth: Vec<String>,
+    #[serde(default)]
+    pub require_auth: bool,
+    /// The server relays only within this many seconds of a POP login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pop_before_smtp_window_s: Option<u64>,
+    /// The largest message the server takes, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// The scripted faults: `{step, nth?, probability?, action, …}` as in a scenario file.
+    #[serde(default)]
+    pub faults: Vec<serde_json::Value>,
+    /// The same in words.
+    pub text: String,
 }
 
 /// The record of one case.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Record {
+    /// [`SCHEMA_VERSION`] when written.
+    pub schema_version: u32,
     /// The case id (`section/dim=value,…`); `hil run --case ID` re-runs it.
     pub id: String,
     pub verdict: Verdict,
@@ -50,14 +128,18 @@ pub struct Record {
     pub dims: BTreeMap<String, String>,
     /// The settings applied after `reset`, in order (secrets masked).
     pub settings: Vec<(String, String)>,
-    /// The server side of the case in words (listener, certificate, faults, …).
-    pub scenario: String,
-    /// What the oracle expects, in words.
-    pub expected: String,
-    /// What was observed, in words.
-    pub observed: String,
+    /// The server side of the case (listener, certificate, faults, …).
+    pub scenario: Scenario,
+    /// What the oracle expects.
+    pub expected: Outcome,
+    /// What was observed.
+    pub observed: Outcome,
     /// Every difference between the two; empty on a pass.
-    pub mismatches: Vec<String>,
+    pub mismatches: Vec<Mismatch>,
+    /// For a case that did not pass: the key of its failure group (`triage.rs`), the
+    /// same for every case that fails for the same reason; what baselines match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
     /// Why the harness could not run the case, for `HarnessError`.
     pub harness_error: Option<String>,
     /// What happened, for `Crash`.
@@ -68,8 +150,8 @@ pub struct Record {
     pub findings: Vec<String>,
     /// Every server connection the case made.
     pub transcripts: Vec<Transcript>,
-    /// The console conversation, `"   12ms > reset"` lines (secrets masked).
-    pub console: Vec<String>,
+    /// The console conversation (secrets masked).
+    pub console: Vec<Line>,
     /// How many times the case ran (harness errors are retried).
     pub attempts: u32,
     /// Wall time of the last attempt.
@@ -104,6 +186,12 @@ pub enum ReadError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{}:{line}: a record of schema {found}, this hil reads schema {SCHEMA_VERSION}: re-run the cases (or use the hil that wrote it)", path.display())]
+    OldSchema {
+        path: PathBuf,
+        line: usize,
+        found: u64,
+    },
     #[error("{}:{line}: not a case record: {source}", path.display())]
     NotARecord {
         path: PathBuf,
@@ -135,11 +223,26 @@ pub fn read(path: &Path) -> Result<Vec<Record>, ReadError> {
             Ok(r) => out.push(r),
             Err(_) if i + 1 == last => break,
             Err(source) => {
+                let found = serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .filter(|v| v.get("id").is_some())
+                    .map(|v| {
+                        v.get("schema_version")
+                            .and_then(|n| n.as_u64())
+                            .unwrap_or(1)
+                    });
+                if let Some(found) = found.filter(|f| *f != u64::from(SCHEMA_VERSION)) {
+                    return Err(ReadError::OldSchema {
+                        path: path.to_path_buf(),
+                        line: i + 1,
+                        found,
+                    });
+                }
                 return Err(ReadError::NotARecord {
                     path: path.to_path_buf(),
                     line: i + 1,
                     source,
-                })
+                });
             }
         }
     }
@@ -152,23 +255,15 @@ mod tests {
 
     fn rec(id: &str) -> Record {
         Record {
+            schema_version: SCHEMA_VERSION,
             id: id.into(),
-            verdict: Verdict::Pass,
             section: "s".into(),
             dims: BTreeMap::new(),
             settings: vec![("smtp.tls".into(), "none".into())],
-            scenario: String::new(),
-            expected: String::new(),
-            observed: String::new(),
-            mismatches: vec![],
-            harness_error: None,
-            crash: None,
-            findings: vec![],
-            transcripts: vec![],
-            console: vec![],
             attempts: 1,
             millis: 3,
             micros: 3000,
+            ..Record::default()
         }
     }
 
@@ -202,6 +297,9 @@ mod tests {
         std::fs::write(&p, "garbage\n{}\n").unwrap();
         let e = read(&p).unwrap_err().to_string();
         assert!(e.contains("results.jsonl:1"), "{e}");
+        std::fs::write(&p, "{\"id\":\"x\",\"expected\":\"Delivered\"}\n{}\n").unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("results.jsonl:1: a record of schema 1"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::record::{Record, Verdict};
+use crate::triage::{Signature, Triage};
 
 /// What a report says about the run itself.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,6 +38,44 @@ pub struct RunMeta {
     /// What a covering array covers (testable and covered tuples), for a run of one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coverage: Vec<String>,
+    /// The words of `hil run` with every option that decides a case's verdict
+    /// (device, profile, plants, matrix, zoo, scenarios, addresses, time scale):
+    /// `--case ID` after them reproduces one case ([`reproduce`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rerun: Vec<String>,
+    /// The hil that ran: its version and the commit it was built from.
+    #[serde(default)]
+    pub hil_version: String,
+    #[serde(default)]
+    pub hil_commit: String,
+}
+
+/// This hil's version and the commit it was built from (`unknown` outside a git checkout).
+pub fn hil_build() -> (String, String) {
+    (
+        env!("CARGO_PKG_VERSION").to_string(),
+        option_env!("HIL_GIT_COMMIT")
+            .unwrap_or("unknown")
+            .to_string(),
+    )
+}
+
+/// The command line that re-runs the case `id` of a run: the run's [`RunMeta::rerun`]
+/// and `--case ID`, each word quoted for a POSIX shell. Every reproduce line a
+/// report, the recap or `hil fuzz` prints comes from here.
+pub fn reproduce(meta: &RunMeta, id: &str) -> String {
+    let mut words: Vec<String> = if meta.rerun.is_empty() {
+        vec!["hil".into(), "run".into()]
+    } else {
+        meta.rerun.clone()
+    };
+    words.push("--case".into());
+    words.push(id.to_string());
+    words
+        .iter()
+        .map(|w| shell_word(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The time now as RFC 3339 in UTC, whole seconds (`2025-01-31T12:00:00Z`): the form
@@ -329,6 +368,19 @@ fn merged_meta(inputs: &[PathBuf], out: &Path, metas: &[RunMeta]) -> RunMeta {
         shard: None,
         inputs: shown,
         coverage: Vec::new(),
+        rerun: metas
+            .iter()
+            .map(|m| m.rerun.clone())
+            .find(|r| !r.is_empty())
+            .unwrap_or_default(),
+        hil_version: metas
+            .first()
+            .map(|m| m.hil_version.clone())
+            .unwrap_or_default(),
+        hil_commit: metas
+            .first()
+            .map(|m| m.hil_commit.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -413,6 +465,11 @@ fn shell_word(s: &str) -> String {
 // ---------------------------------------------------------------------------------
 // junit.xml
 
+/// The texts of a record's mismatches.
+fn mismatch_texts(r: &Record) -> Vec<&str> {
+    r.mismatches.iter().map(|m| m.text.as_str()).collect()
+}
+
 fn secs(millis: u64) -> String {
     format!("{:.3}", millis as f64 / 1000.0)
 }
@@ -480,7 +537,7 @@ pub fn junit(records: &[Record], meta: &RunMeta) -> String {
             x.push_str("    </properties>\n");
         }
         for r in rs {
-            junit_case(&mut x, r);
+            junit_case(&mut x, r, meta);
         }
         x.push_str("  </testsuite>\n");
     }
@@ -488,7 +545,7 @@ pub fn junit(records: &[Record], meta: &RunMeta) -> String {
     x
 }
 
-fn junit_case(x: &mut String, r: &Record) {
+fn junit_case(x: &mut String, r: &Record, meta: &RunMeta) {
     let _ = write!(
         x,
         "    <testcase name=\"{}\" classname=\"{}\" time=\"{}\"",
@@ -502,21 +559,42 @@ fn junit_case(x: &mut String, r: &Record) {
         return;
     }
     x.push_str(">\n");
+    let mut props: Vec<(&str, &str)> = Vec::new();
+    if let Some(sig) = &r.signature {
+        props.push(("signature", sig));
+    }
+    for f in &r.findings {
+        props.push(("finding", f));
+    }
+    if !props.is_empty() {
+        x.push_str("      <properties>\n");
+        for (k, v) in props {
+            let _ = writeln!(
+                x,
+                "        <property name=\"{k}\" value=\"{}\"/>",
+                esc_attr(v)
+            );
+        }
+        x.push_str("      </properties>\n");
+    }
     match r.verdict {
         Verdict::Pass => {}
         Verdict::Fail => {
             let message = if r.mismatches.is_empty() {
                 "failed".to_string()
             } else {
-                r.mismatches.join("; ")
+                mismatch_texts(r).join("; ")
             };
             let (message, more) = cut(&message, 2000);
             let mut body = String::new();
             for m in &r.mismatches {
                 let _ = writeln!(body, "mismatch: {m}");
             }
-            let _ = writeln!(body, "expected: {}", r.expected);
-            let _ = writeln!(body, "observed: {}", r.observed);
+            if let Some(sig) = r.signature.as_deref().and_then(|_| Signature::of(r)) {
+                let _ = writeln!(body, "cause: {}", sig.words());
+            }
+            let _ = writeln!(body, "expected: {}", r.expected.text);
+            let _ = writeln!(body, "observed: {}", r.observed.text);
             let _ = writeln!(
                 x,
                 "      <failure message=\"{}{}\" type=\"mismatch\">{}</failure>",
@@ -550,22 +628,26 @@ fn junit_case(x: &mut String, r: &Record) {
             );
         }
     }
-    let _ = writeln!(x, "      <system-out>{}</system-out>", esc(&case_text(r)));
+    let _ = writeln!(
+        x,
+        "      <system-out>{}</system-out>",
+        esc(&case_text(r, meta))
+    );
     x.push_str("    </testcase>\n");
 }
 
 /// Everything a case saw, as plain text: settings, scenario, findings, transcripts,
 /// console.
-fn case_text(r: &Record) -> String {
+fn case_text(r: &Record, meta: &RunMeta) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "case: {}", r.id);
-    let _ = writeln!(t, "reproduce: hil run --case {}", shell_word(&r.id));
+    let _ = writeln!(t, "reproduce: {}", reproduce(meta, &r.id));
     for (k, v) in &r.settings {
         let _ = writeln!(t, "setting: {k} = {v}");
     }
-    let _ = writeln!(t, "scenario: {}", r.scenario);
-    let _ = writeln!(t, "expected: {}", r.expected);
-    let _ = writeln!(t, "observed: {}", r.observed);
+    let _ = writeln!(t, "scenario: {}", r.scenario.text);
+    let _ = writeln!(t, "expected: {}", r.expected.text);
+    let _ = writeln!(t, "observed: {}", r.observed.text);
     for f in &r.findings {
         let _ = writeln!(t, "finding: {f}");
     }
@@ -621,7 +703,13 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-
 .badge.fail{background:#c62828;color:#fff}.badge.herr{background:#ef8f00;color:#fff}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 1em;margin:.4em 0}dl.kv dt{font-weight:600}dl.kv dd{margin:0;white-space:pre-wrap;word-break:break-word}
 ul.mism li{color:#8b0000}ul.find li{color:#6a3d00}
-ul.compact,ol.compact{columns:2;font-size:12px;padding-left:1.6em}
+ul.compact,ol.compact{columns:22em auto;font-size:12px;padding-left:1.6em}
+ul.compact li,ol.compact li,ul.ids li{break-inside:avoid;overflow-wrap:anywhere;word-break:break-all}
+ul.ids{font-size:12px;padding-left:1.6em}ul.ids li{margin:.2em 0}
+code.repro{color:#555}.kind{font:11px ui-monospace,monospace;color:#555;margin-right:.4em}
+table.causes td:first-child{text-align:right;font-weight:600}.group{margin:1.2em 0}.group h3{margin:.3em 0}
+tr.defining td{background:#fff6c8;font-weight:600}
+.badge.find{background:#6a3d00;color:#fff}
 .note{color:#666;font-size:12px}
 table.heat td{min-width:3.2em;text-align:center;font-size:12px}table.heat th{font-size:12px;max-width:14em;word-break:break-word}
 table.heat td.empty{background:#fff}
@@ -670,76 +758,9 @@ pub fn html(records: &[Record], meta: &RunMeta) -> String {
     );
     summary(&mut h, &counts, meta, records);
 
-    let mut bad: Vec<&Record> = records
-        .iter()
-        .filter(|r| r.verdict != Verdict::Pass)
-        .collect();
-    // Crashes first, then failures, then harness errors.
-    let rank = |v: Verdict| match v {
-        Verdict::Crash => 0,
-        Verdict::Fail => 1,
-        _ => 2,
-    };
-    bad.sort_by(|a, b| (rank(a.verdict), &a.id).cmp(&(rank(b.verdict), &b.id)));
-    let crashes = if counts.crashes > 0 {
-        format!("Device crashes ({}), f", counts.crashes)
-    } else {
-        "F".to_string()
-    };
-    let _ = writeln!(
-        h,
-        "<section id=\"failures\">\n<h2>{crashes}ailures ({}) and harness errors ({})</h2>",
-        counts.failed, counts.harness_errors
-    );
-    if bad.is_empty() {
-        h.push_str("<p>None.</p>\n");
-    } else {
-        h.push_str("<ol class=\"compact index\">\n");
-        for (i, r) in bad.iter().take(MAX_DETAILED).enumerate() {
-            let _ = writeln!(
-                h,
-                "<li><a href=\"#case-{i}\"><code>{}</code></a>{}</li>",
-                esc(&r.id),
-                match r.verdict {
-                    Verdict::HarnessError => " (harness error)",
-                    Verdict::Crash => " (device crash)",
-                    _ => "",
-                }
-            );
-        }
-        h.push_str("</ol>\n");
-    }
-    for (i, r) in bad.iter().take(MAX_DETAILED).enumerate() {
-        failed_case(&mut h, i, r, meta);
-    }
-    if bad.len() > MAX_DETAILED {
-        let rest = &bad[MAX_DETAILED..];
-        let _ = writeln!(
-            h,
-            "<p class=\"note\">{} more non-passing cases are listed by id only (every detail \
-             is in results.jsonl and junit.xml):</p>\n<ul class=\"compact\">",
-            rest.len()
-        );
-        for r in rest.iter().take(MAX_LISTED) {
-            let first = r
-                .mismatches
-                .first()
-                .or(r.harness_error.as_ref())
-                .or(r.crash.as_ref())
-                .map(|s| cut(s, 200).0)
-                .unwrap_or("");
-            let _ = writeln!(h, "<li><code>{}</code> {}</li>", esc(&r.id), esc(first));
-        }
-        h.push_str("</ul>\n");
-        if rest.len() > MAX_LISTED {
-            let _ = writeln!(
-                h,
-                "<p class=\"note\">{} left out of this list.</p>",
-                rest.len() - MAX_LISTED
-            );
-        }
-    }
-    h.push_str("</section>\n");
+    let triage = crate::triage::triage(records);
+    causes_section(&mut h, records, meta, &triage, &counts);
+    findings_section(&mut h, records, meta);
 
     let mut good: Vec<&Record> = records
         .iter()
@@ -756,7 +777,10 @@ pub fn html(records: &[Record], meta: &RunMeta) -> String {
     for r in good.iter().take(MAX_LISTED) {
         let _ = write!(h, "<li><code>{}</code> {} ms", esc(&r.id), r.millis);
         if !r.findings.is_empty() {
-            let _ = write!(h, " <b>findings: {}</b>", esc(&r.findings.join("; ")));
+            let _ = write!(
+                h,
+                " <a href=\"#findings\"><span class=\"badge find\">FINDING</span></a>"
+            );
         }
         h.push_str("</li>\n");
     }
@@ -826,8 +850,8 @@ fn summary(h: &mut String, c: &Counts, meta: &RunMeta, records: &[Record]) {
         );
     }
     h.push_str(
-        "</table>\n<p><a href=\"#failures\">failures</a> \u{b7} \
-                <a href=\"#passed\">passed</a> \u{b7} <a href=\"#heatmap\">heat map</a></p>\n\
+        "</table>\n<p><a href=\"#failures\">causes</a> \u{b7} \
+                <a href=\"#findings\">findings</a> \u{b7} <a href=\"#passed\">passed</a> \u{b7} <a href=\"#heatmap\">heat map</a></p>\n\
                 </section>\n",
     );
 }
@@ -844,24 +868,186 @@ fn duration_text(s: f64) -> String {
     }
 }
 
-fn failed_case(h: &mut String, i: usize, r: &Record, meta: &RunMeta) {
+/// The failure groups, largest first: each with its cause in words, the values that
+/// explain it, one representative case in full and the others collapsed.
+fn causes_section(h: &mut String, records: &[Record], meta: &RunMeta, t: &Triage, c: &Counts) {
+    let crashes = if c.crashes > 0 {
+        format!("{} device crashes, ", c.crashes)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        h,
+        "<section id=\"failures\">\n<h2>Causes: {crashes}{} failures and {} harness errors \
+         in {} group{}</h2>",
+        c.failed,
+        c.harness_errors,
+        t.groups.len(),
+        if t.groups.len() == 1 { "" } else { "s" }
+    );
+    if t.groups.is_empty() {
+        h.push_str("<p>None.</p>\n</section>\n");
+        return;
+    }
+    h.push_str(
+        "<table class=\"causes\">\n<tr><th>cases</th><th>cause</th><th>explained by</th></tr>\n",
+    );
+    for (g_i, g) in t.groups.iter().enumerate() {
+        let e: Vec<String> = g
+            .shared
+            .iter()
+            .chain(&g.explained_by)
+            .map(|e| e.words(g.cases.len(), t.passes))
+            .collect();
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td><a href=\"#group-{g_i}\">{}</a></td><td>{}</td></tr>",
+            g.cases.len(),
+            esc(&g.signature.words()),
+            esc(&e.join("; "))
+        );
+    }
+    h.push_str("</table>\n");
+    for (g_i, g) in t.groups.iter().enumerate() {
+        let _ = writeln!(
+            h,
+            "<div class=\"group\" id=\"group-{g_i}\">\n<h3>{} case{}: {}</h3>\n\
+             <p class=\"note\">signature <code>{}</code></p>",
+            g.cases.len(),
+            if g.cases.len() == 1 { "" } else { "s" },
+            esc(&g.signature.words()),
+            esc(&g.key)
+        );
+        if !g.shared.is_empty() || !g.explained_by.is_empty() {
+            h.push_str("<p>Explained by:</p>\n<ul class=\"explain\">\n");
+            for e in g.shared.iter().chain(&g.explained_by) {
+                let _ = writeln!(
+                    h,
+                    "<li><code>{}={}</code> in {} of {} failing cases, {} of {} passing \
+                     (score {:.2})</li>",
+                    esc(&e.dim),
+                    esc(&e.value),
+                    e.in_group,
+                    g.cases.len(),
+                    e.in_passes,
+                    t.passes,
+                    e.score
+                );
+            }
+            h.push_str("</ul>\n");
+        }
+        let Some((&first, rest)) = g.cases.split_first() else {
+            continue;
+        };
+        if g_i < MAX_DETAILED {
+            failed_case(h, &format!("case-{g_i}"), &records[first], meta);
+        }
+        if !rest.is_empty() {
+            let _ = writeln!(
+                h,
+                "<details><summary>{} more case{} of this cause</summary>\n<ul class=\"ids\">",
+                rest.len(),
+                if rest.len() == 1 { "" } else { "s" }
+            );
+            for &i in rest.iter().take(MAX_LISTED) {
+                let r = &records[i];
+                let first = r
+                    .mismatches
+                    .first()
+                    .map(|m| m.text.as_str())
+                    .or(r.harness_error.as_deref())
+                    .or(r.crash.as_deref())
+                    .map(|s| cut(s, 200).0)
+                    .unwrap_or("");
+                let _ = writeln!(
+                    h,
+                    "<li><code class=\"case-id\">{}</code> {}<br><code class=\"repro\">{}</code></li>",
+                    esc(&r.id),
+                    esc(first),
+                    esc(&reproduce(meta, &r.id))
+                );
+            }
+            if rest.len() > MAX_LISTED {
+                let _ = writeln!(
+                    h,
+                    "<li class=\"note\">{} more (see results.jsonl)</li>",
+                    rest.len() - MAX_LISTED
+                );
+            }
+            h.push_str("</ul></details>\n");
+        }
+        h.push_str("</div>\n");
+    }
+    h.push_str("</section>\n");
+}
+
+/// Security and variant findings, apart from failures (a passing case may have
+/// them): one entry per finding, with the cases that show it.
+fn findings_section(h: &mut String, records: &[Record], meta: &RunMeta) {
+    let mut by: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    for r in records {
+        for f in &r.findings {
+            by.entry(f.as_str()).or_default().push(r);
+        }
+    }
+    let cases = records.iter().filter(|r| !r.findings.is_empty()).count();
+    let _ = writeln!(
+        h,
+        "<section id=\"findings\">\n<h2>Findings ({cases} case{})</h2>",
+        if cases == 1 { "" } else { "s" }
+    );
+    if by.is_empty() {
+        h.push_str("<p>None.</p>\n</section>\n");
+        return;
+    }
+    for (f, rs) in &by {
+        let _ = writeln!(
+            h,
+            "<div class=\"finding\"><h3><span class=\"badge find\">FINDING</span>{} \
+             <span class=\"note\">({} case{})</span></h3>\n<details><summary>cases</summary>\
+             <ul class=\"ids\">",
+            esc(f),
+            rs.len(),
+            if rs.len() == 1 { "" } else { "s" }
+        );
+        for r in rs.iter().take(MAX_LISTED) {
+            let _ = writeln!(
+                h,
+                "<li><code class=\"case-id\">{}</code> ({})<br><code class=\"repro\">{}</code></li>",
+                esc(&r.id),
+                r.verdict.as_str(),
+                esc(&reproduce(meta, &r.id))
+            );
+        }
+        h.push_str("</ul></details></div>\n");
+    }
+    h.push_str("</section>\n");
+}
+
+/// The settings a case id names (`section/dim=value,…`): the values that define it.
+fn defining_keys(id: &str) -> Vec<&str> {
+    let Some((_, rest)) = id.split_once('/') else {
+        return Vec::new();
+    };
+    rest.split(',')
+        .filter_map(|p| p.split_once('=').map(|(k, _)| k))
+        .collect()
+}
+
+fn failed_case(h: &mut String, anchor: &str, r: &Record, meta: &RunMeta) {
     let (class, badge, word) = match r.verdict {
         Verdict::HarnessError => ("case herr-case", "badge herr", "HARNESS ERROR"),
         Verdict::Crash => ("case", "badge fail", "DEVICE CRASH"),
         _ => ("case", "badge fail", "FAIL"),
     };
-    let mut reproduce = String::from("hil run");
-    if !meta.device.is_empty() && meta.device != "sim" && !meta.device.contains(", ") {
-        let _ = write!(reproduce, " --device {}", shell_word(&meta.device));
-    }
-    let _ = write!(reproduce, " --case {}", shell_word(&r.id));
+    let again = reproduce(meta, &r.id);
     let _ = writeln!(
         h,
-        "<article class=\"{class}\" id=\"case-{i}\">\n<h3><span class=\"{badge}\">{word}</span>\
+        "<article class=\"{class}\" id=\"{anchor}\">\n<h3><span class=\"{badge}\">{word}</span>\
          <code class=\"case-id\">{}</code></h3>\n<p>Reproduce: <code>{}</code> \
          <span class=\"note\">({} attempt(s), {} ms)</span></p>",
         esc(&r.id),
-        esc(&reproduce),
+        esc(&again),
         r.attempts,
         r.millis
     );
@@ -874,12 +1060,18 @@ fn failed_case(h: &mut String, i: usize, r: &Record, meta: &RunMeta) {
     if !r.mismatches.is_empty() {
         h.push_str("<p><b>Mismatches</b></p>\n<ul class=\"mism\">\n");
         for m in &r.mismatches {
-            let _ = writeln!(h, "<li>{}</li>", esc(m));
+            let _ = writeln!(
+                h,
+                "<li><span class=\"kind\">{} at {}</span> {}</li>",
+                m.kind,
+                m.step,
+                esc(&m.text)
+            );
         }
         h.push_str("</ul>\n");
     }
     if !r.findings.is_empty() {
-        h.push_str("<p><b>Findings</b></p>\n<ul class=\"find\">\n");
+        h.push_str("<p><span class=\"badge find\">FINDING</span></p>\n<ul class=\"find\">\n");
         for f in &r.findings {
             let _ = writeln!(h, "<li>{}</li>", esc(f));
         }
@@ -889,19 +1081,25 @@ fn failed_case(h: &mut String, i: usize, r: &Record, meta: &RunMeta) {
         h,
         "<dl class=\"kv\"><dt>scenario</dt><dd>{}</dd><dt>expected</dt><dd>{}</dd>\
          <dt>observed</dt><dd>{}</dd></dl>",
-        esc(&r.scenario),
-        esc(&r.expected),
-        esc(&r.observed)
+        esc(&r.scenario.text),
+        esc(&r.expected.text),
+        esc(&r.observed.text)
     );
     let _ = writeln!(
         h,
         "<details open><summary>Settings ({})</summary>\n<table class=\"settings\">",
         r.settings.len()
     );
+    let defining = defining_keys(&r.id);
     for (k, v) in &r.settings {
         let _ = writeln!(
             h,
-            "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
+            "<tr{}><td><code>{}</code></td><td><code>{}</code></td></tr>",
+            if defining.contains(&k.as_str()) {
+                " class=\"defining\" title=\"a value this case is about\""
+            } else {
+                ""
+            },
             esc(k),
             esc(v)
         );
@@ -925,7 +1123,7 @@ fn failed_case(h: &mut String, i: usize, r: &Record, meta: &RunMeta) {
 }
 
 /// An open `<details>` with the lines in a `<pre>`, capped.
-fn lines_block(h: &mut String, title: &str, lines: &[String], class: &str) {
+fn lines_block<T: std::fmt::Display>(h: &mut String, title: &str, lines: &[T], class: &str) {
     let _ = writeln!(
         h,
         "<details open><summary>{} ({} lines)</summary><pre class=\"{class}\">",
@@ -933,7 +1131,8 @@ fn lines_block(h: &mut String, title: &str, lines: &[String], class: &str) {
         lines.len()
     );
     for l in lines.iter().take(MAX_LINES) {
-        let (l, more) = cut(l, MAX_LINE);
+        let l = l.to_string();
+        let (l, more) = cut(&l, MAX_LINE);
         h.push_str(&esc(l));
         if more {
             h.push_str(" …");
@@ -1242,8 +1441,17 @@ fn heat_section(h: &mut String, records: &[Record]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Transcript;
+    use crate::outcome::{Ending, Mismatch, MismatchKind, Outcome};
+    use crate::record::{Line, Transcript};
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn line(ms: u64, dir: &str, text: &str) -> Line {
+        Line {
+            ms,
+            dir: dir.into(),
+            text: text.into(),
+        }
+    }
 
     fn rec(id: &str, verdict: Verdict, dims: &[(&str, &str)]) -> Record {
         Record {
@@ -1258,27 +1466,35 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (format!("smtp.{k}"), v.to_string()))
                 .collect(),
-            scenario: "plain listener".into(),
-            expected: "job done".into(),
+            schema_version: crate::record::SCHEMA_VERSION,
+            scenario: crate::record::Scenario {
+                text: "plain listener".into(),
+                ..Default::default()
+            },
+            expected: Outcome::new(Ending::Delivered, None, "job done".into()),
             observed: if verdict == Verdict::Fail {
-                "job failed".into()
+                Outcome::new(Ending::Failed, Some("auth_failed"), "job failed".into())
             } else {
-                "job done".into()
+                Outcome::new(Ending::Delivered, None, "job done".into())
             },
             mismatches: if verdict == Verdict::Fail {
-                vec!["error class: expected none, got \"auth_failed\" <&>".into()]
+                vec![Mismatch::new(
+                    MismatchKind::Outcome,
+                    "error class: expected none, got \"auth_failed\" <&>".into(),
+                )]
             } else {
                 vec![]
             },
+            signature: None,
             harness_error: (verdict == Verdict::HarnessError).then(|| "port in use".into()),
             crash: (verdict == Verdict::Crash).then(|| "the device rebooted".into()),
             findings: vec![],
             transcripts: vec![Transcript {
                 server: "smtp".into(),
                 listener: "plain".into(),
-                lines: vec!["     0ms S: 220 fake ESMTP".into()],
+                lines: vec![line(0, "server", "220 fake ESMTP")],
             }],
-            console: vec!["     1ms > reset".into()],
+            console: vec![line(1, "harness", "reset")],
             attempts: 1,
             millis: 1234,
             micros: 1_234_000,
@@ -1354,9 +1570,11 @@ mod tests {
     #[test]
     fn junit_parses_with_counts_and_escaping() {
         let mut bad = rec("auth/mech=plain", Verdict::Fail, &[("mech", "plain")]);
-        bad.transcripts[0]
-            .lines
-            .push("    3ms C: \"quoted\" <tag> & \u{1}\u{1b}[0m\r\u{ffff} end".into());
+        bad.transcripts[0].lines.push(line(
+            3,
+            "client",
+            "\"quoted\" <tag> & \u{1}\u{1b}[0m\r\u{ffff} end",
+        ));
         let records = vec![
             rec("auth/mech=login", Verdict::Pass, &[("mech", "login")]),
             bad,

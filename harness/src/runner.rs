@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::device::embedded::{EmbeddedSim, SpawnError};
 use crate::device::profile::ProfileError;
 use crate::device::{Console, DriverError, Endpoint, Profile, TriggerAnswer};
+use crate::outcome::{Ending, Outcome};
 use crate::verdict::{self, Observed};
 use hil_mail::netaddr::BindAddr;
 use hil_mail::netio::ListenError;
@@ -76,7 +77,7 @@ pub struct RunOptions {
 pub struct CaseResult {
     pub id: String,
     pub passed: bool,
-    pub mismatches: Vec<String>,
+    pub mismatches: Vec<crate::outcome::Mismatch>,
     pub harness_error: Option<String>,
     pub expected: Expected,
     pub findings: Vec<String>,
@@ -963,16 +964,24 @@ pub fn describe_failure(r: &CaseResult) -> String {
     for m in &r.mismatches {
         s.push_str(&format!("    - {m}\n"));
     }
-    s.push_str(&format!("    expected: {:?}\n", r.expected));
+    s.push_str(&format!(
+        "    expected: {}\n",
+        expected_outcome(&r.expected).text
+    ));
     if let Some(o) = &r.observed {
         s.push_str(&format!(
-            "    device: trigger {:?}, end {:?}\n",
-            o.trigger, o.end
+            "    device: {}\n",
+            crate::verdict::answer_words(&o.trigger, o.end.as_ref())
         ));
         for c in &o.server.connections {
             s.push_str(&format!("    server connection {} ({}):\n", c.id, c.peer));
             for e in &c.transcript {
-                s.push_str(&format!("      {:>6}ms {:?}: {}\n", e.t_ms, e.dir, e.text));
+                s.push_str(&format!(
+                    "      {:>6}ms {}: {}\n",
+                    e.t_ms,
+                    dir_letter(e.dir),
+                    e.text
+                ));
             }
         }
     }
@@ -1003,66 +1012,212 @@ fn secret_dim(dim: Dim) -> bool {
         || name.ends_with("token")
 }
 
-/// The server side of a case in words.
-fn describe_server(case: &Case) -> String {
+/// The server side of a case, typed and in words.
+fn scenario_of(case: &Case) -> crate::record::Scenario {
+    let mut sc = crate::record::Scenario::default();
     let mut parts = vec![match case.target {
-        Target::ClosedPort => "nothing listening".to_string(),
-        Target::FakeServer => format!("the fake SMTP server's {} listener", case.listener.name()),
+        Target::ClosedPort => {
+            sc.target = "closed_port".into();
+            "nothing listening".to_string()
+        }
+        Target::FakeServer => {
+            sc.target = "fake_server".into();
+            sc.listener = Some(case.listener.name().to_string());
+            format!("the fake SMTP server's {} listener", case.listener.name())
+        }
     }];
     if let Some(c) = &case.cert {
+        sc.certificate = Some(c.name.to_string());
         parts.push(format!("certificate {}", c.name));
     }
     if let Some(f) = case.dims.get(&Dim::ServerFault).filter(|f| *f != "none") {
+        sc.fault = Some(f.to_string());
         parts.push(format!("server.fault {f}"));
     }
     let srv = &case.server;
     if !srv.auth.is_empty() {
         let m: Vec<&str> = srv.auth.iter().map(|m| m.name()).collect();
+        sc.auth = m.iter().map(|m| m.to_string()).collect();
         parts.push(format!("AUTH {}", m.join(" ")));
     }
     if srv.policy.require_auth {
+        sc.require_auth = true;
         parts.push("AUTH required".into());
     }
     if let Some(w) = srv.policy.pop_before_smtp_window_s {
+        sc.pop_before_smtp_window_s = Some(w);
         parts.push(format!("relays only within {w} s of a POP login"));
     }
     if let Some(m) = srv.policy.max_size {
+        sc.max_size = Some(m);
         parts.push(format!("messages up to {m} bytes"));
     }
     for f in &srv.faults {
-        parts.push(format!("fault at {}: {:?}", f.step.name(), f.action));
+        if let Ok(v) = serde_json::to_value(f) {
+            sc.faults.push(v);
+        }
+        parts.push(format!("fault at {}: {}", f.step.name(), f.action));
     }
-    parts.join("; ")
+    sc.text = parts.join("; ");
+    sc
+}
+
+/// The typed form of what the oracle expects, with its words.
+pub fn expected_outcome(e: &Expected) -> Outcome {
+    match e {
+        Expected::SettingsRefused { key } => {
+            let mut o = Outcome::new(
+                Ending::SettingsRefused,
+                Some("config"),
+                format!("the settings refused with config, naming {key}; nothing stored"),
+            );
+            o.key = Some(key.to_string());
+            o
+        }
+        Expected::Refused { class } => Outcome::new(
+            Ending::Refused,
+            Some(class),
+            format!("the trigger refused at once with {class}"),
+        ),
+        Expected::Failed {
+            class,
+            connects,
+            stored,
+            detail,
+            wait_ms,
+        } => {
+            let mut text = format!("the job fails with {class}");
+            if let Some(d) = detail {
+                text.push_str(&format!(", its detail carrying {d}"));
+            }
+            if let Some(w) = wait_ms {
+                text.push_str(&format!(", after waiting {w} ms"));
+            }
+            text.push_str(match (connects, stored) {
+                (false, _) => "; no SMTP connection",
+                (true, false) => "; nothing stored at the server",
+                (true, true) => "; the server holds the message",
+            });
+            let mut o = Outcome::new(Ending::Failed, Some(class), text);
+            o.connects = Some(*connects);
+            o.stored = Some(*stored);
+            o.detail = detail.clone();
+            o.wait_ms = *wait_ms;
+            o
+        }
+        Expected::Delivered(d) => {
+            let mut text = format!(
+                "the mail delivered: MAIL FROM <{}> to {} over TLS {}, AUTH {}",
+                d.mail_from,
+                d.accepted
+                    .iter()
+                    .map(|a| format!("<{a}>"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                d.tls,
+                d.auth.unwrap_or("none")
+            );
+            if let Some(max) = d.fragmented {
+                text.push_str(&format!(", split into fragments of at most {max} bytes"));
+            }
+            if d.url.is_some() {
+                text.push_str(", with a download URL");
+            }
+            if !d.refused.is_empty() {
+                text.push_str(&format!(", {} recipient(s) refused", d.refused.len()));
+            }
+            let mut o = Outcome::new(Ending::Delivered, None, text);
+            o.delivery = serde_json::to_value(d).ok();
+            o
+        }
+    }
+}
+
+/// The typed form of what a case saw, with its words.
+pub fn observed_outcome(obs: Option<&Observed>) -> Outcome {
+    let Some(o) = obs else {
+        return Outcome::new(
+            Ending::NotRun,
+            None,
+            "nothing (the harness could not run the case)".into(),
+        );
+    };
+    let at_server = format!(
+        "; {} connection(s), {} message(s) at the server",
+        o.server.connections.len(),
+        o.server.messages.len()
+    );
+    let mut out = if let Some((class, detail)) = &o.apply_refused {
+        let mut out = Outcome::new(
+            Ending::SettingsRefused,
+            Some(class),
+            format!("the settings refused with {class}: {detail}"),
+        );
+        out.detail = Some(detail.clone());
+        out
+    } else {
+        let words = crate::verdict::answer_words(&o.trigger, o.end.as_ref());
+        let mut out = match (&o.trigger, &o.end) {
+            (TriggerAnswer::Refused { class, detail }, _) => {
+                let mut out = Outcome::new(Ending::Refused, Some(class), words);
+                out.detail = Some(detail.clone());
+                out
+            }
+            (TriggerAnswer::Job(_), Some(crate::device::JobEnd::Done)) => {
+                Outcome::new(Ending::Delivered, None, words)
+            }
+            (TriggerAnswer::Job(_), Some(crate::device::JobEnd::Failed { class, detail })) => {
+                let mut out = Outcome::new(Ending::Failed, Some(class), words);
+                out.detail = Some(detail.clone());
+                out
+            }
+            (TriggerAnswer::Job(_), None) => Outcome::new(Ending::NoEnd, None, words),
+        };
+        if let TriggerAnswer::Job(n) = o.trigger {
+            out.job = Some(n);
+            out.elapsed_ms = Some(o.elapsed_ms);
+        }
+        out
+    };
+    out.text.push_str(&at_server);
+    out.connections = Some(o.server.connections.len());
+    out.messages = Some(o.server.messages.len());
+    out
+}
+
+fn dir_letter(d: hil_mail::smtp::Dir) -> &'static str {
+    match d {
+        hil_mail::smtp::Dir::C => "C",
+        hil_mail::smtp::Dir::S => "S",
+        hil_mail::smtp::Dir::Note => "Note",
+    }
+}
+
+fn dir_word(d: hil_mail::smtp::Dir) -> &'static str {
+    match d {
+        hil_mail::smtp::Dir::C => "client",
+        hil_mail::smtp::Dir::S => "server",
+        hil_mail::smtp::Dir::Note => "note",
+    }
+}
+
+fn console_word(d: crate::device::console::ConsoleDir) -> &'static str {
+    use crate::device::console::ConsoleDir;
+    match d {
+        ConsoleDir::H => "harness",
+        ConsoleDir::D => "device",
+        ConsoleDir::N => "note",
+    }
 }
 
 /// The report's record of a case and its result (secrets masked).
 pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::Record {
-    use crate::record::{Record, Transcript, Verdict};
+    use crate::record::{Line, Record, Transcript, Verdict};
     let verdict = match (&r.crash, &r.harness_error, r.passed) {
         (Some(_), _, _) => Verdict::Crash,
         (None, Some(_), _) => Verdict::HarnessError,
         (None, None, true) => Verdict::Pass,
         (None, None, false) => Verdict::Fail,
-    };
-    let observed = match &r.observed {
-        None => "nothing (the harness could not run the case)".to_string(),
-        Some(o) => {
-            let end = match (&o.trigger, &o.end) {
-                (TriggerAnswer::Refused { class, detail }, _) => {
-                    format!("trigger refused: {class} {detail}")
-                }
-                (_, Some(crate::device::JobEnd::Done)) => "job done".to_string(),
-                (_, Some(crate::device::JobEnd::Failed { class, detail })) => {
-                    format!("job failed: {class} {detail}")
-                }
-                (_, None) => "no job end".to_string(),
-            };
-            format!(
-                "{end}; {} connection(s), {} message(s) at the server",
-                o.server.connections.len(),
-                o.server.messages.len()
-            )
-        }
     };
     let mut transcripts = Vec::new();
     if let Some(o) = &r.observed {
@@ -1073,7 +1228,11 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
                 lines: c
                     .transcript
                     .iter()
-                    .map(|e| format!("{:>6}ms {:?}: {}", e.t_ms, e.dir, e.text))
+                    .map(|e| Line {
+                        ms: e.t_ms,
+                        dir: dir_word(e.dir).into(),
+                        text: e.text.clone(),
+                    })
                     .collect(),
             });
         }
@@ -1084,12 +1243,17 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
                 lines: c
                     .transcript
                     .iter()
-                    .map(|e| format!("{:>6}ms {:?}: {}", e.t_ms, e.dir, e.text))
+                    .map(|e| Line {
+                        ms: e.t_ms,
+                        dir: dir_word(e.dir).into(),
+                        text: e.text.clone(),
+                    })
                     .collect(),
             });
         }
     }
-    Record {
+    let mut record = Record {
+        schema_version: crate::record::SCHEMA_VERSION,
         id: case.id.clone(),
         verdict,
         section: case.section.clone(),
@@ -1103,10 +1267,11 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
             .iter()
             .map(|(k, v)| (k.to_string(), masked(k.is_secret(), v)))
             .collect(),
-        scenario: describe_server(case),
-        expected: format!("{:?}", r.expected),
-        observed,
+        scenario: scenario_of(case),
+        expected: expected_outcome(&r.expected),
+        observed: observed_outcome(r.observed.as_ref()),
         mismatches: r.mismatches.clone(),
+        signature: None,
         harness_error: r.harness_error.clone(),
         crash: r.crash.clone(),
         findings: r.findings.clone(),
@@ -1114,10 +1279,16 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
         console: r
             .console
             .iter()
-            .map(|l| format!("{:>6}ms {:?}: {}", l.t_ms, l.dir, l.text))
+            .map(|l| Line {
+                ms: l.t_ms,
+                dir: console_word(l.dir).into(),
+                text: l.text.clone(),
+            })
             .collect(),
         attempts,
         millis: r.millis,
         micros: r.micros,
-    }
+    };
+    record.signature = crate::triage::Signature::of(&record).map(|s| s.key());
+    record
 }

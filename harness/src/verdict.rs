@@ -5,6 +5,7 @@ use mail_parser::{MessageParser, MimeHeaders};
 use serde::Serialize;
 
 use crate::device::{JobEnd, JobReport, TriggerAnswer};
+use crate::outcome::{Mismatch, MismatchKind as K, Mismatches};
 use hil_mail::pop3_server::Pop3Connection;
 use hil_mail::smtp::Received;
 use hil_mail::smtp_server::Observations;
@@ -108,58 +109,96 @@ pub fn http_get(url: &str, timeout: std::time::Duration) -> Result<Vec<u8>, Down
 
 /// Every way `obs` differs from the whole prediction: the outcome, the POP session,
 /// the refused settings.
-pub fn compare_all(p: &Prediction, obs: &Observed, judging: &Judging) -> Vec<String> {
-    let mut bad = Vec::new();
+pub fn compare_all(p: &Prediction, obs: &Observed, judging: &Judging) -> Vec<Mismatch> {
+    let mut bad = Mismatches::default();
     if let Expected::SettingsRefused { key } = &p.outcome {
         match &obs.apply_refused {
             Some((class, detail)) => {
                 if class != "config" {
-                    bad.push(format!(
-                        "the apply was refused with {class}, expected config"
-                    ));
+                    bad.add(
+                        K::ApplyRefusedClass,
+                        format!("the apply was refused with {class}, expected config"),
+                    );
                 }
                 let name = judging.profile.map_or(key.as_str(), |p| p.device_key(*key));
                 if !detail.contains(name) {
-                    bad.push(format!("the refusal {detail:?} does not name {name}"));
+                    bad.add(
+                        K::RefusalKey,
+                        format!("the refusal {detail:?} does not name {name}"),
+                    );
                 }
             }
-            None => bad.push(format!(
-                "expected the apply refused for {key}, the device took it"
-            )),
+            None => bad.add(
+                K::Outcome,
+                format!("expected the apply refused for {key}, the device took it"),
+            ),
         }
         if let Some((k, v)) = &obs.after_refusal {
             let default = k.default_value();
             if v != default {
-                bad.push(format!(
+                bad.add(K::PartlyStored, format!(
                     "after the refused apply {k} is {v:?}, not its default {default:?}: part of the apply was stored"
                 ));
             }
         }
-        return bad;
+        return bad.0;
     }
     if let Some((class, detail)) = &obs.apply_refused {
-        bad.push(format!(
-            "the device refused the case's settings: {class} {detail}"
-        ));
-        return bad;
+        bad.add(
+            K::Outcome,
+            format!("the device refused the case's settings: {class} {detail}"),
+        );
+        return bad.0;
     }
-    bad.extend(compare(&p.outcome, obs, judging));
+    bad.0.extend(compare(&p.outcome, obs, judging));
     pop(p.pop.as_ref(), &obs.pop, &mut bad);
     if let (Expected::Delivered(d), Some(kb)) = (&p.outcome, p_url(&p.outcome)) {
         let _ = d;
         match &obs.downloaded {
-            None => bad.push("no download URL in the mail".into()),
-            Some(Err(e)) => bad.push(format!("the download URL does not serve the file: {e}")),
+            None => bad.add(K::Download, "no download URL in the mail".into()),
+            Some(Err(e)) => bad.add(
+                K::Download,
+                format!("the download URL does not serve the file: {e}"),
+            ),
             Some(Ok(body)) if judging.synthetic_scan && *body != expected_scan_bytes(kb) => bad
-                .push(format!(
-                    "the downloaded file has {} bytes and differs from the scan ({} KB)",
-                    body.len(),
-                    kb
-                )),
+                .add(
+                    K::Download,
+                    format!(
+                        "the downloaded file has {} bytes and differs from the scan ({} KB)",
+                        body.len(),
+                        kb
+                    ),
+                ),
             Some(Ok(_)) => {}
         }
     }
-    bad
+    bad.0
+}
+
+/// What the device answered to the trigger and how the job ended, in words:
+/// `job 5 failed with cert_name (detail)`, `the trigger refused with disabled`.
+pub fn answer_words(t: &TriggerAnswer, end: Option<&JobEnd>) -> String {
+    match (t, end) {
+        (TriggerAnswer::Refused { class, detail }, _) => {
+            format!("the trigger refused with {class} ({detail})")
+        }
+        (TriggerAnswer::Job(n), Some(JobEnd::Done)) => format!("job {n} done"),
+        (TriggerAnswer::Job(n), Some(JobEnd::Failed { class, detail })) => {
+            format!("job {n} failed with {class} ({detail})")
+        }
+        (TriggerAnswer::Job(n), None) => format!("job {n} started and never ended"),
+    }
+}
+
+/// `<a@x>, <b@y>`, or `none`.
+fn angle_list<S: AsRef<str>>(v: &[S]) -> String {
+    if v.is_empty() {
+        return "none".into();
+    }
+    v.iter()
+        .map(|a| format!("<{}>", a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn p_url(e: &Expected) -> Option<u32> {
@@ -169,21 +208,27 @@ fn p_url(e: &Expected) -> Option<u32> {
     }
 }
 
-fn pop(exp: Option<&PopExpect>, conns: &[Pop3Connection], bad: &mut Vec<String>) {
+fn pop(exp: Option<&PopExpect>, conns: &[Pop3Connection], bad: &mut Mismatches) {
     let Some(p) = exp else {
         if !conns.is_empty() {
-            bad.push(format!(
-                "POP before SMTP is off, yet the device made {} POP3 connection(s)",
-                conns.len()
-            ));
+            bad.add(
+                K::PopConnections,
+                format!(
+                    "POP before SMTP is off, yet the device made {} POP3 connection(s)",
+                    conns.len()
+                ),
+            );
         }
         return;
     };
     let [c] = conns else {
-        bad.push(format!(
-            "expected one POP3 connection before SMTP, saw {}",
-            conns.len()
-        ));
+        bad.add(
+            K::PopConnections,
+            format!(
+                "expected one POP3 connection before SMTP, saw {}",
+                conns.len()
+            ),
+        );
         return;
     };
     let listener_ok = match p.tls {
@@ -192,26 +237,35 @@ fn pop(exp: Option<&PopExpect>, conns: &[Pop3Connection], bad: &mut Vec<String>)
         _ => c.listener == "plain" && c.tls.is_none(),
     };
     if !listener_ok {
-        bad.push(format!(
-            "POP3 with pop.tls={} went to the {} listener (TLS {})",
-            p.tls,
-            c.listener,
-            if c.tls.is_some() { "on" } else { "off" }
-        ));
+        bad.add(
+            K::PopTls,
+            format!(
+                "POP3 with pop.tls={} went to the {} listener (TLS {})",
+                p.tls,
+                c.listener,
+                if c.tls.is_some() { "on" } else { "off" }
+            ),
+        );
     }
     let used_apop = c.transcript.iter().any(|e| e.text.starts_with("APOP"));
     if (p.method == "APOP") != used_apop {
-        bad.push(format!(
-            "expected a POP3 login with {}, the transcript shows {}",
-            p.method,
-            if used_apop { "APOP" } else { "USER/PASS" }
-        ));
+        bad.add(
+            K::PopMethod,
+            format!(
+                "expected a POP3 login with {}, the transcript shows {}",
+                p.method,
+                if used_apop { "APOP" } else { "USER/PASS" }
+            ),
+        );
     }
     if p.login_ok == c.logins.is_empty() {
-        bad.push(format!(
-            "the POP3 login should {}succeed",
-            if p.login_ok { "" } else { "not " }
-        ));
+        bad.add(
+            K::PopLogin,
+            format!(
+                "the POP3 login should {}succeed",
+                if p.login_ok { "" } else { "not " }
+            ),
+        );
     }
 }
 
@@ -237,22 +291,30 @@ pub fn expected_scan_bytes(size_kb: u32) -> Vec<u8> {
 }
 
 /// Lists every way `obs` differs from `exp`.
-pub fn compare(exp: &Expected, obs: &Observed, judging: &Judging) -> Vec<String> {
-    let mut bad = Vec::new();
+pub fn compare(exp: &Expected, obs: &Observed, judging: &Judging) -> Vec<Mismatch> {
+    let mut bad = Mismatches::default();
     let conns = obs.server.connections.len();
     match exp {
-        Expected::SettingsRefused { key } => bad.push(format!(
-            "expected the apply refused for {key}, the device took it"
-        )),
+        Expected::SettingsRefused { key } => bad.add(
+            K::Outcome,
+            format!("expected the apply refused for {key}, the device took it"),
+        ),
         Expected::Refused { class } => {
             match &obs.trigger {
                 TriggerAnswer::Refused { class: c, .. } if c == class => {}
-                other => bad.push(format!(
-                    "expected the trigger refused with {class}, got {other:?}"
-                )),
+                other => bad.add(
+                    K::Outcome,
+                    format!(
+                        "expected the trigger refused with {class}, got {}",
+                        answer_words(other, None)
+                    ),
+                ),
             }
             if conns != 0 {
-                bad.push(format!("expected no connection, saw {conns}"));
+                bad.add(
+                    K::Connections,
+                    format!("expected no connection, saw {conns}"),
+                );
             }
         }
         Expected::Failed {
@@ -272,53 +334,74 @@ pub fn compare(exp: &Expected, obs: &Observed, judging: &Judging) -> Vec<String>
                 ) if c == class => {
                     if let Some(want) = detail {
                         if !d.contains(want.as_str()) {
-                            bad.push(format!(
-                                "the error detail {d:?} does not carry the server's {want}"
-                            ));
+                            bad.add(
+                                K::ErrorDetail,
+                                format!(
+                                    "the error detail {d:?} does not carry the server's {want}"
+                                ),
+                            );
                         }
                     }
                 }
-                (t, e) => bad.push(format!(
-                    "expected the job to fail with {class}, got trigger {t:?} and end {e:?}"
-                )),
+                (t, e) => bad.add(
+                    K::Outcome,
+                    format!(
+                        "expected the job to fail with {class}, got {}",
+                        answer_words(t, e.as_ref())
+                    ),
+                ),
             }
             if let Some(w) = wait_ms {
                 // The device must wait its whole timeout, and not much longer.
                 let want = *w as f64 / judging.time_scale.max(1e-6);
                 let got = obs.elapsed_ms as f64;
                 if got < want * 0.95 - 20.0 || got > want * 1.5 + 3000.0 {
-                    bad.push(format!(
-                        "the device gave up after {got:.0} ms; its timeout is {want:.0} ms"
-                    ));
+                    bad.add(
+                        K::WaitTime,
+                        format!(
+                            "the device gave up after {got:.0} ms; its timeout is {want:.0} ms"
+                        ),
+                    );
                 }
             }
             if !connects && conns != 0 {
-                bad.push(format!("expected no connection, saw {conns}"));
+                bad.add(
+                    K::Connections,
+                    format!("expected no connection, saw {conns}"),
+                );
             }
             if *connects && obs.server.connections.is_empty() && !matches!(class, &"connect") {
-                bad.push("expected a connection to the server, saw none".into());
+                bad.add(
+                    K::Connections,
+                    "expected a connection to the server, saw none".into(),
+                );
             }
             let n = obs.server.messages.len();
             if *stored && n != 1 {
-                bad.push(format!(
-                    "expected the server to hold 1 message, it holds {n}"
-                ));
+                bad.add(
+                    K::StoredMessages,
+                    format!("expected the server to hold 1 message, it holds {n}"),
+                );
             }
             if !*stored && n != 0 {
-                bad.push(format!("expected no message at the server, it holds {n}"));
+                bad.add(
+                    K::StoredMessages,
+                    format!("expected no message at the server, it holds {n}"),
+                );
             }
         }
         Expected::Delivered(d) => delivered(d, obs, judging, &mut bad),
     }
-    bad
+    bad.0
 }
 
-fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Vec<String>) {
+fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Mismatches) {
     match (&obs.trigger, &obs.end) {
         (TriggerAnswer::Job(_), Some(JobEnd::Done)) => {}
-        (t, e) => bad.push(format!(
-            "expected the job done, got trigger {t:?} and end {e:?}"
-        )),
+        (t, e) => bad.add(
+            K::Outcome,
+            format!("expected the job done, got {}", answer_words(t, e.as_ref())),
+        ),
     }
     let msgs = &obs.server.messages;
     let conns = &obs.server.connections;
@@ -326,33 +409,45 @@ fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Vec<Stri
         // SPEC §4: N message/partial fragments, each its own transaction, each at
         // most the split size, reassembling into the whole message.
         if msgs.len() < 2 {
-            bad.push(format!(
-                "expected the message split into fragments, the server holds {} message(s)",
-                msgs.len()
-            ));
+            bad.add(
+                K::Fragments,
+                format!(
+                    "expected the message split into fragments, the server holds {} message(s)",
+                    msgs.len()
+                ),
+            );
         }
         if conns.len() != msgs.len() {
-            bad.push(format!(
-                "{} fragments came over {} connections; each is its own transaction",
-                msgs.len(),
-                conns.len()
-            ));
+            bad.add(
+                K::Fragments,
+                format!(
+                    "{} fragments came over {} connections; each is its own transaction",
+                    msgs.len(),
+                    conns.len()
+                ),
+            );
         }
         for (i, m) in msgs.iter().enumerate() {
             if m.data.len() as u64 > max {
-                bad.push(format!(
-                    "fragment {} has {} bytes, over the split size ({max} bytes)",
-                    i + 1,
-                    m.data.len()
-                ));
+                bad.add(
+                    K::Fragments,
+                    format!(
+                        "fragment {} has {} bytes, over the split size ({max} bytes)",
+                        i + 1,
+                        m.data.len()
+                    ),
+                );
             }
             envelope(d, m, bad);
         }
         let [whole] = obs.server.reassembled.as_slice() else {
-            bad.push(format!(
-                "the fragments reassemble into {} message(s), expected 1",
-                obs.server.reassembled.len()
-            ));
+            bad.add(
+                K::Fragments,
+                format!(
+                    "the fragments reassemble into {} message(s), expected 1",
+                    obs.server.reassembled.len()
+                ),
+            );
             return;
         };
         let m = Received {
@@ -362,16 +457,19 @@ fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Vec<Stri
         content(d, &m, judging, bad);
     } else {
         if conns.len() != 1 {
-            bad.push(format!(
-                "expected exactly 1 connection, saw {}",
-                conns.len()
-            ));
+            bad.add(
+                K::Connections,
+                format!("expected exactly 1 connection, saw {}", conns.len()),
+            );
         }
         let [m] = msgs.as_slice() else {
-            bad.push(format!(
-                "expected exactly 1 message at the server, it holds {}",
-                msgs.len()
-            ));
+            bad.add(
+                K::StoredMessages,
+                format!(
+                    "expected exactly 1 message at the server, it holds {}",
+                    msgs.len()
+                ),
+            );
             return;
         };
         envelope(d, m, bad);
@@ -384,13 +482,16 @@ fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Vec<Stri
             _ => c.tls.is_none(),
         };
         if !tls_ok {
-            bad.push(format!(
-                "connection {}: expected TLS {}, the {} listener saw TLS {}",
-                c.id,
-                d.tls,
-                c.listener,
-                if c.tls.is_some() { "on" } else { "off" }
-            ));
+            bad.add(
+                K::Tls,
+                format!(
+                    "connection {}: expected TLS {}, the {} listener saw TLS {}",
+                    c.id,
+                    d.tls,
+                    c.listener,
+                    if c.tls.is_some() { "on" } else { "off" }
+                ),
+            );
         }
         let used = c
             .auth
@@ -401,12 +502,15 @@ fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Vec<Stri
         match (d.auth, used) {
             (Some(want), Some(got)) if got == want => {}
             (None, None) => {}
-            (want, got) => bad.push(format!(
-                "connection {}: expected AUTH {}, saw {}",
-                c.id,
-                want.unwrap_or("none"),
-                got.unwrap_or_else(|| "none".into())
-            )),
+            (want, got) => bad.add(
+                K::Auth,
+                format!(
+                    "connection {}: expected AUTH {}, saw {}",
+                    c.id,
+                    want.unwrap_or("none"),
+                    got.unwrap_or_else(|| "none".into())
+                ),
+            ),
         }
     }
     if let Some(r) = &obs.report {
@@ -416,7 +520,10 @@ fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Vec<Stri
                 .iter()
                 .any(|v| &v.address == addr && !v.accepted)
             {
-                bad.push(format!("the device did not report {addr} as rejected"));
+                bad.add(
+                    K::RecipientReport,
+                    format!("the device did not report {addr} as rejected"),
+                );
             }
         }
         for addr in &d.accepted {
@@ -424,13 +531,17 @@ fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Vec<Stri
                 .iter()
                 .any(|v| &v.address == addr && !v.accepted)
             {
-                bad.push(format!(
-                    "the device reported {addr} rejected, the server accepted it"
-                ));
+                bad.add(
+                    K::RecipientReport,
+                    format!("the device reported {addr} rejected, the server accepted it"),
+                );
             }
         }
     } else if !d.refused.is_empty() {
-        bad.push("no job report to check the refused recipients in".into());
+        bad.add(
+            K::RecipientReport,
+            "no job report to check the refused recipients in".into(),
+        );
     }
 }
 
@@ -451,66 +562,91 @@ fn empty_received() -> Received {
     }
 }
 
-fn envelope(d: &Delivery, m: &Received, bad: &mut Vec<String>) {
+fn envelope(d: &Delivery, m: &Received, bad: &mut Mismatches) {
     if m.mail_from != d.mail_from {
-        bad.push(format!(
-            "MAIL FROM <{}>, expected <{}>",
-            m.mail_from, d.mail_from
-        ));
+        bad.add(
+            K::MailFrom,
+            format!("MAIL FROM <{}>, expected <{}>", m.mail_from, d.mail_from),
+        );
     }
     if m.recipients != d.accepted {
-        bad.push(format!(
-            "RCPT TO {:?}, expected {:?}",
-            m.recipients, d.accepted
-        ));
+        bad.add(
+            K::RcptTo,
+            format!(
+                "RCPT TO {}, expected {}",
+                angle_list(&m.recipients),
+                angle_list(&d.accepted)
+            ),
+        );
     }
     if m.greeted_with != d.greeted_with {
-        bad.push(format!(
-            "greeted with {}, expected {}",
-            m.greeted_with, d.greeted_with
-        ));
+        bad.add(
+            K::Greeting,
+            format!(
+                "greeted with {}, expected {}",
+                m.greeted_with, d.greeted_with
+            ),
+        );
     }
     match (d.size_param, m.size_param) {
-        (true, Some(n)) if n != m.data.len() => bad.push(format!(
-            "SIZE={n} but the message has {} bytes",
-            m.data.len()
-        )),
-        (true, None) => bad.push("the server offered SIZE, MAIL FROM has no SIZE=".into()),
-        (false, Some(n)) => bad.push(format!(
-            "SIZE={n} sent though the server did not offer SIZE"
-        )),
+        (true, Some(n)) if n != m.data.len() => bad.add(
+            K::SizeParam,
+            format!("SIZE={n} but the message has {} bytes", m.data.len()),
+        ),
+        (true, None) => bad.add(
+            K::SizeParam,
+            "the server offered SIZE, MAIL FROM has no SIZE=".into(),
+        ),
+        (false, Some(n)) => bad.add(
+            K::SizeParam,
+            format!("SIZE={n} sent though the server did not offer SIZE"),
+        ),
         _ => {}
     }
     if m.bare_lf != 0 {
-        bad.push(format!("{} bare LF in DATA", m.bare_lf));
+        bad.add(K::BareLf, format!("{} bare LF in DATA", m.bare_lf));
     }
     if m.long_lines != 0 {
-        bad.push(format!("{} lines over 998 octets in DATA", m.long_lines));
+        bad.add(
+            K::LongLines,
+            format!("{} lines over 998 octets in DATA", m.long_lines),
+        );
     }
 }
 
-fn content(d: &Delivery, m: &Received, judging: &Judging, bad: &mut Vec<String>) {
+fn content(d: &Delivery, m: &Received, judging: &Judging, bad: &mut Mismatches) {
     let Some(msg) = MessageParser::default().parse(&m.data) else {
-        bad.push("the message does not parse as MIME".into());
+        bad.add(K::Mime, "the message does not parse as MIME".into());
         return;
     };
     let from = msg.from().and_then(|a| a.first()).and_then(|a| a.address());
     if from != Some(d.header_from.as_str()) {
-        bad.push(format!(
-            "header From {from:?}, expected {:?}",
-            d.header_from
-        ));
+        bad.add(
+            K::HeaderFrom,
+            format!(
+                "header From {}, expected <{}>",
+                from.map_or_else(|| "missing".to_string(), |f| format!("<{f}>")),
+                d.header_from
+            ),
+        );
     }
     let to: Vec<&str> = msg
         .to()
         .map(|a| a.iter().filter_map(|x| x.address()).collect())
         .unwrap_or_default();
     if to != d.to.iter().map(String::as_str).collect::<Vec<_>>() {
-        bad.push(format!("header To {to:?}, expected {:?}", d.to));
+        bad.add(
+            K::HeaderTo,
+            format!(
+                "header To {}, expected {}",
+                angle_list(&to),
+                angle_list(&d.to)
+            ),
+        );
     }
     // RFC 5322 requires Date (and From, checked above).
     if msg.date().is_none() {
-        bad.push("no Date header".into());
+        bad.add(K::Date, "no Date header".into());
     }
     let attachments: Vec<_> = msg.attachments().collect();
     match d.attachment_kb {
@@ -520,32 +656,42 @@ fn content(d: &Delivery, m: &Received, judging: &Judging, bad: &mut Vec<String>)
                 [a] if !judging.synthetic_scan => {
                     // A real scan's content is unknown: it must be there.
                     if a.contents().is_empty() && kb > 0 {
-                        bad.push("the scan attachment is empty".into());
+                        bad.add(K::Attachment, "the scan attachment is empty".into());
                     }
                 }
                 [a] => {
                     if a.contents() != want.as_slice() {
                         let got = a.contents();
                         let first = got.iter().zip(&want).position(|(x, y)| x != y);
-                        bad.push(format!(
-                            "attachment differs: {} bytes, expected {}; first difference at {first:?}",
-                            got.len(),
-                            want.len()
-                        ));
+                        bad.add(
+                            K::Attachment,
+                            format!(
+                                "attachment differs: {} bytes, expected {}; {}",
+                                got.len(),
+                                want.len(),
+                                first.map_or_else(
+                                    || "one is a prefix of the other".to_string(),
+                                    |i| format!("first difference at byte {i}")
+                                )
+                            ),
+                        );
                     }
                     if a.attachment_name().is_none() {
-                        bad.push("the attachment has no file name".into());
+                        bad.add(K::AttachmentName, "the attachment has no file name".into());
                     }
                 }
-                other => bad.push(format!("expected 1 attachment, found {}", other.len())),
+                other => bad.add(
+                    K::Attachment,
+                    format!("expected 1 attachment, found {}", other.len()),
+                ),
             }
         }
         None => {
             if !attachments.is_empty() {
-                bad.push(format!(
-                    "expected no attachment, found {}",
-                    attachments.len()
-                ));
+                bad.add(
+                    K::Attachment,
+                    format!("expected no attachment, found {}", attachments.len()),
+                );
             }
         }
     }
@@ -613,7 +759,8 @@ mod tests {
         .is_empty());
         let bad = compare(&exp, &failed_after("MAIL FROM refused", 5), &JUDGING);
         assert_eq!(bad.len(), 1, "{bad:?}");
-        assert!(bad[0].contains("451"));
+        assert!(bad[0].text.contains("451"));
+        assert_eq!(bad[0].kind, K::ErrorDetail);
     }
 
     #[test]

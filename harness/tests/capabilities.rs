@@ -132,9 +132,9 @@ fn a_pairwise_run_on_a_firmware_lacking_features_tests_them_only_as_refusals() {
         assert_eq!(with.len(), 1, "{v}: {with:?}");
         let r = records.iter().find(|r| r.id == with[0]).expect("record");
         assert!(
-            r.expected.contains("SettingsRefused"),
+            r.expected.ending == hil::outcome::Ending::SettingsRefused,
             "{v}: {}",
-            r.expected
+            r.expected.text
         );
     }
 }

@@ -489,7 +489,9 @@ fn a_device_that_reboots_mid_case_is_recovered_and_the_crash_counted() {
         c.crash
     );
     assert!(
-        c.console.iter().any(|l| l.contains("*** PANIC")),
+        c.console
+            .iter()
+            .any(|l| l.to_string().contains("*** PANIC")),
         "{:#?}",
         c.console
     );
@@ -527,7 +529,7 @@ fn a_device_that_hangs_is_power_cycled_and_the_run_completes() {
     assert!(
         c.console
             .iter()
-            .any(|l| l.contains("power cycle: kill -USR1")),
+            .any(|l| l.to_string().contains("power cycle: kill -USR1")),
         "{:#?}",
         c.console
     );
@@ -618,7 +620,7 @@ fn a_console_whose_profile_has_no_job_events_is_polled_for_the_job_end() {
         records.iter().any(|r| r
             .console
             .iter()
-            .filter(|l| l.contains("H: show job"))
+            .filter(|l| l.to_string().contains("H: show job"))
             .count()
             > 1),
         "no job was polled"

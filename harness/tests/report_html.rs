@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hil::record::{Record, Transcript, Verdict};
+use hil::outcome::{Ending, Mismatch, MismatchKind, Outcome};
+use hil::record::{Line, Record, Scenario, Transcript, Verdict};
 use hil::report::{write_all, RunMeta};
 
 const FAILED_ID: &str = "tls/mode=starttls,auth=login";
@@ -16,13 +17,18 @@ const PLANTED_IN_DOM: &str = "550 5.7.1 planted-transcript-line &lt;&amp;&gt;";
 
 fn record(mode: &str, auth: &str, verdict: Verdict) -> Record {
     let id = format!("tls/mode={mode},auth={auth}");
+    let line = |ms: u64, dir: &str, text: &str| Line {
+        ms,
+        dir: dir.into(),
+        text: text.into(),
+    };
     let mut lines = vec![
-        "     0ms S: 220 fake ESMTP".to_string(),
-        "     2ms C: EHLO mfp".to_string(),
+        line(0, "server", "220 fake ESMTP"),
+        line(2, "client", "EHLO mfp"),
     ];
     if id == FAILED_ID {
-        lines.push(format!("     5ms S: {PLANTED}"));
-        lines.push("     6ms C: bad bytes \u{1}\u{7f}".to_string());
+        lines.push(line(5, "server", PLANTED));
+        lines.push(line(6, "client", "bad bytes \u{1}\u{7f}"));
     }
     Record {
         id,
@@ -37,15 +43,25 @@ fn record(mode: &str, auth: &str, verdict: Verdict) -> Record {
             ("smtp.auth".into(), auth.into()),
             ("smtp.password".into(), "***".into()),
         ],
-        scenario: "STARTTLS listener, certificate ok".into(),
-        expected: "job done".into(),
+        scenario: Scenario {
+            text: "STARTTLS listener, certificate ok".into(),
+            ..Scenario::default()
+        },
+        expected: Outcome::new(Ending::Delivered, None, "job done".into()),
         observed: if verdict == Verdict::Fail {
-            "job failed: auth_failed".into()
+            Outcome::new(
+                Ending::Failed,
+                Some("auth_failed"),
+                "job failed: auth_failed".into(),
+            )
         } else {
-            "job done".into()
+            Outcome::new(Ending::Delivered, None, "job done".into())
         },
         mismatches: if verdict == Verdict::Fail {
-            vec!["error class: expected none, got auth_failed".into()]
+            vec![Mismatch::new(
+                MismatchKind::Outcome,
+                "error class: expected none, got auth_failed".into(),
+            )]
         } else {
             vec![]
         },
@@ -57,10 +73,11 @@ fn record(mode: &str, auth: &str, verdict: Verdict) -> Record {
             listener: mode.into(),
             lines,
         }],
-        console: vec!["     1ms > reset".into(), "     3ms < OK".into()],
+        console: vec![line(1, "harness", "reset"), line(3, "device", "OK")],
         attempts: 1,
         millis: 420,
         micros: 420_000,
+        ..Record::default()
     }
 }
 
@@ -88,7 +105,7 @@ fn write_report(name: &str) -> PathBuf {
         duration_s: 60.0,
         shard: None,
         inputs: vec![],
-        coverage: vec![],
+        ..RunMeta::default()
     };
     write_all(&dir, &records, &meta).unwrap();
     dir

@@ -29,6 +29,23 @@ pub enum Action {
     AbortTls,
 }
 
+impl std::fmt::Display for Action {
+    /// The action in words: `reply 454 TLS not available`, `delay 3000 ms`, `drop`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Reply { code, text } => write!(f, "reply {code} {}", text.replace('\n', " / ")),
+            Action::Line { text } => write!(f, "send {text:?}"),
+            Action::Delay { ms } => write!(f, "delay {ms} ms"),
+            Action::Throttle { bytes_per_sec } => write!(f, "throttle to {bytes_per_sec} bytes/s"),
+            Action::Drop => f.write_str("drop the connection"),
+            Action::Hang => f.write_str("hang"),
+            Action::Garbage => f.write_str("answer with garbage"),
+            Action::HalfLine => f.write_str("half a line, then hang"),
+            Action::AbortTls => f.write_str("abort the TLS handshake"),
+        }
+    }
+}
+
 /// When a fault fires.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct When {
