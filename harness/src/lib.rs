@@ -36,8 +36,10 @@ macro_rules! tell {
     }};
 }
 
+pub mod baseline;
 pub mod bench_setup;
 pub mod device;
+pub mod diff;
 pub mod fuzz;
 pub mod outcome;
 pub mod pool;

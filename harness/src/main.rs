@@ -13,7 +13,7 @@ use tracing::error;
 
 use hil::device::Endpoint;
 use hil::pool::{self, CaseRunner, MakeRunner, PoolOptions, PoolSummary, Shard, WriteReport};
-use hil::record::Record;
+use hil::record::{Record, Verdict};
 use hil::runner::{DeviceChoice, RunOptions, Runner};
 use hil_oracle::matrix::Coverage;
 use hil_oracle::model::{Case, DeviceFacts};
@@ -421,6 +421,12 @@ struct RunArgs {
     /// errors run again) and append to it.
     #[arg(long, conflicts_with = "case")]
     resume: bool,
+    /// Known failures: a previous run (its report directory or results.jsonl; a case
+    /// failing the same way is known) or a reviewed known-deviations.toml. Only new
+    /// failures count in the summary and the exit status; known ones that now pass
+    /// are reported as fixed.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
     /// Run the K-th of N slices of the case list: case i (from 0) iff i % N == K-1.
     #[arg(long, value_name = "K/N", conflicts_with = "case")]
     shard: Option<String>,
@@ -780,6 +786,11 @@ fn rerun_words(a: &RunArgs) -> Vec<String> {
 fn run(a: RunArgs) -> anyhow::Result<u8> {
     let device = device_choice(&a.device, a.time_scale)?;
     let rerun = rerun_words(&a);
+    let baseline = a
+        .baseline
+        .as_deref()
+        .map(hil::baseline::Baseline::load)
+        .transpose()?;
     let certs = data_dir(a.model.certs.clone(), "certs");
     let facts = profile_facts(a.profile.as_deref())?;
     ipv6_supported(&facts, &a.bind, a.server_address.as_deref())?;
@@ -864,6 +875,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     let device_name = a.device.clone();
     let coverage_lines: Vec<String> = coverage.iter().flat_map(|c| c.lines()).collect();
     let recap = std::cell::RefCell::new(Vec::<String>::new());
+    let known = std::cell::RefCell::new(None::<(hil::baseline::BaselineReport, usize, usize)>);
     let write_report = |records: &[Record], summary: &PoolSummary| {
         let Some(dir) = &report_dir else {
             return Ok(());
@@ -880,10 +892,23 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
             rerun: rerun.clone(),
             hil_version: hil::report::hil_build().0,
             hil_commit: hil::report::hil_build().1,
+            baseline: None,
+        };
+        let meta = hil::report::RunMeta {
+            baseline: baseline.as_ref().map(|b| b.apply(records)),
+            ..meta
         };
         let triage = hil::triage::triage(records);
-        *recap.borrow_mut() =
-            hil::triage::recap(records, &triage, &|id| hil::report::reproduce(&meta, id));
+        *recap.borrow_mut() = hil::triage::recap(records, &triage, &meta);
+        if let Some(b) = &meta.baseline {
+            let of = |v: Verdict| {
+                records
+                    .iter()
+                    .filter(|r| r.verdict == v && b.knows(&r.id).is_some())
+                    .count()
+            };
+            *known.borrow_mut() = Some((b.clone(), of(Verdict::Fail), of(Verdict::Crash)));
+        }
         hil::report::write_all(dir, records, &meta)
     };
     let result = pool::run_pool(
@@ -911,6 +936,22 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     }
     for line in recap.borrow().iter() {
         say!("{line}");
+    }
+    let mut s = s;
+    if let Some((b, failed, crashes)) = known.borrow().as_ref() {
+        s.discount_known(*failed, *crashes);
+        if !b.fixed.is_empty() {
+            say!(
+                "hil: {} known failure{} of {} pass now: {}",
+                b.fixed.len(),
+                if b.fixed.len() == 1 { "" } else { "s" },
+                b.source,
+                b.fixed.join(", ")
+            );
+        }
+        for u in &b.unseen {
+            say!("hil: a known deviation no case showed: {u}");
+        }
     }
     say!("{}", s.last_line());
     let _ = std::io::stdout().flush();
@@ -1203,23 +1244,41 @@ fn responder(a: ResponderArgs) -> anyhow::Result<()> {
 #[derive(clap::Args)]
 struct ReportArgs {
     /// Report directories or results.jsonl files to merge (the runs of `--shard K/N`).
-    #[arg(long, num_args = 1.., required_unless_present = "from", conflicts_with = "from")]
+    #[arg(long, num_args = 1.., required_unless_present_any = ["from", "diff"], conflicts_with_all = ["from", "diff"])]
     merge: Vec<PathBuf>,
     /// One run's report directory or results.jsonl to render again.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "diff")]
     from: Option<PathBuf>,
-    /// Where to write results.jsonl, junit.xml, report.html and run.json.
-    #[arg(long)]
-    out: PathBuf,
+    /// Two runs (report directories or results.jsonl), OLD then NEW: prints the new
+    /// failures by cause, the fixed cases and the changed outcomes; with --out, also
+    /// writes diff.html there. Exits 1 when there are new failures.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+    diff: Vec<PathBuf>,
+    /// Where to write results.jsonl, junit.xml, report.html and run.json (diff.html for
+    /// --diff).
+    #[arg(long, required_unless_present = "diff")]
+    out: Option<PathBuf>,
 }
 
-/// Ok(false) when a case failed or could not be run.
+/// Ok(false) when a case failed or could not be run (for --diff: a new failure).
 fn report(a: ReportArgs) -> anyhow::Result<bool> {
+    if let [old, new] = a.diff.as_slice() {
+        let d = hil::diff::diff(old, new)?;
+        print!("{}", d.text());
+        if let Some(out) = &a.out {
+            let p = d.write_html(out)?;
+            say!("hil report: {}", p.display());
+        }
+        return Ok(d.new_failures.is_empty());
+    }
     let inputs = match a.from {
         Some(f) => vec![f],
         None => a.merge,
     };
-    let s = hil::report::merge(&inputs, &a.out)?;
+    let Some(out) = a.out else {
+        bail!("--out DIR is needed to write the report");
+    };
+    let s = hil::report::merge(&inputs, &out)?;
     say!("{}", s.line());
     Ok(s.counts.failed == 0 && s.counts.harness_errors == 0)
 }

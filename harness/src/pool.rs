@@ -240,6 +240,9 @@ pub struct PoolSummary {
     /// Cases counted above whose record holds an SMTP connection to the fake server
     /// (`Record::reached_smtp_server`): how much of the run tested the SMTP session.
     pub reached_server: usize,
+    /// Failures and crashes a baseline knows (`hil run --baseline`): not counted in
+    /// `failed` and `crashes` once [`PoolSummary::discount_known`] has run.
+    pub known: usize,
 }
 
 impl PoolSummary {
@@ -257,13 +260,26 @@ impl PoolSummary {
         if self.not_run > 0 {
             s.push_str(&format!(", {} not run", self.not_run));
         }
+        if self.known > 0 {
+            s.push_str(&format!(", {} known", self.known));
+        }
         s
+    }
+
+    /// Moves the failures and crashes a baseline knows out of `failed` and `crashes`
+    /// into `known`: the summary and the exit status count only new ones.
+    pub fn discount_known(&mut self, failed: usize, crashes: usize) {
+        let f = failed.min(self.failed);
+        let c = crashes.min(self.crashes);
+        self.failed -= f;
+        self.crashes -= c;
+        self.known += f + c;
     }
 
     /// `hil: R of N cases reached the fake SMTP server (P%)`, over the cases counted
     /// (`None` when there are none): printed before [`PoolSummary::last_line`].
     pub fn reach_line(&self) -> Option<String> {
-        let n = self.passed + self.failed + self.harness_errors + self.crashes;
+        let n = self.passed + self.failed + self.harness_errors + self.crashes + self.known;
         (n > 0).then(|| {
             format!(
                 "hil: {} of {n} cases reached the fake SMTP server ({}%)",

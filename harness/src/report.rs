@@ -48,6 +48,16 @@ pub struct RunMeta {
     pub hil_version: String,
     #[serde(default)]
     pub hil_commit: String,
+    /// What `--baseline` says of the run: its known failures and the fixed ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::baseline::BaselineReport>,
+}
+
+impl RunMeta {
+    /// Why a case's failure is known, when the run's baseline knows it.
+    pub fn known(&self, id: &str) -> Option<&str> {
+        self.baseline.as_ref().and_then(|b| b.knows(id))
+    }
 }
 
 /// This hil's version and the commit it was built from (`unknown` outside a git checkout).
@@ -214,7 +224,7 @@ pub fn write_all(dir: &Path, records: &[Record], meta: &RunMeta) -> Result<(), R
 }
 
 /// Writes through a temporary file and a rename, so a reader never sees half a file.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -287,6 +297,13 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, ReportError
         records_read: read,
         duplicates,
     })
+}
+
+/// One run's records and its meta (when a `run.json` sits beside them), from a report
+/// directory or a `results.jsonl`.
+pub fn load_run(input: &Path) -> Result<(Vec<Record>, Option<RunMeta>), ReportError> {
+    let (file, meta) = locate(input)?;
+    Ok((crate::record::read(&file)?, meta))
 }
 
 /// An input's `results.jsonl`, and the `run.json` beside it if there is one (only for
@@ -381,6 +398,7 @@ fn merged_meta(inputs: &[PathBuf], out: &Path, metas: &[RunMeta]) -> RunMeta {
             .first()
             .map(|m| m.hil_commit.clone())
             .unwrap_or_default(),
+        baseline: None,
     }
 }
 
@@ -405,6 +423,11 @@ fn clean_char(c: char, out: &mut String) -> bool {
 }
 
 /// Escapes text for XML and HTML element content and quoted attribute values.
+/// Text escaped for HTML (see [`clean_char`]).
+pub(crate) fn escape_html(s: &str) -> String {
+    esc(s)
+}
+
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     esc_into(s, &mut out, false);
@@ -486,32 +509,43 @@ pub fn junit(records: &[Record], meta: &RunMeta) -> String {
             None => sections.push((&r.section, vec![r])),
         }
     }
-    let all = Counts::of(records);
+    // Known failures (--baseline) are written as skipped, as pytest writes xfail.
+    let tally = |rs: &[&Record]| {
+        let (mut failed, mut errors, mut skipped) = (0usize, 0usize, 0usize);
+        for r in rs {
+            match r.verdict {
+                _ if r.verdict != Verdict::Pass
+                    && r.verdict != Verdict::HarnessError
+                    && meta.known(&r.id).is_some() =>
+                {
+                    skipped += 1
+                }
+                Verdict::Fail => failed += 1,
+                Verdict::HarnessError | Verdict::Crash => errors += 1,
+                Verdict::Pass => {}
+            }
+        }
+        (failed, errors, skipped)
+    };
+    let every: Vec<&Record> = records.iter().collect();
+    let (failed, errors, skipped) = tally(&every);
     let total_ms: u64 = records.iter().map(|r| r.millis).sum();
     let mut x = String::new();
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         x,
-        "<testsuites name=\"hil\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{}\">",
-        all.cases,
-        all.failed,
-        all.harness_errors + all.crashes,
+        "<testsuites name=\"hil\" tests=\"{}\" failures=\"{failed}\" errors=\"{errors}\" \
+         skipped=\"{skipped}\" time=\"{}\">",
+        records.len(),
         secs(total_ms)
     );
     for (section, rs) in &sections {
-        let (mut failed, mut errors, mut ms) = (0usize, 0usize, 0u64);
-        for r in rs {
-            match r.verdict {
-                Verdict::Fail => failed += 1,
-                Verdict::HarnessError | Verdict::Crash => errors += 1,
-                Verdict::Pass => {}
-            }
-            ms += r.millis;
-        }
+        let (failed, errors, skipped) = tally(rs);
+        let ms: u64 = rs.iter().map(|r| r.millis).sum();
         let _ = write!(
             x,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"{errors}\" \
-             skipped=\"0\" time=\"{}\"",
+             skipped=\"{skipped}\" time=\"{}\"",
             esc_attr(section),
             rs.len(),
             secs(ms)
@@ -577,8 +611,18 @@ fn junit_case(x: &mut String, r: &Record, meta: &RunMeta) {
         }
         x.push_str("      </properties>\n");
     }
+    let known = meta
+        .known(&r.id)
+        .filter(|_| r.verdict != Verdict::HarnessError);
     match r.verdict {
         Verdict::Pass => {}
+        _ if known.is_some() => {
+            let _ = writeln!(
+                x,
+                "      <skipped message=\"known deviation: {}\"/>",
+                esc_attr(known.unwrap_or_default())
+            );
+        }
         Verdict::Fail => {
             let message = if r.mismatches.is_empty() {
                 "failed".to_string()
@@ -688,14 +732,14 @@ const MAX_VALUES: usize = 40;
 /// Heat map cells embedded over all pairs.
 const MAX_CELLS: usize = 100_000;
 
-const CSS: &str = r#"
+pub(crate) const CSS: &str = r#"
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;color:#222}
 h1{margin:.2em 0}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 code,pre{font:12px/1.35 ui-monospace,"DejaVu Sans Mono",Menlo,monospace}
 pre{background:#f6f6f6;border:1px solid #ddd;padding:.5em;overflow-x:auto;white-space:pre-wrap;word-break:break-all;margin:.3em 0}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
 .counts span{display:inline-block;padding:.3em .8em;margin-right:.5em;border-radius:4px;font-weight:600}
-.pass{background:#d7f0d7}.fail{background:#f7d0d0}.herr{background:#f7e6c0}.total{background:#e4e4e4}
+.pass{background:#d7f0d7}.find{background:#f0e0c8}.fail{background:#f7d0d0}.herr{background:#f7e6c0}.total{background:#e4e4e4}
 .case{border:1px solid #ccc;border-left:6px solid #c62828;padding:.4em .8em;margin:1em 0;border-radius:3px}
 .case.herr-case{border-left-color:#ef8f00}
 .case h3{margin:.2em 0;font-size:15px;word-break:break-all}
@@ -825,6 +869,28 @@ fn summary(h: &mut String, c: &Counts, meta: &RunMeta, records: &[Record]) {
             String::new()
         }
     );
+    let findings = records.iter().filter(|r| !r.findings.is_empty()).count();
+    if findings > 0 {
+        let _ = writeln!(
+            h,
+            "<p class=\"counts\"><a href=\"#findings\"><span class=\"find\">{findings} with findings</span></a></p>"
+        );
+    }
+    let baseline = meta.baseline.as_ref().map(|b| {
+        let mut t = format!(
+            "{}: {} known failures, {} fixed",
+            b.source,
+            b.known.len(),
+            b.fixed.len()
+        );
+        for id in &b.fixed {
+            t.push_str(&format!("\nfixed: {id}"));
+        }
+        for u in &b.unseen {
+            t.push_str(&format!("\nnot seen: {u}"));
+        }
+        t
+    });
     h.push_str("<table class=\"meta\">\n");
     let duration = if meta.duration_s > 0.0 {
         duration_text(meta.duration_s)
@@ -841,6 +907,15 @@ fn summary(h: &mut String, c: &Counts, meta: &RunMeta, records: &[Record]) {
         ("inputs", meta.inputs.join("\n")),
         ("coverage", meta.coverage.join("\n")),
         ("reached the server", reach),
+        ("baseline", baseline.unwrap_or_default()),
+        (
+            "hil",
+            if meta.hil_version.is_empty() {
+                String::new()
+            } else {
+                format!("{} ({})", meta.hil_version, meta.hil_commit)
+            },
+        ),
     ];
     for (k, v) in rows.iter().filter(|(_, v)| !v.is_empty()) {
         let _ = writeln!(
@@ -892,7 +967,8 @@ fn causes_section(h: &mut String, records: &[Record], meta: &RunMeta, t: &Triage
     h.push_str(
         "<table class=\"causes\">\n<tr><th>cases</th><th>cause</th><th>explained by</th></tr>\n",
     );
-    for (g_i, g) in t.groups.iter().enumerate() {
+    let groups = crate::triage::ordered(records, t, meta);
+    for &(g_i, g) in &groups {
         let e: Vec<String> = g
             .shared
             .iter()
@@ -903,19 +979,19 @@ fn causes_section(h: &mut String, records: &[Record], meta: &RunMeta, t: &Triage
             h,
             "<tr><td>{}</td><td><a href=\"#group-{g_i}\">{}</a></td><td>{}</td></tr>",
             g.cases.len(),
-            esc(&g.signature.words()),
+            esc(&crate::triage::group_words(records, g, meta)),
             esc(&e.join("; "))
         );
     }
     h.push_str("</table>\n");
-    for (g_i, g) in t.groups.iter().enumerate() {
+    for &(g_i, g) in &groups {
         let _ = writeln!(
             h,
             "<div class=\"group\" id=\"group-{g_i}\">\n<h3>{} case{}: {}</h3>\n\
              <p class=\"note\">signature <code>{}</code></p>",
             g.cases.len(),
             if g.cases.len() == 1 { "" } else { "s" },
-            esc(&g.signature.words()),
+            esc(&crate::triage::group_words(records, g, meta)),
             esc(&g.key)
         );
         if !g.shared.is_empty() || !g.explained_by.is_empty() {
@@ -1024,16 +1100,6 @@ fn findings_section(h: &mut String, records: &[Record], meta: &RunMeta) {
     h.push_str("</section>\n");
 }
 
-/// The settings a case id names (`section/dim=value,…`): the values that define it.
-fn defining_keys(id: &str) -> Vec<&str> {
-    let Some((_, rest)) = id.split_once('/') else {
-        return Vec::new();
-    };
-    rest.split(',')
-        .filter_map(|p| p.split_once('=').map(|(k, _)| k))
-        .collect()
-}
-
 fn failed_case(h: &mut String, anchor: &str, r: &Record, meta: &RunMeta) {
     let (class, badge, word) = match r.verdict {
         Verdict::HarnessError => ("case herr-case", "badge herr", "HARNESS ERROR"),
@@ -1090,7 +1156,10 @@ fn failed_case(h: &mut String, anchor: &str, r: &Record, meta: &RunMeta) {
         "<details open><summary>Settings ({})</summary>\n<table class=\"settings\">",
         r.settings.len()
     );
-    let defining = defining_keys(&r.id);
+    let defining: Vec<&str> = crate::triage::defining(&r.id)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     for (k, v) in &r.settings {
         let _ = writeln!(
             h,

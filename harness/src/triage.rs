@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::outcome::{Ending, MismatchKind, Outcome, Step};
 use crate::record::{Record, Verdict};
+use crate::report::RunMeta;
 
 /// How the device and the oracle part ways.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -196,6 +197,15 @@ fn harness_error_kind(text: &str) -> String {
     }
 }
 
+/// The `dim=value` pairs a case id names (`section/dim=value,…`): the values the case
+/// is about.
+pub fn defining(id: &str) -> Vec<(&str, &str)> {
+    let Some((_, rest)) = id.split_once('/') else {
+        return Vec::new();
+    };
+    rest.split(',').filter_map(|p| p.split_once('=')).collect()
+}
+
 /// A dimension value with how well it explains a group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Explanation {
@@ -315,10 +325,12 @@ fn explain(
     in_passes: &HashMap<(&str, &str), usize>,
     passes: usize,
 ) -> (Vec<Explanation>, Vec<Explanation>) {
+    // Only the values a case is about (those its id names; the rest are the base
+    // values every case shares) can explain it.
     let mut in_group: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for &i in cases {
-        for (d, v) in &records[i].dims {
-            *in_group.entry((d.as_str(), v.as_str())).or_default() += 1;
+        for (d, v) in defining(&records[i].id) {
+            *in_group.entry((d, v)).or_default() += 1;
         }
     }
     let n = cases.len() as f64;
@@ -355,21 +367,64 @@ fn explain(
     (shared, rest)
 }
 
+/// How many of a group's cases the run's baseline knows, and why (the first reason).
+fn known_in<'m>(records: &[Record], g: &Group, meta: &'m RunMeta) -> (usize, Option<&'m str>) {
+    let mut n = 0;
+    let mut why = None;
+    for &i in &g.cases {
+        if let Some(w) = meta.known(&records[i].id) {
+            n += 1;
+            why.get_or_insert(w);
+        }
+    }
+    (n, why)
+}
+
+/// Groups in the order reports show them: new ones first (largest first), then those
+/// the baseline knows wholly.
+pub fn ordered<'t>(records: &[Record], t: &'t Triage, meta: &RunMeta) -> Vec<(usize, &'t Group)> {
+    let mut v: Vec<(usize, &Group)> = t.groups.iter().enumerate().collect();
+    v.sort_by_key(|(i, g)| (known_in(records, g, meta).0 == g.cases.len(), *i));
+    v
+}
+
+/// A group's words with what the baseline knows of it: `… (known: reason)`,
+/// `… (3 of 5 known)`.
+pub fn group_words(records: &[Record], g: &Group, meta: &RunMeta) -> String {
+    let (n, why) = known_in(records, g, meta);
+    let w = g.signature.words();
+    match why {
+        Some(why) if n == g.cases.len() => format!("{w} (known: {why})"),
+        Some(_) => format!("{w} ({n} of {} known)", g.cases.len()),
+        None => w,
+    }
+}
+
 /// The recap printed at the end of a run: one paragraph per group (count, words,
-/// explaining values, one reproduce line), largest first; empty when all passed.
-pub fn recap(records: &[Record], t: &Triage, reproduce: &dyn Fn(&str) -> String) -> Vec<String> {
+/// explaining values, one reproduce line), new groups first; empty when all passed.
+pub fn recap(records: &[Record], t: &Triage, meta: &RunMeta) -> Vec<String> {
     let failing: usize = t.groups.iter().map(|g| g.cases.len()).sum();
     if failing == 0 {
         return Vec::new();
     }
+    let known = meta.baseline.as_ref().map_or(0, |b| b.known.len());
     let mut out = vec![format!(
-        "{failing} case{} did not pass, {} cause{}:",
+        "{failing} case{} did not pass{}, {} cause{}:",
         if failing == 1 { "" } else { "s" },
+        if known > 0 {
+            format!(" ({} new, {known} known)", failing - known.min(failing))
+        } else {
+            String::new()
+        },
         t.groups.len(),
         if t.groups.len() == 1 { "" } else { "s" }
     )];
-    for g in &t.groups {
-        out.push(format!("{:>5}  {}", g.cases.len(), g.signature.words()));
+    for (_, g) in ordered(records, t, meta) {
+        out.push(format!(
+            "{:>5}  {}",
+            g.cases.len(),
+            group_words(records, g, meta)
+        ));
         if !g.shared.is_empty() {
             let e: Vec<String> = g
                 .shared
@@ -394,7 +449,10 @@ pub fn recap(records: &[Record], t: &Triage, reproduce: &dyn Fn(&str) -> String)
             out.push(format!("       explained by {}", e.join(", ")));
         }
         if let Some(&first) = g.cases.first() {
-            out.push(format!("       {}", reproduce(&records[first].id)));
+            out.push(format!(
+                "       {}",
+                crate::report::reproduce(meta, &records[first].id)
+            ));
         }
     }
     out
@@ -487,7 +545,8 @@ mod tests {
             } else {
                 delivered()
             };
-            rs.push(rec(&format!("c{i}"), delivered(), observed, &dims));
+            let id = format!("s/smtp.verify.cn={cn},smtp.tls={tls}");
+            rs.push(rec(&id, delivered(), observed, &dims));
         }
         let t = triage(&rs);
         assert_eq!(t.groups.len(), 1);
@@ -502,12 +561,15 @@ mod tests {
         assert!((top.score - 1.0).abs() < 1e-9);
         // smtp.tls is in half the passes either way: it explains nothing.
         assert!(g.explained_by.is_empty(), "{:?}", g.explained_by);
-        let lines = recap(&rs, &t, &|id| format!("hil run --case {id}"));
+        let lines = recap(&rs, &t, &RunMeta::default());
         assert_eq!(lines[0], "4 cases did not pass, 1 cause:");
         assert_eq!(
             lines[2].trim(),
             "all have smtp.verify.cn=on (0% of passing)"
         );
-        assert_eq!(lines[3].trim(), "hil run --case c0");
+        assert_eq!(
+            lines[3].trim(),
+            "hil run --case s/smtp.verify.cn=on,smtp.tls=smtps"
+        );
     }
 }
