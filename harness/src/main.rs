@@ -62,7 +62,7 @@ fn init_logging(verbose: u8, quiet: bool) {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the cases against a device and print a verdict for each.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run a scenario's fake SMTP and POP3 servers standalone.
     Serve(ServeArgs),
     /// Generate the certificate zoo (CAs, server certificates, CRLs, manifest).
@@ -733,8 +733,13 @@ impl Rerun<'_> {
             w.push(format!("--{name}"));
             w.push(value);
         };
-        if self.device != "sim" {
-            opt("device", self.device.to_string());
+        match self.device.strip_prefix("sim:") {
+            Some(program) => opt(
+                "device",
+                format!("sim:{}", absolute(std::path::Path::new(program))),
+            ),
+            None if self.device != "sim" => opt("device", self.device.to_string()),
+            None => {}
         }
         if let Some(p) = self.profile {
             opt("profile", absolute(p));
@@ -791,6 +796,8 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         .as_deref()
         .map(hil::baseline::Baseline::load)
         .transpose()?;
+    let profile_path = a.profile.clone();
+    let scenarios_dir = data_dir(a.model.scenarios.clone(), "scenarios");
     let certs = data_dir(a.model.certs.clone(), "certs");
     let facts = profile_facts(a.profile.as_deref())?;
     ipv6_supported(&facts, &a.bind, a.server_address.as_deref())?;
@@ -875,6 +882,17 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     let device_name = a.device.clone();
     let coverage_lines: Vec<String> = coverage.iter().flat_map(|c| c.lines()).collect();
     let recap = std::cell::RefCell::new(Vec::<String>::new());
+    let (profile_name, profile_sha) = match &profile_path {
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read(p)
+                .map(|b| hil::report::sha256_hex(&b))
+                .unwrap_or_default(),
+        ),
+        None => ("built-in reference dialect".to_string(), String::new()),
+    };
+    let certs_sha = hil::report::dir_sha256(&certs);
+    let scenarios_sha = hil::report::dir_sha256(&scenarios_dir);
     let known = std::cell::RefCell::new(None::<(hil::baseline::BaselineReport, usize, usize)>);
     let write_report = |records: &[Record], summary: &PoolSummary| {
         let Some(dir) = &report_dir else {
@@ -892,6 +910,11 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
             rerun: rerun.clone(),
             hil_version: hil::report::hil_build().0,
             hil_commit: hil::report::hil_build().1,
+            profile: profile_name.clone(),
+            profile_sha256: profile_sha.clone(),
+            certs_sha256: certs_sha.clone(),
+            scenarios_sha256: scenarios_sha.clone(),
+            device_identity: summary.device_identity.clone(),
             baseline: None,
         };
         let meta = hil::report::RunMeta {
@@ -1301,7 +1324,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     match cli.cmd {
-        Cmd::Run(a) => match run(a) {
+        Cmd::Run(a) => match run(*a) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
                 error!("hil: {e}");

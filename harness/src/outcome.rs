@@ -10,7 +10,18 @@ use serde::{Deserialize, Serialize};
 
 /// Where in a job an outcome or a mismatch belongs, in the order SPEC §3 runs them.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
@@ -98,7 +109,9 @@ impl fmt::Display for Step {
 }
 
 /// How a job ended, or how the oracle says it must end.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Ending {
     /// The mail went out (SPEC: the job is done).
@@ -131,7 +144,7 @@ impl Ending {
 
 /// The expected or the observed end of a case, typed (`results.jsonl`'s `expected`
 /// and `observed`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Outcome {
     pub ending: Ending,
     /// SPEC §5's error class, for `failed`, `refused` and `settings_refused`.
@@ -233,7 +246,19 @@ impl Outcome {
 
 /// What kind of difference a [`Mismatch`] is; with its [`Step`] it is what failures
 /// are grouped by (never the free text, which carries job numbers and sizes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MismatchKind {
     /// The job ended otherwise than expected (another class, done instead of failed…).
@@ -332,7 +357,7 @@ impl fmt::Display for MismatchKind {
 }
 
 /// One difference between what the oracle expects and what the case saw.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Mismatch {
     pub kind: MismatchKind,
     pub step: Step,

@@ -36,6 +36,10 @@ pub trait CaseRunner: Send {
     fn run_case(&mut self, case: &Case) -> CaseResult;
     /// What the runner serves, for the worker's start line.
     fn describe(&self) -> String;
+    /// What the device says of itself (firmware, serial), when its profile can ask.
+    fn identity(&mut self) -> Vec<String> {
+        Vec::new()
+    }
     /// Stops the runner (its device and servers).
     fn shutdown(self: Box<Self>);
 }
@@ -47,6 +51,10 @@ impl CaseRunner for Runner {
 
     fn describe(&self) -> String {
         format!("fake SMTP server on {}", self.smtp_addr())
+    }
+
+    fn identity(&mut self) -> Vec<String> {
+        Runner::identity(self)
     }
 
     fn shutdown(self: Box<Self>) {
@@ -243,6 +251,8 @@ pub struct PoolSummary {
     /// Failures and crashes a baseline knows (`hil run --baseline`): not counted in
     /// `failed` and `crashes` once [`PoolSummary::discount_known`] has run.
     pub known: usize,
+    /// What the device said of itself (the profile's `identify` operation).
+    pub device_identity: Vec<String>,
 }
 
 impl PoolSummary {
@@ -308,7 +318,11 @@ static QUITTING: AtomicBool = AtomicBool::new(false);
 /// What workers tell the main thread.
 enum Msg {
     /// The worker's first runner is up.
-    Started { worker: usize, what: String },
+    Started {
+        worker: usize,
+        what: String,
+        identity: Vec<String>,
+    },
     /// A runner could not be started before taking a case.
     StartFailed {
         worker: usize,
@@ -381,14 +395,21 @@ impl Worker {
         loop {
             // A case is taken only with a runner in hand.
             if runner.is_none() {
-                let Some(r) = self.start_before_a_case() else {
+                let Some(mut r) = self.start_before_a_case() else {
                     return;
                 };
                 if !announced {
                     announced = true;
+                    // The first worker asks the device who it is, once.
+                    let identity = if self.index == 0 {
+                        r.identity()
+                    } else {
+                        Vec::new()
+                    };
                     let _ = self.tx.send(Msg::Started {
                         worker: self.index,
                         what: r.describe(),
+                        identity,
                     });
                 }
                 runner = Some(r);
@@ -905,7 +926,14 @@ impl Collector<'_> {
     fn on_msg(&mut self, m: Msg) {
         match m {
             Msg::Exited => {}
-            Msg::Started { worker, what } => {
+            Msg::Started {
+                worker,
+                what,
+                identity,
+            } => {
+                if self.summary.device_identity.is_empty() {
+                    self.summary.device_identity = identity;
+                }
                 if !self.any_started {
                     self.any_started = true;
                     if let Some(p) = &self.opts.results {

@@ -17,7 +17,9 @@ use crate::outcome::{Mismatch, Outcome};
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// How a case ended.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The device did what the oracle expects.
@@ -46,7 +48,7 @@ impl Verdict {
 }
 
 /// One line of a transcript or of the console log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Line {
     /// Milliseconds on the case's clock (the servers and the console share it).
     pub ms: u64,
@@ -73,7 +75,7 @@ impl std::fmt::Display for Line {
 
 /// One connection's transcript, as the fake server recorded it (credentials
 /// already redacted by the server).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Transcript {
     /// `smtp` or `pop3`.
     pub server: String,
@@ -83,7 +85,7 @@ pub struct Transcript {
 }
 
 /// The server side of a case.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Scenario {
     /// `fake_server`, or `closed_port` (nothing listening).
     pub target: String,
@@ -115,7 +117,7 @@ pub struct Scenario {
 }
 
 /// The record of one case.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Record {
     /// [`SCHEMA_VERSION`] when written.
     pub schema_version: u32,
@@ -167,6 +169,25 @@ impl Record {
     pub fn reached_smtp_server(&self) -> bool {
         self.transcripts.iter().any(|t| t.server == "smtp")
     }
+}
+
+/// The JSON Schema of one `results.jsonl` line (docs/results.schema.json is this).
+pub fn json_schema() -> String {
+    let mut schema = schemars::schema_for!(Record);
+    schema.insert(
+        "$id".into(),
+        "https://smtp-hil.invalid/results.schema.json".into(),
+    );
+    schema.insert(
+        "description".into(),
+        format!(
+            "One line of hil's results.jsonl: the record of one case (schema_version {SCHEMA_VERSION})."
+        )
+        .into(),
+    );
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// Appends one record as a JSON line and flushes it, so a record is either whole on
@@ -280,6 +301,22 @@ mod tests {
         assert!(!r.reached_smtp_server(), "a POP login only");
         r.transcripts.push(t("smtp"));
         assert!(r.reached_smtp_server());
+    }
+
+    /// docs/results.schema.json is the schema of the records this hil writes (run
+    /// with HIL_BLESS=1 to write it after changing a record type).
+    #[test]
+    fn the_schema_in_docs_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/results.schema.json");
+        let now = json_schema();
+        if std::env::var_os("HIL_BLESS").is_some() {
+            std::fs::write(&path, &now).unwrap();
+        }
+        let docs = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            docs == now,
+            "docs/results.schema.json is not the schema of Record: HIL_BLESS=1 cargo test -p hil --lib schema"
+        );
     }
 
     #[test]

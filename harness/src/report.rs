@@ -48,6 +48,20 @@ pub struct RunMeta {
     pub hil_version: String,
     #[serde(default)]
     pub hil_commit: String,
+    /// The device profile (its file, or `built-in`) and the SHA-256 of its text.
+    #[serde(default)]
+    pub profile: String,
+    #[serde(default)]
+    pub profile_sha256: String,
+    /// SHA-256 over the certificate zoo's and the scenario library's files (names and
+    /// bytes): two runs with equal digests had the same servers.
+    #[serde(default)]
+    pub certs_sha256: String,
+    #[serde(default)]
+    pub scenarios_sha256: String,
+    /// What the device said of itself (the profile's `identify`: firmware, serial).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_identity: Vec<String>,
     /// What `--baseline` says of the run: its known failures and the fixed ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<crate::baseline::BaselineReport>,
@@ -58,6 +72,50 @@ impl RunMeta {
     pub fn known(&self, id: &str) -> Option<&str> {
         self.baseline.as_ref().and_then(|b| b.knows(id))
     }
+}
+
+/// The SHA-256 of some bytes, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The SHA-256 over a folder's files (relative names and bytes, in name order, sub-
+/// folders included); `unreadable: …` when it cannot be read.
+pub fn dir_sha256(dir: &Path) -> String {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let p = e?.path();
+            if p.is_dir() {
+                walk(root, &p, out)?;
+            } else {
+                let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+                out.push((rel, p));
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    if let Err(e) = walk(dir, dir, &mut files) {
+        return format!("unreadable: {e}");
+    }
+    files.sort();
+    let mut all = Vec::new();
+    for (rel, p) in files {
+        all.extend_from_slice(rel.as_bytes());
+        all.push(0);
+        match std::fs::read(&p) {
+            Ok(b) => {
+                all.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                all.extend_from_slice(&b);
+            }
+            Err(e) => return format!("unreadable: {}: {e}", p.display()),
+        }
+    }
+    sha256_hex(&all)
 }
 
 /// This hil's version and the commit it was built from (`unknown` outside a git checkout).
@@ -399,6 +457,7 @@ fn merged_meta(inputs: &[PathBuf], out: &Path, metas: &[RunMeta]) -> RunMeta {
             .map(|m| m.hil_commit.clone())
             .unwrap_or_default(),
         baseline: None,
+        ..RunMeta::default()
     }
 }
 
@@ -907,6 +966,31 @@ fn summary(h: &mut String, c: &Counts, meta: &RunMeta, records: &[Record]) {
         ("inputs", meta.inputs.join("\n")),
         ("coverage", meta.coverage.join("\n")),
         ("reached the server", reach),
+        ("device identity", meta.device_identity.join("\n")),
+        (
+            "profile",
+            if meta.profile.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "{} (sha256 {})",
+                    meta.profile,
+                    short_hash(&meta.profile_sha256)
+                )
+            },
+        ),
+        (
+            "servers",
+            if meta.certs_sha256.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "certificate zoo sha256 {}, scenarios sha256 {}",
+                    short_hash(&meta.certs_sha256),
+                    short_hash(&meta.scenarios_sha256)
+                )
+            },
+        ),
         ("baseline", baseline.unwrap_or_default()),
         (
             "hil",
@@ -929,6 +1013,11 @@ fn summary(h: &mut String, c: &Counts, meta: &RunMeta, records: &[Record]) {
                 <a href=\"#findings\">findings</a> \u{b7} <a href=\"#passed\">passed</a> \u{b7} <a href=\"#heatmap\">heat map</a></p>\n\
                 </section>\n",
     );
+}
+
+/// The first 12 hex digits of a digest.
+fn short_hash(h: &str) -> &str {
+    h.get(..12).unwrap_or(h)
 }
 
 fn duration_text(s: f64) -> String {

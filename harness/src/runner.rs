@@ -540,6 +540,29 @@ impl Runner {
         Ok(r)
     }
 
+    /// What the device says of itself: the data lines of the profile's `identify`
+    /// operation (firmware version, serial number), at most 8 lines of 200
+    /// characters; nothing when the profile has no `identify`, a line saying why when
+    /// the device refused it.
+    pub fn identity(&mut self) -> Vec<String> {
+        if self.profile.template("identify").is_none() {
+            return Vec::new();
+        }
+        let Some(con) = self.console.as_mut() else {
+            return Vec::new();
+        };
+        let lines = match con.op("identify", &[], &[], &[]) {
+            Ok(a) => a.data,
+            Err(e) => vec![format!("identify: {e}")],
+        };
+        lines
+            .into_iter()
+            .filter(|l| !l.trim().is_empty())
+            .take(8)
+            .map(|l| l.chars().take(200).collect())
+            .collect()
+    }
+
     /// The plain fake SMTP listener's address.
     pub fn smtp_addr(&self) -> SocketAddr {
         self.server.addr()

@@ -159,6 +159,16 @@ fn the_router_console_runs_the_exhaustive_matrix_with_the_reference_verdicts() {
     }
     // The login password never appears.
     assert!(!printed.contains("admin123"));
+    // The profile's `identify` read the firmware and the serial for the header.
+    let meta: hil::report::RunMeta =
+        serde_json::from_slice(&std::fs::read(dir.join("run.json")).expect("run.json"))
+            .expect("a run's meta");
+    assert_eq!(meta.device_identity.len(), 2, "{:?}", meta.device_identity);
+    assert!(meta.device_identity[0].starts_with("Firmware: mfp-testdev "));
+    assert!(meta.device_identity[1].starts_with("Serial: TD-"));
+    assert_eq!(meta.profile_sha256.len(), 64);
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    assert!(html.contains("Firmware: mfp-testdev"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -15,6 +15,8 @@ pub enum Command {
     ShowRunning(Option<String>),
     /// `show clock`.
     ShowClock,
+    /// `show version`: the firmware and the serial number.
+    ShowVersion,
     /// `show job N` (the number as typed).
     ShowJob(String),
     /// `show configuration`: the staged changes (configuration mode).
@@ -95,6 +97,7 @@ pub fn parse(line: &str, q: Quoting) -> Result<Command, String> {
                 Ok(Command::ShowRunning(key))
             }
             Some("clock") => simple(&mut l, Command::ShowClock, "show clock"),
+            Some("version") => simple(&mut l, Command::ShowVersion, "show version"),
             Some("job") => match l.keyword() {
                 Some(n) => {
                     let n = n.to_string();
@@ -106,7 +109,7 @@ pub fn parse(line: &str, q: Quoting) -> Result<Command, String> {
                 simple(&mut l, Command::ShowCandidate, "show configuration")
             }
             _ => Err(usage(
-                "show running-config [PARAMETER] | show clock | show job NUMBER | show configuration",
+                "show running-config [PARAMETER] | show clock | show version | show job NUMBER | show configuration",
             )),
         },
         "configure" => match l.keyword() {

@@ -503,6 +503,13 @@ impl Session {
                 ),
             },
             Command::ShowClock => self.engine(vec!["clock get".into()], Pending::ClockShow),
+            Command::ShowVersion => {
+                let lines = vec![
+                    format!("Firmware: mfp-testdev {}", env!("CARGO_PKG_VERSION")),
+                    format!("Serial: TD-{:08}", std::process::id()),
+                ];
+                self.answer(lines, Tail::Ok)
+            }
             Command::ShowJob(n) => {
                 let found = n
                     .parse::<u64>()
@@ -708,6 +715,7 @@ impl Session {
             );
             row("show job NUMBER", "show a job");
             row("show clock", "show the device clock");
+            row("show version", "show the firmware and the serial number");
             if self.t.config_mode {
                 row("configure", "enter configuration mode to change settings");
             } else {

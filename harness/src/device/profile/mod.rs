@@ -196,13 +196,15 @@ pub const OPERATIONS: &[(&str, &[&str])] = &[
 /// a step of a several-step operation was refused, to leave the device as it was
 /// (discard a candidate configuration, leave a configure mode); `session_setup` is
 /// typed once a console is open and logged in, and again after a reboot (turn paging
-/// off, enter a privileged mode).
+/// off, enter a privileged mode); `identify` asks the device who it is (firmware
+/// version, serial number): its data lines go to the report's header and run.json.
 pub const OPTIONAL_OPERATIONS: &[(&str, &[&str])] = &[
     ("set", &["key", "value"]),
     ("clock_set", &["time"]),
     ("clock_get", &[]),
     ("on_error", &[]),
     ("session_setup", &[]),
+    ("identify", &[]),
 ];
 
 /// The operations that start a job.
