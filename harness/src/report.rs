@@ -1423,12 +1423,17 @@ fn heat(records: &[Record]) -> (Heat, usize) {
                 continue;
             }
             let failed: usize = counts.iter().map(|c| c[1]).sum();
-            // The clearest pattern first: the highest failed fraction in one cell
-            // (in millionths), then failures in the fewest cells, then the smallest grid.
+            // The pair that best separates failures from passes first: the cell whose
+            // cases are most nearly all the failures and only failures (its Ochiai
+            // coefficient, as triage ranks values, in millionths), then failures in
+            // the fewest cells, then the smallest grid.
             let worst = counts
                 .iter()
-                .filter(|c| c[0] + c[1] > 0)
-                .map(|c| (c[1] as u64 * 1_000_000) / (c[0] + c[1]) as u64)
+                .filter(|c| c[1] > 0)
+                .map(|c| {
+                    let (ef, ep) = (c[1] as f64, c[0] as f64);
+                    (ef / (failed as f64 * (ef + ep)).sqrt() * 1_000_000.0) as u64
+                })
                 .max()
                 .unwrap_or(0);
             let failing_cells = counts.iter().filter(|c| c[1] > 0).count();
