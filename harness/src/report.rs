@@ -795,6 +795,8 @@ pub(crate) const CSS: &str = r#"
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;color:#222}
 h1{margin:.2em 0}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 code,pre{font:12px/1.35 ui-monospace,"DejaVu Sans Mono",Menlo,monospace}
+li,p,dd,h3,code{overflow-wrap:anywhere}td,th{overflow-wrap:break-word}
+table.meta th,table.causes th,table.causes td:first-child,table.settings td:first-child code{white-space:nowrap;overflow-wrap:normal}
 pre{background:#f6f6f6;border:1px solid #ddd;padding:.5em;overflow-x:auto;white-space:pre-wrap;word-break:break-all;margin:.3em 0}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
 .counts span{display:inline-block;padding:.3em .8em;margin-right:.5em;border-radius:4px;font-weight:600}
@@ -810,6 +812,9 @@ ul.compact,ol.compact{columns:22em auto;font-size:12px;padding-left:1.6em}
 ul.compact li,ol.compact li,ul.ids li{break-inside:avoid;overflow-wrap:anywhere;word-break:break-all}
 ul.ids{font-size:12px;padding-left:1.6em}ul.ids li{margin:.2em 0}
 code.repro{color:#555}.kind{font:11px ui-monospace,monospace;color:#555;margin-right:.4em}
+table.sections{margin-top:.6em}table.sections td{text-align:right}table.sections td:first-child{text-align:left}
+table.causes{table-layout:fixed;width:100%}table.causes td,table.causes th{overflow-wrap:anywhere}
+table.causes th:first-child{width:4em}table.causes th:nth-child(2){width:35%}
 table.causes td:first-child{text-align:right;font-weight:600}.group{margin:1.2em 0}.group h3{margin:.3em 0}
 tr.defining td{background:#fff6c8;font-weight:600}
 .badge.find{background:#6a3d00;color:#fff}
@@ -1008,11 +1013,58 @@ fn summary(h: &mut String, c: &Counts, meta: &RunMeta, records: &[Record]) {
             esc(v)
         );
     }
+    h.push_str("</table>\n");
+    sections_table(h, records, meta);
     h.push_str(
-        "</table>\n<p><a href=\"#failures\">causes</a> \u{b7} \
+        "<p><a href=\"#failures\">causes</a> \u{b7} \
                 <a href=\"#findings\">findings</a> \u{b7} <a href=\"#passed\">passed</a> \u{b7} <a href=\"#heatmap\">heat map</a></p>\n\
                 </section>\n",
     );
+}
+
+/// One row per matrix section (in order of first appearance): its cases and how
+/// they ended, known failures apart.
+fn sections_table(h: &mut String, records: &[Record], meta: &RunMeta) {
+    let mut rows: Vec<(&str, [usize; 6])> = Vec::new();
+    for r in records {
+        let i = match rows.iter().position(|(s, _)| *s == r.section) {
+            Some(i) => i,
+            None => {
+                rows.push((&r.section, [0; 6]));
+                rows.len() - 1
+            }
+        };
+        let c = &mut rows[i].1;
+        c[0] += 1;
+        let known = r.verdict != Verdict::HarnessError && meta.known(&r.id).is_some();
+        match r.verdict {
+            Verdict::Pass => c[1] += 1,
+            _ if known => c[5] += 1,
+            Verdict::Fail => c[2] += 1,
+            Verdict::Crash => c[3] += 1,
+            Verdict::HarnessError => c[4] += 1,
+        }
+    }
+    if rows.len() < 2 {
+        return;
+    }
+    h.push_str(
+        "<table class=\"sections\">\n<tr><th>section</th><th>cases</th><th>passed</th>\
+         <th>failed</th><th>crashes</th><th>harness errors</th><th>known</th></tr>\n",
+    );
+    for (s, c) in &rows {
+        let _ = write!(h, "<tr><td><code>{}</code></td>", esc(s));
+        for (i, n) in c.iter().enumerate() {
+            let class = match i {
+                2 | 3 if *n > 0 => " class=\"fail\"",
+                4 if *n > 0 => " class=\"herr\"",
+                _ => "",
+            };
+            let _ = write!(h, "<td{class}>{n}</td>");
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</table>\n");
 }
 
 /// The first 12 hex digits of a digest.
@@ -1856,6 +1908,63 @@ mod tests {
         assert!(h.contains(">0/0 +1e</td>"));
         let escaped = "error class: expected none, got &quot;auth_failed&quot; &lt;&amp;&gt;";
         assert!(h.contains(escaped));
+    }
+
+    #[test]
+    fn html_opens_on_causes_then_findings_with_a_table_per_section() {
+        let mut records = Vec::new();
+        for (i, sec) in ["tls", "auth"].iter().enumerate() {
+            for n in 0..3 {
+                let v = if n == 0 { Verdict::Fail } else { Verdict::Pass };
+                let mut r = rec(&format!("{sec}/n={n}"), v, &[("n", &n.to_string())]);
+                if n == 1 && i == 0 {
+                    r.findings = vec!["credentials over plaintext".into()];
+                }
+                r.signature = Signature::of(&r).map(|s| s.key());
+                records.push(r);
+            }
+        }
+        let meta = RunMeta {
+            baseline: Some(crate::baseline::BaselineReport {
+                source: "old/".into(),
+                known: [("auth/n=0".to_string(), "FW-1".to_string())].into(),
+                ..Default::default()
+            }),
+            ..RunMeta::default()
+        };
+        let h = html(&records, &meta);
+        let causes = h.find("<section id=\"failures\">").unwrap();
+        let findings = h.find("<section id=\"findings\">").unwrap();
+        let passed = h.find("<section id=\"passed\">").unwrap();
+        assert!(causes < findings && findings < passed);
+        // One group of two failures, one of them known.
+        assert!(h.contains("in 1 group</h2>"), "{h}");
+        assert!(h.contains("(1 of 2 known)"), "{h}");
+        // The finding of a passing case has its own section and badge.
+        let f = &h[findings..passed];
+        assert!(
+            f.contains("credentials over plaintext") && f.contains("tls/n=1"),
+            "{f}"
+        );
+        // The sections table: tls 3 cases, 2 passed, 1 failed; auth's failure known.
+        assert!(
+            h.contains(
+                "<tr><td><code>tls</code></td><td>3</td><td>2</td><td class=\"fail\">1</td>"
+            ),
+            "{h}"
+        );
+        assert!(h.contains("<tr><td><code>auth</code></td><td>3</td><td>2</td><td>0</td><td>0</td><td>0</td><td>1</td></tr>"), "{h}");
+        // JUnit: the known failure is skipped, the other fails, the finding a property.
+        let x = junit(&records, &meta);
+        assert!(
+            x.contains("<skipped message=\"known deviation: FW-1\"/>"),
+            "{x}"
+        );
+        assert!(x.contains("<property name=\"finding\" value=\"credentials over plaintext\"/>"));
+        assert!(
+            x.contains("failures=\"1\" errors=\"0\" skipped=\"1\""),
+            "{x}"
+        );
     }
 
     #[test]

@@ -139,6 +139,11 @@ fn the_html_holds_the_transcript_and_fetches_nothing() {
 
 /// Runs headless Chromium on the page and returns the DOM it ends with.
 fn dump_dom(page: &Path, profile: &Path) -> String {
+    chromium(page, profile, &["--dump-dom"])
+}
+
+/// Runs headless Chromium with `args` on the page; its standard output.
+fn chromium(page: &Path, profile: &Path, args: &[&str]) -> String {
     let url = format!("file://{}", page.display());
     let mut tried = Vec::new();
     for bin in ["chromium", "chromium-browser", "google-chrome"] {
@@ -150,7 +155,8 @@ fn dump_dom(page: &Path, profile: &Path) -> String {
                 "--no-first-run",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
-            .args(["--dump-dom", &url])
+            .args(args)
+            .arg(&url)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -219,4 +225,121 @@ fn chromium_shows_the_failed_case_and_the_heat_map() {
         "{grid}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A run whose ids are long (300 characters, no space), in several groups and
+/// findings, with many cases per list.
+fn long_id_report(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hil-report-html-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut records = Vec::new();
+    for i in 0..60 {
+        let long = format!("{i}-{}", "x".repeat(300));
+        let mode = if i % 3 == 0 { "starttls" } else { "smtps" };
+        let mut r = record(
+            mode,
+            &long,
+            if i % 2 == 0 {
+                Verdict::Fail
+            } else {
+                Verdict::Pass
+            },
+        );
+        r.id = format!("tls/mode={mode},auth={long}");
+        if i % 4 == 0 {
+            r.verdict = Verdict::Fail;
+            r.observed = Outcome::new(Ending::Failed, Some("cert_name"), "job failed".into());
+        }
+        if i % 5 == 0 {
+            r.findings = vec![format!("credentials over plaintext {}", "y".repeat(200))];
+        }
+        r.signature = hil::triage::Signature::of(&r).map(|s| s.key());
+        records.push(r);
+    }
+    let meta = RunMeta {
+        command: format!("hil run --report {}", "z".repeat(400)),
+        device: "sim".into(),
+        rerun: vec![
+            "hil".into(),
+            "run".into(),
+            "--profile".into(),
+            "/p".repeat(100),
+        ],
+        ..RunMeta::default()
+    };
+    write_all(&dir, &records, &meta).unwrap();
+    dir
+}
+
+/// Opens every `<details>`, then counts list items and table cells that overflow
+/// their box or overlap a sibling; the counts go to `<body data-overlaps>`.
+const OVERLAP_CHECK: &str = r#"<script>
+(function(){
+  document.querySelectorAll('details').forEach(function(d){ d.open = true; });
+  var bad = [];
+  var boxes = document.querySelectorAll('li, td, th, h3, dd, p');
+  boxes.forEach(function(e){
+    if (e.closest('table.heat') || e.closest('pre')) return;
+    if (e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).display !== 'inline') {
+      bad.push('overflow:' + e.tagName + ':' + e.textContent.slice(0, 40));
+    }
+  });
+  document.querySelectorAll('ul, ol').forEach(function(list){
+    var items = [].filter.call(list.children, function(c){ return c.tagName === 'LI'; });
+    var rects = items.map(function(c){ return c.getBoundingClientRect(); });
+    for (var i = 0; i < rects.length; i++) for (var j = i + 1; j < rects.length; j++) {
+      var a = rects[i], b = rects[j];
+      if (a.width && b.width && a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) {
+        bad.push('overlap:' + items[i].textContent.slice(0, 30) + ' / ' + items[j].textContent.slice(0, 30));
+      }
+    }
+  });
+  if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+    bad.push('page wider than the window: ' + document.documentElement.scrollWidth);
+  }
+  document.body.setAttribute('data-overlaps', String(bad.length));
+  document.body.setAttribute('data-overlap-what', bad.slice(0, 5).join(' | '));
+})();
+</script>"#;
+
+#[test]
+#[ignore = "needs headless Chromium; .ci/run installs it and runs it"]
+fn chromium_lays_out_long_ids_without_overlap_and_takes_a_screenshot() {
+    let dir = long_id_report("long");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let checked = dir.join("checked.html");
+    std::fs::write(
+        &checked,
+        html.replace("</body>", &format!("{OVERLAP_CHECK}</body>")),
+    )
+    .unwrap();
+    let dom = dump_dom(&checked, &dir.join("chromium-profile"));
+    let at = dom.find("data-overlaps=\"").expect("the check did not run");
+    let n: String = dom[at + 15..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let what = dom
+        .find("data-overlap-what=\"")
+        .map(|i| dom[i..].chars().take(400).collect::<String>())
+        .unwrap_or_default();
+    assert_eq!(n, "0", "boxes overflow or overlap: {what}");
+    // A screenshot for a person to look at (kept beside the report).
+    let shot = dir.join("report.png");
+    chromium(
+        &dir.join("report.html"),
+        &dir.join("chromium-profile"),
+        &[
+            "--hide-scrollbars",
+            "--window-size=1280,3000",
+            &format!("--screenshot={}", shot.display()),
+        ],
+    );
+    let png = std::fs::read(&shot).expect("the screenshot");
+    assert!(
+        png.len() > 10_000 && png.starts_with(b"\x89PNG"),
+        "{} bytes",
+        png.len()
+    );
+    eprintln!("screenshot: {}", shot.display());
 }
