@@ -71,15 +71,38 @@ fn a_planted_bug_is_found_shrunk_and_reproduced() {
         .unwrap_or_else(|| panic!("{head}"));
     assert!(n <= 3, "shrunk to {n} non-default values:\n{out}");
     assert!(out.contains("smtp.auth.enabled = on"), "{out}");
-    let id = out
+    let line = out
         .lines()
-        .find_map(|l| l.strip_prefix("rerun: hil run --case '"))
-        .and_then(|l| l.strip_suffix('\''))
+        .find_map(|l| l.strip_prefix("rerun: "))
         .unwrap_or_else(|| panic!("no rerun line:\n{out}"))
         .to_string();
-    // The line reproduces the failure on the planted device, and passes on a correct one.
-    let bad = hil(&["run", "--case", &id, "--plant", "send-without-auth"]);
-    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
-    let good = hil(&["run", "--case", &id]);
+    // The printed line (with the plant) reproduces the failure; the same case on a
+    // correct device passes.
+    assert!(
+        line.starts_with("hil run --plant send-without-auth --case "),
+        "{line}"
+    );
+    let bad = shell(&line);
+    assert_eq!(bad.status.code(), Some(1), "{line}\n{}", text(&bad));
+    let good = shell(&line.replace("--plant send-without-auth ", ""));
     assert!(good.status.success(), "{}", text(&good));
+}
+
+/// Runs a printed command line with a shell, `hil` being this build's binary.
+fn shell(line: &str) -> Output {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_hil"))
+        .parent()
+        .expect("the binary's folder")
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new("sh")
+        .current_dir(root())
+        .env("PATH", path)
+        .args(["-c", line])
+        .output()
+        .expect("run sh")
 }
