@@ -37,8 +37,10 @@ macro_rules! tell {
 }
 
 pub mod bench_setup;
+pub mod capture;
 pub mod device;
 pub mod fuzz;
+pub mod pcapng;
 pub mod pool;
 pub mod probe;
 pub mod record;
