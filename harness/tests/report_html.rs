@@ -61,6 +61,7 @@ fn record(mode: &str, auth: &str, verdict: Verdict) -> Record {
         attempts: 1,
         millis: 420,
         micros: 420_000,
+        evidence: None,
     }
 }
 
