@@ -31,6 +31,35 @@ pub struct Interface {
     pub name: String,
     /// Its index (0: every interface).
     pub index: u32,
+    /// The loopback interface's index when this is another one: a device on this
+    /// host (the embedded simulator) reaches the servers' address over loopback,
+    /// whatever interface holds it, so its packets are kept too.
+    pub loopback: Option<u32>,
+}
+
+impl Interface {
+    /// The interfaces read, in words (`eth0 and lo`).
+    pub fn describe(&self) -> String {
+        match self.loopback {
+            Some(_) => format!("{} and lo", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// The index the socket binds to: the interface's own, or every interface (0)
+    /// when loopback is read too (the reader keeps the two).
+    fn bind_index(&self) -> u32 {
+        if self.loopback.is_some() {
+            0
+        } else {
+            self.index
+        }
+    }
+
+    /// Whether a packet that arrived on interface `index` is kept.
+    fn keeps(&self, index: u32) -> bool {
+        self.index == 0 || index == self.index || Some(index) == self.loopback
+    }
 }
 
 /// Why a capture cannot start; each names the interface (or the address).
@@ -59,26 +88,32 @@ pub fn interface_for(bind: &BindAddr) -> Result<Interface, CaptureError> {
         return Ok(Interface {
             name: "any".into(),
             index: 0,
+            loopback: None,
         });
     }
     let addrs = netaddr::local_addresses();
+    let lo_name = addrs
+        .iter()
+        .find(|a| a.ip.is_loopback())
+        .map(|a| a.interface.clone())
+        .unwrap_or_else(|| "lo".into());
+    let lo = netaddr::interface_index(&lo_name);
+    let with_lo = |name: String, index: u32| Interface {
+        loopback: lo.filter(|l| *l != index),
+        name,
+        index,
+    };
     let ip = bind.ip();
     let name = if let Some(zone) = bind.zone() {
         match zone.parse::<u32>() {
             Ok(index) => {
                 let name = name_of_index(index).unwrap_or_else(|| zone.to_string());
-                return Ok(Interface { name, index });
+                return Ok(with_lo(name, index));
             }
             Err(_) => Some(zone.to_string()),
         }
     } else if ip.is_loopback() {
-        Some(
-            addrs
-                .iter()
-                .find(|a| a.ip.is_loopback())
-                .map(|a| a.interface.clone())
-                .unwrap_or_else(|| "lo".into()),
-        )
+        Some(lo_name.clone())
     } else {
         addrs
             .iter()
@@ -88,7 +123,7 @@ pub fn interface_for(bind: &BindAddr) -> Result<Interface, CaptureError> {
     let name = name.ok_or_else(|| CaptureError::NoInterface(bind.to_string()))?;
     let index = netaddr::interface_index(&name)
         .ok_or_else(|| CaptureError::NoInterface(bind.to_string()))?;
-    Ok(Interface { name, index })
+    Ok(with_lo(name, index))
 }
 
 fn name_of_index(index: u32) -> Option<String> {
@@ -430,7 +465,7 @@ fn open_socket(interface: &Interface, ports: &[u16]) -> Result<OwnedFd, CaptureE
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
     sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-    sll.sll_ifindex = interface.index as i32;
+    sll.sll_ifindex = interface.bind_index() as i32;
     // SAFETY: sll is a live sockaddr_ll and the length given is its size.
     let r = unsafe {
         libc::bind(
@@ -450,6 +485,25 @@ fn now_micros() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
+}
+
+/// `SIOCGSTAMP` (linux/sockios.h; not in the libc crate): the kernel's arrival time of
+/// the last packet read from the socket.
+const SIOCGSTAMP: u32 = 0x8906;
+
+/// When the kernel saw the packet just read (microseconds since the epoch), else now.
+fn packet_micros(fd: &OwnedFd) -> u64 {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    // SAFETY: SIOCGSTAMP writes one timeval into tv, which is live.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCGSTAMP as _, &mut tv) };
+    if r == 0 && tv.tv_sec > 0 {
+        tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64
+    } else {
+        now_micros()
+    }
 }
 
 /// The kernel's drop count for the socket since it was last asked (PACKET_STATISTICS
@@ -474,7 +528,7 @@ fn kernel_drops(fd: &OwnedFd) -> u64 {
     }
 }
 
-fn read_loop(fd: OwnedFd, shared: Arc<Shared>, ports: Vec<u16>) {
+fn read_loop(fd: OwnedFd, shared: Arc<Shared>, ports: Vec<u16>, iface: Interface) {
     let mut buf = vec![0u8; SNAPLEN as usize];
     while !shared.stop.load(Ordering::SeqCst) {
         let asked = shared
@@ -521,10 +575,10 @@ fn read_loop(fd: OwnedFd, shared: Arc<Shared>, ports: Vec<u16>) {
             {
                 continue;
             }
-            if !wanted(kept, &ports) {
+            if !iface.keeps(from.sll_ifindex as u32) || !wanted(kept, &ports) {
                 continue;
             }
-            let micros = now_micros();
+            let micros = packet_micros(&fd);
             let mut s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
             let p = &mut s.packets;
             if p.bytes + kept.len() > CASE_CAP {
@@ -568,10 +622,10 @@ impl Capture {
             drops: AtomicU64::new(0),
         });
         let reader = {
-            let (shared, ports) = (Arc::clone(&shared), ports.clone());
+            let (shared, ports, iface) = (Arc::clone(&shared), ports.clone(), interface.clone());
             std::thread::Builder::new()
                 .name("capture".into())
-                .spawn(move || read_loop(fd, shared, ports))
+                .spawn(move || read_loop(fd, shared, ports, iface))
                 .map_err(|source| CaptureError::Socket {
                     interface: interface.name.clone(),
                     what: "cannot start the reader thread",
@@ -835,6 +889,15 @@ mod tests {
         let i = interface_for(&BindAddr::loopback()).unwrap();
         assert_eq!(i.name, "lo");
         assert!(i.index > 0);
+        assert_eq!(i.loopback, None, "loopback is read once");
+        assert!(i.keeps(i.index) && !i.keeps(i.index + 1000));
+        let other = Interface {
+            name: "eth9".into(),
+            index: 9,
+            loopback: Some(1),
+        };
+        assert_eq!(other.describe(), "eth9 and lo");
+        assert!(other.keeps(9) && other.keeps(1) && !other.keeps(2));
         let any: BindAddr = "0.0.0.0".parse().unwrap();
         assert_eq!(interface_for(&any).unwrap().index, 0);
         let none: BindAddr = "192.0.2.77".parse().unwrap();

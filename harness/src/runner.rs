@@ -802,7 +802,7 @@ impl Runner {
         let evidence = self.capture.as_ref().map(|(cap, log)| {
             let packets = cap.take();
             crate::capture::Evidence {
-                interface: cap.interface().name.clone(),
+                interface: cap.interface().describe(),
                 ports: self.port_names(),
                 packets,
                 keylog: log.take(),
