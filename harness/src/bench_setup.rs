@@ -383,6 +383,7 @@ fn probe_device(
         plant: Vec::new(),
         sim_exe: None,
         reconnect_wait: o.reconnect_wait,
+        capture: None,
     })
     .map_err(BenchSetupError::Runner)?;
     let mut checks = Vec::new();

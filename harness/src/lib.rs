@@ -38,10 +38,12 @@ macro_rules! tell {
 
 pub mod baseline;
 pub mod bench_setup;
+pub mod capture;
 pub mod device;
 pub mod diff;
 pub mod fuzz;
 pub mod outcome;
+pub mod pcapng;
 pub mod pool;
 pub mod probe;
 pub mod record;

@@ -433,6 +433,13 @@ struct RunArgs {
     /// Run exactly the case with this id, verbosely, with one job.
     #[arg(long, value_name = "ID", conflicts_with = "filter")]
     case: Option<String>,
+    /// Capture each case's packets (TCP from or to its fake servers' ports) on the
+    /// interface the servers listen on, and write DIR/evidence/CASE.pcapng for each
+    /// failed or crashed case, its TLS secrets embedded so Wireshark shows the SMTP
+    /// and POP3 conversation decrypted. The files are raw and unredacted (passwords
+    /// and AUTH exchanges included): use test credentials. Needs root or CAP_NET_RAW.
+    #[arg(long)]
+    capture: bool,
 }
 
 /// The rows `--matrix` (or `--strength`) asks for and, for a masking-aware covering
@@ -829,9 +836,25 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         (None, None) => Some(PathBuf::from("hil-report")),
         (None, Some(_)) => None,
     };
+    // Before anything starts: a capture that cannot open its socket ends the run here.
+    let capture = if a.capture {
+        if report_dir.is_none() {
+            bail!(
+                "--capture writes its files into the report folder: give --report DIR with --case"
+            );
+        }
+        let iface = hil::capture::interface_for(&a.bind)?;
+        hil::capture::check(&iface)?;
+        Some(iface)
+    } else {
+        None
+    };
     if let Some(d) = &report_dir {
         std::fs::create_dir_all(d)
             .map_err(|e| anyhow!("--report {}: cannot create it: {e}", d.display()))?;
+        if !a.resume {
+            remove_old_evidence(d);
+        }
     }
     let stop = pool::stop_on_signals()?;
     // The zoo serves SMTP TLS listeners and the POP3 TLS ones (its `valid` cert).
@@ -861,6 +884,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         verbose,
         device_time_scale: a.time_scale.unwrap_or(1.0),
         reconnect_wait: Duration::from_secs_f64(a.reconnect_wait),
+        capture,
     };
     let make: Arc<MakeRunner> = Arc::new(move |_worker| {
         Runner::start(opts.clone()).map(|r| Box::new(r) as Box<dyn CaseRunner>)
@@ -985,6 +1009,23 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     } else {
         1
     })
+}
+
+/// A run that starts `results.jsonl` afresh removes the captures an earlier run left
+/// in `DIR/evidence/` (its `.pcapng` files only), so none outlives its record.
+fn remove_old_evidence(dir: &std::path::Path) {
+    let ev = dir.join(hil::record::EVIDENCE_DIR);
+    let Ok(entries) = std::fs::read_dir(&ev) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "pcapng") {
+            if let Err(err) = std::fs::remove_file(&p) {
+                error!("hil: cannot remove the old capture {}: {err}", p.display());
+            }
+        }
+    }
 }
 
 /// A folder given, else `NAME/` here, else the one next to the sources this binary
@@ -1125,6 +1166,7 @@ fn fuzz(a: FuzzArgs) -> anyhow::Result<bool> {
         plant: a.plant.clone(),
         sim_exe: None,
         reconnect_wait: hil::runner::RECONNECT_WAIT,
+        capture: None,
     })?;
     say!(
         "hil fuzz: {} random combinations of {} dimensions, seed {}, device {}",

@@ -1001,7 +1001,8 @@ impl Collector<'_> {
         if QUITTING.load(Ordering::SeqCst) {
             return;
         }
-        let rec = runner::to_record(&case, result, attempts);
+        let mut rec = runner::to_record(&case, result, attempts);
+        self.write_evidence(&mut rec, result);
         if let Some(f) = self.file.as_mut() {
             if let Err(e) = record::append(f, &rec) {
                 if self.summary.stopped.is_none() {
@@ -1050,6 +1051,31 @@ impl Collector<'_> {
         let _ = self.out.flush();
         self.records.push(rec);
         self.misfit_streak(result);
+    }
+
+    /// `--capture`: a failed or crashed case's packets and TLS secrets written to
+    /// `DIR/evidence/CASE.pcapng` (next to `results.jsonl`), the record naming the file;
+    /// a passing case's are dropped. A file that cannot be written is said, and the
+    /// record names none.
+    fn write_evidence(&mut self, rec: &mut Record, result: &CaseResult) {
+        let Some(ev) = &result.evidence else {
+            return;
+        };
+        if !matches!(rec.verdict, Verdict::Fail | Verdict::Crash) {
+            return;
+        }
+        let Some(dir) = self.opts.results.as_deref().and_then(Path::parent) else {
+            return;
+        };
+        let rel = format!(
+            "{}/{}.pcapng",
+            crate::record::EVIDENCE_DIR,
+            crate::capture::safe_name(&rec.id)
+        );
+        match ev.to_pcapng(&rec.id).write(&dir.join(&rel)) {
+            Ok(()) => rec.evidence = Some(rel),
+            Err(e) => self.say(&format!("hil: --capture: {e}")),
+        }
     }
 
     /// Stops the run when the same profile misfit ended [`MISFITS_TO_STOP`] cases

@@ -161,7 +161,15 @@ pub struct Record {
     /// The same in microseconds (0 in records written before it was kept).
     #[serde(default)]
     pub micros: u64,
+    /// With `hil run --capture`, for a failed or crashed case: its packet capture
+    /// (pcapng, TLS secrets embedded; raw and unredacted), relative to the report
+    /// folder (`evidence/….pcapng`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
+
+/// The folder of the report directory holding `--capture`'s pcapng files.
+pub const EVIDENCE_DIR: &str = "evidence";
 
 impl Record {
     /// Whether the case got as far as the fake SMTP server (one SMTP connection

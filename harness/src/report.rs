@@ -754,6 +754,11 @@ fn case_text(r: &Record, meta: &RunMeta) -> String {
     for f in &r.findings {
         let _ = writeln!(t, "finding: {f}");
     }
+    if let Some(p) = &r.evidence {
+        // Jenkins and GitLab attach the file named so.
+        let _ = writeln!(t, "packet capture (pcapng, TLS keys embedded): {p}");
+        let _ = writeln!(t, "[[ATTACHMENT|{p}]]");
+    }
     for (i, tr) in r.transcripts.iter().enumerate() {
         let _ = writeln!(
             t,
@@ -1277,6 +1282,21 @@ fn failed_case(h: &mut String, anchor: &str, r: &Record, meta: &RunMeta) {
         }
         h.push_str("</ul>\n");
     }
+    // A relative path only (a record read back may hold anything).
+    if let Some(p) = r
+        .evidence
+        .as_ref()
+        .filter(|p| !p.contains(':') && !p.starts_with('/'))
+    {
+        let _ = writeln!(
+            h,
+            "<p><b>Packet capture:</b> <a href=\"{}\">{}</a> \
+             <span class=\"note\">(pcapng with the TLS keys embedded: Wireshark shows \
+             the conversation decrypted; raw and unredacted)</span></p>",
+            esc_attr(p),
+            esc(p)
+        );
+    }
     if !r.findings.is_empty() {
         h.push_str("<p><span class=\"badge find\">FINDING</span></p>\n<ul class=\"find\">\n");
         for f in &r.findings {
@@ -1713,6 +1733,7 @@ mod tests {
             attempts: 1,
             millis: 1234,
             micros: 1_234_000,
+            evidence: None,
         }
     }
 

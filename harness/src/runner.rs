@@ -70,6 +70,9 @@ pub struct RunOptions {
     pub sim_exe: Option<PathBuf>,
     /// How long a lost endpoint link is waited for (default [`RECONNECT_WAIT`]).
     pub reconnect_wait: Duration,
+    /// Capture each case's packets on this interface, with its TLS secrets
+    /// (`--capture`): the case's [`CaseResult::evidence`].
+    pub capture: Option<crate::capture::Interface>,
 }
 
 /// The record of one case.
@@ -98,6 +101,10 @@ pub struct CaseResult {
     /// `(key, text)` where equal keys mean the same misfit (the run stops after a
     /// few in a row).
     pub profile_misfit: Option<(String, String)>,
+    /// With `--capture`: the case's packets and TLS key log (raw, unredacted; the pool
+    /// writes them only for a failed or crashed case, and never into a record).
+    #[serde(skip)]
+    pub evidence: Option<crate::capture::Evidence>,
 }
 
 impl CaseResult {
@@ -125,6 +132,7 @@ impl CaseResult {
             crash: None,
             retry: true,
             profile_misfit: None,
+            evidence: None,
         }
     }
 }
@@ -252,6 +260,9 @@ pub enum StartError {
     /// A fake server cannot listen (a port in use).
     #[error(transparent)]
     Listen(#[from] ListenError),
+    /// The packet capture cannot start (`--capture`).
+    #[error(transparent)]
+    Capture(#[from] crate::capture::CaptureError),
     #[error("cannot find a closed port on {bind}: {source}")]
     ClosedPort {
         bind: BindAddr,
@@ -273,7 +284,8 @@ impl StartError {
             | StartError::Zoo(_)
             | StartError::Certificate(_)
             | StartError::Root { .. }
-            | StartError::AnyAddress(_) => false,
+            | StartError::AnyAddress(_)
+            | StartError::Capture(_) => false,
             StartError::Runtime(_)
             | StartError::Listen(_)
             | StartError::ClosedPort { .. }
@@ -402,6 +414,9 @@ pub struct Runner {
     epoch: Instant,
     sim: Option<EmbeddedSim>,
     console: Option<Console>,
+    /// With `--capture`: the packet capture of this runner's server ports, and the TLS
+    /// secrets of its servers' handshakes.
+    capture: Option<(crate::capture::Capture, Arc<hil_mail::tls::KeyLogLines>)>,
 }
 
 fn free_closed_port(ip: &BindAddr) -> std::io::Result<u16> {
@@ -444,13 +459,20 @@ impl Runner {
             identity: None,
         }];
         let mut root_pem = None;
+        let keylog = opts
+            .capture
+            .as_ref()
+            .map(|_| Arc::new(hil_mail::tls::KeyLogLines::default()));
         if let Some(dir) = &opts.certs {
             for name in zoo_names(dir)? {
-                let identity = hil_mail::tls::load(
+                let mut identity = hil_mail::tls::load(
                     &name,
                     &dir.join(format!("{name}.crt")),
                     &dir.join(format!("{name}.key")),
                 )?;
+                if let Some(log) = &keylog {
+                    identity = identity.with_key_log(log.clone());
+                }
                 for kind in [ListenerKind::Starttls, ListenerKind::Tls] {
                     listens.push(Listen {
                         kind,
@@ -520,7 +542,20 @@ impl Runner {
                 bind: opts.bind.clone(),
                 source,
             })?;
+        // Every port of this runner's servers (and its closed port): its device's
+        // connections, and no one else's.
+        let capture = match (&opts.capture, keylog) {
+            (Some(iface), Some(log)) => {
+                let mut ports: Vec<u16> =
+                    server.listeners().iter().map(|(_, a)| a.port()).collect();
+                ports.extend(pop.listeners().iter().map(|(_, a)| a.port()));
+                ports.push(closed_port);
+                Some((crate::capture::Capture::start(iface, &ports)?, log))
+            }
+            _ => None,
+        };
         let mut r = Runner {
+            capture,
             rt,
             server,
             pop,
@@ -561,6 +596,30 @@ impl Runner {
             .take(8)
             .map(|l| l.chars().take(200).collect())
             .collect()
+    }
+
+    /// Every port of the runner's servers and what it is, for a capture's readers.
+    fn port_names(&self) -> Vec<(u16, String)> {
+        let mut out: Vec<(u16, String)> = self
+            .ports
+            .iter()
+            .map(|((kind, cert), port)| {
+                let cert = if cert.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (certificate {cert})")
+                };
+                (*port, format!("SMTP {}{cert}", kind.name()))
+            })
+            .collect();
+        out.extend(
+            self.pop_ports
+                .iter()
+                .map(|(kind, port)| (*port, format!("POP3 {}", kind.name()))),
+        );
+        out.push((self.closed_port, "nothing listening: closed".into()));
+        out.sort();
+        out
     }
 
     /// The plain fake SMTP listener's address.
@@ -759,7 +818,20 @@ impl Runner {
         let _ = self.pop.take();
         // No POP login of an earlier case may open this case's relay.
         self.logins.clear();
+        if let Some((cap, log)) = &self.capture {
+            cap.begin();
+            let _ = log.take();
+        }
         let observed = self.drive(case, &pairs);
+        let evidence = self.capture.as_ref().map(|(cap, log)| {
+            let packets = cap.take();
+            crate::capture::Evidence {
+                interface: cap.interface().describe(),
+                ports: self.port_names(),
+                packets,
+                keylog: log.take(),
+            }
+        });
         let mut log = self
             .console
             .as_mut()
@@ -787,9 +859,15 @@ impl Runner {
                     crash: None,
                     retry: false,
                     profile_misfit: None,
+                    evidence,
                 }
             }
-            Err(e) => self.driver_failure(case, expected, prediction.findings, e, log, started),
+            Err(e) => {
+                let mut r =
+                    self.driver_failure(case, expected, prediction.findings, e, log, started);
+                r.evidence = evidence;
+                r
+            }
         }
     }
 
@@ -865,6 +943,7 @@ impl Runner {
             crash: None,
             retry: true,
             profile_misfit: None,
+            evidence: None,
         }
     }
 
@@ -1311,6 +1390,7 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
         attempts,
         millis: r.millis,
         micros: r.micros,
+        evidence: None,
     };
     record.signature = crate::triage::Signature::of(&record).map(|s| s.key());
     record

@@ -55,6 +55,52 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+impl Identity {
+    /// The same certificate and key, its handshakes' secrets given to `log` (for a
+    /// packet capture that a reader can decrypt: `hil run --capture`).
+    pub fn with_key_log(&self, log: Arc<dyn rustls::KeyLog>) -> Identity {
+        let mut config = (*self.config).clone();
+        config.key_log = log;
+        Identity {
+            label: self.label.clone(),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The TLS secrets of the connections served, as NSS key-log lines
+/// (`CLIENT_RANDOM <hex> <hex>`, `SERVER_TRAFFIC_SECRET_0 <hex> <hex>`, …), kept in
+/// memory until taken: they are written nowhere but where the taker puts them. At most
+/// [`KeyLogLines::MAX`] lines are kept between takes.
+#[derive(Debug, Default)]
+pub struct KeyLogLines {
+    lines: std::sync::Mutex<Vec<String>>,
+}
+
+impl KeyLogLines {
+    /// The most lines kept between two takes (a handshake logs five at most).
+    pub const MAX: usize = 10_000;
+
+    /// The lines logged since the last take.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.lines.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl rustls::KeyLog for KeyLogLines {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        if lines.len() < Self::MAX {
+            lines.push(format!("{label} {} {}", hex(client_random), hex(secret)));
+        }
+    }
+
+    fn will_log(&self, _label: &str) -> bool {
+        true
+    }
+}
+
 /// The crypto provider of every TLS config in the harness.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
