@@ -308,11 +308,13 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, ReportError
     // Per id: the record kept and the input it came from.
     let mut kept: HashMap<String, (Record, usize)> = HashMap::new();
     let mut shown = Vec::new();
+    let mut files: Vec<PathBuf> = Vec::new();
     let mut metas = Vec::new();
     let (mut read, mut duplicates) = (0usize, 0usize);
     for (n, input) in inputs.iter().enumerate() {
         let (file, meta) = locate(input)?;
         shown.push(file.display().to_string());
+        files.push(file.clone());
         metas.extend(meta);
         let records = crate::record::read(&file)?;
         read += records.len();
@@ -335,6 +337,24 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, ReportError
                 kept.insert(r.id.clone(), (r, n));
             }
         }
+    }
+    // A kept record's packet capture goes with it into `out` (its path is relative
+    // to the report directory it came from).
+    for (r, n) in kept.values() {
+        let Some(ev) = r.evidence.as_deref() else {
+            continue;
+        };
+        let Some(from_dir) = files[*n].parent() else {
+            continue;
+        };
+        let (from, to) = (from_dir.join(ev), out.join(ev));
+        if from == to || ev.contains("..") || ev.starts_with('/') || !from.is_file() {
+            continue;
+        }
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(io_error(parent))?;
+        }
+        std::fs::copy(&from, &to).map_err(io_error(&to))?;
     }
     let mut records: Vec<Record> = kept.into_values().map(|(r, _)| r).collect();
     records.sort_by(|a, b| a.id.cmp(&b.id));
@@ -2044,6 +2064,27 @@ mod tests {
         for r in records {
             crate::record::append(&mut f, r).unwrap();
         }
+    }
+
+    #[test]
+    fn merge_takes_a_records_packet_capture_along() {
+        let d = temp_dir("merge-evidence");
+        let s1 = d.join("s1");
+        std::fs::create_dir_all(s1.join("evidence")).unwrap();
+        std::fs::write(s1.join("evidence/t_x_3.pcapng"), b"pcap bytes").unwrap();
+        let mut r = rec("t/x=3", Verdict::Fail, &[("x", "3")]);
+        r.evidence = Some("evidence/t_x_3.pcapng".into());
+        write_jsonl(&s1.join(RESULTS), &[r]);
+        let out = d.join("out");
+        merge(std::slice::from_ref(&s1), &out).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("evidence/t_x_3.pcapng")).unwrap(),
+            b"pcap bytes"
+        );
+        // Re-rendering in place leaves the file as it is.
+        merge(std::slice::from_ref(&s1), &s1).unwrap();
+        assert!(s1.join("evidence/t_x_3.pcapng").is_file());
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

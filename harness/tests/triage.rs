@@ -183,8 +183,24 @@ fn a_baseline_knows_its_own_failures_and_a_diff_lists_exactly_the_planted_ones()
         planted_ids.len()
     );
     // Diffs: clean → planted lists the planted failures, clean → clean nothing.
-    let out = hil(&["report", "--diff", &cs, &ps]);
+    let diff_dir = dir("diff");
+    let out = hil(&[
+        "report",
+        "--diff",
+        &cs,
+        &ps,
+        "--out",
+        &diff_dir.display().to_string(),
+    ]);
     let printed = text(&out);
+    let page = std::fs::read_to_string(diff_dir.join("diff.html")).expect("diff.html");
+    assert!(
+        page.contains(&format!("New failures ({})", planted_ids.len())),
+        "{page}"
+    );
+    for id in &planted_ids {
+        assert!(page.contains(id.as_str()), "{id} not in diff.html");
+    }
     assert_eq!(out.status.code(), Some(1), "{printed}");
     assert!(
         printed.contains(&format!("{} new failures in 1 group:", planted_ids.len())),
