@@ -48,7 +48,8 @@ for line in open(os.path.join(out, "results.jsonl")):
         if t["server"] != "smtp":
             continue
         for l in t["lines"]:
-            _, _, rest = l.partition("ms C: ")
+            # Lines are objects (docs/results.schema.json): the client's text.
+            rest = l["text"] if l["dir"] == "client" else ""
             # Message bodies are summarised, secrets masked: not wire text.
             if rest and not rest.startswith("<") and rest != "." and "***" not in rest:
                 commands.append(rest)

@@ -223,6 +223,12 @@ pub struct Explanation {
 impl Explanation {
     /// `smtp.verify.cn=on (48/48 failing, 3% of passing)`.
     pub fn words(&self, group: usize, passes: usize) -> String {
+        if passes == 0 {
+            return format!(
+                "{}={} ({}/{} failing; no case passed)",
+                self.dim, self.value, self.in_group, group
+            );
+        }
         format!(
             "{}={} ({}/{} failing, {} of passing)",
             self.dim,
