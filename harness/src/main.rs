@@ -871,6 +871,14 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         None
     };
     announce(&a, cases.len(), jobs, &facts, coverage.as_ref());
+    let base = run_meta(
+        &a,
+        coverage.as_ref(),
+        rerun,
+        &certs,
+        &scenarios_dir,
+        profile_path,
+    );
     let opts = RunOptions {
         certs: tls_cases.then(|| certs.clone()),
         plant: a.plant.clone(),
@@ -900,62 +908,22 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         stop,
     };
     // The final report (junit.xml, report.html) from every record of the run.
-    let started = hil::report::now_utc();
-    let command: Vec<String> = std::env::args().collect();
-    let shard = a.shard.clone();
-    let device_name = a.device.clone();
-    let coverage_lines: Vec<String> = coverage.iter().flat_map(|c| c.lines()).collect();
     let recap = std::cell::RefCell::new(Vec::<String>::new());
-    let (profile_name, profile_sha) = match &profile_path {
-        Some(p) => (
-            p.display().to_string(),
-            std::fs::read(p)
-                .map(|b| hil::report::sha256_hex(&b))
-                .unwrap_or_default(),
-        ),
-        None => ("built-in reference dialect".to_string(), String::new()),
-    };
-    let certs_sha = hil::report::dir_sha256(&certs);
-    let scenarios_sha = hil::report::dir_sha256(&scenarios_dir);
-    let known = std::cell::RefCell::new(None::<(hil::baseline::BaselineReport, usize, usize)>);
+    let known = std::cell::RefCell::new(None::<Known>);
     let write_report = |records: &[Record], summary: &PoolSummary| {
         let Some(dir) = &report_dir else {
             return Ok(());
         };
         let meta = hil::report::RunMeta {
-            command: command.join(" "),
-            device: device_name.clone(),
-            started: started.clone(),
             finished: hil::report::now_utc(),
             duration_s: summary.elapsed_ms as f64 / 1000.0,
-            shard: shard.clone(),
-            inputs: Vec::new(),
-            coverage: coverage_lines.clone(),
-            rerun: rerun.clone(),
-            hil_version: hil::report::hil_build().0,
-            hil_commit: hil::report::hil_build().1,
-            profile: profile_name.clone(),
-            profile_sha256: profile_sha.clone(),
-            certs_sha256: certs_sha.clone(),
-            scenarios_sha256: scenarios_sha.clone(),
             device_identity: summary.device_identity.clone(),
-            baseline: None,
-        };
-        let meta = hil::report::RunMeta {
             baseline: baseline.as_ref().map(|b| b.apply(records)),
-            ..meta
+            ..base.clone()
         };
         let triage = hil::triage::triage(records);
         *recap.borrow_mut() = hil::triage::recap(records, &triage, &meta);
-        if let Some(b) = &meta.baseline {
-            let of = |v: Verdict| {
-                records
-                    .iter()
-                    .filter(|r| r.verdict == v && b.knows(&r.id).is_some())
-                    .count()
-            };
-            *known.borrow_mut() = Some((b.clone(), of(Verdict::Fail), of(Verdict::Crash)));
-        }
+        *known.borrow_mut() = meta.baseline.as_ref().map(|b| Known::of(b, records));
         hil::report::write_all(dir, records, &meta)
     };
     let result = pool::run_pool(
@@ -968,8 +936,81 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     // Cases given up on after a stop request may still hold a simulated device.
     hil::device::embedded::kill_all();
     let s = result?;
+    let (recap, known) = (recap.into_inner(), known.into_inner());
+    Ok(finish(s, report_dir.as_deref(), &recap, known.as_ref()))
+}
+
+/// What a baseline knows of a run: its report, and how many of the run's failures
+/// and crashes it knows.
+struct Known {
+    report: hil::baseline::BaselineReport,
+    failed: usize,
+    crashes: usize,
+}
+
+impl Known {
+    fn of(b: &hil::baseline::BaselineReport, records: &[Record]) -> Known {
+        let of = |v: Verdict| {
+            records
+                .iter()
+                .filter(|r| r.verdict == v && b.knows(&r.id).is_some())
+                .count()
+        };
+        Known {
+            report: b.clone(),
+            failed: of(Verdict::Fail),
+            crashes: of(Verdict::Crash),
+        }
+    }
+}
+
+/// What a run's report says of it before it starts: the command, device, options
+/// that reproduce a case, profile and digests (the rest is filled in at the end).
+fn run_meta(
+    a: &RunArgs,
+    coverage: Option<&Coverage>,
+    rerun: Vec<String>,
+    certs: &std::path::Path,
+    scenarios: &std::path::Path,
+    profile: Option<PathBuf>,
+) -> hil::report::RunMeta {
+    let (profile, profile_sha256) = match &profile {
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read(p)
+                .map(|b| hil::report::sha256_hex(&b))
+                .unwrap_or_default(),
+        ),
+        None => ("built-in reference dialect".to_string(), String::new()),
+    };
+    let (hil_version, hil_commit) = hil::report::hil_build();
+    hil::report::RunMeta {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        device: a.device.clone(),
+        started: hil::report::now_utc(),
+        shard: a.shard.clone(),
+        coverage: coverage.iter().flat_map(|c| c.lines()).collect(),
+        rerun,
+        hil_version,
+        hil_commit,
+        profile,
+        profile_sha256,
+        certs_sha256: hil::report::dir_sha256(certs),
+        scenarios_sha256: hil::report::dir_sha256(scenarios),
+        ..hil::report::RunMeta::default()
+    }
+}
+
+/// Says how the run ended (time, results file, early stop, how many cases reached
+/// the server, the recap, what the baseline knows, the counts); the exit status.
+fn finish(
+    mut s: PoolSummary,
+    report_dir: Option<&std::path::Path>,
+    recap: &[String],
+    known: Option<&Known>,
+) -> u8 {
     say!("hil: ran in {:.1}s", s.elapsed_ms as f64 / 1000.0);
-    if let Some(d) = &report_dir {
+    if let Some(d) = report_dir {
         say!("hil: results in {}", d.join("results.jsonl").display());
     }
     if let Some(why) = &s.stopped {
@@ -981,12 +1022,12 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     if let Some(line) = s.reach_line() {
         say!("{line}");
     }
-    for line in recap.borrow().iter() {
+    for line in recap {
         say!("{line}");
     }
-    let mut s = s;
-    if let Some((b, failed, crashes)) = known.borrow().as_ref() {
-        s.discount_known(*failed, *crashes);
+    if let Some(k) = known {
+        s.discount_known(k.failed, k.crashes);
+        let b = &k.report;
         if !b.fixed.is_empty() {
             say!(
                 "hil: {} known failure{} of {} pass now: {}",
@@ -1002,13 +1043,13 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     }
     say!("{}", s.last_line());
     let _ = std::io::stdout().flush();
-    Ok(if s.interrupted {
+    if s.interrupted {
         130
     } else if s.success() {
         0
     } else {
         1
-    })
+    }
 }
 
 /// A run that starts `results.jsonl` afresh removes the captures an earlier run left
