@@ -264,6 +264,9 @@ struct FuzzArgs {
     /// Start the embedded sim with a firmware variant its profile does not declare.
     #[arg(long)]
     plant: Vec<String>,
+    /// Where the zoo's OCSP responder and CRL server listen, as for `hil run`.
+    #[arg(long, value_name = "IP:PORT", value_parser = responder_arg)]
+    responder: Option<std::net::SocketAddr>,
 }
 
 #[derive(clap::Args, Clone)]
@@ -440,6 +443,11 @@ struct RunArgs {
     /// and AUTH exchanges included): use test credentials. Needs root or CAP_NET_RAW.
     #[arg(long)]
     capture: bool,
+    /// Where the zoo's OCSP responder and CRL server listen, IP:PORT (default: a free
+    /// port; the zoo's certificates are re-signed to point there, cached under
+    /// $XDG_CACHE_HOME/hil/zoo). Fix it for a device that reaches it through a firewall.
+    #[arg(long, value_name = "IP:PORT", value_parser = responder_arg)]
+    responder: Option<std::net::SocketAddr>,
 }
 
 /// The rows `--matrix` (or `--strength`) asks for and, for a masking-aware covering
@@ -499,28 +507,50 @@ fn select_cases(
     Ok((rows.iter().map(|r| m.case(r)).collect(), coverage))
 }
 
-/// The zoo's OCSP responder and CRL server where its certificates point, on a
-/// runtime of its own for the whole run.
-fn start_responder(certs: &std::path::Path) -> anyhow::Result<tokio::runtime::Runtime> {
-    let zoo = hil_zoo::load(certs)?;
-    let url = zoo.manifest.responder.clone();
-    let addr = hil_zoo::responder_addr(&url)
-        .ok_or_else(|| anyhow!("the zoo's responder {url:?} is not http://IP:PORT"))?;
+/// The zoo's OCSP responder and CRL server, on a runtime of its own for the whole run:
+/// on `fixed` (--responder), else on a free port of the manifest's responder host.
+/// Answers the zoo folder whose certificates point at it: `certs` itself, or a copy
+/// re-signed for that address (hil_zoo::served; the CAs, and so the trust anchor,
+/// stay the same).
+fn start_responder(
+    certs: &std::path::Path,
+    fixed: Option<std::net::SocketAddr>,
+) -> anyhow::Result<(tokio::runtime::Runtime, PathBuf)> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| anyhow!("cannot start the async runtime: {e}"))?;
-    let r = rt
-        .block_on(hil_zoo::responder::Responder::start(addr, zoo, 1.0))
-        .map_err(|e| {
-            anyhow!(
-                "the certificate zoo's OCSP responder cannot listen on {addr} (is it in use?): {e}"
-            )
+    let cache = hil_zoo::served::default_cache();
+    let served = rt
+        .block_on(hil_zoo::served::serve(
+            certs,
+            fixed,
+            &cache,
+            1.0,
+            hil_zoo::responder::RevocationFault::None,
+        ))
+        .map_err(|e| match fixed {
+            Some(a) => anyhow!("--responder {a}: {e}"),
+            None => anyhow!("the certificate zoo {}: {e}", certs.display()),
         })?;
+    tracing::info!(
+        "OCSP responder and CRL server on {}; certificates in {}",
+        served.url,
+        served.dir.display()
+    );
+    let dir = served.dir.clone();
     // The responder serves as long as the runtime lives.
-    std::mem::forget(r);
-    Ok(rt)
+    std::mem::forget(served.responder);
+    Ok((rt, dir))
+}
+
+/// `--responder IP:PORT` (or `http://IP:PORT`).
+fn responder_arg(s: &str) -> Result<std::net::SocketAddr, String> {
+    let bare = s.strip_prefix("http://").unwrap_or(s).trim_end_matches('/');
+    bare.parse().map_err(|_| {
+        format!("{s:?}: give IP:PORT (or http://IP:PORT), e.g. 192.168.10.1:8099 or [::1]:8099")
+    })
 }
 
 /// Default workers per core for the embedded simulated device, and their most.
@@ -729,6 +759,7 @@ struct Rerun<'a> {
     bind: &'a BindAddr,
     server_address: Option<&'a str>,
     time_scale: Option<f64>,
+    responder: Option<std::net::SocketAddr>,
 }
 
 impl Rerun<'_> {
@@ -770,6 +801,9 @@ impl Rerun<'_> {
         if let Some(t) = self.time_scale {
             opt("time-scale", t.to_string());
         }
+        if let Some(r) = self.responder {
+            opt("responder", r.to_string());
+        }
         w
     }
 }
@@ -785,6 +819,7 @@ fn rerun_words(a: &RunArgs) -> Vec<String> {
         bind: &a.bind,
         server_address: a.server_address.as_deref(),
         time_scale: a.time_scale,
+        responder: a.responder,
     }
     .words();
     if a.smtp_port != 0 {
@@ -865,10 +900,11 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
                 .iter()
                 .any(|(k, v)| *k == hil_oracle::model::Key::PopTls && v != "none")
     });
-    let _responder = if tls_cases {
-        Some(start_responder(&certs)?)
+    let (_responder, served_certs) = if tls_cases {
+        let (rt, dir) = start_responder(&certs, a.responder)?;
+        (Some(rt), dir)
     } else {
-        None
+        (None, certs.clone())
     };
     announce(&a, cases.len(), jobs, &facts, coverage.as_ref());
     let base = run_meta(
@@ -880,7 +916,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         profile_path,
     );
     let opts = RunOptions {
-        certs: tls_cases.then(|| certs.clone()),
+        certs: tls_cases.then_some(served_certs),
         plant: a.plant.clone(),
         sim_exe: None,
         device,
@@ -1182,6 +1218,7 @@ fn fuzz(a: FuzzArgs) -> anyhow::Result<bool> {
             bind: &a.bind,
             server_address: a.server_address.as_deref(),
             time_scale: a.time_scale,
+            responder: a.responder,
         }
         .words(),
         ..Default::default()
@@ -1193,7 +1230,7 @@ fn fuzz(a: FuzzArgs) -> anyhow::Result<bool> {
         &data_dir(a.model.scenarios.clone(), "scenarios"),
         &facts,
     )?;
-    let _responder = start_responder(&certs)?;
+    let (_responder, served_certs) = start_responder(&certs, a.responder)?;
     let mut runner = Runner::start(RunOptions {
         device,
         profile: a.profile.clone(),
@@ -1203,7 +1240,7 @@ fn fuzz(a: FuzzArgs) -> anyhow::Result<bool> {
         filter: None,
         verbose: false,
         device_time_scale: a.time_scale.unwrap_or(1.0),
-        certs: Some(certs),
+        certs: Some(served_certs),
         plant: a.plant.clone(),
         sim_exe: None,
         reconnect_wait: hil::runner::RECONNECT_WAIT,

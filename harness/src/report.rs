@@ -515,6 +515,14 @@ fn esc(s: &str) -> String {
 
 /// Escapes an XML attribute value: as [`esc`], with tab and LF as character
 /// references so attribute normalisation keeps them.
+/// A record's packet capture, if its path is relative (a record read back may hold
+/// anything).
+fn relative_evidence(r: &Record) -> Option<&str> {
+    r.evidence
+        .as_deref()
+        .filter(|p| !p.contains(':') && !p.starts_with('/'))
+}
+
 fn esc_attr(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     esc_into(s, &mut out, true);
@@ -1201,9 +1209,12 @@ fn causes_section(h: &mut String, records: &[Record], meta: &RunMeta, t: &Triage
                     .or(r.crash.as_deref())
                     .map(|s| cut(s, 200).0)
                     .unwrap_or("");
+                let capture = relative_evidence(r)
+                    .map(|p| format!(" <a href=\"{}\">packet capture</a>", esc_attr(p)))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     h,
-                    "<li><code class=\"case-id\">{}</code> {}<br><code class=\"repro\">{}</code></li>",
+                    "<li><code class=\"case-id\">{}</code> {}{capture}<br><code class=\"repro\">{}</code></li>",
                     esc(&r.id),
                     esc(first),
                     esc(&reproduce(meta, &r.id))
@@ -1302,12 +1313,7 @@ fn failed_case(h: &mut String, anchor: &str, r: &Record, meta: &RunMeta) {
         }
         h.push_str("</ul>\n");
     }
-    // A relative path only (a record read back may hold anything).
-    if let Some(p) = r
-        .evidence
-        .as_ref()
-        .filter(|p| !p.contains(':') && !p.starts_with('/'))
-    {
+    if let Some(p) = relative_evidence(r) {
         let _ = writeln!(
             h,
             "<p><b>Packet capture:</b> <a href=\"{}\">{}</a> \

@@ -15,8 +15,8 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// One `hil run` at a time: a run with TLS cases serves the zoo's responder on its
-/// fixed port.
+/// One `hil run` at a time: each starts many simulated devices, and the
+/// machine may have two cores only.
 static ONE: Mutex<()> = Mutex::new(());
 
 fn hil(args: &[&str]) -> Output {

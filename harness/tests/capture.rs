@@ -15,10 +15,6 @@ fn report_dir(name: &str) -> PathBuf {
 /// Runs `hil run ARGS --report DIR`; fails the test, saying why, when the capture
 /// socket cannot be opened.
 fn hil_run(args: &[&str], dir: &Path) -> (i32, String, String) {
-    // One run at a time: a run with TLS cases serves the zoo's responder on
-    // 127.0.0.1:8099.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let _ = std::fs::remove_dir_all(dir);
     let out = Command::new(env!("CARGO_BIN_EXE_hil"))
         .args(["run"])

@@ -9,7 +9,7 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// One `hil` at a time: runs with TLS cases serve the zoo's responder on its port.
+/// One `hil` at a time: each starts many simulated devices (two cores may be all).
 fn hil(args: &[&str]) -> Output {
     static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());

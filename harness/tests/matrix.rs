@@ -48,7 +48,7 @@ fn affected(filter: &str, planted: &[String]) -> (usize, BTreeSet<String>) {
 /// Runs the exhaustive matrix's cases containing `filter` on a sim with `planted`
 /// variants; answers the ids that failed.
 fn run_planted(filter: &str, planted: &[&str]) -> (usize, BTreeSet<String>) {
-    // One run at a time: a run with TLS cases serves the zoo's responder on its port.
+    // One run at a time: each starts many simulated devices (two cores may be all).
     static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
     let dir = std::env::temp_dir().join(format!(

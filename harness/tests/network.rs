@@ -13,7 +13,7 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// One run at a time: runs with TLS cases serve the zoo's responder on its port.
+/// One run at a time: each starts many simulated devices (two cores may be all).
 static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn hil(args: &[&str]) -> Output {

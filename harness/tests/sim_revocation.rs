@@ -1,6 +1,6 @@
 //! The simulated device's revocation check against the zoo's responder in each fault
 //! (SPEC §3.5): OCSP first, then the CRL, hard fail when neither answers. One test,
-//! run in order, because the responder must sit on the address the certificates name.
+//! run in order against one responder (on a free port, the zoo re-signed to point at it).
 
 mod common;
 
@@ -10,19 +10,20 @@ use std::time::Duration;
 use hil::device::{JobEnd, TriggerAnswer};
 use hil_mail::smtp::{ListenerKind, SmtpConfig};
 use hil_mail::smtp_server::{Listen, ServerOptions, SmtpServer};
-use hil_zoo::responder::{Responder, RevocationFault};
+use hil_zoo::responder::RevocationFault;
 
-fn certs() -> PathBuf {
+fn shipped_certs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs")
 }
 
-/// One scan with only the revocation flag on, against a server showing `cert`.
-fn scan(rt: &tokio::runtime::Runtime, cert: &str) -> JobEnd {
+/// One scan with only the revocation flag on, against a server showing `cert` of the
+/// zoo in `certs`.
+fn scan(rt: &tokio::runtime::Runtime, certs: &Path, cert: &str) -> JobEnd {
     let (_sim, mut con) = common::sim(&[]);
     let identity = hil_mail::tls::load(
         cert,
-        &certs().join(format!("{cert}.crt")),
-        &certs().join(format!("{cert}.key")),
+        &certs.join(format!("{cert}.crt")),
+        &certs.join(format!("{cert}.key")),
     )
     .expect("zoo cert");
     let server = rt
@@ -36,7 +37,7 @@ fn scan(rt: &tokio::runtime::Runtime, cert: &str) -> JobEnd {
             ServerOptions::default(),
         ))
         .expect("server");
-    let root = std::fs::read_to_string(certs().join("root.crt")).expect("root.crt");
+    let root = std::fs::read_to_string(certs.join("root.crt")).expect("root.crt");
     con.import_cert(&root).expect("cert import");
     let port = server.addr().port().to_string();
     let pairs: Vec<(String, String)> = [
@@ -76,15 +77,17 @@ fn revocation_under_each_responder_fault() {
         .enable_all()
         .build()
         .expect("runtime");
-    let zoo = hil_zoo::load(&certs()).expect("zoo");
     // The time scale of the responder matches the device's: `slow` outlasts its timeout.
-    let responder = rt
-        .block_on(Responder::start(
-            "127.0.0.1:8099".parse().expect("addr"),
-            zoo,
+    let served = rt
+        .block_on(hil_zoo::served::serve(
+            &shipped_certs(),
+            None,
+            &std::env::temp_dir().join("hil-test-zoo-cache"),
             20.0,
+            RevocationFault::None,
         ))
-        .expect("the zoo's responder on 127.0.0.1:8099");
+        .expect("the zoo's responder on a free port");
+    let responder = &served.responder;
     // fault, certificate, what the device must say.
     let table: &[(RevocationFault, &str, &str)] = &[
         (RevocationFault::None, "valid", "accept"),
@@ -131,7 +134,7 @@ fn revocation_under_each_responder_fault() {
     let mut bad = Vec::new();
     for (fault, cert, want) in table {
         rt.block_on(responder.set_fault(*fault)).expect("fault");
-        let end = scan(&rt, cert);
+        let end = scan(&rt, &served.dir, cert);
         if class(&end) != *want {
             bad.push(format!(
                 "{fault:?} {cert}: expected {want}, the device said {end:?}"

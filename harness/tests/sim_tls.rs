@@ -15,16 +15,20 @@ use hil_mail::smtp::{ListenerKind, SmtpConfig, Step};
 use hil_mail::smtp_server::{Listen, Observations, ServerOptions, SmtpServer};
 use rstest::rstest;
 
+/// The zoo as the tests serve it: its certificates re-signed to point at this test
+/// binary's own responder (a free port), so that test binaries and runs beside them
+/// each have theirs.
 fn certs() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs")
+    responder().clone()
 }
 
-/// The zoo's OCSP responder and CRL server, on the address its certificates name
-/// (127.0.0.1:8099), for the whole test binary.
-fn responder() {
-    static STARTED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+/// The zoo's OCSP responder and CRL server on a free port, for the whole test binary;
+/// answers the zoo folder whose certificates point at it.
+fn responder() -> &'static PathBuf {
+    static STARTED: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
     let r = STARTED.get_or_init(|| {
-        let zoo = hil_zoo::load(&certs()).map_err(|e| e.to_string())?;
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs");
+        let cache = std::env::temp_dir().join("hil-test-zoo-cache");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread()
@@ -35,12 +39,19 @@ fn responder() {
                 Err(e) => return drop(tx.send(Err(e.to_string()))),
             };
             rt.block_on(async move {
-                let addr = "127.0.0.1:8099".parse().expect("addr");
-                match hil_zoo::responder::Responder::start(addr, zoo, 1.0).await {
-                    Ok(r) => {
-                        let _ = tx.send(Ok(()));
+                let served = hil_zoo::served::serve(
+                    &src,
+                    None,
+                    &cache,
+                    1.0,
+                    hil_zoo::responder::RevocationFault::None,
+                )
+                .await;
+                match served {
+                    Ok(s) => {
+                        let _ = tx.send(Ok(s.dir.clone()));
                         std::future::pending::<()>().await;
-                        drop(r);
+                        drop(s);
                     }
                     Err(e) => drop(tx.send(Err(e.to_string()))),
                 }
@@ -48,8 +59,9 @@ fn responder() {
         });
         rx.recv().map_err(|e| e.to_string())?
     });
-    if let Err(e) = r {
-        panic!("the zoo's responder cannot start (is 127.0.0.1:8099 taken?): {e}");
+    match r {
+        Ok(dir) => dir,
+        Err(e) => panic!("the zoo's responder cannot start: {e}"),
     }
 }
 

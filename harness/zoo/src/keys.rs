@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The key algorithms `hil certs --key` offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyKind {
     Rsa2048,
@@ -52,6 +52,7 @@ impl KeyKind {
     }
 }
 
+#[derive(Clone)]
 enum Inner {
     Rsa(Box<rsa::pkcs1v15::SigningKey<Sha256>>),
     P256(p256::ecdsa::SigningKey),
@@ -59,6 +60,7 @@ enum Inner {
 }
 
 /// A zoo key: its private half, its public key as rcgen wants it, and its PKCS#8.
+#[derive(Clone)]
 pub struct ZooKey {
     inner: Inner,
     public_der: Vec<u8>,
@@ -80,9 +82,30 @@ fn rng(seed: u64, role: &str) -> ChaCha20Rng {
     ChaCha20Rng::from_seed(h.finalize().into())
 }
 
+/// The keys made so far in this process: an RSA key takes a tenth of a second, and a
+/// zoo re-signed for another responder address (or loaded, then served) reuses them.
+type Made = std::collections::HashMap<(KeyKind, u64, String), ZooKey>;
+
+fn made() -> std::sync::MutexGuard<'static, Made> {
+    static MADE: std::sync::OnceLock<std::sync::Mutex<Made>> = std::sync::OnceLock::new();
+    MADE.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
 impl ZooKey {
-    /// The key of `role` under `seed`.
+    /// The key of `role` under `seed` (made once per process, then remembered).
     pub fn generate(kind: KeyKind, seed: u64, role: &str) -> Result<ZooKey, KeyError> {
+        let id = (kind, seed, role.to_string());
+        if let Some(k) = made().get(&id) {
+            return Ok(k.clone());
+        }
+        let k = Self::fresh(kind, seed, role)?;
+        made().insert(id, k.clone());
+        Ok(k)
+    }
+
+    fn fresh(kind: KeyKind, seed: u64, role: &str) -> Result<ZooKey, KeyError> {
         use p256::pkcs8::EncodePrivateKey as _;
         let mut rng = rng(seed, role);
         let err = |e: &dyn std::fmt::Display| KeyError {

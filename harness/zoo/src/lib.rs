@@ -6,6 +6,7 @@
 pub mod keys;
 pub mod ocsp;
 pub mod responder;
+pub mod served;
 pub mod zoo;
 
 use std::path::{Path, PathBuf};
