@@ -31,7 +31,13 @@ fn run(cache: &Path, report: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hil"));
     c.current_dir(root())
         .env("XDG_CACHE_HOME", cache)
-        .args(["run", "--section", "tls", "--filter", "smtp.verify.revocation=on"])
+        .args([
+            "run",
+            "--section",
+            "tls",
+            "--filter",
+            "smtp.verify.revocation=on",
+        ])
         .arg("--report")
         .arg(report)
         .args(extra);
@@ -62,7 +68,11 @@ fn cached_responders(cache: &Path) -> Vec<String> {
     for e in entries.flatten() {
         let m = std::fs::read_to_string(e.path().join("manifest.toml")).unwrap_or_default();
         if let Some(line) = m.lines().find(|l| l.starts_with("responder = ")) {
-            urls.push(line.trim_start_matches("responder = ").trim_matches('"').to_string());
+            urls.push(
+                line.trim_start_matches("responder = ")
+                    .trim_matches('"')
+                    .to_string(),
+            );
         }
     }
     urls.sort();
@@ -133,7 +143,10 @@ fn a_fixed_responder_address_is_used_and_a_taken_one_is_named() {
         .filter_map(|w| w.as_str())
         .collect();
     let want = format!("127.0.0.1:{port}");
-    assert!(rerun.windows(2).any(|w| w == ["--responder", &want]), "{rerun:?}");
+    assert!(
+        rerun.windows(2).any(|w| w == ["--responder", &want]),
+        "{rerun:?}"
+    );
     // Not an address: refused before anything starts.
     let out = run(&cache, &report, &["--responder", "localhost"])
         .output()

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use serde::Serialize;
 
+use super::capped::{self, CappedLog, FirstLines};
 use super::diagnose::{self, Mismatch, Seen};
 use super::link::{self, Link, ReadMsg};
 use super::profile::{Echo, Login, Profile};
@@ -136,8 +137,24 @@ pub struct Traced {
     pub field: &'static str,
 }
 
-/// Most unclaimed event lines kept; the oldest go first.
-const MAX_EVENTS: usize = 10_000;
+/// Most unclaimed event lines kept (each to [`EVENT_BYTES`]); the oldest go first.
+const MAX_EVENTS: usize = 1_000;
+const EVENT_BYTES: usize = 4 * 1024;
+
+/// Most lines kept, for a diagnosis, of those heard since a command, and of those
+/// drained before one (the console log has them all, within its bounds).
+const MAX_HEARD: usize = 50;
+const HEARD_BYTES: usize = 512;
+const MAX_DRAINED: usize = 20;
+
+/// Most bytes of data lines kept of one answer; the rest is counted.
+const MAX_DATA_BYTES: usize = 4 * 1024 * 1024;
+
+/// Most bytes of the lines continuing a refusal kept in its detail.
+const MAX_DETAIL_BYTES: usize = 4 * 1024;
+
+/// Most lines traced for `hil profile probe` between two takes.
+const MAX_TRACE: usize = 50_000;
 
 /// How long a prompt seen before the echo of the command must stand alone to end the
 /// answer (a device that does not echo this one command).
@@ -169,6 +186,9 @@ pub(super) enum Ended {
 #[derive(Default)]
 struct Reading {
     data: Vec<String>,
+    /// Bytes in `data`, and the data lines not kept past [`MAX_DATA_BYTES`].
+    data_bytes: usize,
+    data_cut: usize,
     /// Every line heard since the command (echo included), for a diagnosis.
     heard: Vec<String>,
     status: Option<Status>,
@@ -185,6 +205,21 @@ struct Reading {
 }
 
 impl Reading {
+    fn hear(&mut self, line: String) {
+        if self.heard.len() < MAX_HEARD {
+            self.heard.push(capped::cut_line(&line, HEARD_BYTES));
+        }
+    }
+
+    fn keep_data(&mut self, line: String) {
+        if self.data_bytes + line.len() > MAX_DATA_BYTES {
+            self.data_cut += 1;
+            return;
+        }
+        self.data_bytes += line.len();
+        self.data.push(line);
+    }
+
     fn answer(&mut self) -> Answer {
         Answer {
             data: std::mem::take(&mut self.data),
@@ -205,7 +240,10 @@ pub struct Console {
     pub(super) profile: Arc<Profile>,
     link: Link,
     pub(super) events: VecDeque<String>,
-    log: Vec<ConsoleLine>,
+    /// Event lines pushed since the console opened (the queue's length stops
+    /// growing at its bound).
+    pub(super) events_pushed: u64,
+    log: CappedLog,
     trace: Option<Vec<Traced>>,
     secrets: Vec<String>,
     epoch: Instant,
@@ -225,7 +263,7 @@ pub struct Console {
     /// Escape sequences were seen (and removed) in what the device printed.
     pub(super) escapes_seen: bool,
     /// Lines drained before the last command (not events): for `hil profile probe`.
-    pub(super) drained: Vec<String>,
+    pub(super) drained: FirstLines,
     /// A device process the harness started (its pid fills `{pid}` in `power_cycle`).
     pid: Option<u32>,
 }
@@ -267,7 +305,8 @@ impl Console {
             profile,
             link,
             events: VecDeque::new(),
-            log: Vec::new(),
+            events_pushed: 0,
+            log: CappedLog::default(),
             trace: trace.then(Vec::new),
             secrets: Vec::new(),
             epoch,
@@ -279,7 +318,7 @@ impl Console {
             pending_echo: VecDeque::new(),
             echo_seen: false,
             escapes_seen: false,
-            drained: Vec::new(),
+            drained: FirstLines::default(),
             pid: None,
         };
         c.greet()?;
@@ -312,9 +351,10 @@ impl Console {
         &self.profile
     }
 
-    /// Takes the console log recorded so far.
+    /// Takes the console log recorded so far (its first and last lines, past
+    /// [`capped::LOG_HEAD_BYTES`] and [`capped::LOG_TAIL_BYTES`]).
     pub fn take_log(&mut self) -> Vec<ConsoleLine> {
-        std::mem::take(&mut self.log)
+        self.log.take()
     }
 
     /// Registers a value to be shown as `***` wherever it appears in the log.
@@ -368,7 +408,7 @@ impl Console {
         class: &'static str,
         field: &'static str,
     ) {
-        if self.trace.is_none() {
+        if self.trace.as_ref().is_none_or(|t| t.len() >= MAX_TRACE) {
             return;
         }
         let t = Traced {
@@ -384,10 +424,11 @@ impl Console {
     }
 
     pub(super) fn push_event(&mut self, l: String) {
+        self.events_pushed += 1;
         if self.events.len() >= MAX_EVENTS {
             self.events.pop_front();
         }
-        self.events.push_back(l);
+        self.events.push_back(capped::cut_line(&l, EVENT_BYTES));
     }
 
     /// Sends bytes as typed; `shown` is what the log records.
@@ -542,8 +583,14 @@ impl Console {
             }
         }
         if !self.drained.is_empty() {
-            let d = self.drained.clone();
-            self.note(&format!("unread before {op}: {d:?}"));
+            let d = &self.drained;
+            let more = if d.more > 0 {
+                format!(" and {} more line(s)", d.more)
+            } else {
+                String::new()
+            };
+            let text = format!("unread before {op}: {:?}{more}", d.lines);
+            self.note(&text);
         }
         if self.profile.prompt.is_none() || self.at_prompt {
             return Ok(());
@@ -604,7 +651,7 @@ impl Console {
                     self.push_event(line);
                 } else {
                     self.traced(at, ConsoleDir::D, &line, "drained", "");
-                    self.drained.push(line);
+                    self.drained.push(line, MAX_DRAINED);
                 }
             }
             ReadMsg::Partial { text, at } => {
@@ -666,6 +713,24 @@ impl Console {
     /// up to the prompt after it; or up to what `until.expect` waits for.
     fn read_answer(&mut self, until: &Until, partial_at_send: &str) -> Result<Ended, DriverError> {
         let mut a = Reading::default();
+        let ended = self.read_answer_into(until, partial_at_send, &mut a);
+        if a.data_cut > 0 {
+            self.note(&format!(
+                "the answer to {} had {} more data line(s) past {} MiB: not kept",
+                until.op,
+                a.data_cut,
+                MAX_DATA_BYTES >> 20
+            ));
+        }
+        ended
+    }
+
+    fn read_answer_into(
+        &mut self,
+        until: &Until,
+        partial_at_send: &str,
+        a: &mut Reading,
+    ) -> Result<Ended, DriverError> {
         loop {
             let deadline = a
                 .quiet_until
@@ -681,7 +746,7 @@ impl Console {
                         .get(self.partial_used..)
                         .unwrap_or("")
                         .to_string();
-                    match self.answer_at_prompt(at, until, new, &mut a)? {
+                    match self.answer_at_prompt(at, until, new, a)? {
                         Next::Answered => return Ok(Ended::Answer(a.answer())),
                         _ => continue,
                     }
@@ -703,10 +768,10 @@ impl Console {
                     if !self.profile.event.is_match(&line) {
                         a.lines_since += 1;
                     }
-                    self.answer_line(line, at, until, &mut a)?
+                    self.answer_line(line, at, until, a)?
                 }
                 ReadMsg::Partial { text, at } => {
-                    self.answer_partial(text, at, until, partial_at_send, &mut a)?
+                    self.answer_partial(text, at, until, partial_at_send, a)?
                 }
                 ReadMsg::Closed(why) => {
                     self.closed = Some(why.clone());
@@ -741,10 +806,10 @@ impl Console {
         }
         if self.is_echo(&line) {
             self.traced(at, ConsoleDir::D, &line, "echo", "echo");
-            a.heard.push(line);
+            a.hear(line);
             return Ok(Next::More);
         }
-        a.heard.push(line.clone());
+        a.hear(line.clone());
         a.replies += 1;
         if p.event.is_match(&line) {
             self.traced(at, ConsoleDir::D, &line, "event", "status.event");
@@ -760,10 +825,12 @@ impl Console {
                 "status.continuation",
             );
             if let Some(Status::Err { detail, .. }) = a.status.as_mut() {
-                if !detail.is_empty() {
-                    detail.push('\n');
+                if detail.len() < MAX_DETAIL_BYTES {
+                    if !detail.is_empty() {
+                        detail.push('\n');
+                    }
+                    detail.push_str(&capped::cut_line(line.trim(), MAX_DETAIL_BYTES));
                 }
-                detail.push_str(line.trim());
             }
             if p.prompt.is_none() {
                 a.quiet_until = Some(Instant::now() + CONTINUATION_QUIET);
@@ -787,7 +854,7 @@ impl Console {
             "data"
         };
         self.traced(at, ConsoleDir::D, &line, class, field);
-        a.data.push(line);
+        a.keep_data(line);
         Ok(Next::More)
     }
 
@@ -830,7 +897,7 @@ impl Console {
             return None;
         }
         if started {
-            a.data.push(line.to_string());
+            a.keep_data(line.to_string());
         }
         let field = if ok {
             "status.ok"
@@ -910,7 +977,7 @@ impl Console {
                 // Refused before it could ask what the step waits for.
                 return Ok(Next::Answered);
             }
-            a.heard.push(new);
+            a.hear(new);
             return Err(self.no_answer(until, &a.heard, true, true));
         }
         if a.status.is_none() {

@@ -28,6 +28,11 @@ pub enum ReadMsg {
     Closed(String),
 }
 
+/// Most messages the reader thread is ahead of the driver by (each a line of at most
+/// 64 KiB): past it the reader waits, the device's output backs up in the port, and
+/// a device flooding its console costs the harness a few MiB, not all it sends.
+const QUEUE: usize = 64;
+
 /// An open link: its writer, the reader thread's messages, and what ends it.
 pub struct Link {
     pub writer: Box<dyn Write + Send>,
@@ -48,15 +53,26 @@ impl Drop for Link {
         }
         if let Some(h) = self.reader.take() {
             // A serial read returns within its 200 ms timeout; a TCP one at the
-            // shutdown above.
+            // shutdown above. A reader waiting for room in the queue gets it here.
+            while !h.is_finished() {
+                while self.rx.try_recv().is_ok() {}
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let _ = h.join();
         }
     }
 }
 
+/// Hands `m` to the driver, waiting while its queue is full (a link being dropped
+/// drains the queue until this thread ends); `false` when the link is stopping or the
+/// driver is gone.
+fn hand_over(tx: &mpsc::SyncSender<ReadMsg>, stop: &AtomicBool, m: ReadMsg) -> bool {
+    tx.send(m).is_ok() && !stop.load(Ordering::SeqCst)
+}
+
 fn reader_thread(
     mut r: Box<dyn Read + Send>,
-    tx: mpsc::Sender<ReadMsg>,
+    tx: mpsc::SyncSender<ReadMsg>,
     stop: Arc<AtomicBool>,
     ansi: Ansi,
     encoding: &'static encoding_rs::Encoding,
@@ -73,7 +89,7 @@ fn reader_thread(
         }
         match r.read(&mut buf) {
             Ok(0) => {
-                let _ = tx.send(ReadMsg::Closed("end of stream".into()));
+                hand_over(&tx, &stop, ReadMsg::Closed("end of stream".into()));
                 return;
             }
             Ok(n) => {
@@ -81,12 +97,14 @@ fn reader_thread(
                 let lines = term.feed(&buf[..n]);
                 let escapes = term.take_escapes();
                 for text in lines {
-                    if tx.send(ReadMsg::Line { text, at, escapes }).is_err() {
+                    if !hand_over(&tx, &stop, ReadMsg::Line { text, at, escapes }) {
                         return;
                     }
                 }
                 let partial = term.partial();
-                if !partial.is_empty() && tx.send(ReadMsg::Partial { text: partial, at }).is_err() {
+                if !partial.is_empty()
+                    && !hand_over(&tx, &stop, ReadMsg::Partial { text: partial, at })
+                {
                     return;
                 }
             }
@@ -98,7 +116,7 @@ fn reader_thread(
                         | io::ErrorKind::WouldBlock
                 ) => {}
             Err(e) => {
-                let _ = tx.send(ReadMsg::Closed(e.to_string()));
+                hand_over(&tx, &stop, ReadMsg::Closed(e.to_string()));
                 return;
             }
         }
@@ -195,7 +213,7 @@ pub fn open(
             (Box::new(s), Box::new(w), hangup)
         }
     };
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(QUEUE);
     let stop = Arc::new(AtomicBool::new(false));
     let stop_reader = Arc::clone(&stop);
     let reader = std::thread::Builder::new()

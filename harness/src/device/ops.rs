@@ -370,12 +370,19 @@ impl Console {
         let deadline = Instant::now() + limit;
         // Lines seen meanwhile (the last few), for the message if none ends the job.
         let mut seen: VecDeque<String> = VecDeque::new();
+        let events_at_start = self.events_pushed;
         loop {
-            let before = self.events.len();
+            let before = self.events_pushed;
             if !self.pump(deadline, "the end of the job")? {
                 if seen.is_empty() {
+                    let events = self.events_pushed - events_at_start;
+                    let said = if events == 0 {
+                        "the device said nothing meanwhile".to_string()
+                    } else {
+                        format!("none of the {events} event line(s) the device printed meanwhile ended it")
+                    };
                     return Err(DriverError::Timeout(format!(
-                        "{}: job {id} did not end within {} ms (job_ms), and the device said nothing meanwhile",
+                        "{}: job {id} did not end within {} ms (job_ms), and {said}",
                         self.name,
                         limit.as_millis()
                     )));
@@ -394,7 +401,7 @@ impl Console {
                     fix: "make the events match the device's job end lines, with (?<id>) and (?<class>)".into(),
                 }));
             }
-            if self.events.len() > before {
+            if self.events_pushed > before {
                 if let Some(e) = self.events.back().cloned() {
                     if let Some(end) = self.match_end(&e, id) {
                         self.events.pop_back();
@@ -402,7 +409,7 @@ impl Console {
                     }
                 }
             }
-            for d in std::mem::take(&mut self.drained) {
+            for d in std::mem::take(&mut self.drained).lines {
                 if let Some(end) = self.match_end(&d, id) {
                     return Ok(end);
                 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::traits::{Login, Traits, ROUTER_PAGE};
+use crate::traits::{Flood, FloodKind, Login, Traits, ROUTER_PAGE};
 
 /// A test device: the simulated device's mail engine behind a router-style console
 /// the harness has never seen (README.md).
@@ -123,6 +123,16 @@ pub struct FrontArgs {
     /// 14. Hang when job N starts until SIGUSR1 (once).
     #[arg(long, value_name = "N")]
     pub hang_at_job: Option<u64>,
+    /// 15. Flood the console after the answer when job N starts (once).
+    #[arg(long, value_name = "N")]
+    pub flood_at_job: Option<u64>,
+    /// How much the flood prints (bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = 200 << 20)]
+    pub flood_bytes: u64,
+    /// `events` (log lines the router profile reads as events), `lines` (other log
+    /// lines) or `binary` (random bytes).
+    #[arg(long, value_enum, default_value = "events")]
+    pub flood_kind: FloodKind,
 
     /// Passed to the engine: device time runs this many times faster.
     #[arg(long, value_name = "F")]
@@ -173,6 +183,7 @@ impl FrontArgs {
         for (flag, n) in [
             ("--crash-at-job", self.crash_at_job),
             ("--hang-at-job", self.hang_at_job),
+            ("--flood-at-job", self.flood_at_job),
         ] {
             if n == Some(0) {
                 return Err(format!("{flag}: jobs are numbered from 1"));
@@ -196,6 +207,11 @@ impl FrontArgs {
             paging,
             crash_at: self.crash_at_job,
             hang_at: self.hang_at_job,
+            flood: self.flood_at_job.map(|at| Flood {
+                at,
+                bytes: self.flood_bytes,
+                kind: self.flood_kind,
+            }),
         })
     }
 

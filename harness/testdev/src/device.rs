@@ -219,8 +219,65 @@ impl Driver {
                     // Nothing more goes out until SIGUSR1.
                     self.engine = None;
                 }
+                Step::Flood(f) => self.flood(f),
             }
         }
+    }
+
+    /// Prints a flood straight to the console, 64 KiB at a time (the engine's job goes
+    /// on meanwhile; its end is printed after).
+    fn flood(&mut self, f: crate::traits::Flood) {
+        use crate::traits::FloodKind;
+        let mut left = f.bytes;
+        let mut n: u64 = 0;
+        // xorshift64*: the same bytes every time.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut chunk = Vec::with_capacity(70 * 1024);
+        // The job's logging starts a moment after its answer, each message on a line
+        // of its own, as on a router.
+        let _ = self.writer.flush();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let _ = self.writer.write_all(b"\r\n");
+        while left > 0 {
+            chunk.clear();
+            while chunk.len() < 64 * 1024 {
+                match f.kind {
+                    FloodKind::Events | FloodKind::Lines => {
+                        n += 1;
+                        let tag = if f.kind == FloodKind::Events {
+                            "%MAIL-6-DEBUG"
+                        } else {
+                            "%SYS-6-LOGMSG"
+                        };
+                        let _ = write!(
+                            chunk,
+                            "{tag}: flood line {n:09} the quick brown fox jumps over the lazy dog\r\n"
+                        );
+                    }
+                    FloodKind::Binary => {
+                        x ^= x >> 12;
+                        x ^= x << 25;
+                        x ^= x >> 27;
+                        let mut b = x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+                        // No ESC: a sequence left open at the flood's end would eat
+                        // the start of the job's end line.
+                        for c in b.iter_mut().filter(|c| **c == 0x1b) {
+                            *c = b'.';
+                        }
+                        chunk.extend_from_slice(&b);
+                    }
+                }
+            }
+            let take = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            if self.writer.write_all(&chunk[..take]).is_err() {
+                eprintln!("mfp-testdev: the console stopped taking the flood");
+                break;
+            }
+            left -= take as u64;
+        }
+        // What was typed meanwhile was queued by the reader thread.
+        let _ = self.writer.write_all(b"\r\n");
+        let _ = self.writer.flush();
     }
 
     fn serve(&mut self) {

@@ -39,6 +39,8 @@ pub enum Step {
     /// The device hangs: kill the engine and wait for a power cycle, then
     /// [`Session::restart`].
     Hang,
+    /// Print this flood on the console (the answer is out already), then go on.
+    Flood(crate::traits::Flood),
 }
 
 /// What the engine can do beyond SPEC §6's base commands (read from its `help`).
@@ -143,6 +145,7 @@ pub struct Session {
     jobs: JobBook,
     crashed: bool,
     hung: bool,
+    flooded: bool,
     inbox: VecDeque<u8>,
     out: Vec<u8>,
     at_line_start: bool,
@@ -167,6 +170,7 @@ impl Session {
             jobs: JobBook::default(),
             crashed: false,
             hung: false,
+            flooded: false,
             inbox: VecDeque::new(),
             out: Vec::new(),
             at_line_start: true,
@@ -967,6 +971,10 @@ impl Session {
         } else {
             self.answer(vec![line], Tail::Ok)
         }
+        if let Some(f) = self.t.flood.filter(|f| f.at == dev && !self.flooded) {
+            self.flooded = true;
+            self.next = Some(Step::Flood(f));
+        }
     }
 
     /// A job's end: printed at once (at the prompt the prompt and the typed part
@@ -1283,6 +1291,7 @@ mod tests {
                             s.reply(Reply { data, status });
                         }
                         Step::Crash | Step::Hang => s.restart(),
+                        Step::Flood(_) => {}
                     }
                 }
                 s.take_output();

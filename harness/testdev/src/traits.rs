@@ -76,6 +76,24 @@ pub struct Traits {
     pub crash_at: Option<u64>,
     /// 14. Hang until SIGUSR1 when this job starts.
     pub hang_at: Option<u64>,
+    /// 15. Flood the console when a job starts.
+    pub flood: Option<Flood>,
+}
+
+/// What a flooding console prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FloodKind {
+    Events,
+    Lines,
+    Binary,
+}
+
+/// A flood of the console when job `at` starts: `bytes` of `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flood {
+    pub at: u64,
+    pub bytes: u64,
+    pub kind: FloodKind,
 }
 
 /// The router style's page length (an IOS terminal's 24 lines).
@@ -99,6 +117,7 @@ impl Traits {
             paging: Some(ROUTER_PAGE),
             crash_at: None,
             hang_at: None,
+            flood: None,
         }
     }
 

@@ -171,7 +171,11 @@ fn prune(cache: &Path) {
 /// The cache folder for re-signed zoos: `$XDG_CACHE_HOME/hil/zoo`, else
 /// `$HOME/.cache/hil/zoo`, else `hil-zoo-cache` in the temporary folder.
 pub fn default_cache() -> PathBuf {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(x) = env("XDG_CACHE_HOME") {
         return x.join("hil/zoo");
     }
@@ -208,7 +212,12 @@ mod tests {
         assert!(dir.starts_with(&cache), "{}", dir.display());
         // The CAs and their CRLs do not name the responder: a device's trust anchor
         // is the same.
-        for f in ["root.crt", "intermediate.crt", "root.crl", "intermediate.crl"] {
+        for f in [
+            "root.crt",
+            "intermediate.crt",
+            "root.crl",
+            "intermediate.crl",
+        ] {
             assert_eq!(
                 std::fs::read(src.join(f)).expect("src"),
                 std::fs::read(dir.join(f)).expect("copy"),
