@@ -72,6 +72,27 @@ pub fn kill_all() {
     }
 }
 
+/// The child gets SIGKILL when the thread that started it ends: when `hil` is killed
+/// (even by SIGKILL, which leaves it no time to clean up), its simulated devices do
+/// not outlive it. A worker starts its devices and keeps them until it ends; a child
+/// whose parent is gone before the signal is set up does not start.
+fn die_with_parent(cmd: &mut Command) {
+    let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions (prctl, getppid).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("hil has gone"));
+            }
+            Ok(())
+        });
+    }
+}
+
 impl EmbeddedSim {
     /// Starts `exe [sub] --console pty` with `extra` arguments (`hil sim …`, or a
     /// simulated device of one's own that takes mfp-sim's options).
@@ -81,19 +102,19 @@ impl EmbeddedSim {
         extra: &[String],
         startup: Duration,
     ) -> Result<EmbeddedSim, SpawnError> {
-        let mut child = Command::new(exe)
-            .args(sub)
+        let mut cmd = Command::new(exe);
+        cmd.args(sub)
             .args(["--console", "pty"])
             .args(extra)
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|source| SpawnError::Exec {
-                exe: exe.to_path_buf(),
-                source,
-            })?;
+            .stderr(Stdio::inherit());
+        die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().map_err(|source| SpawnError::Exec {
+            exe: exe.to_path_buf(),
+            source,
+        })?;
         let Some(stdout) = child.stdout.take() else {
             let _ = child.kill();
             let _ = child.wait();
