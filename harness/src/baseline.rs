@@ -154,7 +154,11 @@ impl Baseline {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             });
         }
-        let failed = record::read(&results)?
+        let (records, skipped) = record::read_checked(&results)?;
+        for s in &skipped {
+            tracing::warn!("--baseline {s}");
+        }
+        let failed = records
             .into_iter()
             .filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::Crash))
             .map(|r| {

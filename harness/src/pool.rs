@@ -820,7 +820,13 @@ fn plan_resume(
         ..Default::default()
     };
     let prior = match &opts.results {
-        Some(p) if opts.resume && p.exists() => record::read(p)?,
+        Some(p) if opts.resume && p.exists() => {
+            let (records, skipped) = record::read_checked(p)?;
+            for s in skipped {
+                let _ = writeln!(out, "resume: {s}; its case runs again");
+            }
+            records
+        }
         Some(p) if opts.resume => {
             let _ = writeln!(out, "resume: no {} yet; running every case", p.display());
             Vec::new()

@@ -4,7 +4,7 @@
 //! appears in a record.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -221,6 +221,10 @@ pub enum ReadError {
         line: usize,
         found: u64,
     },
+    #[error("{}:{line}: not text (UTF-8): not a case record", path.display())]
+    NotUtf8 { path: PathBuf, line: usize },
+    #[error("{0} (read it with hil report, which skips it)")]
+    CutShort(Skipped),
     #[error("{}:{line}: not a case record: {source}", path.display())]
     NotARecord {
         path: PathBuf,
@@ -230,52 +234,129 @@ pub enum ReadError {
     },
 }
 
-/// Reads a `results.jsonl`. A last line cut short (the run was killed while
-/// writing) is skipped; any other bad line is an error naming the file and line.
+/// A last line that was not read: the run stopped while writing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: PathBuf,
+    /// From 1.
+    pub line: usize,
+    pub bytes: usize,
+    /// Only NUL bytes (what a file system may leave of a write a crash cut).
+    pub nul: bool,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.nul {
+            "NUL bytes (a crash while writing)"
+        } else {
+            "a record cut short (the run stopped while writing it)"
+        };
+        write!(
+            f,
+            "{}:{}: skipped: {} bytes of {what}",
+            self.path.display(),
+            self.line,
+            self.bytes
+        )
+    }
+}
+
+/// Reads a `results.jsonl`: every line must be a record; any that is not (a line
+/// cut short included) is an error naming the file and the line.
 pub fn read(path: &Path) -> Result<Vec<Record>, ReadError> {
-    let io = |source| ReadError::Io {
+    let (records, skipped) = read_checked(path)?;
+    match skipped.into_iter().next() {
+        None => Ok(records),
+        Some(s) => Err(ReadError::CutShort(s)),
+    }
+}
+
+/// Reads a `results.jsonl` that a run may have been stopped in the middle of: NUL
+/// bytes at the end, and a last line without its line end that is not a record, are
+/// skipped and said ([`Skipped`]); any other bad line is an error naming the file and
+/// the line (a line that is not UTF-8 too).
+pub fn read_checked(path: &Path) -> Result<(Vec<Record>, Vec<Skipped>), ReadError> {
+    let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let f = std::fs::File::open(path).map_err(io)?;
-    let lines: Vec<String> = std::io::BufReader::new(f)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(io)?;
-    let mut out = Vec::new();
+    })?;
+    let nuls = bytes.iter().rev().take_while(|b| **b == 0).count();
+    let body = &bytes[..bytes.len() - nuls];
+    let ends_whole = body.last().is_none_or(|b| *b == b'\n');
+    let mut lines: Vec<&[u8]> = body.split(|b| *b == b'\n').collect();
+    if ends_whole {
+        // The empty piece after the last line end.
+        lines.pop();
+    }
     let last = lines.len();
-    for (i, l) in lines.iter().enumerate() {
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, raw) in lines.iter().enumerate() {
+        let n = i + 1;
+        let cut_short = n == last && !ends_whole;
+        let Ok(l) = std::str::from_utf8(raw) else {
+            if cut_short {
+                skipped.push(Skipped {
+                    path: path.to_path_buf(),
+                    line: n,
+                    bytes: raw.len(),
+                    nul: false,
+                });
+                break;
+            }
+            return Err(ReadError::NotUtf8 {
+                path: path.to_path_buf(),
+                line: n,
+            });
+        };
         if l.trim().is_empty() {
             continue;
         }
         match serde_json::from_str::<Record>(l) {
             Ok(r) => out.push(r),
-            Err(_) if i + 1 == last => break,
-            Err(source) => {
-                let found = serde_json::from_str::<serde_json::Value>(l)
-                    .ok()
-                    .filter(|v| v.get("id").is_some())
-                    .map(|v| {
-                        v.get("schema_version")
-                            .and_then(|n| n.as_u64())
-                            .unwrap_or(1)
-                    });
-                if let Some(found) = found.filter(|f| *f != u64::from(SCHEMA_VERSION)) {
-                    return Err(ReadError::OldSchema {
-                        path: path.to_path_buf(),
-                        line: i + 1,
-                        found,
-                    });
-                }
-                return Err(ReadError::NotARecord {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    source,
-                });
-            }
+            Err(_) if cut_short => skipped.push(Skipped {
+                path: path.to_path_buf(),
+                line: n,
+                bytes: raw.len(),
+                nul: false,
+            }),
+            Err(source) => return Err(not_a_record(path, n, l, source)),
         }
     }
-    Ok(out)
+    if nuls > 0 {
+        skipped.push(Skipped {
+            path: path.to_path_buf(),
+            line: if ends_whole { last + 1 } else { last.max(1) },
+            bytes: nuls,
+            nul: true,
+        });
+    }
+    Ok((out, skipped))
+}
+
+/// A line that is JSON but not a record: one of another schema, or not one at all.
+fn not_a_record(path: &Path, line: usize, l: &str, source: serde_json::Error) -> ReadError {
+    let found = serde_json::from_str::<serde_json::Value>(l)
+        .ok()
+        .filter(|v| v.get("id").is_some())
+        .map(|v| {
+            v.get("schema_version")
+                .and_then(|n| n.as_u64())
+                .unwrap_or(1)
+        });
+    if let Some(found) = found.filter(|f| *f != u64::from(SCHEMA_VERSION)) {
+        return ReadError::OldSchema {
+            path: path.to_path_buf(),
+            line,
+            found,
+        };
+    }
+    ReadError::NotARecord {
+        path: path.to_path_buf(),
+        line,
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -337,8 +418,45 @@ mod tests {
         append(&mut f, &rec("b")).unwrap();
         f.write_all(b"{\"id\":\"c\",\"verd").unwrap();
         drop(f);
-        let got = read(&p).unwrap();
+        // Strict: a line cut short is an error naming it; checked: skipped and said.
+        let e = read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("results.jsonl:3: skipped: 15 bytes of a record cut short"),
+            "{e}"
+        );
+        let (got, skipped) = read_checked(&p).unwrap();
         assert_eq!(got, vec![rec("a"), rec("b")]);
+        assert_eq!(skipped.len(), 1);
+        assert_eq!((skipped[0].line, skipped[0].nul), (3, false));
+        // NUL bytes after the last line, and after a line cut short.
+        let whole = std::fs::read(&p).unwrap();
+        let two = &whole[..whole.len() - 15];
+        std::fs::write(&p, [two, &[0u8; 4096][..]].concat()).unwrap();
+        let (got, skipped) = read_checked(&p).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(skipped.len(), 1);
+        let said = skipped[0].to_string();
+        assert!(
+            said.ends_with(
+                "results.jsonl:3: skipped: 4096 bytes of NUL bytes (a crash while writing)"
+            ),
+            "{said}"
+        );
+        std::fs::write(&p, [&whole[..], &[0u8; 100][..]].concat()).unwrap();
+        let (got, skipped) = read_checked(&p).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            skipped.iter().map(|s| (s.line, s.nul)).collect::<Vec<_>>(),
+            [(3, false), (3, true)]
+        );
+        // A line that is not UTF-8, anywhere but a cut-short end: an error naming it.
+        std::fs::write(&p, [two, b"\xff\xfe{}\n", two].concat()).unwrap();
+        let e = read_checked(&p).unwrap_err().to_string();
+        assert!(e.contains("results.jsonl:3: not text (UTF-8)"), "{e}");
+        // A complete last line that is not a record is not "cut short".
+        std::fs::write(&p, [two, b"{\"id\":\"c\"\n"].concat()).unwrap();
+        let e = read_checked(&p).unwrap_err().to_string();
+        assert!(e.contains("results.jsonl:3: not a case record"), "{e}");
         std::fs::write(&p, "garbage\n{}\n").unwrap();
         let e = read(&p).unwrap_err().to_string();
         assert!(e.contains("results.jsonl:1"), "{e}");

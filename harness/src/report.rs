@@ -209,6 +209,8 @@ pub struct MergeSummary {
     pub records_read: usize,
     /// How many of those were another record of a case already read (joined).
     pub duplicates: usize,
+    /// What was not read: a last line cut short, NUL bytes (each said as a warning).
+    pub skipped: Vec<crate::record::Skipped>,
 }
 
 impl MergeSummary {
@@ -311,12 +313,17 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, ReportError
     let mut files: Vec<PathBuf> = Vec::new();
     let mut metas = Vec::new();
     let (mut read, mut duplicates) = (0usize, 0usize);
+    let mut skipped = Vec::new();
     for (n, input) in inputs.iter().enumerate() {
         let (file, meta) = locate(input)?;
         shown.push(file.display().to_string());
         files.push(file.clone());
         metas.extend(meta);
-        let records = crate::record::read(&file)?;
+        let (records, cut) = crate::record::read_checked(&file)?;
+        for s in &cut {
+            tracing::warn!("{s}");
+        }
+        skipped.extend(cut);
         read += records.len();
         for r in records {
             let Some((old, from)) = kept.get(&r.id) else {
@@ -374,6 +381,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, ReportError
         inputs: inputs.len(),
         records_read: read,
         duplicates,
+        skipped,
     })
 }
 
@@ -381,7 +389,11 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, ReportError
 /// directory or a `results.jsonl`.
 pub fn load_run(input: &Path) -> Result<(Vec<Record>, Option<RunMeta>), ReportError> {
     let (file, meta) = locate(input)?;
-    Ok((crate::record::read(&file)?, meta))
+    let (records, skipped) = crate::record::read_checked(&file)?;
+    for s in &skipped {
+        tracing::warn!("{s}");
+    }
+    Ok((records, meta))
 }
 
 /// An input's `results.jsonl`, and the `run.json` beside it if there is one (only for
@@ -2136,6 +2148,8 @@ mod tests {
         assert_eq!(s.inputs, 2);
         assert_eq!(s.records_read, 6);
         assert_eq!(s.duplicates, 2);
+        assert_eq!(s.skipped.len(), 1, "the cut last line is said");
+        assert_eq!(s.skipped[0].line, 4);
         assert_eq!(
             s.counts,
             Counts {

@@ -332,3 +332,60 @@ fn no_rust_debug_text_reaches_any_output() {
         }
     }
 }
+
+/// Issue 18 item 6: `hil report --from` never drops data silently. A last line cut
+/// short and NUL bytes at the end are skipped with a warning naming the file and the
+/// line; a line that is not text is an error naming them.
+#[test]
+fn report_readers_say_what_they_skip_and_name_a_bad_line() {
+    let dir = std::env::temp_dir().join(format!("hil-triage-readers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("results.jsonl");
+    let mut whole = Vec::new();
+    for id in ["delivery/a", "delivery/b"] {
+        let r = record::Record {
+            schema_version: record::SCHEMA_VERSION,
+            id: id.into(),
+            section: "delivery".into(),
+            verdict: Verdict::Pass,
+            ..record::Record::default()
+        };
+        record::append(&mut whole, &r).expect("a record");
+    }
+    let cut = [&whole[..], b"{\"id\":\"delivery/c\",\"verd", &[0u8; 64][..]].concat();
+    std::fs::write(&file, cut).expect("write");
+    let out_dir = dir.join("out");
+    let o = hil(&[
+        "report",
+        "--from",
+        &file.to_string_lossy(),
+        "--out",
+        &out_dir.to_string_lossy(),
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("results.jsonl:3: skipped: 24 bytes of a record cut short"),
+        "{t}"
+    );
+    assert!(
+        t.contains("results.jsonl:3: skipped: 64 bytes of NUL bytes"),
+        "{t}"
+    );
+    assert!(t.contains("2 cases: 2 passed"), "{t}");
+    // A binary line between records: an error naming the file and the line.
+    let bad = [&whole[..], b"\x00\xff\xfe binary\n", &whole[..]].concat();
+    std::fs::write(&file, bad).expect("write");
+    let o = hil(&[
+        "report",
+        "--from",
+        &file.to_string_lossy(),
+        "--out",
+        &out_dir.to_string_lossy(),
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("results.jsonl:3: not text (UTF-8)"), "{t}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
