@@ -683,6 +683,68 @@ fn device_choice(device: &str, time_scale: Option<f64>) -> anyhow::Result<Device
     })
 }
 
+/// Before any device starts: the options a device is started with, checked as it
+/// checks them (the embedded simulated device's: the time scale, --plant and the
+/// profile's variants, unsupported features and sim_args), so that a wrong one is
+/// said once, naming the option, and nothing is retried.
+fn preflight(
+    device: &DeviceChoice,
+    time_scale: Option<f64>,
+    profile: Option<&std::path::Path>,
+    plant: &[String],
+) -> anyhow::Result<()> {
+    if let Some(t) = time_scale.filter(|t| !(t.is_finite() && *t > 0.0)) {
+        bail!("--time-scale {t}: must be a number above 0");
+    }
+    let (scale, program) = match device {
+        DeviceChoice::Sim {
+            time_scale,
+            program,
+        } => (*time_scale, program),
+        DeviceChoice::Endpoint(_) => {
+            if let Some(p) = plant.first() {
+                bail!("--plant {p}: only a simulated device (--device sim or sim:PROGRAM) can be planted with a variant");
+            }
+            return Ok(());
+        }
+    };
+    if program.is_some() {
+        // A program of one's own checks its options itself; one that exits before
+        // its console line is not started again (SpawnError::Exited).
+        return Ok(());
+    }
+    let p = match profile {
+        Some(path) => hil::device::Profile::load(path)?,
+        None => hil::device::Profile::parse("built-in sim.toml", hil::runner::SIM_PROFILE)?,
+    };
+    let args = hil::device::embedded::args_for(&p, scale, "127.0.0.1:0", plant);
+    #[derive(clap::Parser)]
+    struct Sim {
+        #[command(flatten)]
+        args: mfp_sim::SimArgs,
+    }
+    let words = ["hil sim", "--console", "pty"].map(String::from);
+    let sim = <Sim as clap::Parser>::try_parse_from(words.into_iter().chain(args))
+        .map_err(|e| anyhow!("the profile's sim_args: {e}"))?;
+    let from = || match profile {
+        Some(path) => format!("the profile {}", path.display()),
+        None => "the built-in profile".to_string(),
+    };
+    match mfp_sim::check(&sim.args) {
+        Ok(()) => Ok(()),
+        Err(mfp_sim::SimError::TimeScale(t)) => {
+            bail!("--time-scale {t}: the simulated device runs from 1 to 10000 times faster than wall time")
+        }
+        Err(mfp_sim::SimError::Variant(v)) if plant.contains(&v.0) => {
+            bail!("--plant {}", v.to_string().trim_start_matches("--variant "))
+        }
+        Err(e) => bail!(
+            "{} starts the simulated device with options it refuses: {e}",
+            from()
+        ),
+    }
+}
+
 /// What a profile says of the firmware: variants, ranges, AUTH mechanisms (the
 /// reference device's for the built-in profile).
 fn profile_facts(profile: Option<&std::path::Path>) -> anyhow::Result<DeviceFacts> {
@@ -832,6 +894,7 @@ fn rerun_words(a: &RunArgs) -> Vec<String> {
 /// Runs the cases; answers the exit status.
 fn run(a: RunArgs) -> anyhow::Result<u8> {
     let device = device_choice(&a.device, a.time_scale)?;
+    preflight(&device, a.time_scale, a.profile.as_deref(), &a.plant)?;
     let rerun = rerun_words(&a);
     let baseline = a
         .baseline
@@ -1209,6 +1272,7 @@ fn unsupported_lines(m: &hil_oracle::matrix::Matrix) -> Vec<String> {
 /// `hil fuzz`: answers whether every case matched.
 fn fuzz(a: FuzzArgs) -> anyhow::Result<bool> {
     let device = device_choice(&a.device, a.time_scale)?;
+    preflight(&device, a.time_scale, a.profile.as_deref(), &a.plant)?;
     let meta = hil::report::RunMeta {
         rerun: Rerun {
             device: &a.device,

@@ -143,8 +143,21 @@ pub enum SimError {
     },
 }
 
-/// Runs the device until its console ends.
-pub fn run(args: SimArgs) -> Result<(), SimError> {
+/// What the options say, checked.
+struct Checked {
+    resolve: Vec<(String, std::net::IpAddr)>,
+    dialect: dialects::DialectKind,
+    variants: options::Variants,
+    lacks: options::Lacks,
+}
+
+/// Checks the options as [`run`] does, without starting anything: `hil run` asks
+/// before any device starts, so that a wrong option is said once, not per device.
+pub fn check(args: &SimArgs) -> Result<(), SimError> {
+    checked(args).map(|_| ())
+}
+
+fn checked(args: &SimArgs) -> Result<Checked, SimError> {
     if !(args.time_scale.is_finite() && args.time_scale >= 1.0 && args.time_scale <= 10_000.0) {
         return Err(SimError::TimeScale(args.time_scale));
     }
@@ -172,6 +185,22 @@ pub fn run(args: SimArgs) -> Result<(), SimError> {
     for f in &args.without {
         lacks.add(f)?;
     }
+    Ok(Checked {
+        resolve,
+        dialect,
+        variants,
+        lacks,
+    })
+}
+
+/// Runs the device until its console ends.
+pub fn run(args: SimArgs) -> Result<(), SimError> {
+    let Checked {
+        resolve,
+        dialect,
+        variants,
+        lacks,
+    } = checked(&args)?;
     let downloads = files::FileStore::start(&args.downloads).map_err(SimError::Downloads)?;
     let dev = device::Device::start(options::Options {
         variants,

@@ -37,20 +37,37 @@ pub enum SpawnError {
     Silent(Duration),
     #[error("the simulated device's first line {0:?} is not `console: PATH`")]
     NotConsoleLine(String),
+    /// It ended before it printed its console line: its options (or its program) are
+    /// wrong, and starting it again will not help.
+    #[error("the simulated device ({}) {status} before it printed `console: PATH`{}", exe.display(), said(.stderr))]
+    Exited {
+        exe: PathBuf,
+        status: String,
+        /// Its last lines on standard error.
+        stderr: Vec<String>,
+    },
+}
+
+fn said(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; it said: {}", lines.join(" / "))
+    }
 }
 
 impl SpawnError {
     /// Whether starting it again may work: not for a program that is missing or
     /// may not be run.
     pub fn is_retryable(&self) -> bool {
-        !matches!(
-            self,
-            SpawnError::Exec { source, .. }
-                if matches!(
-                    source.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
-                )
-        )
+        match self {
+            SpawnError::Exec { source, .. } => !matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ),
+            SpawnError::Exited { .. } => false,
+            _ => true,
+        }
     }
 }
 
@@ -69,6 +86,63 @@ pub fn kill_all() {
         let mut c = locked(&child);
         let _ = c.kill();
         let _ = c.wait();
+    }
+}
+
+/// How many of a device's last lines on standard error an error quotes.
+const STDERR_KEPT: usize = 5;
+
+/// Copies a device's standard error to ours, line by line, keeping its last lines.
+fn forward_stderr(
+    stderr: Option<std::process::ChildStderr>,
+) -> Arc<Mutex<std::collections::VecDeque<String>>> {
+    let tail = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+    let Some(stderr) = stderr else {
+        return tail;
+    };
+    let keep = Arc::clone(&tail);
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(stderr);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let line = String::from_utf8_lossy(&buf);
+            eprint!("{line}");
+            let mut t = locked(&keep);
+            if t.len() == STDERR_KEPT {
+                t.pop_front();
+            }
+            t.push_back(crate::device::capped::cut_line(line.trim_end(), 500));
+        }
+    });
+    tail
+}
+
+/// How a child that closed its output ended: its exit status, once it has (waited
+/// for up to 2 s), else that it is still running.
+fn ended(child: &mut Child) -> String {
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => {
+                return match (
+                    st.code(),
+                    std::os::unix::process::ExitStatusExt::signal(&st),
+                ) {
+                    (Some(c), _) => format!("exited with status {c}"),
+                    (None, Some(sig)) => format!("was killed by signal {sig}"),
+                    _ => format!("ended ({st})"),
+                };
+            }
+            Ok(None) if std::time::Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => return "closed its output".to_string(),
+        }
     }
 }
 
@@ -109,7 +183,7 @@ impl EmbeddedSim {
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         die_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|source| SpawnError::Exec {
             exe: exe.to_path_buf(),
@@ -120,6 +194,7 @@ impl EmbeddedSim {
             let _ = child.wait();
             return Err(SpawnError::NoStdout);
         };
+        let stderr_tail = forward_stderr(child.stderr.take());
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut r = BufReader::new(stdout);
@@ -133,6 +208,19 @@ impl EmbeddedSim {
             }
         });
         let line = match rx.recv_timeout(startup) {
+            // End of its output: it has ended, or is ending.
+            Ok(Ok(l)) if l.is_empty() => {
+                let status = ended(&mut child);
+                let _ = child.kill();
+                let _ = child.wait();
+                // What it said on the way out (the forwarding thread may lag).
+                std::thread::sleep(Duration::from_millis(50));
+                return Err(SpawnError::Exited {
+                    exe: exe.to_path_buf(),
+                    status,
+                    stderr: locked(&stderr_tail).iter().cloned().collect(),
+                });
+            }
             Ok(Ok(l)) => l,
             Ok(Err(e)) => {
                 let _ = child.kill();

@@ -5,7 +5,7 @@
 //! serial ports served over the network (`rfc2217`), and the embedded simulated
 //! device started on a pty (`embedded`).
 
-mod capped;
+pub(crate) mod capped;
 pub mod console;
 pub mod diagnose;
 pub mod embedded;
