@@ -176,7 +176,7 @@ fn checked(args: &SimArgs) -> Result<Checked, SimError> {
         })?;
         resolve.push((name.to_ascii_lowercase(), ip));
     }
-    let dialect = dialect_of(&args)?;
+    let dialect = dialect_of(args)?;
     let mut variants = options::Variants::default();
     for v in &args.variant {
         variants.set(v)?;
