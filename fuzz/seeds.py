@@ -8,6 +8,8 @@ import base64
 import hashlib
 import pathlib
 import shutil
+import subprocess
+import tempfile
 import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -144,6 +146,57 @@ def partial():
     write("partial", "folded", frags[0].replace(b"; number=1", b";\r\n number=1") + b"\0" + frags[1] + b"\0" + frags[2])
 
 
+def http_response():
+    ocsp = b"0\x03\n\x01\x03"  # an OCSPResponse of status tryLater
+    crl = (ROOT / "certs" / "intermediate.crl").read_bytes()
+    ok = b"HTTP/1.1 200 OK\r\n"
+    length = ok + b"Content-Type: application/ocsp-response\r\nContent-Length: 5\r\n\r\n" + ocsp
+    write("device_http_response", "length", b"\x40" + length)
+    write("device_http_response", "length-bytewise", b"\x00" + length)
+    chunks = b"".join(b"%x\r\n" % len(crl[i:i + 500]) + crl[i:i + 500] + b"\r\n"
+                      for i in range(0, len(crl), 500))
+    chunked = ok + b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0;ext=1\r\nX-Trailer: t\r\n\r\n"
+    write("device_http_response", "chunked-crl", b"\x07" + chunked)
+    write("device_http_response", "close-framed", b"\x40" + b"HTTP/1.0 404 Not Found\r\n\r\nno such CRL")
+    # The shapes of issue 18's hostile server.
+    write("device_http_response", "chunk-size-max", b"\x40" + ok + b"Transfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc")
+    write("device_http_response", "huge-length", b"\x40" + ok + b"Content-Length: 18446744073709551615\r\n\r\nabc")
+    write("device_http_response", "many-headers", b"\x40" + ok + b"X-Pad: a\r\n" * 120 + b"\r\n")
+
+
+def ocsp():
+    """OCSP responses about certs/valid.crt from its issuer, made by `openssl ocsp`
+    (good, revoked, unknown; producedAt is the time of the run), and hand-made ones."""
+    write("device_ocsp", "try-later", b"0\x03\n\x01\x03")
+    write("device_ocsp", "unauthorized", b"0\x03\n\x01\x06")
+    certs = ROOT / "certs"
+    if shutil.which("openssl") is None:
+        print("device_ocsp: no openssl; only the hand-made seeds")
+        return
+    serial = subprocess.run(["openssl", "x509", "-in", certs / "valid.crt", "-noout", "-serial"],
+                            check=True, capture_output=True, text=True).stdout.strip().split("=")[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        t = pathlib.Path(tmp)
+        subprocess.run(["openssl", "ocsp", "-issuer", certs / "intermediate.crt", "-cert", certs / "valid.crt",
+                        "-no_nonce", "-reqout", t / "req.der"], check=True, capture_output=True)
+        for name, line in [("good", f"V\t450101000000Z\t\t{serial}\tunknown\t/CN=localhost\n"),
+                           ("revoked", f"R\t450101000000Z\t250601000000Z\t{serial}\tunknown\t/CN=localhost\n"),
+                           ("unknown", "V\t450101000000Z\t\t01\tunknown\t/CN=other\n")]:
+            (t / "index.txt").write_text(line)
+            subprocess.run(["openssl", "ocsp", "-index", t / "index.txt", "-rsigner", certs / "intermediate.crt",
+                            "-rkey", certs / "intermediate.key", "-CA", certs / "intermediate.crt",
+                            "-reqin", t / "req.der", "-respout", t / f"{name}.der", "-ndays", "30"],
+                           check=True, capture_output=True)
+            write("device_ocsp", name, (t / f"{name}.der").read_bytes())
+
+
+def crl():
+    for path in sorted((ROOT / "certs").glob("*.crl")):
+        data = path.read_bytes()
+        write("device_crl", path.stem, b"\x01" + data)
+        write("device_crl", path.stem + "-unchecked", b"\x00" + data)
+
+
 def profile():
     shutil.copy(ROOT / "fixtures" / "devices" / "sim.toml", OUT / "profile" / "sim.toml")
 
@@ -157,6 +210,9 @@ if __name__ == "__main__":
     pop_client()
     console()
     partial()
+    http_response()
+    ocsp()
+    crl()
     profile()
     for d in sorted(OUT.iterdir()):
         print(f"{d.name}: {len(list(d.iterdir()))} seeds")

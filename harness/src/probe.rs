@@ -53,6 +53,21 @@ pub struct ProbeOptions {
     pub sim_exe: Option<PathBuf>,
 }
 
+/// The password the probe sets to see whether `get` shows it back.
+const PROBE_PASSWORD: &str = "Probe-pw-7x";
+
+/// The finding when `get` of a password answered `back` after it was set to `set`:
+/// SPEC §6 has passwords write-only (shown as `***`); a console that reveals one is a
+/// finding. Any answer that does not hold the password is not (`***`, `********`,
+/// an empty value).
+pub fn revealed_password(back: &str, set: &str) -> Option<String> {
+    (!set.is_empty() && back.contains(set)).then(|| {
+        "finding: `get smtp.auth.password` shows the password it was set to; SPEC §6: \
+         passwords are write-only, shown as ***"
+            .to_string()
+    })
+}
+
 /// Why the probe stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeFailure {
@@ -278,6 +293,7 @@ impl Probe<'_> {
             ("apply: on/off words", Probe::apply_bool),
             ("apply: choice words", Probe::apply_choice),
             ("apply: a value with a space", Probe::apply_space),
+            ("get: a password is write-only", Probe::write_only),
             ("apply: an invalid value", Probe::apply_invalid),
             ("user add", Probe::user_add),
             ("notify add", Probe::notify_add),
@@ -469,6 +485,30 @@ impl Probe<'_> {
             ));
         }
         Ok("smtp.auth.user = \"probe user\" reads back the same".into())
+    }
+
+    /// SPEC §6: passwords are write-only. A console that shows one back is a finding
+    /// (a note), not a misfit of the profile: the probe goes on.
+    fn write_only(&mut self) -> Step {
+        self.apply(
+            "apply",
+            &[(Key::SmtpAuthPassword, PROBE_PASSWORD)],
+            Trait::Quoting,
+            "the device refused a plain password",
+        )?;
+        let back = self
+            .console
+            .get(Key::SmtpAuthPassword)
+            .map_err(|e| driver("get", e))?;
+        match revealed_password(&back, PROBE_PASSWORD) {
+            Some(finding) => {
+                self.notes.push(finding);
+                Ok("smtp.auth.password reads back what was set: a finding (see the notes)".into())
+            }
+            None => Ok(format!(
+                "smtp.auth.password reads {back:?}, not the password"
+            )),
+        }
     }
 
     fn apply_invalid(&mut self) -> Step {
@@ -718,6 +758,24 @@ impl Probe<'_> {
                 ));
                 Ok("done (see the note)".into())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_shown_back_is_a_finding() {
+        let f = revealed_password("Probe-pw-7x", PROBE_PASSWORD).expect("a finding");
+        assert!(
+            f.starts_with("finding: ") && f.contains("write-only"),
+            "{f}"
+        );
+        assert!(revealed_password("\"Probe-pw-7x\"", PROBE_PASSWORD).is_some());
+        for masked in ["***", "********", "", "(set)"] {
+            assert_eq!(revealed_password(masked, PROBE_PASSWORD), None, "{masked}");
         }
     }
 }

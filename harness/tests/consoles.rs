@@ -193,6 +193,11 @@ fn the_router_profile_fits_every_operation() {
         printed.contains("the profile fits every operation"),
         "{printed}"
     );
+    // The test device (the sim's engine) keeps passwords write-only: no finding.
+    assert!(
+        printed.contains("== get: a password is write-only") && !printed.contains("finding:"),
+        "{printed}"
+    );
     // Every line is shown with how it was read.
     for want in [
         "echo ",

@@ -246,7 +246,7 @@ impl Session {
                 Ok(k) => ok(vec![format!(
                     "{}={}",
                     k.as_str(),
-                    quote(dev.settings().get(k))
+                    quote(&dev.settings().shown(k))
                 )]),
                 Err(e) => err("config", e),
             },

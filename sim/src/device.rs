@@ -3,7 +3,8 @@
 //! job events to every open console (each console prints them in its own dialect).
 //!
 //! Jobs run one at a time on a worker thread, each with a snapshot of the settings
-//! and stores taken when it was triggered.
+//! and stores taken when it was triggered. A job that panics fails (with the class
+//! of the stage it was in, [`crate::stage`]) and the worker goes on with the next.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -18,6 +19,7 @@ use crate::jobs::{self, JobError, JobInput, JobResult};
 pub use crate::jobs::{Trigger, User};
 pub use crate::options::{Options, Variants};
 use crate::settings::{self, AddressError, Key, Refusal, Refused, Settings};
+use crate::stage;
 use crate::text::{printable, quote};
 
 /// Capacities of the device's stores; a full store refuses more.
@@ -116,6 +118,49 @@ pub struct JobStatus {
     pub recipients: Vec<RecipientStatus>,
 }
 
+/// How a job's run ended, for the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    Normally,
+    Panicked,
+}
+
+/// The job worker's runtime: one thread, the worker's own.
+fn job_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// The result of a job that panicked: the class of the stage it was in (SPEC §5 has
+/// no class for a device's own fault, so the job fails as that stage fails), and a
+/// detail that says it was the device's fault, with the panic's message.
+fn panicked(id: u64, payload: &(dyn std::any::Any + Send)) -> JobResult {
+    let at = stage::take_panicked();
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    let message = printable(&message);
+    tracing::error!(
+        job = id,
+        class = at.class,
+        "the job panicked during {}: {message}",
+        at.what
+    );
+    JobResult {
+        error: Some(JobError::new(
+            at.class,
+            format!(
+                "internal error of the device during {}: {message} (the job was stopped; the device goes on)",
+                at.what
+            ),
+        )),
+        recipients: Vec::new(),
+    }
+}
+
 /// A console's handler of job events; answers false once the console has gone.
 pub type Subscriber = Box<dyn Fn(&JobEvent) -> bool + Send>;
 
@@ -167,15 +212,18 @@ impl Device {
             dev.opts.lacks.0.contains(&"separate-cert-checks"),
         );
         let worker = Arc::clone(&dev);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(StartError::Runtime)?;
+        let mut rt = job_runtime().map_err(StartError::Runtime)?;
         std::thread::Builder::new()
             .name("jobs".into())
             .spawn(move || {
                 while let Ok(id) = rx.recv() {
-                    worker.run_job(&rt, id);
+                    if worker.run_job(&rt, id) == Ran::Panicked {
+                        // What the panicked job left in its runtime goes with it.
+                        match job_runtime() {
+                            Ok(fresh) => rt = fresh,
+                            Err(e) => tracing::error!(error = %e, "keeping the job runtime"),
+                        }
+                    }
                 }
             })
             .map_err(StartError::Worker)?;
@@ -402,18 +450,27 @@ impl Device {
         }
     }
 
-    fn run_job(&self, rt: &tokio::runtime::Runtime, id: u64) {
+    /// Runs job `id` to its end; a panic in it fails the job, nothing more.
+    fn run_job(&self, rt: &tokio::runtime::Runtime, id: u64) -> Ran {
         let input = {
             let mut s = self.lock();
             let Some(job) = s.jobs.get_mut(&id) else {
-                return;
+                return Ran::Normally;
             };
             job.state = JobState::Running;
             job.input.take()
         };
-        let Some(input) = input else { return };
+        let Some(input) = input else {
+            return Ran::Normally;
+        };
         tracing::debug!(job = id, "job running");
-        let result = rt.block_on(jobs::run(input, &self.opts));
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(jobs::run(input, &self.opts))
+        }));
+        let (result, ran) = match run {
+            Ok(result) => (result, Ran::Normally),
+            Err(payload) => (panicked(id, payload.as_ref()), Ran::Panicked),
+        };
         match &result.error {
             None => tracing::debug!(job = id, "job done"),
             Some(e) => tracing::debug!(job = id, error = %e, "job failed"),
@@ -434,6 +491,7 @@ impl Device {
             }
         }
         self.broadcast(&event);
+        ran
     }
 
     /// Forgets every job record (queued ones included; job numbers keep counting up),
@@ -495,5 +553,94 @@ impl Device {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(_, handler)| handler(event));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    /// An SMTP server for one session on 127.0.0.1 that takes any mail; its thread
+    /// answers whether a message arrived.
+    fn smtp_once() -> (u16, std::thread::JoinHandle<bool>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = std::thread::spawn(move || {
+            let Ok((conn, _)) = listener.accept() else {
+                return false;
+            };
+            let mut out = conn.try_clone().expect("clone");
+            let mut lines = BufReader::new(conn);
+            let _ = out.write_all(b"220 test ESMTP\r\n");
+            let mut in_data = false;
+            let mut got = false;
+            let mut line = String::new();
+            while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let answer: &[u8] = match line.trim_end() {
+                    "." if in_data => {
+                        in_data = false;
+                        got = true;
+                        b"250 queued\r\n"
+                    }
+                    _ if in_data => b"",
+                    l if l.starts_with("DATA") => {
+                        in_data = true;
+                        b"354 go\r\n"
+                    }
+                    l if l.starts_with("QUIT") => {
+                        let _ = out.write_all(b"221 bye\r\n");
+                        break;
+                    }
+                    _ => b"250 ok\r\n",
+                };
+                let _ = out.write_all(answer);
+                line.clear();
+            }
+            got
+        });
+        (port, server)
+    }
+
+    /// Issue 18: a job that panics fails with a class and a clear detail, and the
+    /// worker runs the next job (before, the job stayed `running` and every later one
+    /// failed `the job worker has stopped`).
+    #[test]
+    fn a_panicking_job_fails_and_the_worker_goes_on() {
+        let dev = Device::start(Options::default()).expect("device");
+        dev.add_notify("ops@hil.test").expect("notify");
+        let (tx, rx) = mpsc::channel();
+        dev.subscribe(Box::new(move |e: &JobEvent| tx.send(e.clone()).is_ok()));
+        let id = dev.submit(Trigger::Alert("test: panic")).expect("submit");
+        dev.run_submitted(id);
+        let end = rx.recv_timeout(Duration::from_secs(10)).expect("job event");
+        assert_eq!(end.id, id);
+        let err = end.error.expect("the job failed");
+        assert_eq!(err.class, "config", "{err}");
+        assert!(
+            err.detail
+                .contains("internal error of the device during preparing the mail")
+                && err.detail.contains("a planted panic (test)"),
+            "{err}"
+        );
+        let status = dev.job_status(id).expect("status");
+        assert_eq!(status.state, JobState::Failed);
+
+        let (port, server) = smtp_once();
+        let port = port.to_string();
+        dev.apply(&[
+            ("smtp.server", "127.0.0.1"),
+            ("smtp.port", port.as_str()),
+            ("device.address", "mfp@hil.test"),
+            ("admin.address", "admin@hil.test"),
+        ])
+        .expect("apply");
+        let next = dev.submit(Trigger::Alert("paper_empty")).expect("submit");
+        dev.run_submitted(next);
+        let end = rx.recv_timeout(Duration::from_secs(20)).expect("job event");
+        assert_eq!((end.id, end.error), (next, None));
+        assert!(server.join().expect("server thread"), "no mail arrived");
     }
 }

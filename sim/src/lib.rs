@@ -15,19 +15,21 @@
 //! menu       → console, dialect, device, jobs, …      the second dialect (numbered menus)
 //! console    → dialect, device, jobs, settings, …     the reference dialect (SPEC §6)
 //! dialect    → device, line                           the Dialect trait, knowing no dialect
-//! device     → jobs, settings, options, clock, text   state, stores, job queue, job events
+//! device     → jobs, settings, options, clock, text, stage
+//!                                                     state, stores, job queue, job events
 //! jobs       → net, smtp_client, sasl_client, pop_client, partial, mime, settings,
 //!              options, clock, verify                 what one job sends (SPEC §2–§4)
-//! net        → smtp_client, pop_client, revocation, resolve, verify
+//! net        → smtp_client, pop_client, revocation, resolve, verify, stage
 //!                                                     the tokio layer under the clients
-//! revocation → http, verify                           OCSP then CRL (SPEC §3.5)
+//! revocation → http, verify, stage                    OCSP then CRL (SPEC §3.5)
 //! smtp_client → sasl_client, mime, text               the SMTP state machine, no I/O
-//! http       → resolve                                the HTTP client of revocation
+//! http       → resolve, text                          the HTTP client of revocation
 //! sasl_client → text                                  SASL mechanisms, a pure lower layer
 //! settings   → text                                   keys, schema, validation (SPEC §1)
 //! options    → files                                  what the device is started with
 //! partial                                             message/partial fragments (SPEC §4)
-//! text, line, clock, resolve, files, mime, verify, pop_client    the ground floor
+//! text, line, clock, resolve, files, mime, verify, pop_client, stage
+//!                                                     the ground floor
 //! ```
 //!
 //! The rules behind the cuts: the device owns the job events and the consoles render
@@ -56,6 +58,7 @@ pub mod revocation;
 pub mod sasl_client;
 pub mod settings;
 pub mod smtp_client;
+pub mod stage;
 pub mod text;
 pub mod transport;
 pub mod verify;

@@ -402,7 +402,7 @@ impl Menu {
                 done(items)
             }
             ["1.1", key] => match spec_key(key) {
-                Some(k) => done(&[value_line(key, dev.settings().get(k))]),
+                Some(k) => done(&[value_line(key, &dev.settings().shown(k))]),
                 None => error(
                     "config",
                     format!("{}: no such setting (1.4 lists them)", truncate(key, 60)),

@@ -13,6 +13,7 @@ use crate::revocation;
 use crate::smtp_client::{
     Action, Client, Envelope, Outcome, RcptResult, ReplyReader, Step, TlsMode,
 };
+use crate::stage;
 use crate::verify::{Checks, DeviceVerifier};
 
 /// What the TLS layer needs: the checks that are on, the device clock, the external
@@ -65,6 +66,7 @@ async fn handshake(
     timeout: Duration,
     fixed: &[(String, IpAddr)],
 ) -> Result<Stream, Outcome> {
+    let _stage = stage::enter("tls_handshake", "the TLS handshake");
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let verifier = std::sync::Arc::new(DeviceVerifier::new(
         setup.checks,
@@ -141,6 +143,7 @@ pub async fn connect(
     timeout: Duration,
     fixed: &[(String, IpAddr)],
 ) -> Result<TcpStream, Outcome> {
+    let _stage = stage::enter("connect", "connecting");
     let addrs = resolve(server, port, fixed)
         .await
         .map_err(|e| failed("connect", e.to_string()))?;
@@ -209,6 +212,7 @@ async fn run(
     tls: &TlsSetup,
     fixed: &[(String, IpAddr)],
 ) -> Outcome {
+    let _stage = stage::enter("rejected", "the SMTP session");
     let mut reader = ReplyReader::default();
     let mut pending = std::collections::VecDeque::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -320,6 +324,7 @@ pub async fn pop_before_smtp(
     fixed: &[(String, IpAddr)],
 ) -> Result<(), Outcome> {
     use crate::pop_client::{PopAction, PopClient};
+    let _stage = stage::enter("pop_auth", "POP before SMTP");
     let tcp = connect(&target.server, target.port, timeout, fixed).await?;
     let open = TlsSetup {
         checks: Checks::default(),

@@ -15,6 +15,7 @@ use x509_ocsp::{
 use x509_parser::prelude::*;
 
 use crate::http::{self, Url};
+use crate::stage;
 use crate::verify::{CertFailure, Seen};
 
 /// What one source said.
@@ -127,20 +128,31 @@ async fn ask_ocsp(
     if resp.status != 200 {
         return none(format!("HTTP {}", resp.status));
     }
-    let Ok(r) = OcspResponse::from_der(&resp.body) else {
-        return none("the answer is not an OCSP response".into());
+    match read_ocsp(&resp.body, &leaf_c, issuer) {
+        Answer::None(why) => none(why),
+        a => a,
+    }
+}
+
+/// What an OCSP response (DER, as the responder sent it) says about `leaf`, issued by
+/// `issuer` (DER): it must be a successful basic response signed by the issuer, with
+/// an answer for the leaf's serial. Any other input is no answer, with the reason.
+pub fn read_ocsp(body: &[u8], leaf: &x509_cert::Certificate, issuer: &[u8]) -> Answer {
+    let none = |why: &str| Answer::None(why.to_string());
+    let Ok(r) = OcspResponse::from_der(body) else {
+        return none("the answer is not an OCSP response");
     };
     if r.response_status != OcspResponseStatus::Successful {
-        return none(format!("status {:?}", r.response_status));
+        return Answer::None(format!("status {:?}", r.response_status));
     }
     let Some(bytes) = r.response_bytes else {
-        return none("no response body".into());
+        return none("no response body");
     };
     let Ok(basic) = BasicOcspResponse::from_der(bytes.response.as_bytes()) else {
-        return none("the basic response does not parse".into());
+        return none("the basic response does not parse");
     };
     let Ok(tbs) = basic.tbs_response_data.to_der() else {
-        return none("the response data does not encode".into());
+        return none("the response data does not encode");
     };
     let sig = basic.signature.as_bytes().unwrap_or_default();
     // Signed by the issuer itself (the zoo's responders do this); a delegated
@@ -151,9 +163,9 @@ async fn ask_ocsp(
         &tbs,
         sig,
     ) {
-        return none("the response is not signed by the certificate's issuer".into());
+        return none("the response is not signed by the certificate's issuer");
     }
-    let serial = leaf_c.tbs_certificate.serial_number.as_bytes();
+    let serial = leaf.tbs_certificate.serial_number.as_bytes();
     let single = basic
         .tbs_response_data
         .responses
@@ -162,8 +174,8 @@ async fn ask_ocsp(
     match single.map(|s| &s.cert_status) {
         Some(CertStatus::Good(_)) => Answer::Good,
         Some(CertStatus::Revoked(_)) => Answer::Revoked,
-        Some(CertStatus::Unknown(_)) => none("unknown".into()),
-        None => none("no answer about this certificate".into()),
+        Some(CertStatus::Unknown(_)) => none("unknown"),
+        None => none("no answer about this certificate"),
     }
 }
 
@@ -188,21 +200,38 @@ async fn ask_crl(
     if resp.status != 200 {
         return none(format!("HTTP {}", resp.status));
     }
-    let Ok((_, crl)) = parse_x509_crl(&resp.body) else {
-        return none("the answer is not a CRL".into());
+    match read_crl(&resp.body, leaf, issuer, now_unix) {
+        Answer::None(why) => none(why),
+        a => a,
+    }
+}
+
+/// What a CRL (DER, as the server sent it) says about `leaf`: it must be the leaf's
+/// issuer's, signed by `issuer` (DER) when the device has it, and not stale at
+/// `now_unix`; then listed is revoked and not listed is good. Any other input is no
+/// answer, with the reason.
+pub fn read_crl(
+    body: &[u8],
+    leaf: &X509Certificate<'_>,
+    issuer: Option<&[u8]>,
+    now_unix: i64,
+) -> Answer {
+    let none = |why: &str| Answer::None(why.to_string());
+    let Ok((_, crl)) = parse_x509_crl(body) else {
+        return none("the answer is not a CRL");
     };
     if crl.issuer().as_raw() != leaf.issuer().as_raw() {
-        return none("the CRL is another issuer's".into());
+        return none("the CRL is another issuer's");
     }
     if let Some(issuer) = issuer {
         let ok = X509Certificate::from_der(issuer)
             .is_ok_and(|(_, i)| crl.verify_signature(i.public_key()).is_ok());
         if !ok {
-            return none("the CRL is not signed by the certificate's issuer".into());
+            return none("the CRL is not signed by the certificate's issuer");
         }
     }
     if crl.next_update().is_some_and(|n| n.timestamp() < now_unix) {
-        return none("the CRL is stale (its nextUpdate has passed)".into());
+        return none("the CRL is stale (its nextUpdate has passed)");
     }
     let serial = leaf.raw_serial();
     if crl
@@ -241,6 +270,7 @@ pub async fn check(
     sources: Sources,
     fixed: &[(String, IpAddr)],
 ) -> Result<(), CertFailure> {
+    let _stage = stage::enter("cert_revocation_unknown", "the revocation check");
     let fail = |class: &'static str, detail: String| CertFailure { class, detail };
     let Ok((_, leaf)) = X509Certificate::from_der(&seen.leaf) else {
         return Err(fail(

@@ -240,6 +240,10 @@ impl std::str::FromStr for Key {
     }
 }
 
+/// How a console shows a secret's value (SPEC §6: passwords and tokens are
+/// write-only).
+pub const SECRET_SHOWN: &str = "***";
+
 /// One setting: its console key, type, factory default and whether it is a secret.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyDef {
@@ -822,20 +826,21 @@ impl Settings {
         }
     }
 
-    /// Every key and value in schema order, secrets masked as `***` when set.
+    /// What a console shows of `key`'s value (`get`, `show`, in every dialect): a
+    /// secret (a password, the XOAUTH2 token) is write-only and shows as `***`, set
+    /// or not (SPEC §6); any other value as it is.
+    pub fn shown(&self, key: Key) -> String {
+        if key.def().secret {
+            SECRET_SHOWN.to_string()
+        } else {
+            self.get(key).to_string()
+        }
+    }
+
+    /// Every key and what a console shows of its value ([`Settings::shown`]), in
+    /// schema order.
     pub fn show(&self) -> Vec<(Key, String)> {
-        SCHEMA
-            .iter()
-            .map(|d| {
-                let v = self.get(d.id);
-                let shown = if d.secret && !v.is_empty() {
-                    "***".to_string()
-                } else {
-                    v.to_string()
-                };
-                (d.id, shown)
-            })
-            .collect()
+        SCHEMA.iter().map(|d| (d.id, self.shown(d.id))).collect()
     }
 
     /// A boolean key's value.

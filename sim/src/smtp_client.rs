@@ -347,7 +347,8 @@ impl Client {
     }
 
     fn rcpt(&self, i: usize) -> Vec<u8> {
-        format!("RCPT TO:<{}>\r\n", self.env.recipients[i]).into_bytes()
+        let to = self.env.recipients.get(i).map_or("", String::as_str);
+        format!("RCPT TO:<{to}>\r\n").into_bytes()
     }
 
     fn offers(&self, ext: &str) -> bool {
@@ -539,7 +540,7 @@ impl Client {
             return self.rejected(reply);
         }
         self.rcpts.push(RcptResult {
-            address: self.env.recipients[i].clone(),
+            address: self.env.recipients.get(i).cloned().unwrap_or_default(),
             accepted,
             reply: reply.summary(),
         });

@@ -659,7 +659,10 @@ fn sentinel(key: &str) -> String {
 #[case("smtp.auth.methods", "", Refuse)]
 fn set_then_get(#[case] key: &str, #[case] value: &str, #[case] verdict: Verdict) {
     let mut sim = Sim::start();
-    let default_line = format!("{key}={}", quote(schema_default(key)));
+    // Passwords and tokens are write-only (SPEC §6): `get` shows `***`, set or not.
+    let secret = mfp_sim::settings::lookup(key).is_some_and(|d| d.secret);
+    let shown = |v: &str| if secret { "***".to_string() } else { quote(v) };
+    let default_line = format!("{key}={}", shown(schema_default(key)));
     assert_eq!(
         sim.get(key),
         default_line,
@@ -675,7 +678,9 @@ fn set_then_get(#[case] key: &str, #[case] value: &str, #[case] verdict: Verdict
                 sim.ok(&format!("set {key} {}", quote(&sentinel)));
             }
             let before = sim.get(key);
-            assert_ne!(before, format!("{key}={}", quote(expected)));
+            if !secret {
+                assert_ne!(before, format!("{key}={}", quote(expected)));
+            }
             let (data, status) = sim.cmd(&set_line);
             assert_eq!(
                 (data.as_slice(), status.as_str()),
@@ -684,7 +689,7 @@ fn set_then_get(#[case] key: &str, #[case] value: &str, #[case] verdict: Verdict
             );
             assert_eq!(
                 sim.get(key),
-                format!("{key}={}", quote(expected)),
+                format!("{key}={}", shown(expected)),
                 "`get {key}` after `{set_line}`"
             );
         }
@@ -703,7 +708,6 @@ fn set_then_get(#[case] key: &str, #[case] value: &str, #[case] verdict: Verdict
                 "the refusal of `{set_line}` must name the key: {status:?}"
             );
             // A refused password is named by its length only, never echoed.
-            let secret = mfp_sim::settings::lookup(key).is_some_and(|d| d.secret);
             let named = if secret {
                 format!("*** ({} characters)", value.chars().count())
             } else {
@@ -852,10 +856,8 @@ fn quoted_values_on_the_wire() {
         r#"smtp.auth.user="say \"hi\" \\ ok""#
     );
     sim.ok("set smtp.auth.password \"pass word\"");
-    assert_eq!(
-        sim.get("smtp.auth.password"),
-        "smtp.auth.password=\"pass word\""
-    );
+    // Write-only (SPEC §6): the set is taken, the value never shown.
+    assert_eq!(sim.get("smtp.auth.password"), "smtp.auth.password=***");
     sim.ok("set smtp.auth.user \"\"");
     assert_eq!(sim.get("smtp.auth.user"), "smtp.auth.user=\"\"");
 }
@@ -912,8 +914,8 @@ fn apply_is_all_or_nothing() {
     assert!(sim.alive(), "mfp-sim exited");
 }
 
-/// `show` lists every key once in schema order, masks a set password, and what it
-/// shows can be set back unchanged.
+/// `show` lists every key once in schema order, masks every password (set or not),
+/// and what it shows can be set back unchanged.
 #[test]
 fn show_lists_every_key_and_round_trips() {
     let mut sim = Sim::start();
@@ -946,8 +948,8 @@ fn show_lists_every_key_and_round_trips() {
         "{shown:?}"
     );
     assert!(
-        shown.contains(&"pop.password=\"\"".to_string()),
-        "an empty password shows as \"\": {shown:?}"
+        shown.contains(&"pop.password=***".to_string()),
+        "an empty password shows as *** too (write-only tells nothing): {shown:?}"
     );
     assert!(
         !shown.iter().any(|l| l.contains("secret")),
@@ -978,10 +980,7 @@ fn show_lists_every_key_and_round_trips() {
         shown,
         "setting back what show answered changed something"
     );
-    assert_eq!(
-        sim.get("smtp.auth.password"),
-        "smtp.auth.password=\"secret pw\""
-    );
+    assert_eq!(sim.get("smtp.auth.password"), "smtp.auth.password=***");
 }
 
 /// A deterministic xorshift64 generator.
