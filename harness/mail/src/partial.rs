@@ -151,6 +151,8 @@ pub struct Assembler {
     /// Set ids, oldest first.
     order: Vec<String>,
     bytes: usize,
+    /// What was dropped to stay under the caps, not yet taken.
+    dropped: Vec<String>,
 }
 
 /// Most fragment sets kept waiting for their missing parts, most fragments in one
@@ -160,11 +162,27 @@ const MAX_FRAGMENTS: u32 = 10_000;
 const MAX_PENDING_BYTES: usize = 256 * 1024 * 1024;
 
 impl Assembler {
+    /// Notes of the incomplete sets dropped to stay under the caps since the last
+    /// call.
+    pub fn take_dropped(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.dropped)
+    }
+
     fn forget(&mut self, id: &str) {
         if let Some(set) = self.pending.remove(id) {
-            self.bytes = self
-                .bytes
-                .saturating_sub(set.values().map(|(_, d)| d.len()).sum());
+            let bytes: usize = set.values().map(|(_, d)| d.len()).sum();
+            self.bytes = self.bytes.saturating_sub(bytes);
+            let total = self
+                .totals
+                .get(id)
+                .map_or_else(|| "?".to_string(), |t| t.to_string());
+            self.dropped.push(format!(
+                "message/partial {id}: {} of {total} fragments ({} bytes) dropped unassembled: \
+                 more than {MAX_PENDING} sets or {} MiB pending",
+                set.len(),
+                crate::transcript::thousands(bytes as u64),
+                MAX_PENDING_BYTES / (1024 * 1024)
+            ));
         }
         self.totals.remove(id);
         self.order.retain(|x| x != id);
@@ -255,6 +273,19 @@ mod tests {
         );
         assert_eq!(r.connections, vec![8, 7]);
         assert_eq!(r.total, 2);
+    }
+
+    #[test]
+    fn past_the_cap_the_oldest_set_is_dropped_and_named() {
+        let mut a = Assembler::default();
+        for i in 0..=MAX_PENDING {
+            let f = format!("Content-Type: message/partial; id=s{i}; number=1; total=2\r\n\r\nx");
+            assert!(a.add(1, f.as_bytes()).is_none());
+        }
+        let dropped = a.take_dropped();
+        assert_eq!(dropped.len(), 1, "{dropped:?}");
+        assert!(dropped[0].starts_with("message/partial s0: 1 of 2 fragments"));
+        assert!(a.take_dropped().is_empty());
     }
 
     #[test]

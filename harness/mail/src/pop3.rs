@@ -18,7 +18,9 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use crate::faults::{Action, Fault, Rng, Script};
+use crate::redact::{Protocol, Redactor};
 use crate::smtp::{Dir, Entry, ListenerSpec};
+use crate::transcript::thousands;
 
 /// A point in the POP3 conversation where a fault can be scripted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -198,32 +200,10 @@ pub fn apop_digest(timestamp: &str, password: &str) -> String {
 }
 
 /// Shows a client line in a transcript with credentials removed: `PASS ***`,
-/// `APOP user ***`.
+/// `APOP user ***`, as the first line of a connection (no state; the session uses a
+/// [`Redactor`]).
 pub fn redact_command(line: &str) -> String {
-    let (verb, rest) = split_verb(line);
-    if verb.eq_ignore_ascii_case("PASS") {
-        return if rest.is_empty() {
-            verb.to_string()
-        } else {
-            format!("{verb} ***")
-        };
-    }
-    if verb.eq_ignore_ascii_case("AUTH") {
-        return match rest.split_whitespace().next() {
-            Some(mech) if rest.split_whitespace().nth(1).is_some() => {
-                format!("{verb} {mech} [redacted]")
-            }
-            Some(mech) => format!("{verb} {mech}"),
-            None => verb.to_string(),
-        };
-    }
-    if verb.eq_ignore_ascii_case("APOP") {
-        return match rest.split_whitespace().next() {
-            Some(user) => format!("{verb} {user} ***"),
-            None => verb.to_string(),
-        };
-    }
-    line.to_string()
+    Redactor::new(Protocol::Pop3, Vec::new(), Vec::new()).command(line)
 }
 
 /// The command word and the rest of the line after the one space (or tab) that
@@ -331,6 +311,9 @@ pub struct Pop3Session {
     deleted_uids: Vec<String>,
     line: Vec<u8>,
     line_overflow: bool,
+    /// Bytes of the line being read, counted past the longest kept.
+    line_bytes: usize,
+    redactor: Redactor,
     transcript: Vec<Entry>,
     now_ms: u64,
 }
@@ -355,7 +338,13 @@ impl Pop3Session {
                 host
             )
         });
+        let redactor = Redactor::new(
+            Protocol::Pop3,
+            cfg.accounts.iter().map(|a| a.user.clone()).collect(),
+            cfg.accounts.iter().map(|a| a.password.clone()).collect(),
+        );
         Pop3Session {
+            redactor,
             cfg,
             connection,
             script,
@@ -368,6 +357,7 @@ impl Pop3Session {
             deleted_uids: Vec::new(),
             line: Vec::new(),
             line_overflow: false,
+            line_bytes: 0,
             transcript: Vec::new(),
             now_ms: 0,
         }
@@ -400,6 +390,21 @@ impl Pop3Session {
 
     pub fn take_transcript(&mut self) -> Vec<Entry> {
         std::mem::take(&mut self.transcript)
+    }
+
+    /// The connection has ended: notes a line the client left with no end.
+    pub fn finish(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        let pending = std::mem::take(&mut self.line_bytes);
+        if pending > 0 && matches!(self.mode, Mode::Authorization | Mode::Transaction) {
+            self.log(
+                Dir::C,
+                format!(
+                    "<{} bytes with no end of line, not kept>",
+                    thousands(pending as u64)
+                ),
+            );
+        }
     }
 
     /// The user who logged in on this connection, if one did (kept after QUIT).
@@ -450,8 +455,15 @@ impl Pop3Session {
                     rest = tail;
                     self.push_partial(head);
                     let line = std::mem::take(&mut self.line);
+                    let len = std::mem::take(&mut self.line_bytes);
                     if std::mem::take(&mut self.line_overflow) {
-                        self.log(Dir::C, format!("<line longer than {MAX_LINE} bytes>"));
+                        self.log(
+                            Dir::C,
+                            format!(
+                                "<line longer than {MAX_LINE} bytes: {} bytes, not kept>",
+                                thousands(len as u64)
+                            ),
+                        );
                         self.emit(&mut out, Answer::line("-ERR line too long"));
                         continue;
                     }
@@ -471,6 +483,7 @@ impl Pop3Session {
         self.pending_user = None;
         self.line.clear();
         self.line_overflow = false;
+        self.line_bytes = 0;
         if matches!(self.mode, Mode::TlsPending | Mode::Authorization) {
             self.mode = Mode::Authorization;
         }
@@ -478,6 +491,7 @@ impl Pop3Session {
     }
 
     fn push_partial(&mut self, bytes: &[u8]) {
+        self.line_bytes = self.line_bytes.saturating_add(bytes.len());
         if self.line_overflow {
             return;
         }
@@ -490,10 +504,11 @@ impl Pop3Session {
     }
 
     fn log(&mut self, dir: Dir, text: impl Into<String>) {
+        let text = self.redactor.mask(text.into());
         self.transcript.push(Entry {
             t_ms: self.now_ms,
             dir,
-            text: text.into(),
+            text,
         });
     }
 
@@ -607,7 +622,8 @@ impl Pop3Session {
 
     fn command(&mut self, raw: &[u8], out: &mut Vec<Pop3Output>) {
         let shown = String::from_utf8_lossy(raw).into_owned();
-        self.log(Dir::C, redact_command(&shown));
+        let redacted = self.redactor.command(&shown);
+        self.log(Dir::C, redacted);
         let Ok(line) = std::str::from_utf8(raw) else {
             return self.err(out, "invalid characters in command");
         };
@@ -708,8 +724,14 @@ impl Pop3Session {
             return self.err(out, "USER needs a name");
         }
         // Any name is accepted here so that USER does not tell which accounts exist;
-        // PASS checks.
-        let answer = Answer::line(format!("+OK send PASS for {name}"));
+        // PASS checks. A name of several words that is no account's is not echoed:
+        // it is most likely a name and a password on one line.
+        let known = self.cfg.accounts.iter().any(|a| a.user == name);
+        let answer = if known || !name.contains([' ', '\t']) {
+            Answer::line(format!("+OK send PASS for {name}"))
+        } else {
+            Answer::line("+OK send PASS")
+        };
         let sent = self.respond(Pop3Step::User, out, answer);
         self.pending_user = sent.proceeds().then(|| name.to_string());
     }

@@ -16,6 +16,7 @@ use crate::pop3::{Pop3Config, Pop3Output, Pop3Session, Pop3Step};
 use crate::pop_window::PopLogins;
 use crate::smtp::{Entry, ListenerKind};
 use crate::tls::{Identity, TlsFacts};
+use crate::transcript::Cap;
 
 /// A listener to open.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct Pop3Connection {
     pub tls: Option<TlsFacts>,
     pub logins: Vec<String>,
     pub ended: bool,
+    #[serde(skip)]
+    cap: Cap,
 }
 
 struct Shared {
@@ -58,10 +61,7 @@ impl Shared {
     }
     fn record(&self, id: u64, entries: Vec<Entry>) {
         if !entries.is_empty() {
-            self.with_conn(id, |c| {
-                let room = crate::smtp_server::MAX_TRANSCRIPT.saturating_sub(c.transcript.len());
-                c.transcript.extend(entries.into_iter().take(room));
-            });
+            self.with_conn(id, |c| c.cap.push(&mut c.transcript, entries));
         }
     }
     fn now_ms(&self) -> u64 {
@@ -200,6 +200,7 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Pop3Listen, shared: Arc
         tls: None,
         logins: Vec::new(),
         ended: false,
+        cap: Cap::default(),
     });
     let idle = shared.scaled(shared.config.idle_timeout_s.saturating_mul(1000));
     let config = if listen.kind == ListenerKind::Starttls {
@@ -220,6 +221,7 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Pop3Listen, shared: Arc
         ),
     );
     let end = run(tcp, peer, &listen, &mut session, &shared, id, idle).await;
+    session.finish(shared.now_ms());
     session.note(shared.now_ms(), end);
     shared.record(id, session.take_transcript());
     let mut done = None;

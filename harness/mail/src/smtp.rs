@@ -13,7 +13,9 @@ use smtp_proto::request::receiver::DataReceiver;
 use smtp_proto::{Error as ProtoError, MailFrom, RcptTo, Request};
 
 use crate::faults::{Action, Fault, Script};
+use crate::redact::{Protocol, Redactor};
 use crate::sasl::{self, Account, Mechanism};
+use crate::transcript::thousands;
 
 /// A point in the SMTP conversation where a fault can be scripted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -402,6 +404,8 @@ pub struct Session {
     mode: Mode,
     line: Vec<u8>,
     line_overflow: bool,
+    /// Bytes of the line being read, counted past the longest kept.
+    line_bytes: usize,
     data: DataReceiver,
     data_buf: Vec<u8>,
     data_dropped: usize,
@@ -411,6 +415,7 @@ pub struct Session {
     rcpts: Vec<String>,
     auth: Option<sasl::Exchange>,
     auth_user: Option<String>,
+    redactor: Redactor,
     transcript: Vec<Entry>,
     now_ms: u64,
     queued: u64,
@@ -467,31 +472,10 @@ fn syntax_reply(e: ProtoError) -> (u16, String) {
     (code, text)
 }
 
-/// Shows a client command line in a transcript with credentials removed.
+/// Shows a client command line in a transcript with credentials removed, as the
+/// first line of a connection (no state; the session uses a [`Redactor`]).
 pub fn redact_command(line: &str) -> String {
-    // A lone base64 word that is no command is most likely a credential a client
-    // sent after its AUTH was refused.
-    let t = line.trim();
-    let verbs = [
-        "EHLO", "HELO", "MAIL", "RCPT", "DATA", "QUIT", "RSET", "NOOP", "VRFY", "EXPN", "HELP",
-        "AUTH", "BDAT", "STARTTLS", "ETRN", "TURN",
-    ];
-    let base64ish = t.len() >= 4
-        && !t.contains(' ')
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
-    if base64ish && !verbs.iter().any(|v| v.eq_ignore_ascii_case(t)) {
-        return "[redacted: a line that is no command]".into();
-    }
-    let mut words = line.split_whitespace();
-    match words.next() {
-        Some(v) if v.eq_ignore_ascii_case("AUTH") => match words.next() {
-            Some(mech) if words.next().is_some() => format!("AUTH {mech} [redacted]"),
-            Some(mech) => format!("AUTH {mech}"),
-            None => "AUTH".into(),
-        },
-        _ => line.to_string(),
-    }
+    Redactor::new(Protocol::Smtp, Vec::new(), Vec::new()).command(line)
 }
 
 /// Bytes that are no protocol at all, for the `garbage` action.
@@ -500,13 +484,24 @@ pub const GARBAGE: &[u8] = b"\x00\xff\xfe\x1b[2J\x89PNG\r\x1a garbage \x7f\x80\x
 impl Session {
     pub fn new(cfg: Arc<SmtpConfig>, env: SessionEnv) -> Self {
         let seed = cfg.seed ^ env.connection.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let redactor = Redactor::new(
+            Protocol::Smtp,
+            cfg.accounts.iter().map(|a| a.user.clone()).collect(),
+            cfg.accounts
+                .iter()
+                .flat_map(|a| [Some(a.password.clone()), a.token.clone()])
+                .flatten()
+                .collect(),
+        );
         Session {
+            redactor,
             script: Script::new(cfg.faults.clone(), seed),
             cfg,
             env,
             mode: Mode::Command,
             line: Vec::new(),
             line_overflow: false,
+            line_bytes: 0,
             data: DataReceiver::new(),
             data_buf: Vec::new(),
             data_dropped: 0,
@@ -535,11 +530,49 @@ impl Session {
         self.log(Dir::Note, text);
     }
 
+    /// The connection has ended: notes what the client left unfinished (a line with
+    /// no end, a message with no end of data) and answers the record of an AUTH
+    /// exchange it abandoned.
+    pub fn finish(&mut self, now_ms: u64) -> Vec<Output> {
+        self.now_ms = now_ms;
+        let mut out = Vec::new();
+        let pending = std::mem::take(&mut self.line_bytes);
+        if pending > 0 && matches!(self.mode, Mode::Command | Mode::Auth) {
+            self.log(
+                Dir::C,
+                format!(
+                    "<{} bytes with no end of line, not kept>",
+                    thousands(pending as u64)
+                ),
+            );
+        }
+        if self.mode == Mode::Data {
+            let total = self.data_buf.len() + self.data_dropped;
+            self.log(
+                Dir::C,
+                format!(
+                    "<message cut short: {} bytes with no end of data>",
+                    thousands(total as u64)
+                ),
+            );
+        }
+        if self.auth.is_some() {
+            self.finish_auth(
+                false,
+                "abandoned: the connection ended in the exchange".into(),
+                &mut out,
+            );
+        }
+        self.mode = Mode::Closed;
+        out
+    }
+
     fn log(&mut self, dir: Dir, text: impl Into<String>) {
+        let text = self.redactor.mask(text.into());
         self.transcript.push(Entry {
             t_ms: self.now_ms,
             dir,
-            text: text.into(),
+            text,
         });
     }
 
@@ -718,12 +751,16 @@ impl Session {
                     let (head, tail) = rest.split_at(pos + 1);
                     rest = tail;
                     self.push_partial(head);
+                    let len = std::mem::take(&mut self.line_bytes);
                     if self.line_overflow {
                         self.line_overflow = false;
                         self.line.clear();
                         self.log(
                             Dir::C,
-                            format!("<line longer than {MAX_COMMAND_LINE} bytes>"),
+                            format!(
+                                "<line longer than {MAX_COMMAND_LINE} bytes: {} bytes, not kept>",
+                                thousands(len as u64)
+                            ),
                         );
                         if self.mode == Mode::Auth {
                             self.auth = None;
@@ -749,6 +786,7 @@ impl Session {
     }
 
     fn push_partial(&mut self, bytes: &[u8]) {
+        self.line_bytes = self.line_bytes.saturating_add(bytes.len());
         if self.line_overflow {
             return;
         }
@@ -782,7 +820,8 @@ impl Session {
         let shown = String::from_utf8_lossy(raw)
             .trim_end_matches(['\r', '\n'])
             .to_string();
-        self.log(Dir::C, redact_command(&shown));
+        let redacted = self.redactor.command(&shown);
+        self.log(Dir::C, redacted);
         // AUTH is read here: smtp-proto knows only the mechanism names it hashes.
         let verb = shown.split_whitespace().next().unwrap_or("");
         if verb.eq_ignore_ascii_case("AUTH") {
@@ -1002,13 +1041,13 @@ impl Session {
         let text = String::from_utf8_lossy(raw)
             .trim_end_matches(['\r', '\n'])
             .to_string();
+        let redacted = self.redactor.sasl_line(&text);
+        self.log(Dir::C, redacted);
         if text == "*" {
-            self.log(Dir::C, "*");
             self.mode = Mode::Command;
             self.finish_auth(false, "cancelled by the client".into(), out);
             return self.send(out, 501, "5.0.0 Authentication cancelled");
         }
-        self.log(Dir::C, "[redacted]");
         let Some(bytes) = Self::decode(&text) else {
             self.mode = Mode::Command;
             self.finish_auth(false, "the response is not base64".into(), out);
