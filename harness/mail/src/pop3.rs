@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::faults::{Action, Fault, Rng, Script};
 use crate::redact::{Protocol, Redactor};
-use crate::smtp::{Dir, Entry, ListenerSpec};
+use crate::smtp::{AuthRecord, Dir, Entry, ListenerSpec};
 use crate::transcript::thousands;
 
 /// A point in the POP3 conversation where a fault can be scripted.
@@ -181,6 +181,8 @@ pub enum Pop3Output {
         user: String,
         method: &'static str,
     },
+    /// A login attempt, whatever came of it (the record keeps failed ones too).
+    Attempt(AuthRecord),
 }
 
 /// Longest line accepted, line end excluded (RFC 2449 allows 255 octets for a
@@ -519,6 +521,37 @@ impl Pop3Session {
         out.push(Pop3Output::Send(answer.bytes));
     }
 
+    /// A scripted answer at `connect` (before TLS and the greeting): one line per
+    /// `\n`, each in the transcript.
+    pub fn connect_answer(&mut self, now_ms: u64, text: &str) -> Vec<u8> {
+        self.now_ms = now_ms;
+        let mut out = Vec::new();
+        self.send_text(&mut out, text);
+        out.into_iter()
+            .flat_map(|o| match o {
+                Pop3Output::Send(b) => b,
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// A login attempt, for the record.
+    fn attempt(
+        &mut self,
+        out: &mut Vec<Pop3Output>,
+        mechanism: &str,
+        user: Option<String>,
+        ok: bool,
+        detail: &str,
+    ) {
+        out.push(Pop3Output::Attempt(AuthRecord {
+            mechanism: mechanism.to_string(),
+            user,
+            ok,
+            detail: detail.to_string(),
+        }));
+    }
+
     /// Sends text given by a fault, one CRLF-terminated line per `\n`.
     fn send_text(&mut self, out: &mut Vec<Pop3Output>, text: &str) {
         let mut bytes = Vec::new();
@@ -651,6 +684,14 @@ impl Pop3Session {
             "PASS" => self.pass(rest, out),
             "APOP" => self.apop(&args, out),
             "STLS" => self.stls(out),
+            "AUTH" => {
+                // Not offered (no SASL in CAPA); a client that tries it anyway is
+                // recorded, the mechanism named only if it is one.
+                let mech = args.first().and_then(|m| crate::redact::mechanism_name(m));
+                let name = mech.map_or("AUTH".to_string(), |m| format!("AUTH {m}"));
+                self.attempt(out, &name, None, false, "AUTH is not offered");
+                self.err(out, "unknown command")
+            }
             "STAT" | "LIST" | "UIDL" | "RETR" | "DELE" | "NOOP" | "RSET" if authorization => {
                 self.err(out, "command not valid in the AUTHORIZATION state")
             }
@@ -755,7 +796,14 @@ impl Pop3Session {
             Answer::line("-ERR [AUTH] authentication failed")
         };
         let sent = self.respond(Pop3Step::Pass, out, answer);
-        if good && sent.proceeds() {
+        let ok = good && sent.proceeds();
+        let detail = match (good, ok) {
+            (_, true) => "logged in",
+            (true, false) => "refused by a scripted answer at pass",
+            (false, _) => "wrong user or password",
+        };
+        self.attempt(out, "USER/PASS", Some(user.clone()), ok, detail);
+        if ok {
             self.login(user, "USER/PASS", out);
         }
     }
@@ -785,7 +833,10 @@ impl Pop3Session {
             Answer::line("-ERR [AUTH] authentication failed")
         };
         let sent = self.respond(Pop3Step::Apop, out, answer);
-        if good && sent.proceeds() {
+        let ok = good && sent.proceeds();
+        let detail = if ok { "logged in" } else { "refused" };
+        self.attempt(out, "APOP", Some(user.clone()), ok, detail);
+        if ok {
             self.login(user, "APOP", out);
         }
     }
@@ -1334,7 +1385,12 @@ mod tests {
         s.start(0);
         s.feed(1, b"USER alice\r\n");
         let out = s.feed(2, format!("PASS {PASSWORD}\r\n").as_bytes());
-        assert_eq!(out, vec![Pop3Output::Hang]);
+        assert_eq!(out[0], Pop3Output::Hang);
+        // The attempt is kept in the record, failed.
+        assert!(
+            matches!(&out[1..], [Pop3Output::Attempt(a)] if !a.ok && a.mechanism == "USER/PASS"),
+            "{out:?}"
+        );
         assert!(s.feed(3, b"NOOP\r\nQUIT\r\n").is_empty());
         assert_eq!(s.logged_in_user(), None);
         assert!(s

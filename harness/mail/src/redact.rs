@@ -50,6 +50,14 @@ pub const SECRET_LINE: &str = "[redacted]";
 /// Shown for a line that is no command and looks like base64.
 pub const NO_COMMAND: &str = "[redacted: a line that is no command]";
 
+/// A SASL mechanism's name as the client wrote it, upper-cased, if it is one.
+pub fn mechanism_name(word: &str) -> Option<&'static str> {
+    MECHANISMS
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case(word))
+        .copied()
+}
+
 /// Which protocol's lines are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {

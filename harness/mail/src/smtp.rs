@@ -627,6 +627,28 @@ impl Session {
         a
     }
 
+    /// A scripted answer at `connect` (before TLS and the greeting): the bytes to
+    /// send, a proper multi-line reply for `reply` (`554-…` then `554 …`), one line
+    /// per `\n` for `line`; each line is in the transcript.
+    pub fn connect_answer(&mut self, now_ms: u64, code: Option<u16>, text: &str) -> Vec<u8> {
+        self.now_ms = now_ms;
+        let bytes = match code {
+            Some(code) => reply(code, text),
+            None => {
+                let mut bytes = Vec::new();
+                for l in text.split('\n') {
+                    bytes.extend_from_slice(l.trim_end_matches('\r').as_bytes());
+                    bytes.extend_from_slice(b"\r\n");
+                }
+                bytes
+            }
+        };
+        for l in String::from_utf8_lossy(&bytes).lines() {
+            self.log(Dir::S, l.to_string());
+        }
+        bytes
+    }
+
     /// Applies a scripted fault at `step`; answers whether it replaced the normal answer.
     fn fault(&mut self, step: Step, out: &mut Vec<Output>) -> bool {
         let Some(action) = self.fault_for(step) else {
@@ -983,47 +1005,75 @@ impl Session {
             .ok()
     }
 
+    /// Why an AUTH command is refused before any exchange, if it is.
+    fn auth_refusal(&self, words: usize) -> Option<(u16, &'static str)> {
+        if words > 3 {
+            return Some((501, "5.5.4 Syntax: AUTH mechanism [initial-response]"));
+        }
+        if self.greeted_with.is_none() {
+            return Some((503, "5.5.1 Error: send EHLO first"));
+        }
+        if self.auth_user.is_some() {
+            return Some((503, "5.5.1 Already authenticated"));
+        }
+        if self.mail_from.is_some() {
+            return Some((503, "5.5.1 AUTH not permitted during a mail transaction"));
+        }
+        None
+    }
+
+    /// An AUTH command answered before any exchange: sent, and kept in the record
+    /// (the mechanism named only if it is one: the word may be a credential).
+    fn refuse_auth(&mut self, name: &str, code: Option<u16>, text: &str, out: &mut Vec<Output>) {
+        if let Some(code) = code {
+            self.send(out, code, text);
+        }
+        let mechanism = crate::redact::mechanism_name(name)
+            .unwrap_or("?")
+            .to_string();
+        let detail = match code {
+            Some(code) => format!("refused with {code} before any exchange: {text}"),
+            None => format!("refused before any exchange: {text}"),
+        };
+        self.log(
+            Dir::Note,
+            format!("AUTH {mechanism} user=? failed ({detail})"),
+        );
+        out.push(Output::Auth(AuthRecord {
+            mechanism,
+            user: None,
+            ok: false,
+            detail,
+        }));
+    }
+
     fn auth_start(&mut self, line: &str, out: &mut Vec<Output>) {
         let mut words = line.split_whitespace().skip(1);
         let name = words.next().unwrap_or("");
         let initial_word = words.next();
-        if words.next().is_some() {
-            return self.send(out, 501, "5.5.4 Syntax: AUTH mechanism [initial-response]");
-        }
-        if self.greeted_with.is_none() {
-            return self.send(out, 503, "5.5.1 Error: send EHLO first");
-        }
-        if self.auth_user.is_some() {
-            return self.send(out, 503, "5.5.1 Already authenticated");
-        }
-        if self.mail_from.is_some() {
-            return self.send(
-                out,
-                503,
-                "5.5.1 AUTH not permitted during a mail transaction",
-            );
+        let mech = Mechanism::from_name(name);
+        if let Some((code, text)) = self.auth_refusal(line.split_whitespace().count()) {
+            return self.refuse_auth(name, Some(code), text, out);
         }
         if self.fault(Step::Auth, out) {
-            return;
+            return self.refuse_auth(name, None, "a scripted answer at auth", out);
         }
-        let Some(mech) = Mechanism::from_name(name) else {
-            return self.send(out, 504, "5.5.4 Unrecognized authentication type");
+        let Some(mech) = mech.filter(|m| self.cfg.accepts(*m)) else {
+            let text = "5.5.4 Unrecognized authentication type";
+            return self.refuse_auth(name, Some(504), text, out);
         };
         if !self.env.tls && !self.cfg.auth_before_tls {
-            return self.send(
-                out,
-                538,
-                "5.7.11 Encryption required for requested authentication mechanism",
-            );
-        }
-        if !self.cfg.accepts(mech) {
-            return self.send(out, 504, "5.5.4 Unrecognized authentication type");
+            let text = "5.7.11 Encryption required for requested authentication mechanism";
+            return self.refuse_auth(name, Some(538), text, out);
         }
         let initial_bytes = match initial_word {
             None => None,
             Some(w) => match Self::decode(w) {
                 Some(b) => Some(b),
-                None => return self.send(out, 501, "5.5.2 Cannot decode the initial response"),
+                None => {
+                    let text = "5.5.2 Cannot decode the initial response";
+                    return self.refuse_auth(name, Some(501), text, out);
+                }
             },
         };
         let ctx = sasl::Context {

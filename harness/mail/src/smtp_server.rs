@@ -372,13 +372,13 @@ async fn run(
         }
         Some(Action::Reply { code, text }) => {
             // A refusal before anything else ("554 no service here"), then close.
-            let line = format!("{code} {}\r\n", text.replace('\n', " "));
-            let _ = tokio::time::timeout(idle, tcp.write_all(line.as_bytes())).await;
+            let bytes = session.connect_answer(shared.now_ms(), Some(code), &text);
+            let _ = tokio::time::timeout(idle, tcp.write_all(&bytes)).await;
             return format!("answered {code} at connect and closed (scripted)");
         }
         Some(Action::Line { text }) => {
-            let line = format!("{text}\r\n");
-            let _ = tokio::time::timeout(idle, tcp.write_all(line.as_bytes())).await;
+            let bytes = session.connect_answer(shared.now_ms(), None, &text);
+            let _ = tokio::time::timeout(idle, tcp.write_all(&bytes)).await;
             return "answered a line at connect and closed (scripted)".into();
         }
         Some(_) => return "dropped at connect (scripted)".into(),
