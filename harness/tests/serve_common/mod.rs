@@ -46,7 +46,13 @@ impl Serve {
         Serve::start_with(scenario, &["-vv"])
     }
 
+    /// `hil GLOBAL serve` on `scenario`.
     pub fn start_with(scenario: &str, global: &[&str]) -> Serve {
+        Serve::start_bin(hil().as_os_str(), scenario, global)
+    }
+
+    /// [`Serve::start_with`] with another build of `hil`.
+    pub fn start_bin(bin: &std::ffi::OsStr, scenario: &str, global: &[&str]) -> Serve {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -57,7 +63,7 @@ impl Serve {
         std::fs::create_dir_all(&dir).expect("temp dir");
         std::fs::write(dir.join("scenario.toml"), scenario).expect("scenario");
         let certs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../certs");
-        let mut child = Command::new(hil())
+        let mut child = Command::new(bin)
             .args(global)
             .arg("serve")
             .arg("--scenario")
