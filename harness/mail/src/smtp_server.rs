@@ -204,9 +204,17 @@ impl SmtpServer {
 
     /// Sends each finished connection (with its messages) to `tx` as it ends, and
     /// keeps it no longer. For connections opened from then on, the server keeps no
-    /// message bytes (`Received::data` and `Reassembled::data` are empty): a server
-    /// that streams its record out runs for days and never serialises them.
+    /// message bytes (`Received::data` and `Reassembled::data` are empty, and pending
+    /// `message/partial` fragments keep 64 KiB of their body each): a server that
+    /// streams its record out runs for days and never serialises them.
     pub fn on_finished(&self, tx: FinishedTx) {
+        // Nor whole message/partial fragments: what a streamed record needs of a
+        // rebuilt message is its size.
+        self.shared
+            .assembler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sizes_only();
         *self
             .shared
             .finished
