@@ -128,8 +128,8 @@ fn openssl_verify_at(at: i64) -> Option<String> {
         .output()
         .ok()?;
     let _ = std::fs::remove_dir_all(&dir);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     Some(text.trim().to_string())
 }
 
