@@ -77,3 +77,96 @@ fn every_key_type_serves_tls() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// `openssl verify -crl_check` of the committed zoo's `valid` certificate at `at`
+/// (seconds since the epoch): openssl's last line.
+fn openssl_verify_at(at: i64) -> Option<String> {
+    let certs = repo_certs();
+    let dir = tmp(&format!("attime-{at}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // valid.crt is the leaf then its intermediate; the CRLs in PEM for -CRLfile.
+    let chain = std::fs::read_to_string(certs.join("valid.crt")).expect("valid.crt");
+    let split = chain
+        .match_indices("-----BEGIN CERTIFICATE-----")
+        .nth(1)
+        .map_or(chain.len(), |(i, _)| i);
+    std::fs::write(dir.join("leaf.pem"), &chain[..split]).expect("leaf");
+    std::fs::write(dir.join("chain.pem"), &chain[split..]).expect("chain");
+    let mut args: Vec<String> = [
+        "verify",
+        "-x509_strict",
+        "-purpose",
+        "sslserver",
+        "-crl_check_all",
+        "-attime",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(at.to_string());
+    for ca in ["root", "intermediate"] {
+        let pem = dir.join(format!("{ca}.crl.pem"));
+        let ok = std::process::Command::new("openssl")
+            .args(["crl", "-inform", "DER", "-in"])
+            .arg(certs.join(format!("{ca}.crl")))
+            .arg("-out")
+            .arg(&pem)
+            .status()
+            .ok()?
+            .success();
+        assert!(ok, "openssl crl reads certs/{ca}.crl");
+        args.push("-CRLfile".into());
+        args.push(pem.display().to_string());
+    }
+    let out = std::process::Command::new("openssl")
+        .args(&args)
+        .arg("-CAfile")
+        .arg(certs.join("root.crt"))
+        .arg("-untrusted")
+        .arg(dir.join("chain.pem"))
+        .arg(dir.join("leaf.pem"))
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    Some(text.trim().to_string())
+}
+
+/// certs/README.md tells users a device clock from 2025-01-01 00:00 UTC to before
+/// 2045-01-01 00:00 UTC works: openssl, checking every CRL, agrees at both ends, and
+/// fails just outside them.
+#[test]
+fn openssl_accepts_the_valid_certificate_at_both_ends_of_the_readme_range() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: openssl is not installed (.ci/run installs it)");
+        return;
+    }
+    let readme = std::fs::read_to_string(repo_certs().join("README.md")).expect("README");
+    assert!(
+        readme.contains("from 2025-01-01 00:00 UTC up to (not including) 2045-01-01 00:00 UTC"),
+        "certs/README.md states the range this test checks"
+    );
+    const START: i64 = 1_735_689_600; // 2025-01-01T00:00:00Z
+    const END: i64 = 2_366_841_600; // 2045-01-01T00:00:00Z
+    for (at, want) in [
+        (START, "OK"),
+        (START + 3600, "OK"),
+        (END - 1, "OK"),
+        (START - 1, "certificate is not yet valid"),
+        (END, "certificate has expired"),
+    ] {
+        let Some(got) = openssl_verify_at(at) else {
+            eprintln!("SKIPPED: openssl could not be run");
+            return;
+        };
+        assert!(
+            got.contains(want) && (want != "OK" || got.ends_with(": OK")),
+            "openssl verify -crl_check_all -attime {at}: expected {want:?}, got:\n{got}"
+        );
+    }
+}

@@ -1602,16 +1602,31 @@ impl PopSut {
     fn feed(&mut self, bytes: &[u8], logins: &mut Vec<(String, &'static str)>) -> (Vec<u8>, bool) {
         let mut sent = Vec::new();
         let mut start_tls = false;
+        // Every login is also an attempt that succeeded, with its user and method.
+        let (mut ok_attempts, mut new_logins) = (Vec::new(), Vec::new());
         for o in self.session.feed(0, bytes) {
             assert!(!self.closed, "output after Close: {o:?}");
             match o {
                 Pop3Output::Send(b) => sent.extend_from_slice(&b),
                 Pop3Output::Close => self.closed = true,
                 Pop3Output::StartTls => start_tls = true,
-                Pop3Output::Login { user, method } => logins.push((user, method)),
+                Pop3Output::Login { user, method } => new_logins.push((user, method)),
+                Pop3Output::Attempt(a) if a.ok => {
+                    ok_attempts.push((a.user.unwrap_or_default(), a.mechanism))
+                }
+                Pop3Output::Attempt(_) => {}
                 other => panic!("unexpected output {other:?}"),
             }
         }
+        let as_attempts: Vec<(String, String)> = new_logins
+            .iter()
+            .map(|(u, m)| (u.clone(), m.to_string()))
+            .collect();
+        assert_eq!(
+            ok_attempts, as_attempts,
+            "successful attempts are the logins"
+        );
+        logins.extend(new_logins);
         if start_tls {
             // What pop3_server.rs does after the handshake.
             self.session.tls_started();

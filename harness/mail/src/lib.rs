@@ -8,10 +8,11 @@
 //!   layer (listeners, faults on the wire, records).
 //! - `pop3`, `pop3_server`, `pop_window`: the POP3 server and the logins POP before SMTP
 //!   reads.
-//! - `sasl`: the server side of PLAIN, LOGIN, CRAM-MD5, DIGEST-MD5 and XOAUTH2.
+//! - `sasl`: the server side of PLAIN, LOGIN, CRAM-MD5, DIGEST-MD5 and XOAUTH2;
+//!   `redact`: what a client line shows in a transcript, credentials out.
 //! - `faults`, `netio`: scripted faults and the I/O both servers share.
 //! - `tls`: certificates and rustls configurations; `partial`: `message/partial`
-//!   reassembly.
+//!   reassembly; `transcript`: the cap on what a connection's transcript keeps.
 //! - `scenario`, `serve`: scenario files and starting their servers; `netaddr`: bind
 //!   addresses (IPv4, IPv6, link-local with a zone) and this machine's interfaces.
 //!
@@ -55,9 +56,11 @@ pub mod partial;
 pub mod pop3;
 pub mod pop3_server;
 pub mod pop_window;
+pub mod redact;
 pub mod sasl;
 pub mod scenario;
 pub mod serve;
 pub mod smtp;
 pub mod smtp_server;
 pub mod tls;
+pub mod transcript;

@@ -144,13 +144,40 @@ pub struct Reassembled {
 }
 
 /// Collects fragments by id; answers a message when its last fragment arrives.
+///
+/// By default each fragment is kept whole and the message rebuilt byte for byte. With
+/// [`Assembler::sizes_only`] (a server that streams its record out and never keeps
+/// message bytes) a fragment is kept only up to [`SUMMARY_PREFIX`] bytes of its body
+/// and its length: enough for the rebuilt message's id, fragments and exact size (as
+/// long as the enclosed header fits in the first fragment's prefix), at a small cost
+/// per pending fragment whatever its size.
 #[derive(Debug, Default)]
 pub struct Assembler {
-    pending: BTreeMap<String, BTreeMap<u32, (u64, Vec<u8>)>>,
+    pending: BTreeMap<String, BTreeMap<u32, (u64, Kept)>>,
+    sizes_only: bool,
     totals: BTreeMap<String, u32>,
     /// Set ids, oldest first.
     order: Vec<String>,
     bytes: usize,
+    /// What was dropped to stay under the caps, not yet taken.
+    dropped: Vec<String>,
+}
+
+/// A pending fragment: its bytes (whole, or its header and the start of its body) and
+/// the length of its body.
+#[derive(Debug)]
+struct Kept {
+    bytes: Vec<u8>,
+    body_len: usize,
+}
+
+/// Body bytes kept of each pending fragment in [`Assembler::sizes_only`] mode.
+pub const SUMMARY_PREFIX: usize = 64 * 1024;
+
+/// The length of a message's header, blank line included (all of it if it has none).
+fn header_len(msg: &[u8]) -> usize {
+    let (_, body) = split(msg);
+    msg.len() - body.len()
 }
 
 /// Most fragment sets kept waiting for their missing parts, most fragments in one
@@ -160,11 +187,37 @@ const MAX_FRAGMENTS: u32 = 10_000;
 const MAX_PENDING_BYTES: usize = 256 * 1024 * 1024;
 
 impl Assembler {
+    /// From now on keep only what the rebuilt message's size needs (see the type).
+    pub fn sizes_only(&mut self) {
+        self.sizes_only = true;
+    }
+
+    /// Bytes held by the pending fragments.
+    pub fn pending_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Notes of the incomplete sets dropped to stay under the caps since the last
+    /// call.
+    pub fn take_dropped(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.dropped)
+    }
+
     fn forget(&mut self, id: &str) {
         if let Some(set) = self.pending.remove(id) {
-            self.bytes = self
-                .bytes
-                .saturating_sub(set.values().map(|(_, d)| d.len()).sum());
+            let bytes: usize = set.values().map(|(_, d)| d.bytes.len()).sum();
+            self.bytes = self.bytes.saturating_sub(bytes);
+            let total = self
+                .totals
+                .get(id)
+                .map_or_else(|| "?".to_string(), |t| t.to_string());
+            self.dropped.push(format!(
+                "message/partial {id}: {} of {total} fragments ({} bytes) dropped unassembled: \
+                 more than {MAX_PENDING} sets or {} MiB pending",
+                set.len(),
+                crate::transcript::thousands(bytes as u64),
+                MAX_PENDING_BYTES / (1024 * 1024)
+            ));
         }
         self.totals.remove(id);
         self.order.retain(|x| x != id);
@@ -189,12 +242,24 @@ impl Assembler {
             }
             self.forget(&oldest);
         }
-        self.bytes += data.len();
+        let head = header_len(data);
+        let keep = if self.sizes_only {
+            data.len().min(head + SUMMARY_PREFIX)
+        } else {
+            data.len()
+        };
+        let kept = Kept {
+            bytes: data[..keep].to_vec(),
+            body_len: data.len() - head,
+        };
+        self.bytes += kept.bytes.len();
         if let Some(t) = info.total {
             self.totals.insert(info.id.clone(), t);
         }
         let set = self.pending.entry(info.id.clone()).or_default();
-        set.insert(info.number, (connection, data.to_vec()));
+        if let Some((_, old)) = set.insert(info.number, (connection, kept)) {
+            self.bytes = self.bytes.saturating_sub(old.bytes.len());
+        }
         let total = *self.totals.get(&info.id)?;
         if set.len() as u32 != total || !(1..=total).all(|n| set.contains_key(&n)) {
             return None;
@@ -204,15 +269,23 @@ impl Assembler {
         self.order.retain(|x| x != &info.id);
         self.bytes = self
             .bytes
-            .saturating_sub(set.values().map(|(_, d)| d.len()).sum());
-        let parts: Vec<&[u8]> = set.values().map(|(_, d)| d.as_slice()).collect();
+            .saturating_sub(set.values().map(|(_, d)| d.bytes.len()).sum());
+        let parts: Vec<&[u8]> = set.values().map(|(_, d)| d.bytes.as_slice()).collect();
         let data = reassemble(&parts)?;
+        let size = if self.sizes_only {
+            // The rebuilt message from the prefixes, plus the body bytes not kept.
+            let kept_body: usize = parts.iter().map(|p| p.len() - header_len(p)).sum();
+            let all_body: usize = set.values().map(|(_, d)| d.body_len).sum();
+            data.len() + (all_body - kept_body)
+        } else {
+            data.len()
+        };
         Some(Reassembled {
             id: info.id,
             total,
             connections: set.values().map(|(c, _)| *c).collect(),
-            size: data.len(),
-            data,
+            size,
+            data: if self.sizes_only { Vec::new() } else { data },
         })
     }
 }
@@ -255,6 +328,54 @@ mod tests {
         );
         assert_eq!(r.connections, vec![8, 7]);
         assert_eq!(r.total, 2);
+    }
+
+    #[test]
+    fn sizes_only_keeps_a_prefix_and_gives_the_exact_size() {
+        let body = "y".repeat(998) + "\r\n";
+        let frag = |n: u32, inner: &str| {
+            let mut f = format!(
+                "Subject: big (part {n})\r\nContent-Type: message/partial; id=\"big\"; number={n}; total=3\r\n\r\n{inner}"
+            );
+            f.push_str(&body.repeat(300));
+            f.into_bytes()
+        };
+        let frags = [
+            frag(1, "Subject: big\r\nContent-Type: text/plain\r\n\r\n"),
+            frag(2, ""),
+            frag(3, ""),
+        ];
+        let mut whole = Assembler::default();
+        let mut small = Assembler::default();
+        small.sizes_only();
+        let (mut a, mut b) = (None, None);
+        for (i, f) in frags.iter().enumerate() {
+            a = whole.add(i as u64, f);
+            b = small.add(i as u64, f);
+            if i < 2 {
+                assert!(small.pending_bytes() <= (i + 1) * (SUMMARY_PREFIX + 200));
+                assert!(whole.pending_bytes() > (i + 1) * 300_000);
+            }
+        }
+        let (a, b) = (a.expect("whole"), b.expect("sizes only"));
+        assert_eq!(b.size, a.size);
+        assert_eq!(a.size, a.data.len());
+        assert!(b.data.is_empty());
+        assert_eq!(b.connections, a.connections);
+        assert_eq!(small.pending_bytes(), 0);
+    }
+
+    #[test]
+    fn past_the_cap_the_oldest_set_is_dropped_and_named() {
+        let mut a = Assembler::default();
+        for i in 0..=MAX_PENDING {
+            let f = format!("Content-Type: message/partial; id=s{i}; number=1; total=2\r\n\r\nx");
+            assert!(a.add(1, f.as_bytes()).is_none());
+        }
+        let dropped = a.take_dropped();
+        assert_eq!(dropped.len(), 1, "{dropped:?}");
+        assert!(dropped[0].starts_with("message/partial s0: 1 of 2 fragments"));
+        assert!(a.take_dropped().is_empty());
     }
 
     #[test]

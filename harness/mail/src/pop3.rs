@@ -18,7 +18,9 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use crate::faults::{Action, Fault, Rng, Script};
-use crate::smtp::{Dir, Entry, ListenerSpec};
+use crate::redact::{Protocol, Redactor};
+use crate::smtp::{AuthRecord, Dir, Entry, ListenerSpec};
+use crate::transcript::thousands;
 
 /// A point in the POP3 conversation where a fault can be scripted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -179,6 +181,8 @@ pub enum Pop3Output {
         user: String,
         method: &'static str,
     },
+    /// A login attempt, whatever came of it (the record keeps failed ones too).
+    Attempt(AuthRecord),
 }
 
 /// Longest line accepted, line end excluded (RFC 2449 allows 255 octets for a
@@ -198,32 +202,10 @@ pub fn apop_digest(timestamp: &str, password: &str) -> String {
 }
 
 /// Shows a client line in a transcript with credentials removed: `PASS ***`,
-/// `APOP user ***`.
+/// `APOP user ***`, as the first line of a connection (no state; the session uses a
+/// [`Redactor`]).
 pub fn redact_command(line: &str) -> String {
-    let (verb, rest) = split_verb(line);
-    if verb.eq_ignore_ascii_case("PASS") {
-        return if rest.is_empty() {
-            verb.to_string()
-        } else {
-            format!("{verb} ***")
-        };
-    }
-    if verb.eq_ignore_ascii_case("AUTH") {
-        return match rest.split_whitespace().next() {
-            Some(mech) if rest.split_whitespace().nth(1).is_some() => {
-                format!("{verb} {mech} [redacted]")
-            }
-            Some(mech) => format!("{verb} {mech}"),
-            None => verb.to_string(),
-        };
-    }
-    if verb.eq_ignore_ascii_case("APOP") {
-        return match rest.split_whitespace().next() {
-            Some(user) => format!("{verb} {user} ***"),
-            None => verb.to_string(),
-        };
-    }
-    line.to_string()
+    Redactor::new(Protocol::Pop3, Vec::new(), Vec::new()).command(line)
 }
 
 /// The command word and the rest of the line after the one space (or tab) that
@@ -331,6 +313,9 @@ pub struct Pop3Session {
     deleted_uids: Vec<String>,
     line: Vec<u8>,
     line_overflow: bool,
+    /// Bytes of the line being read, counted past the longest kept.
+    line_bytes: usize,
+    redactor: Redactor,
     transcript: Vec<Entry>,
     now_ms: u64,
 }
@@ -355,7 +340,13 @@ impl Pop3Session {
                 host
             )
         });
+        let redactor = Redactor::new(
+            Protocol::Pop3,
+            cfg.accounts.iter().map(|a| a.user.clone()).collect(),
+            cfg.accounts.iter().map(|a| a.password.clone()).collect(),
+        );
         Pop3Session {
+            redactor,
             cfg,
             connection,
             script,
@@ -368,6 +359,7 @@ impl Pop3Session {
             deleted_uids: Vec::new(),
             line: Vec::new(),
             line_overflow: false,
+            line_bytes: 0,
             transcript: Vec::new(),
             now_ms: 0,
         }
@@ -400,6 +392,21 @@ impl Pop3Session {
 
     pub fn take_transcript(&mut self) -> Vec<Entry> {
         std::mem::take(&mut self.transcript)
+    }
+
+    /// The connection has ended: notes a line the client left with no end.
+    pub fn finish(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        let pending = std::mem::take(&mut self.line_bytes);
+        if pending > 0 && matches!(self.mode, Mode::Authorization | Mode::Transaction) {
+            self.log(
+                Dir::C,
+                format!(
+                    "<{} bytes with no end of line, not kept>",
+                    thousands(pending as u64)
+                ),
+            );
+        }
     }
 
     /// The user who logged in on this connection, if one did (kept after QUIT).
@@ -450,8 +457,15 @@ impl Pop3Session {
                     rest = tail;
                     self.push_partial(head);
                     let line = std::mem::take(&mut self.line);
+                    let len = std::mem::take(&mut self.line_bytes);
                     if std::mem::take(&mut self.line_overflow) {
-                        self.log(Dir::C, format!("<line longer than {MAX_LINE} bytes>"));
+                        self.log(
+                            Dir::C,
+                            format!(
+                                "<line longer than {MAX_LINE} bytes: {} bytes, not kept>",
+                                thousands(len as u64)
+                            ),
+                        );
                         self.emit(&mut out, Answer::line("-ERR line too long"));
                         continue;
                     }
@@ -471,6 +485,7 @@ impl Pop3Session {
         self.pending_user = None;
         self.line.clear();
         self.line_overflow = false;
+        self.line_bytes = 0;
         if matches!(self.mode, Mode::TlsPending | Mode::Authorization) {
             self.mode = Mode::Authorization;
         }
@@ -478,6 +493,7 @@ impl Pop3Session {
     }
 
     fn push_partial(&mut self, bytes: &[u8]) {
+        self.line_bytes = self.line_bytes.saturating_add(bytes.len());
         if self.line_overflow {
             return;
         }
@@ -490,10 +506,11 @@ impl Pop3Session {
     }
 
     fn log(&mut self, dir: Dir, text: impl Into<String>) {
+        let text = self.redactor.mask(text.into());
         self.transcript.push(Entry {
             t_ms: self.now_ms,
             dir,
-            text: text.into(),
+            text,
         });
     }
 
@@ -502,6 +519,37 @@ impl Pop3Session {
             self.log(Dir::S, l);
         }
         out.push(Pop3Output::Send(answer.bytes));
+    }
+
+    /// A scripted answer at `connect` (before TLS and the greeting): one line per
+    /// `\n`, each in the transcript.
+    pub fn connect_answer(&mut self, now_ms: u64, text: &str) -> Vec<u8> {
+        self.now_ms = now_ms;
+        let mut out = Vec::new();
+        self.send_text(&mut out, text);
+        out.into_iter()
+            .flat_map(|o| match o {
+                Pop3Output::Send(b) => b,
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// A login attempt, for the record.
+    fn attempt(
+        &mut self,
+        out: &mut Vec<Pop3Output>,
+        mechanism: &str,
+        user: Option<String>,
+        ok: bool,
+        detail: &str,
+    ) {
+        out.push(Pop3Output::Attempt(AuthRecord {
+            mechanism: mechanism.to_string(),
+            user,
+            ok,
+            detail: detail.to_string(),
+        }));
     }
 
     /// Sends text given by a fault, one CRLF-terminated line per `\n`.
@@ -607,7 +655,8 @@ impl Pop3Session {
 
     fn command(&mut self, raw: &[u8], out: &mut Vec<Pop3Output>) {
         let shown = String::from_utf8_lossy(raw).into_owned();
-        self.log(Dir::C, redact_command(&shown));
+        let redacted = self.redactor.command(&shown);
+        self.log(Dir::C, redacted);
         let Ok(line) = std::str::from_utf8(raw) else {
             return self.err(out, "invalid characters in command");
         };
@@ -635,6 +684,14 @@ impl Pop3Session {
             "PASS" => self.pass(rest, out),
             "APOP" => self.apop(&args, out),
             "STLS" => self.stls(out),
+            "AUTH" => {
+                // Not offered (no SASL in CAPA); a client that tries it anyway is
+                // recorded, the mechanism named only if it is one.
+                let mech = args.first().and_then(|m| crate::redact::mechanism_name(m));
+                let name = mech.map_or("AUTH".to_string(), |m| format!("AUTH {m}"));
+                self.attempt(out, &name, None, false, "AUTH is not offered");
+                self.err(out, "unknown command")
+            }
             "STAT" | "LIST" | "UIDL" | "RETR" | "DELE" | "NOOP" | "RSET" if authorization => {
                 self.err(out, "command not valid in the AUTHORIZATION state")
             }
@@ -708,8 +765,14 @@ impl Pop3Session {
             return self.err(out, "USER needs a name");
         }
         // Any name is accepted here so that USER does not tell which accounts exist;
-        // PASS checks.
-        let answer = Answer::line(format!("+OK send PASS for {name}"));
+        // PASS checks. A name of several words that is no account's is not echoed:
+        // it is most likely a name and a password on one line.
+        let known = self.cfg.accounts.iter().any(|a| a.user == name);
+        let answer = if known || !name.contains([' ', '\t']) {
+            Answer::line(format!("+OK send PASS for {name}"))
+        } else {
+            Answer::line("+OK send PASS")
+        };
         let sent = self.respond(Pop3Step::User, out, answer);
         self.pending_user = sent.proceeds().then(|| name.to_string());
     }
@@ -733,7 +796,14 @@ impl Pop3Session {
             Answer::line("-ERR [AUTH] authentication failed")
         };
         let sent = self.respond(Pop3Step::Pass, out, answer);
-        if good && sent.proceeds() {
+        let ok = good && sent.proceeds();
+        let detail = match (good, ok) {
+            (_, true) => "logged in",
+            (true, false) => "refused by a scripted answer at pass",
+            (false, _) => "wrong user or password",
+        };
+        self.attempt(out, "USER/PASS", Some(user.clone()), ok, detail);
+        if ok {
             self.login(user, "USER/PASS", out);
         }
     }
@@ -763,7 +833,10 @@ impl Pop3Session {
             Answer::line("-ERR [AUTH] authentication failed")
         };
         let sent = self.respond(Pop3Step::Apop, out, answer);
-        if good && sent.proceeds() {
+        let ok = good && sent.proceeds();
+        let detail = if ok { "logged in" } else { "refused" };
+        self.attempt(out, "APOP", Some(user.clone()), ok, detail);
+        if ok {
             self.login(user, "APOP", out);
         }
     }
@@ -1312,7 +1385,12 @@ mod tests {
         s.start(0);
         s.feed(1, b"USER alice\r\n");
         let out = s.feed(2, format!("PASS {PASSWORD}\r\n").as_bytes());
-        assert_eq!(out, vec![Pop3Output::Hang]);
+        assert_eq!(out[0], Pop3Output::Hang);
+        // The attempt is kept in the record, failed.
+        assert!(
+            matches!(&out[1..], [Pop3Output::Attempt(a)] if !a.ok && a.mechanism == "USER/PASS"),
+            "{out:?}"
+        );
         assert!(s.feed(3, b"NOOP\r\nQUIT\r\n").is_empty());
         assert_eq!(s.logged_in_user(), None);
         assert!(s

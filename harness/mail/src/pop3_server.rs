@@ -14,8 +14,9 @@ use crate::faults::Action;
 use crate::netio::{self, ListenError, Server, ServerStream};
 use crate::pop3::{Pop3Config, Pop3Output, Pop3Session, Pop3Step};
 use crate::pop_window::PopLogins;
-use crate::smtp::{Entry, ListenerKind};
+use crate::smtp::{AuthRecord, Entry, ListenerKind};
 use crate::tls::{Identity, TlsFacts};
+use crate::transcript::Cap;
 
 /// A listener to open.
 #[derive(Debug, Clone)]
@@ -34,7 +35,11 @@ pub struct Pop3Connection {
     pub transcript: Vec<Entry>,
     pub tls: Option<TlsFacts>,
     pub logins: Vec<String>,
+    /// Every login attempt (USER/PASS, APOP, AUTH), failed and abandoned ones too.
+    pub auth: Vec<AuthRecord>,
     pub ended: bool,
+    #[serde(skip)]
+    cap: Cap,
 }
 
 struct Shared {
@@ -58,10 +63,7 @@ impl Shared {
     }
     fn record(&self, id: u64, entries: Vec<Entry>) {
         if !entries.is_empty() {
-            self.with_conn(id, |c| {
-                let room = crate::smtp_server::MAX_TRANSCRIPT.saturating_sub(c.transcript.len());
-                c.transcript.extend(entries.into_iter().take(room));
-            });
+            self.with_conn(id, |c| c.cap.push(&mut c.transcript, entries));
         }
     }
     fn now_ms(&self) -> u64 {
@@ -199,7 +201,9 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Pop3Listen, shared: Arc
         transcript: Vec::new(),
         tls: None,
         logins: Vec::new(),
+        auth: Vec::new(),
         ended: false,
+        cap: Cap::default(),
     });
     let idle = shared.scaled(shared.config.idle_timeout_s.saturating_mul(1000));
     let config = if listen.kind == ListenerKind::Starttls {
@@ -220,6 +224,7 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Pop3Listen, shared: Arc
         ),
     );
     let end = run(tcp, peer, &listen, &mut session, &shared, id, idle).await;
+    session.finish(shared.now_ms());
     session.note(shared.now_ms(), end);
     shared.record(id, session.take_transcript());
     let mut done = None;
@@ -259,8 +264,8 @@ async fn run(
             return "closed after garbage (scripted)".into();
         }
         Some(Action::Reply { text, .. } | Action::Line { text }) => {
-            let line = format!("{text}\r\n");
-            let _ = tokio::time::timeout(idle, tcp.write_all(line.as_bytes())).await;
+            let bytes = session.connect_answer(shared.now_ms(), &text);
+            let _ = tokio::time::timeout(idle, tcp.write_all(&bytes)).await;
             return "answered a line at connect and closed (scripted)".into();
         }
         Some(_) => return "dropped at connect (scripted)".into(),
@@ -304,6 +309,7 @@ async fn run(
                 Pop3Output::Delay(ms) => tokio::time::sleep(shared.scaled(ms)).await,
                 Pop3Output::Throttle(bps) => throttle = Some(bps),
                 Pop3Output::StartTls => start_tls = true,
+                Pop3Output::Attempt(rec) => shared.with_conn(id, |c| c.auth.push(rec)),
                 Pop3Output::Login { user, method } => {
                     shared.logins.record(peer.ip(), &user, method);
                     shared.with_conn(id, |c| c.logins.push(format!("{user} ({method})")));

@@ -13,7 +13,9 @@ use smtp_proto::request::receiver::DataReceiver;
 use smtp_proto::{Error as ProtoError, MailFrom, RcptTo, Request};
 
 use crate::faults::{Action, Fault, Script};
+use crate::redact::{Protocol, Redactor};
 use crate::sasl::{self, Account, Mechanism};
+use crate::transcript::thousands;
 
 /// A point in the SMTP conversation where a fault can be scripted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -402,6 +404,8 @@ pub struct Session {
     mode: Mode,
     line: Vec<u8>,
     line_overflow: bool,
+    /// Bytes of the line being read, counted past the longest kept.
+    line_bytes: usize,
     data: DataReceiver,
     data_buf: Vec<u8>,
     data_dropped: usize,
@@ -411,6 +415,7 @@ pub struct Session {
     rcpts: Vec<String>,
     auth: Option<sasl::Exchange>,
     auth_user: Option<String>,
+    redactor: Redactor,
     transcript: Vec<Entry>,
     now_ms: u64,
     queued: u64,
@@ -467,31 +472,10 @@ fn syntax_reply(e: ProtoError) -> (u16, String) {
     (code, text)
 }
 
-/// Shows a client command line in a transcript with credentials removed.
+/// Shows a client command line in a transcript with credentials removed, as the
+/// first line of a connection (no state; the session uses a [`Redactor`]).
 pub fn redact_command(line: &str) -> String {
-    // A lone base64 word that is no command is most likely a credential a client
-    // sent after its AUTH was refused.
-    let t = line.trim();
-    let verbs = [
-        "EHLO", "HELO", "MAIL", "RCPT", "DATA", "QUIT", "RSET", "NOOP", "VRFY", "EXPN", "HELP",
-        "AUTH", "BDAT", "STARTTLS", "ETRN", "TURN",
-    ];
-    let base64ish = t.len() >= 4
-        && !t.contains(' ')
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
-    if base64ish && !verbs.iter().any(|v| v.eq_ignore_ascii_case(t)) {
-        return "[redacted: a line that is no command]".into();
-    }
-    let mut words = line.split_whitespace();
-    match words.next() {
-        Some(v) if v.eq_ignore_ascii_case("AUTH") => match words.next() {
-            Some(mech) if words.next().is_some() => format!("AUTH {mech} [redacted]"),
-            Some(mech) => format!("AUTH {mech}"),
-            None => "AUTH".into(),
-        },
-        _ => line.to_string(),
-    }
+    Redactor::new(Protocol::Smtp, Vec::new(), Vec::new()).command(line)
 }
 
 /// Bytes that are no protocol at all, for the `garbage` action.
@@ -500,13 +484,24 @@ pub const GARBAGE: &[u8] = b"\x00\xff\xfe\x1b[2J\x89PNG\r\x1a garbage \x7f\x80\x
 impl Session {
     pub fn new(cfg: Arc<SmtpConfig>, env: SessionEnv) -> Self {
         let seed = cfg.seed ^ env.connection.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let redactor = Redactor::new(
+            Protocol::Smtp,
+            cfg.accounts.iter().map(|a| a.user.clone()).collect(),
+            cfg.accounts
+                .iter()
+                .flat_map(|a| [Some(a.password.clone()), a.token.clone()])
+                .flatten()
+                .collect(),
+        );
         Session {
+            redactor,
             script: Script::new(cfg.faults.clone(), seed),
             cfg,
             env,
             mode: Mode::Command,
             line: Vec::new(),
             line_overflow: false,
+            line_bytes: 0,
             data: DataReceiver::new(),
             data_buf: Vec::new(),
             data_dropped: 0,
@@ -535,11 +530,49 @@ impl Session {
         self.log(Dir::Note, text);
     }
 
+    /// The connection has ended: notes what the client left unfinished (a line with
+    /// no end, a message with no end of data) and answers the record of an AUTH
+    /// exchange it abandoned.
+    pub fn finish(&mut self, now_ms: u64) -> Vec<Output> {
+        self.now_ms = now_ms;
+        let mut out = Vec::new();
+        let pending = std::mem::take(&mut self.line_bytes);
+        if pending > 0 && matches!(self.mode, Mode::Command | Mode::Auth) {
+            self.log(
+                Dir::C,
+                format!(
+                    "<{} bytes with no end of line, not kept>",
+                    thousands(pending as u64)
+                ),
+            );
+        }
+        if self.mode == Mode::Data {
+            let total = self.data_buf.len() + self.data_dropped;
+            self.log(
+                Dir::C,
+                format!(
+                    "<message cut short: {} bytes with no end of data>",
+                    thousands(total as u64)
+                ),
+            );
+        }
+        if self.auth.is_some() {
+            self.finish_auth(
+                false,
+                "abandoned: the connection ended in the exchange".into(),
+                &mut out,
+            );
+        }
+        self.mode = Mode::Closed;
+        out
+    }
+
     fn log(&mut self, dir: Dir, text: impl Into<String>) {
+        let text = self.redactor.mask(text.into());
         self.transcript.push(Entry {
             t_ms: self.now_ms,
             dir,
-            text: text.into(),
+            text,
         });
     }
 
@@ -592,6 +625,28 @@ impl Session {
             );
         }
         a
+    }
+
+    /// A scripted answer at `connect` (before TLS and the greeting): the bytes to
+    /// send, a proper multi-line reply for `reply` (`554-…` then `554 …`), one line
+    /// per `\n` for `line`; each line is in the transcript.
+    pub fn connect_answer(&mut self, now_ms: u64, code: Option<u16>, text: &str) -> Vec<u8> {
+        self.now_ms = now_ms;
+        let bytes = match code {
+            Some(code) => reply(code, text),
+            None => {
+                let mut bytes = Vec::new();
+                for l in text.split('\n') {
+                    bytes.extend_from_slice(l.trim_end_matches('\r').as_bytes());
+                    bytes.extend_from_slice(b"\r\n");
+                }
+                bytes
+            }
+        };
+        for l in String::from_utf8_lossy(&bytes).lines() {
+            self.log(Dir::S, l.to_string());
+        }
+        bytes
     }
 
     /// Applies a scripted fault at `step`; answers whether it replaced the normal answer.
@@ -718,12 +773,16 @@ impl Session {
                     let (head, tail) = rest.split_at(pos + 1);
                     rest = tail;
                     self.push_partial(head);
+                    let len = std::mem::take(&mut self.line_bytes);
                     if self.line_overflow {
                         self.line_overflow = false;
                         self.line.clear();
                         self.log(
                             Dir::C,
-                            format!("<line longer than {MAX_COMMAND_LINE} bytes>"),
+                            format!(
+                                "<line longer than {MAX_COMMAND_LINE} bytes: {} bytes, not kept>",
+                                thousands(len as u64)
+                            ),
                         );
                         if self.mode == Mode::Auth {
                             self.auth = None;
@@ -749,6 +808,7 @@ impl Session {
     }
 
     fn push_partial(&mut self, bytes: &[u8]) {
+        self.line_bytes = self.line_bytes.saturating_add(bytes.len());
         if self.line_overflow {
             return;
         }
@@ -782,7 +842,8 @@ impl Session {
         let shown = String::from_utf8_lossy(raw)
             .trim_end_matches(['\r', '\n'])
             .to_string();
-        self.log(Dir::C, redact_command(&shown));
+        let redacted = self.redactor.command(&shown);
+        self.log(Dir::C, redacted);
         // AUTH is read here: smtp-proto knows only the mechanism names it hashes.
         let verb = shown.split_whitespace().next().unwrap_or("");
         if verb.eq_ignore_ascii_case("AUTH") {
@@ -944,47 +1005,75 @@ impl Session {
             .ok()
     }
 
+    /// Why an AUTH command is refused before any exchange, if it is.
+    fn auth_refusal(&self, words: usize) -> Option<(u16, &'static str)> {
+        if words > 3 {
+            return Some((501, "5.5.4 Syntax: AUTH mechanism [initial-response]"));
+        }
+        if self.greeted_with.is_none() {
+            return Some((503, "5.5.1 Error: send EHLO first"));
+        }
+        if self.auth_user.is_some() {
+            return Some((503, "5.5.1 Already authenticated"));
+        }
+        if self.mail_from.is_some() {
+            return Some((503, "5.5.1 AUTH not permitted during a mail transaction"));
+        }
+        None
+    }
+
+    /// An AUTH command answered before any exchange: sent, and kept in the record
+    /// (the mechanism named only if it is one: the word may be a credential).
+    fn refuse_auth(&mut self, name: &str, code: Option<u16>, text: &str, out: &mut Vec<Output>) {
+        if let Some(code) = code {
+            self.send(out, code, text);
+        }
+        let mechanism = crate::redact::mechanism_name(name)
+            .unwrap_or("?")
+            .to_string();
+        let detail = match code {
+            Some(code) => format!("refused with {code} before any exchange: {text}"),
+            None => format!("refused before any exchange: {text}"),
+        };
+        self.log(
+            Dir::Note,
+            format!("AUTH {mechanism} user=? failed ({detail})"),
+        );
+        out.push(Output::Auth(AuthRecord {
+            mechanism,
+            user: None,
+            ok: false,
+            detail,
+        }));
+    }
+
     fn auth_start(&mut self, line: &str, out: &mut Vec<Output>) {
         let mut words = line.split_whitespace().skip(1);
         let name = words.next().unwrap_or("");
         let initial_word = words.next();
-        if words.next().is_some() {
-            return self.send(out, 501, "5.5.4 Syntax: AUTH mechanism [initial-response]");
-        }
-        if self.greeted_with.is_none() {
-            return self.send(out, 503, "5.5.1 Error: send EHLO first");
-        }
-        if self.auth_user.is_some() {
-            return self.send(out, 503, "5.5.1 Already authenticated");
-        }
-        if self.mail_from.is_some() {
-            return self.send(
-                out,
-                503,
-                "5.5.1 AUTH not permitted during a mail transaction",
-            );
+        let mech = Mechanism::from_name(name);
+        if let Some((code, text)) = self.auth_refusal(line.split_whitespace().count()) {
+            return self.refuse_auth(name, Some(code), text, out);
         }
         if self.fault(Step::Auth, out) {
-            return;
+            return self.refuse_auth(name, None, "a scripted answer at auth", out);
         }
-        let Some(mech) = Mechanism::from_name(name) else {
-            return self.send(out, 504, "5.5.4 Unrecognized authentication type");
+        let Some(mech) = mech.filter(|m| self.cfg.accepts(*m)) else {
+            let text = "5.5.4 Unrecognized authentication type";
+            return self.refuse_auth(name, Some(504), text, out);
         };
         if !self.env.tls && !self.cfg.auth_before_tls {
-            return self.send(
-                out,
-                538,
-                "5.7.11 Encryption required for requested authentication mechanism",
-            );
-        }
-        if !self.cfg.accepts(mech) {
-            return self.send(out, 504, "5.5.4 Unrecognized authentication type");
+            let text = "5.7.11 Encryption required for requested authentication mechanism";
+            return self.refuse_auth(name, Some(538), text, out);
         }
         let initial_bytes = match initial_word {
             None => None,
             Some(w) => match Self::decode(w) {
                 Some(b) => Some(b),
-                None => return self.send(out, 501, "5.5.2 Cannot decode the initial response"),
+                None => {
+                    let text = "5.5.2 Cannot decode the initial response";
+                    return self.refuse_auth(name, Some(501), text, out);
+                }
             },
         };
         let ctx = sasl::Context {
@@ -1002,13 +1091,13 @@ impl Session {
         let text = String::from_utf8_lossy(raw)
             .trim_end_matches(['\r', '\n'])
             .to_string();
+        let redacted = self.redactor.sasl_line(&text);
+        self.log(Dir::C, redacted);
         if text == "*" {
-            self.log(Dir::C, "*");
             self.mode = Mode::Command;
             self.finish_auth(false, "cancelled by the client".into(), out);
             return self.send(out, 501, "5.0.0 Authentication cancelled");
         }
-        self.log(Dir::C, "[redacted]");
         let Some(bytes) = Self::decode(&text) else {
             self.mode = Mode::Command;
             self.finish_auth(false, "the response is not base64".into(), out);

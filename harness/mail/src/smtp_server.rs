@@ -18,9 +18,10 @@ use crate::partial::{Assembler, Reassembled};
 use crate::pop_window::PopLogins;
 pub use crate::smtp::ListenerKind;
 use crate::smtp::{
-    AuthRecord, Dir, Entry, Output, Received, Session, SessionEnv, SmtpConfig, Step, GARBAGE,
+    AuthRecord, Entry, Output, Received, Session, SessionEnv, SmtpConfig, Step, GARBAGE,
 };
 use crate::tls::{Identity, TlsFacts};
+use crate::transcript::Cap;
 
 /// A listener to open.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ pub struct Connection {
     pub auth: Vec<AuthRecord>,
     pub ended: bool,
     #[serde(skip)]
-    transcript_bytes: usize,
+    cap: Cap,
 }
 
 /// Everything seen since the last [`SmtpServer::take`].
@@ -54,11 +55,9 @@ pub struct Observations {
     pub reassembled: Vec<Reassembled>,
 }
 
-/// Most transcript lines kept per connection; most messages kept between takes.
-pub const MAX_TRANSCRIPT: usize = 20_000;
+/// Most messages kept between takes. (A connection's transcript is capped by
+/// [`crate::transcript::Cap`].)
 pub const MAX_MESSAGES: usize = 10_000;
-/// Most transcript text kept per connection (lines are cut at 4 KiB each).
-pub const MAX_TRANSCRIPT_BYTES: usize = 1024 * 1024;
 
 /// The read buffer of a connection, and what it grows to once a read fills it (a
 /// message streaming in): small for the many idle sessions, large for DATA, where 8 KiB
@@ -115,23 +114,7 @@ impl Shared {
         if entries.is_empty() {
             return;
         }
-        self.with_conn(id, |c| {
-            if c.transcript_bytes > MAX_TRANSCRIPT_BYTES {
-                return;
-            }
-            c.transcript_bytes += entries.iter().map(|e| e.text.len()).sum::<usize>();
-            let room = MAX_TRANSCRIPT.saturating_sub(c.transcript.len());
-            if entries.len() > room && room > 0 {
-                c.transcript.extend(entries.into_iter().take(room - 1));
-                c.transcript.push(Entry {
-                    t_ms: 0,
-                    dir: Dir::Note,
-                    text: format!("transcript cut at {MAX_TRANSCRIPT} lines"),
-                });
-            } else if room > 0 {
-                c.transcript.extend(entries);
-            }
-        });
+        self.with_conn(id, |c| c.cap.push(&mut c.transcript, entries));
     }
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
@@ -221,9 +204,17 @@ impl SmtpServer {
 
     /// Sends each finished connection (with its messages) to `tx` as it ends, and
     /// keeps it no longer. For connections opened from then on, the server keeps no
-    /// message bytes (`Received::data` and `Reassembled::data` are empty): a server
-    /// that streams its record out runs for days and never serialises them.
+    /// message bytes (`Received::data` and `Reassembled::data` are empty, and pending
+    /// `message/partial` fragments keep 64 KiB of their body each): a server that
+    /// streams its record out runs for days and never serialises them.
     pub fn on_finished(&self, tx: FinishedTx) {
+        // Nor whole message/partial fragments: what a streamed record needs of a
+        // rebuilt message is its size.
+        self.shared
+            .assembler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sizes_only();
         *self
             .shared
             .finished
@@ -307,7 +298,7 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Listen, shared: Arc<Sha
         tls: None,
         auth: Vec::new(),
         ended: false,
-        transcript_bytes: 0,
+        cap: Cap::default(),
     });
     let _ = tcp.set_nodelay(true);
     let pop = Arc::clone(&shared.opts.pop_logins);
@@ -339,6 +330,11 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Listen, shared: Arc<Sha
         throttle: None,
     };
     let end_note = run(tcp, &listen, &mut session, &mut conn, idle).await;
+    for o in session.finish(shared.now_ms()) {
+        if let Output::Auth(rec) = o {
+            shared.with_conn(id, |c| c.auth.push(rec));
+        }
+    }
     session.note(shared.now_ms(), end_note);
     shared.record(id, session.take_transcript());
     let tx = shared
@@ -384,13 +380,13 @@ async fn run(
         }
         Some(Action::Reply { code, text }) => {
             // A refusal before anything else ("554 no service here"), then close.
-            let line = format!("{code} {}\r\n", text.replace('\n', " "));
-            let _ = tokio::time::timeout(idle, tcp.write_all(line.as_bytes())).await;
+            let bytes = session.connect_answer(shared.now_ms(), Some(code), &text);
+            let _ = tokio::time::timeout(idle, tcp.write_all(&bytes)).await;
             return format!("answered {code} at connect and closed (scripted)");
         }
         Some(Action::Line { text }) => {
-            let line = format!("{text}\r\n");
-            let _ = tokio::time::timeout(idle, tcp.write_all(line.as_bytes())).await;
+            let bytes = session.connect_answer(shared.now_ms(), None, &text);
+            let _ = tokio::time::timeout(idle, tcp.write_all(&bytes)).await;
             return "answered a line at connect and closed (scripted)".into();
         }
         Some(_) => return "dropped at connect (scripted)".into(),
@@ -436,11 +432,13 @@ async fn run(
                 Output::Throttle(bps) => conn.throttle = Some(bps),
                 Output::StartTls => start_tls = true,
                 Output::Message(mut m) => {
-                    let mut whole = shared
-                        .assembler
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .add(conn.id, &m.data);
+                    let (mut whole, dropped) = {
+                        let mut a = shared.assembler.lock().unwrap_or_else(|p| p.into_inner());
+                        (a.add(conn.id, &m.data), a.take_dropped())
+                    };
+                    for d in dropped {
+                        session.note(shared.now_ms(), d);
+                    }
                     if let Some(r) = &whole {
                         session.note(
                             shared.now_ms(),

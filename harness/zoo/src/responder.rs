@@ -161,7 +161,7 @@ fn forge_crls(zoo: &Zoo, forger: &Rogue) -> Result<Vec<(String, Vec<u8>)>, Respo
         let issuer = Issuer::from_params(&ca.params, &forger.key);
         let crl = crl_params(
             &ca.revoked,
-            at(2026, Month::January, 1),
+            at(2025, Month::January, 1),
             at(2046, Month::January, 1),
             2,
         )
@@ -367,7 +367,7 @@ fn state_of(zoo: &Zoo, issuer: usize, serial: &[u8]) -> CertState {
     {
         Some("good") => CertState::Good,
         Some("revoked") => CertState::Revoked {
-            at: at(2025, Month::June, 1),
+            at: at(2025, Month::January, 1),
         },
         _ => CertState::Unknown,
     }

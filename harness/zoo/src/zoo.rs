@@ -284,7 +284,8 @@ struct Spec {
 
 const ACCEPT: &str = "accept";
 
-/// The CRL of a CA listing `revoked` (all revoked on 2025-06-01 for key compromise).
+/// The CRL of a CA listing `revoked` (all revoked on 2025-01-01, the start of the
+/// zoo's validity, for key compromise).
 pub fn crl_params(
     revoked: &[SerialNumber],
     this_update: OffsetDateTime,
@@ -300,7 +301,7 @@ pub fn crl_params(
             .iter()
             .map(|sn| RevokedCertParams {
                 serial_number: sn.clone(),
-                revocation_time: at(2025, Month::June, 1),
+                revocation_time: at(2025, Month::January, 1),
                 reason_code: Some(RevocationReason::KeyCompromise),
                 invalidity_date: None,
             })
@@ -851,8 +852,9 @@ fn cert_entry(
     }
 }
 
-/// Writes a CA's certificate, key, CRL (2026–2046) and stale CRL (2020); answers its
-/// manifest entry.
+/// Writes a CA's certificate, key, CRL (2025–2046: valid from the start of the leaf
+/// certificates' validity, so a device clock anywhere in 2025–2045 accepts it) and
+/// stale CRL (2020, its nextUpdate long passed); answers its manifest entry.
 fn write_ca(
     label: &str,
     ca: &Ca,
@@ -865,7 +867,7 @@ fn write_ca(
     files.insert(format!("{label}.key"), ca.key.pkcs8_pem().into_bytes());
     let issuer = Issuer::from_params(&ca.params, &ca.key);
     for (suffix, this, next) in [
-        ("", at(2026, Month::January, 1), at(2046, Month::January, 1)),
+        ("", at(2025, Month::January, 1), at(2046, Month::January, 1)),
         (
             "-stale",
             at(2020, Month::January, 1),
