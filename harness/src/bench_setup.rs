@@ -499,6 +499,7 @@ fn wait_for_device(
                 time_scale: 1.0,
                 pop_logins: Arc::clone(&logins),
                 epoch: None,
+                max_kept_bytes: hil_mail::smtp_server::MAX_KEPT_BYTES,
             },
         ))
         .map_err(|source| BenchSetupError::SmtpListener {

@@ -507,6 +507,7 @@ impl Runner {
                 time_scale,
                 pop_logins: Arc::clone(&logins),
                 epoch: Some(epoch),
+                max_kept_bytes: hil_mail::smtp_server::MAX_KEPT_BYTES,
             },
         ))?;
         let ports = keys

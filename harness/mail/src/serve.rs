@@ -125,6 +125,7 @@ pub async fn start(
             time_scale,
             pop_logins: Arc::clone(&logins),
             epoch: None,
+            max_kept_bytes: crate::smtp_server::MAX_KEPT_BYTES,
         };
         let server = start_smtp(cfg, bind, certs_dir, &base, opts).await?;
         for ((kind, addr), spec) in server.listeners().iter().zip(&cfg.listeners) {

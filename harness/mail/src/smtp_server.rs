@@ -75,7 +75,14 @@ pub struct ServerOptions {
     /// What transcript times count from (`None`: the server's start), so that
     /// several servers and a device's console log share one time line.
     pub epoch: Option<Instant>,
+    /// Most message bytes kept between takes (messages and reassembled ones): past
+    /// it a message keeps its envelope and MIME summary, not its bytes, and its
+    /// transcript says so. A client sending without end costs at most this.
+    pub max_kept_bytes: usize,
 }
+
+/// The default of [`ServerOptions::max_kept_bytes`].
+pub const MAX_KEPT_BYTES: usize = 64 * 1024 * 1024;
 
 impl Default for ServerOptions {
     fn default() -> Self {
@@ -83,6 +90,7 @@ impl Default for ServerOptions {
             time_scale: 1.0,
             pop_logins: Arc::new(PopLogins::new(1.0)),
             epoch: None,
+            max_kept_bytes: MAX_KEPT_BYTES,
         }
     }
 }
@@ -103,6 +111,35 @@ struct Shared {
 impl Shared {
     fn obs(&self) -> MutexGuard<'_, Observations> {
         self.obs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops the bytes of a message (and of the message it completed) that would take
+    /// the kept bytes past [`ServerOptions::max_kept_bytes`]; answers what to note.
+    fn within_budget(&self, data: &mut Vec<u8>, whole: Option<&mut Reassembled>) -> Vec<String> {
+        let o = self.obs();
+        let mut kept: usize = o.messages.iter().map(|m| m.data.len()).sum::<usize>()
+            + o.reassembled.iter().map(|r| r.data.len()).sum::<usize>();
+        drop(o);
+        let max = self.opts.max_kept_bytes;
+        let mut notes = Vec::new();
+        let mut keep = |bytes: &mut Vec<u8>, what: &str| {
+            if kept.saturating_add(bytes.len()) > max {
+                notes.push(format!(
+                    "{what} of {} bytes: its bytes are not kept (the server keeps at most {} MiB \
+                     of messages per case); its envelope and MIME summary are",
+                    crate::transcript::thousands(bytes.len() as u64),
+                    max >> 20
+                ));
+                *bytes = Vec::new();
+            } else {
+                kept += bytes.len();
+            }
+        };
+        keep(data, "the message");
+        if let Some(r) = whole {
+            keep(&mut r.data, "the reassembled message");
+        }
+        notes
     }
     fn with_conn(&self, id: u64, f: impl FnOnce(&mut Connection)) {
         let mut o = self.obs();
@@ -455,6 +492,9 @@ async fn run(
                         if let Some(r) = &mut whole {
                             r.data = Vec::new();
                         }
+                    }
+                    for note in shared.within_budget(&mut m.data, whole.as_mut()) {
+                        session.note(shared.now_ms(), note);
                     }
                     let mut o = shared.obs();
                     if o.messages.len() < MAX_MESSAGES {

@@ -251,3 +251,77 @@ fn a_client_leaving_in_the_middle_of_an_endless_line_is_noted() {
         );
     }
 }
+
+/// A client sending message after message (the way `hil run` keeps them, whole, for
+/// the verdict): past `max_kept_bytes` a message keeps its envelope but not its
+/// bytes, and its transcript says so; the server goes on accepting.
+#[test]
+fn message_bytes_kept_between_takes_are_bounded() {
+    use hil_mail::smtp::{ListenerKind, SmtpConfig};
+    use hil_mail::smtp_server::{Listen, ServerOptions, SmtpServer};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt
+        .block_on(SmtpServer::start_with(
+            vec![Listen {
+                kind: ListenerKind::Plain,
+                bind: "127.0.0.1:0".parse().expect("bind"),
+                identity: None,
+            }],
+            SmtpConfig::default(),
+            ServerOptions {
+                max_kept_bytes: 1 << 20,
+                ..ServerOptions::default()
+            },
+        ))
+        .expect("server");
+    let mut s = TcpStream::connect(server.addr()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    // The last line of a reply.
+    let mut reply = || loop {
+        let mut l = String::new();
+        r.read_line(&mut l).expect("reply");
+        if l.len() < 4 || l.as_bytes()[3] != b'-' {
+            return l;
+        }
+    };
+    assert!(reply().starts_with("220"));
+    s.write_all(b"EHLO flood.test\r\n").expect("ehlo");
+    assert!(reply().starts_with("250"));
+    let body = format!("{}\r\n", "x".repeat(998)).repeat(600);
+    for _ in 0..3 {
+        s.write_all(b"MAIL FROM:<a@hil.test>\r\nRCPT TO:<b@hil.test>\r\nDATA\r\n")
+            .expect("envelope");
+        for want in ["250", "250", "354"] {
+            let got = reply();
+            assert!(got.starts_with(want), "{got}");
+        }
+        s.write_all(b"Subject: big\r\n\r\n").expect("header");
+        s.write_all(body.as_bytes()).expect("body");
+        s.write_all(b".\r\n").expect("end");
+        let got = reply();
+        assert!(got.starts_with("250"), "{got}");
+    }
+    s.write_all(b"QUIT\r\n").expect("quit");
+    assert!(reply().starts_with("221"));
+    assert!(server.wait_idle(Duration::from_secs(10)));
+    let o = server.take();
+    let sizes: Vec<usize> = o.messages.iter().map(|m| m.data.len()).collect();
+    assert_eq!(o.messages.len(), 3, "{sizes:?}");
+    assert!(sizes[0] > 600_000, "{sizes:?}");
+    assert_eq!(&sizes[1..], [0, 0], "{sizes:?}");
+    assert!(o.messages.iter().all(|m| m.recipients == ["b@hil.test"]));
+    let notes: Vec<&str> = o.connections[0]
+        .transcript
+        .iter()
+        .filter(|e| e.text.contains("its bytes are not kept"))
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[0].contains("at most 1 MiB"), "{}", notes[0]);
+}
