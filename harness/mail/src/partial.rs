@@ -184,7 +184,7 @@ fn header_len(msg: &[u8]) -> usize {
 /// set, and most bytes kept waiting in all: past them the oldest sets are dropped.
 const MAX_PENDING: usize = 1000;
 const MAX_FRAGMENTS: u32 = 10_000;
-const MAX_PENDING_BYTES: usize = 256 * 1024 * 1024;
+const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
 
 impl Assembler {
     /// From now on keep only what the rebuilt message's size needs (see the type).
