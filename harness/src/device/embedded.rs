@@ -110,8 +110,10 @@ fn forward_stderr(
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
+            // Written as it came; a standard error that is gone (a closed pipe) is no
+            // reason to stop draining, or the device would block on a full pipe.
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), &buf);
             let line = String::from_utf8_lossy(&buf);
-            eprint!("{line}");
             let mut t = locked(&keep);
             if t.len() == STDERR_KEPT {
                 t.pop_front();
