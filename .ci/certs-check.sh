@@ -12,8 +12,13 @@ pid=
 stop() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; pid=; true; }
 trap 'stop; rm -rf "$work"' EXIT
 cd "$work"
-base=$(python3 -c 'import tomllib;print(tomllib.load(open("'"$certs"'/manifest.toml","rb"))["responder"])')
-hostport=${base#http://}
+# The responder on a free port, not the one the certificates name (another run may
+# hold that): the URLs read from the manifest are pointed at it. OCSP answers and CRLs
+# do not depend on the address.
+named=$(python3 -c 'import tomllib;print(tomllib.load(open("'"$certs"'/manifest.toml","rb"))["responder"])')
+port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+hostport=127.0.0.1:$port
+base=http://$hostport
 start() {
   "$hil" responder --certs "$certs" --bind "$hostport" "$@" > responder.out 2>&1 &
   pid=$!
@@ -22,10 +27,14 @@ start() {
 }
 
 start
-python3 - "$certs" "$base" <<'PY'
+python3 - "$certs" "$base" "$named" <<'PY'
 import ipaddress, os, subprocess, sys, tomllib
-certs, base = sys.argv[1], sys.argv[2]
+certs, base, named = sys.argv[1], sys.argv[2], sys.argv[3]
 m = tomllib.load(open(os.path.join(certs, "manifest.toml"), "rb"))
+for c in m["cert"]:
+    for k in ("crl_url", "ocsp_url"):
+        if c.get(k):
+            c[k] = c[k].replace(named, base, 1)
 def run(*args):
     p = subprocess.run(args, capture_output=True, text=True)
     return p.returncode, p.stdout + p.stderr
@@ -74,10 +83,15 @@ PY
 # expiry from the dates, cn with -checkhost/-checkip, key_usage with -purpose, chain
 # with a time-blind openssl verify against the root, revocation by SPEC's steps (OCSP
 # if the device can form the request, then the CRL, else a hard fail).
-python3 - "$certs" <<'PY'
+python3 - "$certs" "$base" "$named" <<'PY'
 import datetime, ipaddress, os, subprocess, sys, tomllib
 certs = sys.argv[1]
 m = tomllib.load(open(os.path.join(certs, "manifest.toml"), "rb"))
+base, named = sys.argv[2], sys.argv[3]
+for c in m["cert"]:
+    for k in ("crl_url", "ocsp_url"):
+        if c.get(k):
+            c[k] = c[k].replace(named, base, 1)
 def run(*args):
     p = subprocess.run(args, capture_output=True, text=True)
     return p.returncode, p.stdout + p.stderr

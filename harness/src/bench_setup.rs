@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use crate::runner::{DeviceChoice, RunOptions, Runner};
 use hil_mail::netaddr::{local_addresses, neighbour, network, BindAddr, LocalAddr};
-use hil_zoo::responder::Responder;
 use hil_zoo::responder_addr;
 
 /// What `hil bench-setup` was asked.
@@ -58,10 +57,10 @@ pub enum BenchSetupError {
     Id(#[from] hil_oracle::matrix::IdError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
-    #[error("the zoo's responder cannot listen on {addr} (in use?): {source}")]
+    #[error("the zoo's responder on {} cannot start: {source}", .addr.ip())]
     Responder {
         addr: std::net::SocketAddr,
-        source: hil_zoo::responder::ResponderError,
+        source: hil_zoo::served::ServeError,
     },
     #[error("cannot reach the device's console: {0}")]
     Runner(#[source] crate::runner::StartError),
@@ -359,16 +358,28 @@ fn probe_device(
         .enable_all()
         .build()
         .map_err(BenchSetupError::Runtime)?;
-    let responder = match zoo_ok {
-        Some(addr) => {
-            let zoo = hil_zoo::load(&o.certs)?;
+    // On a free port of the zoo's responder host, the zoo re-signed to point there (as
+    // `hil run` does): a bench check beside a run does not collide with it.
+    let served = match zoo_ok {
+        Some(mut addr) => {
+            addr.set_port(0);
             Some(
-                rt.block_on(Responder::start(addr, zoo, 1.0))
-                    .map_err(|source| BenchSetupError::Responder { addr, source })?,
+                rt.block_on(hil_zoo::served::serve(
+                    &o.certs,
+                    Some(addr),
+                    &hil_zoo::served::default_cache(),
+                    1.0,
+                    hil_zoo::responder::RevocationFault::None,
+                ))
+                .map_err(|source| BenchSetupError::Responder { addr, source })?,
             )
         }
         None => None,
     };
+    let certs = served
+        .as_ref()
+        .map_or_else(|| o.certs.clone(), |s| s.dir.clone());
+    let responder = served.map(|s| s.responder);
     say("Checking that the device reaches the harness (three probe cases):");
     let mut runner = Runner::start(RunOptions {
         device,
@@ -379,7 +390,7 @@ fn probe_device(
         filter: None,
         verbose: false,
         device_time_scale: o.time_scale,
-        certs: Some(o.certs.clone()),
+        certs: Some(certs),
         plant: Vec::new(),
         sim_exe: None,
         reconnect_wait: o.reconnect_wait,
