@@ -60,7 +60,7 @@ pub enum BenchSetupError {
     #[error("the zoo's responder on {} cannot start: {source}", .addr.ip())]
     Responder {
         addr: std::net::SocketAddr,
-        source: hil_zoo::served::ServeError,
+        source: Box<hil_zoo::served::ServeError>,
     },
     #[error("cannot reach the device's console: {0}")]
     Runner(#[source] crate::runner::StartError),
@@ -371,7 +371,10 @@ fn probe_device(
                     1.0,
                     hil_zoo::responder::RevocationFault::None,
                 ))
-                .map_err(|source| BenchSetupError::Responder { addr, source })?,
+                .map_err(|e| BenchSetupError::Responder {
+                    addr,
+                    source: Box::new(e),
+                })?,
             )
         }
         None => None,
