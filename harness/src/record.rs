@@ -150,6 +150,10 @@ pub struct Record {
     /// Security findings the device's behaviour shows (plaintext after a failed
     /// STARTTLS, sending without AUTH, credentials over plaintext).
     pub findings: Vec<String>,
+    /// Where SPEC lets the firmware choose (docs/oracle.md, "Latitude"), what this
+    /// device chose: `expired intermediate: refused under expiry`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latitude: Vec<String>,
     /// Every server connection the case made.
     pub transcripts: Vec<Transcript>,
     /// The console conversation (secrets masked).

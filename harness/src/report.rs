@@ -794,6 +794,9 @@ fn case_text(r: &Record, meta: &RunMeta) -> String {
     for f in &r.findings {
         let _ = writeln!(t, "finding: {f}");
     }
+    for c in &r.latitude {
+        let _ = writeln!(t, "latitude: {c}");
+    }
     if let Some(p) = &r.evidence {
         // Jenkins and GitLab attach the file named so.
         let _ = writeln!(t, "packet capture (pcapng, TLS keys embedded): {p}");
@@ -914,6 +917,7 @@ pub fn html(records: &[Record], meta: &RunMeta) -> String {
     let triage = crate::triage::triage(records);
     causes_section(&mut h, records, meta, &triage, &counts);
     findings_section(&mut h, records, meta);
+    latitude_section(&mut h, records);
 
     let mut good: Vec<&Record> = records
         .iter()
@@ -1287,6 +1291,41 @@ fn findings_section(h: &mut String, records: &[Record], meta: &RunMeta) {
         h.push_str("</ul></details></div>\n");
     }
     h.push_str("</section>\n");
+}
+
+/// Where SPEC lets the firmware choose (docs/oracle.md, "Latitude"): what this
+/// device chose, and in how many cases. Absent when no case met a latitude.
+fn latitude_section(h: &mut String, records: &[Record]) {
+    let mut by: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    for r in records {
+        for c in &r.latitude {
+            by.entry(c.as_str()).or_default().push(r);
+        }
+    }
+    if by.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<section id=\"latitude\">\n<h2>Where SPEC allows a choice</h2>\n\
+         <p class=\"note\">Each is conforming; this is what the device chose.</p>\n<ul>\n",
+    );
+    for (c, rs) in &by {
+        let ids: Vec<String> = rs
+            .iter()
+            .take(3)
+            .map(|r| format!("<code class=\"case-id\">{}</code>", esc(&r.id)))
+            .collect();
+        let _ = writeln!(
+            h,
+            "<li>{} <span class=\"note\">({} case{}: {}{})</span></li>",
+            esc(c),
+            rs.len(),
+            if rs.len() == 1 { "" } else { "s" },
+            ids.join(", "),
+            if rs.len() > 3 { ", …" } else { "" }
+        );
+    }
+    h.push_str("</ul>\n</section>\n");
 }
 
 fn failed_case(h: &mut String, anchor: &str, r: &Record, meta: &RunMeta) {
@@ -1762,6 +1801,7 @@ mod tests {
             harness_error: (verdict == Verdict::HarnessError).then(|| "port in use".into()),
             crash: (verdict == Verdict::Crash).then(|| "the device rebooted".into()),
             findings: vec![],
+            latitude: vec![],
             transcripts: vec![Transcript {
                 server: "smtp".into(),
                 listener: "plain".into(),

@@ -84,6 +84,9 @@ pub struct CaseResult {
     pub harness_error: Option<String>,
     pub expected: Expected,
     pub findings: Vec<String>,
+    /// Where SPEC lets the firmware choose: what this device chose
+    /// (`expired intermediate: refused under expiry`), on a pass.
+    pub chose: Vec<String>,
     pub observed: Option<Observed>,
     pub console: Vec<crate::device::console::ConsoleLine>,
     pub millis: u64,
@@ -125,6 +128,7 @@ impl CaseResult {
                 .map(|p| p.outcome.clone())
                 .unwrap_or_else(|| oracle::expect(case, &SettingView::from_pairs(&pairs))),
             findings: prediction.map(|p| p.findings).unwrap_or_default(),
+            chose: Vec::new(),
             observed: None,
             console: Vec::new(),
             millis,
@@ -845,13 +849,14 @@ impl Runner {
                     synthetic_scan: self.profile.synthetic_scan,
                     profile: Some(&self.profile),
                 };
-                let mismatches = verdict::compare_all(&prediction, &observed, &judging);
+                let j = verdict::judge(&prediction, &observed, &judging);
                 CaseResult {
                     id: case.id.clone(),
-                    passed: mismatches.is_empty(),
-                    mismatches,
+                    passed: j.mismatches.is_empty(),
+                    mismatches: j.mismatches,
+                    chose: j.chose,
                     harness_error: None,
-                    expected,
+                    expected: j.expected,
                     findings: prediction.findings,
                     observed: Some(observed),
                     console: std::mem::take(&mut log),
@@ -937,6 +942,7 @@ impl Runner {
             harness_error: Some(why),
             expected,
             findings,
+            chose: Vec::new(),
             observed: None,
             console: Vec::new(),
             millis: started.elapsed().as_millis() as u64,
@@ -1378,6 +1384,7 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
         harness_error: r.harness_error.clone(),
         crash: r.crash.clone(),
         findings: r.findings.clone(),
+        latitude: r.chose.clone(),
         transcripts,
         console: r
             .console

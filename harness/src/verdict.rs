@@ -417,16 +417,19 @@ fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Mismatch
                 ),
             );
         }
-        if conns.len() != msgs.len() {
+        // Each fragment is its own transaction, on one connection or several.
+        if conns.is_empty() || conns.len() > msgs.len() {
             bad.add(
                 K::Fragments,
                 format!(
-                    "{} fragments came over {} connections; each is its own transaction",
+                    "{} fragments came over {} connections; expected 1 to {} (each fragment its own transaction)",
                     msgs.len(),
-                    conns.len()
+                    conns.len(),
+                    msgs.len()
                 ),
             );
         }
+        fragment_subjects(msgs, bad);
         for (i, m) in msgs.iter().enumerate() {
             if m.data.len() as u64 > max {
                 bad.add(
@@ -543,6 +546,115 @@ fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Mismatch
             "no job report to check the refused recipients in".into(),
         );
     }
+}
+
+/// SPEC §4: each fragment's Subject starts with `[n/N]`, `n` its `number` and `N` its
+/// `total` (RFC 2046 §5.2.2's parameters of `message/partial`).
+fn fragment_subjects(msgs: &[Received], bad: &mut Mismatches) {
+    for (i, m) in msgs.iter().enumerate() {
+        let Some(parsed) = MessageParser::default().parse_headers(&m.data) else {
+            bad.add(
+                K::Fragments,
+                format!("fragment {}: its headers cannot be parsed", i + 1),
+            );
+            continue;
+        };
+        let param = |name: &str| {
+            parsed
+                .content_type()
+                .and_then(|ct| ct.attribute(name))
+                .map(str::to_string)
+        };
+        let (Some(n), Some(total)) = (param("number"), param("total")) else {
+            bad.add(
+                K::Fragments,
+                format!(
+                    "fragment {}: no number and total in its Content-Type",
+                    i + 1
+                ),
+            );
+            continue;
+        };
+        let want = format!("[{n}/{total}]");
+        let subject = parsed.subject().unwrap_or("");
+        if !subject.starts_with(&want) {
+            bad.add(
+                K::Fragments,
+                format!(
+                    "fragment {n} of {total}: its Subject {subject:?} does not start with {want}"
+                ),
+            );
+        }
+    }
+}
+
+/// The verdict on a case: the differences from the prediction — or, where SPEC lets
+/// the firmware choose and the device took another allowed way, from that
+/// alternative — and the latitude choices the device was seen to make.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    pub mismatches: Vec<Mismatch>,
+    /// `expired intermediate: refused under expiry`, `fragments: over one connection`.
+    pub chose: Vec<String>,
+    /// The outcome judged against: the prediction's, or the alternative the device
+    /// matched.
+    pub expected: Expected,
+}
+
+/// Judges `obs` against the prediction and each alternative SPEC allows (the first
+/// that matches wins); with none matching, the differences from the prediction.
+pub fn judge(p: &Prediction, obs: &Observed, judging: &Judging) -> Judgement {
+    let first = compare_all(p, obs, judging);
+    let words = |c: &[hil_oracle::oracle::Choice]| c.iter().map(|c| c.to_string()).collect();
+    if first.is_empty() {
+        let mut chose: Vec<String> = words(&p.choices);
+        chose.extend(observed_choices(&p.outcome, obs));
+        return Judgement {
+            mismatches: first,
+            chose,
+            expected: p.outcome.clone(),
+        };
+    }
+    for alt in &p.alternatives {
+        let q = Prediction {
+            outcome: alt.outcome.clone(),
+            pop: alt.pop.clone(),
+            findings: p.findings.clone(),
+            choices: alt.choices.clone(),
+            alternatives: Vec::new(),
+        };
+        if compare_all(&q, obs, judging).is_empty() {
+            let mut chose: Vec<String> = words(&alt.choices);
+            chose.extend(observed_choices(&alt.outcome, obs));
+            return Judgement {
+                mismatches: Vec::new(),
+                chose,
+                expected: alt.outcome.clone(),
+            };
+        }
+    }
+    Judgement {
+        mismatches: first,
+        chose: Vec::new(),
+        expected: p.outcome.clone(),
+    }
+}
+
+/// The choices SPEC leaves open that the verdict sees in the server's record rather
+/// than in the outcome: how fragments were spread over connections.
+fn observed_choices(exp: &Expected, obs: &Observed) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Expected::Delivered(d) = exp {
+        if d.fragmented.is_some() {
+            let (n, c) = (obs.server.messages.len(), obs.server.connections.len());
+            out.push(match c {
+                1 => format!("fragments: {n} over one connection"),
+                c if c == n => format!("fragments: {n}, a connection each"),
+                c => format!("fragments: {n} over {c} connections"),
+            });
+        }
+    }
+    out
 }
 
 fn empty_received() -> Received {

@@ -68,6 +68,7 @@ fn record(mode: &str, auth: &str, verdict: Verdict) -> Record {
         harness_error: None,
         crash: None,
         findings: vec![],
+        latitude: vec![],
         transcripts: vec![Transcript {
             server: "smtp".into(),
             listener: mode.into(),

@@ -1275,7 +1275,14 @@ fn scenario_faults(dir: &Path) -> Result<Catalogue, BuildError> {
 pub fn load_certs(dir: &Path) -> Result<BTreeMap<String, CertFacts>, BuildError> {
     #[derive(Deserialize)]
     struct M {
+        #[serde(default)]
+        ca: BTreeMap<String, Ca>,
         cert: Vec<CertFacts>,
+    }
+    #[derive(Deserialize)]
+    struct Ca {
+        #[serde(default)]
+        not_after: Option<String>,
     }
     let path = dir.join("manifest.toml");
     let text = match std::fs::read_to_string(&path) {
@@ -1291,7 +1298,19 @@ pub fn load_certs(dir: &Path) -> Result<BTreeMap<String, CertFacts>, BuildError>
             })
         }
     };
-    Ok(m.cert.into_iter().map(|c| (c.name.clone(), c)).collect())
+    let ca = m.ca;
+    Ok(m
+        .cert
+        .into_iter()
+        .map(|mut c| {
+            c.issuer_not_after = c
+                .issuer
+                .as_ref()
+                .and_then(|i| ca.get(i))
+                .and_then(|ca| ca.not_after.clone());
+            (c.name.clone(), c)
+        })
+        .collect())
 }
 
 impl Matrix {

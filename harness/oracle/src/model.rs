@@ -247,6 +247,25 @@ pub struct CertFacts {
     /// Whether the CRL lists it.
     #[serde(default)]
     pub crl_listed: bool,
+    /// The CA that issued it (a `[ca.NAME]` of the manifest).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// When that CA's own certificate expires (RFC 3339), filled in from the
+    /// manifest's CA table when the zoo is loaded.
+    #[serde(default)]
+    pub issuer_not_after: Option<String>,
+}
+
+impl CertFacts {
+    /// Whether the CA that issued it is past its notAfter now: an expired intermediate
+    /// in the presented chain, which SPEC §3.5's expiry check may fail or ignore.
+    pub fn issuer_expired(&self) -> bool {
+        use time::format_description::well_known::Rfc3339;
+        self.issuer_not_after
+            .as_deref()
+            .and_then(|t| time::OffsetDateTime::parse(t, &Rfc3339).ok())
+            .is_some_and(|t| t < time::OffsetDateTime::now_utc())
+    }
 }
 
 /// SPEC §3.5 revocation for a firmware that asks only some sources: OCSP first (if
@@ -760,6 +779,8 @@ mod tests {
             crl_url: crl.map(|_| "http://r/crl".into()),
             ocsp_status: ocsp.map(str::to_string),
             crl_listed: crl.unwrap_or(false),
+            issuer: None,
+            issuer_not_after: None,
         }
     }
 

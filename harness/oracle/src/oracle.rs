@@ -91,13 +91,58 @@ pub struct PopExpect {
 }
 
 /// The oracle's whole answer: the outcome, the POP session before it, and the
-/// security findings the device's (declared) behaviour shows.
+/// security findings the device's (declared) behaviour shows. Where SPEC lets the
+/// firmware choose (a *latitude*, docs/oracle.md) and the choice changes what
+/// happens, `outcome` follows the first choice, named in `choices`, and each other
+/// allowed outcome is an [`Alternative`]: a device conforms if it does any of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Prediction {
     pub outcome: Expected,
     pub pop: Option<PopExpect>,
     pub findings: Vec<String>,
+    /// The latitude choices `outcome` follows (empty when no latitude matters).
+    pub choices: Vec<Choice>,
+    /// The other outcomes SPEC allows.
+    pub alternatives: Vec<Alternative>,
 }
+
+/// A choice SPEC leaves to the firmware: which latitude, and what the device did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Choice {
+    pub latitude: &'static str,
+    pub chose: &'static str,
+}
+
+impl std::fmt::Display for Choice {
+    /// `expired intermediate: refused under expiry`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.latitude, self.chose)
+    }
+}
+
+/// Another outcome SPEC allows for a case, and the choices that lead to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alternative {
+    pub choices: Vec<Choice>,
+    pub outcome: Expected,
+    pub pop: Option<PopExpect>,
+}
+
+/// The latitudes the walk follows (SPEC §3.5 expiry); each `false` is the first
+/// choice. Listed, with their words, in [`LATITUDES`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Latitude {
+    /// An expired intermediate in the presented chain fails the expiry check.
+    expired_intermediate_fails: bool,
+}
+
+/// Each latitude of the walk: its name, the words for its two choices, and how to
+/// take the second.
+const LATITUDES: &[(&str, [&str; 2], fn(&mut Latitude))] = &[(
+    "expired intermediate",
+    ["ignored by the expiry check", "refused under expiry"],
+    |l| l.expired_intermediate_fails = true,
+)];
 
 fn fail(class: &'static str, connects: bool) -> Expected {
     Expected::Failed {
@@ -247,6 +292,7 @@ struct Walk<'a> {
     facts: &'a DeviceFacts,
     timeout_ms: u64,
     findings: Vec<String>,
+    latitude: Latitude,
 }
 
 impl Walk<'_> {
@@ -330,11 +376,7 @@ pub fn predict_pairs(
     // SPEC §1: a value outside its rule refuses the whole apply.
     for (k, v) in pairs {
         if model::validate_for(facts, *k, v).is_err() {
-            return Ok(Prediction {
-                outcome: Expected::SettingsRefused { key: *k },
-                pop: None,
-                findings: Vec::new(),
-            });
+            return Ok(Prediction::only(Expected::SettingsRefused { key: *k }, None));
         }
     }
     predict(case, &SettingView::from_pairs_for(facts, pairs), facts)
@@ -349,14 +391,52 @@ pub fn predict(
     settings: &SettingView,
     facts: &DeviceFacts,
 ) -> Result<Prediction, Unpredictable> {
-    let s = settings;
-    let ends = |outcome, pop| {
-        Ok(Prediction {
+    let mut first = predict_with(case, settings, facts, Latitude::default())?;
+    // Each latitude's other choice: an alternative when it changes the outcome.
+    for (name, words, take) in LATITUDES {
+        let mut lat = Latitude::default();
+        take(&mut lat);
+        let other = predict_with(case, settings, facts, lat)?;
+        if other.outcome != first.outcome || other.pop != first.pop {
+            first.choices.push(Choice {
+                latitude: name,
+                chose: words[0],
+            });
+            first.alternatives.push(Alternative {
+                choices: vec![Choice {
+                    latitude: name,
+                    chose: words[1],
+                }],
+                outcome: other.outcome,
+                pop: other.pop,
+            });
+        }
+    }
+    Ok(first)
+}
+
+impl Prediction {
+    /// An outcome with no latitude and no findings.
+    fn only(outcome: Expected, pop: Option<PopExpect>) -> Prediction {
+        Prediction {
             outcome,
             pop,
             findings: Vec::new(),
-        })
-    };
+            choices: Vec::new(),
+            alternatives: Vec::new(),
+        }
+    }
+}
+
+/// [`predict`] for one choice at each latitude.
+fn predict_with(
+    case: &Case,
+    settings: &SettingView,
+    facts: &DeviceFacts,
+    latitude: Latitude,
+) -> Result<Prediction, Unpredictable> {
+    let s = settings;
+    let ends = |outcome, pop| Ok(Prediction::only(outcome, pop));
     let plan = match plan(case, s) {
         Ok(p) => p,
         Err(stop) => return ends(stop.outcome()?, None),
@@ -379,6 +459,7 @@ pub fn predict(
         facts,
         timeout_ms: s.get(Key::SmtpTimeout).parse::<u64>().unwrap_or(60) * 1000,
         findings: Vec::new(),
+        latitude,
     };
     let pop_login_in_window = pop.as_ref().is_some_and(|p| {
         case.server
@@ -389,9 +470,8 @@ pub fn predict(
     let outcome =
         session(&mut w, plan.msg, &plan.creds, pop_login_in_window).or_else(Stop::outcome)?;
     Ok(Prediction {
-        outcome,
-        pop,
         findings: w.findings,
+        ..Prediction::only(outcome, pop)
     })
 }
 
@@ -612,6 +692,11 @@ fn cert_failure(w: &Walk) -> Option<&'static str> {
             }
         } else if check == Check::Revocation && (w.lacks("ocsp") || w.lacks("crl")) {
             model::revocation_by(cert, !w.lacks("ocsp"), !w.lacks("crl")).to_string()
+        } else if check == Check::Expiry
+            && w.latitude.expired_intermediate_fails
+            && cert.issuer_expired()
+        {
+            "cert_expired".to_string()
         } else {
             model::cert_check(cert, check, server)
         };
@@ -870,8 +955,13 @@ fn authenticate(
 /// (a scripted one, else the server's accounts).
 fn auth_exchange(w: &Walk, sasl: Option<Mechanism>, creds: &Creds) -> Walked<()> {
     let t = w.timeout_ms;
-    // The AUTH command's own answer (a challenge, or 235 at once).
+    // The AUTH command's own answer (a challenge, or 235 at once). A challenge is
+    // base64 (RFC 4954 §4); one that is not cannot be answered: the device cancels
+    // the exchange, `auth_failed`.
     if let Some(f) = w.at(Step::Auth, 1) {
+        if malformed_challenge(f) {
+            return Err(w.class_only("auth_failed").into());
+        }
         if let Some(x) = fault_effect(f, 3, t) {
             // A 2xx at once is not a refusal.
             if !matches!(f, Action::Reply { code, .. } if code / 100 == 2) {
@@ -895,6 +985,21 @@ fn auth_exchange(w: &Walk, sasl: Option<Mechanism>, creds: &Creds) -> Walked<()>
         .into());
     }
     Ok(())
+}
+
+/// Whether a scripted answer to AUTH is a 334 challenge whose text is not base64.
+fn malformed_challenge(f: &Action) -> bool {
+    use base64::Engine;
+    let text = match f {
+        Action::Reply { code: 334, text } => text.as_str(),
+        Action::Line { text } => match text.strip_prefix("334 ") {
+            Some(rest) => rest,
+            None => return false,
+        },
+        _ => return false,
+    };
+    let text = text.trim();
+    !text.is_empty() && base64::engine::general_purpose::STANDARD.decode(text).is_err()
 }
 
 /// A refusal with a reply code.
@@ -987,20 +1092,8 @@ fn data(w: &Walk, msg: &Message, size_param: bool) -> Walked<()> {
             return Err(w.failed(rejected(Some(552))).into());
         }
     }
-    // The message is with the server now. An explicit refusal of QUIT fails the job
-    // (SPEC §3.10: any step); silence or a hang-up at QUIT does not undo delivery.
-    if let Some(Action::Reply { code, .. }) = w.at(Step::Quit, 1) {
-        if code / 100 != 2 {
-            return Err(Expected::Failed {
-                class: "rejected",
-                connects: true,
-                stored: true,
-                detail: Some(code.to_string()),
-                wait_ms: None,
-            }
-            .into());
-        }
-    }
+    // The message is with the server now: whatever QUIT gets (a refusal, silence,
+    // a hang-up) does not undo the delivery (SPEC §3.10).
     Ok(())
 }
 
@@ -1125,5 +1218,111 @@ mod tests {
         };
         assert_eq!(d.greeted_with, "HELO");
         assert!(!d.size_param);
+    }
+
+    fn fault(step: Step, action: Action) -> Fault<Step> {
+        Fault {
+            step,
+            when: When {
+                nth: None,
+                probability: None,
+            },
+            action,
+        }
+    }
+
+    /// SPEC §3.10: once the end of DATA is accepted, a refused QUIT does not undo
+    /// the delivery.
+    #[test]
+    fn a_refused_quit_after_acceptance_is_delivered() {
+        let (mut c, s) = case(scan(None), &[]);
+        c.server.faults.push(fault(
+            Step::Quit,
+            Action::Reply {
+                code: 554,
+                text: "no".into(),
+            },
+        ));
+        assert!(matches!(expect(&c, &s), Expected::Delivered(_)));
+    }
+
+    /// RFC 4954 §4: a 334 whose text is not base64 cannot be answered.
+    #[test]
+    fn a_malformed_challenge_fails_auth() {
+        let (mut c, s) = case(
+            scan(None),
+            &[
+                (Key::SmtpAuthEnabled, "on"),
+                (Key::SmtpAuthUser, "u"),
+                (Key::SmtpAuthPassword, "p"),
+            ],
+        );
+        c.server.auth = vec![Mechanism::Login];
+        c.server.accounts = vec![hil_mail::sasl::Account {
+            user: "u".into(),
+            password: "p".into(),
+            realm: None,
+            token: None,
+        }];
+        assert!(matches!(expect(&c, &s), Expected::Delivered(_)));
+        c.server.faults.push(fault(
+            Step::Auth,
+            Action::Reply {
+                code: 334,
+                text: "not base64 at all!".into(),
+            },
+        ));
+        assert_eq!(expect(&c, &s), fail("auth_failed", true));
+        // A well-formed challenge goes on.
+        c.server.faults[0].action = Action::Reply {
+            code: 334,
+            text: "VXNlcm5hbWU6".into(),
+        };
+        assert!(matches!(expect(&c, &s), Expected::Delivered(_)));
+    }
+
+    /// SPEC §3.5 expiry: an expired intermediate may fail the check or be ignored;
+    /// both are predicted, named, the ignoring first.
+    #[test]
+    fn an_expired_intermediate_is_a_latitude() {
+        let (mut c, s) = case(scan(None), &[(Key::SmtpTls, "smtps")]);
+        c.listener = ListenerKind::Tls;
+        let mut cert = model::CertFacts {
+            name: "expired_intermediate".into(),
+            subject_cn: Some("localhost".into()),
+            san: Vec::new(),
+            expect: Default::default(),
+            ocsp_url: None,
+            crl_url: None,
+            ocsp_status: None,
+            crl_listed: false,
+            issuer: Some("expired-intermediate-ca".into()),
+            issuer_not_after: Some("2021-01-01T00:00:00Z".into()),
+        };
+        c.cert = Some(cert.clone());
+        let p = predict(&c, &s, &DeviceFacts::default()).unwrap();
+        assert!(matches!(p.outcome, Expected::Delivered(_)));
+        assert_eq!(
+            p.choices.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            ["expired intermediate: ignored by the expiry check"]
+        );
+        let [alt] = p.alternatives.as_slice() else {
+            panic!("{:?}", p.alternatives)
+        };
+        assert_eq!(alt.outcome, fail("cert_expired", true));
+        assert_eq!(alt.choices[0].chose, "refused under expiry");
+        // With the expiry check off, or an issuer still valid, no choice matters.
+        let (mut c2, s2) = case(
+            scan(None),
+            &[(Key::SmtpTls, "smtps"), (Key::SmtpVerifyExpiry, "off")],
+        );
+        c2.listener = ListenerKind::Tls;
+        c2.cert = Some(cert.clone());
+        let p = predict(&c2, &s2, &DeviceFacts::default()).unwrap();
+        assert!(p.alternatives.is_empty() && p.choices.is_empty());
+        cert.issuer_not_after = Some("2049-12-31T00:00:00Z".into());
+        c.cert = Some(cert);
+        let p = predict(&c, &s, &DeviceFacts::default()).unwrap();
+        assert!(p.alternatives.is_empty() && p.choices.is_empty());
     }
 }
