@@ -291,6 +291,7 @@ pub enum MismatchKind {
     PopTls,
     PopMethod,
     PopLogin,
+    PopWait,
 }
 
 impl MismatchKind {
@@ -326,6 +327,7 @@ impl MismatchKind {
             K::PopTls => "pop_tls",
             K::PopMethod => "pop_method",
             K::PopLogin => "pop_login",
+            K::PopWait => "pop_wait",
         }
     }
 
@@ -345,7 +347,7 @@ impl MismatchKind {
             K::RecipientReport | K::RcptTo => Step::Rcpt,
             K::MailFrom | K::SizeParam => Step::Mail,
             K::Greeting => Step::Greeting,
-            K::PopConnections | K::PopTls | K::PopMethod | K::PopLogin => Step::Pop,
+            K::PopConnections | K::PopTls | K::PopMethod | K::PopLogin | K::PopWait => Step::Pop,
         }
     }
 }

@@ -152,6 +152,9 @@ pub fn compare_all(p: &Prediction, obs: &Observed, judging: &Judging) -> Vec<Mis
     }
     bad.0.extend(compare(&p.outcome, obs, judging));
     pop(p.pop.as_ref(), &obs.pop, &mut bad);
+    if let Some(pe) = p.pop.as_ref().filter(|pe| pe.login_ok) {
+        pop_wait(pe, obs, judging, &mut bad);
+    }
     if let (Expected::Delivered(d), Some(kb)) = (&p.outcome, p_url(&p.outcome)) {
         let _ = d;
         match &obs.downloaded {
@@ -264,6 +267,40 @@ fn pop(exp: Option<&PopExpect>, conns: &[Pop3Connection], bad: &mut Mismatches) 
             format!(
                 "the POP3 login should {}succeed",
                 if p.login_ok { "" } else { "not " }
+            ),
+        );
+    }
+}
+
+/// SPEC §3.6: the device waits `pop_before_smtp.wait` after the POP session before
+/// it connects for SMTP. Measured on the servers' shared clock, from the POP
+/// session's last line to the first SMTP connection's first line: both stamps can
+/// only make the gap longer than the device's own wait, so the lower bound needs no
+/// slack beyond 5 % (a device timer's tick) and 1 ms (the stamps' resolution); the
+/// upper bound allows 50 % + 3 s, as for timeouts (a device may resolve names or
+/// load its TLS stack in between).
+fn pop_wait(p: &PopExpect, obs: &Observed, judging: &Judging, bad: &mut Mismatches) {
+    let [c] = obs.pop.as_slice() else {
+        return;
+    };
+    let (Some(pop_end), Some(smtp_start)) = (
+        c.transcript.last().map(|e| e.t_ms),
+        obs.server
+            .connections
+            .iter()
+            .filter_map(|c| c.transcript.first().map(|e| e.t_ms))
+            .min(),
+    ) else {
+        return;
+    };
+    let want = p.wait_ms as f64 / judging.time_scale.max(1e-6);
+    let got = smtp_start.saturating_sub(pop_end) as f64;
+    if got < want * 0.95 - 1.0 || got > want * 1.5 + 3000.0 {
+        bad.add(
+            K::PopWait,
+            format!(
+                "the device connected for SMTP {got:.0} ms after the POP session; pop_before_smtp.wait is {} s ({want:.0} ms at this time scale)",
+                p.wait_ms / 1000
             ),
         );
     }
