@@ -656,7 +656,7 @@ fn address_dims() -> Vec<Dimension> {
             why!(gated(g));
             is_scan(g).then_some("a scan goes to its own recipients")
         }),
-        dim(Dim::Recipients, &["one", "three"], "a scan's recipients", |g| {
+        dim(Dim::Recipients, &["one", "three", "mixed"], "a scan's recipients: one, three the server takes, or mixed (the faults section's): the addresses the server's rules refuse between two it takes, so a refused recipient is reported while the rest still get the mail", |g| {
             why!(gated(g));
             (!is_scan(g)).then_some("notifications go to the notification addresses")
         }),
@@ -1022,7 +1022,7 @@ fn sections() -> Vec<Section> {
             name: "delivery",
             doc: "SPEC §2 and §3.8: the switches, recipients, the server address, header From and envelope sender (with device_user credentials)",
             dims: vec![Dim::Trigger, Dim::EmailEnabled, Dim::EmailScan, Dim::EmailNotify, Dim::EmailCounter, Dim::Notify, Dim::Recipients, Dim::SmtpServer, Dim::DeviceAddress, Dim::SmtpAuthEnabled, Dim::SmtpAuthSource, Dim::EnvelopeFromMode, Dim::EnvelopeFromAddress, Dim::AdminAddress],
-            only: vec![],
+            only: vec![(Dim::Recipients, &["one", "three"])],
         },
         Section {
             name: "tls",
@@ -1057,8 +1057,8 @@ fn sections() -> Vec<Section> {
         Section {
             name: "faults",
             doc: "SPEC §3.3, §3.9, §3.10: built-in faults and the scenario library × TLS mode × AUTH on or off",
-            dims: vec![Dim::ServerFault, Dim::SmtpTls, Dim::SmtpAuthEnabled],
-            only: vec![],
+            dims: vec![Dim::Recipients, Dim::ServerFault, Dim::SmtpTls, Dim::SmtpAuthEnabled],
+            only: vec![(Dim::Recipients, &["mixed"])],
         },
         Section {
             name: "timeouts",
@@ -1184,6 +1184,16 @@ fn builtin_faults() -> BTreeMap<String, ServerFault> {
         "starttls-tls-abort",
         "the TLS handshake cut off",
         vec![fault(Step::TlsHandshake, None, Action::AbortTls)],
+        None,
+    );
+    add(
+        "rcpt-530",
+        "530 to every RCPT: a server that wants AUTH first (SPEC §3.7: auth_required with AUTH off)",
+        vec![fault(
+            Step::Rcpt,
+            None,
+            reply(530, "5.7.0 Authentication required"),
+        )],
         None,
     );
     add(
@@ -2025,12 +2035,37 @@ fn pop_credentials(d: &Dimension, val: &Val) -> Vec<(Key, String)> {
     ]
 }
 
+/// `mixed` recipients against a server: every address its recipient rules name (a
+/// wildcard `*@domain` as `x@domain`) between two it takes, so that a rule refusing
+/// some fires while the mail still goes to the rest; three plain ones when it has
+/// no rules (a fault on the second or third RCPT fires).
+fn mixed_recipients(fault: Option<&ServerFault>) -> Vec<String> {
+    let rules = fault.map_or(&[][..], |f| f.smtp.policy.recipients.as_slice());
+    let mut to = vec!["a@hil.test".to_string()];
+    for r in rules {
+        let addr = match r.address.strip_prefix("*@") {
+            Some(domain) => format!("x@{domain}"),
+            None => r.address.clone(),
+        };
+        if !to.contains(&addr) {
+            to.push(addr);
+        }
+    }
+    if to.len() == 1 {
+        to.push("b@hil.test".into());
+    }
+    to.push("c@hil.test".into());
+    to
+}
+
 /// What the row sends: its trigger, with the scan's recipients and size.
 fn trigger_of(g: &Get) -> TriggerSpec {
     let to: Vec<String> = if g.is(Dim::Recipients, "three") {
         ["a@hil.test", "b@hil.test", "c@hil.test"]
             .map(String::from)
             .to_vec()
+    } else if g.is(Dim::Recipients, "mixed") {
+        mixed_recipients(g.ctx.faults.get(g.v(Dim::ServerFault)))
     } else {
         vec!["alice@hil.test".into()]
     };
