@@ -57,6 +57,11 @@ named! {
         SmtpPort = "smtp.port",
         SmtpSslPort = "smtp.ssl_port",
         SmtpAuthUser = "smtp.auth.user",
+        AlertKind = "alert.kind",
+        PopServer = "pop.server",
+        PopUser = "pop.user",
+        PopPort = "pop.port",
+        PopSslPort = "pop.ssl_port",
     }
 }
 

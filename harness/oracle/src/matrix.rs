@@ -567,6 +567,13 @@ fn methods_values(facts: &DeviceFacts) -> Vec<Val> {
         name: "kerberos".into(),
         invalid: true,
     });
+    // A name twice is not a set (SPEC §1 value syntax).
+    if let Some(m) = implemented.first() {
+        out.push(Val {
+            name: format!("{m},{m}"),
+            invalid: true,
+        });
+    }
     out
 }
 
@@ -604,6 +611,7 @@ fn dims() -> Vec<Dimension> {
         load_dims(),
         server_dims(),
         port_dims(),
+        later_dims(),
     ]
     .into_iter()
     .flatten()
@@ -662,7 +670,7 @@ fn address_dims() -> Vec<Dimension> {
         }),
         dim(
             Dim::SmtpServer,
-            &["ipv4", "empty", "~http://mx.hil.test/", "~mx.hil.test:25", "~mx .hil.test", "~a..b"],
+            &["ipv4", "empty", "~http://mx.hil.test/", "~mx.hil.test:25", "~mx .hil.test", "~a..b", "~999.1.1.1", "~1.2.3", "~12345"],
             "the server address: the harness's address (ipv4 names it; --bind or --server-address decides it, IPv6 too), empty, or refused forms",
             |g| {
                 why!(gated(g));
@@ -672,8 +680,8 @@ fn address_dims() -> Vec<Dimension> {
         ),
         dim(
             Dim::DeviceAddress,
-            &["set", "empty", "longest", "~with space", "~over320"],
-            "the device's address (header From of notifications and anonymous scans); longest is the longest RFC 5321 allows (64 + 1 + 253 characters)",
+            &["set", "empty", "longest", "~with space", "~over320", "~a@::1"],
+            "the device's address (header From of notifications and anonymous scans); longest is the longest SPEC allows (64 + 1 + 255 characters); an IPv6 literal must be bracketed",
             |g| {
                 why!(gated(g));
                 if !is_scan(g) && g.is(Dim::Notify, "none") {
@@ -699,8 +707,8 @@ fn address_dims() -> Vec<Dimension> {
         ),
         dim(
             Dim::EnvelopeFromAddress,
-            &["set", "empty"],
-            "the specified envelope sender",
+            &["set", "empty", "longest", "~with space", "~over320"],
+            "the specified envelope sender; longest is the longest SPEC allows (64 + 1 + 255 characters)",
             |g| {
                 why!(sending(g));
                 if user_address_is_envelope(g) {
@@ -711,8 +719,8 @@ fn address_dims() -> Vec<Dimension> {
         ),
         dim(
             Dim::AdminAddress,
-            &["set", "empty"],
-            "the administrator's address (the default envelope sender)",
+            &["set", "empty", "longest", "~with space", "~over320"],
+            "the administrator's address (the default envelope sender); longest is the longest SPEC allows (64 + 1 + 255 characters)",
             |g| {
                 why!(sending(g));
                 if user_address_is_envelope(g) {
@@ -1014,6 +1022,50 @@ fn port_dims() -> Vec<Dimension> {
     ]
 }
 
+/// Dimensions added after the model's first order (appended, so that every older
+/// dimension keeps its place): the alert raised, the POP server's address, user and
+/// ports.
+fn later_dims() -> Vec<Dimension> {
+    vec![
+        dim(
+            Dim::AlertKind,
+            &["paper_jam", "paper_empty", "toner_out", "maintenance", "output_tray_full", "service_call", "job_error"],
+            "the alert raised (SPEC §2: every kind goes to the notification addresses, From device.address)",
+            |g| {
+                why!(sending(g));
+                (!g.is(Dim::Trigger, "alert")).then_some("not an alert")
+            },
+        ),
+        dim(
+            Dim::PopServer,
+            &["harness", "empty", "~999.1.1.1", "~pop.hil.test:110"],
+            "the POP server's address: the harness's, empty (the job fails with config), or refused forms",
+            pop_on,
+        ),
+        dim(
+            Dim::PopUser,
+            &["right", "wrong", "~over64"],
+            "the POP user: the account's, or one the server does not know (pop_auth)",
+            |g| {
+                why!(pop_on(g));
+                (!g.is(Dim::PopServer, "harness")).then_some("no POP server: the job fails first")
+            },
+        ),
+        dim(
+            Dim::PopPort,
+            &["harness", "~0", "~65536"],
+            "the POP3 port (the harness sets its listener's)",
+            never,
+        ),
+        dim(
+            Dim::PopSslPort,
+            &["harness", "~0", "~x"],
+            "the POP3S port (the harness sets its listener's)",
+            never,
+        ),
+    ]
+}
+
 /// The sections of exhaustive mode; a section varies its dimensions in the order
 /// listed (the order of its rows).
 fn sections() -> Vec<Section> {
@@ -1047,6 +1099,18 @@ fn sections() -> Vec<Section> {
             doc: "SPEC §3.6: POP before SMTP over each POP TLS mode, login method, password, wait, and a server that relays only after a POP login",
             dims: vec![Dim::PopBeforeSmtpEnabled, Dim::PopTls, Dim::PopApop, Dim::PopPassword, Dim::PopBeforeSmtpWait, Dim::ServerPopWindow],
             only: vec![],
+        },
+        Section {
+            name: "pop_login",
+            doc: "SPEC §3.6 and §1: the POP server's address and user, over each login method",
+            dims: vec![Dim::PopBeforeSmtpEnabled, Dim::PopApop, Dim::PopServer, Dim::PopUser],
+            only: vec![(Dim::PopBeforeSmtpEnabled, &["on"])],
+        },
+        Section {
+            name: "alerts",
+            doc: "SPEC §2: every alert kind, to one and to two notification addresses",
+            dims: vec![Dim::Trigger, Dim::Notify, Dim::AlertKind],
+            only: vec![(Dim::Trigger, &["alert"]), (Dim::Notify, &["one", "two"])],
         },
         Section {
             name: "load",
@@ -1309,8 +1373,7 @@ pub fn load_certs(dir: &Path) -> Result<BTreeMap<String, CertFacts>, BuildError>
         }
     };
     let ca = m.ca;
-    Ok(m
-        .cert
+    Ok(m.cert
         .into_iter()
         .map(|mut c| {
             c.issuer_not_after = c
@@ -1961,10 +2024,14 @@ fn setting_of(d: &Dimension, val: &Val) -> Vec<(Key, String)> {
         Dim::SmtpServer if is("empty") => vec![(Key::SmtpServer, String::new())],
         Dim::SmtpServer => vec![(Key::SmtpServer, raw.to_string())],
         Dim::DeviceAddress => vec![(Key::DeviceAddress, device_address(d, val))],
-        Dim::EnvelopeFromAddress => {
+        Dim::EnvelopeFromAddress if is("set") || is("empty") => {
             vec![(Key::EnvelopeFromAddress, set_or_empty("bounces@hil.test"))]
         }
-        Dim::AdminAddress => vec![(Key::AdminAddress, set_or_empty(crate::cases::ADMIN))],
+        Dim::EnvelopeFromAddress => vec![(Key::EnvelopeFromAddress, device_address(d, val))],
+        Dim::AdminAddress if is("set") || is("empty") => {
+            vec![(Key::AdminAddress, set_or_empty(crate::cases::ADMIN))]
+        }
+        Dim::AdminAddress => vec![(Key::AdminAddress, device_address(d, val))],
         Dim::SmtpAuthMethods if is("default") => vec![],
         Dim::SmtpAuthMethods => vec![(Key::SmtpAuthMethods, raw.to_string())],
         Dim::SmtpAuthPassword => auth_credentials(d, val),
@@ -1974,24 +2041,33 @@ fn setting_of(d: &Dimension, val: &Val) -> Vec<(Key, String)> {
         Dim::SmtpPort if val.invalid => vec![(Key::SmtpPort, raw.to_string())],
         Dim::SmtpSslPort if val.invalid => vec![(Key::SmtpSslPort, raw.to_string())],
         Dim::SmtpAuthUser if val.invalid => vec![(Key::SmtpAuthUser, "u".repeat(65))],
+        Dim::PopServer if is("harness") => vec![],
+        Dim::PopServer if is("empty") => vec![(Key::PopServer, String::new())],
+        Dim::PopServer => vec![(Key::PopServer, raw.to_string())],
+        Dim::PopUser if is("wrong") => vec![(Key::PopUser, "nobody@hil.test".into())],
+        Dim::PopUser if val.invalid => vec![(Key::PopUser, "u".repeat(65))],
+        Dim::PopPort if val.invalid => vec![(Key::PopPort, raw.to_string())],
+        Dim::PopSslPort if val.invalid => vec![(Key::PopSslPort, raw.to_string())],
         _ => vec![],
     }
 }
 
-/// `device.address` for a value of its dimension.
+/// An address for a value of `device.address`, `admin.address` or
+/// `envelope_from.address`'s dimension (`set` and `empty` are the device's own).
 fn device_address(d: &Dimension, val: &Val) -> String {
     if d.is(val, "set") {
         crate::cases::DEVICE.to_string()
     } else if d.is(val, "empty") {
         String::new()
     } else if d.is(val, "longest") {
+        // SPEC §1: ≤320 characters, local part ≤64, domain ≤255 (labels ≤63).
         format!(
             "{}@{}.{}.{}.{}",
             "d".repeat(64),
             "a".repeat(63),
             "b".repeat(63),
             "c".repeat(63),
-            "e".repeat(61)
+            "e".repeat(63)
         )
     } else if d.is(val, "over320") {
         address_of_len(321)
@@ -2082,7 +2158,7 @@ fn trigger_of(g: &Get) -> TriggerSpec {
     } else if g.is(Dim::Trigger, "scan_unknown") {
         scan(Some("nobody"))
     } else if g.is(Dim::Trigger, "alert") {
-        TriggerSpec::Alert("paper_jam".into())
+        TriggerSpec::Alert(g.v(Dim::AlertKind).to_string())
     } else if g.is(Dim::Trigger, "counter") {
         TriggerSpec::Counter
     } else {

@@ -376,7 +376,10 @@ pub fn predict_pairs(
     // SPEC §1: a value outside its rule refuses the whole apply.
     for (k, v) in pairs {
         if model::validate_for(facts, *k, v).is_err() {
-            return Ok(Prediction::only(Expected::SettingsRefused { key: *k }, None));
+            return Ok(Prediction::only(
+                Expected::SettingsRefused { key: *k },
+                None,
+            ));
         }
     }
     predict(case, &SettingView::from_pairs_for(facts, pairs), facts)
@@ -999,7 +1002,10 @@ fn malformed_challenge(f: &Action) -> bool {
         _ => return false,
     };
     let text = text.trim();
-    !text.is_empty() && base64::engine::general_purpose::STANDARD.decode(text).is_err()
+    !text.is_empty()
+        && base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .is_err()
 }
 
 /// A refusal with a reply code.
