@@ -1213,6 +1213,18 @@ fn matrix(a: MatrixArgs) -> anyhow::Result<()> {
     for line in coverage.iter().flat_map(|c| c.lines()) {
         say!("{line}");
     }
+    let vacuous = m.never_met(&rows);
+    if vacuous.is_empty() {
+        say!("\nevery server.fault value fires in at least one case");
+    } else {
+        say!(
+            "\n{} server.fault value(s) never fire (their cases cannot fail for the fault):",
+            vacuous.len()
+        );
+        for (v, why) in &vacuous {
+            say!("  {v}: {why}");
+        }
+    }
     if a.list {
         for r in &rows {
             say!("{}", m.id(r));

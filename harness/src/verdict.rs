@@ -659,6 +659,7 @@ pub fn judge(p: &Prediction, obs: &Observed, judging: &Judging) -> Judgement {
             findings: p.findings.clone(),
             choices: alt.choices.clone(),
             alternatives: Vec::new(),
+            reach: p.reach,
         };
         if compare_all(&q, obs, judging).is_empty() {
             let mut chose: Vec<String> = words(&alt.choices);

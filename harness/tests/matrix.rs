@@ -200,3 +200,50 @@ fn sections_and_exclusions_select_cases() {
         "{err}"
     );
 }
+
+/// Issue 19: no server.fault value of the exhaustive matrix is vacuous — for each,
+/// some case gets to the fault's step or applies its policy, as the oracle walks the
+/// session (the run-time check, from the servers' records, is in `vacuity.rs`).
+#[test]
+fn every_fault_fires_in_some_exhaustive_case() {
+    let m = Matrix::build(
+        &root().join("certs"),
+        &root().join("scenarios"),
+        &DeviceFacts::default(),
+    )
+    .expect("model");
+    let rows = m.exhaustive();
+    assert_eq!(m.never_met(&rows), Vec::<(String, &str)>::new());
+    // The check can say no: the delivery section alone sends to a well-behaved
+    // server, and the faults section without mixed recipients misses the
+    // recipient rules.
+    let faults: Vec<_> = rows
+        .iter()
+        .filter(|r| r.section == "faults" || r.section == "timeouts")
+        .cloned()
+        .collect();
+    assert!(m.never_met(&faults).is_empty());
+    let one_recipient: Vec<_> = faults
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.values[hil_oracle::matrix::Dim::Recipients.index()] = 0;
+            r
+        })
+        .collect();
+    let missed: Vec<String> = m
+        .never_met(&one_recipient)
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
+    for v in [
+        "rcpt2-450",
+        "recipient-refused",
+        "scenario:recipients-refused",
+    ] {
+        assert!(
+            missed.iter().any(|m| m == v),
+            "{v} not reported: {missed:?}"
+        );
+    }
+}

@@ -1276,6 +1276,17 @@ fn builtin_faults() -> BTreeMap<String, ServerFault> {
     m
 }
 
+/// Whether a server has a script beyond its configuration: faults or policies.
+fn scripted(c: &SmtpConfig) -> bool {
+    let p = &c.policy;
+    !c.faults.is_empty()
+        || p.require_auth
+        || p.max_size.is_some()
+        || p.refuse_bare_lf
+        || !p.recipients.is_empty()
+        || p.pop_before_smtp_window_s.is_some()
+}
+
 /// Why the oracle cannot model a scenario file (it is then left out), if so.
 fn unmodelled(s: &Scenario) -> Option<String> {
     let Some(smtp) = &s.smtp else {
@@ -1790,6 +1801,51 @@ impl Matrix {
     }
 
     /// The case a row stands for.
+    /// The `server.fault` values among `rows` (built-in faults and scenarios, not
+    /// the well-behaved server) that no case of `rows` meets, as the oracle walks
+    /// them: the fault's step is never reached, or its policy never applied — a
+    /// value whose cases would pass whatever the device did with the fault. A value
+    /// with no fault and no policy (other extensions, AUTH offers, a greeting) is met
+    /// when the device is greeted. Each with why.
+    pub fn never_met(&self, rows: &[Row]) -> Vec<(String, &'static str)> {
+        let fi = Dim::ServerFault.index();
+        let mut seen: BTreeMap<&str, bool> = BTreeMap::new();
+        for r in rows {
+            let name = self.dims[fi].values[r.values[fi]].name.as_str();
+            if name == "none" || self.dims[fi].values[r.values[fi]].invalid {
+                continue;
+            }
+            if seen.get(name).copied().unwrap_or(false) {
+                continue;
+            }
+            let Some(f) = self.ctx.faults.get(name) else {
+                continue;
+            };
+            let case = self.case(r);
+            let mut pairs = vec![(Key::SmtpServer, "127.0.0.1".to_string())];
+            pairs.extend(case.settings.iter().cloned());
+            let met = crate::oracle::predict_pairs(&case, &pairs, &self.ctx.facts).is_ok_and(|p| {
+                if scripted(&f.smtp) {
+                    p.reach.scripted
+                } else {
+                    p.reach.greeted
+                }
+            });
+            *seen.entry(name).or_default() |= met;
+        }
+        seen.into_iter()
+            .filter(|(_, met)| !met)
+            .map(|(name, _)| {
+                let why = if self.ctx.faults.get(name).is_some_and(|f| scripted(&f.smtp)) {
+                    "no case reaches its scripted step or policy"
+                } else {
+                    "no case gets as far as the server's greeting"
+                };
+                (name.to_string(), why)
+            })
+            .collect()
+    }
+
     pub fn case(&self, row: &Row) -> Case {
         build_case(self, row)
     }

@@ -104,6 +104,22 @@ pub struct Prediction {
     pub choices: Vec<Choice>,
     /// The other outcomes SPEC allows.
     pub alternatives: Vec<Alternative>,
+    /// How far a correct device gets into what the server was scripted to do: what
+    /// tells a case whose fault fires from one that never meets it.
+    pub reach: Reach,
+}
+
+/// What of the server's script the session meets (for the first choice at each
+/// latitude).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Reach {
+    /// A scripted fault's step and occurrence was reached, or a policy of the server
+    /// (recipient rules, AUTH required, a size limit, a POP window, bare LF refusal)
+    /// was applied to what the device sent.
+    pub scripted: bool,
+    /// The device got the server's answer to EHLO (or HELO): its extensions and AUTH
+    /// offers were seen.
+    pub greeted: bool,
 }
 
 /// A choice SPEC leaves to the firmware: which latitude, and what the device did.
@@ -293,6 +309,8 @@ struct Walk<'a> {
     timeout_ms: u64,
     findings: Vec<String>,
     latitude: Latitude,
+    /// What of the server's script the walk has met so far.
+    reach: std::cell::Cell<Reach>,
 }
 
 impl Walk<'_> {
@@ -306,7 +324,18 @@ impl Walk<'_> {
     }
 
     fn at(&self, step: Step, n: u32) -> Option<&Action> {
-        self.cfg.fault_at(step, n)
+        let f = self.cfg.fault_at(step, n);
+        if f.is_some() {
+            self.met();
+        }
+        f
+    }
+
+    /// The walk met a scripted fault or a policy of the server.
+    fn met(&self) {
+        let mut r = self.reach.get();
+        r.scripted = true;
+        self.reach.set(r);
     }
 
     /// A failure as an expected outcome; a 530 with AUTH off is `auth_required`.
@@ -427,6 +456,7 @@ impl Prediction {
             findings: Vec::new(),
             choices: Vec::new(),
             alternatives: Vec::new(),
+            reach: Reach::default(),
         }
     }
 }
@@ -463,6 +493,7 @@ fn predict_with(
         timeout_ms: s.get(Key::SmtpTimeout).parse::<u64>().unwrap_or(60) * 1000,
         findings: Vec::new(),
         latitude,
+        reach: std::cell::Cell::new(Reach::default()),
     };
     let pop_login_in_window = pop.as_ref().is_some_and(|p| {
         case.server
@@ -474,6 +505,7 @@ fn predict_with(
         session(&mut w, plan.msg, &plan.creds, pop_login_in_window).or_else(Stop::outcome)?;
     Ok(Prediction {
         findings: w.findings,
+        reach: w.reach.get(),
         ..Prediction::only(outcome, pop)
     })
 }
@@ -842,6 +874,10 @@ fn greet(w: &Walk) -> Walked<Greeting> {
     match w.at(Step::Ehlo, 1) {
         Some(Action::Reply { code, .. }) if (500..=504).contains(code) => {
             w.pass(Step::Helo, 1, 2)?;
+            w.reach.set(Reach {
+                greeted: true,
+                ..w.reach.get()
+            });
             Ok(Greeting {
                 with: "HELO",
                 offers_ext: false,
@@ -849,6 +885,10 @@ fn greet(w: &Walk) -> Walked<Greeting> {
         }
         _ => {
             w.pass(Step::Ehlo, 1, 2)?;
+            w.reach.set(Reach {
+                greeted: true,
+                ..w.reach.get()
+            });
             Ok(Greeting {
                 with: "EHLO",
                 offers_ext: true,
@@ -1022,10 +1062,16 @@ fn rejected(code: Option<u16>) -> Failure {
 fn mail_from(w: &Walk, msg: &Message, size_param: bool, authenticated: Option<&str>) -> Walked<()> {
     let cfg = w.cfg;
     w.pass(Step::Mail, 1, 2)?;
-    if cfg.policy.require_auth && authenticated.is_none() {
-        return Err(w.failed(rejected(Some(530))).into());
+    if cfg.policy.require_auth {
+        w.met();
+        if authenticated.is_none() {
+            return Err(w.failed(rejected(Some(530))).into());
+        }
     }
     if let Some(max) = cfg.policy.max_size {
+        if size_param && msg.fragmented.is_none() {
+            w.met();
+        }
         if size_param && msg.fragmented.is_none() && over(msg.size, max, "the server's SIZE limit")?
         {
             return Err(w.failed(rejected(Some(552))).into());
@@ -1046,6 +1092,9 @@ fn rcpt_to(
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
     let mut first_refusal = None;
+    if cfg.policy.pop_before_smtp_window_s.is_some() && authenticated.is_none() {
+        w.met();
+    }
     let relay_denied = cfg.policy.pop_before_smtp_window_s.is_some()
         && authenticated.is_none()
         && !pop_login_in_window;
@@ -1068,6 +1117,9 @@ fn rcpt_to(
             first_refusal.get_or_insert(554);
             continue;
         }
+        if cfg.rule_for(r).is_some() {
+            w.met();
+        }
         match cfg.rule_for(r) {
             Some(rule) if rule.code == 421 => {
                 return Err(w.failed(rejected(Some(421))).into());
@@ -1089,8 +1141,15 @@ fn rcpt_to(
 /// declared), QUIT.
 fn data(w: &Walk, msg: &Message, size_param: bool) -> Walked<()> {
     w.pass(Step::Data, 1, 3)?;
+    if w.cfg.policy.refuse_bare_lf {
+        // The policy looks at every message; a correct device never trips it.
+        w.met();
+    }
     w.pass(Step::EndOfData, 1, 2)?;
     if let Some(max) = w.cfg.policy.max_size {
+        if !size_param && msg.fragmented.is_none() {
+            w.met();
+        }
         if !size_param
             && msg.fragmented.is_none()
             && over(msg.size, max, "the server's size limit")?
@@ -1099,7 +1158,9 @@ fn data(w: &Walk, msg: &Message, size_param: bool) -> Walked<()> {
         }
     }
     // The message is with the server now: whatever QUIT gets (a refusal, silence,
-    // a hang-up) does not undo the delivery (SPEC §3.10).
+    // a hang-up) does not undo the delivery (SPEC §3.10). The device still sends
+    // QUIT, so a fault there is met.
+    let _ = w.at(Step::Quit, 1);
     Ok(())
 }
 
