@@ -152,9 +152,12 @@ struct Latitude {
     expired_intermediate_fails: bool,
 }
 
-/// Each latitude of the walk: its name, the words for its two choices, and how to
-/// take the second.
-const LATITUDES: &[(&str, [&str; 2], fn(&mut Latitude))] = &[(
+/// A latitude of the walk: its name, the words for its two choices, and how to take
+/// the second.
+type LatitudePoint = (&'static str, [&'static str; 2], fn(&mut Latitude));
+
+/// Each latitude of the walk.
+const LATITUDES: &[LatitudePoint] = &[(
     "expired intermediate",
     ["ignored by the expiry check", "refused under expiry"],
     |l| l.expired_intermediate_fails = true,
