@@ -543,8 +543,8 @@ pub enum HostError {
 /// Why a value is not a host name (RFC 1123).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostnameError {
-    #[error("{0} characters is longer than 253")]
-    TooLong(usize),
+    #[error("{0} characters is longer than {1}")]
+    TooLong(usize, usize),
     #[error("it has an empty label")]
     EmptyLabel,
     #[error("the label {0:?} is longer than 63 characters")]
@@ -553,6 +553,8 @@ pub enum HostnameError {
     BadCharacter(char),
     #[error("the label {0:?} starts or ends with '-'")]
     Hyphen(String),
+    #[error("the last label {0:?} is all digits (RFC 1123 §2.1)")]
+    NumericLast(String),
 }
 
 /// Checks the three address forms of `smtp.server` (SPEC §1).
@@ -588,12 +590,14 @@ pub fn check_host(value: &str) -> Result<(), HostError> {
                 value: value.into(),
             });
     }
-    check_hostname(value).map_err(HostError::Name)
+    check_hostname(value, 253).map_err(HostError::Name)
 }
 
-fn check_hostname(value: &str) -> Result<(), HostnameError> {
-    if value.len() > 253 {
-        return Err(HostnameError::TooLong(value.len()));
+/// An RFC 1123 host name of at most `max` characters (253 for a server, 255 for an
+/// address's domain, SPEC §1); its last label is not all digits (RFC 1123 §2.1).
+fn check_hostname(value: &str, max: usize) -> Result<(), HostnameError> {
+    if value.len() > max {
+        return Err(HostnameError::TooLong(value.len(), max));
     }
     let trimmed = value.strip_suffix('.').unwrap_or(value);
     for label in trimmed.split('.') {
@@ -613,7 +617,12 @@ fn check_hostname(value: &str) -> Result<(), HostnameError> {
             return Err(HostnameError::Hyphen(label.into()));
         }
     }
-    Ok(())
+    match trimmed.rsplit('.').next() {
+        Some(last) if last.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(HostnameError::NumericLast(last.into()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// What an e-mail address must be and a value is not; it reads after "must be"
@@ -673,7 +682,7 @@ pub fn check_email(value: &str, max: usize) -> Result<(), AddressError> {
             Err(AddressError::BadLiteral(domain.into()))
         };
     }
-    check_hostname(domain).map_err(AddressError::Domain)
+    check_hostname(domain, 255).map_err(AddressError::Domain)
 }
 
 /// The stored settings, always valid; changed only through [`Settings::set`],
@@ -956,6 +965,8 @@ mod tests {
             "999.1.1.1",
             "fe80::1%",
             "1.2.3",
+            "a.123",
+            "1.2.3.4.",
             "héllo",
         ] {
             assert!(check_host(bad).is_err(), "{bad}");

@@ -358,6 +358,8 @@ pub enum InvalidValue {
     NotAHost,
     #[error("{0} is not a mechanism the device implements")]
     NotImplemented(String),
+    #[error("a set names {0} once")]
+    Twice(String),
 }
 
 /// SPEC §1's input rules, the harness's reading: `Err(rule)` when the reference device
@@ -445,7 +447,10 @@ fn choice(value: &str, words: &'static [&'static str]) -> Result<(), InvalidValu
     }
 }
 
-/// An RFC 5321 address of at most 320 half-width characters, or empty.
+/// An RFC 5321 address of at most 320 half-width characters, or empty: a local part
+/// of 1–64 characters without specials or empty dot-atoms, `@`, and a domain of at most
+/// 255 characters that is a host name or a bracketed address literal (`[1.2.3.4]`,
+/// `[IPv6:…]`; a bare IP address is not a domain).
 fn address(value: &str) -> Result<(), InvalidValue> {
     if value.is_empty() {
         return Ok(());
@@ -466,7 +471,7 @@ fn address(value: &str) -> Result<(), InvalidValue> {
             Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
             None => lit.parse::<std::net::Ipv4Addr>().is_ok(),
         },
-        None => !domain.is_empty() && !domain.contains('%') && host(domain).is_ok(),
+        None => host_name(domain, 255),
     };
     if local_ok && domain_ok {
         Ok(())
@@ -475,10 +480,14 @@ fn address(value: &str) -> Result<(), InvalidValue> {
     }
 }
 
-/// At most `max` characters (half-width only with `half`), none of `forbid`.
+/// At most `max` characters, none of `forbid`: half-width (printable ASCII) only with
+/// `half`, else full- or half-width characters, which a control character or a line or
+/// paragraph separator is not.
 fn text(value: &str, max: usize, half: bool, forbid: &str) -> Result<(), InvalidValue> {
+    let not_a_character = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
     if value.chars().count() > max
         || (half && !printable(value))
+        || value.chars().any(not_a_character)
         || value.chars().any(|c| forbid.contains(c))
     {
         Err(InvalidValue::BadText { max })
@@ -487,15 +496,21 @@ fn text(value: &str, max: usize, half: bool, forbid: &str) -> Result<(), Invalid
     }
 }
 
-/// `smtp.auth.methods`: `none`, or mechanisms the device implements.
+/// `smtp.auth.methods`: `none`, or a set of mechanisms the device implements, each
+/// named once.
 fn methods(facts: &DeviceFacts, value: &str) -> Result<(), InvalidValue> {
     if value == "none" {
         return Ok(());
     }
+    let mut seen: Vec<&str> = Vec::new();
     for m in value.split(',') {
         if !facts.mechanisms.iter().any(|x| x == m) {
             return Err(InvalidValue::NotImplemented(m.to_string()));
         }
+        if seen.contains(&m) {
+            return Err(InvalidValue::Twice(m.to_string()));
+        }
+        seen.push(m);
     }
     Ok(())
 }
@@ -716,21 +731,34 @@ fn host(v: &str) -> Result<(), InvalidValue> {
             _ => Ok(()),
         };
     }
-    if zone.is_some() || v.len() > 253 {
-        return rule();
+    if zone.is_none() && host_name(v, 253) {
+        Ok(())
+    } else {
+        rule()
     }
-    let labels_ok = v.trim_end_matches('.').split('.').all(|l| {
+}
+
+/// An RFC 1123 host name of at most `max` characters (the trailing dot of a fully
+/// qualified name counted): labels of 1–63 letters, digits and hyphens, no hyphen at
+/// either end, at most one trailing dot, and a last label that is not all digits (RFC
+/// 1123 §2.1, RFC 3696 §2: so `1.2.3`, `999.1.1.1` and `12345` are not host names).
+fn host_name(v: &str, max: usize) -> bool {
+    if v.len() > max {
+        return false;
+    }
+    let name = v.strip_suffix('.').unwrap_or(v);
+    let labels_ok = name.split('.').all(|l| {
         !l.is_empty()
             && l.len() <= 63
             && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             && !l.starts_with('-')
             && !l.ends_with('-')
     });
-    if labels_ok {
-        Ok(())
-    } else {
-        rule()
-    }
+    let numeric_last = name
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    labels_ok && !numeric_last
 }
 
 /// Settings as the device holds them after a case's `apply`: defaults plus changes.
@@ -854,5 +882,62 @@ mod tests {
         );
         assert!(rule(Key::DeviceAddress, "with space@hil.test").is_err());
         assert_eq!(rule(Key::PopTls, "stls"), Ok(()));
+        assert_eq!(
+            rule(Key::SmtpAuthMethods, "plain,plain"),
+            Err("a set names plain once".into())
+        );
+    }
+
+    #[test]
+    fn hosts_and_addresses_by_spec() {
+        fn ok(k: Key, v: &str) -> bool {
+            validate(k, v).is_ok()
+        }
+        for bad in [
+            "999.1.1.1",
+            "1.2.3",
+            "12345",
+            "a.123",
+            "1.2.3.4.",
+            "a..",
+            "01.2.3.4",
+        ] {
+            assert!(!ok(Key::SmtpServer, bad), "{bad}");
+        }
+        for good in [
+            "1.2.3.4",
+            "mx.hil.test",
+            "mx.hil.test.",
+            "123.example",
+            "::1%lo",
+        ] {
+            assert!(ok(Key::SmtpServer, good), "{good}");
+        }
+        for bad in ["a@::1", "a@1.2.3.4", "a@[::1]", "a@[IPv6:::1%lo]", "a@b..c"] {
+            assert!(!ok(Key::DeviceAddress, bad), "{bad}");
+        }
+        for good in ["a@[IPv6:::1]", "a@[1.2.3.4]", "a.b@hil.test"] {
+            assert!(ok(Key::DeviceAddress, good), "{good}");
+        }
+        // 64 + 1 + 255 = 320: the longest address; a 255-character domain is longer
+        // than a host name may be.
+        let domain = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(63)
+        );
+        assert_eq!(domain.len(), 255);
+        let longest = format!("{}@{domain}", "l".repeat(64));
+        assert!(ok(Key::DeviceAddress, &longest));
+        assert!(!ok(Key::SmtpServer, &domain));
+        assert!(!ok(
+            Key::DeviceAddress,
+            &format!("{}@{domain}", "l".repeat(65))
+        ));
+        assert!(!ok(Key::DeviceAddress, &format!("l@{domain}a")));
+        assert!(!ok(Key::SmtpAuthUser, "a\nb"));
+        assert!(ok(Key::SmtpAuthUser, "ユーザー"));
     }
 }
