@@ -1060,10 +1060,19 @@ fn rejected(code: Option<u16>) -> Failure {
     }
 }
 
+/// The longest address the fake server takes in MAIL FROM or RCPT TO (RFC 5321
+/// §4.5.3.1.3), though SPEC lets the device hold 320 characters.
+const MAX_PATH: usize = 256;
+
 /// Step 8: MAIL FROM — a scripted answer, then the server's policies (AUTH required,
 /// its SIZE limit when the device declares the size).
 fn mail_from(w: &Walk, msg: &Message, size_param: bool, authenticated: Option<&str>) -> Walked<()> {
     let cfg = w.cfg;
+    // The fake server (as Stalwart's parser it uses) refuses a path longer than
+    // RFC 5321 §4.5.3.1.3's 256 octets before anything else looks at the command.
+    if msg.mail_from.len() > MAX_PATH {
+        return Err(w.failed(rejected(Some(500))).into());
+    }
     w.pass(Step::Mail, 1, 2)?;
     if cfg.policy.require_auth {
         w.met();
