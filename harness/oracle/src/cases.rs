@@ -43,6 +43,7 @@ fn base(id: String, trigger: TriggerSpec) -> Case {
         notify: vec![NOTIFY.into()],
         trigger,
         server: SmtpConfig::default(),
+        pop: crate::model::pop_server(),
         target: Target::FakeServer,
         listener: hil_mail::smtp::ListenerKind::Plain,
         cert: None,

@@ -47,6 +47,7 @@ named! {
         PopPassword = "pop.password",
         PopBeforeSmtpWait = "pop_before_smtp.wait",
         ServerPopWindow = "server.pop_window",
+        ServerPopFault = "server.pop_fault",
         LoadMode = "load.mode",
         LoadSplitSize = "load.split_size",
         LoadMaxSize = "load.max_size",

@@ -127,11 +127,23 @@ pub struct ServerFault {
     pub waits: bool,
 }
 
+/// A value of `server.pop_fault`: a built-in POP3 fault or the POP3 part of a
+/// scenario from the library (its faults and APOP behaviour; the account stays the
+/// harness's).
+#[derive(Debug, Clone)]
+pub struct PopFault {
+    pub doc: String,
+    pub pop: hil_mail::pop3::Pop3Config,
+    /// The device ends up waiting for an answer that never comes.
+    pub waits: bool,
+}
+
 /// What relevance and case building need besides the row.
 pub struct Ctx {
     /// The zoo's server certificates by name (`certs/manifest.toml`).
     pub certs: BTreeMap<String, CertFacts>,
     pub faults: BTreeMap<String, ServerFault>,
+    pub pop_faults: BTreeMap<String, PopFault>,
     /// The firmware variants the device profile declares.
     pub variants: Vec<String>,
     /// What the profile says of the firmware: its ranges and AUTH mechanisms (the
@@ -914,6 +926,11 @@ fn pop_dims() -> Vec<Dimension> {
                 (!g.is(Dim::PopPassword, "right")).then_some("the POP login fails: no SMTP")
             },
         ),
+        filled_later(
+            Dim::ServerPopFault, // from the catalogue
+            "the POP3 server's behaviour: well-behaved, a built-in POP fault, or the POP3 part of a scenario",
+            pop_on,
+        ),
         dim(
             Dim::ServerPopWindow,
             &["off", "30"],
@@ -990,7 +1007,12 @@ fn server_dims() -> Vec<Dimension> {
                     .faults
                     .get(g.v(Dim::ServerFault))
                     .is_some_and(|f| f.waits)
-                    || (listener_of(g) == ListenerKind::Tls && !g.is(Dim::SmtpTls, "smtps"));
+                    || (listener_of(g) == ListenerKind::Tls && !g.is(Dim::SmtpTls, "smtps"))
+                    || (g.is(Dim::PopBeforeSmtpEnabled, "on")
+                        && g.ctx
+                            .pop_faults
+                            .get(g.v(Dim::ServerPopFault))
+                            .is_some_and(|f| f.waits));
                 (!waits).then_some("nothing makes the device wait")
             },
         ),
@@ -1099,6 +1121,18 @@ fn sections() -> Vec<Section> {
             doc: "SPEC §3.6: POP before SMTP over each POP TLS mode, login method, password, wait, and a server that relays only after a POP login",
             dims: vec![Dim::PopBeforeSmtpEnabled, Dim::PopTls, Dim::PopApop, Dim::PopPassword, Dim::PopBeforeSmtpWait, Dim::ServerPopWindow],
             only: vec![],
+        },
+        Section {
+            name: "pop_faults",
+            doc: "SPEC §3.6, §3.2: built-in POP3 faults and the library's POP3 scenarios × POP TLS mode × login method",
+            dims: vec![Dim::PopBeforeSmtpEnabled, Dim::PopTls, Dim::PopApop, Dim::ServerPopFault],
+            only: vec![(Dim::PopBeforeSmtpEnabled, &["on"])],
+        },
+        Section {
+            name: "pop_timeouts",
+            doc: "SPEC §3.2: each POP3 fault that makes the device wait × smtp.timeout's bounds and default",
+            dims: vec![Dim::PopBeforeSmtpEnabled, Dim::ServerPopFault, Dim::SmtpTimeout],
+            only: vec![(Dim::PopBeforeSmtpEnabled, &["on"])],
         },
         Section {
             name: "pop_login",
@@ -1276,6 +1310,17 @@ fn builtin_faults() -> BTreeMap<String, ServerFault> {
     m
 }
 
+/// The settings a case is predicted with when no runner gives the server's address:
+/// the servers on 127.0.0.1 (the POP one too), then the case's own.
+fn nominal_pairs(case: &Case) -> Vec<(Key, String)> {
+    let mut pairs = vec![
+        (Key::SmtpServer, "127.0.0.1".to_string()),
+        (Key::PopServer, "127.0.0.1".to_string()),
+    ];
+    pairs.extend(case.settings.iter().cloned());
+    pairs
+}
+
 /// Whether a server has a script beyond its configuration: faults or policies.
 fn scripted(c: &SmtpConfig) -> bool {
     let p = &c.policy;
@@ -1290,7 +1335,11 @@ fn scripted(c: &SmtpConfig) -> bool {
 /// Why the oracle cannot model a scenario file (it is then left out), if so.
 fn unmodelled(s: &Scenario) -> Option<String> {
     let Some(smtp) = &s.smtp else {
-        return Some("no [smtp] part".into());
+        return Some(if s.pop3.is_some() {
+            "POP3 only (a server.pop_fault value when it scripts faults or APOP)".into()
+        } else {
+            "no [smtp] part".into()
+        });
     };
     if s.pop3.is_some() {
         return Some("it has a [pop3] part (the pop section runs its own POP server)".into());
@@ -1322,6 +1371,91 @@ fn unmodelled(s: &Scenario) -> Option<String> {
         }
     }
     None
+}
+
+/// The case's POP3 server: the harness's account, with the row's POP fault.
+fn pop_of(g: &Get) -> hil_mail::pop3::Pop3Config {
+    let mut pop = model::pop_server();
+    if let Some(f) = g.ctx.pop_faults.get(g.v(Dim::ServerPopFault)) {
+        pop.faults = f.pop.faults.clone();
+        pop.apop = f.pop.apop;
+        pop.refuse_apop = f.pop.refuse_apop;
+    }
+    pop
+}
+
+/// The built-in POP3 faults: silence, a hang-up, refusals and junk at each step
+/// before the login completes, and a server without APOP.
+fn builtin_pop_faults() -> BTreeMap<String, PopFault> {
+    use hil_mail::pop3::Pop3Step as P;
+    let mut m = BTreeMap::new();
+    let mut add = |name: &str, doc: &str, faults: Vec<Fault<P>>, apop: bool| {
+        let waits = faults.iter().any(|f| waits(&f.action));
+        let mut pop = hil_mail::pop3::Pop3Config {
+            faults,
+            apop,
+            ..Default::default()
+        };
+        pop.accounts.clear();
+        m.insert(
+            name.to_string(),
+            PopFault {
+                doc: doc.into(),
+                pop,
+                waits,
+            },
+        );
+    };
+    let at = |step: P, action: Action| Fault {
+        step,
+        when: When {
+            nth: None,
+            probability: None,
+        },
+        action,
+    };
+    let line = |t: &str| Action::Line { text: t.into() };
+    add("none", "a well-behaved POP3 server", vec![], true);
+    add("pop-hang-greeting", "never greets", vec![at(P::Greeting, Action::Hang)], true);
+    add("pop-hang-pass", "never answers PASS", vec![at(P::Pass, Action::Hang)], true);
+    add("pop-hang-apop", "never answers APOP", vec![at(P::Apop, Action::Hang)], true);
+    add("pop-drop-user", "hangs up at USER", vec![at(P::User, Action::Drop)], true);
+    add("pop-err-greeting", "-ERR as its greeting", vec![at(P::Greeting, line("-ERR busy"))], true);
+    add("pop-garbage-pass", "junk for PASS's answer", vec![at(P::Pass, Action::Garbage)], true);
+    add("pop-stls-refused", "refuses STLS", vec![at(P::Stls, line("-ERR not now"))], true);
+    add("pop-tls-abort", "cuts the TLS handshake off", vec![at(P::TlsHandshake, Action::AbortTls)], true);
+    add("pop-no-apop", "no APOP timestamp in the greeting", vec![], false);
+    m
+}
+
+/// The POP3 part of each scenario that has one and no SMTP part, as `server.pop_fault`
+/// values (`scenario:NAME`): its faults and APOP behaviour (its accounts, listeners
+/// and mailbox stay the harness's).
+fn scenario_pop_faults(dir: &Path) -> Result<BTreeMap<String, PopFault>, BuildError> {
+    let library = Scenario::load_dir(dir).map_err(|e| BuildError::Scenarios(e.to_string()))?;
+    let mut m = BTreeMap::new();
+    for s in library {
+        let (None, Some(p)) = (&s.smtp, &s.pop3) else {
+            continue;
+        };
+        // Probabilistic faults cannot be predicted; a part that scripts nothing
+        // (listeners only) is what `pop.tls` already varies.
+        if p.faults.iter().any(|f| f.when.probability.is_some())
+            || (p.faults.is_empty() && p.apop && !p.refuse_apop)
+        {
+            continue;
+        }
+        let waits = p.faults.iter().any(|f| waits(&f.action));
+        m.insert(
+            format!("scenario:{}", s.name),
+            PopFault {
+                doc: s.description.clone(),
+                pop: p.clone(),
+                waits,
+            },
+        );
+    }
+    Ok(m)
 }
 
 /// Server faults by name, and the scenario files left out with why.
@@ -1408,13 +1542,15 @@ impl Matrix {
         let mut faults = builtin_faults();
         let (sf, excluded) = scenario_faults(scenarios)?;
         faults.extend(sf);
+        let mut pop_faults = builtin_pop_faults();
+        pop_faults.extend(scenario_pop_faults(scenarios)?);
         let mut dims = dims();
         debug_assert!(
             dims.iter().map(|d| d.name).eq(Dim::ALL.iter().copied()),
             "every dimension once, in Dim's order"
         );
         for d in &mut dims {
-            if let Some(values) = filled_values(d.name, &certs, &faults, facts) {
+            if let Some(values) = filled_values(d.name, &certs, &faults, &pop_faults, facts) {
                 d.values = values;
             }
             mark_unsupported(d, facts);
@@ -1428,6 +1564,7 @@ impl Matrix {
             ctx: Ctx {
                 certs,
                 faults,
+                pop_faults,
                 variants: facts.variants.clone(),
                 facts: facts.clone(),
                 excluded,
@@ -1808,6 +1945,7 @@ impl Matrix {
     /// with no fault and no policy (other extensions, AUTH offers, a greeting) is met
     /// when the device is greeted. Each with why.
     pub fn never_met(&self, rows: &[Row]) -> Vec<(String, &'static str)> {
+        let mut out = self.never_met_pop(rows);
         let fi = Dim::ServerFault.index();
         let mut seen: BTreeMap<&str, bool> = BTreeMap::new();
         for r in rows {
@@ -1822,8 +1960,7 @@ impl Matrix {
                 continue;
             };
             let case = self.case(r);
-            let mut pairs = vec![(Key::SmtpServer, "127.0.0.1".to_string())];
-            pairs.extend(case.settings.iter().cloned());
+            let pairs = nominal_pairs(&case);
             let met = crate::oracle::predict_pairs(&case, &pairs, &self.ctx.facts).is_ok_and(|p| {
                 if scripted(&f.smtp) {
                     p.reach.scripted
@@ -1833,15 +1970,40 @@ impl Matrix {
             });
             *seen.entry(name).or_default() |= met;
         }
+        out.extend(seen.into_iter().filter(|(_, met)| !met).map(|(name, _)| {
+            let why = if self.ctx.faults.get(name).is_some_and(|f| scripted(&f.smtp)) {
+                "no case reaches its scripted step or policy"
+            } else {
+                "no case gets as far as the server's greeting"
+            };
+            (name.to_string(), why)
+        }));
+        out
+    }
+
+    /// [`Matrix::never_met`] for `server.pop_fault`: values whose POP3 fault (or APOP
+    /// behaviour) no case of `rows` meets. Named `server.pop_fault=VALUE`.
+    fn never_met_pop(&self, rows: &[Row]) -> Vec<(String, &'static str)> {
+        let pi = Dim::ServerPopFault.index();
+        let mut seen: BTreeMap<&str, bool> = BTreeMap::new();
+        for r in rows {
+            let v = &self.dims[pi].values[r.values[pi]];
+            if v.name == "none" || seen.get(v.name.as_str()).copied().unwrap_or(false) {
+                continue;
+            }
+            let case = self.case(r);
+            let pairs = nominal_pairs(&case);
+            let met = crate::oracle::predict_pairs(&case, &pairs, &self.ctx.facts)
+                .is_ok_and(|p| p.reach.pop_scripted);
+            *seen.entry(v.name.as_str()).or_default() |= met;
+        }
         seen.into_iter()
             .filter(|(_, met)| !met)
             .map(|(name, _)| {
-                let why = if self.ctx.faults.get(name).is_some_and(|f| scripted(&f.smtp)) {
-                    "no case reaches its scripted step or policy"
-                } else {
-                    "no case gets as far as the server's greeting"
-                };
-                (name.to_string(), why)
+                (
+                    format!("server.pop_fault={name}"),
+                    "no case reaches its scripted POP3 step",
+                )
             })
             .collect()
     }
@@ -1954,6 +2116,7 @@ fn filled_values(
     name: Dim,
     certs: &BTreeMap<String, CertFacts>,
     faults: &BTreeMap<String, ServerFault>,
+    pop_faults: &BTreeMap<String, PopFault>,
     facts: &DeviceFacts,
 ) -> Option<Vec<Val>> {
     let base_first = |names: Vec<&String>, base: &str| {
@@ -1970,6 +2133,7 @@ fn filled_values(
     Some(match name {
         Dim::ServerCert => base_first(certs.keys().collect(), "valid"),
         Dim::ServerFault => base_first(faults.keys().collect(), "none"),
+        Dim::ServerPopFault => base_first(pop_faults.keys().collect(), "none"),
         Dim::SmtpAuthMethods => methods_values(facts),
         Dim::SmtpTimeout => ranged_values(Key::SmtpTimeout, facts),
         Dim::PopBeforeSmtpWait => ranged_values(Key::PopBeforeSmtpWait, facts),
@@ -2326,6 +2490,7 @@ fn build_case(m: &Matrix, row: &Row) -> Case {
         notify: notify_of(&g),
         trigger: trigger_of(&g),
         server: server_of(&g, f),
+        pop: pop_of(&g),
         target: Target::FakeServer,
         listener,
         import_ca: cert.is_some(),

@@ -156,6 +156,18 @@ pub const DEFAULTS: &[(Key, &str)] = &[
 pub const POP_USER: &str = "scanner@hil.test";
 pub const POP_PASSWORD: &str = "pop-Pass-1";
 
+/// The harness's fake POP3 server: one account, [`POP_USER`] with [`POP_PASSWORD`],
+/// APOP offered, no faults.
+pub fn pop_server() -> hil_mail::pop3::Pop3Config {
+    hil_mail::pop3::Pop3Config {
+        accounts: vec![hil_mail::pop3::PopAccount {
+            user: POP_USER.into(),
+            password: POP_PASSWORD.into(),
+        }],
+        ..Default::default()
+    }
+}
+
 /// Keys whose values are credentials: never shown unmasked in anything we write.
 pub const SECRET_KEYS: &[Key] = &[Key::SmtpAuthPassword, Key::SmtpAuthToken, Key::PopPassword];
 
@@ -214,6 +226,9 @@ pub struct Case {
     pub notify: Vec<String>,
     pub trigger: TriggerSpec,
     pub server: SmtpConfig,
+    /// The fake POP3 server for POP before SMTP: the harness's account
+    /// ([`pop_server`]) and the case's scripted POP faults.
+    pub pop: hil_mail::pop3::Pop3Config,
     pub target: Target,
     /// The listener the device is pointed at (its port is `smtp.port`, or
     /// `smtp.ssl_port` with `smtp.tls = smtps`).

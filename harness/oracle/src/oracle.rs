@@ -86,6 +86,12 @@ pub struct PopExpect {
     pub method: &'static str,
     /// Whether the login succeeds.
     pub login_ok: bool,
+    /// Whether the device gets as far as sending its login (USER or APOP): not
+    /// when a fault of the POP server ends the session first.
+    pub reaches_login: bool,
+    /// Whether TLS is up when the session ends (`pop3s` and `stls` whose handshake
+    /// the server lets finish).
+    pub tls_up: bool,
     /// Device ms between the POP session's end and the SMTP connection.
     pub wait_ms: u64,
 }
@@ -120,6 +126,8 @@ pub struct Reach {
     /// The device got the server's answer to EHLO (or HELO): its extensions and AUTH
     /// offers were seen.
     pub greeted: bool,
+    /// A scripted fault of the POP3 server was reached, or its APOP refusal met.
+    pub pop_scripted: bool,
 }
 
 /// A choice SPEC leaves to the firmware: which latitude, and what the device did.
@@ -482,8 +490,17 @@ fn predict_with(
         Ok(p) => p,
         Err(stop) => return ends(stop.outcome()?, None),
     };
-    if pop.as_ref().is_some_and(|p| !p.login_ok) {
-        return ends(fail("pop_auth", false), pop);
+    let mut pop = pop;
+    let mut pop_met = false;
+    if let Some(p) = pop.as_mut() {
+        let timeout_ms = s.get(Key::SmtpTimeout).parse::<u64>().unwrap_or(60) * 1000;
+        let (failure, met) = pop_session(&case.pop, s, p, timeout_ms);
+        pop_met = met;
+        if let Some(f) = failure {
+            let mut out = Prediction::only(f, pop);
+            out.reach.pop_scripted = pop_met;
+            return Ok(out);
+        }
     }
     if case.target == Target::ClosedPort {
         return ends(fail("connect", true), pop);
@@ -508,7 +525,10 @@ fn predict_with(
         session(&mut w, plan.msg, &plan.creds, pop_login_in_window).or_else(Stop::outcome)?;
     Ok(Prediction {
         findings: w.findings,
-        reach: w.reach.get(),
+        reach: Reach {
+            pop_scripted: pop_met,
+            ..w.reach.get()
+        },
         ..Prediction::only(outcome, pop)
     })
 }
@@ -699,7 +719,10 @@ fn pop_expect(s: &SettingView) -> Walked<Option<PopExpect>> {
     }
     let login_ok =
         s.get(Key::PopUser) == model::POP_USER && s.get(Key::PopPassword) == model::POP_PASSWORD;
+    let tls = s.get(Key::PopTls);
     Ok(Some(PopExpect {
+        reaches_login: true,
+        tls_up: tls == "pop3s" || tls == "stls",
         tls: match s.get(Key::PopTls) {
             "pop3s" => "pop3s",
             "stls" => "stls",
@@ -709,6 +732,97 @@ fn pop_expect(s: &SettingView) -> Walked<Option<PopExpect>> {
         login_ok,
         wait_ms: s.get(Key::PopBeforeSmtpWait).parse::<u64>().unwrap_or(5) * 1000,
     }))
+}
+
+/// SPEC §3.6 against the case's POP3 server, step by step as the device meets them
+/// (connect, TLS for pop3s, greeting, STLS and TLS for stls, the login): the
+/// failure its scripted faults or its APOP refusal make, if any, and whether any
+/// was met. Updates `p` (login reached, TLS up, login accepted). Classes
+/// (docs/oracle.md, "POP before SMTP"): no answer within `smtp.timeout` is
+/// `timeout`; a hang-up `connect`; a cut handshake or a refused STLS
+/// `tls_handshake`; a `-ERR` or a line that is not POP3 `pop_auth`.
+fn pop_session(
+    cfg: &hil_mail::pop3::Pop3Config,
+    s: &SettingView,
+    p: &mut PopExpect,
+    timeout_ms: u64,
+) -> (Option<Expected>, bool) {
+    use hil_mail::pop3::Pop3Step as P;
+    let at = |step: P| {
+        cfg.faults
+            .iter()
+            .filter(|f| f.when.probability.is_none())
+            .find(|f| f.step == step && f.when.nth.is_none_or(|k| k == 1))
+            .map(|f| &f.action)
+    };
+    let mut steps = vec![P::Connect];
+    if p.tls == "pop3s" {
+        steps.push(P::TlsHandshake);
+    }
+    steps.push(P::Greeting);
+    if p.tls == "stls" {
+        steps.extend([P::Stls, P::TlsHandshake]);
+    }
+    let login = if p.method == "APOP" {
+        vec![P::Apop]
+    } else {
+        vec![P::User, P::Pass]
+    };
+    steps.extend(login.iter().copied());
+    let fails = |class: &'static str, waits: bool| Expected::Failed {
+        class,
+        connects: false,
+        stored: false,
+        detail: None,
+        wait_ms: waits.then_some(timeout_ms),
+    };
+    let mut met = false;
+    let mut tls_now = false;
+    for step in steps {
+        if let Some(a) = at(step) {
+            met = true;
+            let class = match a {
+                Action::Hang | Action::HalfLine => Some(("timeout", true)),
+                Action::Delay { ms } if *ms >= timeout_ms => Some(("timeout", true)),
+                Action::Delay { .. } | Action::Throttle { .. } => None,
+                Action::Drop if step == P::TlsHandshake => Some(("tls_handshake", false)),
+                Action::Drop => Some(("connect", false)),
+                Action::AbortTls => Some(("tls_handshake", false)),
+                Action::Line { text } if text.starts_with("+OK") => None,
+                Action::Line { text } if text.starts_with("-ERR") && step == P::Stls => {
+                    Some(("tls_handshake", false))
+                }
+                Action::Line { .. } | Action::Reply { .. } | Action::Garbage => {
+                    Some(("pop_auth", false))
+                }
+            };
+            if let Some((class, waits)) = class {
+                p.reaches_login = login.contains(&step);
+                p.tls_up = tls_now;
+                p.login_ok = false;
+                return (Some(fails(class, waits)), met);
+            }
+        }
+        if step == P::TlsHandshake {
+            tls_now = true;
+        }
+    }
+    // APOP needs the greeting's timestamp, and a server that takes it.
+    if p.method == "APOP" && (!cfg.apop || cfg.refuse_apop) {
+        // Without a timestamp the device cannot even send APOP.
+        p.reaches_login = cfg.apop;
+        p.login_ok = false;
+        return (Some(fails("pop_auth", false)), true);
+    }
+    let account_ok = cfg
+        .accounts
+        .iter()
+        .any(|a| a.user == s.get(Key::PopUser) && a.password == s.get(Key::PopPassword));
+    if !account_ok {
+        p.login_ok = false;
+        return (Some(fails("pop_auth", false)), met);
+    }
+    (None, met)
 }
 
 /// The TLS handshake with the case's certificate: the first failing check, in SPEC
@@ -1229,6 +1343,7 @@ mod tests {
             notify: vec!["ops@hil.test".into()],
             trigger,
             server: SmtpConfig::default(),
+            pop: model::pop_server(),
             target: Target::FakeServer,
             listener: hil_mail::smtp::ListenerKind::Plain,
             cert: None,
