@@ -217,12 +217,38 @@ impl Rng {
     }
 }
 
+/// A step as scenarios name it (`data`, `tls_handshake`): what a fired fault's record
+/// says.
+pub trait StepName {
+    fn step_name(&self) -> &'static str;
+}
+
+/// A scripted fault that fired on a connection: at which step, on which occurrence of
+/// it, and what it did. Part of the connection's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiredFault {
+    /// The step as scenarios name it (`mail`, `tls_handshake`).
+    pub step: String,
+    /// The occurrence of the step on the connection it fired on, counted from 1.
+    pub occurrence: u32,
+    /// The action in words ([`Action`]'s `Display`: `reply 451 busy`, `hang`).
+    pub action: String,
+}
+
+/// Most fired faults a connection's record keeps (a fault at every RCPT of a
+/// mail to thousands); past it the transcript's notes still tell.
+pub const MAX_FIRED: usize = 1000;
+
 /// Counts occurrences of steps on one connection and picks the fault that fires.
 #[derive(Debug, Clone)]
 pub struct Script<S> {
     faults: Vec<Fault<S>>,
     counts: Vec<(S, u32)>,
     rng: Rng,
+    /// Faults that fired and are not yet taken ([`Script::take_fired`]), with the
+    /// number ever kept (for [`MAX_FIRED`]).
+    fired: Vec<(S, u32, Action)>,
+    kept: usize,
 }
 
 impl<S: Copy + PartialEq> Script<S> {
@@ -233,6 +259,8 @@ impl<S: Copy + PartialEq> Script<S> {
             faults,
             counts: Vec::new(),
             rng: Rng::new(seed),
+            fired: Vec::new(),
+            kept: 0,
         }
     }
 
@@ -263,9 +291,27 @@ impl<S: Copy + PartialEq> Script<S> {
                     continue;
                 }
             }
+            if self.kept < MAX_FIRED {
+                self.kept += 1;
+                self.fired.push((step, n, f.action.clone()));
+            }
             return Some(f.action.clone());
         }
         None
+    }
+}
+
+impl<S: StepName> Script<S> {
+    /// The faults that fired since the last call, oldest first.
+    pub fn take_fired(&mut self) -> Vec<FiredFault> {
+        std::mem::take(&mut self.fired)
+            .into_iter()
+            .map(|(step, occurrence, action)| FiredFault {
+                step: step.step_name().to_string(),
+                occurrence,
+                action: action.to_string(),
+            })
+            .collect()
     }
 }
 
@@ -355,6 +401,36 @@ mod tests {
         assert_eq!(s.at(St::A), None);
         assert_eq!(s.at(St::B), Some(Action::Drop));
         assert_eq!(s.at(St::B), Some(Action::Drop));
+    }
+
+    impl StepName for St {
+        fn step_name(&self) -> &'static str {
+            match self {
+                St::A => "a",
+                St::B => "b",
+            }
+        }
+    }
+
+    #[test]
+    fn fired_faults_are_recorded_with_their_occurrence() {
+        let mut s = Script::new(
+            vec![fault(St::A, Some(2), None), fault(St::B, Some(2), None)],
+            1,
+        );
+        s.at(St::A);
+        s.at(St::A);
+        s.at(St::B);
+        let fired = s.take_fired();
+        assert_eq!(
+            fired,
+            [FiredFault {
+                step: "a".into(),
+                occurrence: 2,
+                action: "drop the connection".into()
+            }]
+        );
+        assert!(s.take_fired().is_empty());
     }
 
     #[test]

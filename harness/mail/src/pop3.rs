@@ -17,7 +17,7 @@ use std::sync::Arc;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use crate::faults::{Action, Fault, Rng, Script};
+use crate::faults::{Action, Fault, FiredFault, Rng, Script, StepName};
 use crate::redact::{Protocol, Redactor};
 use crate::smtp::{AuthRecord, Dir, Entry, ListenerSpec};
 use crate::transcript::thousands;
@@ -42,6 +42,12 @@ pub enum Pop3Step {
     Retr,
     Dele,
     Quit,
+}
+
+impl StepName for Pop3Step {
+    fn step_name(&self) -> &'static str {
+        self.name()
+    }
 }
 
 impl Pop3Step {
@@ -392,6 +398,11 @@ impl Pop3Session {
 
     pub fn take_transcript(&mut self) -> Vec<Entry> {
         std::mem::take(&mut self.transcript)
+    }
+
+    /// The scripted faults that fired since the last call.
+    pub fn take_fired(&mut self) -> Vec<FiredFault> {
+        self.script.take_fired()
     }
 
     /// The connection has ended: notes a line the client left with no end.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::faults::Action;
+use crate::faults::{Action, FiredFault};
 use crate::netio::{self, ListenError, Server, ServerStream};
 use crate::pop3::{Pop3Config, Pop3Output, Pop3Session, Pop3Step};
 use crate::pop_window::PopLogins;
@@ -37,6 +37,10 @@ pub struct Pop3Connection {
     pub logins: Vec<String>,
     /// Every login attempt (USER/PASS, APOP, AUTH), failed and abandoned ones too.
     pub auth: Vec<AuthRecord>,
+    /// The scripted faults that fired on this connection, in order (at most
+    /// [`crate::faults::MAX_FIRED`]); recorded as they fire.
+    #[serde(default)]
+    pub fired_faults: Vec<FiredFault>,
     pub ended: bool,
     #[serde(skip)]
     cap: Cap,
@@ -64,6 +68,14 @@ impl Shared {
     fn record(&self, id: u64, entries: Vec<Entry>) {
         if !entries.is_empty() {
             self.with_conn(id, |c| c.cap.push(&mut c.transcript, entries));
+        }
+    }
+    /// Records what the session has not yet given: transcript lines and fired faults.
+    fn flush(&self, id: u64, session: &mut Pop3Session) {
+        self.record(id, session.take_transcript());
+        let fired = session.take_fired();
+        if !fired.is_empty() {
+            self.with_conn(id, |c| c.fired_faults.extend(fired));
         }
     }
     fn now_ms(&self) -> u64 {
@@ -170,6 +182,7 @@ async fn tls_accept(
     idle: Duration,
 ) -> Result<ServerStream, netio::HandshakeError> {
     let fault = session.fault_for(Pop3Step::TlsHandshake);
+    shared.flush(session.connection(), session);
     let shared = Arc::clone(shared);
     netio::handshake(tcp, identity, fault, idle, move |ms| shared.scaled(ms)).await
 }
@@ -202,6 +215,7 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Pop3Listen, shared: Arc
         tls: None,
         logins: Vec::new(),
         auth: Vec::new(),
+        fired_faults: Vec::new(),
         ended: false,
         cap: Cap::default(),
     });
@@ -226,7 +240,7 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Pop3Listen, shared: Arc
     let end = run(tcp, peer, &listen, &mut session, &shared, id, idle).await;
     session.finish(shared.now_ms());
     session.note(shared.now_ms(), end);
-    shared.record(id, session.take_transcript());
+    shared.flush(id, &mut session);
     let mut done = None;
     shared.with_conn(id, |c| {
         c.ended = true;
@@ -255,7 +269,9 @@ async fn run(
 ) -> String {
     let mut tcp = tcp;
     let mut throttle = None;
-    match session.fault_for(Pop3Step::Connect) {
+    let fault = session.fault_for(Pop3Step::Connect);
+    shared.flush(id, session);
+    match fault {
         Some(Action::Delay { ms }) => tokio::time::sleep(shared.scaled(ms)).await,
         Some(Action::Throttle { bytes_per_sec }) => throttle = Some(bytes_per_sec),
         Some(Action::Hang) => return netio::drain(&mut tcp, idle).await.to_string(),
@@ -287,7 +303,7 @@ async fn run(
     let mut hung = false;
     let mut buf = vec![0u8; 8 * 1024];
     loop {
-        shared.record(id, session.take_transcript());
+        shared.flush(id, session);
         let mut start_tls = false;
         for o in std::mem::take(&mut outputs) {
             match o {
@@ -326,7 +342,7 @@ async fn run(
             };
             tls_note(&stream, identity, shared, id, session);
             session.tls_started();
-            shared.record(id, session.take_transcript());
+            shared.flush(id, session);
         }
         if hung {
             return match &mut stream {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use smtp_proto::request::receiver::DataReceiver;
 use smtp_proto::{Error as ProtoError, MailFrom, RcptTo, Request};
 
-use crate::faults::{Action, Fault, Script};
+use crate::faults::{Action, Fault, FiredFault, Script, StepName};
 use crate::redact::{Protocol, Redactor};
 use crate::sasl::{self, Account, Mechanism};
 use crate::transcript::thousands;
@@ -38,6 +38,12 @@ pub enum Step {
     Data,
     EndOfData,
     Quit,
+}
+
+impl StepName for Step {
+    fn step_name(&self) -> &'static str {
+        self.name()
+    }
 }
 
 impl Step {
@@ -522,6 +528,11 @@ impl Session {
     /// Transcript lines recorded since the last call.
     pub fn take_transcript(&mut self) -> Vec<Entry> {
         std::mem::take(&mut self.transcript)
+    }
+
+    /// The scripted faults that fired since the last call.
+    pub fn take_fired(&mut self) -> Vec<FiredFault> {
+        self.script.take_fired()
     }
 
     /// Notes something of the IO layer's in the transcript.

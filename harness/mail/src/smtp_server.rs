@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::faults::Action;
+use crate::faults::{Action, FiredFault};
 use crate::netio::{self, ListenError, Server, ServerStream};
 use crate::partial::{Assembler, Reassembled};
 use crate::pop_window::PopLogins;
@@ -41,6 +41,11 @@ pub struct Connection {
     pub transcript: Vec<Entry>,
     pub tls: Option<TlsFacts>,
     pub auth: Vec<AuthRecord>,
+    /// The scripted faults that fired on this connection, in order (at most
+    /// [`crate::faults::MAX_FIRED`]); recorded as they fire, so a hung connection shows
+    /// its fault before it ends.
+    #[serde(default)]
+    pub fired_faults: Vec<FiredFault>,
     pub ended: bool,
     #[serde(skip)]
     cap: Cap,
@@ -152,6 +157,14 @@ impl Shared {
             return;
         }
         self.with_conn(id, |c| c.cap.push(&mut c.transcript, entries));
+    }
+    /// Records what the session has not yet given: transcript lines and fired faults.
+    fn flush(&self, id: u64, session: &mut Session) {
+        self.record(id, session.take_transcript());
+        let fired = session.take_fired();
+        if !fired.is_empty() {
+            self.with_conn(id, |c| c.fired_faults.extend(fired));
+        }
     }
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
@@ -314,6 +327,7 @@ async fn handshake(
     idle: Duration,
 ) -> Result<ServerStream, netio::HandshakeError> {
     let fault = session.fault_for(Step::TlsHandshake);
+    conn.shared.flush(conn.id, session);
     let shared = Arc::clone(&conn.shared);
     netio::handshake(tcp, identity, fault, idle, move |ms| shared.scaled(ms)).await
 }
@@ -334,6 +348,7 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Listen, shared: Arc<Sha
         transcript: Vec::new(),
         tls: None,
         auth: Vec::new(),
+        fired_faults: Vec::new(),
         ended: false,
         cap: Cap::default(),
     });
@@ -373,7 +388,7 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Listen, shared: Arc<Sha
         }
     }
     session.note(shared.now_ms(), end_note);
-    shared.record(id, session.take_transcript());
+    shared.flush(id, &mut session);
     let tx = shared
         .finished
         .lock()
@@ -407,7 +422,9 @@ async fn run(
 ) -> String {
     let shared = Arc::clone(&conn.shared);
     let mut tcp = tcp;
-    match session.fault_for(Step::Connect) {
+    let fault = session.fault_for(Step::Connect);
+    shared.flush(conn.id, session);
+    match fault {
         Some(Action::Delay { ms }) => tokio::time::sleep(shared.scaled(ms)).await,
         Some(Action::Throttle { bytes_per_sec }) => conn.throttle = Some(bytes_per_sec),
         Some(Action::Hang) => return netio::drain(&mut tcp, idle).await.to_string(),
@@ -447,7 +464,7 @@ async fn run(
     let mut buf = vec![0u8; READ_BUF];
     let mut hung = false;
     loop {
-        shared.record(conn.id, session.take_transcript());
+        shared.flush(conn.id, session);
         let mut start_tls = false;
         for o in std::mem::take(&mut outputs) {
             match o {
@@ -522,7 +539,7 @@ async fn run(
                 }
                 Err(e) => return e.to_string(),
             }
-            shared.record(conn.id, session.take_transcript());
+            shared.flush(conn.id, session);
         }
         let n = match tokio::time::timeout(idle, stream.read(&mut buf)).await {
             Err(_) => {
