@@ -819,6 +819,7 @@ impl Runner {
             }
         }
         self.server.set_config(case.server.clone());
+        self.pop.set_config(case.pop.clone());
         let _ = self.server.take();
         let _ = self.pop.take();
         // No POP login of an earlier case may open this case's relay.

@@ -47,7 +47,7 @@ pub struct Pop3Connection {
 }
 
 struct Shared {
-    config: Arc<Pop3Config>,
+    config: std::sync::RwLock<Arc<Pop3Config>>,
     conns: Mutex<Vec<Pop3Connection>>,
     next_id: Mutex<u64>,
     epoch: Instant,
@@ -114,7 +114,7 @@ impl Pop3Server {
         epoch: Instant,
     ) -> Result<Pop3Server, ListenError> {
         let shared = Arc::new(Shared {
-            config: Arc::new(config),
+            config: std::sync::RwLock::new(Arc::new(config)),
             conns: Mutex::new(Vec::new()),
             next_id: Mutex::new(1),
             epoch,
@@ -134,6 +134,16 @@ impl Pop3Server {
             });
         }
         Ok(Pop3Server { shared, listeners })
+    }
+
+    /// The configuration for connections accepted from now on (a case's faults and
+    /// APOP behaviour); connections already open keep theirs.
+    pub fn set_config(&self, config: Pop3Config) {
+        *self
+            .shared
+            .config
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
     }
 
     pub fn listeners(&self) -> &[(ListenerKind, SocketAddr)] {
@@ -219,14 +229,15 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, listen: Pop3Listen, shared: Arc
         ended: false,
         cap: Cap::default(),
     });
-    let idle = shared.scaled(shared.config.idle_timeout_s.saturating_mul(1000));
+    let current = Arc::clone(&shared.config.read().unwrap_or_else(|p| p.into_inner()));
+    let idle = shared.scaled(current.idle_timeout_s.saturating_mul(1000));
     let config = if listen.kind == ListenerKind::Starttls {
         Arc::new(Pop3Config {
             stls: true,
-            ..(*shared.config).clone()
+            ..(*current).clone()
         })
     } else {
-        Arc::clone(&shared.config)
+        current
     };
     let mut session = Pop3Session::new(config, id);
     session.note(
