@@ -760,6 +760,44 @@ mod tests {
         assert!(c.recipients()[1].accepted);
     }
 
+    /// Two transactions on one connection (RSET between), then a refused QUIT: the
+    /// mail was accepted, so delivered (SPEC §3.10) unless the old bug is planted.
+    #[test]
+    fn two_transactions_then_a_refused_quit() {
+        for quit_refusal_fails in [false, true] {
+            let mut e = env(&["a@x"]);
+            e.then = vec![b"Subject: y\r\n\r\nz\r\n".to_vec()];
+            e.quirks.quit_refusal_fails = quit_refusal_fails;
+            let mut c = Client::new(e);
+            c.on_reply(reply(220, "hi"));
+            c.on_reply(reply(250, "mx"));
+            for n in 0..2 {
+                assert_eq!(c.transaction(), n);
+                c.on_reply(reply(250, "ok"));
+                c.on_reply(reply(250, "ok"));
+                c.on_reply(reply(354, "go"));
+                let after = c.on_reply(reply(250, "queued"));
+                let want: &[u8] = if n == 0 { b"RSET\r\n" } else { b"QUIT\r\n" };
+                assert_eq!(after, Action::Send(want.to_vec()));
+                if n == 0 {
+                    assert_eq!(
+                        c.on_reply(reply(250, "reset")),
+                        Action::Send(b"MAIL FROM:<admin@example.com>\r\n".to_vec())
+                    );
+                }
+            }
+            match c.on_reply(reply(554, "no")) {
+                Action::Finish(_, Outcome::Delivered) => assert!(!quit_refusal_fails),
+                Action::Finish(_, Outcome::Failed { class, detail }) => {
+                    assert!(quit_refusal_fails);
+                    assert_eq!((class, detail.as_str()), ("rejected", "QUIT 554 no"));
+                }
+                a => panic!("{a:?}"),
+            }
+            assert_eq!(c.recipients().len(), 1);
+        }
+    }
+
     #[test]
     fn helo_fallback_once_then_no_size() {
         let mut c = Client::new(env(&["a@x"]));
