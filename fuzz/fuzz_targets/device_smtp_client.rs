@@ -54,6 +54,12 @@ fn envelope(flags: u8) -> Envelope {
             "c@hil.test".into(),
         ],
         message: b"Subject: fuzz\r\n\r\n.dot line\r\nbody\r\n".to_vec(),
+        then: if flags & 0x40 != 0 {
+            vec![b"Subject: two\r\n\r\nbody\r\n".to_vec()]
+        } else {
+            Vec::new()
+        },
+        quirks: Default::default(),
     }
 }
 

@@ -261,7 +261,8 @@ struct FuzzArgs {
     time_scale: Option<f64>,
     #[command(flatten)]
     model: ModelArgs,
-    /// Start the embedded sim with a firmware variant its profile does not declare.
+    /// Start the embedded sim with a firmware variant its profile does not declare, or
+    /// a quirk (an old or planted bug, or the other side of a SPEC latitude).
     #[arg(long)]
     plant: Vec<String>,
     /// Where the zoo's OCSP responder and CRL server listen, as for `hil run`.
@@ -409,7 +410,9 @@ struct RunArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Start the embedded simulated device with this firmware variant although the
-    /// profile does not declare it: a planted bug the run must catch (repeatable).
+    /// profile does not declare it, or with this quirk (`mfp-sim --quirk`: an old or
+    /// planted bug, or the other side of a SPEC latitude): a bug the run must catch
+    /// (repeatable).
     #[arg(long)]
     plant: Vec<String>,
     /// Cases run at once, each worker with its own simulated device and fake servers
@@ -703,7 +706,7 @@ fn preflight(
         } => (*time_scale, program),
         DeviceChoice::Endpoint(_) => {
             if let Some(p) = plant.first() {
-                bail!("--plant {p}: only a simulated device (--device sim or sim:PROGRAM) can be planted with a variant");
+                bail!("--plant {p}: only a simulated device (--device sim or sim:PROGRAM) can be planted with a variant or a quirk");
             }
             return Ok(());
         }
@@ -735,9 +738,12 @@ fn preflight(
         Err(mfp_sim::SimError::TimeScale(t)) => {
             bail!("--time-scale {t}: the simulated device runs from 1 to 10000 times faster than wall time")
         }
-        Err(mfp_sim::SimError::Variant(v)) if plant.contains(&v.0) => {
-            bail!("--plant {}", v.to_string().trim_start_matches("--variant "))
-        }
+        Err(mfp_sim::SimError::Quirk(q)) if plant.contains(&q.0) => bail!(
+            "--plant {:?}: neither a SPEC variant ({}) nor a quirk ({})",
+            q.0,
+            mfp_sim::options::Variants::NAMES.join(", "),
+            mfp_sim::options::Quirks::NAMES.join(", ")
+        ),
         Err(e) => bail!(
             "{} starts the simulated device with options it refuses: {e}",
             from()

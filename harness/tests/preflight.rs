@@ -56,7 +56,8 @@ fn wrong_options_are_said_once_before_any_device_starts() {
     );
     refused(
         &["--plant", "nope"],
-        "--plant \"nope\": one of plaintext-after-starttls-failure",
+        "--plant \"nope\": neither a SPEC variant (plaintext-after-starttls-failure, \
+         send-without-auth, cn-only, soft-fail-revocation) nor a quirk (rcpt-530-rejected, ",
     );
     refused(
         &["--device", "tcp:127.0.0.1:9", "--plant", "cn-only"],

@@ -210,7 +210,8 @@ impl Device {
             dev.lacked(),
             dev.opts.lacks.0.contains(&"ipv6"),
             dev.opts.lacks.0.contains(&"separate-cert-checks"),
-        );
+        )
+        .with_quirks(dev.opts.quirks.input());
         let worker = Arc::clone(&dev);
         let mut rt = job_runtime().map_err(StartError::Runtime)?;
         std::thread::Builder::new()
@@ -272,7 +273,8 @@ impl Device {
             self.lacked(),
             self.opts.lacks.0.contains(&"ipv6"),
             self.opts.lacks.0.contains(&"separate-cert-checks"),
-        );
+        )
+        .with_quirks(self.opts.quirks.input());
         s.users.clear();
         s.certs = Arc::default();
         s.notify.clear();
@@ -305,7 +307,8 @@ impl Device {
         }
         settings::validate(Key::SmtpAuthPassword, password).map_err(UserError::Password)?;
         if !address.is_empty() {
-            settings::check_email(address, 320).map_err(UserError::Address)?;
+            settings::check_email_with(address, 320, self.opts.quirks.input())
+                .map_err(UserError::Address)?;
         }
         let mut s = self.lock();
         if s.users.len() >= MAX_USERS {
@@ -324,7 +327,8 @@ impl Device {
 
     /// Registers a notification address (`notify add`); one already there is kept.
     pub fn add_notify(&self, address: &str) -> Result<(), NotifyError> {
-        settings::check_email(address, 320).map_err(NotifyError::Address)?;
+        settings::check_email_with(address, 320, self.opts.quirks.input())
+            .map_err(NotifyError::Address)?;
         let mut s = self.lock();
         if s.notify.len() >= MAX_NOTIFY && !s.notify.iter().any(|a| a == address) {
             return Err(NotifyError::Full);

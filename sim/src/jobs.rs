@@ -14,7 +14,7 @@ use crate::partial;
 use crate::pop_client::{PopAuth, PopPlan};
 use crate::sasl_client::Credentials;
 use crate::settings::{Key, Settings};
-use crate::smtp_client::{AuthPlan, Envelope, Outcome, RcptResult, TlsMode};
+use crate::smtp_client::{AuthPlan, ClientQuirks, Envelope, Outcome, RcptResult, TlsMode};
 use crate::verify::Checks;
 
 /// What a console command asks the device to send.
@@ -129,10 +129,11 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, JobError> {
     } else {
         Key::SmtpPort
     };
-    let pop = pop_target(s, opts)?;
+    let tls = tls_setup(input, opts, now);
+    let pop = pop_target(s, opts, &tls)?;
     Ok(Plan {
         pop,
-        tls: tls_setup(input, opts, now),
+        tls,
         envelope: Envelope {
             tls: mode,
             plaintext_fallback: opts.variants.plaintext_after_starttls_failure,
@@ -141,6 +142,12 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, JobError> {
             mail_from,
             recipients,
             message: Vec::new(),
+            then: Vec::new(),
+            quirks: ClientQuirks {
+                rcpt_530_rejected: opts.quirks.rcpt_530_rejected,
+                quit_refusal_fails: opts.quirks.quit_refusal_fails,
+                malformed_challenge_ignored: opts.quirks.malformed_challenge_ignored,
+            },
         },
         messages,
         port: s.number(port_key) as u16,
@@ -298,17 +305,19 @@ fn split_for_server(
         &mail.subject,
         &now.format(&Rfc2822).unwrap_or_default(),
         &mid,
+        !opts.quirks.no_fragment_subject_prefix,
     ) {
         Ok(frags) => Ok(frags.into_iter().map(|f| f.bytes).collect()),
         Err(e) => refuse("config", format!("load.mode=split: {e}")),
     }
 }
 
-/// POP before SMTP (SPEC §3.6), when it is on: where to log in, and how long to
-/// wait after it.
+/// POP before SMTP (SPEC §3.6), when it is on: where to log in, with the SMTP
+/// session's certificate checks (`tls`, SPEC §3.5), and how long to wait after it.
 fn pop_target(
     s: &Settings,
     opts: &Options,
+    tls: &net::TlsSetup,
 ) -> Result<Option<(net::PopTarget, Duration)>, JobError> {
     if !s.flag(Key::PopBeforeSmtpEnabled) {
         return Ok(None);
@@ -339,8 +348,13 @@ fn pop_target(
             },
             stls: s.text(Key::PopTls) == "stls",
         },
+        tls: (!opts.quirks.pop_tls_unchecked).then(|| tls.clone()),
     };
-    let wait = device_seconds(s.number(Key::PopBeforeSmtpWait), opts);
+    let wait = if opts.quirks.pop_wait_ignored {
+        Duration::ZERO
+    } else {
+        device_seconds(s.number(Key::PopBeforeSmtpWait), opts)
+    };
     Ok(Some((target, wait)))
 }
 
@@ -355,6 +369,7 @@ fn tls_setup(input: &JobInput, opts: &Options, now: OffsetDateTime) -> net::TlsS
             chain: s.flag(Key::SmtpVerifyChain),
             revocation: s.flag(Key::SmtpVerifyRevocation),
             cn_only: opts.variants.cn_only,
+            expired_intermediate: opts.quirks.expired_intermediate_fails,
         },
         now_unix: now.unix_timestamp(),
         store: std::sync::Arc::clone(&input.certs),
@@ -481,11 +496,24 @@ pub async fn run(input: JobInput, opts: &Options) -> JobResult {
     }
     let total = plan.messages.len();
     let mut recipients = Vec::new();
-    for (i, message) in plan.messages.into_iter().enumerate() {
+    // One connection per message (SPEC §4 lets fragments share one: a quirk).
+    let sessions: Vec<Vec<Vec<u8>>> = if opts.quirks.fragments_one_connection {
+        vec![plan.messages]
+    } else {
+        plan.messages.into_iter().map(|m| vec![m]).collect()
+    };
+    let mut first = 0;
+    for messages in sessions {
+        let mut messages = messages.into_iter();
+        let Some(message) = messages.next() else {
+            continue;
+        };
         let envelope = Envelope {
             message,
+            then: messages.collect(),
             ..plan.envelope.clone()
         };
+        let count = 1 + envelope.then.len();
         let r = net::deliver(
             &server,
             plan.port,
@@ -495,12 +523,14 @@ pub async fn run(input: JobInput, opts: &Options) -> JobResult {
             &opts.resolve,
         )
         .await;
-        if i == 0 {
+        if first == 0 {
             recipients = r.recipients;
         }
+        let at = first + r.transaction;
+        first += count;
         if let Outcome::Failed { class, detail } = r.outcome {
             let detail = if total > 1 {
-                format!("fragment {} of {total}: {detail}", i + 1)
+                format!("fragment {} of {total}: {detail}", at + 1)
             } else {
                 detail
             };

@@ -93,6 +93,14 @@ pub struct SimArgs {
     /// send-without-auth, cn-only, soft-fail-revocation.
     #[arg(long, value_name = "VARIANT")]
     pub variant: Vec<String>,
+    /// Plant a behaviour that is not SPEC's (repeat): an old or planted bug, or the
+    /// other side of a SPEC latitude, for the harness to show its cases catch it.
+    /// rcpt-530-rejected, address-max-253, pop-tls-unchecked, quit-refusal-fails,
+    /// malformed-challenge-ignored, expired-intermediate-fails (latitude),
+    /// fragments-one-connection (latitude), no-fragment-subject-prefix,
+    /// pop-wait-ignored, lenient-input, password-shown.
+    #[arg(long, value_name = "QUIRK")]
+    pub quirk: Vec<String>,
     /// A feature this firmware does not implement (repeat): its settings are refused
     /// when set. pop-before-smtp, apop, pop3s, stls, smtps, starttls, split,
     /// abort-over-limit, url-over-limit, url-always, load-reduction (all four modes),
@@ -132,6 +140,8 @@ pub enum SimError {
     #[error(transparent)]
     Variant(#[from] options::UnknownVariant),
     #[error(transparent)]
+    Quirk(#[from] options::UnknownQuirk),
+    #[error(transparent)]
     Without(#[from] options::UnknownFeature),
     #[error("--downloads: {0}")]
     Downloads(#[source] files::FilesError),
@@ -151,6 +161,7 @@ struct Checked {
     resolve: Vec<(String, std::net::IpAddr)>,
     dialect: dialects::DialectKind,
     variants: options::Variants,
+    quirks: options::Quirks,
     lacks: options::Lacks,
 }
 
@@ -184,6 +195,10 @@ fn checked(args: &SimArgs) -> Result<Checked, SimError> {
     for v in &args.variant {
         variants.set(v)?;
     }
+    let mut quirks = options::Quirks::default();
+    for q in &args.quirk {
+        quirks.set(q)?;
+    }
     let mut lacks = options::Lacks::default();
     for f in &args.without {
         lacks.add(f)?;
@@ -192,6 +207,7 @@ fn checked(args: &SimArgs) -> Result<Checked, SimError> {
         resolve,
         dialect,
         variants,
+        quirks,
         lacks,
     })
 }
@@ -202,6 +218,7 @@ pub fn run(args: SimArgs) -> Result<(), SimError> {
         resolve,
         dialect,
         variants,
+        quirks,
         lacks,
     } = checked(&args)?;
     let downloads = files::FileStore::start(&args.downloads).map_err(SimError::Downloads)?;
@@ -213,6 +230,7 @@ pub fn run(args: SimArgs) -> Result<(), SimError> {
         time_scale: args.time_scale,
         resolve,
         lacks,
+        quirks,
     })
     .map_err(SimError::Start)?;
     let r = match args.console.as_str() {
@@ -298,6 +316,13 @@ mod tests {
                 &["--variant", "nope"],
                 "--variant \"nope\": one of plaintext-after-starttls-failure, \
                  send-without-auth, cn-only, soft-fail-revocation",
+            ),
+            (
+                &["--quirk", "nope"],
+                "--quirk \"nope\": one of rcpt-530-rejected, address-max-253, \
+                 pop-tls-unchecked, quit-refusal-fails, malformed-challenge-ignored, \
+                 expired-intermediate-fails, fragments-one-connection, \
+                 no-fragment-subject-prefix, pop-wait-ignored, lenient-input, password-shown",
             ),
         ] {
             assert_eq!(refusal(options), want, "{options:?}");

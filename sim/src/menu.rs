@@ -361,7 +361,7 @@ impl Menu {
         for (k, v) in pairs {
             match spec_key(k) {
                 Some(sk) => {
-                    if let Err(r) = settings::validate(sk, v) {
+                    if let Err(r) = settings::validate_with(sk, v, dev.options().quirks.input()) {
                         problems.push(describe(&[r]).replace("; nothing changed", ""));
                     }
                     spec_pairs.push((sk, *v));

@@ -130,6 +130,8 @@ async fn handshake(
 pub struct SessionResult {
     pub outcome: Outcome,
     pub recipients: Vec<RcptResult>,
+    /// The transaction the session ended in (0: the envelope's `message`).
+    pub transaction: usize,
 }
 
 fn failed(class: &'static str, detail: String) -> Outcome {
@@ -201,6 +203,7 @@ pub async fn deliver(
     SessionResult {
         outcome,
         recipients: client.recipients().to_vec(),
+        transaction: client.transaction(),
     }
 }
 
@@ -313,11 +316,15 @@ pub struct PopTarget {
     /// POP3S: TLS from the first byte.
     pub implicit_tls: bool,
     pub plan: crate::pop_client::PopPlan,
+    /// The certificate checks on the POP server's certificate (SPEC §3.5: the same
+    /// five as for SMTP, the name against `pop.server`); `None`, a planted old bug,
+    /// accepts any certificate.
+    pub tls: Option<TlsSetup>,
 }
 
 /// Logs in to the POP3 server and quits; every wait bounded by `timeout`. POP3 over
-/// TLS accepts any certificate (SPEC §3.5 applies its checks to SMTP); the session is
-/// still encrypted.
+/// TLS (POP3S or STLS) checks the server's certificate as the SMTP client does
+/// (SPEC §3.5); a failed check fails the job with the check's class.
 pub async fn pop_before_smtp(
     target: PopTarget,
     timeout: Duration,
@@ -326,13 +333,13 @@ pub async fn pop_before_smtp(
     use crate::pop_client::{PopAction, PopClient};
     let _stage = stage::enter("pop_auth", "POP before SMTP");
     let tcp = connect(&target.server, target.port, timeout, fixed).await?;
-    let open = TlsSetup {
+    let open = target.tls.clone().unwrap_or_else(|| TlsSetup {
         checks: Checks::default(),
         now_unix: 0,
         store: std::sync::Arc::new(Vec::new()),
         soft_fail_revocation: false,
         sources: revocation::Sources::default(),
-    };
+    });
     let mut stream = if target.implicit_tls {
         handshake(tcp, &target.server, &open, timeout, fixed).await?
     } else {

@@ -23,6 +23,8 @@ pub struct Options {
     /// Features this firmware does not implement (`--without`): their settings'
     /// values are refused when set.
     pub lacks: Lacks,
+    /// Planted behaviours (`--quirk`): old bugs and the other side of SPEC latitudes.
+    pub quirks: Quirks,
 }
 
 /// Features of SPEC a firmware may lack (`--without`), each the setting values it
@@ -136,6 +138,95 @@ impl Variants {
 #[error("--variant {0:?}: one of {names}", names = Variants::NAMES.join(", "))]
 pub struct UnknownVariant(pub String);
 
+/// Behaviours the simulated device can be planted with (`--quirk`), each off by
+/// default. They are not SPEC variants: most are old bugs (or planted ones) that the
+/// harness's cases must catch; two are the other side of a SPEC latitude, which
+/// conforms either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quirks {
+    /// Old bug: with AUTH off, every recipient refused with 530 ends as `rejected`,
+    /// not `auth_required` (SPEC §3.7).
+    pub rcpt_530_rejected: bool,
+    /// Old bug: an e-mail address is refused over 253 characters (SPEC §1 allows 320:
+    /// local part ≤64, domain ≤255).
+    pub address_max_253: bool,
+    /// Old bug: POP over TLS accepts any certificate (SPEC §3.5 applies the five
+    /// checks to it).
+    pub pop_tls_unchecked: bool,
+    /// Old bug: a refused QUIT after the message was accepted fails the job
+    /// (SPEC §3.10: delivered).
+    pub quit_refusal_fails: bool,
+    /// Planted bug: an undecodable 334 challenge to LOGIN or PLAIN is taken as the
+    /// normal prompt instead of cancelling with `*` (RFC 4954).
+    pub malformed_challenge_ignored: bool,
+    /// Latitude (SPEC §3.5 expiry): an expired intermediate in the presented chain
+    /// fails the expiry check (by default it is ignored).
+    pub expired_intermediate_fails: bool,
+    /// Latitude (SPEC §4 split): every fragment over one connection, one transaction
+    /// each (by default one connection per fragment).
+    pub fragments_one_connection: bool,
+    /// Planted bug: fragments' subjects lack the `[n/N]` prefix (SPEC §4).
+    pub no_fragment_subject_prefix: bool,
+    /// Planted bug: no wait between POP QUIT and the SMTP connection (SPEC §3.6).
+    pub pop_wait_ignored: bool,
+    /// Planted bug: accepts `999.1.1.1`, `1.2.3`, `12345` as servers, an unbracketed
+    /// IPv6 address as an e-mail domain, and a mechanism listed twice (SPEC §1).
+    pub lenient_input: bool,
+    /// Planted bug: `get` and `show` print passwords in clear (SPEC §6).
+    pub password_shown: bool,
+}
+
+impl Quirks {
+    /// The `--quirk` words.
+    pub const NAMES: &'static [&'static str] = &[
+        "rcpt-530-rejected",
+        "address-max-253",
+        "pop-tls-unchecked",
+        "quit-refusal-fails",
+        "malformed-challenge-ignored",
+        "expired-intermediate-fails",
+        "fragments-one-connection",
+        "no-fragment-subject-prefix",
+        "pop-wait-ignored",
+        "lenient-input",
+        "password-shown",
+    ];
+
+    /// Plants the behaviour a `--quirk` word names.
+    pub fn set(&mut self, name: &str) -> Result<(), UnknownQuirk> {
+        let flag = match name {
+            "rcpt-530-rejected" => &mut self.rcpt_530_rejected,
+            "address-max-253" => &mut self.address_max_253,
+            "pop-tls-unchecked" => &mut self.pop_tls_unchecked,
+            "quit-refusal-fails" => &mut self.quit_refusal_fails,
+            "malformed-challenge-ignored" => &mut self.malformed_challenge_ignored,
+            "expired-intermediate-fails" => &mut self.expired_intermediate_fails,
+            "fragments-one-connection" => &mut self.fragments_one_connection,
+            "no-fragment-subject-prefix" => &mut self.no_fragment_subject_prefix,
+            "pop-wait-ignored" => &mut self.pop_wait_ignored,
+            "lenient-input" => &mut self.lenient_input,
+            "password-shown" => &mut self.password_shown,
+            other => return Err(UnknownQuirk(other.into())),
+        };
+        *flag = true;
+        Ok(())
+    }
+
+    /// The quirks that change what settings accept and show.
+    pub fn input(&self) -> crate::settings::InputQuirks {
+        crate::settings::InputQuirks {
+            address_max_253: self.address_max_253,
+            lenient: self.lenient_input,
+            password_shown: self.password_shown,
+        }
+    }
+}
+
+/// A `--quirk` word the device does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--quirk {0:?}: one of {names}", names = Quirks::NAMES.join(", "))]
+pub struct UnknownQuirk(pub String);
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -146,6 +237,7 @@ impl Default for Options {
             downloads: None,
             url_ttl_s: 7 * 24 * 3600,
             lacks: Lacks::default(),
+            quirks: Quirks::default(),
         }
     }
 }

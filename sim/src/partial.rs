@@ -277,6 +277,8 @@ fn push_field(out: &mut Vec<u8>, name: &'static str, value: &str) -> Result<(), 
 ///   an empty `outer_to` leaves `To` out.
 /// - `subject`: each fragment's subject after its `[n/N] ` prefix.
 /// - `message_id_for(n)`: the `Message-ID` of fragment `n`.
+/// - `prefix`: whether the subjects have the `[n/N] ` prefix (SPEC §4; only a
+///   planted bug leaves it out).
 ///
 /// The caller sends a message of at most `max_bytes` whole and calls this only for
 /// larger ones (for a small message it answers one fragment, `total=1`). The
@@ -291,6 +293,7 @@ pub fn split(
     subject: &str,
     date: &str,
     message_id_for: &dyn Fn(u32) -> String,
+    prefix: bool,
 ) -> Result<Vec<Fragment>, SplitError> {
     if message.is_empty() {
         return Err(SplitError::Empty);
@@ -336,7 +339,12 @@ pub fn split(
                 push_field(&mut h, "To", outer_to)?;
             }
         }
-        push_field(&mut h, "Subject", &format!("[{n}/{total}] {subject}"))?;
+        let subject = if prefix {
+            format!("[{n}/{total}] {subject}")
+        } else {
+            subject.to_string()
+        };
+        push_field(&mut h, "Subject", &subject)?;
         let mid = message_id_for(n);
         check_value("Message-ID", &mid)?;
         push_field(&mut h, "Message-ID", &mid)?;
@@ -603,6 +611,7 @@ mod tests {
             "Scanned document",
             "Thu, 1 Jan 2026 00:00:00 +0000",
             &mid,
+            true,
         )
         .map_err(|e| e.to_string())
     }
@@ -777,7 +786,7 @@ mod tests {
         // one base64 line.
         let smallest = (300..2000).find(|max| cut(&m, *max).is_ok()).unwrap();
         let to = format!("{}@example.com", "x".repeat(smallest));
-        let e = split(&m, smallest, "x", "a@b", &to, "s", "now", &mid)
+        let e = split(&m, smallest, "x", "a@b", &to, "s", "now", &mid, true)
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot hold fragment 2"), "{e}");
@@ -803,6 +812,7 @@ Content-transfer-encoding: base64\r\n\r\n"
             "Audio mail",
             "Fri, 26 Mar 1993 12:59:38 -0500 (EST)",
             &|n| format!("<id{n}@host.com>"),
+            true,
         )
         .unwrap();
         assert!(frags.len() > 2);
@@ -843,7 +853,7 @@ Content-transfer-encoding: base64\r\n\r\n"
             .contains("no Date"));
         assert!(cut(b"", 1024).is_err());
         let args = |id: &str, subject: &str| {
-            split(&ok, 4096, id, "a@b", "c@d", subject, "now", &mid)
+            split(&ok, 4096, id, "a@b", "c@d", subject, "now", &mid, true)
                 .unwrap_err()
                 .to_string()
         };
@@ -852,9 +862,17 @@ Content-transfer-encoding: base64\r\n\r\n"
         assert!(args("x", "s\r\nBcc: evil@x").contains("control"));
         let long = "s".repeat(1000);
         assert!(args("x", &long).contains("Subject line"));
-        let e = split(&ok, 4096, "x", "a@b", "c@d", "s", "now", &|_| {
-            "<a\r\nb>".into()
-        })
+        let e = split(
+            &ok,
+            4096,
+            "x",
+            "a@b",
+            "c@d",
+            "s",
+            "now",
+            &|_| "<a\r\nb>".into(),
+            true,
+        )
         .unwrap_err()
         .to_string();
         assert!(e.contains("Message-ID"), "{e}");

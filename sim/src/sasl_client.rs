@@ -221,6 +221,23 @@ impl SaslClient {
         Some(first)
     }
 
+    /// Answers a 334 as the mechanism's normal prompt, whatever it said: LOGIN's next
+    /// credential, PLAIN's message (again, if it went as the initial response). Only a
+    /// planted bug (`--quirk malformed-challenge-ignored`) does this with a challenge
+    /// that is not base64; other mechanisms answer an empty challenge.
+    pub fn answer_prompt(&mut self) -> SaslStep {
+        if self.mech == Mech::Plain && self.stage == Stage::Finished {
+            return match self.first_message() {
+                Ok(m) => SaslStep::Send(m),
+                Err(reason) => {
+                    self.stage = Stage::Failed;
+                    fail(reason)
+                }
+            };
+        }
+        self.step(b"")
+    }
+
     /// Answers a decoded 334 challenge.
     pub fn step(&mut self, challenge: &[u8]) -> SaslStep {
         let result = self.answer(challenge);

@@ -385,8 +385,27 @@ impl fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
+/// Planted input behaviours (`--quirk`, see `options::Quirks`): what the settings
+/// accept and show when they are on. All off is SPEC's behaviour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InputQuirks {
+    /// An e-mail address of at most 253 characters (SPEC §1: 320, domain ≤255).
+    pub address_max_253: bool,
+    /// All-numeric servers that are no IPv4 address (`999.1.1.1`, `1.2.3`,
+    /// `12345`), an unbracketed IPv6 address as an e-mail domain, and a mechanism
+    /// listed twice are accepted.
+    pub lenient: bool,
+    /// Passwords and the token are shown in clear.
+    pub password_shown: bool,
+}
+
 /// Checks `value` against the rule of `key`; answers the canonical form.
 pub fn validate(key: Key, value: &str) -> Result<String, Refusal> {
+    validate_with(key, value, InputQuirks::default())
+}
+
+/// [`validate`] on a device planted with `quirks`.
+pub fn validate_with(key: Key, value: &str, quirks: InputQuirks) -> Result<String, Refusal> {
     let d = key.def();
     let r = |rule: String| Refusal::new(key, value, rule);
     match d.kind {
@@ -415,7 +434,7 @@ pub fn validate(key: Key, value: &str) -> Result<String, Refusal> {
             if value.is_empty() {
                 return Ok(String::new());
             }
-            check_host(value)
+            check_host_with(value, quirks.lenient)
                 .map(|_| value.to_string())
                 .map_err(|e| r(e.to_string()))
         }
@@ -423,7 +442,7 @@ pub fn validate(key: Key, value: &str) -> Result<String, Refusal> {
             if value.is_empty() {
                 return Ok(String::new());
             }
-            check_email(value, max)
+            check_email_with(value, max, quirks)
                 .map(|_| value.to_string())
                 .map_err(|e| r(e.to_string()))
         }
@@ -462,7 +481,9 @@ pub fn validate(key: Key, value: &str) -> Result<String, Refusal> {
             }
             Ok(value.to_string())
         }
-        Kind::Mechanisms => canonical_mechanisms(value).map_err(|e| r(e.to_string())),
+        Kind::Mechanisms => {
+            canonical_mechanisms(value, quirks.lenient).map_err(|e| r(e.to_string()))
+        }
     }
 }
 
@@ -492,7 +513,8 @@ const MECHANISM_WORDS: &[&str] = &[
     "plain",
 ];
 
-fn canonical_mechanisms(value: &str) -> Result<String, MechanismError> {
+/// The canonical set; `lenient` (a planted bug) lets a name come twice.
+fn canonical_mechanisms(value: &str, lenient: bool) -> Result<String, MechanismError> {
     if value == "none" {
         return Ok("none".into());
     }
@@ -511,7 +533,7 @@ fn canonical_mechanisms(value: &str) -> Result<String, MechanismError> {
                 why,
             });
         }
-        if chosen.contains(&name) {
+        if chosen.contains(&name) && !lenient {
             return Err(MechanismError::Twice(name.into()));
         }
         chosen.push(name);
@@ -543,8 +565,8 @@ pub enum HostError {
 /// Why a value is not a host name (RFC 1123).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostnameError {
-    #[error("{0} characters is longer than {1}")]
-    TooLong(usize, usize),
+    #[error("{got} characters is longer than {max}")]
+    TooLong { got: usize, max: usize },
     #[error("it has an empty label")]
     EmptyLabel,
     #[error("the label {0:?} is longer than 63 characters")]
@@ -559,6 +581,12 @@ pub enum HostnameError {
 
 /// Checks the three address forms of `smtp.server` (SPEC §1).
 pub fn check_host(value: &str) -> Result<(), HostError> {
+    check_host_with(value, false)
+}
+
+/// [`check_host`]; `lenient` (a planted bug) takes an all-numeric value that is no
+/// IPv4 address (`999.1.1.1`, `1.2.3`, `12345`) as a host name.
+pub fn check_host_with(value: &str, lenient: bool) -> Result<(), HostError> {
     if value.contains(':') {
         let (addr, zone) = match value.split_once('%') {
             Some((a, z)) => (a, Some(z)),
@@ -583,6 +611,9 @@ pub fn check_host(value: &str) -> Result<(), HostError> {
         .iter()
         .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
     {
+        if lenient {
+            return Ok(());
+        }
         return value
             .parse::<Ipv4Addr>()
             .map(|_| ())
@@ -593,11 +624,14 @@ pub fn check_host(value: &str) -> Result<(), HostError> {
     check_hostname(value, 253).map_err(HostError::Name)
 }
 
-/// An RFC 1123 host name of at most `max` characters (253 for a server, 255 for an
-/// address's domain, SPEC §1); its last label is not all digits (RFC 1123 §2.1).
+/// A host name of at most `max` characters (253; an e-mail domain may have 255,
+/// SPEC §1), labels of at most 63.
 fn check_hostname(value: &str, max: usize) -> Result<(), HostnameError> {
     if value.len() > max {
-        return Err(HostnameError::TooLong(value.len(), max));
+        return Err(HostnameError::TooLong {
+            got: value.len(),
+            max,
+        });
     }
     let trimmed = value.strip_suffix('.').unwrap_or(value);
     for label in trimmed.split('.') {
@@ -648,8 +682,21 @@ pub enum AddressError {
 }
 
 /// An e-mail address: `local@domain`, printable ASCII without spaces, at most `max`
-/// characters, the domain a host name or an address literal.
+/// characters, the local part at most 64, the domain a host name of at most 255
+/// characters (labels ≤63) or an address literal (SPEC §1).
 pub fn check_email(value: &str, max: usize) -> Result<(), AddressError> {
+    check_email_with(value, max, InputQuirks::default())
+}
+
+/// [`check_email`] on a device planted with `quirks`: `address_max_253` limits the
+/// whole address to 253 characters, `lenient` takes an unbracketed IPv6 address as
+/// the domain.
+pub fn check_email_with(value: &str, max: usize, quirks: InputQuirks) -> Result<(), AddressError> {
+    let max = if quirks.address_max_253 {
+        max.min(253)
+    } else {
+        max
+    };
     let n = value.chars().count();
     if n > max {
         return Err(AddressError::TooLong { max, got: n });
@@ -682,6 +729,9 @@ pub fn check_email(value: &str, max: usize) -> Result<(), AddressError> {
             Err(AddressError::BadLiteral(domain.into()))
         };
     }
+    if quirks.lenient && domain.parse::<Ipv6Addr>().is_ok() {
+        return Ok(());
+    }
     check_hostname(domain, 255).map_err(AddressError::Domain)
 }
 
@@ -699,6 +749,8 @@ pub struct Settings {
     /// One switch for every certificate check (`--without separate-cert-checks`):
     /// setting any `smtp.verify.*` sets all five.
     one_check_switch: bool,
+    /// Planted input behaviours (`--quirk`).
+    quirks: InputQuirks,
 }
 
 /// The certificate check flags (SPEC §3.5).
@@ -717,6 +769,7 @@ impl Default for Settings {
             lacks: Vec::new(),
             no_ipv6: false,
             one_check_switch: false,
+            quirks: InputQuirks::default(),
         }
     }
 }
@@ -751,9 +804,19 @@ impl Settings {
         s
     }
 
+    /// These settings on a device planted with `quirks`.
+    pub fn with_quirks(self, quirks: InputQuirks) -> Settings {
+        Settings { quirks, ..self }
+    }
+
+    /// The planted input behaviours these settings follow.
+    pub fn quirks(&self) -> InputQuirks {
+        self.quirks
+    }
+
     /// [`validate`], and refused if this firmware lacks the feature.
     fn check(&self, key: Key, value: &str) -> Result<String, Refusal> {
-        let v = validate(key, value)?;
+        let v = validate_with(key, value, self.quirks)?;
         if self.lacks.iter().any(|(k, lv)| *k == key && *lv == v) {
             return Err(Refusal::new(key, value, "not supported by this firmware"));
         }
@@ -839,7 +902,7 @@ impl Settings {
     /// secret (a password, the XOAUTH2 token) is write-only and shows as `***`, set
     /// or not (SPEC §6); any other value as it is.
     pub fn shown(&self, key: Key) -> String {
-        if key.def().secret {
+        if key.def().secret && !self.quirks.password_shown {
             SECRET_SHOWN.to_string()
         } else {
             self.get(key).to_string()

@@ -132,6 +132,19 @@ pub struct AuthPlan {
     pub send_without_auth: bool,
 }
 
+/// Planted behaviours of the SMTP client (`--quirk`, see `options::Quirks`); all
+/// off is SPEC's behaviour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientQuirks {
+    /// With AUTH off, every recipient refused with 530 fails `rejected`, not
+    /// `auth_required`.
+    pub rcpt_530_rejected: bool,
+    /// A refused QUIT after the accepted message fails the job `rejected`.
+    pub quit_refusal_fails: bool,
+    /// An undecodable 334 to LOGIN or PLAIN is answered as the normal prompt.
+    pub malformed_challenge_ignored: bool,
+}
+
 /// What one SMTP transaction is to carry.
 #[derive(Debug, Clone)]
 pub struct Envelope {
@@ -145,6 +158,11 @@ pub struct Envelope {
     pub recipients: Vec<String>,
     /// The message bytes (CRLF, not yet dot-stuffed).
     pub message: Vec<u8>,
+    /// Messages sent after `message` on the same connection, one transaction each
+    /// (RSET between), e.g. `message/partial` fragments.
+    pub then: Vec<Vec<u8>>,
+    /// Planted behaviours.
+    pub quirks: ClientQuirks,
 }
 
 /// The server's verdict on one recipient.
@@ -182,6 +200,8 @@ pub enum Step {
     Rcpt(usize),
     Data,
     EndOfData,
+    /// RSET between two transactions on one connection.
+    Rset,
     Quit,
     Closed,
 }
@@ -199,6 +219,7 @@ impl Step {
             Step::Rcpt(_) => "RCPT TO",
             Step::Data => "DATA",
             Step::EndOfData => "end of data",
+            Step::Rset => "RSET",
             Step::Quit => "QUIT",
             Step::Closed => "end",
         }
@@ -226,6 +247,10 @@ pub struct Client {
     step: Step,
     extensions: Vec<String>,
     rcpts: Vec<RcptResult>,
+    /// The first transaction's recipients, once a later one has begun.
+    first_rcpts: Option<Vec<RcptResult>>,
+    /// Which transaction of the connection (0: `message`, 1..: `then`).
+    transaction: usize,
     failure: Option<Outcome>,
 }
 
@@ -238,6 +263,8 @@ impl Client {
             step: Step::Greeting,
             extensions: Vec::new(),
             rcpts: Vec::new(),
+            first_rcpts: None,
+            transaction: 0,
             failure: None,
         }
     }
@@ -247,9 +274,14 @@ impl Client {
         self.step
     }
 
-    /// Per-recipient results so far.
+    /// Per-recipient results of the first transaction (so far).
     pub fn recipients(&self) -> &[RcptResult] {
-        &self.rcpts
+        self.first_rcpts.as_deref().unwrap_or(&self.rcpts)
+    }
+
+    /// The transaction under way: 0 for `message`, n for the n-th of `then`.
+    pub fn transaction(&self) -> usize {
+        self.transaction
     }
 
     /// The extensions of the last EHLO reply (empty after HELO).
@@ -397,6 +429,7 @@ impl Client {
             Step::Rcpt(i) => self.on_rcpt(i, &reply),
             Step::Data => self.on_data(&reply),
             Step::EndOfData => self.on_end_of_data(&reply),
+            Step::Rset => self.on_rset(&reply),
             Step::Quit => self.on_quit(&reply),
             Step::Closed => Action::Finish(
                 Vec::new(),
@@ -464,19 +497,24 @@ impl Client {
     fn on_challenge(&mut self, reply: &Reply) -> Action {
         use base64::Engine;
         let text = reply.lines.first().map(String::as_str).unwrap_or("").trim();
-        let challenge = match base64::engine::general_purpose::STANDARD.decode(text) {
-            Ok(c) => c,
-            Err(_) => {
-                return self.fail(
-                    "auth_failed",
-                    "the server's AUTH challenge is not base64".into(),
-                    true,
+        let decoded = base64::engine::general_purpose::STANDARD.decode(text);
+        let lenient = self.env.quirks.malformed_challenge_ignored
+            && self.sasl.as_ref().is_some_and(|x| {
+                matches!(
+                    x.mech(),
+                    sasl_client::Mech::Login | sasl_client::Mech::Plain
                 )
-            }
-        };
-        let step = match self.sasl.as_mut() {
-            Some(x) => x.step(&challenge),
-            None => SaslStep::Fail("no exchange under way".into()),
+            });
+        let step = match (self.sasl.as_mut(), decoded) {
+            (None, _) => SaslStep::Fail("no exchange under way".into()),
+            (Some(x), Ok(challenge)) => x.step(&challenge),
+            // A planted bug: the undecodable text taken as the normal prompt.
+            (Some(x), Err(_)) if lenient => x.answer_prompt(),
+            // A challenge that cannot be decoded cancels the exchange (RFC 4954 §4).
+            (Some(_), Err(_)) => SaslStep::Fail(format!(
+                "the server's challenge {:?} is not base64",
+                printable(text)
+            )),
         };
         match step {
             SaslStep::Send(bytes) => {
@@ -549,6 +587,16 @@ impl Client {
             return Action::Send(self.rcpt(i + 1));
         }
         if !self.rcpts.iter().any(|r| r.accepted) {
+            // With AUTH off, a server that demands it says 530 (SPEC §3.7).
+            let demands_auth = self.rcpts.iter().find(|r| r.reply.starts_with("530"));
+            if let (Some(r), None, false) = (
+                demands_auth,
+                &self.env.auth,
+                self.env.quirks.rcpt_530_rejected,
+            ) {
+                let detail = format!("RCPT TO {}", r.reply);
+                return self.fail("auth_required", detail, true);
+            }
             let first = self
                 .rcpts
                 .first()
@@ -573,19 +621,45 @@ impl Client {
         Action::Send(dot_stuff(&self.env.message))
     }
 
-    /// The reply at the end of DATA: accepted means delivered; QUIT.
+    /// The reply at the end of DATA: accepted means delivered; RSET before the next
+    /// transaction, else QUIT.
     fn on_end_of_data(&mut self, reply: &Reply) -> Action {
         if reply.class() != 2 {
             return self.rejected(reply);
+        }
+        if self.transaction < self.env.then.len() {
+            self.step = Step::Rset;
+            return Action::Send(b"RSET\r\n".to_vec());
         }
         self.step = Step::Quit;
         Action::Send(b"QUIT\r\n".to_vec())
     }
 
-    /// QUIT's reply: an explicit refusal is kept as the outcome.
+    /// RSET's reply: the next transaction, from MAIL FROM.
+    fn on_rset(&mut self, reply: &Reply) -> Action {
+        if reply.class() != 2 {
+            return self.rejected(reply);
+        }
+        let next = self.env.then.get(self.transaction).cloned();
+        let Some(message) = next else {
+            self.step = Step::Quit;
+            return Action::Send(b"QUIT\r\n".to_vec());
+        };
+        self.transaction += 1;
+        self.env.message = message;
+        if self.first_rcpts.is_none() {
+            self.first_rcpts = Some(std::mem::take(&mut self.rcpts));
+        }
+        self.rcpts.clear();
+        self.step = Step::Mail;
+        Action::Send(self.mail_from())
+    }
+
+    /// QUIT's reply: the message was accepted, so the mail is delivered whatever QUIT
+    /// gets (SPEC §3.10); a planted old bug keeps a refusal as the outcome.
     fn on_quit(&mut self, reply: &Reply) -> Action {
         self.step = Step::Closed;
-        if reply.class() != 2 {
+        if reply.class() != 2 && self.env.quirks.quit_refusal_fails {
             let detail = format!("QUIT {}", reply.summary());
             self.failure = Some(Outcome::Failed {
                 class: "rejected",
@@ -623,6 +697,8 @@ mod tests {
             mail_from: "admin@example.com".into(),
             recipients: rcpts.iter().map(|s| s.to_string()).collect(),
             message: b"Subject: x\r\n\r\n.dot\r\n".to_vec(),
+            then: Vec::new(),
+            quirks: ClientQuirks::default(),
         }
     }
 
@@ -682,6 +758,44 @@ mod tests {
         );
         assert!(!c.recipients()[0].accepted);
         assert!(c.recipients()[1].accepted);
+    }
+
+    /// Two transactions on one connection (RSET between), then a refused QUIT: the
+    /// mail was accepted, so delivered (SPEC §3.10) unless the old bug is planted.
+    #[test]
+    fn two_transactions_then_a_refused_quit() {
+        for quit_refusal_fails in [false, true] {
+            let mut e = env(&["a@x"]);
+            e.then = vec![b"Subject: y\r\n\r\nz\r\n".to_vec()];
+            e.quirks.quit_refusal_fails = quit_refusal_fails;
+            let mut c = Client::new(e);
+            c.on_reply(reply(220, "hi"));
+            c.on_reply(reply(250, "mx"));
+            for n in 0..2 {
+                assert_eq!(c.transaction(), n);
+                c.on_reply(reply(250, "ok"));
+                c.on_reply(reply(250, "ok"));
+                c.on_reply(reply(354, "go"));
+                let after = c.on_reply(reply(250, "queued"));
+                let want: &[u8] = if n == 0 { b"RSET\r\n" } else { b"QUIT\r\n" };
+                assert_eq!(after, Action::Send(want.to_vec()));
+                if n == 0 {
+                    assert_eq!(
+                        c.on_reply(reply(250, "reset")),
+                        Action::Send(b"MAIL FROM:<admin@example.com>\r\n".to_vec())
+                    );
+                }
+            }
+            match c.on_reply(reply(554, "no")) {
+                Action::Finish(_, Outcome::Delivered) => assert!(!quit_refusal_fails),
+                Action::Finish(_, Outcome::Failed { class, detail }) => {
+                    assert!(quit_refusal_fails);
+                    assert_eq!((class, detail.as_str()), ("rejected", "QUIT 554 no"));
+                }
+                a => panic!("{a:?}"),
+            }
+            assert_eq!(c.recipients().len(), 1);
+        }
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct Checks {
     pub revocation: bool,
     /// Firmware variant: the name check looks at the CN only.
     pub cn_only: bool,
+    /// The expiry check also fails on an expired (or not yet valid) intermediate
+    /// in the presented chain (SPEC §3.5 latitude; by default only the server
+    /// certificate's dates count).
+    pub expired_intermediate: bool,
 }
 
 /// A failed check: the error class of SPEC §5 and what failed.
@@ -132,6 +136,31 @@ pub fn check_leaf(
                     "the server certificate's ExtendedKeyUsage has neither serverAuth nor anyExtendedKeyUsage",
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// The expiry check on the intermediates presented after the server certificate
+/// (the latitude of SPEC §3.5 some firmware takes): each within its validity.
+pub fn check_intermediates_dates(presented: &[Vec<u8>], now_unix: i64) -> Result<(), CertFailure> {
+    for der in presented {
+        let Ok((_, cert)) = X509Certificate::from_der(der) else {
+            continue;
+        };
+        let from = cert.validity().not_before.timestamp();
+        let to = cert.validity().not_after.timestamp();
+        if now_unix < from || now_unix > to {
+            return Err(failure(
+                "cert_expired",
+                format!(
+                    "the intermediate certificate {} is valid from {} to {}; the device clock says {}",
+                    cert.subject(),
+                    when(from),
+                    when(to),
+                    when(now_unix)
+                ),
+            ));
         }
     }
     Ok(())
@@ -274,8 +303,15 @@ impl ServerCertVerifier for DeviceVerifier {
             leaf: end_entity.to_vec(),
             issuer,
         };
-        let result =
-            check_leaf(end_entity, &self.checks, &self.server, self.now_unix).and_then(|()| {
+        let result = check_leaf(end_entity, &self.checks, &self.server, self.now_unix)
+            .and_then(|()| {
+                if self.checks.expiry && self.checks.expired_intermediate {
+                    check_intermediates_dates(presented.get(1..).unwrap_or(&[]), self.now_unix)
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|()| {
                 if self.checks.chain {
                     check_chain(&presented, &self.store)
                 } else {

@@ -273,8 +273,12 @@ impl Drop for EmbeddedSim {
 
 /// The options a simulated device is started with, after `--console pty`: its time
 /// scale, where it serves download URLs, the firmware variants the profile declares
-/// (and `plant`, variants it does not: a bug the run must catch), the features the
-/// profile says it lacks (`--without`), then the profile's own `sim_args`.
+/// (and `plant`: a variant the profile does not declare, or a quirk — an old or
+/// planted bug, or the other side of a SPEC latitude — that the run must catch), the
+/// features the profile says it lacks (`--without`), then the profile's own
+/// `sim_args`. A `plant` word is `--variant W` when it names a SPEC variant
+/// ([`mfp_sim::options::Variants::NAMES`]), else `--quirk W` (the device refuses a
+/// word that is neither).
 pub fn args_for(
     profile: &super::Profile,
     time_scale: f64,
@@ -287,8 +291,16 @@ pub fn args_for(
         "--downloads".to_string(),
         downloads.to_string(),
     ];
-    for v in profile.variants.iter().chain(plant) {
+    for v in &profile.variants {
         args.extend(["--variant".to_string(), v.clone()]);
+    }
+    for w in plant {
+        let flag = if mfp_sim::options::Variants::NAMES.contains(&w.as_str()) {
+            "--variant"
+        } else {
+            "--quirk"
+        };
+        args.extend([flag.to_string(), w.clone()]);
     }
     for f in &profile.facts.unsupported {
         args.extend(["--without".to_string(), f.clone()]);
