@@ -13,6 +13,8 @@
 //! - `faults`, `netio`: scripted faults and the I/O both servers share.
 //! - `tls`: certificates and rustls configurations; `partial`: `message/partial`
 //!   reassembly; `transcript`: the cap on what a connection's transcript keeps.
+//! - `silent`: a port where a TCP connect never completes (a connect timeout on
+//!   loopback).
 //! - `scenario`, `serve`: scenario files and starting their servers; `netaddr`: bind
 //!   addresses (IPv4, IPv6, link-local with a zone) and this machine's interfaces.
 //!
@@ -60,6 +62,7 @@ pub mod redact;
 pub mod sasl;
 pub mod scenario;
 pub mod serve;
+pub mod silent;
 pub mod smtp;
 pub mod smtp_server;
 pub mod tls;
