@@ -342,12 +342,15 @@ impl ReachError {
     }
 }
 
-/// A case needs a TLS listener the runner does not have (no zoo was given).
+/// A case needs a listener the runner does not have.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no {} listener with certificate {cert:?}: give --certs (the zoo)", kind.name())]
-pub struct NoListener {
-    pub kind: ListenerKind,
-    pub cert: String,
+pub enum NoListener {
+    /// A TLS listener with a certificate of the zoo (no zoo was given).
+    #[error("no {} listener with certificate {cert:?}: give --certs (the zoo)", kind.name())]
+    Tls { kind: ListenerKind, cert: String },
+    /// A port whose connects are never answered: this system cannot make one.
+    #[error("no silent port for the connect timeout: {0}")]
+    Silent(String),
 }
 
 /// Opens the console at `ep`, waiting for a link that was up before and is lost.
@@ -412,6 +415,10 @@ pub struct Runner {
     root_pem: Option<String>,
     server_address: String,
     closed_port: u16,
+    /// A port whose connects never complete (SPEC §3.2's connect timeout), kept
+    /// for the runner's life; why there is none where the system cannot make one
+    /// (the cases that need it are harness errors saying so).
+    silent: Result<hil_mail::silent::SilentPort, String>,
     profile: Arc<Profile>,
     opts: RunOptions,
     /// What the servers' transcripts and the console log count time from.
@@ -547,14 +554,18 @@ impl Runner {
                 bind: opts.bind.clone(),
                 source,
             })?;
-        // Every port of this runner's servers (and its closed port): its device's
-        // connections, and no one else's.
+        let silent = rt
+            .block_on(hil_mail::silent::SilentPort::open(opts.bind.socket(0)))
+            .map_err(|e| e.to_string());
+        // Every port of this runner's servers (and its closed and silent ports): its
+        // device's connections, and no one else's.
         let capture = match (&opts.capture, keylog) {
             (Some(iface), Some(log)) => {
                 let mut ports: Vec<u16> =
                     server.listeners().iter().map(|(_, a)| a.port()).collect();
                 ports.extend(pop.listeners().iter().map(|(_, a)| a.port()));
                 ports.push(closed_port);
+                ports.extend(silent.as_ref().map(|s| s.addr().port()));
                 Some((crate::capture::Capture::start(iface, &ports)?, log))
             }
             _ => None,
@@ -570,6 +581,7 @@ impl Runner {
             root_pem,
             server_address,
             closed_port,
+            silent,
             profile: Arc::new(profile),
             opts,
             sim: None,
@@ -623,6 +635,9 @@ impl Runner {
                 .map(|(kind, port)| (*port, format!("POP3 {}", kind.name()))),
         );
         out.push((self.closed_port, "nothing listening: closed".into()));
+        if let Ok(s) = &self.silent {
+            out.push((s.addr().port(), "connects never answered: silent".into()));
+        }
         out.sort();
         out
     }
@@ -726,6 +741,10 @@ impl Runner {
             .unwrap_or("none");
         let listener = match case.target {
             Target::ClosedPort => self.closed_port,
+            Target::SilentPort => match &self.silent {
+                Ok(s) => s.addr().port(),
+                Err(why) => return Err(NoListener::Silent(why.clone())),
+            },
             Target::FakeServer => {
                 let cert = match case.listener {
                     ListenerKind::Plain => String::new(),
@@ -738,7 +757,7 @@ impl Runner {
                 *self
                     .ports
                     .get(&(case.listener, cert.clone()))
-                    .ok_or(NoListener {
+                    .ok_or(NoListener::Tls {
                         kind: case.listener,
                         cert,
                     })?
@@ -1129,6 +1148,10 @@ fn scenario_of(case: &Case) -> crate::record::Scenario {
         Target::ClosedPort => {
             sc.target = "closed_port".into();
             "nothing listening".to_string()
+        }
+        Target::SilentPort => {
+            sc.target = "silent_port".into();
+            "a port whose connects are never answered".to_string()
         }
         Target::FakeServer => {
             sc.target = "fake_server".into();

@@ -234,9 +234,10 @@ fn pop(exp: Option<&PopExpect>, conns: &[Pop3Connection], bad: &mut Mismatches) 
         );
         return;
     };
+    // TLS is up at the end unless a fault of the server cut it short.
     let listener_ok = match p.tls {
-        "pop3s" => c.listener == "tls",
-        "stls" => c.listener == "starttls" && c.tls.is_some(),
+        "pop3s" => c.listener == "tls" && c.tls.is_some() == p.tls_up,
+        "stls" => c.listener == "starttls" && c.tls.is_some() == p.tls_up,
         _ => c.listener == "plain" && c.tls.is_none(),
     };
     if !listener_ok {
@@ -251,7 +252,17 @@ fn pop(exp: Option<&PopExpect>, conns: &[Pop3Connection], bad: &mut Mismatches) 
         );
     }
     let used_apop = c.transcript.iter().any(|e| e.text.starts_with("APOP"));
-    if (p.method == "APOP") != used_apop {
+    let used_user = c.transcript.iter().any(|e| e.text.starts_with("USER"));
+    if !p.reaches_login {
+        // A fault of the server ended the session before the login.
+        if used_apop || used_user {
+            bad.add(
+                K::PopMethod,
+                "the POP3 session should have ended before the login, yet the device sent one"
+                    .into(),
+            );
+        }
+    } else if (p.method == "APOP") != used_apop {
         bad.add(
             K::PopMethod,
             format!(

@@ -125,6 +125,9 @@ pub struct ServerFault {
     pub listener: Option<ListenerKind>,
     /// The device ends up waiting for an answer that never comes (the timeout matters).
     pub waits: bool,
+    /// Where the device is pointed: the fake server, or a port that refuses or
+    /// never answers a connect.
+    pub target: Target,
 }
 
 /// A value of `server.pop_fault`: a built-in POP3 fault or the POP3 part of a
@@ -1208,10 +1211,17 @@ fn builtin_faults() -> BTreeMap<String, ServerFault> {
                 smtp,
                 listener: None,
                 waits: w,
+                target: Target::FakeServer,
             },
         );
     };
     add("none", "a well-behaved server", vec![], None);
+    add(
+        "hang-tls_handshake",
+        "reads the ClientHello and never answers (SPEC §3.2: the handshake times out)",
+        vec![fault(Step::TlsHandshake, None, Action::Hang)],
+        None,
+    );
     let steps = crate::cases::STEP_REPLIES;
     for (step, c4, t4, c5, t5) in steps {
         for (code, text) in [(c4, t4), (c5, t5)] {
@@ -1300,6 +1310,31 @@ fn builtin_faults() -> BTreeMap<String, ServerFault> {
         vec![],
         None,
     );
+    for (name, doc, target, waits) in [
+        (
+            "nothing-listening",
+            "a closed port: the connect is refused (connect)",
+            Target::ClosedPort,
+            false,
+        ),
+        (
+            "connect-silent",
+            "a port whose connects are never answered (SPEC §3.2: the connect times out)",
+            Target::SilentPort,
+            true,
+        ),
+    ] {
+        m.insert(
+            name.to_string(),
+            ServerFault {
+                doc: doc.into(),
+                smtp: SmtpConfig::default(),
+                listener: None,
+                waits,
+                target,
+            },
+        );
+    }
     if let Some(f) = m.get_mut("recipient-refused") {
         f.smtp.policy.recipients = vec![RecipientRule {
             address: "b@hil.test".into(),
@@ -1416,15 +1451,66 @@ fn builtin_pop_faults() -> BTreeMap<String, PopFault> {
     };
     let line = |t: &str| Action::Line { text: t.into() };
     add("none", "a well-behaved POP3 server", vec![], true);
-    add("pop-hang-greeting", "never greets", vec![at(P::Greeting, Action::Hang)], true);
-    add("pop-hang-pass", "never answers PASS", vec![at(P::Pass, Action::Hang)], true);
-    add("pop-hang-apop", "never answers APOP", vec![at(P::Apop, Action::Hang)], true);
-    add("pop-drop-user", "hangs up at USER", vec![at(P::User, Action::Drop)], true);
-    add("pop-err-greeting", "-ERR as its greeting", vec![at(P::Greeting, line("-ERR busy"))], true);
-    add("pop-garbage-pass", "junk for PASS's answer", vec![at(P::Pass, Action::Garbage)], true);
-    add("pop-stls-refused", "refuses STLS", vec![at(P::Stls, line("-ERR not now"))], true);
-    add("pop-tls-abort", "cuts the TLS handshake off", vec![at(P::TlsHandshake, Action::AbortTls)], true);
-    add("pop-no-apop", "no APOP timestamp in the greeting", vec![], false);
+    add(
+        "pop-hang-greeting",
+        "never greets",
+        vec![at(P::Greeting, Action::Hang)],
+        true,
+    );
+    add(
+        "pop-hang-pass",
+        "never answers PASS",
+        vec![at(P::Pass, Action::Hang)],
+        true,
+    );
+    add(
+        "pop-hang-apop",
+        "never answers APOP",
+        vec![at(P::Apop, Action::Hang)],
+        true,
+    );
+    add(
+        "pop-drop-user",
+        "hangs up at USER",
+        vec![at(P::User, Action::Drop)],
+        true,
+    );
+    add(
+        "pop-err-greeting",
+        "-ERR as its greeting",
+        vec![at(P::Greeting, line("-ERR busy"))],
+        true,
+    );
+    add(
+        "pop-garbage-pass",
+        "junk for PASS's answer",
+        vec![at(P::Pass, Action::Garbage)],
+        true,
+    );
+    add(
+        "pop-stls-refused",
+        "refuses STLS",
+        vec![at(P::Stls, line("-ERR not now"))],
+        true,
+    );
+    add(
+        "pop-tls-abort",
+        "cuts the TLS handshake off",
+        vec![at(P::TlsHandshake, Action::AbortTls)],
+        true,
+    );
+    add(
+        "pop-hang-tls",
+        "never answers the ClientHello (the handshake times out)",
+        vec![at(P::TlsHandshake, Action::Hang)],
+        true,
+    );
+    add(
+        "pop-no-apop",
+        "no APOP timestamp in the greeting",
+        vec![],
+        false,
+    );
     m
 }
 
@@ -1484,6 +1570,7 @@ fn scenario_faults(dir: &Path) -> Result<Catalogue, BuildError> {
                 smtp,
                 listener: (kind != ListenerKind::Plain).then_some(kind),
                 waits: w,
+                target: Target::FakeServer,
             },
         );
     }
@@ -1962,7 +2049,9 @@ impl Matrix {
             let case = self.case(r);
             let pairs = nominal_pairs(&case);
             let met = crate::oracle::predict_pairs(&case, &pairs, &self.ctx.facts).is_ok_and(|p| {
-                if scripted(&f.smtp) {
+                if f.target != Target::FakeServer {
+                    p.reach.target
+                } else if scripted(&f.smtp) {
                     p.reach.scripted
                 } else {
                     p.reach.greeted
@@ -2491,7 +2580,7 @@ fn build_case(m: &Matrix, row: &Row) -> Case {
         trigger: trigger_of(&g),
         server: server_of(&g, f),
         pop: pop_of(&g),
-        target: Target::FakeServer,
+        target: f.map_or(Target::FakeServer, |f| f.target),
         listener,
         import_ca: cert.is_some(),
         cert,

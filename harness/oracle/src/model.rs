@@ -209,6 +209,9 @@ pub enum Target {
     FakeServer,
     /// A port where nothing listens.
     ClosedPort,
+    /// A port whose TCP connects never complete (SYNs dropped): SPEC §3.2's connect
+    /// timeout.
+    SilentPort,
 }
 
 /// One case: settings, device state, a server scenario and a trigger.

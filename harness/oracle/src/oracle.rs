@@ -128,6 +128,8 @@ pub struct Reach {
     pub greeted: bool,
     /// A scripted fault of the POP3 server was reached, or its APOP refusal met.
     pub pop_scripted: bool,
+    /// The device tried to connect to the case's target (a closed or silent port).
+    pub target: bool,
 }
 
 /// A choice SPEC leaves to the firmware: which latitude, and what the device did.
@@ -503,7 +505,25 @@ fn predict_with(
         }
     }
     if case.target == Target::ClosedPort {
-        return ends(fail("connect", true), pop);
+        let mut out = Prediction::only(fail("connect", true), pop);
+        out.reach.pop_scripted = pop_met;
+        out.reach.target = true;
+        return Ok(out);
+    }
+    if case.target == Target::SilentPort {
+        // SPEC §3.2: smtp.timeout bounds the TCP connect; the server never sees it.
+        let timeout_ms = s.get(Key::SmtpTimeout).parse::<u64>().unwrap_or(60) * 1000;
+        let timeout = Expected::Failed {
+            class: "timeout",
+            connects: false,
+            stored: false,
+            detail: None,
+            wait_ms: Some(timeout_ms),
+        };
+        let mut out = Prediction::only(timeout, pop);
+        out.reach.pop_scripted = pop_met;
+        out.reach.target = true;
+        return Ok(out);
     }
     let mut w = Walk {
         cfg: &case.server,
@@ -809,8 +829,12 @@ fn pop_session(
     }
     // APOP needs the greeting's timestamp, and a server that takes it.
     if p.method == "APOP" && (!cfg.apop || cfg.refuse_apop) {
-        // Without a timestamp the device cannot even send APOP.
+        // Without a timestamp in the greeting the device cannot even send APOP:
+        // it stops there, before any STLS.
         p.reaches_login = cfg.apop;
+        if !cfg.apop {
+            p.tls_up = p.tls == "pop3s";
+        }
         p.login_ok = false;
         return (Some(fails("pop_auth", false)), true);
     }
@@ -968,8 +992,14 @@ fn connect(w: &Walk, mode: &str) -> Walked<bool> {
 
 /// Step 5: the TLS handshake (cut off or not) and the certificate checks.
 fn handshake(w: &Walk) -> Walked<()> {
-    if let Some(Action::AbortTls | Action::Drop) = w.at(Step::TlsHandshake, 1) {
-        return Err(w.class_only("tls_handshake").into());
+    match w.at(Step::TlsHandshake, 1) {
+        Some(Action::AbortTls | Action::Drop) => {
+            return Err(w.class_only("tls_handshake").into());
+        }
+        // SPEC §3.2: smtp.timeout bounds the TLS handshake too.
+        Some(Action::Hang | Action::HalfLine) => return Err(w.timeout().into()),
+        Some(Action::Delay { ms }) if *ms >= w.timeout_ms => return Err(w.timeout().into()),
+        _ => {}
     }
     if let Some(c) = cert_failure(w) {
         return Err(w.class_only(c).into());
