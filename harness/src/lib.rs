@@ -51,4 +51,5 @@ pub mod report;
 pub mod runner;
 pub mod serve_cmd;
 pub mod triage;
+pub mod vacuity;
 pub mod verdict;

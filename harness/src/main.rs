@@ -1012,6 +1012,8 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         grace: Duration::from_secs(30),
         stop,
     };
+    // The model again, for which server-side values fired (none for the classic set).
+    let model = hil_oracle::matrix::Matrix::build(&certs, &scenarios_dir, &facts).ok();
     // The final report (junit.xml, report.html) from every record of the run.
     let recap = std::cell::RefCell::new(Vec::<String>::new());
     let known = std::cell::RefCell::new(None::<Known>);
@@ -1027,7 +1029,20 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
             ..base.clone()
         };
         let triage = hil::triage::triage(records);
-        *recap.borrow_mut() = hil::triage::recap(records, &triage, &meta);
+        let mut lines = hil::triage::recap(records, &triage, &meta);
+        let never = model
+            .as_ref()
+            .map(|m| hil::vacuity::never_fired(m, records))
+            .unwrap_or_default();
+        if !never.is_empty() {
+            lines.push(format!(
+                "hil: {} scripted server value{} never fired in this run (their cases could not fail for the fault): {}",
+                never.len(),
+                if never.len() == 1 { "" } else { "s" },
+                never.join(", ")
+            ));
+        }
+        *recap.borrow_mut() = lines;
         *known.borrow_mut() = meta.baseline.as_ref().map(|b| Known::of(b, records));
         hil::report::write_all(dir, records, &meta)
     };

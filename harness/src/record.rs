@@ -82,12 +82,18 @@ pub struct Transcript {
     /// The listener's name (`plain`, `starttls`, `tls`, …).
     pub listener: String,
     pub lines: Vec<Line>,
+    /// The scripted faults that fired on the connection and the server's policies it
+    /// met, in words: `rcpt #2: reply 450 4.2.0 Mailbox busy`,
+    /// `rcpt #1: policy: recipient rule gone@hil.test (550)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fired: Vec<String>,
 }
 
 /// The server side of a case.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Scenario {
-    /// `fake_server`, or `closed_port` (nothing listening).
+    /// `fake_server`, `closed_port` (nothing listening) or `silent_port` (connects
+    /// never answered).
     pub target: String,
     /// The SMTP listener the device is sent to (`plain`, `starttls`, `tls`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -407,8 +407,8 @@ pub struct Runner {
     pop: Pop3Server,
     /// SMTP listener ports by kind and certificate (`""` for the plain one).
     ports: HashMap<(ListenerKind, String), u16>,
-    /// POP3 listener ports by kind.
-    pop_ports: HashMap<ListenerKind, u16>,
+    /// POP3 listener ports by kind and certificate (`""` for the plain one).
+    pop_ports: HashMap<(ListenerKind, String), u16>,
     /// The POP3 logins the SMTP server's POP-before-SMTP policy reads.
     logins: Arc<PopLogins>,
     /// The zoo's trust anchor (PEM), imported into the device for a case that asks.
@@ -469,6 +469,7 @@ impl Runner {
             bind: at(0),
             identity: None,
         }];
+        let mut pop_keys = vec![(ListenerKind::Plain, String::new())];
         let mut root_pem = None;
         let keylog = opts
             .capture
@@ -492,14 +493,15 @@ impl Runner {
                     });
                     keys.push((kind, name.clone()));
                 }
-                if name == "valid" {
-                    for kind in [ListenerKind::Starttls, ListenerKind::Tls] {
-                        pop_listens.push(Pop3Listen {
-                            kind,
-                            bind: at(0),
-                            identity: Some(identity.clone()),
-                        });
-                    }
+                // The POP3 server presents the case's certificate too (SPEC §3.5:
+                // POP over TLS applies the same checks).
+                for kind in [ListenerKind::Starttls, ListenerKind::Tls] {
+                    pop_listens.push(Pop3Listen {
+                        kind,
+                        bind: at(0),
+                        identity: Some(identity.clone()),
+                    });
+                    pop_keys.push((kind, name.clone()));
                 }
             }
             let root = dir.join("root.crt");
@@ -539,24 +541,38 @@ impl Runner {
             Arc::clone(&logins),
             epoch,
         ))?;
-        let pop_ports = pop
-            .listeners()
-            .iter()
-            .map(|(k, a)| (*k, a.port()))
+        let pop_ports = pop_keys
+            .into_iter()
+            .zip(pop.listeners().iter().map(|(_, a)| a.port()))
             .collect();
         let server_address = match (&opts.server_address, opts.bind.is_unspecified()) {
             (Some(a), _) => a.clone(),
             (None, false) => opts.bind.to_string(),
             (None, true) => return Err(StartError::AnyAddress(opts.bind.clone())),
         };
-        let closed_port =
+        let silent = rt
+            .block_on(hil_mail::silent::SilentPort::open(opts.bind.socket(0)))
+            .map_err(|e| e.to_string());
+        // A closed port that is not the silent one (the kernel may hand a port just
+        // let go to the next bind).
+        let mut closed_port =
             free_closed_port(&opts.bind).map_err(|source| StartError::ClosedPort {
                 bind: opts.bind.clone(),
                 source,
             })?;
-        let silent = rt
-            .block_on(hil_mail::silent::SilentPort::open(opts.bind.socket(0)))
-            .map_err(|e| e.to_string());
+        for _ in 0..10 {
+            if silent
+                .as_ref()
+                .map_or(true, |s| s.addr().port() != closed_port)
+            {
+                break;
+            }
+            closed_port =
+                free_closed_port(&opts.bind).map_err(|source| StartError::ClosedPort {
+                    bind: opts.bind.clone(),
+                    source,
+                })?;
+        }
         // Every port of this runner's servers (and its closed and silent ports): its
         // device's connections, and no one else's.
         let capture = match (&opts.capture, keylog) {
@@ -629,11 +645,14 @@ impl Runner {
                 (*port, format!("SMTP {}{cert}", kind.name()))
             })
             .collect();
-        out.extend(
-            self.pop_ports
-                .iter()
-                .map(|(kind, port)| (*port, format!("POP3 {}", kind.name()))),
-        );
+        out.extend(self.pop_ports.iter().map(|((kind, cert), port)| {
+            let cert = if cert.is_empty() {
+                String::new()
+            } else {
+                format!(" (certificate {cert})")
+            };
+            (*port, format!("POP3 {}{cert}", kind.name()))
+        }));
         out.push((self.closed_port, "nothing listening: closed".into()));
         if let Ok(s) = &self.silent {
             out.push((s.addr().port(), "connects never answered: silent".into()));
@@ -768,8 +787,23 @@ impl Runner {
         } else {
             (listener, self.closed_port)
         };
-        let pop_port =
-            |k: ListenerKind| self.pop_ports.get(&k).copied().unwrap_or(self.closed_port);
+        // The POP3 listener with the case's certificate (the zoo's valid one for a
+        // case without one).
+        let pop_cert = case
+            .cert
+            .as_ref()
+            .map_or_else(|| "valid".to_string(), |c| c.name.clone());
+        let pop_port = |k: ListenerKind| {
+            let cert = if k == ListenerKind::Plain {
+                String::new()
+            } else {
+                pop_cert.clone()
+            };
+            self.pop_ports
+                .get(&(k, cert))
+                .copied()
+                .unwrap_or(self.closed_port)
+        };
         let (pport, pssl) = match pop_tls {
             "pop3s" => (self.closed_port, pop_port(ListenerKind::Tls)),
             "stls" => (pop_port(ListenerKind::Starttls), self.closed_port),
@@ -1344,6 +1378,13 @@ fn console_word(d: crate::device::console::ConsoleDir) -> &'static str {
 }
 
 /// The report's record of a case and its result (secrets masked).
+/// A connection's fired faults and met policies in words: `rcpt #2: reply 450 …`.
+fn fired_words(f: &[hil_mail::faults::FiredFault]) -> Vec<String> {
+    f.iter()
+        .map(|f| format!("{} #{}: {}", f.step, f.occurrence, f.action))
+        .collect()
+}
+
 pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::Record {
     use crate::record::{Line, Record, Transcript, Verdict};
     let verdict = match (&r.crash, &r.harness_error, r.passed) {
@@ -1367,6 +1408,7 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
                         text: e.text.clone(),
                     })
                     .collect(),
+                fired: fired_words(&c.fired_faults),
             });
         }
         for c in &o.server.connections {
@@ -1382,6 +1424,7 @@ pub fn to_record(case: &Case, r: &CaseResult, attempts: u32) -> crate::record::R
                         text: e.text.clone(),
                     })
                     .collect(),
+                fired: fired_words(&c.fired_faults),
             });
         }
     }

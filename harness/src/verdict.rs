@@ -235,9 +235,10 @@ fn pop(exp: Option<&PopExpect>, conns: &[Pop3Connection], bad: &mut Mismatches) 
         return;
     };
     // TLS is up at the end unless a fault of the server cut it short.
+    let tls_ok = p.tls_up.is_none_or(|up| c.tls.is_some() == up);
     let listener_ok = match p.tls {
-        "pop3s" => c.listener == "tls" && c.tls.is_some() == p.tls_up,
-        "stls" => c.listener == "starttls" && c.tls.is_some() == p.tls_up,
+        "pop3s" => c.listener == "tls" && tls_ok,
+        "stls" => c.listener == "starttls" && tls_ok,
         _ => c.listener == "plain" && c.tls.is_none(),
     };
     if !listener_ok {

@@ -245,9 +245,10 @@ pub struct Script<S> {
     faults: Vec<Fault<S>>,
     counts: Vec<(S, u32)>,
     rng: Rng,
-    /// Faults that fired and are not yet taken ([`Script::take_fired`]), with the
-    /// number ever kept (for [`MAX_FIRED`]).
-    fired: Vec<(S, u32, Action)>,
+    /// Faults that fired (and policies applied) and are not yet taken
+    /// ([`Script::take_fired`]), the action in words, with the number ever kept (for
+    /// [`MAX_FIRED`]).
+    fired: Vec<(S, u32, String)>,
     kept: usize,
 }
 
@@ -293,11 +294,26 @@ impl<S: Copy + PartialEq> Script<S> {
             }
             if self.kept < MAX_FIRED {
                 self.kept += 1;
-                self.fired.push((step, n, f.action.clone()));
+                self.fired.push((step, n, f.action.to_string()));
             }
             return Some(f.action.clone());
         }
         None
+    }
+
+    /// Records that a policy of the server (recipient rules, AUTH required, a size
+    /// limit, a POP window, bare LF refusal) was applied at the latest occurrence of
+    /// `step`: `what` in words, kept as `policy: what` beside the fired faults.
+    pub fn policy(&mut self, step: S, what: String) {
+        let n = self
+            .counts
+            .iter()
+            .find(|(s, _)| *s == step)
+            .map_or(0, |(_, c)| *c);
+        if self.kept < MAX_FIRED {
+            self.kept += 1;
+            self.fired.push((step, n, format!("policy: {what}")));
+        }
     }
 }
 
@@ -309,7 +325,7 @@ impl<S: StepName> Script<S> {
             .map(|(step, occurrence, action)| FiredFault {
                 step: step.step_name().to_string(),
                 occurrence,
-                action: action.to_string(),
+                action,
             })
             .collect()
     }

@@ -435,6 +435,10 @@ impl Pop3Session {
     pub fn start(&mut self, now_ms: u64) -> Vec<Pop3Output> {
         self.now_ms = now_ms;
         let mut out = Vec::new();
+        if self.timestamp.is_none() {
+            self.script
+                .policy(Pop3Step::Greeting, "no APOP timestamp offered".to_string());
+        }
         let text = match &self.timestamp {
             Some(ts) => format!("+OK {} POP3 ready {}", self.cfg.hostname, ts),
             None => format!("+OK {} POP3 ready", self.cfg.hostname),
@@ -834,6 +838,10 @@ impl Pop3Session {
                 .is_some_and(|a| apop_digest(ts, &a.password).eq_ignore_ascii_case(&digest)),
             _ => false,
         };
+        if self.cfg.refuse_apop {
+            self.script
+                .policy(Pop3Step::Apop, "APOP refused".to_string());
+        }
         let answer = if good {
             self.maildrop_line(&user)
         } else if self.timestamp.is_none() {

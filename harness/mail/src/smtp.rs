@@ -930,10 +930,26 @@ impl Session {
         if self.fault(Step::Mail, out) {
             return;
         }
-        if self.cfg.policy.require_auth && self.auth_user.is_none() {
-            return self.send(out, 530, "5.7.0 Authentication required");
+        if self.cfg.policy.require_auth {
+            let refused = self.auth_user.is_none();
+            self.script.policy(
+                Step::Mail,
+                format!(
+                    "AUTH required ({})",
+                    if refused { "530" } else { "authenticated" }
+                ),
+            );
+            if refused {
+                return self.send(out, 530, "5.7.0 Authentication required");
+            }
         }
         if let Some(max) = self.cfg.policy.max_size {
+            if from.size > 0 {
+                self.script.policy(
+                    Step::Mail,
+                    format!("size limit {max} against SIZE={}", from.size),
+                );
+            }
             if from.size as u64 > max {
                 let text = format!("5.3.4 Message size exceeds fixed maximum message size ({max})");
                 return self.send(out, 552, &text);
@@ -954,12 +970,26 @@ impl Session {
             return;
         }
         if let Some(window) = self.cfg.policy.pop_before_smtp_window_s {
-            if self.auth_user.is_none() && !(self.env.pop_login_within)(self.env.peer, window) {
-                let text = format!("5.7.1 <{}>: Relay access denied", to.address);
-                return self.send(out, 554, &text);
+            if self.auth_user.is_none() {
+                let open = (self.env.pop_login_within)(self.env.peer, window);
+                self.script.policy(
+                    Step::Rcpt,
+                    format!(
+                        "POP before SMTP window {window} s ({})",
+                        if open { "a POP login within it" } else { "554" }
+                    ),
+                );
+                if !open {
+                    let text = format!("5.7.1 <{}>: Relay access denied", to.address);
+                    return self.send(out, 554, &text);
+                }
             }
         }
         if let Some(rule) = self.cfg.rule_for(&to.address).cloned() {
+            self.script.policy(
+                Step::Rcpt,
+                format!("recipient rule {} ({})", rule.address, rule.code),
+            );
             if rule.code / 100 != 2 {
                 return self.send(out, rule.code, &rule.text);
             }
@@ -1192,6 +1222,16 @@ impl Session {
         if self.fault(Step::EndOfData, out) {
             self.reset_transaction();
             return;
+        }
+        if let Some(max) = self.cfg.policy.max_size {
+            self.script.policy(
+                Step::EndOfData,
+                format!("size limit {max} against {total} bytes"),
+            );
+        }
+        if self.cfg.policy.refuse_bare_lf {
+            self.script
+                .policy(Step::EndOfData, "bare LF refused".to_string());
         }
         if self.data_dropped > 0 || self.cfg.policy.max_size.is_some_and(|m| total as u64 > m) {
             self.reset_transaction();

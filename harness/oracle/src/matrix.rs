@@ -141,6 +141,15 @@ pub struct PopFault {
     pub waits: bool,
 }
 
+impl ServerFault {
+    /// Whether it scripts something beyond the server's configuration (faults or
+    /// policies), which the server's record shows when met; the others (other
+    /// extensions, AUTH offers, a closed or silent port) leave no such trace.
+    pub fn scripted(&self) -> bool {
+        self.target == Target::FakeServer && scripted(&self.smtp)
+    }
+}
+
 /// What relevance and case building need besides the row.
 pub struct Ctx {
     /// The zoo's server certificates by name (`certs/manifest.toml`).
@@ -1136,6 +1145,12 @@ fn sections() -> Vec<Section> {
             doc: "SPEC §3.2: each POP3 fault that makes the device wait × smtp.timeout's bounds and default",
             dims: vec![Dim::PopBeforeSmtpEnabled, Dim::ServerPopFault, Dim::SmtpTimeout],
             only: vec![(Dim::PopBeforeSmtpEnabled, &["on"])],
+        },
+        Section {
+            name: "pop_tls",
+            doc: "SPEC §3.5 last sentence: POP over TLS applies the five checks to the POP server's certificate (the case's zoo certificate, which the SMTP server shows too) — each certificate × the checks it fails × pop3s and stls",
+            dims: vec![Dim::SmtpTls, Dim::ServerCert, Dim::SmtpVerifyExpiry, Dim::SmtpVerifyCn, Dim::SmtpVerifyKeyUsage, Dim::SmtpVerifyChain, Dim::SmtpVerifyRevocation, Dim::PopBeforeSmtpEnabled, Dim::PopTls],
+            only: vec![(Dim::SmtpTls, &["smtps"]), (Dim::PopBeforeSmtpEnabled, &["on"]), (Dim::PopTls, &["pop3s", "stls"])],
         },
         Section {
             name: "pop_login",

@@ -90,8 +90,9 @@ pub struct PopExpect {
     /// when a fault of the POP server ends the session first.
     pub reaches_login: bool,
     /// Whether TLS is up when the session ends (`pop3s` and `stls` whose handshake
-    /// the server lets finish).
-    pub tls_up: bool,
+    /// the server lets finish); `None` when a certificate check ends it (whether
+    /// the handshake completed first is the firmware's business).
+    pub tls_up: Option<bool>,
     /// Device ms between the POP session's end and the SMTP connection.
     pub wait_ms: u64,
 }
@@ -492,11 +493,23 @@ fn predict_with(
         Ok(p) => p,
         Err(stop) => return ends(stop.outcome()?, None),
     };
+    let mut w = Walk {
+        cfg: &case.server,
+        s,
+        case,
+        facts,
+        timeout_ms: s.get(Key::SmtpTimeout).parse::<u64>().unwrap_or(60) * 1000,
+        findings: Vec::new(),
+        latitude,
+        reach: std::cell::Cell::new(Reach::default()),
+    };
     let mut pop = pop;
     let mut pop_met = false;
     if let Some(p) = pop.as_mut() {
-        let timeout_ms = s.get(Key::SmtpTimeout).parse::<u64>().unwrap_or(60) * 1000;
-        let (failure, met) = pop_session(&case.pop, s, p, timeout_ms);
+        // The POP3 server presents the case's certificate (the zoo's valid one,
+        // which passes every check, for a case without one).
+        let pop_cert = || cert_failure_for(&w, case.cert.as_ref(), s.get(Key::PopServer));
+        let (failure, met) = pop_session(&case.pop, s, p, w.timeout_ms, pop_cert);
         pop_met = met;
         if let Some(f) = failure {
             let mut out = Prediction::only(f, pop);
@@ -525,16 +538,6 @@ fn predict_with(
         out.reach.target = true;
         return Ok(out);
     }
-    let mut w = Walk {
-        cfg: &case.server,
-        s,
-        case,
-        facts,
-        timeout_ms: s.get(Key::SmtpTimeout).parse::<u64>().unwrap_or(60) * 1000,
-        findings: Vec::new(),
-        latitude,
-        reach: std::cell::Cell::new(Reach::default()),
-    };
     let pop_login_in_window = pop.as_ref().is_some_and(|p| {
         case.server
             .policy
@@ -742,7 +745,7 @@ fn pop_expect(s: &SettingView) -> Walked<Option<PopExpect>> {
     let tls = s.get(Key::PopTls);
     Ok(Some(PopExpect {
         reaches_login: true,
-        tls_up: tls == "pop3s" || tls == "stls",
+        tls_up: Some(tls == "pop3s" || tls == "stls"),
         tls: match s.get(Key::PopTls) {
             "pop3s" => "pop3s",
             "stls" => "stls",
@@ -766,6 +769,7 @@ fn pop_session(
     s: &SettingView,
     p: &mut PopExpect,
     timeout_ms: u64,
+    cert_check: impl Fn() -> Option<&'static str>,
 ) -> (Option<Expected>, bool) {
     use hil_mail::pop3::Pop3Step as P;
     let at = |step: P| {
@@ -818,12 +822,19 @@ fn pop_session(
             };
             if let Some((class, waits)) = class {
                 p.reaches_login = login.contains(&step);
-                p.tls_up = tls_now;
+                p.tls_up = Some(tls_now);
                 p.login_ok = false;
                 return (Some(fails(class, waits)), met);
             }
         }
         if step == P::TlsHandshake {
+            // SPEC §3.5: the same checks on the POP server's certificate.
+            if let Some(class) = cert_check() {
+                p.reaches_login = false;
+                p.tls_up = None;
+                p.login_ok = false;
+                return (Some(fails(class, false)), met);
+            }
             tls_now = true;
         }
     }
@@ -833,7 +844,7 @@ fn pop_session(
         // it stops there, before any STLS.
         p.reaches_login = cfg.apop;
         if !cfg.apop {
-            p.tls_up = p.tls == "pop3s";
+            p.tls_up = Some(p.tls == "pop3s");
         }
         p.login_ok = false;
         return (Some(fails("pop_auth", false)), true);
@@ -852,10 +863,17 @@ fn pop_session(
 /// The TLS handshake with the case's certificate: the first failing check, in SPEC
 /// §3.5's order (docs/oracle.md), or `None` when it passes.
 fn cert_failure(w: &Walk) -> Option<&'static str> {
-    let Some(cert) = &w.case.cert else {
-        return None;
-    };
-    let server = w.s.get(Key::SmtpServer);
+    cert_failure_for(w, w.case.cert.as_ref(), w.s.get(Key::SmtpServer))
+}
+
+/// [`cert_failure`] for any server's certificate (the POP server's too, SPEC §3.5),
+/// checked against `server` as the device was told it.
+fn cert_failure_for(
+    w: &Walk,
+    cert: Option<&model::CertFacts>,
+    server: &str,
+) -> Option<&'static str> {
+    let cert = cert?;
     for &check in Check::ALL {
         if !w.s.on(check.flag()) {
             continue;
