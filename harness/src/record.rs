@@ -395,6 +395,7 @@ mod tests {
             server: server.into(),
             listener: "plain".into(),
             lines: vec![],
+            fired: vec![],
         };
         r.transcripts.push(t("pop3"));
         assert!(!r.reached_smtp_server(), "a POP login only");

@@ -1806,6 +1806,7 @@ mod tests {
                 server: "smtp".into(),
                 listener: "plain".into(),
                 lines: vec![line(0, "server", "220 fake ESMTP")],
+                fired: vec![],
             }],
             console: vec![line(1, "harness", "reset")],
             attempts: 1,

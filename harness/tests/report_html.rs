@@ -73,6 +73,7 @@ fn record(mode: &str, auth: &str, verdict: Verdict) -> Record {
             server: "smtp".into(),
             listener: mode.into(),
             lines,
+            fired: vec![],
         }],
         console: vec![line(1, "harness", "reset"), line(3, "device", "OK")],
         attempts: 1,
