@@ -292,6 +292,7 @@ pub enum MismatchKind {
     PopMethod,
     PopLogin,
     PopWait,
+    SecretShown,
 }
 
 impl MismatchKind {
@@ -328,6 +329,7 @@ impl MismatchKind {
             K::PopMethod => "pop_method",
             K::PopLogin => "pop_login",
             K::PopWait => "pop_wait",
+            K::SecretShown => "secret_shown",
         }
     }
 
@@ -336,7 +338,9 @@ impl MismatchKind {
         use MismatchKind as K;
         match self {
             K::Outcome => Step::End,
-            K::ApplyRefusedClass | K::RefusalKey | K::PartlyStored => Step::Settings,
+            K::ApplyRefusedClass | K::RefusalKey | K::PartlyStored | K::SecretShown => {
+                Step::Settings
+            }
             K::ErrorDetail | K::WaitTime => Step::End,
             K::Connections => Step::Connect,
             K::StoredMessages | K::Fragments | K::Mime | K::HeaderFrom | K::HeaderTo => Step::Data,

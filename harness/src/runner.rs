@@ -904,6 +904,12 @@ impl Runner {
                     profile: Some(&self.profile),
                 };
                 let j = verdict::judge(&prediction, &observed, &judging);
+                let mut findings = prediction.findings;
+                if let Some(k) = observed.secret_shown {
+                    findings.push(format!(
+                        "the console reveals a secret: get {k} shows it in clear"
+                    ));
+                }
                 CaseResult {
                     id: case.id.clone(),
                     passed: j.mismatches.is_empty(),
@@ -911,7 +917,7 @@ impl Runner {
                     chose: j.chose,
                     harness_error: None,
                     expected: j.expected,
-                    findings: prediction.findings,
+                    findings,
                     observed: Some(observed),
                     console: std::mem::take(&mut log),
                     millis: started.elapsed().as_millis() as u64,
@@ -1047,9 +1053,21 @@ impl Runner {
                 elapsed_ms: 0,
                 apply_refused: Some((class, detail)),
                 after_refusal: Some((probe, value)),
+                secret_shown: None,
                 downloaded: None,
             });
         }
+        // SPEC §6: passwords are write-only; `get` must not show one in clear.
+        let secret_shown = match pairs.iter().find(|(k, v)| k.is_secret() && !v.is_empty()) {
+            Some((k, v)) => match con.get(*k) {
+                Ok(got) => (got == *v).then_some(*k),
+                // Refusing to show it, or answering in a form the profile cannot
+                // read, reveals nothing.
+                Err(DriverError::Refused(_) | DriverError::Profile(_)) => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
         for u in &case.users {
             con.op_ok(
                 "user_add",
@@ -1108,6 +1126,7 @@ impl Runner {
             elapsed_ms: elapsed.as_millis() as u64,
             apply_refused: None,
             after_refusal: None,
+            secret_shown,
             downloaded,
         })
     }

@@ -27,6 +27,9 @@ pub struct Observed {
     pub apply_refused: Option<(String, String)>,
     /// After a refused `apply`: a key it tried to change, and the value `get` reads.
     pub after_refusal: Option<(Key, String)>,
+    /// A password or token `get` showed in clear after the apply (SPEC §6: they are
+    /// write-only).
+    pub secret_shown: Option<Key>,
     /// The file behind a download URL in the mail, fetched from the device.
     #[serde(skip)]
     pub downloaded: Option<Result<Vec<u8>, DownloadError>>,
@@ -149,6 +152,12 @@ pub fn compare_all(p: &Prediction, obs: &Observed, judging: &Judging) -> Vec<Mis
             format!("the device refused the case's settings: {class} {detail}"),
         );
         return bad.0;
+    }
+    if let Some(k) = obs.secret_shown {
+        bad.add(
+            K::SecretShown,
+            format!("get {k} shows the value set in clear (SPEC §6: passwords and tokens are write-only, shown as ***)"),
+        );
     }
     bad.0.extend(compare(&p.outcome, obs, judging));
     pop(p.pop.as_ref(), &obs.pop, &mut bad);

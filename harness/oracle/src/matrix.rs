@@ -1325,6 +1325,12 @@ fn builtin_faults() -> BTreeMap<String, ServerFault> {
         vec![],
         None,
     );
+    add(
+        "auth-334-malformed",
+        "AUTH offered (LOGIN, PLAIN), its challenge not base64 (RFC 4954 §4: the device cancels, auth_failed)",
+        vec![fault(Step::Auth, None, reply(334, "not base64!"))],
+        None,
+    );
     for (name, doc, target, waits) in [
         (
             "nothing-listening",
@@ -1349,6 +1355,15 @@ fn builtin_faults() -> BTreeMap<String, ServerFault> {
                 target,
             },
         );
+    }
+    if let Some(f) = m.get_mut("auth-334-malformed") {
+        f.smtp.auth = vec![Mechanism::Login, Mechanism::Plain];
+        f.smtp.accounts = vec![Account {
+            user: AUTH_USER.into(),
+            password: AUTH_PASSWORD.into(),
+            realm: None,
+            token: None,
+        }];
     }
     if let Some(f) = m.get_mut("recipient-refused") {
         f.smtp.policy.recipients = vec![RecipientRule {
