@@ -899,6 +899,7 @@ mod tests {
             elapsed_ms,
             apply_refused: None,
             after_refusal: None,
+            secret_shown: None,
             downloaded: None,
         }
     }
