@@ -188,3 +188,52 @@ fn fragments_may_share_one_connection() {
         "over one connection",
     );
 }
+
+#[test]
+fn a_refused_recipient_does_not_stop_the_others() {
+    caught("refused-recipient-fails", &["--section", "faults"], |r| {
+        r.dims.get("recipients").is_some_and(|v| v == "mixed")
+    });
+}
+
+#[test]
+fn every_alert_kind_is_sent() {
+    caught("alerts-paper-jam-only", &["--section", "alerts"], |r| {
+        r.dims.get("alert.kind").is_some_and(|k| k != "paper_jam")
+    });
+}
+
+#[test]
+fn the_timeout_bounds_the_connect_the_handshake_and_pop() {
+    let records = run(
+        "timeout-ignored",
+        &[
+            "--section",
+            "timeouts",
+            "--section",
+            "handshake_timeouts",
+            "--section",
+            "pop_timeouts",
+        ],
+    );
+    let failed: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.verdict == Verdict::Fail)
+        .collect();
+    for kind in ["connect-silent", "hang-tls_handshake", "pop-hang"] {
+        assert!(
+            failed.iter().any(|r| r.id.contains(kind)),
+            "no {kind} case failed: {:?}",
+            failed.iter().map(|r| &r.id).collect::<Vec<_>>()
+        );
+    }
+    // Only the cases with another timeout than the default fail.
+    for r in &failed {
+        assert!(
+            r.dims.get("smtp.timeout").is_some_and(|t| t != "60"),
+            "{}: {:?}",
+            r.id,
+            r.mismatches
+        );
+    }
+}

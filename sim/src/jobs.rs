@@ -106,6 +106,11 @@ struct Plan {
 fn plan(input: &JobInput, opts: &Options) -> Result<Plan, JobError> {
     let s = &input.settings;
     kind_gate(input)?;
+    if let Trigger::Alert(kind) = input.trigger {
+        if opts.quirks.alerts_paper_jam_only && kind != "paper_jam" {
+            return refuse("config", format!("alert {kind}: not sent (planted)"));
+        }
+    }
     let user = job_user(input);
     let recipients = recipients(input)?;
     if s.text(Key::SmtpServer).is_empty() {
@@ -118,7 +123,11 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, JobError> {
     let mut mail = compose(input, now, header_from, recipients.clone(), &opts.hostname);
     let message = reduce_load(s, opts, &mut mail, now, boundary)?;
     let messages = split_for_server(s, input.id, opts, now, &mail, message)?;
-    let timeout = device_seconds(s.number(Key::SmtpTimeout), opts);
+    let timeout = if opts.quirks.timeout_ignored {
+        device_seconds(60, opts)
+    } else {
+        device_seconds(s.number(Key::SmtpTimeout), opts)
+    };
     let mode = match s.text(Key::SmtpTls) {
         "smtps" => TlsMode::Smtps,
         "starttls" => TlsMode::Starttls,
@@ -147,6 +156,7 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, JobError> {
                 rcpt_530_rejected: opts.quirks.rcpt_530_rejected,
                 quit_refusal_fails: opts.quirks.quit_refusal_fails,
                 malformed_challenge_ignored: opts.quirks.malformed_challenge_ignored,
+                refused_recipient_fails: opts.quirks.refused_recipient_fails,
             },
         },
         messages,

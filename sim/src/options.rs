@@ -174,6 +174,15 @@ pub struct Quirks {
     pub lenient_input: bool,
     /// Planted bug: `get` and `show` print passwords in clear (SPEC §6).
     pub password_shown: bool,
+    /// Planted bug: a refused recipient fails the whole job, and nobody gets the mail
+    /// (SPEC §3.9: reported per recipient, the rest still get it).
+    pub refused_recipient_fails: bool,
+    /// Planted bug: only the paper-jam alert is sent; the other kinds fail with
+    /// `config` (SPEC §2: every alert goes to the notification addresses).
+    pub alerts_paper_jam_only: bool,
+    /// Planted bug: `smtp.timeout` is ignored, every wait is the default 60 s (SPEC
+    /// §3.2: it bounds the connect, the handshake and every reply, POP too).
+    pub timeout_ignored: bool,
 }
 
 impl Quirks {
@@ -190,6 +199,9 @@ impl Quirks {
         "pop-wait-ignored",
         "lenient-input",
         "password-shown",
+        "refused-recipient-fails",
+        "alerts-paper-jam-only",
+        "timeout-ignored",
     ];
 
     /// Plants the behaviour a `--quirk` word names.
@@ -206,6 +218,9 @@ impl Quirks {
             "pop-wait-ignored" => &mut self.pop_wait_ignored,
             "lenient-input" => &mut self.lenient_input,
             "password-shown" => &mut self.password_shown,
+            "refused-recipient-fails" => &mut self.refused_recipient_fails,
+            "alerts-paper-jam-only" => &mut self.alerts_paper_jam_only,
+            "timeout-ignored" => &mut self.timeout_ignored,
             other => return Err(UnknownQuirk(other.into())),
         };
         *flag = true;

@@ -143,6 +143,8 @@ pub struct ClientQuirks {
     pub quit_refusal_fails: bool,
     /// An undecodable 334 to LOGIN or PLAIN is answered as the normal prompt.
     pub malformed_challenge_ignored: bool,
+    /// A refused recipient fails the whole job (nothing is sent).
+    pub refused_recipient_fails: bool,
 }
 
 /// What one SMTP transaction is to carry.
@@ -582,6 +584,9 @@ impl Client {
             accepted,
             reply: reply.summary(),
         });
+        if !accepted && self.env.quirks.refused_recipient_fails {
+            return self.rejected(reply);
+        }
         if i + 1 < self.env.recipients.len() {
             self.step = Step::Rcpt(i + 1);
             return Action::Send(self.rcpt(i + 1));

@@ -1014,11 +1014,16 @@ fn server_dims() -> Vec<Dimension> {
             "seconds the device waits",
             |g| {
                 why!(addressed(g));
+                // A hang in the TLS handshake makes only a TLS session wait.
                 let waits = g
                     .ctx
                     .faults
                     .get(g.v(Dim::ServerFault))
-                    .is_some_and(|f| f.waits)
+                    .is_some_and(|f| {
+                        let tls_only = !f.smtp.faults.is_empty()
+                            && f.smtp.faults.iter().all(|x| x.step == Step::TlsHandshake);
+                        f.waits && !(tls_only && g.is(Dim::SmtpTls, "none"))
+                    })
                     || (listener_of(g) == ListenerKind::Tls && !g.is(Dim::SmtpTls, "smtps"))
                     || (g.is(Dim::PopBeforeSmtpEnabled, "on")
                         && g.ctx
@@ -1133,6 +1138,12 @@ fn sections() -> Vec<Section> {
             doc: "SPEC §3.6: POP before SMTP over each POP TLS mode, login method, password, wait, and a server that relays only after a POP login",
             dims: vec![Dim::PopBeforeSmtpEnabled, Dim::PopTls, Dim::PopApop, Dim::PopPassword, Dim::PopBeforeSmtpWait, Dim::ServerPopWindow],
             only: vec![],
+        },
+        Section {
+            name: "handshake_timeouts",
+            doc: "SPEC §3.2: a TLS handshake the server never answers × smtp.timeout's bounds and default",
+            dims: vec![Dim::SmtpTls, Dim::ServerFault, Dim::SmtpTimeout],
+            only: vec![(Dim::SmtpTls, &["smtps"]), (Dim::ServerFault, &["hang-tls_handshake"])],
         },
         Section {
             name: "pop_faults",
