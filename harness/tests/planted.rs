@@ -211,7 +211,7 @@ fn the_timeout_bounds_the_connect_the_handshake_and_pop() {
             "--section",
             "timeouts",
             "--section",
-            "handshake_timeouts",
+            "timeouts_tls",
             "--section",
             "pop_timeouts",
         ],

@@ -1015,16 +1015,12 @@ fn server_dims() -> Vec<Dimension> {
             |g| {
                 why!(addressed(g));
                 // A hang in the TLS handshake makes only a TLS session wait.
-                let waits = g
-                    .ctx
-                    .faults
-                    .get(g.v(Dim::ServerFault))
-                    .is_some_and(|f| {
-                        let tls_only = !f.smtp.faults.is_empty()
-                            && f.smtp.faults.iter().all(|x| x.step == Step::TlsHandshake);
-                        f.waits && !(tls_only && g.is(Dim::SmtpTls, "none"))
-                    })
-                    || (listener_of(g) == ListenerKind::Tls && !g.is(Dim::SmtpTls, "smtps"))
+                let waits = g.ctx.faults.get(g.v(Dim::ServerFault)).is_some_and(|f| {
+                    let tls_only = !f.smtp.faults.is_empty()
+                        && f.smtp.faults.iter().all(|x| x.step == Step::TlsHandshake);
+                    f.waits && !(tls_only && g.is(Dim::SmtpTls, "none"))
+                }) || (listener_of(g) == ListenerKind::Tls
+                    && !g.is(Dim::SmtpTls, "smtps"))
                     || (g.is(Dim::PopBeforeSmtpEnabled, "on")
                         && g.ctx
                             .pop_faults
@@ -1140,7 +1136,7 @@ fn sections() -> Vec<Section> {
             only: vec![],
         },
         Section {
-            name: "handshake_timeouts",
+            name: "timeouts_tls",
             doc: "SPEC §3.2: a TLS handshake the server never answers × smtp.timeout's bounds and default",
             dims: vec![Dim::SmtpTls, Dim::ServerFault, Dim::SmtpTimeout],
             only: vec![(Dim::SmtpTls, &["smtps"]), (Dim::ServerFault, &["hang-tls_handshake"])],
@@ -2692,6 +2688,7 @@ mod tests {
                     "~gss-spnego",
                     "~ntlm",
                     "~kerberos",
+                    "~plain,plain",
                 ],
             ),
         ];
@@ -2742,7 +2739,8 @@ mod tests {
                 "~gss-spnego",
                 "~digest-md5",
                 "~cram-md5",
-                "~kerberos"
+                "~kerberos",
+                "~plain,plain"
             ]
         );
         // The default takes the firmware's default methods.
