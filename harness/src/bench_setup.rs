@@ -389,6 +389,7 @@ fn probe_device(
         profile: o.profile.clone(),
         bind: o.bind.clone(),
         smtp_port: 0,
+        default_ports: false,
         server_address: Some(server.to_string()),
         filter: None,
         verbose: false,

@@ -367,6 +367,11 @@ struct RunArgs {
     /// The fake SMTP server's port (0: any free port).
     #[arg(long, default_value_t = 0)]
     smtp_port: u16,
+    /// Listen on SPEC's default ports (SMTP 25, SMTPS 465, POP3 110, POP3S 995, the TLS
+    /// ones with the zoo's valid certificate) so that the device keeps its factory
+    /// ports wherever a case allows; needs the right to bind them, and one worker.
+    #[arg(long, conflicts_with = "smtp_port")]
+    default_ports: bool,
     /// The SMTP server address the device is given (default: the --bind address).
     #[arg(long)]
     server_address: Option<String>,
@@ -569,12 +574,15 @@ fn choose_jobs(a: &RunArgs, real_device: bool) -> anyhow::Result<usize> {
             "--jobs {n}: --device {} is one real device and runs one case at a time; give --jobs 1 or leave it out",
             a.device
         ),
+        Some(n) if n > 1 && a.default_ports => bail!(
+            "--jobs {n} with --default-ports: the workers cannot share ports 25, 465, 110 and 995; give --jobs 1 or leave it out"
+        ),
         Some(n) if n > 1 && a.smtp_port != 0 => bail!(
             "--jobs {n} with --smtp-port {}: each worker needs a fake SMTP server port of its own; give --smtp-port 0 (any free port) or --jobs 1",
             a.smtp_port
         ),
         Some(n) => Ok(n),
-        None if real_device || a.smtp_port != 0 => Ok(1),
+        None if real_device || a.smtp_port != 0 || a.default_ports => Ok(1),
         // Most of a simulated case is device time spent waiting (timeouts, POP before
         // SMTP, slow servers), not CPU: many more workers than cores overlap the waits
         // (docs in BENCHMARKS.md §1).
@@ -894,6 +902,9 @@ fn rerun_words(a: &RunArgs) -> Vec<String> {
         w.push("--smtp-port".into());
         w.push(a.smtp_port.to_string());
     }
+    if a.default_ports {
+        w.push("--default-ports".into());
+    }
     w
 }
 
@@ -992,6 +1003,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         profile: a.profile,
         bind: a.bind,
         smtp_port: a.smtp_port,
+        default_ports: a.default_ports,
         server_address: a.server_address,
         filter: a.filter,
         verbose,
@@ -1333,6 +1345,7 @@ fn fuzz(a: FuzzArgs) -> anyhow::Result<bool> {
         profile: a.profile.clone(),
         bind: a.bind,
         smtp_port: 0,
+        default_ports: false,
         server_address: a.server_address.clone(),
         filter: None,
         verbose: false,

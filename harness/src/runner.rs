@@ -54,6 +54,10 @@ pub struct RunOptions {
     pub bind: hil_mail::netaddr::BindAddr,
     /// The plain SMTP listener's port (0: any free port).
     pub smtp_port: u16,
+    /// Listen on SPEC's default ports (SMTP 25, SMTPS 465, POP3 110, POP3S 995, the
+    /// TLS ones with the zoo's `valid` certificate), so that a case using those
+    /// listeners leaves the device's ports at their factory values.
+    pub default_ports: bool,
     /// The server address given to the device (default: the bind address).
     pub server_address: Option<String>,
     pub filter: Option<String>,
@@ -458,15 +462,17 @@ impl Runner {
             DeviceChoice::Endpoint(_) => opts.device_time_scale,
         };
         let at = |port: u16| opts.bind.socket(port);
+        // SPEC's default ports, or any free one.
+        let default = |port: u16| if opts.default_ports { port } else { 0 };
         let mut listens = vec![Listen {
             kind: ListenerKind::Plain,
-            bind: at(opts.smtp_port),
+            bind: at(if opts.default_ports { 25 } else { opts.smtp_port }),
             identity: None,
         }];
         let mut keys = vec![(ListenerKind::Plain, String::new())];
         let mut pop_listens = vec![Pop3Listen {
             kind: ListenerKind::Plain,
-            bind: at(0),
+            bind: at(default(110)),
             identity: None,
         }];
         let mut pop_keys = vec![(ListenerKind::Plain, String::new())];
@@ -485,10 +491,16 @@ impl Runner {
                 if let Some(log) = &keylog {
                     identity = identity.with_key_log(log.clone());
                 }
+                let valid = name == "valid";
                 for kind in [ListenerKind::Starttls, ListenerKind::Tls] {
+                    let port = if valid && kind == ListenerKind::Tls {
+                        default(465)
+                    } else {
+                        0
+                    };
                     listens.push(Listen {
                         kind,
-                        bind: at(0),
+                        bind: at(port),
                         identity: Some(identity.clone()),
                     });
                     keys.push((kind, name.clone()));
@@ -496,9 +508,14 @@ impl Runner {
                 // The POP3 server presents the case's certificate too (SPEC §3.5:
                 // POP over TLS applies the same checks).
                 for kind in [ListenerKind::Starttls, ListenerKind::Tls] {
+                    let port = if valid && kind == ListenerKind::Tls {
+                        default(995)
+                    } else {
+                        0
+                    };
                     pop_listens.push(Pop3Listen {
                         kind,
-                        bind: at(0),
+                        bind: at(port),
                         identity: Some(identity.clone()),
                     });
                     pop_keys.push((kind, name.clone()));
