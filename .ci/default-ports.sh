@@ -57,3 +57,14 @@ missing = [p for p, n in seen.items() if n == 0]
 assert not missing, f"no case kept the default {missing}: {seen}"
 print(f"{len(records)} cases passed on SPEC's default ports; cases that kept each default: {seen}")
 PY
+# A device whose factory port is not SPEC's fails there (a planted bug, mfp-sim --quirk).
+ip netns exec "$NS" "$hil" run --default-ports --section delivery --plant factory-port-587 \
+  --report "$work/p" > "$work/p.log" 2>&1 || true
+python3 - "$work/p/results.jsonl" <<'PY'
+import json, sys
+records = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+failed = [r for r in records if r["verdict"] == "fail"]
+assert failed, "factory-port-587: no case failed"
+assert all("connect" in json.dumps(r["observed"]) for r in failed), [r["id"] for r in failed][:5]
+print(f"factory-port-587: {len(failed)} of {len(records)} cases failed, each on the connect")
+PY

@@ -160,7 +160,11 @@ fn plan(input: &JobInput, opts: &Options) -> Result<Plan, JobError> {
             },
         },
         messages,
-        port: s.number(port_key) as u16,
+        port: match s.number(port_key) as u16 {
+            // The planted firmware's factory port is 587, whatever `get` says.
+            25 | 465 if opts.quirks.factory_port_587 => 587,
+            p => p,
+        },
         timeout,
     })
 }

@@ -183,6 +183,9 @@ pub struct Quirks {
     /// Planted bug: `smtp.timeout` is ignored, every wait is the default 60 s (SPEC
     /// §3.2: it bounds the connect, the handshake and every reply, POP too).
     pub timeout_ignored: bool,
+    /// Planted bug: the SMTP port left at its factory value (25, or 465 for SMTPS)
+    /// connects to 587 (SPEC §1's defaults are 25 and 465).
+    pub factory_port_587: bool,
 }
 
 impl Quirks {
@@ -202,6 +205,7 @@ impl Quirks {
         "refused-recipient-fails",
         "alerts-paper-jam-only",
         "timeout-ignored",
+        "factory-port-587",
     ];
 
     /// Plants the behaviour a `--quirk` word names.
@@ -221,6 +225,7 @@ impl Quirks {
             "refused-recipient-fails" => &mut self.refused_recipient_fails,
             "alerts-paper-jam-only" => &mut self.alerts_paper_jam_only,
             "timeout-ignored" => &mut self.timeout_ignored,
+            "factory-port-587" => &mut self.factory_port_587,
             other => return Err(UnknownQuirk(other.into())),
         };
         *flag = true;
