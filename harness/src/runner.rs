@@ -4,7 +4,7 @@
 //! compare, and keep everything the case saw.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -419,6 +419,8 @@ pub struct Runner {
     root_pem: Option<String>,
     server_address: String,
     closed_port: u16,
+    /// Holds [`Runner::closed_port`] for the runner's life.
+    _closed: ClosedPort,
     /// A port whose connects never complete (SPEC §3.2's connect timeout), kept
     /// for the runner's life; why there is none where the system cannot make one
     /// (the cases that need it are harness errors saying so).
@@ -434,10 +436,31 @@ pub struct Runner {
     capture: Option<(crate::capture::Capture, Arc<hil_mail::tls::KeyLogLines>)>,
 }
 
-fn free_closed_port(ip: &BindAddr) -> std::io::Result<u16> {
-    // Bind a port, note it, and let it go: nothing listens there afterwards.
-    let l = TcpListener::bind(ip.socket(0))?;
-    Ok(l.local_addr()?.port())
+/// A port where nothing listens, held for as long as the value lives: a TCP socket
+/// bound to it and never listening, so a connect is refused there (RST) and no other
+/// socket can bind it (ours does not set SO_REUSEADDR). A port merely let go would be
+/// handed to the next bind — another runner's listener, whose device would then
+/// reach the wrong server.
+struct ClosedPort {
+    port: u16,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl ClosedPort {
+    fn reserve(ip: &BindAddr) -> std::io::Result<ClosedPort> {
+        let addr = ip.socket(0);
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(addr)?;
+        let port = socket.local_addr()?.port();
+        Ok(ClosedPort {
+            port,
+            _socket: socket,
+        })
+    }
 }
 
 /// The zoo's certificate names, from its manifest.
@@ -570,26 +593,11 @@ impl Runner {
         let silent = rt
             .block_on(hil_mail::silent::SilentPort::open(opts.bind.socket(0)))
             .map_err(|e| e.to_string());
-        // A closed port that is not the silent one (the kernel may hand a port just
-        // let go to the next bind).
-        let mut closed_port =
-            free_closed_port(&opts.bind).map_err(|source| StartError::ClosedPort {
-                bind: opts.bind.clone(),
-                source,
-            })?;
-        for _ in 0..10 {
-            if silent
-                .as_ref()
-                .map_or(true, |s| s.addr().port() != closed_port)
-            {
-                break;
-            }
-            closed_port =
-                free_closed_port(&opts.bind).map_err(|source| StartError::ClosedPort {
-                    bind: opts.bind.clone(),
-                    source,
-                })?;
-        }
+        let closed = ClosedPort::reserve(&opts.bind).map_err(|source| StartError::ClosedPort {
+            bind: opts.bind.clone(),
+            source,
+        })?;
+        let closed_port = closed.port;
         // Every port of this runner's servers (and its closed and silent ports): its
         // device's connections, and no one else's.
         let capture = match (&opts.capture, keylog) {
@@ -614,6 +622,7 @@ impl Runner {
             root_pem,
             server_address,
             closed_port,
+            _closed: closed,
             silent,
             profile: Arc::new(profile),
             opts,
