@@ -1042,18 +1042,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         };
         let triage = hil::triage::triage(records);
         let mut lines = hil::triage::recap(records, &triage, &meta);
-        let never = model
-            .as_ref()
-            .map(|m| hil::vacuity::never_fired(m, records))
-            .unwrap_or_default();
-        if !never.is_empty() {
-            lines.push(format!(
-                "hil: {} scripted server value{} never fired in this run (their cases could not fail for the fault): {}",
-                never.len(),
-                if never.len() == 1 { "" } else { "s" },
-                never.join(", ")
-            ));
-        }
+        lines.extend(never_fired_line(model.as_ref(), records));
         *recap.borrow_mut() = lines;
         *known.borrow_mut() = meta.baseline.as_ref().map(|b| Known::of(b, records));
         hil::report::write_all(dir, records, &meta)
@@ -1131,6 +1120,23 @@ fn run_meta(
         scenarios_sha256: hil::report::dir_sha256(scenarios),
         ..hil::report::RunMeta::default()
     }
+}
+
+/// The scripted server values none of the run's cases met, in a line (none for the
+/// classic set, which has no model).
+fn never_fired_line(
+    model: Option<&hil_oracle::matrix::Matrix>,
+    records: &[Record],
+) -> Option<String> {
+    let never = model.map(|m| hil::vacuity::never_fired(m, records))?;
+    (!never.is_empty()).then(|| {
+        format!(
+            "hil: {} scripted server value{} never fired in this run (their cases could not fail for the fault): {}",
+            never.len(),
+            if never.len() == 1 { "" } else { "s" },
+            never.join(", ")
+        )
+    })
 }
 
 /// Says how the run ended (time, results file, early stop, how many cases reached

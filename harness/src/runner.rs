@@ -23,6 +23,7 @@ use hil_mail::pop3_server::{Pop3Listen, Pop3Server};
 use hil_mail::pop_window::PopLogins;
 use hil_mail::smtp::{ListenerKind, SmtpConfig};
 use hil_mail::smtp_server::{Listen, Observations, ServerOptions, SmtpServer};
+use hil_mail::tls::KeyLogLines;
 use hil_oracle::matrix::{BuildError, Dim};
 use hil_oracle::model::{Case, Key, SettingView, Target, TriggerSpec, SECRET_KEYS};
 use hil_oracle::oracle::{self, Expected};
@@ -463,6 +464,98 @@ impl ClosedPort {
     }
 }
 
+/// The fake servers' listeners of a runner: SMTP plain, then per zoo certificate a
+/// STARTTLS and an implicit-TLS one; POP3 the same; on free ports, or SPEC's default
+/// ports with `--default-ports` (the TLS ones for the `valid` certificate).
+struct Listeners {
+    listens: Vec<Listen>,
+    keys: Vec<(ListenerKind, String)>,
+    pop_listens: Vec<Pop3Listen>,
+    pop_keys: Vec<(ListenerKind, String)>,
+    /// The zoo's trust anchor (PEM).
+    root_pem: Option<String>,
+}
+
+fn listeners(
+    opts: &RunOptions,
+    keylog: Option<&Arc<KeyLogLines>>,
+) -> Result<Listeners, StartError> {
+    let at = |port: u16| opts.bind.socket(port);
+    // SPEC's default ports, or any free one.
+    let default = |port: u16| if opts.default_ports { port } else { 0 };
+    let mut listens = vec![Listen {
+        kind: ListenerKind::Plain,
+        bind: at(if opts.default_ports {
+            25
+        } else {
+            opts.smtp_port
+        }),
+        identity: None,
+    }];
+    let mut keys = vec![(ListenerKind::Plain, String::new())];
+    let mut pop_listens = vec![Pop3Listen {
+        kind: ListenerKind::Plain,
+        bind: at(default(110)),
+        identity: None,
+    }];
+    let mut pop_keys = vec![(ListenerKind::Plain, String::new())];
+    let mut root_pem = None;
+    if let Some(dir) = &opts.certs {
+        for name in zoo_names(dir)? {
+            let mut identity = hil_mail::tls::load(
+                &name,
+                &dir.join(format!("{name}.crt")),
+                &dir.join(format!("{name}.key")),
+            )?;
+            if let Some(log) = keylog {
+                let log: Arc<KeyLogLines> = Arc::clone(log);
+                identity = identity.with_key_log(log);
+            }
+            let valid = name == "valid";
+            for kind in [ListenerKind::Starttls, ListenerKind::Tls] {
+                let port = if valid && kind == ListenerKind::Tls {
+                    default(465)
+                } else {
+                    0
+                };
+                listens.push(Listen {
+                    kind,
+                    bind: at(port),
+                    identity: Some(identity.clone()),
+                });
+                keys.push((kind, name.clone()));
+            }
+            // The POP3 server presents the case's certificate too (SPEC §3.5:
+            // POP over TLS applies the same checks).
+            for kind in [ListenerKind::Starttls, ListenerKind::Tls] {
+                let port = if valid && kind == ListenerKind::Tls {
+                    default(995)
+                } else {
+                    0
+                };
+                pop_listens.push(Pop3Listen {
+                    kind,
+                    bind: at(port),
+                    identity: Some(identity.clone()),
+                });
+                pop_keys.push((kind, name.clone()));
+            }
+        }
+        let root = dir.join("root.crt");
+        root_pem = Some(
+            std::fs::read_to_string(&root)
+                .map_err(|source| StartError::Root { path: root, source })?,
+        );
+    }
+    Ok(Listeners {
+        listens,
+        keys,
+        pop_listens,
+        pop_keys,
+        root_pem,
+    })
+}
+
 /// The zoo's certificate names, from its manifest.
 fn zoo_names(dir: &std::path::Path) -> Result<Vec<String>, BuildError> {
     Ok(hil_oracle::matrix::load_certs(dir)?.into_keys().collect())
@@ -484,72 +577,17 @@ impl Runner {
             DeviceChoice::Sim { time_scale, .. } => time_scale,
             DeviceChoice::Endpoint(_) => opts.device_time_scale,
         };
-        let at = |port: u16| opts.bind.socket(port);
-        // SPEC's default ports, or any free one.
-        let default = |port: u16| if opts.default_ports { port } else { 0 };
-        let mut listens = vec![Listen {
-            kind: ListenerKind::Plain,
-            bind: at(if opts.default_ports { 25 } else { opts.smtp_port }),
-            identity: None,
-        }];
-        let mut keys = vec![(ListenerKind::Plain, String::new())];
-        let mut pop_listens = vec![Pop3Listen {
-            kind: ListenerKind::Plain,
-            bind: at(default(110)),
-            identity: None,
-        }];
-        let mut pop_keys = vec![(ListenerKind::Plain, String::new())];
-        let mut root_pem = None;
         let keylog = opts
             .capture
             .as_ref()
             .map(|_| Arc::new(hil_mail::tls::KeyLogLines::default()));
-        if let Some(dir) = &opts.certs {
-            for name in zoo_names(dir)? {
-                let mut identity = hil_mail::tls::load(
-                    &name,
-                    &dir.join(format!("{name}.crt")),
-                    &dir.join(format!("{name}.key")),
-                )?;
-                if let Some(log) = &keylog {
-                    identity = identity.with_key_log(log.clone());
-                }
-                let valid = name == "valid";
-                for kind in [ListenerKind::Starttls, ListenerKind::Tls] {
-                    let port = if valid && kind == ListenerKind::Tls {
-                        default(465)
-                    } else {
-                        0
-                    };
-                    listens.push(Listen {
-                        kind,
-                        bind: at(port),
-                        identity: Some(identity.clone()),
-                    });
-                    keys.push((kind, name.clone()));
-                }
-                // The POP3 server presents the case's certificate too (SPEC §3.5:
-                // POP over TLS applies the same checks).
-                for kind in [ListenerKind::Starttls, ListenerKind::Tls] {
-                    let port = if valid && kind == ListenerKind::Tls {
-                        default(995)
-                    } else {
-                        0
-                    };
-                    pop_listens.push(Pop3Listen {
-                        kind,
-                        bind: at(port),
-                        identity: Some(identity.clone()),
-                    });
-                    pop_keys.push((kind, name.clone()));
-                }
-            }
-            let root = dir.join("root.crt");
-            root_pem = Some(
-                std::fs::read_to_string(&root)
-                    .map_err(|source| StartError::Root { path: root, source })?,
-            );
-        }
+        let Listeners {
+            listens,
+            keys,
+            pop_listens,
+            pop_keys,
+            root_pem,
+        } = listeners(&opts, keylog.as_ref())?;
         let logins = Arc::new(PopLogins::new(time_scale));
         // One time line for the servers' transcripts and the console log.
         let epoch = Instant::now();

@@ -464,58 +464,7 @@ fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Mismatch
     let msgs = &obs.server.messages;
     let conns = &obs.server.connections;
     if let Some(max) = d.fragmented {
-        // SPEC §4: N message/partial fragments, each its own transaction, each at
-        // most the split size, reassembling into the whole message.
-        if msgs.len() < 2 {
-            bad.add(
-                K::Fragments,
-                format!(
-                    "expected the message split into fragments, the server holds {} message(s)",
-                    msgs.len()
-                ),
-            );
-        }
-        // Each fragment is its own transaction, on one connection or several.
-        if conns.is_empty() || conns.len() > msgs.len() {
-            bad.add(
-                K::Fragments,
-                format!(
-                    "{} fragments came over {} connections; expected 1 to {} (each fragment its own transaction)",
-                    msgs.len(),
-                    conns.len(),
-                    msgs.len()
-                ),
-            );
-        }
-        fragment_subjects(msgs, bad);
-        for (i, m) in msgs.iter().enumerate() {
-            if m.data.len() as u64 > max {
-                bad.add(
-                    K::Fragments,
-                    format!(
-                        "fragment {} has {} bytes, over the split size ({max} bytes)",
-                        i + 1,
-                        m.data.len()
-                    ),
-                );
-            }
-            envelope(d, m, bad);
-        }
-        let [whole] = obs.server.reassembled.as_slice() else {
-            bad.add(
-                K::Fragments,
-                format!(
-                    "the fragments reassemble into {} message(s), expected 1",
-                    obs.server.reassembled.len()
-                ),
-            );
-            return;
-        };
-        let m = Received {
-            data: whole.data.clone(),
-            ..msgs.first().cloned().unwrap_or_else(empty_received)
-        };
-        content(d, &m, judging, bad);
+        fragments(d, max, obs, judging, bad);
     } else {
         if conns.len() != 1 {
             bad.add(
@@ -604,6 +553,63 @@ fn delivered(d: &Delivery, obs: &Observed, judging: &Judging, bad: &mut Mismatch
             "no job report to check the refused recipients in".into(),
         );
     }
+}
+
+/// SPEC §4: N message/partial fragments, each its own transaction, each at most the
+/// split size (`max` bytes), reassembling into the whole message.
+fn fragments(d: &Delivery, max: u64, obs: &Observed, judging: &Judging, bad: &mut Mismatches) {
+    let msgs = &obs.server.messages;
+    let conns = &obs.server.connections;
+    if msgs.len() < 2 {
+        bad.add(
+            K::Fragments,
+            format!(
+                "expected the message split into fragments, the server holds {} message(s)",
+                msgs.len()
+            ),
+        );
+    }
+    // Each fragment is its own transaction, on one connection or several.
+    if conns.is_empty() || conns.len() > msgs.len() {
+        bad.add(
+            K::Fragments,
+            format!(
+                "{} fragments came over {} connections; expected 1 to {} (each fragment its own transaction)",
+                msgs.len(),
+                conns.len(),
+                msgs.len()
+            ),
+        );
+    }
+    fragment_subjects(msgs, bad);
+    for (i, m) in msgs.iter().enumerate() {
+        if m.data.len() as u64 > max {
+            bad.add(
+                K::Fragments,
+                format!(
+                    "fragment {} has {} bytes, over the split size ({max} bytes)",
+                    i + 1,
+                    m.data.len()
+                ),
+            );
+        }
+        envelope(d, m, bad);
+    }
+    let [whole] = obs.server.reassembled.as_slice() else {
+        bad.add(
+            K::Fragments,
+            format!(
+                "the fragments reassemble into {} message(s), expected 1",
+                obs.server.reassembled.len()
+            ),
+        );
+        return;
+    };
+    let m = Received {
+        data: whole.data.clone(),
+        ..msgs.first().cloned().unwrap_or_else(empty_received)
+    };
+    content(d, &m, judging, bad);
 }
 
 /// SPEC §4: each fragment's Subject starts with `[n/N]`, `n` its `number` and `N` its

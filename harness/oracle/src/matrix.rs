@@ -1338,31 +1338,7 @@ fn builtin_faults() -> BTreeMap<String, ServerFault> {
         vec![fault(Step::Auth, None, reply(334, "not base64!"))],
         None,
     );
-    for (name, doc, target, waits) in [
-        (
-            "nothing-listening",
-            "a closed port: the connect is refused (connect)",
-            Target::ClosedPort,
-            false,
-        ),
-        (
-            "connect-silent",
-            "a port whose connects are never answered (SPEC §3.2: the connect times out)",
-            Target::SilentPort,
-            true,
-        ),
-    ] {
-        m.insert(
-            name.to_string(),
-            ServerFault {
-                doc: doc.into(),
-                smtp: SmtpConfig::default(),
-                listener: None,
-                waits,
-                target,
-            },
-        );
-    }
+    target_faults(&mut m);
     if let Some(f) = m.get_mut("auth-334-malformed") {
         f.smtp.auth = vec![Mechanism::Login, Mechanism::Plain];
         f.smtp.accounts = vec![Account {
@@ -1402,6 +1378,36 @@ fn scripted(c: &SmtpConfig) -> bool {
         || p.refuse_bare_lf
         || !p.recipients.is_empty()
         || p.pop_before_smtp_window_s.is_some()
+}
+
+/// The built-in values of `server.fault` that point the device at another target
+/// than the fake server: a closed port, and one whose connects are never answered.
+fn target_faults(m: &mut BTreeMap<String, ServerFault>) {
+    for (name, doc, target, waits) in [
+        (
+            "nothing-listening",
+            "a closed port: the connect is refused (connect)",
+            Target::ClosedPort,
+            false,
+        ),
+        (
+            "connect-silent",
+            "a port whose connects are never answered (SPEC §3.2: the connect times out)",
+            Target::SilentPort,
+            true,
+        ),
+    ] {
+        m.insert(
+            name.to_string(),
+            ServerFault {
+                doc: doc.into(),
+                smtp: SmtpConfig::default(),
+                listener: None,
+                waits,
+                target,
+            },
+        );
+    }
 }
 
 /// Why the oracle cannot model a scenario file (it is then left out), if so.
