@@ -329,7 +329,8 @@ mod tests {
                 "--quirk \"nope\": one of rcpt-530-rejected, address-max-253, \
                  pop-tls-unchecked, quit-refusal-fails, malformed-challenge-ignored, \
                  expired-intermediate-fails, fragments-one-connection, \
-                 no-fragment-subject-prefix, pop-wait-ignored, lenient-input, password-shown",
+                 no-fragment-subject-prefix, pop-wait-ignored, lenient-input, password-shown, \
+                 refused-recipient-fails, alerts-paper-jam-only, timeout-ignored",
             ),
         ] {
             assert_eq!(refusal(options), want, "{options:?}");
