@@ -433,10 +433,10 @@ pub async fn request(
     url: &Url,
     body: Option<(&str, &[u8])>,
     timeout: Duration,
-    fixed: &[(String, std::net::IpAddr)],
+    names: &crate::resolve::Names,
 ) -> Result<Response, HttpError> {
     let work = async {
-        let addrs = resolve(&url.host, url.port, fixed).await?;
+        let addrs = resolve(&url.host, url.port, names).await?.addrs;
         let mut last = None;
         let mut stream = None;
         for addr in addrs {

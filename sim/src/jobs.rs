@@ -12,6 +12,7 @@ use crate::net;
 use crate::options::Options;
 use crate::partial;
 use crate::pop_client::{PopAuth, PopPlan};
+use crate::resolve::Names;
 use crate::sasl_client::Credentials;
 use crate::settings::{Key, Settings};
 use crate::smtp_client::{AuthPlan, ClientQuirks, Envelope, Outcome, RcptResult, TlsMode};
@@ -496,10 +497,17 @@ pub async fn run(input: JobInput, opts: &Options) -> JobResult {
         }
     };
     let server = input.settings.text(Key::SmtpServer).to_string();
+    // Every name the job connects to is resolved alike: `--resolve`, then `net.dns`.
+    let names = Names {
+        fixed: opts.resolve.clone(),
+        dns: input.settings.dns_servers(),
+        dns_port: opts.dns_port,
+        timeout: plan.timeout,
+    };
     // SPEC §3.6: POP before SMTP first; a POP failure makes no SMTP connection.
     if let Some((target, wait)) = plan.pop {
         if let Err(Outcome::Failed { class, detail }) =
-            net::pop_before_smtp(target, plan.timeout, &opts.resolve).await
+            net::pop_before_smtp(target, plan.timeout, &names).await
         {
             return JobResult {
                 error: Some(JobError::new(class, detail)),
@@ -534,7 +542,7 @@ pub async fn run(input: JobInput, opts: &Options) -> JobResult {
             plan.timeout,
             envelope,
             plan.tls.clone(),
-            &opts.resolve,
+            &names,
         )
         .await;
         if first == 0 {

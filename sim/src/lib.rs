@@ -18,17 +18,18 @@
 //! device     → jobs, settings, options, clock, text, stage
 //!                                                     state, stores, job queue, job events
 //! jobs       → net, smtp_client, sasl_client, pop_client, partial, mime, settings,
-//!              options, clock, verify                 what one job sends (SPEC §2–§4)
+//!              options, clock, verify, resolve        what one job sends (SPEC §2–§4)
 //! net        → smtp_client, pop_client, revocation, resolve, verify, stage
 //!                                                     the tokio layer under the clients
-//! revocation → http, verify, stage                    OCSP then CRL (SPEC §3.5)
+//! revocation → http, resolve, verify, stage           OCSP then CRL (SPEC §3.5)
 //! smtp_client → sasl_client, mime, text               the SMTP state machine, no I/O
 //! http       → resolve, text                          the HTTP client of revocation
 //! sasl_client → text                                  SASL mechanisms, a pure lower layer
 //! settings   → text                                   keys, schema, validation (SPEC §1)
-//! options    → files                                  what the device is started with
+//! options    → files, settings, dns                   what the device is started with
+//! resolve    → dns                                    names to addresses (SPEC §3.1)
 //! partial                                             message/partial fragments (SPEC §4)
-//! text, line, clock, resolve, files, mime, verify, pop_client, stage
+//! text, line, clock, dns, files, mime, verify, pop_client, stage
 //!                                                     the ground floor
 //! ```
 //!
@@ -43,6 +44,7 @@ pub mod console;
 pub mod device;
 pub mod dialect;
 pub mod dialects;
+pub mod dns;
 pub mod files;
 pub mod http;
 pub mod jobs;
@@ -89,6 +91,10 @@ pub struct SimArgs {
     /// --resolve: for test names such as mx.hil.test.
     #[arg(long, value_name = "NAME=ADDR")]
     pub resolve: Vec<String>,
+    /// The port the device asks its DNS servers (`net.dns`, addresses only) on: 53 on
+    /// a real network; a test's fake DNS server on a free port.
+    #[arg(long, value_name = "PORT", default_value_t = dns::DNS_PORT)]
+    pub dns_port: u16,
     /// Follow a known firmware variant of SPEC (repeat): plaintext-after-starttls-failure,
     /// send-without-auth, cn-only, soft-fail-revocation.
     #[arg(long, value_name = "VARIANT")]
@@ -229,6 +235,7 @@ pub fn run(args: SimArgs) -> Result<(), SimError> {
         hostname: args.hostname.clone(),
         time_scale: args.time_scale,
         resolve,
+        dns_port: args.dns_port,
         lacks,
         quirks,
     })

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::resolve::resolve;
+use crate::resolve::{resolve, Names};
 use crate::revocation;
 use crate::smtp_client::{
     Action, Client, Envelope, Outcome, RcptResult, ReplyReader, Step, TlsMode,
@@ -64,7 +64,7 @@ async fn handshake(
     server: &str,
     setup: &TlsSetup,
     timeout: Duration,
-    fixed: &[(String, IpAddr)],
+    names: &Names,
 ) -> Result<Stream, Outcome> {
     let _stage = stage::enter("tls_handshake", "the TLS handshake");
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -104,7 +104,7 @@ async fn handshake(
                     timeout,
                     setup.soft_fail_revocation,
                     setup.sources,
-                    fixed,
+                    names,
                 )
                 .await
                 .map_err(|f| failed(f.class, f.detail))?;
@@ -138,31 +138,49 @@ fn failed(class: &'static str, detail: String) -> Outcome {
     Outcome::Failed { class, detail }
 }
 
-/// Connects to the first address that answers within `timeout`.
+/// Connects to the server: to its one address (a literal, a `--resolve` entry), or to
+/// the first of its addresses that answers within `timeout` each. A name resolved
+/// through DNS tries every address in turn (SPEC §3 step 1) and fails with `connect`,
+/// naming each address's failure, when none connected; an address given directly
+/// fails with `timeout` when its connect runs out of time (§3 step 2).
 pub async fn connect(
     server: &str,
     port: u16,
     timeout: Duration,
-    fixed: &[(String, IpAddr)],
+    names: &Names,
 ) -> Result<TcpStream, Outcome> {
     let _stage = stage::enter("connect", "connecting");
-    let addrs = resolve(server, port, fixed)
+    let resolved = resolve(server, port, names)
         .await
         .map_err(|e| failed("connect", e.to_string()))?;
-    let mut last = String::new();
-    for addr in addrs {
+    let mut tried = Vec::new();
+    for addr in &resolved.addrs {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => return Ok(s),
-            Ok(Err(e)) => last = format!("connect to {addr}: {e}"),
-            Err(_) => {
+            Ok(Err(e)) => tried.push(format!("{addr}: {e}")),
+            Err(_) if !resolved.by_dns => {
                 return Err(failed(
                     "timeout",
                     format!("connect to {addr}: no answer within {}", secs(timeout)),
                 ))
             }
+            Err(_) => tried.push(format!("{addr}: no answer within {}", secs(timeout))),
         }
     }
-    Err(failed("connect", last))
+    if resolved.by_dns {
+        return Err(failed(
+            "connect",
+            format!(
+                "no address of {server} connected ({} from DNS): {}",
+                resolved.addrs.len(),
+                tried.join("; ")
+            ),
+        ));
+    }
+    Err(failed(
+        "connect",
+        format!("connect to {}", tried.pop().unwrap_or_default()),
+    ))
 }
 
 fn secs(d: Duration) -> String {
@@ -176,14 +194,14 @@ pub async fn deliver(
     timeout: Duration,
     env: Envelope,
     tls: TlsSetup,
-    fixed: &[(String, IpAddr)],
+    names: &Names,
 ) -> SessionResult {
     let mode = env.tls;
     let mut client = Client::new(env);
-    let outcome = match connect(server, port, timeout, fixed).await {
+    let outcome = match connect(server, port, timeout, names).await {
         Ok(tcp) if mode == TlsMode::Smtps => {
-            match handshake(tcp, server, &tls, timeout, fixed).await {
-                Ok(stream) => run(stream, &mut client, timeout, server, &tls, fixed).await,
+            match handshake(tcp, server, &tls, timeout, names).await {
+                Ok(stream) => run(stream, &mut client, timeout, server, &tls, names).await,
                 Err(o) => o,
             }
         }
@@ -194,7 +212,7 @@ pub async fn deliver(
                 timeout,
                 server,
                 &tls,
-                fixed,
+                names,
             )
             .await
         }
@@ -213,7 +231,7 @@ async fn run(
     timeout: Duration,
     server: &str,
     tls: &TlsSetup,
-    fixed: &[(String, IpAddr)],
+    names: &Names,
 ) -> Outcome {
     let _stage = stage::enter("rejected", "the SMTP session");
     let mut reader = ReplyReader::default();
@@ -268,7 +286,7 @@ async fn run(
                     "the server sent data after its 220 to STARTTLS".into(),
                 );
             }
-            stream = match handshake(tcp, server, tls, timeout, fixed).await {
+            stream = match handshake(tcp, server, tls, timeout, names).await {
                 Ok(s) => s,
                 Err(o) => return o,
             };
@@ -328,11 +346,11 @@ pub struct PopTarget {
 pub async fn pop_before_smtp(
     target: PopTarget,
     timeout: Duration,
-    fixed: &[(String, IpAddr)],
+    names: &Names,
 ) -> Result<(), Outcome> {
     use crate::pop_client::{PopAction, PopClient};
     let _stage = stage::enter("pop_auth", "POP before SMTP");
-    let tcp = connect(&target.server, target.port, timeout, fixed).await?;
+    let tcp = connect(&target.server, target.port, timeout, names).await?;
     let open = target.tls.clone().unwrap_or_else(|| TlsSetup {
         checks: Checks::default(),
         now_unix: 0,
@@ -341,7 +359,7 @@ pub async fn pop_before_smtp(
         sources: revocation::Sources::default(),
     });
     let mut stream = if target.implicit_tls {
-        handshake(tcp, &target.server, &open, timeout, fixed).await?
+        handshake(tcp, &target.server, &open, timeout, names).await?
     } else {
         Stream::Plain(tcp)
     };
@@ -403,7 +421,7 @@ pub async fn pop_before_smtp(
                             "the POP3 server sent data after +OK to STLS".into(),
                         ));
                     }
-                    stream = handshake(tcp, &target.server, &open, timeout, fixed).await?;
+                    stream = handshake(tcp, &target.server, &open, timeout, names).await?;
                     action = client.tls_established();
                 }
                 PopAction::Done => {

@@ -1,5 +1,5 @@
 //! What the device is started with (`mfp-sim` options): the EHLO host name, the time
-//! scale, fixed name resolutions, the firmware variants it follows and the download
+//! scale, fixed name resolutions, the DNS port, the firmware variants it follows and the download
 //! service. The device holds them and every job reads them, so they live below both.
 
 use crate::files::FileStore;
@@ -14,6 +14,8 @@ pub struct Options {
     pub time_scale: f64,
     /// Names resolved without the resolver (`--resolve`).
     pub resolve: Vec<(String, std::net::IpAddr)>,
+    /// The port the DNS servers of `net.dns` are asked on (`--dns-port`; 53).
+    pub dns_port: u16,
     /// Known firmware variants this device follows (SPEC: *variant*).
     pub variants: Variants,
     /// The download service of the URL load-reduction modes (SPEC §4).
@@ -253,6 +255,7 @@ impl Default for Options {
             hostname: "mfp-sim".into(),
             time_scale: 1.0,
             resolve: Vec::new(),
+            dns_port: crate::dns::DNS_PORT,
             variants: Variants::default(),
             downloads: None,
             url_ttl_s: 7 * 24 * 3600,

@@ -4,7 +4,6 @@
 //! distribution point: listed fails, not listed passes. Neither answering is a hard
 //! fail (`cert_revocation_unknown`), unless the firmware follows the soft-fail variant.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use der::{Decode, Encode};
@@ -15,6 +14,7 @@ use x509_ocsp::{
 use x509_parser::prelude::*;
 
 use crate::http::{self, Url};
+use crate::resolve::Names;
 use crate::stage;
 use crate::verify::{CertFailure, Seen};
 
@@ -89,7 +89,7 @@ async fn ask_ocsp(
     leaf: &[u8],
     issuer: &[u8],
     timeout: Duration,
-    fixed: &[(String, IpAddr)],
+    names: &Names,
 ) -> Answer {
     let none = |why: String| Answer::None(format!("OCSP {url}: {why}"));
     let (Ok(leaf_c), Ok(issuer_c)) = (
@@ -118,7 +118,7 @@ async fn ask_ocsp(
         &parsed_url,
         Some(("application/ocsp-request", &body)),
         timeout,
-        fixed,
+        names,
     )
     .await
     {
@@ -186,14 +186,14 @@ async fn ask_crl(
     issuer: Option<&[u8]>,
     now_unix: i64,
     timeout: Duration,
-    fixed: &[(String, IpAddr)],
+    names: &Names,
 ) -> Answer {
     let none = |why: String| Answer::None(format!("CRL {url}: {why}"));
     let parsed_url = match Url::parse(url) {
         Ok(u) => u,
         Err(e) => return none(e.to_string()),
     };
-    let resp = match http::request(&parsed_url, None, timeout, fixed).await {
+    let resp = match http::request(&parsed_url, None, timeout, names).await {
         Ok(r) => r,
         Err(e) => return none(e.to_string()),
     };
@@ -268,7 +268,7 @@ pub async fn check(
     timeout: Duration,
     soft_fail: bool,
     sources: Sources,
-    fixed: &[(String, IpAddr)],
+    names: &Names,
 ) -> Result<(), CertFailure> {
     let _stage = stage::enter("cert_revocation_unknown", "the revocation check");
     let fail = |class: &'static str, detail: String| CertFailure { class, detail };
@@ -280,7 +280,7 @@ pub async fn check(
     };
     let mut why = Vec::new();
     match (ocsp_url(&leaf).filter(|_| sources.ocsp), &seen.issuer) {
-        (Some(url), Some(issuer)) => match ask_ocsp(&url, &seen.leaf, issuer, timeout, fixed).await
+        (Some(url), Some(issuer)) => match ask_ocsp(&url, &seen.leaf, issuer, timeout, names).await
         {
             Answer::Good => return Ok(()),
             Answer::Revoked => {
@@ -304,7 +304,7 @@ pub async fn check(
             seen.issuer.as_deref(),
             now_unix,
             timeout,
-            fixed,
+            names,
         )
         .await
         {

@@ -49,6 +49,9 @@ pub enum Kind {
     },
     /// A set of AUTH mechanism names, comma-separated, `none` for the empty set.
     Mechanisms,
+    /// IP addresses (IPv4, IPv6 without a zone), comma-separated without spaces; or
+    /// empty (`net.dns`).
+    Addresses,
 }
 
 /// Declares [`Key`] with its console text, in the order `show` lists the keys, and
@@ -119,6 +122,8 @@ keys! {
     PopApop = "pop.apop",
     PopUser = "pop.user",
     PopPassword = "pop.password",
+    /// The DNS servers (SPEC §1, from the network settings).
+    NetDns = "net.dns",
 }
 
 /// The rule an unknown key breaks.
@@ -220,6 +225,7 @@ impl Key {
             ),
             PopTls => def(self, Kind::Choice(&["none", "pop3s", "stls"]), "none"),
             PopPort => def(self, PORT, "110"),
+            NetDns => def(self, Kind::Addresses, ""),
             PopSslPort => def(self, PORT, "995"),
         }
     }
@@ -484,7 +490,40 @@ pub fn validate_with(key: Key, value: &str, quirks: InputQuirks) -> Result<Strin
         Kind::Mechanisms => {
             canonical_mechanisms(value, quirks.lenient).map_err(|e| r(e.to_string()))
         }
+        Kind::Addresses => check_addresses(value)
+            .map(|_| value.to_string())
+            .map_err(|e| r(e.to_string())),
     }
+}
+
+/// Why a list of DNS server addresses is refused; it reads after "must be".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressListError {
+    #[error(
+        "a comma-separated list of IP addresses without spaces, or empty; an empty entry found"
+    )]
+    EmptyEntry,
+    #[error("a comma-separated list of IP addresses (IPv4 or IPv6, no %zone, no spaces), or empty; {0:?} is not an IP address")]
+    NotAnAddress(String),
+}
+
+/// `net.dns`: empty, or IPv4 and IPv6 addresses (no zone, no brackets, no port)
+/// separated by commas without spaces. The servers, in the order the device asks them.
+pub fn check_addresses(value: &str) -> Result<Vec<std::net::IpAddr>, AddressListError> {
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    value
+        .split(',')
+        .map(|entry| {
+            if entry.is_empty() {
+                return Err(AddressListError::EmptyEntry);
+            }
+            entry
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| AddressListError::NotAnAddress(entry.into()))
+        })
+        .collect()
 }
 
 /// Why a set of AUTH mechanisms is refused.
@@ -930,6 +969,11 @@ impl Settings {
         self.get(key)
     }
 
+    /// The DNS servers (`net.dns`), in order (the schema keeps the value valid).
+    pub fn dns_servers(&self) -> Vec<std::net::IpAddr> {
+        check_addresses(self.get(Key::NetDns)).unwrap_or_default()
+    }
+
     /// The enabled AUTH mechanisms, in preference order (xoauth2 first when enabled).
     pub fn mechanisms(&self) -> Vec<&str> {
         match self.get(Key::SmtpAuthMethods) {
@@ -953,6 +997,50 @@ mod tests {
                 d.key
             );
         }
+    }
+
+    #[test]
+    fn dns_servers_are_a_comma_list_of_ip_addresses() {
+        for ok in [
+            "",
+            "127.0.0.1",
+            "::1",
+            "192.0.2.53,2001:db8::53",
+            "2001:DB8::53,10.0.0.1,10.0.0.1",
+            "::ffff:192.0.2.1",
+        ] {
+            assert_eq!(validate(Key::NetDns, ok).as_deref(), Ok(ok), "{ok:?}");
+        }
+        for bad in [
+            ",",
+            "1.2.3.4,",
+            ",1.2.3.4",
+            "1.2.3.4,,5.6.7.8",
+            "1.2.3.4, 5.6.7.8",
+            " 1.2.3.4",
+            "1.2.3",
+            "01.2.3.4",
+            "256.1.1.1",
+            "fe80::1%eth0",
+            "[::1]",
+            "1.2.3.4:53",
+            "dns.example.com",
+            "1.2.3.4;5.6.7.8",
+        ] {
+            let e = validate(Key::NetDns, bad).expect_err(bad);
+            assert_eq!(e.key, "net.dns");
+            assert!(e.rule.contains("IP addresses"), "{bad:?}: {}", e.rule);
+        }
+        let mut s = Settings::default();
+        assert!(s.dns_servers().is_empty(), "empty by default");
+        s.set(Key::NetDns, "::1,127.0.0.1").expect("valid");
+        assert_eq!(
+            s.dns_servers(),
+            [
+                "::1".parse::<std::net::IpAddr>().expect("ip"),
+                [127, 0, 0, 1].into()
+            ]
+        );
     }
 
     #[test]

@@ -383,6 +383,7 @@ fn sentinel(key: &str) -> String {
         Kind::Email { .. } => "sentinel@example.com".into(),
         Kind::Text { .. } => "sentinel value".into(),
         Kind::Mechanisms => "login".into(),
+        Kind::Addresses => "192.0.2.53".into(),
     }
 }
 
@@ -614,6 +615,17 @@ fn sentinel(key: &str) -> String {
 #[case("pop.password", rep("p", 65), Refuse)]
 #[case("pop.password", "a\"b", Refuse)]
 #[case("pop.password", "ユ", Refuse)]
+// --- net.dns: a comma list of IP addresses, or empty ---
+#[case("net.dns", "", Accept(""))]
+#[case(
+    "net.dns",
+    "192.0.2.53,2001:db8::53",
+    Accept("192.0.2.53,2001:db8::53")
+)]
+#[case("net.dns", "192.0.2.53, 2001:db8::53", Refuse)]
+#[case("net.dns", "192.0.2.53,", Refuse)]
+#[case("net.dns", "dns.example.com", Refuse)]
+#[case("net.dns", "fe80::1%eth0", Refuse)]
 // --- XOAUTH2 bearer token: at most 4096 half-width characters, no `"` ---
 #[case("smtp.auth.token", "", Accept(""))]
 #[case(

@@ -13,6 +13,8 @@
 //! - `faults`, `netio`: scripted faults and the I/O both servers share.
 //! - `tls`: certificates and rustls configurations; `partial`: `message/partial`
 //!   reassembly; `transcript`: the cap on what a connection's transcript keeps.
+//! - `dns`: a fake DNS server (UDP and TCP) with scripted answers and faults per name,
+//!   and a record of every query.
 //! - `silent`: a port where a TCP connect never completes (a connect timeout on
 //!   loopback).
 //! - `scenario`, `serve`: scenario files and starting their servers; `netaddr`: bind
@@ -51,6 +53,7 @@
 //! # }
 //! ```
 
+pub mod dns;
 pub mod faults;
 pub mod netaddr;
 pub mod netio;

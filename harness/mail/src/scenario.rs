@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::dns::{DnsConfig, DnsConfigError};
 use crate::faults::{self, FaultError};
 use crate::pop3::Pop3Config;
 use crate::smtp::{ListenerKind, ListenerSpec, SmtpConfig};
@@ -84,6 +85,10 @@ pub struct Scenario {
     pub smtp: Option<SmtpConfig>,
     #[serde(default)]
     pub pop3: Option<Pop3Config>,
+    /// The fake DNS server's script (`crate::dns`): the names a device resolves through
+    /// its `net.dns` servers. Optional; it makes no scenario without SMTP or POP3.
+    #[serde(default)]
+    pub dns: Option<DnsConfig>,
     #[serde(default)]
     pub check: Vec<Check>,
     /// Where it was read from (relative cert paths resolve against its folder).
@@ -182,6 +187,8 @@ pub enum Rule {
         "[smtp] extensions: {word} comes from the listener kind and `auth`, not from extensions"
     )]
     ExtensionFromListener { word: String },
+    #[error(transparent)]
+    Dns(#[from] DnsConfigError),
     #[error("check[{index}] {name:?}: {problem}")]
     Check {
         index: usize,
@@ -466,6 +473,9 @@ fn check_rules(s: &mut Scenario) -> Result<(), Rule> {
     if let Some(pop) = s.pop3.as_mut() {
         check_pop3(pop, s.seed)?;
     }
+    if let Some(dns) = &s.dns {
+        dns.check()?;
+    }
     for (index, c) in s.check.iter().enumerate() {
         check_check(s, c).map_err(|problem| Rule::Check {
             index,
@@ -541,6 +551,21 @@ mod tests {
         let smtp = s.smtp.expect("smtp");
         assert_eq!(smtp.listeners.len(), 1);
         assert_eq!(smtp.listeners[0].kind, ListenerKind::Plain);
+        assert!(s.dns.is_none());
+    }
+
+    #[test]
+    fn a_dns_part() {
+        let s = parse(
+            "[smtp]\n[dns]\nttl = 5\n[[dns.names]]\nname = \"mx.hil.test\"\n\
+             addresses = [\"::1\", \"127.0.0.1\"]\n[[dns.names]]\nname = \"bad.hil.test\"\n\
+             fault = \"servfail\"\ndelay_ms = 100\n",
+        )
+        .expect("valid");
+        let dns = s.dns.expect("dns");
+        assert_eq!(dns.ttl, 5);
+        assert_eq!(dns.names.len(), 2);
+        assert_eq!(dns.names[1].fault, Some(crate::dns::DnsFault::Servfail));
     }
 
     #[test]
@@ -563,6 +588,9 @@ mod tests {
             ("[smtp]\npolicy = { max_size = 0 }\n", "max_size"),
             ("[pop3]\nidle_timeout_s = 0\n", "idle_timeout_s"),
             ("[smtp]\naccounts = [{ user = \"u\", password = 12345 }]\n", "line 2"),
+            ("[smtp]\n[[dns.names]]\nname = \"a..b\"\n", "[dns] names[0]"),
+            ("[smtp]\n[[dns.names]]\nname = \"a\"\n[[dns.names]]\nname = \"A.\"\n", "twice"),
+            ("[smtp]\n[[dns.names]]\nname = \"a\"\nfault = \"lost\"\n", "lost"),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.starts_with("t.toml"), "{text}: {e}");

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::dns::{DnsServer, DnsStartError};
 use crate::netaddr::BindAddr;
 use crate::netio::{ListenError, Server};
 use crate::pop3::Pop3Config;
@@ -22,6 +23,8 @@ pub struct Running {
     pub smtp: Option<SmtpServer>,
     pub pop3: Option<Pop3Server>,
     pub logins: Arc<PopLogins>,
+    /// The fake DNS server, when the scenario has a `[dns]` part.
+    pub dns: Option<DnsServer>,
     /// One line per endpoint, for people.
     pub endpoints: Vec<String>,
 }
@@ -70,6 +73,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Listen(#[from] ListenError),
+    #[error(transparent)]
+    Dns(#[from] DnsStartError),
 }
 
 /// The zoo certificate names a scenario uses.
@@ -150,10 +155,21 @@ pub async fn start(
         }
         pop3 = Some(server);
     }
+    let mut dns = None;
+    if let Some(cfg) = &s.dns {
+        let server = DnsServer::start(bind.socket(0), cfg, time_scale).await?;
+        endpoints.push(format!(
+            "dns  udp+tcp  {}  (device net.dns, port {})",
+            server.addr(),
+            server.addr().port()
+        ));
+        dns = Some(server);
+    }
     Ok(Running {
         smtp,
         pop3,
         logins,
+        dns,
         endpoints,
     })
 }

@@ -14,8 +14,8 @@ named! {
     /// A setting: SPEC §1's keys, the POP settings of its note, and the XOAUTH2 token
     /// (docs/oracle.md). The names are the ones the console, device profiles (the left
     /// side of `[keys]`), scenarios and reports use; `str::parse` is the one way from
-    /// text to a key and refuses any other name ([`UnknownKey`]). SPEC's `net.dns` is
-    /// not here: nothing in the harness sets or reads it yet.
+    /// text to a key and refuses any other name ([`UnknownKey`]). `net.dns` is SPEC's
+    /// network setting (§1), the DNS servers the device resolves host names through.
     pub enum Key / UnknownKey {
         EmailEnabled = "email.enabled",
         EmailScan = "email.scan",
@@ -55,6 +55,7 @@ named! {
         PopUser = "pop.user",
         PopPassword = "pop.password",
         SmtpAuthToken = "smtp.auth.token",
+        NetDns = "net.dns",
     }
 }
 
@@ -150,6 +151,7 @@ pub const DEFAULTS: &[(Key, &str)] = &[
     (Key::PopApop, "off"),
     (Key::PopUser, ""),
     (Key::PopPassword, ""),
+    (Key::NetDns, ""),
 ];
 
 /// The account of the harness's POP3 server (POP before SMTP).
@@ -378,6 +380,8 @@ pub enum InvalidValue {
     NotImplemented(String),
     #[error("a set names {0} once")]
     Twice(String),
+    #[error("IP addresses (IPv4 or IPv6, no %zone) separated by commas without spaces, or empty")]
+    NotAnAddressList,
 }
 
 /// SPEC §1's input rules, the harness's reading: `Err(rule)` when the reference device
@@ -434,6 +438,21 @@ pub fn validate_for(facts: &DeviceFacts, key: Key, value: &str) -> Result<(), In
         SmtpAuthRealm => text(value, 253, true, ""),
         SmtpServer | PopServer => host(value),
         SmtpAuthMethods => methods(facts, value),
+        NetDns => dns_servers(value),
+    }
+}
+
+/// `net.dns` (SPEC §1: "comma list of IP addresses, default empty"): nothing, or
+/// addresses joined by single commas, each an IPv4 dotted quad or an IPv6 address as
+/// written bare (no brackets, port or zone).
+fn dns_servers(v: &str) -> Result<(), InvalidValue> {
+    let is_ip = |a: &str| {
+        a.parse::<std::net::Ipv4Addr>().is_ok() || a.parse::<std::net::Ipv6Addr>().is_ok()
+    };
+    if v.is_empty() || v.split(',').all(is_ip) {
+        Ok(())
+    } else {
+        Err(InvalidValue::NotAnAddressList)
     }
 }
 
@@ -845,6 +864,34 @@ mod tests {
         let c = cert(Some("revoked"), Some(false));
         assert_eq!(revocation_by(&c, true, true), "cert_revoked");
         assert_eq!(revocation_by(&c, false, true), "accept");
+    }
+
+    #[test]
+    fn net_dns_is_a_comma_list_of_ip_addresses() {
+        for ok in [
+            "",
+            "192.0.2.53",
+            "::1,127.0.0.1",
+            "2001:DB8::53,192.0.2.53,192.0.2.53",
+        ] {
+            assert_eq!(validate(Key::NetDns, ok), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            ",",
+            "1.2.3.4,",
+            "1.2.3.4, 5.6.7.8",
+            "1.2.3",
+            "fe80::1%eth0",
+            "[::1]",
+            "ns.example",
+        ] {
+            assert_eq!(
+                validate(Key::NetDns, bad),
+                Err(InvalidValue::NotAnAddressList),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(Key::NetDns.default_value(), "");
     }
 
     #[test]

@@ -50,8 +50,6 @@ pub const KEYS: &[(&str, &str)] = &[
     ("pop.apop", "pop-apop"),
     ("pop.user", "pop-user"),
     ("pop.password", "pop-password"),
-    // Not in the current engine (it then reports the key unknown); named here so
-    // that an engine with it needs no new word.
     ("net.dns", "dns-servers"),
 ];
 
