@@ -972,14 +972,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         }
     }
     let stop = pool::stop_on_signals()?;
-    // The zoo serves SMTP TLS listeners and the POP3 TLS ones (its `valid` cert).
-    let tls_cases = cases.iter().any(|c| {
-        c.cert.is_some()
-            || c.import_ca
-            || c.settings
-                .iter()
-                .any(|(k, v)| *k == hil_oracle::model::Key::PopTls && v != "none")
-    });
+    let tls_cases = cases.iter().any(uses_tls);
     let (_responder, served_certs) = if tls_cases {
         let (rt, dir) = start_responder(&certs, a.responder)?;
         (Some(rt), dir)
@@ -1120,6 +1113,16 @@ fn run_meta(
         scenarios_sha256: hil::report::dir_sha256(scenarios),
         ..hil::report::RunMeta::default()
     }
+}
+
+/// Whether a case needs the zoo: its SMTP or POP3 server speaks TLS (the POP3 one
+/// with the case's certificate, or the valid one).
+fn uses_tls(c: &hil_oracle::model::Case) -> bool {
+    c.cert.is_some()
+        || c.import_ca
+        || c.settings
+            .iter()
+            .any(|(k, v)| *k == hil_oracle::model::Key::PopTls && v != "none")
 }
 
 /// The scripted server values none of the run's cases met, in a line (none for the
